@@ -1,0 +1,85 @@
+# hearth — build, run, test, install.
+#   make            build/hearthd build/hearthctl build/hearth-relay
+#   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var
+#   make check      unit + end-to-end tests, plain and under ASan+UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+VERSION := 0.1.0
+
+PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c
+CC      ?= cc
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE \
+           -DHEARTH_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) $(SAN)
+LDLIBS_ALL := $(shell pkg-config --libs $(PKGS)) -lm $(SAN)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
+
+.PHONY: all run check unit e2e asan deps install clean
+all: $(PROGRAMS)
+
+$(BUILD)/%.o: %.c $(wildcard include/hearth/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/libhearth.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/hearthctl: $(BUILD)/tools/hearthctl.o $(BUILD)/tools/ctl_import.o $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/hearth-relay: $(BUILD)/tools/relay.o $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+deps:
+	@tools/deps.sh
+
+run: deps all
+	@mkdir -p var/lib var/run
+	$(BUILD)/hearthd -c etc/hearth.yaml
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: all
+	HEARTH_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+asan:
+	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all
+
+check: deps
+	$(MAKE) all unit
+	$(MAKE) e2e
+	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth
+	install -m 0755 $(BUILD)/hearthd $(DESTDIR)$(SBINDIR)/hearthd
+	install -m 0755 $(BUILD)/hearth-relay $(DESTDIR)$(SBINDIR)/hearth-relay
+	install -m 0755 $(BUILD)/hearthctl $(DESTDIR)$(BINDIR)/hearthctl
+	[ -e $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.yaml ] || \
+		install -m 0644 etc/hearth.yaml $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.yaml
+
+clean:
+	rm -rf build

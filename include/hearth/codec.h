@@ -1,0 +1,61 @@
+/*
+ * Fixed-width, explicit encodings for what hearth stores: big-endian integers
+ * (so LMDB's byte order is numeric and time order), length-prefixed strings,
+ * and bounds-checked reading. Every record and key is built with these, so no
+ * module hand-packs bytes.
+ */
+#ifndef HEARTH_CODEC_H
+#define HEARTH_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer; `failed` latches the first allocation failure. */
+struct wbuf {
+	uint8_t *data;
+	size_t len, cap;
+	int failed;
+};
+
+void wbuf_init(struct wbuf *b);
+void wbuf_free(struct wbuf *b);
+void wbuf_reset(struct wbuf *b);
+void wbuf_put(struct wbuf *b, const void *data, size_t len);
+void wbuf_u8(struct wbuf *b, uint8_t v);
+void wbuf_u16(struct wbuf *b, uint16_t v);
+void wbuf_u32(struct wbuf *b, uint32_t v);
+void wbuf_u64(struct wbuf *b, uint64_t v);
+/* Signed, with the sign bit flipped so that byte order is numeric order. */
+void wbuf_i64(struct wbuf *b, int64_t v);
+/* A string with a one-byte length (≤ 255 bytes). */
+void wbuf_str8(struct wbuf *b, const char *s, size_t len);
+
+/* Reading a record; `failed` latches the first short read. */
+struct rbuf {
+	const uint8_t *p, *end;
+	int failed;
+};
+
+static inline void rbuf_init(struct rbuf *r, const void *data, size_t len)
+{
+	r->p = data;
+	r->end = r->p + len;
+	r->failed = 0;
+}
+uint8_t rbuf_u8(struct rbuf *r);
+uint16_t rbuf_u16(struct rbuf *r);
+uint32_t rbuf_u32(struct rbuf *r);
+uint64_t rbuf_u64(struct rbuf *r);
+int64_t rbuf_i64(struct rbuf *r);
+/* Borrows len bytes; NULL (and failed) if fewer remain. */
+const void *rbuf_bytes(struct rbuf *r, size_t len);
+/* Borrows a one-byte-length string. */
+const char *rbuf_str8(struct rbuf *r, size_t *len);
+
+/* Fixed-size big-endian helpers for keys. */
+void be64_put(uint8_t *p, uint64_t v);
+uint64_t be64_get(const uint8_t *p);
+static inline uint64_t i64_to_ordered(int64_t v) { return (uint64_t)v ^ (1ULL << 63); }
+static inline int64_t ordered_to_i64(uint64_t v) { return (int64_t)(v ^ (1ULL << 63)); }
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * The daemon's configuration (SPEC §6), loaded from YAML. Every error names
+ * file:line:col; loading collects all errors rather than stopping at the first.
+ */
+#ifndef HEARTH_CONFIG_H
+#define HEARTH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ynode;
+
+enum severity { SEVERITY_INFO, SEVERITY_WARNING, SEVERITY_CRITICAL };
+const char *severity_name(enum severity severity);
+
+/* Where a piece of config text came from, for errors found after loading. */
+struct config_pos {
+	int line, col;
+	int quoted;     /* the scalar was quoted: its text starts one column later */
+};
+
+struct config_set {
+	char *name;
+	char **types;
+	size_t ntypes;
+};
+
+struct config_case {
+	char *name;
+	char *open, *close;
+	char *due;      /* attr holding the deadline, or NULL */
+};
+
+struct config_label {
+	char *key, *value;
+};
+
+struct config_rule {
+	char *name;
+	char *when;
+	struct config_pos when_pos;
+	int64_t for_ms;
+	enum severity severity;
+	int64_t repeat_ms;      /* 0: never repeat */
+	char *summary;          /* template, or NULL for the default */
+	struct config_pos summary_pos;
+	struct config_label *labels;
+	size_t nlabels;
+};
+
+struct config {
+	char *file;
+
+	char *store_path;
+	uint64_t map_size, max_size;
+
+	char **ingest_listen;
+	size_t ningest_listen;
+	int64_t max_future_ms;
+
+	char **publish_listen;
+	size_t npublish_listen;
+	int64_t heartbeat_ms;
+	int64_t retain_ms;
+
+	char *control_path;
+	unsigned control_mode;
+	char **admin_groups;
+	size_t nadmin_groups;
+
+	int64_t eval_interval_ms;
+	int log_level;
+
+	struct config_set *sets;
+	size_t nsets;
+	struct config_case *cases;
+	size_t ncases;
+
+	char *priority;
+	struct config_pos priority_pos;
+
+	struct config_rule *rules;
+	size_t nrules;
+};
+
+/*
+ * Loads FILE. On failure returns NULL and writes every error, one per line as
+ * "file:line:col: message", into errors (truncated to size).
+ */
+struct config *config_load(const char *path, char *errors, size_t size);
+struct config *config_load_string(const char *text, size_t len, const char *name,
+				  char *errors, size_t size);
+void config_free(struct config *cfg);
+
+const struct config_set *config_find_set(const struct config *cfg, const char *name);
+const struct config_case *config_find_case(const struct config *cfg, const char *name);
+
+/* Shared by config loaders: "^[a-z][a-z0-9_]{0,31}$" (SPEC §1). */
+int name_is_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * The control socket (SPEC §5): a Unix stream socket speaking one JSON request
+ * per line, answered in order, one line each. Peers are identified with
+ * SO_PEERCRED so that commands that change state are kept to admins.
+ */
+#ifndef HEARTH_CONTROL_H
+#define HEARTH_CONTROL_H
+
+#include <stddef.h>
+
+#include "hearth/err.h"
+
+struct server;
+struct control;
+
+/* Binds control.path, or adopts listen_fd (socket activation) when >= 0. */
+struct control *control_open(struct server *srv, int listen_fd, struct herr *err);
+void control_close(struct control *ctl);
+/* Re-resolves control.admin_groups after a reload. */
+void control_reload(struct control *ctl);
+size_t control_client_count(const struct control *ctl);
+
+#endif

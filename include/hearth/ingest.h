@@ -1,0 +1,22 @@
+/*
+ * ZeroMQ ingest (SPEC §3): a ROUTER socket on every ingest.listen endpoint.
+ * Requests that are ready together are committed in one transaction (group
+ * commit) and each is answered only after that commit.
+ */
+#ifndef HEARTH_INGEST_H
+#define HEARTH_INGEST_H
+
+#include "hearth/err.h"
+
+struct server;
+struct ingest;
+
+struct ingest *ingest_open(struct server *srv, struct herr *err);
+void ingest_close(struct ingest *in);
+
+struct ingest_stats {
+	unsigned long long requests, groups, events_rejected, too_large;
+};
+void ingest_get_stats(const struct ingest *in, struct ingest_stats *out);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * The daemon's one state struct (cf. Redis's struct server), handed to every
+ * handler instead of globals spread over files.
+ */
+#ifndef HEARTH_SERVER_H
+#define HEARTH_SERVER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct config;
+struct control;
+struct ingest;
+struct loop;
+struct store;
+struct timeline;
+
+struct server_counters {
+	uint64_t ingest_requests, ingest_rejected, ingest_failed;
+	uint64_t control_requests, control_errors, control_forbidden;
+	uint64_t reloads, reload_failures;
+};
+
+struct server {
+	struct config *cfg;
+	const char *config_path;
+	struct store *st;
+	struct timeline *tl;
+	struct loop *loop;
+	void *zctx;
+	struct ingest *ingest;
+	struct control *control;
+	int signal_fd;
+	int test_clock;
+	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */
+	int64_t started_mono_ms;
+	int exit_code;
+	struct server_counters counters;
+};
+
+/* The daemon's notion of now: the wall clock, moved by clock.* under --test-clock. */
+int64_t server_now(const struct server *srv);
+/* Re-reads the configuration; keeps the old one on error (errors in msg). */
+int server_reload(struct server *srv, char *msg, size_t size);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * A customer's derived state, kept up to date as events are stored so that
+ * answering `customer` or evaluating a rule never rescans a whole timeline:
+ * profile, first/last seen, the latest time and a short history per event type,
+ * and the open cases. Stored as one binary record per customer.
+ */
+#ifndef HEARTH_STATE_H
+#define HEARTH_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/limits.h"
+
+struct config;
+struct event;
+struct json_object;
+struct wbuf;
+
+#define STATE_RECORD_VERSION 1
+#define STATE_RECENT 13         /* newest times kept per type: 12 gaps for gap() */
+#define TIME_NONE INT64_MIN
+
+struct type_stat {
+	char type[HEARTH_NAME_MAX + 1];
+	int64_t last;
+	uint64_t count;
+	uint8_t nrecent;
+	int64_t recent[STATE_RECENT];   /* ascending */
+};
+
+struct open_case {
+	char name[HEARTH_NAME_MAX + 1];
+	char ref[HEARTH_ID_MAX + 1];    /* "" when the opening event had none */
+	int64_t opened;
+	int64_t due;                    /* TIME_NONE if no deadline */
+};
+
+struct cust {
+	char id[HEARTH_ID_MAX + 1];
+	size_t id_len;
+	int64_t first_seen, last_seen;
+	uint64_t events;
+	uint64_t applied_seq;           /* newest log seq folded in: replay skips older */
+	struct json_object *profile;    /* owned; an object */
+	struct json_object *profile_ts; /* owned; key → time of the event that set it */
+	struct type_stat *types;
+	size_t ntypes;
+	struct open_case *cases;
+	size_t ncases;
+};
+
+struct cust *cust_new(const char *id, size_t len);
+void cust_free(struct cust *c);
+/* Reads a stored record; NULL if damaged or out of memory. */
+struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len);
+int cust_encode(const struct cust *c, struct wbuf *out);
+
+/* Folds one stored event into c; events may arrive out of time order. */
+int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg);
+
+const struct type_stat *cust_type(const struct cust *c, const char *type);
+/* The `customer` answer body (SPEC §5) without alerts and score. */
+struct json_object *cust_to_json(const struct cust *c);
+/* A short row for listings: id, name, owner, tier, last_seen, events. */
+struct json_object *cust_row_json(const struct cust *c);
+
+#endif

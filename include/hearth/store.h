@@ -1,0 +1,86 @@
+/*
+ * The LMDB environment: named databases, transactions that remember their
+ * first failure (Knot's journal idiom), map growth on MDB_MAP_FULL up to the
+ * configured maximum, and the one place where MDB_* codes become hearth codes.
+ */
+#ifndef HEARTH_STORE_H
+#define HEARTH_STORE_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+enum store_db {
+	DB_META,        /* "schema" u32, "indexed_seq" u64, ... */
+	DB_LOG,         /* seq u64 → event record: the durable append-only log */
+	DB_TIMELINE,    /* customer 0x00 ts seq → type: per-customer time order */
+	DB_CUSTOMERS,   /* customer → customer record (profile + summary) */
+	DB_IDS,         /* event id → seq: idempotency */
+	DB_ALERTS,      /* rule 0x00 customer → alert state */
+	DB_OUTBOX,      /* notification seq u64 → body */
+	DB_DEADLINES,   /* when 0x00 customer → (): who is due when */
+	DB_SILENCES,    /* silence id → silence */
+	DB__COUNT
+};
+
+struct store;
+
+struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
+			 struct herr *err);
+void store_close(struct store *st);
+MDB_env *store_env(struct store *st);
+MDB_dbi store_dbi(struct store *st, enum store_db db);
+const char *store_path(const struct store *st);
+uint64_t store_map_size(const struct store *st);
+/* Bytes in use (last page number × page size). */
+uint64_t store_used(struct store *st);
+/* Entries in a database, as of a fresh read transaction. */
+uint64_t store_count(struct store *st, enum store_db db);
+/* How many times the map grew since open. */
+unsigned store_growths(const struct store *st);
+
+/* A write transaction that latches its first failure: later puts do nothing. */
+struct wtxn {
+	struct store *st;
+	MDB_txn *txn;
+	int rc;                 /* first MDB error, 0 if none */
+	const char *what;       /* the operation that failed */
+};
+
+void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags);
+void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen);
+/* Reads inside the write transaction; 0 found, 1 not found, -1 latched error. */
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val);
+void wtxn_fail(struct wtxn *w, int rc, const char *what);
+
+/*
+ * Runs fn inside a write transaction and commits it. When the map is full the
+ * transaction is aborted, the map grows (up to max_size) and fn runs again from
+ * the start, so fn must derive everything it writes from its arguments.
+ * Nothing is written unless the commit succeeds. Returns 0 or -1 with err set
+ * (HERR_STORE_FULL, HERR_STORE_ERROR, or what fn set).
+ */
+typedef int (*store_write_fn)(struct wtxn *w, void *ctx, struct herr *err);
+int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err);
+
+/* Read transactions are cheap in LMDB; callers abort them when done. */
+int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err);
+int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
+	      MDB_val *val);
+
+/* Meta values (u64, big-endian) read inside any transaction. */
+uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);
+void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
+
+/* Maps an MDB error to hearth's code and message. */
+int store_error(struct herr *err, int rc, const char *what);
+
+/* Copies a compacted snapshot of the live store into the directory or file path. */
+int store_backup(struct store *st, const char *path, struct herr *err);
+
+#endif

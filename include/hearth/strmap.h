@@ -1,0 +1,36 @@
+/*
+ * A hash map from byte strings to pointers: open addressing, linear probing,
+ * keys copied and owned by the map. Used for the in-memory side of the store
+ * (customers changed since the last flush, event ids not yet indexed).
+ */
+#ifndef HEARTH_STRMAP_H
+#define HEARTH_STRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct strmap_slot {
+	char *key;              /* NULL: empty */
+	size_t len;
+	uint64_t hash;
+	void *value;
+};
+
+struct strmap {
+	struct strmap_slot *slots;
+	size_t cap, count;
+};
+
+void strmap_init(struct strmap *m);
+/* Frees keys; values are the caller's (walk them first). */
+void strmap_clear(struct strmap *m);
+void *strmap_get(const struct strmap *m, const void *key, size_t len);
+/* Inserts or replaces; -1 on allocation failure. */
+int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
+/* Removes key; returns its value or NULL. */
+void *strmap_del(struct strmap *m, const void *key, size_t len);
+
+/* Iteration: for (size_t i = 0; strmap_next(m, &i, &slot);) */
+int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * Customer timelines on top of the store. Durability comes from the
+ * append-only log: an ingest commits only log records (MDB_APPEND at the right
+ * edge, the cheapest durable write LMDB has). Everything derived from them —
+ * the per-customer time index, customer state, the event-id index — is kept in
+ * memory and written sorted in larger flushes; after a crash it is rebuilt
+ * from the log past `indexed_seq`. Readers see the union of both.
+ */
+#ifndef HEARTH_TIMELINE_H
+#define HEARTH_TIMELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+#include "hearth/store.h"
+
+struct batch;
+struct config;
+struct cust;
+struct event;
+struct json_object;
+struct timeline;
+
+struct timeline_stats {
+	uint64_t events_accepted, events_duplicate;
+	uint64_t commits, commit_failures;
+	uint64_t flushes, flush_us_total, flush_events;
+	uint64_t recovered_events;
+	size_t dirty_customers, pending_events;
+};
+
+/* Opens on an open store and replays the log past the last flush. */
+struct timeline *timeline_open(struct store *st, const struct config *cfg, struct herr *err);
+/* Flushes what is pending (best effort) and frees. */
+void timeline_close(struct timeline *tl);
+void timeline_set_config(struct timeline *tl, const struct config *cfg);
+
+/*
+ * Stores the candidate events of n batches in one durable transaction (group
+ * commit). Duplicates by id are counted, not stored. On a store failure every
+ * batch gets b->fail set and nothing is stored. Returns 0 or -1.
+ */
+int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
+
+/* Writes pending derived state if it is due (by size or age) or forced. */
+int timeline_flush(struct timeline *tl, int force, struct herr *err);
+/* Milliseconds until the next flush is due, -1 if nothing is pending. */
+int64_t timeline_flush_due_in(const struct timeline *tl);
+
+/*
+ * The customer's current state: the pending copy if changed since the last
+ * flush (borrowed: *owned = 0) or read from the store (*owned = 1).
+ * NULL with err HERR_NOT_FOUND if there is no such customer.
+ */
+struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			       int *owned, struct herr *err);
+
+struct timeline_query {
+	const char *customer;
+	size_t customer_len;
+	int64_t since, until;           /* inclusive bounds */
+	const char *const *types;       /* NULL: all */
+	size_t ntypes;
+	int desc;
+	size_t limit;
+	int has_after;                  /* continue after (after_ts, after_seq) */
+	int64_t after_ts;
+	uint64_t after_seq;
+};
+
+/* Calls fn for each matching event in order; sets *more when events remain. */
+typedef int (*timeline_event_fn)(const struct event *ev, void *ctx);
+int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_query *q,
+		   timeline_event_fn fn, void *ctx, int *more, struct herr *err);
+
+/* Lists customers in id order starting after `after` (NULL: from the start). */
+typedef int (*timeline_cust_fn)(const struct cust *c, void *ctx);
+int timeline_customers(struct timeline *tl, const char *after, size_t after_len, size_t limit,
+		       timeline_cust_fn fn, void *ctx, int *more, struct herr *err);
+
+/* Removes every trace of a customer; *removed counts their events. */
+int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *removed,
+		    struct herr *err);
+
+uint64_t timeline_customer_count(struct timeline *tl);
+uint64_t timeline_event_count(struct timeline *tl);
+void timeline_get_stats(const struct timeline *tl, struct timeline_stats *out);
+struct store *timeline_store(struct timeline *tl);
+
+#endif

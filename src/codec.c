@@ -1,0 +1,153 @@
+/* Byte buffers for records and keys: see include/hearth/codec.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/codec.h"
+
+void wbuf_init(struct wbuf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void wbuf_free(struct wbuf *b)
+{
+	free(b->data);
+	wbuf_init(b);
+}
+
+void wbuf_reset(struct wbuf *b)
+{
+	b->len = 0;
+	b->failed = 0;
+}
+
+static int wbuf_reserve(struct wbuf *b, size_t more)
+{
+	if (b->failed)
+		return -1;
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more)
+		cap *= 2;
+	uint8_t *data = realloc(b->data, cap);
+	if (!data) {
+		b->failed = 1;
+		return -1;
+	}
+	b->data = data;
+	b->cap = cap;
+	return 0;
+}
+
+void wbuf_put(struct wbuf *b, const void *data, size_t len)
+{
+	if (len == 0 || wbuf_reserve(b, len) < 0)
+		return;
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+}
+
+void wbuf_u8(struct wbuf *b, uint8_t v)
+{
+	wbuf_put(b, &v, 1);
+}
+
+void wbuf_u16(struct wbuf *b, uint16_t v)
+{
+	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	wbuf_put(b, p, 2);
+}
+
+void wbuf_u32(struct wbuf *b, uint32_t v)
+{
+	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	wbuf_put(b, p, 4);
+}
+
+void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+uint64_t be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+void wbuf_u64(struct wbuf *b, uint64_t v)
+{
+	uint8_t p[8];
+	be64_put(p, v);
+	wbuf_put(b, p, 8);
+}
+
+void wbuf_i64(struct wbuf *b, int64_t v)
+{
+	wbuf_u64(b, i64_to_ordered(v));
+}
+
+void wbuf_str8(struct wbuf *b, const char *s, size_t len)
+{
+	if (len > 255) {
+		b->failed = 1;
+		return;
+	}
+	wbuf_u8(b, (uint8_t)len);
+	wbuf_put(b, s, len);
+}
+
+const void *rbuf_bytes(struct rbuf *r, size_t len)
+{
+	const void *p = r->p;
+	if (r->failed || (size_t)(r->end - r->p) < len) {
+		r->failed = 1;
+		return NULL;
+	}
+	r->p += len;
+	return p;
+}
+
+uint8_t rbuf_u8(struct rbuf *r)
+{
+	const uint8_t *p = rbuf_bytes(r, 1);
+	return p ? p[0] : 0;
+}
+
+uint16_t rbuf_u16(struct rbuf *r)
+{
+	const uint8_t *p = rbuf_bytes(r, 2);
+	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+uint32_t rbuf_u32(struct rbuf *r)
+{
+	const uint8_t *p = rbuf_bytes(r, 4);
+	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+uint64_t rbuf_u64(struct rbuf *r)
+{
+	const uint8_t *p = rbuf_bytes(r, 8);
+	return p ? be64_get(p) : 0;
+}
+
+int64_t rbuf_i64(struct rbuf *r)
+{
+	return ordered_to_i64(rbuf_u64(r));
+}
+
+const char *rbuf_str8(struct rbuf *r, size_t *len)
+{
+	*len = rbuf_u8(r);
+	const char *s = rbuf_bytes(r, *len);
+	if (!s)
+		*len = 0;
+	return s;
+}

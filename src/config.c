@@ -1,0 +1,579 @@
+/*
+ * SPEC §6 configuration: a walk over the positioned YAML tree. Each section is
+ * a small function; unknown keys, wrong shapes, bad durations and sizes are
+ * collected as "file:line:col: message" lines (OpenBSD parse.y style) so an
+ * operator sees every mistake at once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/config.h"
+#include "hearth/log.h"
+#include "hearth/units.h"
+#include "hearth/yamltree.h"
+
+struct loader {
+	const char *file;
+	char *errors;
+	size_t size, used;
+	int count;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+report(struct loader *ld, const struct ynode *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	ld->count++;
+	if (ld->used + 1 >= ld->size)
+		return;
+	n = snprintf(ld->errors + ld->used, ld->size - ld->used, "%s:%d:%d: ", ld->file,
+		     at ? at->line : 1, at ? at->col : 1);
+	if (n > 0 && (size_t)n < ld->size - ld->used)
+		ld->used += (size_t)n;
+	va_start(ap, fmt);
+	n = vsnprintf(ld->errors + ld->used, ld->size - ld->used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		ld->used += (size_t)n < ld->size - ld->used ? (size_t)n : ld->size - ld->used - 1;
+	if (ld->used + 1 < ld->size) {
+		ld->errors[ld->used++] = '\n';
+		ld->errors[ld->used] = '\0';
+	}
+}
+
+const char *severity_name(enum severity severity)
+{
+	switch (severity) {
+	case SEVERITY_INFO: return "info";
+	case SEVERITY_WARNING: return "warning";
+	case SEVERITY_CRITICAL: return "critical";
+	}
+	return "?";
+}
+
+int name_is_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > 32 || s[0] < 'a' || s[0] > 'z')
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Reports keys of map that are not in allowed (NULL-terminated). */
+static int expect_map(struct loader *ld, const struct ynode *node, const char *where,
+		      const char *const *allowed)
+{
+	if (node->kind != YNODE_MAP) {
+		report(ld, node, "%s must be a mapping, not %s", where, ynode_kind_name(node->kind));
+		return -1;
+	}
+	for (size_t i = 0; i < node->n; i++) {
+		const struct ynode *key = ynode_key(node, i);
+		int known = 0;
+		for (const char *const *a = allowed; a && *a; a++)
+			known |= strcmp(key->value, *a) == 0;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(ynode_key(node, j)->value, key->value) == 0) {
+				report(ld, key, "duplicate key '%s' in %s", key->value, where);
+				known = 1;
+			}
+		if (!known)
+			report(ld, key, "unknown key '%s' in %s", key->value, where);
+	}
+	return 0;
+}
+
+static int get_scalar(struct loader *ld, const struct ynode *node, const char *what)
+{
+	if (node->kind != YNODE_SCALAR) {
+		report(ld, node, "%s must be a value, not %s", what, ynode_kind_name(node->kind));
+		return -1;
+	}
+	return 0;
+}
+
+static void set_string(struct loader *ld, const struct ynode *node, const char *what, char **out)
+{
+	if (get_scalar(ld, node, what) < 0)
+		return;
+	char *copy = strdup(node->value);
+	if (!copy) {
+		report(ld, node, "out of memory");
+		return;
+	}
+	free(*out);
+	*out = copy;
+}
+
+static void set_duration(struct loader *ld, const struct ynode *node, const char *what, int64_t *out)
+{
+	if (get_scalar(ld, node, what) < 0)
+		return;
+	if (duration_parse(node->value, node->len, out) < 0)
+		report(ld, node, "%s: bad duration '%s' (use e.g. 500ms, 90s, 15m, 12h, 30d, 2w, 1d12h)",
+		       what, node->value);
+}
+
+static void set_size(struct loader *ld, const struct ynode *node, const char *what, uint64_t *out)
+{
+	if (get_scalar(ld, node, what) < 0)
+		return;
+	if (size_parse(node->value, node->len, out) < 0)
+		report(ld, node, "%s: bad size '%s' (use e.g. 64MiB, 1GiB or plain bytes)",
+		       what, node->value);
+}
+
+static void free_strings(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static void set_string_list(struct loader *ld, const struct ynode *node, const char *what,
+			    char ***out, size_t *nout)
+{
+	char **list;
+
+	if (node->kind != YNODE_SEQ) {
+		report(ld, node, "%s must be a list, not %s", what, ynode_kind_name(node->kind));
+		return;
+	}
+	list = calloc(node->n + 1, sizeof(*list));
+	if (!list) {
+		report(ld, node, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < node->n; i++) {
+		set_string(ld, node->items[i], what, &list[i]);
+	}
+	free_strings(*out, *nout);
+	*out = list;
+	*nout = node->n;
+}
+
+static void load_store(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "path", "map_size", "max_size", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "store", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "path")))
+		set_string(ld, v, "store.path", &cfg->store_path);
+	if ((v = ynode_get(node, "map_size")))
+		set_size(ld, v, "store.map_size", &cfg->map_size);
+	if ((v = ynode_get(node, "max_size")))
+		set_size(ld, v, "store.max_size", &cfg->max_size);
+	if (cfg->map_size < (1u << 20))
+		report(ld, ynode_get(node, "map_size") ? ynode_get(node, "map_size") : node,
+		       "store.map_size must be at least 1MiB");
+	if (cfg->max_size < cfg->map_size)
+		report(ld, ynode_get(node, "max_size") ? ynode_get(node, "max_size") : node,
+		       "store.max_size must not be smaller than store.map_size");
+}
+
+static void load_ingest(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "listen", "max_future", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "ingest", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "listen")))
+		set_string_list(ld, v, "ingest.listen", &cfg->ingest_listen, &cfg->ningest_listen);
+	if ((v = ynode_get(node, "max_future")))
+		set_duration(ld, v, "ingest.max_future", &cfg->max_future_ms);
+}
+
+static void load_publish(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "listen", "heartbeat", "retain", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "publish", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "listen")))
+		set_string_list(ld, v, "publish.listen", &cfg->publish_listen, &cfg->npublish_listen);
+	if ((v = ynode_get(node, "heartbeat"))) {
+		set_duration(ld, v, "publish.heartbeat", &cfg->heartbeat_ms);
+		if (cfg->heartbeat_ms < 10)
+			report(ld, v, "publish.heartbeat must be at least 10ms");
+	}
+	if ((v = ynode_get(node, "retain")))
+		set_duration(ld, v, "publish.retain", &cfg->retain_ms);
+}
+
+static void load_control(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "path", "mode", "admin_groups", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "control", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "path")))
+		set_string(ld, v, "control.path", &cfg->control_path);
+	if ((v = ynode_get(node, "mode")) && get_scalar(ld, v, "control.mode") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long mode = strtoul(v->value, &end, 8);
+		if (errno || end == v->value || *end || mode > 0777)
+			report(ld, v, "control.mode: bad file mode '%s' (use octal, e.g. \"0660\")",
+			       v->value);
+		else
+			cfg->control_mode = (unsigned)mode;
+	}
+	if ((v = ynode_get(node, "admin_groups")))
+		set_string_list(ld, v, "control.admin_groups", &cfg->admin_groups,
+				&cfg->nadmin_groups);
+}
+
+static void load_evaluation(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "interval", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "evaluation", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "interval"))) {
+		set_duration(ld, v, "evaluation.interval", &cfg->eval_interval_ms);
+		if (cfg->eval_interval_ms < 10)
+			report(ld, v, "evaluation.interval must be at least 10ms");
+	}
+}
+
+static void load_log(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "level", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "log", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "level")) && get_scalar(ld, v, "log.level") == 0) {
+		int level = log_level_parse(v->value);
+		if (level < 0)
+			report(ld, v, "log.level: unknown level '%s' (error, warning, info, debug)",
+			       v->value);
+		else
+			cfg->log_level = level;
+	}
+}
+
+static int check_name(struct loader *ld, const struct ynode *node, const char *what)
+{
+	if (node->kind != YNODE_SCALAR || !name_is_valid(node->value, node->len)) {
+		report(ld, node, "%s '%s' must match [a-z][a-z0-9_]{0,31}", what,
+		       node->kind == YNODE_SCALAR ? node->value : "…");
+		return -1;
+	}
+	return 0;
+}
+
+static void load_events(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "sets", "cases", NULL };
+	static const char *const case_keys[] = { "open", "close", "due", NULL };
+	const struct ynode *sets, *cases;
+
+	if (expect_map(ld, node, "events", keys) < 0)
+		return;
+	sets = ynode_get(node, "sets");
+	if (sets && sets->kind != YNODE_MAP) {
+		report(ld, sets, "events.sets must be a mapping of set name to a list of types");
+	} else if (sets) {
+		cfg->sets = calloc(sets->n, sizeof(*cfg->sets));
+		for (size_t i = 0; cfg->sets && i < sets->n; i++) {
+			const struct ynode *key = ynode_key(sets, i), *list = ynode_val(sets, i);
+			struct config_set *set = &cfg->sets[cfg->nsets++];
+			check_name(ld, key, "set name");
+			set->name = strdup(key->value);
+			set_string_list(ld, list, "events.sets entry", &set->types, &set->ntypes);
+			for (size_t j = 0; list->kind == YNODE_SEQ && j < list->n; j++)
+				check_name(ld, list->items[j], "event type");
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(ynode_key(sets, j)->value, key->value) == 0)
+					report(ld, key, "duplicate set '%s'", key->value);
+		}
+	}
+	cases = ynode_get(node, "cases");
+	if (cases && cases->kind != YNODE_MAP) {
+		report(ld, cases, "events.cases must be a mapping of case name to {open, close, due}");
+	} else if (cases) {
+		cfg->cases = calloc(cases->n, sizeof(*cfg->cases));
+		for (size_t i = 0; cfg->cases && i < cases->n; i++) {
+			const struct ynode *key = ynode_key(cases, i), *def = ynode_val(cases, i), *v;
+			struct config_case *c = &cfg->cases[cfg->ncases++];
+			check_name(ld, key, "case name");
+			c->name = strdup(key->value);
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(ynode_key(cases, j)->value, key->value) == 0)
+					report(ld, key, "duplicate case '%s'", key->value);
+			if (expect_map(ld, def, "a case", case_keys) < 0)
+				continue;
+			if ((v = ynode_get(def, "open")) && check_name(ld, v, "event type") == 0)
+				set_string(ld, v, "open", &c->open);
+			if ((v = ynode_get(def, "close")) && check_name(ld, v, "event type") == 0)
+				set_string(ld, v, "close", &c->close);
+			if ((v = ynode_get(def, "due")) && check_name(ld, v, "attr name") == 0)
+				set_string(ld, v, "due", &c->due);
+			if (!c->open || !c->close)
+				report(ld, def, "case '%s' needs both 'open' and 'close' event types",
+				       c->name);
+		}
+	}
+	for (size_t i = 0; i < cfg->nsets; i++)
+		for (size_t j = 0; j < cfg->ncases; j++)
+			if (cfg->sets[i].name && cfg->cases[j].name &&
+			    strcmp(cfg->sets[i].name, cfg->cases[j].name) == 0)
+				report(ld, node, "'%s' is both a set and a case", cfg->sets[i].name);
+}
+
+static void set_pos(const struct ynode *node, struct config_pos *pos)
+{
+	pos->line = node->line;
+	pos->col = node->col;
+	pos->quoted = !node->plain;
+}
+
+static void load_rule(struct loader *ld, struct config *cfg, const struct ynode *node,
+		      struct config_rule *rule)
+{
+	static const char *const keys[] = { "name", "when", "for", "severity", "repeat",
+					    "summary", "labels", NULL };
+	const struct ynode *v;
+
+	(void)cfg;
+	rule->severity = SEVERITY_WARNING;
+	if (expect_map(ld, node, "a rule", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "name")) && check_name(ld, v, "rule name") == 0)
+		set_string(ld, v, "name", &rule->name);
+	else if (!v)
+		report(ld, node, "a rule needs a 'name'");
+	if ((v = ynode_get(node, "when"))) {
+		set_string(ld, v, "when", &rule->when);
+		set_pos(v, &rule->when_pos);
+	} else {
+		report(ld, node, "rule '%s' needs a 'when' expression",
+		       rule->name ? rule->name : "?");
+	}
+	if ((v = ynode_get(node, "for")))
+		set_duration(ld, v, "for", &rule->for_ms);
+	if ((v = ynode_get(node, "repeat")))
+		set_duration(ld, v, "repeat", &rule->repeat_ms);
+	if ((v = ynode_get(node, "severity")) && get_scalar(ld, v, "severity") == 0) {
+		if (strcmp(v->value, "info") == 0)
+			rule->severity = SEVERITY_INFO;
+		else if (strcmp(v->value, "warning") == 0)
+			rule->severity = SEVERITY_WARNING;
+		else if (strcmp(v->value, "critical") == 0)
+			rule->severity = SEVERITY_CRITICAL;
+		else
+			report(ld, v, "severity must be info, warning or critical, not '%s'", v->value);
+	}
+	if ((v = ynode_get(node, "summary"))) {
+		set_string(ld, v, "summary", &rule->summary);
+		set_pos(v, &rule->summary_pos);
+	}
+	if ((v = ynode_get(node, "labels"))) {
+		if (v->kind != YNODE_MAP) {
+			report(ld, v, "labels must be a mapping of name to value");
+			return;
+		}
+		rule->labels = calloc(v->n, sizeof(*rule->labels));
+		for (size_t i = 0; rule->labels && i < v->n; i++) {
+			struct config_label *label = &rule->labels[rule->nlabels++];
+			check_name(ld, ynode_key(v, i), "label name");
+			set_string(ld, ynode_key(v, i), "label", &label->key);
+			set_string(ld, ynode_val(v, i), "label value", &label->value);
+		}
+	}
+}
+
+static void load_rules(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	if (node->kind != YNODE_SEQ) {
+		report(ld, node, "rules must be a list, not %s", ynode_kind_name(node->kind));
+		return;
+	}
+	cfg->rules = calloc(node->n ? node->n : 1, sizeof(*cfg->rules));
+	if (!cfg->rules) {
+		report(ld, node, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < node->n; i++) {
+		struct config_rule *rule = &cfg->rules[cfg->nrules++];
+		load_rule(ld, cfg, node->items[i], rule);
+		for (size_t j = 0; rule->name && j < i; j++)
+			if (cfg->rules[j].name && strcmp(cfg->rules[j].name, rule->name) == 0)
+				report(ld, ynode_get(node->items[i], "name"),
+				       "duplicate rule name '%s'", rule->name);
+	}
+}
+
+static int set_defaults(struct config *cfg)
+{
+	static const char *const ingest = "ipc:///run/hearth/ingest.sock";
+	static const char *const publish = "ipc:///run/hearth/alerts.sock";
+
+	cfg->store_path = strdup("/var/lib/hearth");
+	cfg->map_size = 256ULL << 20;
+	cfg->max_size = 64ULL << 30;
+	cfg->ingest_listen = calloc(2, sizeof(char *));
+	cfg->publish_listen = calloc(2, sizeof(char *));
+	cfg->max_future_ms = MS_PER_HOUR;
+	cfg->heartbeat_ms = 5 * MS_PER_SECOND;
+	cfg->retain_ms = 7 * MS_PER_DAY;
+	cfg->control_path = strdup("/run/hearth/control.sock");
+	cfg->control_mode = 0660;
+	cfg->admin_groups = calloc(2, sizeof(char *));
+	cfg->eval_interval_ms = 60 * MS_PER_SECOND;
+	cfg->log_level = LOG_LEVEL_INFO;
+	if (!cfg->store_path || !cfg->ingest_listen || !cfg->publish_listen ||
+	    !cfg->control_path || !cfg->admin_groups)
+		return -1;
+	cfg->ingest_listen[0] = strdup(ingest);
+	cfg->publish_listen[0] = strdup(publish);
+	cfg->admin_groups[0] = strdup("hearth");
+	cfg->ningest_listen = cfg->npublish_listen = cfg->nadmin_groups = 1;
+	if (!cfg->ingest_listen[0] || !cfg->publish_listen[0] || !cfg->admin_groups[0])
+		return -1;
+	return 0;
+}
+
+static struct config *config_from_tree(const struct ynode *root, const char *name,
+				       char *errors, size_t size)
+{
+	static const char *const keys[] = { "store", "ingest", "publish", "control", "evaluation",
+					    "log", "events", "priority", "rules", NULL };
+	struct loader ld = { .file = name, .errors = errors, .size = size };
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	const struct ynode *v;
+
+	if (size)
+		errors[0] = '\0';
+	if (!cfg || !(cfg->file = strdup(name)) || set_defaults(cfg) < 0) {
+		snprintf(errors, size, "%s: out of memory\n", name);
+		config_free(cfg);
+		return NULL;
+	}
+	if (expect_map(&ld, root, "the configuration", keys) == 0) {
+		if ((v = ynode_get(root, "store")))
+			load_store(&ld, cfg, v);
+		if ((v = ynode_get(root, "ingest")))
+			load_ingest(&ld, cfg, v);
+		if ((v = ynode_get(root, "publish")))
+			load_publish(&ld, cfg, v);
+		if ((v = ynode_get(root, "control")))
+			load_control(&ld, cfg, v);
+		if ((v = ynode_get(root, "evaluation")))
+			load_evaluation(&ld, cfg, v);
+		if ((v = ynode_get(root, "log")))
+			load_log(&ld, cfg, v);
+		if ((v = ynode_get(root, "events")))
+			load_events(&ld, cfg, v);
+		if ((v = ynode_get(root, "priority"))) {
+			set_string(&ld, v, "priority", &cfg->priority);
+			set_pos(v, &cfg->priority_pos);
+		}
+		if ((v = ynode_get(root, "rules")))
+			load_rules(&ld, cfg, v);
+	}
+	if (ld.count > 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct config *config_load_string(const char *text, size_t len, const char *name,
+				  char *errors, size_t size)
+{
+	struct ynode *root = ynode_load_string(text, len, name, errors, size);
+	struct config *cfg;
+
+	if (!root) {
+		strncat(errors, "\n", size - strlen(errors) - 1);
+		return NULL;
+	}
+	cfg = config_from_tree(root, name, errors, size);
+	ynode_free(root);
+	return cfg;
+}
+
+struct config *config_load(const char *path, char *errors, size_t size)
+{
+	struct ynode *root = ynode_load_file(path, errors, size);
+	struct config *cfg;
+
+	if (!root) {
+		strncat(errors, "\n", size - strlen(errors) - 1);
+		return NULL;
+	}
+	cfg = config_from_tree(root, path, errors, size);
+	ynode_free(root);
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->file);
+	free(cfg->store_path);
+	free_strings(cfg->ingest_listen, cfg->ningest_listen);
+	free_strings(cfg->publish_listen, cfg->npublish_listen);
+	free(cfg->control_path);
+	free_strings(cfg->admin_groups, cfg->nadmin_groups);
+	for (size_t i = 0; i < cfg->nsets; i++) {
+		free(cfg->sets[i].name);
+		free_strings(cfg->sets[i].types, cfg->sets[i].ntypes);
+	}
+	free(cfg->sets);
+	for (size_t i = 0; i < cfg->ncases; i++) {
+		free(cfg->cases[i].name);
+		free(cfg->cases[i].open);
+		free(cfg->cases[i].close);
+		free(cfg->cases[i].due);
+	}
+	free(cfg->cases);
+	free(cfg->priority);
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		struct config_rule *r = &cfg->rules[i];
+		free(r->name);
+		free(r->when);
+		free(r->summary);
+		for (size_t j = 0; j < r->nlabels; j++) {
+			free(r->labels[j].key);
+			free(r->labels[j].value);
+		}
+		free(r->labels);
+	}
+	free(cfg->rules);
+	free(cfg);
+}
+
+const struct config_set *config_find_set(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsets; i++)
+		if (strcmp(cfg->sets[i].name, name) == 0)
+			return &cfg->sets[i];
+	return NULL;
+}
+
+const struct config_case *config_find_case(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ncases; i++)
+		if (strcmp(cfg->cases[i].name, name) == 0)
+			return &cfg->cases[i];
+	return NULL;
+}

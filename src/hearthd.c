@@ -1,0 +1,177 @@
+/*
+ * hearthd: options, configuration, store, sockets, loop, orderly teardown.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "hearth/config.h"
+#include "hearth/control.h"
+#include "hearth/ingest.h"
+#include "hearth/log.h"
+#include "hearth/loop.h"
+#include "hearth/server.h"
+#include "hearth/store.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+
+#define EXIT_USAGE  2
+#define EXIT_CONFIG 78
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hearthd [-c FILE] [--check] [--test-clock] [--version]\n"
+		"  -c, --config FILE  configuration (default /etc/hearth/hearth.yaml)\n"
+		"      --check        validate the configuration and exit\n"
+		"      --test-clock   allow clock.set / clock.advance (tests only)\n"
+		"      --version      print the version and exit\n");
+}
+
+static void on_signal(struct loop *loop, short revents, void *ctx)
+{
+	struct server *srv = ctx;
+	struct signalfd_siginfo si;
+	char msg[4096];
+
+	(void)revents;
+	while (read(srv->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("hearthd, SIGHUP: reloading the configuration");
+			server_reload(srv, msg, sizeof(msg));
+		} else {
+			log_info("hearthd, %s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			loop_stop(loop);
+		}
+	}
+}
+
+static int signals_open(struct server *srv)
+{
+	sigset_t mask;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -1;
+	srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->signal_fd < 0)
+		return -1;
+	return loop_watch(srv->loop, NULL, srv->signal_fd, ZMQ_POLLIN, on_signal, srv);
+}
+
+/* Before each poll: write derived state when due and wake up for the next one. */
+static int64_t before_poll(struct loop *loop, void *ctx)
+{
+	struct server *srv = ctx;
+	struct herr err;
+
+	(void)loop;
+	if (timeline_flush(srv->tl, 0, &err) < 0)
+		log_error("store, flush failed (%s); will retry", err.msg);
+	return timeline_flush_due_in(srv->tl);
+}
+
+static int server_start(struct server *srv, struct herr *err)
+{
+	srv->started_mono_ms = mono_now_ms();
+	srv->loop = loop_new();
+	srv->zctx = zmq_ctx_new();
+	if (!srv->loop || !srv->zctx)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	if (signals_open(srv) < 0)
+		return herr_set(err, HERR_IO, "signals, cannot set up signalfd (%s)", strerror(errno));
+	srv->st = store_open(srv->cfg->store_path, srv->cfg->map_size, srv->cfg->max_size, err);
+	if (!srv->st)
+		return -1;
+	srv->tl = timeline_open(srv->st, srv->cfg, err);
+	if (!srv->tl)
+		return -1;
+	srv->ingest = ingest_open(srv, err);
+	if (!srv->ingest)
+		return -1;
+	srv->control = control_open(srv, -1, err);
+	if (!srv->control)
+		return -1;
+	loop_set_prepare(srv->loop, before_poll, srv);
+	return 0;
+}
+
+static void server_stop(struct server *srv)
+{
+	control_close(srv->control);
+	ingest_close(srv->ingest);
+	timeline_close(srv->tl);
+	store_close(srv->st);
+	if (srv->signal_fd > 0)
+		close(srv->signal_fd);
+	if (srv->zctx)
+		zmq_ctx_term(srv->zctx);
+	loop_free(srv->loop);
+	config_free(srv->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "test-clock", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server srv = { .config_path = "/etc/hearth/hearth.yaml", .signal_fd = -1 };
+	struct herr err = { 0 };
+	char errors[8192];
+	int opt, check = 0;
+
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': srv.config_path = optarg; break;
+		case 'k': check = 1; break;
+		case 't': srv.test_clock = 1; break;
+		case 'V': printf("hearthd %s\n", HEARTH_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	log_init("hearthd", LOG_LEVEL_INFO);
+	srv.cfg = config_load(srv.config_path, errors, sizeof(errors));
+	if (!srv.cfg) {
+		fputs(errors, stderr);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		config_free(srv.cfg);
+		printf("%s: configuration OK\n", srv.config_path);
+		return 0;
+	}
+	log_set_level(srv.cfg->log_level);
+	if (server_start(&srv, &err) < 0) {
+		log_error("%s", err.msg);
+		server_stop(&srv);
+		return 1;
+	}
+	log_info("hearthd %s, started: store '%s', %llu customers, %llu events", HEARTH_VERSION,
+		 srv.cfg->store_path, (unsigned long long)timeline_customer_count(srv.tl),
+		 (unsigned long long)timeline_event_count(srv.tl));
+	if (loop_run(srv.loop) < 0)
+		srv.exit_code = 1;
+	server_stop(&srv);
+	log_info("hearthd, stopped");
+	return srv.exit_code;
+}

@@ -1,0 +1,91 @@
+/*
+ * Metrics: counters are kept where the work happens (ingest, timeline, control)
+ * and only read here, so the hot paths pay an increment, never a format.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "hearth/codec.h"
+#include "hearth/control.h"
+#include "hearth/ingest.h"
+#include "hearth/metrics.h"
+#include "hearth/server.h"
+#include "hearth/store.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+
+void metric_family(struct wbuf *out, const char *name, const char *type, const char *help)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	wbuf_put(out, line, (size_t)n);
+}
+
+void metric_value(struct wbuf *out, const char *name, const char *labels, double value)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "%s%s%s%s %.17g\n", name, labels ? "{" : "",
+			 labels ? labels : "", labels ? "}" : "", value);
+	wbuf_put(out, line, (size_t)n);
+}
+
+static void one(struct wbuf *out, const char *name, const char *type, const char *help, double v)
+{
+	metric_family(out, name, type, help);
+	metric_value(out, name, NULL, v);
+}
+
+void metrics_render(struct server *srv, struct wbuf *out)
+{
+	struct timeline_stats ts;
+	struct ingest_stats is = { 0 };
+
+	timeline_get_stats(srv->tl, &ts);
+	if (srv->ingest)
+		ingest_get_stats(srv->ingest, &is);
+	one(out, "hearth_uptime_seconds", "gauge", "Seconds since the daemon started.",
+	    (double)(mono_now_ms() - srv->started_mono_ms) / 1000.0);
+	one(out, "hearth_ingest_requests_total", "counter", "Ingest requests received over ZeroMQ.",
+	    (double)is.requests);
+	one(out, "hearth_ingest_groups_total", "counter",
+	    "Groups of ingest requests committed together.", (double)is.groups);
+	metric_family(out, "hearth_ingest_events_total", "counter",
+		      "Events by outcome, over every door (ZeroMQ and control).");
+	metric_value(out, "hearth_ingest_events_total", "result=\"accepted\"", (double)ts.events_accepted);
+	metric_value(out, "hearth_ingest_events_total", "result=\"duplicate\"", (double)ts.events_duplicate);
+	metric_value(out, "hearth_ingest_events_total", "result=\"rejected\"",
+		     (double)(is.events_rejected + srv->counters.ingest_rejected));
+	one(out, "hearth_ingest_too_large_total", "counter", "Ingest requests refused as too large.",
+	    (double)is.too_large);
+	one(out, "hearth_store_commits_total", "counter", "Durable ingest commits.", (double)ts.commits);
+	one(out, "hearth_store_commit_failures_total", "counter",
+	    "Ingest commits that failed (store full or store error).", (double)ts.commit_failures);
+	one(out, "hearth_store_flushes_total", "counter", "Flushes of derived state to the store.",
+	    (double)ts.flushes);
+	one(out, "hearth_store_flush_seconds_total", "counter", "Time spent flushing derived state.",
+	    (double)ts.flush_us_total / 1e6);
+	one(out, "hearth_store_pending_events", "gauge", "Stored events not yet flushed to the indexes.",
+	    (double)ts.pending_events);
+	one(out, "hearth_store_map_size_bytes", "gauge", "Current LMDB map size.",
+	    (double)store_map_size(srv->st));
+	one(out, "hearth_store_used_bytes", "gauge", "Bytes of the LMDB map in use.",
+	    (double)store_used(srv->st));
+	one(out, "hearth_store_map_growths_total", "counter", "Times the LMDB map grew.",
+	    (double)store_growths(srv->st));
+	one(out, "hearth_customers", "gauge", "Customers in the store.",
+	    (double)timeline_customer_count(srv->tl));
+	one(out, "hearth_events", "gauge", "Events in the store.", (double)timeline_event_count(srv->tl));
+	one(out, "hearth_control_connections", "gauge", "Open control connections.",
+	    (double)(srv->control ? control_client_count(srv->control) : 0));
+	one(out, "hearth_control_requests_total", "counter", "Control requests answered.",
+	    (double)srv->counters.control_requests);
+	one(out, "hearth_control_errors_total", "counter", "Control requests answered with an error.",
+	    (double)srv->counters.control_errors);
+	one(out, "hearth_control_forbidden_total", "counter",
+	    "State-changing control requests refused to non-admins.",
+	    (double)srv->counters.control_forbidden);
+	one(out, "hearth_reloads_total", "counter", "Configuration reloads attempted.",
+	    (double)srv->counters.reloads);
+	one(out, "hearth_reload_failures_total", "counter", "Reloads refused for configuration errors.",
+	    (double)srv->counters.reload_failures);
+}

@@ -1,0 +1,390 @@
+/*
+ * Per-customer derived state (see include/hearth/state.h). Every field is
+ * maintained so that the order in which events arrive does not matter:
+ * first/last are min/max, recent times are kept sorted, and each profile key
+ * remembers the time of the event that set it, so a late backfilled profile
+ * event never overwrites a newer value.
+ *
+ * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq |
+ *   u16 ntypes {str8 type, i64 last, u64 count, u8 n, i64 recent[n]} |
+ *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due} |
+ *   u32 len profile JSON | u32 len profile key times JSON
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/codec.h"
+#include "hearth/config.h"
+#include "hearth/event.h"
+#include "hearth/state.h"
+#include "hearth/units.h"
+
+struct cust *cust_new(const char *id, size_t len)
+{
+	struct cust *c = calloc(1, sizeof(*c));
+
+	if (!c || len > HEARTH_ID_MAX)
+		goto fail;
+	memcpy(c->id, id, len);
+	c->id_len = len;
+	c->first_seen = c->last_seen = TIME_NONE;
+	c->profile = json_object_new_object();
+	c->profile_ts = json_object_new_object();
+	if (!c->profile || !c->profile_ts)
+		goto fail;
+	return c;
+fail:
+	cust_free(c);
+	return NULL;
+}
+
+void cust_free(struct cust *c)
+{
+	if (!c)
+		return;
+	json_object_put(c->profile);
+	json_object_put(c->profile_ts);
+	free(c->types);
+	free(c->cases);
+	free(c);
+}
+
+static int put_json(struct wbuf *out, struct json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text)
+		return -1;
+	size_t len = strlen(text);
+	wbuf_u32(out, (uint32_t)len);
+	wbuf_put(out, text, len);
+	return 0;
+}
+
+int cust_encode(const struct cust *c, struct wbuf *out)
+{
+	wbuf_u8(out, STATE_RECORD_VERSION);
+	wbuf_i64(out, c->first_seen);
+	wbuf_i64(out, c->last_seen);
+	wbuf_u64(out, c->events);
+	wbuf_u64(out, c->applied_seq);
+	wbuf_u16(out, (uint16_t)c->ntypes);
+	for (size_t i = 0; i < c->ntypes; i++) {
+		const struct type_stat *t = &c->types[i];
+		wbuf_str8(out, t->type, strlen(t->type));
+		wbuf_i64(out, t->last);
+		wbuf_u64(out, t->count);
+		wbuf_u8(out, t->nrecent);
+		for (int j = 0; j < t->nrecent; j++)
+			wbuf_i64(out, t->recent[j]);
+	}
+	wbuf_u16(out, (uint16_t)c->ncases);
+	for (size_t i = 0; i < c->ncases; i++) {
+		const struct open_case *oc = &c->cases[i];
+		wbuf_str8(out, oc->name, strlen(oc->name));
+		wbuf_str8(out, oc->ref, strlen(oc->ref));
+		wbuf_i64(out, oc->opened);
+		wbuf_i64(out, oc->due);
+	}
+	if (put_json(out, c->profile) < 0 || put_json(out, c->profile_ts) < 0)
+		return -1;
+	return out->failed ? -1 : 0;
+}
+
+static void copy_str(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+static struct json_object *read_json(struct rbuf *r)
+{
+	uint32_t len = rbuf_u32(r);
+	const char *text = rbuf_bytes(r, len);
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (!text)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	json_tokener_free(tok);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len)
+{
+	struct cust *c = cust_new(id, id_len);
+	struct rbuf r;
+	size_t slen;
+	const char *s;
+
+	if (!c)
+		return NULL;
+	rbuf_init(&r, data, len);
+	if (rbuf_u8(&r) != STATE_RECORD_VERSION)
+		goto fail;
+	c->first_seen = rbuf_i64(&r);
+	c->last_seen = rbuf_i64(&r);
+	c->events = rbuf_u64(&r);
+	c->applied_seq = rbuf_u64(&r);
+	c->ntypes = rbuf_u16(&r);
+	if (c->ntypes && !(c->types = calloc(c->ntypes, sizeof(*c->types))))
+		goto fail;
+	for (size_t i = 0; i < c->ntypes && !r.failed; i++) {
+		struct type_stat *t = &c->types[i];
+		s = rbuf_str8(&r, &slen);
+		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
+		t->last = rbuf_i64(&r);
+		t->count = rbuf_u64(&r);
+		t->nrecent = rbuf_u8(&r);
+		if (t->nrecent > STATE_RECENT)
+			goto fail;
+		for (int j = 0; j < t->nrecent; j++)
+			t->recent[j] = rbuf_i64(&r);
+	}
+	c->ncases = rbuf_u16(&r);
+	if (c->ncases && !(c->cases = calloc(c->ncases, sizeof(*c->cases))))
+		goto fail;
+	for (size_t i = 0; i < c->ncases && !r.failed; i++) {
+		struct open_case *oc = &c->cases[i];
+		s = rbuf_str8(&r, &slen);
+		copy_str(oc->name, sizeof(oc->name), s ? s : "", slen);
+		s = rbuf_str8(&r, &slen);
+		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", slen);
+		oc->opened = rbuf_i64(&r);
+		oc->due = rbuf_i64(&r);
+	}
+	json_object_put(c->profile);
+	c->profile = read_json(&r);
+	json_object_put(c->profile_ts);
+	c->profile_ts = read_json(&r);
+	if (r.failed || !c->profile || !c->profile_ts)
+		goto fail;
+	return c;
+fail:
+	cust_free(c);
+	return NULL;
+}
+
+const struct type_stat *cust_type(const struct cust *c, const char *type)
+{
+	for (size_t i = 0; i < c->ntypes; i++)
+		if (strcmp(c->types[i].type, type) == 0)
+			return &c->types[i];
+	return NULL;
+}
+
+static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t len)
+{
+	for (size_t i = 0; i < c->ntypes; i++)
+		if (strlen(c->types[i].type) == len && memcmp(c->types[i].type, type, len) == 0)
+			return &c->types[i];
+	struct type_stat *types = realloc(c->types, (c->ntypes + 1) * sizeof(*types));
+	if (!types)
+		return NULL;
+	c->types = types;
+	struct type_stat *t = &types[c->ntypes++];
+	memset(t, 0, sizeof(*t));
+	copy_str(t->type, sizeof(t->type), type, len);
+	t->last = TIME_NONE;
+	return t;
+}
+
+/* Keeps the STATE_RECENT newest times, ascending, whatever order they come in. */
+static void recent_insert(struct type_stat *t, int64_t ts)
+{
+	int i;
+
+	if (t->nrecent == STATE_RECENT) {
+		if (ts <= t->recent[0])
+			return;
+		memmove(&t->recent[0], &t->recent[1], (STATE_RECENT - 1) * sizeof(int64_t));
+		t->nrecent--;
+	}
+	for (i = t->nrecent; i > 0 && t->recent[i - 1] > ts; i--)
+		t->recent[i] = t->recent[i - 1];
+	t->recent[i] = ts;
+	t->nrecent++;
+}
+
+static int apply_profile(struct cust *c, struct json_object *attrs, int64_t ts)
+{
+	struct json_object *times = c->profile_ts;
+
+	json_object_object_foreach(attrs, key, val) {
+		struct json_object *seen;
+		if (json_object_object_get_ex(times, key, &seen) && json_object_get_int64(seen) > ts)
+			continue;
+		if (json_object_object_add(times, key, json_object_new_int64(ts)) < 0)
+			return -1;
+		if (json_object_is_type(val, json_type_null))
+			json_object_object_del(c->profile, key);
+		else if (json_object_object_add(c->profile, key, json_object_get(val)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int64_t due_time(struct json_object *attrs, const char *due_attr)
+{
+	struct json_object *v;
+	int64_t ms;
+
+	if (!attrs || !due_attr || !json_object_object_get_ex(attrs, due_attr, &v))
+		return TIME_NONE;
+	return time_from_json(v, &ms) == 0 ? ms : TIME_NONE;
+}
+
+static int open_case(struct cust *c, const struct config_case *cc, const struct event *ev,
+		     struct json_object *attrs)
+{
+	struct open_case *cases = realloc(c->cases, (c->ncases + 1) * sizeof(*cases));
+
+	if (!cases)
+		return -1;
+	c->cases = cases;
+	struct open_case *oc = &cases[c->ncases++];
+	memset(oc, 0, sizeof(*oc));
+	copy_str(oc->name, sizeof(oc->name), cc->name, strlen(cc->name));
+	if (ev->ref)
+		copy_str(oc->ref, sizeof(oc->ref), ev->ref, ev->ref_len);
+	oc->opened = ev->ts;
+	oc->due = due_time(attrs, cc->due);
+	return 0;
+}
+
+/* A close with a ref closes that case; without one, the oldest open case. */
+static void close_case(struct cust *c, const struct config_case *cc, const struct event *ev)
+{
+	size_t pick = c->ncases;
+
+	for (size_t i = 0; i < c->ncases; i++) {
+		const struct open_case *oc = &c->cases[i];
+		if (strcmp(oc->name, cc->name) != 0)
+			continue;
+		if (ev->ref) {
+			if (strlen(oc->ref) == ev->ref_len && memcmp(oc->ref, ev->ref, ev->ref_len) == 0) {
+				pick = i;
+				break;
+			}
+		} else if (pick == c->ncases || oc->opened < c->cases[pick].opened) {
+			pick = i;
+		}
+	}
+	if (pick == c->ncases)
+		return;
+	memmove(&c->cases[pick], &c->cases[pick + 1], (c->ncases - pick - 1) * sizeof(*c->cases));
+	c->ncases--;
+}
+
+static int type_is(const struct event *ev, const char *name)
+{
+	return name && strlen(name) == ev->type_len && memcmp(ev->type, name, ev->type_len) == 0;
+}
+
+int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg)
+{
+	struct json_object *attrs = ev->attrs, *parsed = NULL;
+	struct type_stat *t;
+	int rc = -1;
+
+	if (ev->seq && ev->seq <= c->applied_seq)
+		return 0; /* already folded in before a crash: replay is idempotent */
+	if (!attrs && ev->attrs_json) {
+		struct json_tokener *tok = json_tokener_new();
+		parsed = tok ? json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len) : NULL;
+		json_tokener_free(tok);
+		attrs = parsed;
+	}
+	c->events++;
+	if (c->first_seen == TIME_NONE || ev->ts < c->first_seen)
+		c->first_seen = ev->ts;
+	if (c->last_seen == TIME_NONE || ev->ts > c->last_seen)
+		c->last_seen = ev->ts;
+	if (ev->seq > c->applied_seq)
+		c->applied_seq = ev->seq;
+	if (!(t = type_stat_get(c, ev->type, ev->type_len)))
+		goto out;
+	if (t->last == TIME_NONE || ev->ts > t->last)
+		t->last = ev->ts;
+	t->count++;
+	recent_insert(t, ev->ts);
+	if (type_is(ev, "profile") && attrs && apply_profile(c, attrs, ev->ts) < 0)
+		goto out;
+	for (size_t i = 0; cfg && i < cfg->ncases; i++) {
+		const struct config_case *cc = &cfg->cases[i];
+		if (type_is(ev, cc->open) && open_case(c, cc, ev, attrs) < 0)
+			goto out;
+		if (type_is(ev, cc->close))
+			close_case(c, cc, ev);
+	}
+	rc = 0;
+out:
+	json_object_put(parsed);
+	return rc;
+}
+
+static struct json_object *time_json(int64_t ms)
+{
+	char buf[TIME_BUF];
+	return ms == TIME_NONE ? NULL : json_object_new_string(time_format(ms, buf, sizeof(buf)));
+}
+
+struct json_object *cust_to_json(const struct cust *c)
+{
+	struct json_object *o = json_object_new_object(), *last, *open;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
+	json_object_object_add(o, "profile", json_object_get(c->profile));
+	json_object_object_add(o, "first_seen", time_json(c->first_seen));
+	json_object_object_add(o, "last_seen", time_json(c->last_seen));
+	json_object_object_add(o, "events", json_object_new_int64((int64_t)c->events));
+	last = json_object_new_object();
+	for (size_t i = 0; i < c->ntypes; i++)
+		json_object_object_add(last, c->types[i].type, time_json(c->types[i].last));
+	json_object_object_add(o, "last", last);
+	open = json_object_new_object();
+	for (size_t i = 0; i < c->ncases; i++) {
+		const struct open_case *oc = &c->cases[i];
+		struct json_object *list, *entry = json_object_new_object();
+		if (!json_object_object_get_ex(open, oc->name, &list)) {
+			list = json_object_new_array();
+			json_object_object_add(open, oc->name, list);
+		}
+		json_object_object_add(entry, "ref", oc->ref[0] ? json_object_new_string(oc->ref) : NULL);
+		json_object_object_add(entry, "opened", time_json(oc->opened));
+		json_object_object_add(entry, "due", time_json(oc->due));
+		json_object_array_add(list, entry);
+	}
+	json_object_object_add(o, "open", open);
+	return o;
+}
+
+struct json_object *cust_row_json(const struct cust *c)
+{
+	static const char *const keys[] = { "name", "owner", "tier", "stage", "value" };
+	struct json_object *o = json_object_new_object(), *v;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (json_object_object_get_ex(c->profile, keys[i], &v))
+			json_object_object_add(o, keys[i], json_object_get(v));
+	json_object_object_add(o, "first_seen", time_json(c->first_seen));
+	json_object_object_add(o, "last_seen", time_json(c->last_seen));
+	json_object_object_add(o, "events", json_object_new_int64((int64_t)c->events));
+	return o;
+}

@@ -1,0 +1,332 @@
+/*
+ * One LMDB environment under store.path. Write transactions go through
+ * store_write(), which grows the map on MDB_MAP_FULL and re-runs the caller's
+ * writes, so a full map never leaves a partial batch behind.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hearth/codec.h"
+#include "hearth/log.h"
+#include "hearth/store.h"
+
+static const char *const db_names[DB__COUNT] = {
+	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
+	[DB_CUSTOMERS] = "customers", [DB_IDS] = "ids", [DB_ALERTS] = "alerts",
+	[DB_OUTBOX] = "outbox", [DB_DEADLINES] = "deadlines", [DB_SILENCES] = "silences",
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[DB__COUNT];
+	char *path;
+	uint64_t map_size, max_size;
+	unsigned growths;
+};
+
+int store_error(struct herr *err, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		return herr_set(err, HERR_STORE_FULL, "store is full (%s)", what);
+	if (rc == ENOSPC || rc == EDQUOT)
+		return herr_set(err, HERR_STORE_FULL, "no space left for the store (%s)", what);
+	return herr_set(err, HERR_STORE_ERROR, "store, %s failed (%s)", what, mdb_strerror(rc));
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
+{
+	MDB_val key = { 6, (void *)"schema" }, val;
+	uint8_t buf[4];
+	int rc = mdb_get(txn, st->dbi[DB_META], &key, &val);
+
+	if (rc == MDB_NOTFOUND) {
+		buf[0] = buf[1] = buf[2] = 0;
+		buf[3] = STORE_SCHEMA_VERSION;
+		val.mv_data = buf;
+		val.mv_size = 4;
+		rc = mdb_put(txn, st->dbi[DB_META], &key, &val, 0);
+		return rc ? store_error(err, rc, "writing the schema version") : 0;
+	}
+	if (rc)
+		return store_error(err, rc, "reading the schema version");
+	if (val.mv_size != 4)
+		return herr_set(err, HERR_STORE_ERROR, "store at %s has a damaged schema record",
+				st->path);
+	struct rbuf r;
+	rbuf_init(&r, val.mv_data, val.mv_size);
+	uint32_t version = rbuf_u32(&r);
+	if (version > STORE_SCHEMA_VERSION)
+		return herr_set(err, HERR_STORE_ERROR,
+				"store at %s has schema version %u, newer than this hearthd "
+				"understands (%u): run a newer hearthd or restore a backup",
+				st->path, version, STORE_SCHEMA_VERSION);
+	return 0;
+}
+
+static int store_open_dbs(struct store *st, struct herr *err)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+
+	if (rc)
+		return store_error(err, rc, "opening databases");
+	for (int i = 0; i < DB__COUNT; i++) {
+		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st->dbi[i]);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return store_error(err, rc, db_names[i]);
+		}
+	}
+	if (store_check_schema(st, txn, err) < 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? store_error(err, rc, "opening databases") : 0;
+}
+
+struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
+			 struct herr *err)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	MDB_envinfo info;
+	int rc, dead = 0;
+
+	if (!st || !(st->path = strdup(path))) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	st->max_size = max_size;
+	if (mkdir_p(path) < 0) {
+		herr_set(err, HERR_STORE_ERROR, "store, cannot create directory '%s' (%s)", path,
+			 strerror(errno));
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
+	    (rc = mdb_env_set_mapsize(st->env, map_size)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, 126))) {
+		store_error(err, rc, "creating the environment");
+		goto fail;
+	}
+	/* MDB_NOTLS: read transactions are not tied to threads (backup runs in one). */
+	rc = mdb_env_open(st->env, path, MDB_NOTLS, 0640);
+	if (rc) {
+		herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s' (%s)", path,
+			 mdb_strerror(rc));
+		goto fail;
+	}
+	mdb_reader_check(st->env, &dead);
+	if (dead > 0)
+		log_info("store, cleared %d stale reader slot(s)", dead);
+	mdb_env_info(st->env, &info);
+	st->map_size = info.me_mapsize; /* an existing larger file keeps its size */
+	if (store_open_dbs(st, err) < 0)
+		goto fail;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st->path);
+	free(st);
+}
+
+MDB_env *store_env(struct store *st) { return st->env; }
+MDB_dbi store_dbi(struct store *st, enum store_db db) { return st->dbi[db]; }
+const char *store_path(const struct store *st) { return st->path; }
+uint64_t store_map_size(const struct store *st) { return st->map_size; }
+unsigned store_growths(const struct store *st) { return st->growths; }
+
+uint64_t store_used(struct store *st)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &stat))
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+}
+
+uint64_t store_count(struct store *st, enum store_db db)
+{
+	MDB_txn *txn;
+	MDB_stat stat;
+	uint64_t n = 0;
+
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
+		return 0;
+	if (mdb_stat(txn, st->dbi[db], &stat) == 0)
+		n = stat.ms_entries;
+	mdb_txn_abort(txn);
+	return n;
+}
+
+void wtxn_fail(struct wtxn *w, int rc, const char *what)
+{
+	if (w->rc == 0) {
+		w->rc = rc;
+		w->what = what;
+	}
+}
+
+void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags)
+{
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	int rc;
+
+	if (w->rc)
+		return;
+	rc = mdb_put(w->txn, w->st->dbi[db], &k, &v, flags);
+	if (rc)
+		wtxn_fail(w, rc, db_names[db]);
+}
+
+void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key };
+	int rc;
+
+	if (w->rc)
+		return;
+	rc = mdb_del(w->txn, w->st->dbi[db], &k, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		wtxn_fail(w, rc, db_names[db]);
+}
+
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val)
+{
+	MDB_val k = { klen, (void *)key };
+	int rc;
+
+	if (w->rc)
+		return -1;
+	rc = mdb_get(w->txn, w->st->dbi[db], &k, val);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc) {
+		wtxn_fail(w, rc, db_names[db]);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_grow(struct store *st)
+{
+	uint64_t next = st->map_size * 2;
+	int rc;
+
+	if (st->map_size >= st->max_size)
+		return -1;
+	if (next > st->max_size)
+		next = st->max_size;
+	rc = mdb_env_set_mapsize(st->env, next);
+	if (rc) {
+		log_error("store, growing the map to %llu bytes failed (%s)",
+			  (unsigned long long)next, mdb_strerror(rc));
+		return -1;
+	}
+	log_info("store, map grew from %llu to %llu bytes", (unsigned long long)st->map_size,
+		 (unsigned long long)next);
+	st->map_size = next;
+	st->growths++;
+	return 0;
+}
+
+int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err)
+{
+	for (;;) {
+		struct wtxn w = { .st = st };
+		int rc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
+
+		if (rc)
+			return store_error(err, rc, "beginning a write");
+		if (fn(&w, ctx, err) < 0 && w.rc == 0) {
+			mdb_txn_abort(w.txn);
+			return -1;
+		}
+		if (w.rc == 0) {
+			rc = mdb_txn_commit(w.txn);
+			if (rc == 0)
+				return 0;
+			wtxn_fail(&w, rc, "commit");
+		} else {
+			mdb_txn_abort(w.txn);
+		}
+		if (w.rc == MDB_MAP_FULL && store_grow(st) == 0)
+			continue;
+		if (w.rc == MDB_MAP_FULL)
+			return herr_set(err, HERR_STORE_FULL,
+					"store is full: max_size %llu bytes reached",
+					(unsigned long long)st->max_size);
+		return store_error(err, w.rc, w.what);
+	}
+}
+
+int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err)
+{
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+	return rc ? store_error(err, rc, "beginning a read") : 0;
+}
+
+int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
+	      MDB_val *val)
+{
+	MDB_val k = { klen, (void *)key };
+	return mdb_get(txn, st->dbi[db], &k, val);
+}
+
+uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name)
+{
+	MDB_val val;
+
+	if (store_get(txn, st, DB_META, name, strlen(name), &val) || val.mv_size != 8)
+		return 0;
+	return be64_get(val.mv_data);
+}
+
+void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value)
+{
+	uint8_t buf[8];
+
+	be64_put(buf, value);
+	wtxn_put(w, DB_META, name, strlen(name), buf, 8, 0);
+}
+
+int store_backup(struct store *st, const char *path, struct herr *err)
+{
+	int rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);
+	return rc ? store_error(err, rc, "backup") : 0;
+}

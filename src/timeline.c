@@ -1,0 +1,781 @@
+/*
+ * Timelines: the durable append-only log plus derived indexes written in
+ * sorted flushes (see include/hearth/timeline.h for the why).
+ *
+ * Keys:  log       seq(u64 BE)                         → event record
+ *        timeline  customer 0x00 ts(i64 ordered) seq   → type
+ *        customers customer                            → customer record
+ *        ids       event id                            → seq
+ * meta "indexed_seq": every log record up to it is reflected in the others.
+ */
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/batch.h"
+#include "hearth/codec.h"
+#include "hearth/config.h"
+#include "hearth/event.h"
+#include "hearth/limits.h"
+#include "hearth/log.h"
+#include "hearth/state.h"
+#include "hearth/strmap.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+
+/* When pending derived state is written: whichever comes first. */
+#define FLUSH_MAX_EVENTS    200000
+#define FLUSH_MAX_CUSTOMERS 20000
+#define FLUSH_MAX_AGE_MS    1000
+
+#define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
+
+struct pending_ev {
+	int64_t ts;
+	uint64_t seq;
+	char type[HEARTH_NAME_MAX + 1];
+};
+
+struct dirty {
+	struct cust *c;
+	struct pending_ev *ev;
+	size_t n, cap;
+	int is_new;
+};
+
+struct timeline {
+	struct store *st;
+	const struct config *cfg;
+	struct strmap dirty;            /* customer id → struct dirty */
+	struct strmap ids;              /* event id not yet in DB_IDS → seq */
+	uint64_t next_seq;
+	size_t pending_events, new_customers;
+	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
+	struct wbuf rec;
+	struct timeline_stats stats;
+};
+
+static size_t tl_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uint64_t seq)
+{
+	memcpy(buf, cust, len);
+	buf[len] = 0;
+	be64_put(buf + len + 1, i64_to_ordered(ts));
+	be64_put(buf + len + 9, seq);
+	return len + 17;
+}
+
+static void dirty_free(struct dirty *d)
+{
+	if (!d)
+		return;
+	cust_free(d->c);
+	free(d->ev);
+	free(d);
+}
+
+static void pending_clear(struct timeline *tl)
+{
+	const struct strmap_slot *slot;
+
+	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);)
+		dirty_free(slot->value);
+	strmap_clear(&tl->dirty);
+	strmap_clear(&tl->ids);
+	tl->pending_events = 0;
+	tl->new_customers = 0;
+	tl->pending_since_ms = 0;
+}
+
+/* The customer's state from the store, or a new one; NULL on failure. */
+static struct cust *cust_load(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			      int *found, struct herr *err)
+{
+	MDB_val val;
+	int rc = store_get(txn, tl->st, DB_CUSTOMERS, id, len, &val);
+	struct cust *c;
+
+	*found = rc == 0;
+	if (rc == MDB_NOTFOUND) {
+		c = cust_new(id, len);
+		if (!c)
+			herr_set(err, HERR_NOMEM, "out of memory");
+		return c;
+	}
+	if (rc) {
+		store_error(err, rc, "reading a customer");
+		return NULL;
+	}
+	c = cust_decode(id, len, val.mv_data, val.mv_size);
+	if (!c)
+		herr_set(err, HERR_STORE_ERROR, "store, customer record of '%.*s' is damaged",
+			 (int)len, id);
+	return c;
+}
+
+/* Folds a stored event into the in-memory side: state, time index, id index. */
+static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, ev->customer, ev->customer_len);
+
+	if (!d) {
+		int found;
+		if (!(d = calloc(1, sizeof(*d))))
+			return herr_set(err, HERR_NOMEM, "out of memory");
+		d->c = cust_load(tl, txn, ev->customer, ev->customer_len, &found, err);
+		if (!d->c) {
+			dirty_free(d);
+			return -1;
+		}
+		if (strmap_put(&tl->dirty, ev->customer, ev->customer_len, d) < 0) {
+			dirty_free(d);
+			return herr_set(err, HERR_NOMEM, "out of memory");
+		}
+		d->is_new = !found;
+		tl->new_customers += d->is_new;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 4;
+		struct pending_ev *more = realloc(d->ev, cap * sizeof(*more));
+		if (!more)
+			return herr_set(err, HERR_NOMEM, "out of memory");
+		d->ev = more;
+		d->cap = cap;
+	}
+	struct pending_ev *p = &d->ev[d->n++];
+	p->ts = ev->ts;
+	p->seq = ev->seq;
+	memcpy(p->type, ev->type, ev->type_len);
+	p->type[ev->type_len] = '\0';
+	if (cust_apply(d->c, ev, tl->cfg) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory applying an event");
+	if (ev->id && strmap_put(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)ev->seq) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	if (tl->pending_events++ == 0)
+		tl->pending_since_ms = mono_now_ms();
+	return 0;
+}
+
+/* Replays log records past indexed_seq: what a crash left unflushed. */
+static int recover(struct timeline *tl, struct herr *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	uint8_t start[8];
+	uint64_t indexed;
+	int rc, ret = -1;
+
+	if (store_read_begin(tl->st, &txn, err) < 0)
+		return -1;
+	indexed = store_meta_u64(txn, tl->st, "indexed_seq");
+	tl->next_seq = indexed + 1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_LOG), &cur))) {
+		store_error(err, rc, "recovery");
+		goto out;
+	}
+	rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	if (rc == 0 && key.mv_size == 8 && be64_get(key.mv_data) >= tl->next_seq)
+		tl->next_seq = be64_get(key.mv_data) + 1;
+	be64_put(start, indexed + 1);
+	key.mv_data = start;
+	key.mv_size = 8;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct event ev;
+		if (key.mv_size != 8 || event_decode(val.mv_data, val.mv_size, &ev) < 0) {
+			herr_set(err, HERR_STORE_ERROR, "store, damaged log record during recovery");
+			goto out;
+		}
+		ev.seq = be64_get(key.mv_data);
+		if (apply_stored(tl, txn, &ev, err) < 0)
+			goto out;
+		tl->stats.recovered_events++;
+	}
+	if (rc != MDB_NOTFOUND) {
+		store_error(err, rc, "recovery");
+		goto out;
+	}
+	ret = 0;
+out:
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+struct timeline *timeline_open(struct store *st, const struct config *cfg, struct herr *err)
+{
+	struct timeline *tl = calloc(1, sizeof(*tl));
+
+	if (!tl) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	tl->st = st;
+	tl->cfg = cfg;
+	strmap_init(&tl->dirty);
+	strmap_init(&tl->ids);
+	wbuf_init(&tl->rec);
+	if (recover(tl, err) < 0 || timeline_flush(tl, 1, err) < 0) {
+		timeline_close(tl);
+		return NULL;
+	}
+	if (tl->stats.recovered_events)
+		log_info("store, recovered %llu event(s) from the log",
+			 (unsigned long long)tl->stats.recovered_events);
+	return tl;
+}
+
+void timeline_close(struct timeline *tl)
+{
+	struct herr err;
+
+	if (!tl)
+		return;
+	if (tl->pending_events && timeline_flush(tl, 1, &err) < 0)
+		log_warning("store, final flush failed (%s); the log still holds everything",
+			    err.msg);
+	pending_clear(tl);
+	wbuf_free(&tl->rec);
+	free(tl);
+}
+
+void timeline_set_config(struct timeline *tl, const struct config *cfg)
+{
+	tl->cfg = cfg;
+}
+
+struct store *timeline_store(struct timeline *tl)
+{
+	return tl->st;
+}
+
+/* ---- append ---------------------------------------------------------------- */
+
+struct append_ctx {
+	struct timeline *tl;
+	struct batch **batches;
+	size_t n;
+	struct strmap group;            /* ids taken by this group so far */
+	uint64_t seq;
+};
+
+static int is_duplicate(struct append_ctx *ctx, struct wtxn *w, const struct event *ev)
+{
+	MDB_val val;
+
+	if (strmap_get(&ctx->group, ev->id, ev->id_len) || strmap_get(&ctx->tl->ids, ev->id, ev->id_len))
+		return 1;
+	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val) == 0;
+}
+
+static int append_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct append_ctx *ctx = vctx;
+	struct timeline *tl = ctx->tl;
+	uint8_t key[8];
+
+	strmap_clear(&ctx->group);
+	ctx->seq = tl->next_seq;
+	for (size_t i = 0; i < ctx->n; i++) {
+		struct batch *b = ctx->batches[i];
+		if (b->fail.code != HERR_OK)
+			continue;
+		b->accepted = b->duplicates = 0;
+		for (size_t j = 0; j < b->nevents; j++) {
+			struct batch_event *be = &b->events[j];
+			if (be->ev.id && is_duplicate(ctx, w, &be->ev)) {
+				be->status = BATCH_DUPLICATE;
+				b->duplicates++;
+				continue;
+			}
+			if (be->ev.id && strmap_put(&ctx->group, be->ev.id, be->ev.id_len, be) < 0)
+				return herr_set(err, HERR_NOMEM, "out of memory");
+			be->ev.seq = ctx->seq++;
+			wbuf_reset(&tl->rec);
+			if (event_encode(&be->ev, &tl->rec, err) < 0)
+				return -1;
+			be64_put(key, be->ev.seq);
+			wtxn_put(w, DB_LOG, key, 8, tl->rec.data, tl->rec.len, MDB_APPEND);
+			be->status = BATCH_ACCEPTED;
+			b->accepted++;
+		}
+	}
+	return w->rc ? -1 : 0;
+}
+
+int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
+{
+	struct append_ctx ctx = { .tl = tl, .batches = batches, .n = n };
+	struct herr err = { 0 };
+	MDB_txn *txn = NULL;
+	int rc;
+
+	strmap_init(&ctx.group);
+	rc = store_write(tl->st, append_fn, &ctx, &err);
+	strmap_clear(&ctx.group);
+	if (rc < 0) {
+		tl->stats.commit_failures++;
+		for (size_t i = 0; i < n; i++)
+			if (batches[i]->fail.code == HERR_OK)
+				batches[i]->fail = err;
+		return -1;
+	}
+	tl->stats.commits++;
+	tl->next_seq = ctx.seq;
+	/*
+	 * The events are durable from here on. If folding them into memory fails,
+	 * the log still has them and the next start rebuilds what is missing.
+	 */
+	if (store_read_begin(tl->st, &txn, &err) < 0) {
+		log_error("store, cannot index committed events (%s)", err.msg);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct batch *b = batches[i];
+		if (b->fail.code != HERR_OK)
+			continue;
+		tl->stats.events_accepted += b->accepted;
+		tl->stats.events_duplicate += b->duplicates;
+		for (size_t j = 0; j < b->nevents; j++)
+			if (b->events[j].status == BATCH_ACCEPTED &&
+			    apply_stored(tl, txn, &b->events[j].ev, &err) < 0)
+				log_error("store, indexing event %llu failed (%s)",
+					  (unsigned long long)b->events[j].ev.seq, err.msg);
+	}
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+/* ---- flush ----------------------------------------------------------------- */
+
+struct flush_ctx {
+	struct timeline *tl;
+	const struct strmap_slot **custs;
+	size_t ncusts;
+	const struct strmap_slot **ids;
+	size_t nids;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct strmap_slot *x = *(const struct strmap_slot *const *)a;
+	const struct strmap_slot *y = *(const struct strmap_slot *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending_ev *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct flush_ctx *ctx = vctx;
+	struct timeline *tl = ctx->tl;
+	uint8_t key[TL_KEY_MAX], seq[8];
+
+	for (size_t i = 0; i < ctx->ncusts; i++) {
+		const struct dirty *d = ctx->custs[i]->value;
+		wbuf_reset(&tl->rec);
+		if (cust_encode(d->c, &tl->rec) < 0)
+			return herr_set(err, HERR_NOMEM, "out of memory encoding a customer");
+		wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
+		for (size_t j = 0; j < d->n; j++) {
+			size_t klen = tl_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
+			wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
+		}
+	}
+	for (size_t i = 0; i < ctx->nids; i++) {
+		be64_put(seq, (uint64_t)(uintptr_t)ctx->ids[i]->value);
+		wtxn_put(w, DB_IDS, ctx->ids[i]->key, ctx->ids[i]->len, seq, 8, 0);
+	}
+	wtxn_meta_u64(w, "indexed_seq", tl->next_seq - 1);
+	return w->rc ? -1 : 0;
+}
+
+static const struct strmap_slot **sorted_slots(const struct strmap *m)
+{
+	const struct strmap_slot **list = malloc((m->count ? m->count : 1) * sizeof(*list));
+	const struct strmap_slot *slot;
+	size_t n = 0;
+
+	if (!list)
+		return NULL;
+	for (size_t i = 0; strmap_next(m, &i, &slot);)
+		list[n++] = slot;
+	qsort(list, n, sizeof(*list), slot_cmp);
+	return list;
+}
+
+int64_t timeline_flush_due_in(const struct timeline *tl)
+{
+	if (tl->pending_events == 0)
+		return -1;
+	int64_t due = tl->pending_since_ms + FLUSH_MAX_AGE_MS - mono_now_ms();
+	return due > 0 ? due : 0;
+}
+
+int timeline_flush(struct timeline *tl, int force, struct herr *err)
+{
+	struct flush_ctx ctx = { .tl = tl };
+	const struct strmap_slot *slot;
+	int64_t started;
+	int rc = -1;
+
+	if (tl->pending_events == 0)
+		return 0;
+	if (!force && tl->pending_events < FLUSH_MAX_EVENTS &&
+	    tl->dirty.count < FLUSH_MAX_CUSTOMERS && timeline_flush_due_in(tl) > 0)
+		return 0;
+	started = mono_now_us();
+	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);) {
+		struct dirty *d = slot->value;
+		qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
+	}
+	ctx.custs = sorted_slots(&tl->dirty);
+	ctx.ids = sorted_slots(&tl->ids);
+	if (!ctx.custs || !ctx.ids) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto out;
+	}
+	ctx.ncusts = tl->dirty.count;
+	ctx.nids = tl->ids.count;
+	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
+		goto out;
+	tl->stats.flushes++;
+	tl->stats.flush_events += tl->pending_events;
+	tl->stats.flush_us_total += (uint64_t)(mono_now_us() - started);
+	pending_clear(tl);
+	rc = 0;
+out:
+	free(ctx.custs);
+	free(ctx.ids);
+	return rc;
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			       int *owned, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, id, len);
+	struct cust *c;
+	int found;
+
+	if (d) {
+		*owned = 0;
+		return d->c;
+	}
+	*owned = 1;
+	c = cust_load(tl, txn, id, len, &found, err);
+	if (c && !found) {
+		cust_free(c);
+		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
+		return NULL;
+	}
+	return c;
+}
+
+struct tpos {
+	int64_t ts;
+	uint64_t seq;
+};
+
+static int tpos_cmp(struct tpos a, struct tpos b)
+{
+	if (a.ts != b.ts)
+		return a.ts < b.ts ? -1 : 1;
+	return (a.seq > b.seq) - (a.seq < b.seq);
+}
+
+/* A cursor over the stored part of one customer's time index. */
+struct stored_iter {
+	MDB_cursor *cur;
+	const char *cust;
+	size_t len;
+	int desc, valid;
+	struct tpos pos;
+	char type[HEARTH_NAME_MAX + 1];
+};
+
+static void stored_load(struct stored_iter *it, int rc, MDB_val *key, MDB_val *val)
+{
+	it->valid = rc == 0 && key->mv_size == it->len + 17 &&
+		    memcmp(key->mv_data, it->cust, it->len) == 0 &&
+		    ((const uint8_t *)key->mv_data)[it->len] == 0;
+	if (!it->valid)
+		return;
+	it->pos.ts = ordered_to_i64(be64_get((const uint8_t *)key->mv_data + it->len + 1));
+	it->pos.seq = be64_get((const uint8_t *)key->mv_data + it->len + 9);
+	size_t tlen = val->mv_size < HEARTH_NAME_MAX ? val->mv_size : HEARTH_NAME_MAX;
+	memcpy(it->type, val->mv_data, tlen);
+	it->type[tlen] = '\0';
+}
+
+static void stored_seek(struct stored_iter *it, struct tpos from)
+{
+	uint8_t buf[TL_KEY_MAX];
+	MDB_val key = { tl_key(buf, it->cust, it->len, from.ts, from.seq), buf }, val;
+	int rc = mdb_cursor_get(it->cur, &key, &val, MDB_SET_RANGE);
+
+	if (it->desc) {
+		if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(it->cur, &key, &val, MDB_LAST);
+		else if (rc == 0 && !(key.mv_size == 17 + it->len &&
+				      memcmp(key.mv_data, buf, key.mv_size) == 0))
+			rc = mdb_cursor_get(it->cur, &key, &val, MDB_PREV);
+	}
+	stored_load(it, rc, &key, &val);
+}
+
+static void stored_step(struct stored_iter *it)
+{
+	MDB_val key, val;
+	int rc = mdb_cursor_get(it->cur, &key, &val, it->desc ? MDB_PREV : MDB_NEXT);
+	stored_load(it, rc, &key, &val);
+}
+
+static int type_wanted(const struct timeline_query *q, const char *type)
+{
+	if (!q->types)
+		return 1;
+	for (size_t i = 0; i < q->ntypes; i++)
+		if (strcmp(q->types[i], type) == 0)
+			return 1;
+	return 0;
+}
+
+static int emit_event(struct timeline *tl, MDB_txn *txn, uint64_t seq, timeline_event_fn fn,
+		      void *ctx, struct herr *err)
+{
+	uint8_t key[8];
+	MDB_val val;
+	struct event ev;
+	int rc;
+
+	be64_put(key, seq);
+	rc = store_get(txn, tl->st, DB_LOG, key, 8, &val);
+	if (rc)
+		return store_error(err, rc, "reading the log");
+	if (event_decode(val.mv_data, val.mv_size, &ev) < 0)
+		return herr_set(err, HERR_STORE_ERROR, "store, damaged log record %llu",
+				(unsigned long long)seq);
+	ev.seq = seq;
+	return fn(&ev, ctx);
+}
+
+int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_query *q,
+		   timeline_event_fn fn, void *ctx, int *more, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, q->customer, q->customer_len);
+	struct stored_iter it = { .cust = q->customer, .len = q->customer_len, .desc = q->desc };
+	struct tpos lo = { q->since, 0 }, hi = { q->until, UINT64_MAX };
+	size_t pi = 0, pn = d ? d->n : 0, emitted = 0;
+	int rc;
+
+	*more = 0;
+	if (q->has_after) {
+		struct tpos after = { q->after_ts, q->after_seq };
+		if (!q->desc && tpos_cmp(after, lo) >= 0) {
+			lo = after;
+			if (++lo.seq == 0)
+				lo.ts++;
+		} else if (q->desc && tpos_cmp(after, hi) <= 0) {
+			hi = after;
+			if (hi.seq-- == 0)
+				hi.ts--;
+		}
+	}
+	if (d)
+		qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
+	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_TIMELINE), &it.cur)))
+		return store_error(err, rc, "reading a timeline");
+	stored_seek(&it, q->desc ? hi : lo);
+	/* pending events walk the same direction; pi counts from the walk's start */
+	for (;;) {
+		const struct pending_ev *p = NULL;
+		struct tpos ppos = { 0, 0 };
+		while (pi < pn) {
+			p = &d->ev[q->desc ? pn - 1 - pi : pi];
+			ppos = (struct tpos){ p->ts, p->seq };
+			if ((q->desc ? tpos_cmp(ppos, hi) > 0 : tpos_cmp(ppos, lo) < 0)) {
+				pi++;
+				p = NULL;
+				continue;
+			}
+			break;
+		}
+		if (p && (q->desc ? tpos_cmp(ppos, lo) < 0 : tpos_cmp(ppos, hi) > 0))
+			p = NULL;
+		if (it.valid && (q->desc ? tpos_cmp(it.pos, lo) < 0 : tpos_cmp(it.pos, hi) > 0))
+			it.valid = 0;
+		if (!p && !it.valid)
+			break;
+		int take_stored = it.valid &&
+				  (!p || (q->desc ? tpos_cmp(it.pos, ppos) > 0 : tpos_cmp(it.pos, ppos) < 0));
+		const char *type = take_stored ? it.type : p->type;
+		uint64_t seq = take_stored ? it.pos.seq : p->seq;
+		if (type_wanted(q, type)) {
+			if (emitted == q->limit) {
+				*more = 1;
+				break;
+			}
+			if (emit_event(tl, txn, seq, fn, ctx, err) < 0) {
+				mdb_cursor_close(it.cur);
+				return -1;
+			}
+			emitted++;
+		}
+		if (take_stored)
+			stored_step(&it);
+		else
+			pi++;
+	}
+	mdb_cursor_close(it.cur);
+	return 0;
+}
+
+int timeline_customers(struct timeline *tl, const char *after, size_t after_len, size_t limit,
+		       timeline_cust_fn fn, void *ctx, int *more, struct herr *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key = { after_len, (void *)after }, val;
+	size_t emitted = 0;
+	int rc, ret = -1;
+
+	*more = 0;
+	/* A listing walks the stored customers, so what is pending goes there first. */
+	if (timeline_flush(tl, 1, err) < 0 || store_read_begin(tl->st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_CUSTOMERS), &cur))) {
+		store_error(err, rc, "listing customers");
+		goto out;
+	}
+	rc = after ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+		   : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (rc == 0 && after && key.mv_size == after_len && memcmp(key.mv_data, after, after_len) == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (emitted == limit) {
+			*more = 1;
+			break;
+		}
+		struct cust *c = cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size);
+		if (!c) {
+			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
+			goto out;
+		}
+		rc = fn(c, ctx);
+		cust_free(c);
+		if (rc < 0)
+			goto out;
+		emitted++;
+	}
+	ret = 0;
+out:
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+/* ---- forget ---------------------------------------------------------------- */
+
+struct forget_ctx {
+	struct timeline *tl;
+	const char *id;
+	size_t len;
+	uint64_t removed;
+	int found;
+};
+
+/* Collects the customer's time-index keys, then deletes what each points at. */
+static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct forget_ctx *ctx = vctx;
+	size_t klen = ctx->len + 17;
+	uint8_t prefix[TL_KEY_MAX];
+	struct wbuf keys;
+	MDB_cursor *cur;
+	MDB_val key = { ctx->len + 1, prefix }, val;
+	int rc;
+
+	ctx->removed = 0;
+	wbuf_init(&keys);
+	memcpy(prefix, ctx->id, ctx->len);
+	prefix[ctx->len] = 0;
+	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_TIMELINE), &cur))) {
+		wtxn_fail(w, rc, "forget");
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size == klen && memcmp(key.mv_data, prefix, ctx->len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		wbuf_put(&keys, key.mv_data, klen);
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		wtxn_fail(w, rc, "forget");
+	if (keys.failed) {
+		wbuf_free(&keys);
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	}
+	for (size_t off = 0; off < keys.len && !w->rc; off += klen) {
+		const uint8_t *seqkey = keys.data + off + ctx->len + 9;
+		struct event ev;
+		if (wtxn_get(w, DB_LOG, seqkey, 8, &val) == 0 &&
+		    event_decode(val.mv_data, val.mv_size, &ev) == 0 && ev.id) {
+			char id[HEARTH_ID_MAX];
+			size_t id_len = ev.id_len;
+			memcpy(id, ev.id, id_len); /* the page may change under the delete */
+			wtxn_del(w, DB_IDS, id, id_len);
+		}
+		wtxn_del(w, DB_LOG, seqkey, 8);
+		wtxn_del(w, DB_TIMELINE, keys.data + off, klen);
+		ctx->removed++;
+	}
+	wbuf_free(&keys);
+	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &val) == 0;
+	wtxn_del(w, DB_CUSTOMERS, ctx->id, ctx->len);
+	return w->rc ? -1 : 0;
+}
+
+int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *removed,
+		    struct herr *err)
+{
+	struct forget_ctx ctx = { .tl = tl, .id = id, .len = len };
+
+	if (len > HEARTH_ID_MAX)
+		return herr_set(err, HERR_BAD_REQUEST, "id: longer than %d bytes", HEARTH_ID_MAX);
+	if (timeline_flush(tl, 1, err) < 0 || store_write(tl->st, forget_fn, &ctx, err) < 0)
+		return -1;
+	if (!ctx.found && ctx.removed == 0)
+		return herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
+	*removed = ctx.removed;
+	return 0;
+}
+
+/* ---- counts ---------------------------------------------------------------- */
+
+uint64_t timeline_customer_count(struct timeline *tl)
+{
+	return store_count(tl->st, DB_CUSTOMERS) + tl->new_customers;
+}
+
+uint64_t timeline_event_count(struct timeline *tl)
+{
+	return store_count(tl->st, DB_LOG);
+}
+
+void timeline_get_stats(const struct timeline *tl, struct timeline_stats *out)
+{
+	*out = tl->stats;
+	out->dirty_customers = tl->dirty.count;
+	out->pending_events = tl->pending_events;
+}

@@ -1,0 +1,577 @@
+"""Helpers for hearth's end-to-end tests.
+
+Everything here talks to the real binaries from the outside, the way a producer
+(ZeroMQ REQ/DEALER), an ops tool (the control socket) or an operator (hearthctl,
+hearthd --check) would.  Nothing sleeps to wait for something: every wait is on the
+thing itself (a reply, a socket that answers) with a deadline.
+
+Shared by conftest.py and the test modules (pytest puts this directory on sys.path).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import zmq
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BUILD = os.environ.get("HEARTH_BUILD", "build")
+BUILD = _BUILD if os.path.isabs(_BUILD) else os.path.join(REPO, _BUILD)
+HEARTHD = os.path.join(BUILD, "hearthd")
+HEARTHCTL = os.path.join(BUILD, "hearthctl")
+
+# Deadlines (seconds).  Generous enough for the ASan+UBSan build on a busy 2-core box.
+START_DEADLINE = 10.0
+STOP_DEADLINE = 10.0
+REPLY_DEADLINE = 10.0
+
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+# A fixed instant well in the past (the daemon rejects ts more than max_future ahead).
+BASE_MS = 1709258400000          # 2024-03-01T02:00:00.000Z
+HOUR = 3600 * 1000
+DAY = 24 * HOUR
+
+
+def rfc3339(ms):
+    """Unix ms -> the daemon's output form: RFC 3339 UTC with milliseconds."""
+    secs, milli = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%03dZ" % milli
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def require_binary(path):
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s is not built (HEARTH_BUILD=%s); run `make` first" % (path, _BUILD))
+
+
+# --------------------------------------------------------------------------------------
+# Configuration (SPEC §6)
+# --------------------------------------------------------------------------------------
+
+def short_dir(tmp_path):
+    """A directory whose socket paths fit in sun_path (~107 bytes).
+
+    Returns (dir, cleanup_needed)."""
+    base = str(tmp_path)
+    if len(base) + len("/control.sock") <= 90 and len("ipc://") + len(base) + len("/ingest.sock") <= 96:
+        return base, False
+    return tempfile.mkdtemp(prefix="h", dir="/tmp"), True
+
+
+class Config:
+    """A generated config file plus the paths in it.
+
+    The YAML is written by hand (no YAML library outside the standard library), one
+    key per line, so that tests can know the line and column of every value."""
+
+    def __init__(self, directory, mode="0660", rules_yaml=None, priority=None,
+                 max_future="1h", extra_yaml=""):
+        self.dir = directory
+        self.store = os.path.join(directory, "store")
+        self.ingest_sock = os.path.join(directory, "ingest.sock")
+        self.alerts_sock = os.path.join(directory, "alerts.sock")
+        self.ingest_ep = "ipc://" + self.ingest_sock
+        self.alerts_ep = "ipc://" + self.alerts_sock
+        self.control = os.path.join(directory, "control.sock")
+        self.mode = mode
+        self.path = os.path.join(directory, "hearth.yaml")
+        # Assumption: the operator (or systemd's StateDirectory=) creates store.path;
+        # the daemon is not required to create missing parent directories.
+        os.makedirs(self.store, exist_ok=True)
+        rules = "rules: []\n" if rules_yaml is None else rules_yaml
+        # Assumption: `priority` is an expression (rules come later), so it is left
+        # out by default; `score` is then null.
+        prio = "" if priority is None else "priority: %s\n" % json.dumps(priority)
+        self.text = (
+            "# hearth end-to-end test configuration (generated)\n"
+            "store:\n"
+            "  path: \"%(store)s\"\n"
+            "  map_size: 64MiB\n"
+            "  max_size: 1GiB\n"
+            "ingest:\n"
+            "  listen: [\"%(ingest)s\"]\n"
+            "  max_future: %(max_future)s\n"
+            "publish:\n"
+            "  listen: [\"%(alerts)s\"]\n"
+            "  heartbeat: 5s\n"
+            "  retain: 7d\n"
+            "control:\n"
+            "  path: \"%(control)s\"\n"
+            "  mode: \"%(mode)s\"\n"
+            "  admin_groups: []\n"
+            "evaluation:\n"
+            "  interval: 60s\n"
+            "log:\n"
+            "  level: info\n"
+            "events:\n"
+            "  sets:\n"
+            "    touch: [contact, call, visit, meeting, message]\n"
+            "  cases:\n"
+            "    complaint: {open: complaint, close: complaint_resolved}\n"
+            "    promise: {open: promise, close: promise_kept, due: due}\n"
+            "%(prio)s"
+            "%(rules)s"
+            "%(extra)s"
+        ) % {"store": self.store, "ingest": self.ingest_ep, "alerts": self.alerts_ep,
+             "control": self.control, "mode": mode, "max_future": max_future,
+             "prio": prio, "rules": rules, "extra": extra_yaml}
+        self.write()
+
+    def write(self, text=None):
+        if text is not None:
+            self.text = text
+        with open(self.path, "w") as f:
+            f.write(self.text)
+
+
+# --------------------------------------------------------------------------------------
+# Control socket (SPEC §5)
+# --------------------------------------------------------------------------------------
+
+class CtlConn:
+    """One connection to the control socket: lines out, lines in."""
+
+    def __init__(self, path, timeout=REPLY_DEADLINE):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def recv_line(self, timeout=REPLY_DEADLINE):
+        """The next line, or None at EOF.  Raises socket.timeout after the deadline."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no answer line within %.1fs" % timeout)
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def recv(self, timeout=REPLY_DEADLINE):
+        line = self.recv_line(timeout)
+        assert line is not None, "control connection closed without an answer"
+        try:
+            return json.loads(line)
+        except ValueError:
+            pytest.fail("control answer is not JSON: %r" % line[:200])
+
+    def request(self, obj, timeout=REPLY_DEADLINE):
+        self.send(obj)
+        return self.recv(timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def ctl_at(path, obj, timeout=REPLY_DEADLINE):
+    with CtlConn(path, timeout) as c:
+        return c.request(obj, timeout)
+
+
+def assert_error(answer, code):
+    assert answer.get("ok") is False, answer
+    err = answer.get("error")
+    assert isinstance(err, dict), answer
+    assert err.get("code") == code, answer
+    assert isinstance(err.get("message"), str) and err["message"], answer
+
+
+def assert_ok(answer):
+    assert answer.get("ok") is True, answer
+    return answer
+
+
+# --------------------------------------------------------------------------------------
+# ZeroMQ ingest (SPEC §3)
+# --------------------------------------------------------------------------------------
+
+def encode_frame(frame):
+    if isinstance(frame, bytes):
+        return frame
+    if isinstance(frame, str):
+        return frame.encode()
+    return json.dumps(frame).encode()
+
+
+def zmq_recv(sock, timeout=REPLY_DEADLINE):
+    """The next multipart message, or None after the deadline."""
+    if sock.poll(int(timeout * 1000), zmq.POLLIN):
+        return sock.recv_multipart()
+    return None
+
+
+def dealer_send(sock, frame):
+    sock.send_multipart([b"", encode_frame(frame)])
+
+
+def dealer_recv(sock, timeout=REPLY_DEADLINE):
+    msg = zmq_recv(sock, timeout)
+    assert msg is not None, "no ingest reply within %.1fs" % timeout
+    assert len(msg) == 2 and msg[0] == b"", "DEALER reply must be [empty, reply]: %r" % msg[:3]
+    return json.loads(msg[1])
+
+
+def check_ingest_reply(rep):
+    """Shape of a successful ingest reply."""
+    assert rep.get("ok") is True, rep
+    assert isinstance(rep.get("accepted"), int), rep
+    assert isinstance(rep.get("duplicates"), int), rep
+    assert isinstance(rep.get("rejected"), list), rep
+    for r in rep["rejected"]:
+        assert isinstance(r.get("index"), int), rep
+        assert isinstance(r.get("code"), str), rep
+        assert isinstance(r.get("message"), str), rep
+    return rep
+
+
+# --------------------------------------------------------------------------------------
+# The daemon
+# --------------------------------------------------------------------------------------
+
+class Daemon:
+    """A real hearthd, started from a Config, observed from the outside."""
+
+    def __init__(self, config, args=()):
+        require_binary(HEARTHD)
+        self.cfg = config
+        self.args = list(args)
+        self.proc = None
+        self.runs = 0
+        self.logs = []
+        self.problems = []
+        self.ctx = zmq.Context()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self):
+        assert self.proc is None, "already running"
+        self.runs += 1
+        log = os.path.join(self.cfg.dir, "hearthd.%d.log" % self.runs)
+        self.logs.append(log)
+        self.log = log
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen([HEARTHD, "-c", self.cfg.path] + self.args,
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                         cwd=self.cfg.dir)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, deadline=START_DEADLINE):
+        end = time.monotonic() + deadline
+        last = None
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                pytest.fail("hearthd exited with %s while starting:\n%s" % (rc, self.stderr()))
+            try:
+                ans = ctl_at(self.cfg.control, {"cmd": "ping"}, timeout=1.0)
+                if ans.get("ok") is True:
+                    return
+                last = ans
+            except (OSError, socket.timeout) as e:
+                last = e
+            time.sleep(0.01)  # polling for "socket appears", with the deadline above
+        self.kill9()
+        pytest.fail("hearthd did not answer ping within %.0fs (last: %r):\n%s"
+                    % (deadline, last, self.stderr()))
+
+    def stderr(self, all_runs=False):
+        out = []
+        for p in (self.logs if all_runs else self.logs[-1:]):
+            try:
+                with open(p, "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def _check_log(self):
+        text = self.stderr()
+        for m in SANITIZER_MARKERS:
+            if m in text:
+                self.problems.append("sanitizer report in hearthd log:\n" + text[-8000:])
+                return
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def assert_alive(self):
+        assert self.alive(), "hearthd died:\n%s" % self.stderr()
+
+    def stop(self, sig=signal.SIGTERM):
+        """Clean stop; asserts exit status 0 and no sanitizer report."""
+        assert self.proc is not None, "not running"
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            rc = proc.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self._check_log()
+            pytest.fail("hearthd did not stop within %.0fs of %s:\n%s"
+                        % (STOP_DEADLINE, signal.Signals(sig).name, self.stderr()))
+        self._check_log()
+        assert not self.problems, self.problems[0]
+        assert rc == 0, "hearthd exited with %s after %s:\n%s" % (
+            rc, signal.Signals(sig).name, self.stderr())
+
+    def kill9(self):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._check_log()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def teardown(self):
+        """Called by the fixture: stop if running, then report any problem seen."""
+        msg = None
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    rc = proc.wait(STOP_DEADLINE)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    rc = "timeout"
+            else:
+                rc = proc.returncode
+            self._check_log()
+            if rc != 0:
+                msg = "hearthd exited with %s at teardown:\n%s" % (rc, self.stderr())
+        self.ctx.destroy(linger=0)
+        if self.problems:
+            msg = self.problems[0]
+        return msg
+
+    # -- control -----------------------------------------------------------------------
+    def conn(self, timeout=REPLY_DEADLINE):
+        return CtlConn(self.cfg.control, timeout)
+
+    def ctl(self, obj, timeout=REPLY_DEADLINE):
+        try:
+            return ctl_at(self.cfg.control, obj, timeout)
+        except (OSError, socket.timeout):
+            self.assert_alive()
+            raise
+
+    def status(self):
+        return assert_ok(self.ctl({"cmd": "status"}))
+
+    def customer(self, cid):
+        return assert_ok(self.ctl({"cmd": "customer", "id": cid}))["customer"]
+
+    def timeline_all(self, cid, **args):
+        """Every event of a customer, following cursors."""
+        out = []
+        req = dict({"cmd": "timeline", "id": cid, "limit": 10000}, **args)
+        for _ in range(1000):
+            ans = assert_ok(self.ctl(req))
+            out.extend(ans["events"])
+            if not ans.get("cursor"):
+                return out
+            req["cursor"] = ans["cursor"]
+        pytest.fail("timeline cursor never ended")
+
+    # -- ingest ------------------------------------------------------------------------
+    def zsock(self, sock_type=zmq.REQ):
+        s = self.ctx.socket(sock_type)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.cfg.ingest_ep)
+        return s
+
+    def ingest(self, frame, sock_type=zmq.REQ, timeout=REPLY_DEADLINE):
+        """Send one frame, return the parsed reply."""
+        s = self.zsock(sock_type)
+        try:
+            if sock_type == zmq.DEALER:
+                dealer_send(s, frame)
+                return dealer_recv(s, timeout)
+            s.send(encode_frame(frame))
+            msg = zmq_recv(s, timeout)
+            if msg is None:
+                self.assert_alive()
+                pytest.fail("no ingest reply within %.1fs" % timeout)
+            assert len(msg) == 1, msg[:3]
+            return json.loads(msg[0])
+        finally:
+            s.close(0)
+
+    def ingest_ok(self, frame, **kw):
+        return check_ingest_reply(self.ingest(frame, **kw))
+
+
+# --------------------------------------------------------------------------------------
+# hearthctl
+# --------------------------------------------------------------------------------------
+
+def hearthctl(args, sock=None, json_out=False, timeout=30, **kw):
+    require_binary(HEARTHCTL)
+    cmd = [HEARTHCTL]
+    if sock is not None:
+        cmd += ["-s", sock]
+    if json_out:
+        cmd.append("--json")
+    cmd += list(args)
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, **kw)
+
+
+def check_no_sanitizer(proc):
+    err = proc.stderr.decode("utf-8", "replace") if isinstance(proc.stderr, bytes) else (proc.stderr or "")
+    for m in SANITIZER_MARKERS:
+        assert m not in err, err
+
+
+# --------------------------------------------------------------------------------------
+# Prometheus text exposition
+# --------------------------------------------------------------------------------------
+
+_METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*"'
+_SAMPLE_RE = re.compile(
+    r"^(%s)(\{(?:%s(?:,%s)*,?)?\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?$" % (_METRIC_NAME, _LABEL, _LABEL))
+_VALUE_RE = re.compile(r"^(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|[-+]?Inf|NaN)$")
+_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
+
+
+def check_prometheus_text(text):
+    """Validate a text exposition: promtool if available, else our own checks.
+
+    Returns the set of metric family names."""
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=30)
+        # Strict: promtool's lint findings (e.g. a counter without _total) fail too.
+        assert p.returncode == 0, (p.stdout + p.stderr).decode()
+    helps, types, samples = {}, {}, []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                assert re.match("^%s$" % _METRIC_NAME, parts[2]), "line %d: %r" % (n, line)
+                if parts[1] == "HELP":
+                    assert parts[2] not in helps, "line %d: second HELP for %s" % (n, parts[2])
+                    helps[parts[2]] = parts[3] if len(parts) > 3 else ""
+                else:
+                    assert len(parts) == 4 and parts[3].strip() in _TYPES, "line %d: %r" % (n, line)
+                    assert parts[2] not in types, "line %d: second TYPE for %s" % (n, parts[2])
+                    types[parts[2]] = parts[3].strip()
+            continue
+        m = _SAMPLE_RE.match(line)
+        assert m, "line %d is not `name{labels} value`: %r" % (n, line)
+        assert _VALUE_RE.match(m.group(3)), "line %d: bad value %r" % (n, line)
+        samples.append((n, m.group(1)))
+    assert samples, "no samples in metrics text"
+    families = set()
+    for n, name in samples:
+        fam = name
+        if fam not in types:
+            for suf in ("_bucket", "_sum", "_count", "_total", "_created", "_info"):
+                if name.endswith(suf) and name[: -len(suf)] in types:
+                    fam = name[: -len(suf)]
+                    break
+        assert fam in types, "line %d: sample %s has no # TYPE" % (n, name)
+        assert fam in helps, "line %d: sample %s has no # HELP" % (n, name)
+        families.add(fam)
+    return families
+
+
+# --------------------------------------------------------------------------------------
+# Event builders
+# --------------------------------------------------------------------------------------
+
+def ev(customer, ts, type_, id=None, ref=None, attrs=None):
+    e = {"customer": customer, "ts": ts, "type": type_}
+    if id is not None:
+        e["id"] = id
+    if ref is not None:
+        e["ref"] = ref
+    if attrs is not None:
+        e["attrs"] = attrs
+    return e
+
+
+def jsonl(events):
+    return "\n".join(json.dumps(e) for e in events).encode()
+
+
+def run_as_nobody_client(sock_path, requests, timeout=30):
+    """Send each request over its own connection as uid/gid 65534; return the answers.
+
+    A connection that cannot be made yields {"connect_error": errno-name}."""
+    script = r"""
+import json, socket, sys, errno
+path, reqs = sys.argv[1], json.loads(sys.argv[2])
+out = []
+for r in reqs:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(path)
+    except OSError as e:
+        out.append({"connect_error": errno.errorcode.get(e.errno, str(e.errno))})
+        continue
+    s.sendall(json.dumps(r).encode() + b"\n")
+    buf = b""
+    while b"\n" not in buf:
+        c = s.recv(65536)
+        if not c:
+            break
+        buf += c
+    s.close()
+    out.append(json.loads(buf.split(b"\n", 1)[0]) if buf else {"eof": True})
+print(json.dumps(out))
+"""
+
+    def drop():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    p = subprocess.run(["/usr/bin/python3", "-c", script, sock_path, json.dumps(requests)],
+                       capture_output=True, timeout=timeout, preexec_fn=drop, cwd="/")
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout)
