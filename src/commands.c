@@ -129,7 +129,7 @@ static int cmd_status(struct server *srv, struct json_object *req, struct json_o
 	json_object_object_add(ans, "firing", json_object_new_int64(0));
 	json_object_object_add(ans, "seq", json_object_new_int64(0));
 	json_object_object_add(ans, "last_tick", NULL);
-	json_object_object_add(ans, "tick_ms", json_object_new_double(0));
+	json_object_object_add(ans, "tick_ms", json_object_new_int64(0));
 	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
 	json_object_object_add(store, "path", json_object_new_string(store_path(srv->st)));
 	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)store_map_size(srv->st)));

@@ -400,9 +400,18 @@ static int bind_path(struct control *ctl, const char *path, unsigned mode, struc
 		return herr_set(err, HERR_IO, "control, socket path '%s' is too long", path);
 	strcpy(addr.sun_path, path);
 	make_parent_dir(path);
-	/* A socket left by a previous run that did not stop cleanly. */
-	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return herr_set(err, HERR_IO, "control, socket() failed (%s)", strerror(errno));
+	/* A socket left by a run that did not stop cleanly is replaced; a live one is not. */
+	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+			close(fd);
+			return herr_set(err, HERR_IO, "control, another daemon answers on '%s'", path);
+		}
 		unlink(path);
+	}
+	close(fd);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return herr_set(err, HERR_IO, "control, socket() failed (%s)", strerror(errno));

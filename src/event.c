@@ -96,6 +96,12 @@ static int take_attrs(struct json_object *v, struct event *ev, struct herr *err)
 	return 0;
 }
 
+size_t event_encoded_size(const struct event *ev)
+{
+	return 1 + 8 + 1 + ev->customer_len + 1 + ev->type_len + 1 + (ev->id ? ev->id_len : 0) + 1 +
+	       (ev->ref ? ev->ref_len : 0) + (ev->attrs_json ? ev->attrs_len : 0);
+}
+
 int event_from_json(struct json_object *obj, int64_t now, int64_t max_future,
 		    struct event *ev, struct herr *err)
 {
@@ -142,6 +148,9 @@ int event_from_json(struct json_object *obj, int64_t now, int64_t max_future,
 	if (ev->ts > now + max_future)
 		return herr_set(err, HERR_TS_IN_FUTURE,
 				"ts: more than ingest.max_future ahead of the daemon's clock");
+	if (event_encoded_size(ev) > HEARTH_EVENT_MAX)
+		return herr_set(err, HERR_TOO_LARGE, "the event is larger than %d bytes encoded",
+				HEARTH_EVENT_MAX);
 	return 0;
 }
 

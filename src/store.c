@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ struct store {
 	MDB_env *env;
 	MDB_dbi dbi[DB__COUNT];
 	char *path;
+	int lock_fd;                    /* flock'd: one hearthd per store */
 	uint64_t map_size, max_size;
 	unsigned growths;
 };
@@ -55,6 +58,31 @@ static int mkdir_p(const char *path)
 	}
 	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
 		return -1;
+	return 0;
+}
+
+/* LMDB lets many processes share a store; hearth's derived state does not. */
+static int store_lock(struct store *st, struct herr *err)
+{
+	char path[4096], pid[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/hearthd.lock", st->path);
+	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (st->lock_fd < 0)
+		return herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s' (%s)", path,
+				strerror(errno));
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)pread(st->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		return herr_set(err, HERR_STORE_ERROR,
+				"store at %s is in use by another hearthd (pid %s)", st->path,
+				pid[0] ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(st->lock_fd, 0) < 0 || pwrite(st->lock_fd, pid, (size_t)n, 0) != n)
+		return herr_set(err, HERR_STORE_ERROR, "store, cannot write '%s' (%s)", path,
+				strerror(errno));
 	return 0;
 }
 
@@ -122,11 +150,14 @@ struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 		goto fail;
 	}
 	st->max_size = max_size;
+	st->lock_fd = -1;
 	if (mkdir_p(path) < 0) {
 		herr_set(err, HERR_STORE_ERROR, "store, cannot create directory '%s' (%s)", path,
 			 strerror(errno));
 		goto fail;
 	}
+	if (store_lock(st, err) < 0)
+		goto fail;
 	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
 	    (rc = mdb_env_set_mapsize(st->env, map_size)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, 126))) {
@@ -159,6 +190,8 @@ void store_close(struct store *st)
 		return;
 	if (st->env)
 		mdb_env_close(st->env);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	free(st->path);
 	free(st);
 }

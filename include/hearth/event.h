@@ -42,6 +42,8 @@ struct event {
 int event_from_json(struct json_object *obj, int64_t now, int64_t max_future,
 		    struct event *ev, struct herr *err);
 
+/* Bytes of the stored record; SPEC §2 limits it to 8 KiB. */
+size_t event_encoded_size(const struct event *ev);
 /* Appends the log record of ev to out; HERR_TOO_LARGE past SPEC's 8 KiB. */
 int event_encode(const struct event *ev, struct wbuf *out, struct herr *err);
 /* Reads a log record; strings borrow from data. -1 if the record is damaged. */

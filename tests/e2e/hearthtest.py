@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -139,13 +140,29 @@ class Config:
 # Control socket (SPEC §5)
 # --------------------------------------------------------------------------------------
 
+def unix_connect(path, timeout=REPLY_DEADLINE):
+    """Connect as a plain blocking client would, but with a deadline.
+
+    A non-blocking AF_UNIX connect fails at once with EAGAIN when the listen backlog is
+    full, where a blocking client waits to be accepted; SO_SNDTIMEO bounds that wait."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    secs = int(timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                 struct.pack("ll", secs, int((timeout - secs) * 1e6)))
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        raise
+    s.settimeout(timeout)
+    return s
+
+
 class CtlConn:
     """One connection to the control socket: lines out, lines in."""
 
     def __init__(self, path, timeout=REPLY_DEADLINE):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        self.sock = unix_connect(path, timeout)
         self.buf = b""
 
     def send_raw(self, data):

@@ -12,7 +12,7 @@ import pytest
 
 from hearthtest import (BASE_MS, DAY, HOUR, assert_error, assert_ok,
                         check_ingest_reply, check_prometheus_text, ev, rfc3339,
-                        run_as_nobody_client)
+                        run_as_nobody_client, unix_connect)
 
 RFC3339_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
@@ -393,10 +393,7 @@ def test_200_idle_connections(daemon):
     idle = []
     try:
         for _ in range(200):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            idle.append(s)
-            s.settimeout(10)
-            s.connect(daemon.cfg.control)
+            idle.append(unix_connect(daemon.cfg.control))
         t0 = time.monotonic()
         assert daemon.ctl({"cmd": "ping"}, timeout=2)["pong"] is True
         # "Quickly": generous for a sanitizer build on a busy box.

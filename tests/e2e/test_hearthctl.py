@@ -34,8 +34,10 @@ def seed(d):
 
 
 def test_ctl_ping(daemon):
-    run(daemon, "ping")
-    run(daemon, "ping", json_out=True)
+    p = run(daemon, "ping")
+    assert p.stdout.strip(), "ping prints something"
+    a = run_json(daemon, "ping")
+    assert a.get("pong") is True, a
 
 
 def test_ctl_status(daemon):

@@ -385,7 +385,7 @@ def test_huge_frame_over_zmq(shared_daemon):
     try:
         dealer_send(s, frame)
         assert_serving(d, "huge")
-        msg = zmq_recv(s, timeout=3)
+        msg = zmq_recv(s, timeout=2)
         if msg is not None:
             assert_error(json.loads(msg[-1]), "too_large")
     finally:

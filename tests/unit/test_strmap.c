@@ -1,0 +1,204 @@
+/*
+ * strmap.h: the open-addressing byte-string map behind the store's pending
+ * state (dirty customers, ids not yet indexed).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hearth/strmap.h"
+
+#define MANY 10000
+
+static size_t key_of(size_t i, char *buf, size_t size)
+{
+	return (size_t)snprintf(buf, size, "customer-%zu", i);
+}
+
+static void *value_of(size_t i)
+{
+	return (void *)(uintptr_t)(i + 1); /* never NULL */
+}
+
+static void test_empty(void **state)
+{
+	struct strmap m;
+
+	(void)state;
+	strmap_init(&m);
+	assert_null(strmap_get(&m, "a", 1));
+	assert_null(strmap_del(&m, "a", 1));
+	size_t pos = 0;
+	const struct strmap_slot *slot;
+	assert_int_equal(strmap_next(&m, &pos, &slot), 0);
+	strmap_clear(&m);
+	strmap_clear(&m);
+}
+
+static void test_put_get_replace_del(void **state)
+{
+	struct strmap m;
+	int a, b, c;
+
+	(void)state;
+	strmap_init(&m);
+	assert_int_equal(strmap_put(&m, "alpha", 5, &a), 0);
+	assert_int_equal(strmap_put(&m, "beta", 4, &b), 0);
+	assert_int_equal(m.count, 2);
+	assert_ptr_equal(strmap_get(&m, "alpha", 5), &a);
+	assert_ptr_equal(strmap_get(&m, "beta", 4), &b);
+	/* length matters, not the NUL: "alph" and "alphabet" are other keys */
+	assert_null(strmap_get(&m, "alph", 4));
+	assert_null(strmap_get(&m, "alphabet", 8));
+	assert_ptr_equal(strmap_get(&m, "alphabet", 5), &a);
+	/* replacing keeps the count */
+	assert_int_equal(strmap_put(&m, "alpha", 5, &c), 0);
+	assert_int_equal(m.count, 2);
+	assert_ptr_equal(strmap_get(&m, "alpha", 5), &c);
+	/* keys are copied: the caller's buffer may change */
+	char buf[8] = "gamma";
+	assert_int_equal(strmap_put(&m, buf, 5, &a), 0);
+	memcpy(buf, "xxxxx", 5);
+	assert_ptr_equal(strmap_get(&m, "gamma", 5), &a);
+	/* binary keys with embedded NULs */
+	assert_int_equal(strmap_put(&m, "k\0a", 3, &a), 0);
+	assert_int_equal(strmap_put(&m, "k\0b", 3, &b), 0);
+	assert_ptr_equal(strmap_get(&m, "k\0a", 3), &a);
+	assert_ptr_equal(strmap_get(&m, "k\0b", 3), &b);
+	/* the empty key is a key */
+	assert_int_equal(strmap_put(&m, "", 0, &c), 0);
+	assert_ptr_equal(strmap_get(&m, "", 0), &c);
+	assert_int_equal(m.count, 6);
+
+	assert_ptr_equal(strmap_del(&m, "beta", 4), &b);
+	assert_null(strmap_get(&m, "beta", 4));
+	assert_null(strmap_del(&m, "beta", 4));
+	assert_int_equal(m.count, 5);
+	assert_ptr_equal(strmap_get(&m, "alpha", 5), &c);
+	strmap_clear(&m);
+	assert_int_equal(m.count, 0);
+	assert_null(strmap_get(&m, "alpha", 5));
+}
+
+static void test_many_keys_rehash_and_delete_half(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t len, cap_after_small;
+
+	(void)state;
+	strmap_init(&m);
+	assert_int_equal(strmap_put(&m, "x", 1, value_of(0)), 0);
+	cap_after_small = m.cap;
+	assert_non_null(strmap_del(&m, "x", 1));
+	for (size_t i = 0; i < MANY; i++) {
+		len = key_of(i, key, sizeof(key));
+		assert_int_equal(strmap_put(&m, key, len, value_of(i)), 0);
+	}
+	assert_int_equal(m.count, MANY);
+	assert_true(m.cap > cap_after_small);       /* it rehashed */
+	assert_true(m.count * 10 <= m.cap * 7);     /* and keeps its load factor */
+	for (size_t i = 0; i < MANY; i++) {
+		len = key_of(i, key, sizeof(key));
+		if (strmap_get(&m, key, len) != value_of(i))
+			fail_msg("key %s lost after rehash", key);
+	}
+	/* delete every other key: backward-shift deletion must keep the chains whole */
+	for (size_t i = 0; i < MANY; i += 2) {
+		len = key_of(i, key, sizeof(key));
+		if (strmap_del(&m, key, len) != value_of(i))
+			fail_msg("deleting %s returned the wrong value", key);
+	}
+	assert_int_equal(m.count, MANY / 2);
+	for (size_t i = 0; i < MANY; i++) {
+		len = key_of(i, key, sizeof(key));
+		void *got = strmap_get(&m, key, len);
+		if (i % 2 == 0 && got)
+			fail_msg("deleted key %s still found", key);
+		if (i % 2 == 1 && got != value_of(i))
+			fail_msg("remaining key %s not found after deletes", key);
+	}
+	/* iteration visits each remaining key exactly once */
+	size_t seen = 0, pos = 0, sum = 0;
+	const struct strmap_slot *slot;
+	while (strmap_next(&m, &pos, &slot)) {
+		size_t i = (size_t)(uintptr_t)slot->value - 1;
+		assert_int_equal(i % 2, 1);
+		len = key_of(i, key, sizeof(key));
+		assert_int_equal(slot->len, len);
+		assert_memory_equal(slot->key, key, len);
+		seen++;
+		sum += i;
+	}
+	assert_int_equal(seen, MANY / 2);
+	assert_int_equal(sum, (size_t)(MANY / 2) * (MANY / 2)); /* 1 + 3 + ... + (MANY-1) */
+	/* deleted keys can come back */
+	for (size_t i = 0; i < MANY; i += 2) {
+		len = key_of(i, key, sizeof(key));
+		assert_int_equal(strmap_put(&m, key, len, value_of(i)), 0);
+	}
+	assert_int_equal(m.count, MANY);
+	for (size_t i = 0; i < MANY; i++) {
+		len = key_of(i, key, sizeof(key));
+		if (strmap_get(&m, key, len) != value_of(i))
+			fail_msg("key %s wrong after re-insert", key);
+	}
+	strmap_clear(&m);
+}
+
+/* Random interleaving of puts and deletes checked against a plain array. */
+static void test_random_ops_match_model(void **state)
+{
+	enum { KEYS = 3000, OPS = 200000 };
+	static void *model[KEYS];
+	struct strmap m;
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	size_t live = 0;
+	char key[32];
+
+	(void)state;
+	memset(model, 0, sizeof(model));
+	strmap_init(&m);
+	for (size_t op = 0; op < OPS; op++) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		size_t k = (size_t)(rng % KEYS);
+		size_t len = key_of(k, key, sizeof(key));
+		if ((rng >> 32) % 3 == 0) {
+			void *got = strmap_del(&m, key, len);
+			if (got != model[k])
+				fail_msg("op %zu: del %s gave %p, model %p", op, key, got, model[k]);
+			live -= model[k] != NULL;
+			model[k] = NULL;
+		} else {
+			void *v = (void *)(uintptr_t)(op + 1);
+			assert_int_equal(strmap_put(&m, key, len, v), 0);
+			live += model[k] == NULL;
+			model[k] = v;
+		}
+		assert_int_equal(m.count, live);
+	}
+	for (size_t k = 0; k < KEYS; k++) {
+		size_t len = key_of(k, key, sizeof(key));
+		if (strmap_get(&m, key, len) != model[k])
+			fail_msg("final state of %s differs from the model", key);
+	}
+	strmap_clear(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_put_get_replace_del),
+		cmocka_unit_test(test_many_keys_rehash_and_delete_half),
+		cmocka_unit_test(test_random_ops_match_model),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

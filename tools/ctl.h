@@ -1,0 +1,154 @@
+/*
+ * What hearthctl's files share: exit codes (SPEC §8), the options every
+ * subcommand sees, the human-output helpers of ctl_table.c, the answer printers
+ * of ctl_print.c, the input sources of ctl_source.c and ctl_csv.c, and the
+ * import driver of ctl_import.c. Nothing here is used outside hearthctl; what
+ * other programs need lives in libhearth.
+ */
+#ifndef HEARTH_TOOLS_CTL_H
+#define HEARTH_TOOLS_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hearth/err.h"
+
+struct json_object;
+struct json_tokener;
+
+/* SPEC §8 */
+enum {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_NO = 1,          /* the daemon said no (ok:false, rejected events) */
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNREACHABLE = 3, /* connect failed or the connection dropped */
+};
+
+#define CTL_DEFAULT_SOCKET "/run/hearth/control.sock"
+
+struct ctl_opts {
+	const char *socket;
+	int json;                 /* print answers as received */
+};
+
+/* Prints "hearthctl: ..." on stderr. */
+void ctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- ctl_table.c: cells, times and aligned tables ---------------------------------- */
+
+/* Cell formats of a table column. */
+enum cell_fmt {
+	CELL_TEXT,        /* strings as they are, other values as compact JSON */
+	CELL_NUM,         /* right-aligned */
+	CELL_TIME,        /* RFC 3339 answer time -> local time (relative) */
+	CELL_DURATION,    /* integer ms -> "2d 4h" */
+	CELL_BYTES,       /* integer bytes -> "64.0 MiB" */
+	CELL_ATTRS,       /* flat object -> "key=value key=value" */
+};
+
+struct column {
+	const char *header;
+	const char *path;         /* key in the row; "a.b" descends into objects */
+	enum cell_fmt fmt;
+};
+
+/* The instant relative times are measured from (the daemon's "now" when known). */
+void human_set_now(int64_t ms);
+/* "2026-11-20 10:00 (3d ago)"; "-" when s is not an RFC 3339 time. */
+char *human_time(const char *s, char *buf, size_t size);
+char *human_time_ms(int64_t ms, char *buf, size_t size);
+char *human_bytes(int64_t n, char *buf, size_t size);
+/* One value as a cell; returns buf. */
+char *human_cell(struct json_object *v, enum cell_fmt fmt, char *buf, size_t size);
+/* Looks up a dotted path; NULL when absent. */
+struct json_object *json_path(struct json_object *o, const char *path);
+/* Terminal columns the UTF-8 text takes (wide CJK counts 2). */
+size_t text_width(const char *s);
+
+/* Prints rows (an array of objects) under the columns, aligned; prefix indents. */
+int table_print(FILE *out, const char *prefix, const struct column *cols, size_t ncols,
+		struct json_object *rows);
+/* "key: value" lines with the keys aligned; values already formatted. */
+struct kv { const char *key; char value[512]; };
+void kv_print(FILE *out, const char *prefix, const struct kv *kv, size_t n);
+
+/* ---- ctl_print.c: one printer per answer shape ------------------------------------- */
+
+typedef int (*ctl_printer)(struct json_object *ans);
+
+int print_json(struct json_object *ans);     /* pretty JSON: the fallback */
+int print_ping(struct json_object *ans);
+int print_status(struct json_object *ans);
+int print_metrics(struct json_object *ans);
+int print_ingest(struct json_object *ans);
+int print_customer(struct json_object *ans);
+int print_customers(struct json_object *ans);
+int print_timeline(struct json_object *ans);
+int print_forget(struct json_object *ans);
+int print_commands(struct json_object *ans);
+int print_alerts(struct json_object *ans);
+int print_done(struct json_object *ans);
+int print_silence_add(struct json_object *ans);
+int print_silences(struct json_object *ans);
+int print_rules(struct json_object *ans);
+int print_value(struct json_object *ans);
+int print_explain(struct json_object *ans);
+int print_top(struct json_object *ans);
+int print_replay(struct json_object *ans);
+
+/* ---- ctl_source.c, ctl_csv.c: events from files ------------------------------------ */
+
+/* Buffered reading of one input with line counting; see ctl_source.c. */
+struct reader {
+	int fd;
+	char *buf;
+	size_t cap, pos, len;     /* buf[pos..len) is unread */
+	int eof;
+	uint64_t consumed;        /* bytes handed out, for the progress bar */
+	long line;                /* 1-based line of buf[pos] */
+};
+
+enum src_status {
+	SRC_EVENT = 0,            /* *event is set */
+	SRC_REJECT,               /* rejected here; code and message in err */
+	SRC_END,
+	SRC_FAIL,                 /* cannot go on with this file; err says why */
+};
+
+struct source;
+
+/* path "-" is standard input. Fails (with err) when the file cannot be opened. */
+struct source *source_open(const char *path, struct herr *err);
+void source_close(struct source *s);
+/*
+ * The next event. *line is the 1-based position SPEC'd for reports: the line
+ * of a JSON line, the first line of a CSV record, the element number of an
+ * array. On SRC_EVENT the caller owns *event.
+ */
+enum src_status source_next(struct source *s, struct json_object **event, long *line,
+			    struct herr *err);
+/* Bytes read so far and the file's size (0 when unknown: a pipe). */
+uint64_t source_done_bytes(const struct source *s);
+uint64_t source_size(const struct source *s);
+
+int reader_fill(struct reader *r);          /* -1 on read error, 0 at EOF, else 1 */
+
+/* JSON text of a whole line or element: a value, or NULL with a bad_json message. */
+struct json_object *json_parse_whole(struct json_tokener *tok, const char *text, size_t len,
+				     struct herr *err);
+
+struct csv;
+/* Reads the header from r; err names file:line on failure. r stays the caller's. */
+struct csv *csv_open(struct reader *r, const char *name, struct herr *err);
+void csv_free(struct csv *c);
+enum src_status csv_next(struct csv *c, struct json_object **event, long *line,
+			 struct herr *err);
+/* Whether a first line names the CSV header ("customer,..."). */
+int csv_looks_like_header(const char *line, size_t len);
+
+/* ---- ctl_import.c ------------------------------------------------------------------ */
+
+int import_run(const struct ctl_opts *o, int nfiles, char **files);
+
+#endif
