@@ -11,7 +11,13 @@
 #include "hearth/batch.h"
 #include "hearth/codec.h"
 #include "hearth/commands.h"
+#include "hearth/alert.h"
 #include "hearth/config.h"
+#include "hearth/engine.h"
+#include "hearth/eval.h"
+#include "hearth/expr.h"
+#include "hearth/outbox.h"
+#include "hearth/rules.h"
 #include "hearth/event.h"
 #include "hearth/limits.h"
 #include "hearth/metrics.h"
@@ -106,6 +112,38 @@ static struct json_object *time_or_null(int64_t ms)
 	return ms == TIME_NONE ? NULL : json_object_new_string(time_format(ms, buf, sizeof(buf)));
 }
 
+/* The config's priority for a customer now; null without a priority. */
+static struct json_object *score_json(struct server *srv, MDB_txn *txn, const struct cust *c)
+{
+	const struct ruleset *rs = engine_rules(srv->engine);
+	struct eval_env env;
+	struct value v;
+
+	if (!rs->priority)
+		return NULL;
+	engine_env(srv->engine, txn, c, server_now(srv), &env);
+	if (expr_eval(rs->priority, &env, &v, NULL) < 0)
+		return NULL;
+	return value_to_json(&v);
+}
+
+/* Compiles an expression given in a request; bad_expr names the column. */
+static struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name,
+			     int required, struct herr *err)
+{
+	const char *src;
+	size_t len, pos;
+	char msg[200];
+	struct expr *e;
+
+	if (arg_string(req, name, required, &src, &len, err) < 0 || !src)
+		return NULL;
+	e = expr_compile(src, srv->cfg, msg, sizeof(msg), &pos);
+	if (!e)
+		herr_set(err, HERR_BAD_EXPR, "%s: column %zu: %s", name, pos + 1, msg);
+	return e;
+}
+
 /* ---- commands -------------------------------------------------------------- */
 
 static int cmd_ping(struct server *srv, struct json_object *req, struct json_object *ans,
@@ -126,10 +164,14 @@ static int cmd_status(struct server *srv, struct json_object *req, struct json_o
 	json_object_object_add(ans, "uptime_ms", json_object_new_int64(mono_now_ms() - srv->started_mono_ms));
 	json_object_object_add(ans, "customers", json_object_new_int64((int64_t)timeline_customer_count(srv->tl)));
 	json_object_object_add(ans, "events", json_object_new_int64((int64_t)timeline_event_count(srv->tl)));
-	json_object_object_add(ans, "firing", json_object_new_int64(0));
-	json_object_object_add(ans, "seq", json_object_new_int64(0));
-	json_object_object_add(ans, "last_tick", NULL);
-	json_object_object_add(ans, "tick_ms", json_object_new_int64(0));
+	struct engine_stats es;
+	engine_get_stats(srv->engine, &es);
+	json_object_object_add(ans, "firing", json_object_new_int64((int64_t)es.firing));
+	json_object_object_add(ans, "pending", json_object_new_int64((int64_t)es.pending));
+	json_object_object_add(ans, "seq", json_object_new_int64((int64_t)engine_seq(srv->engine)));
+	json_object_object_add(ans, "last_tick", time_or_null(es.last_tick));
+	json_object_object_add(ans, "tick_ms", json_object_new_int64(es.tick_us / 1000));
+	json_object_object_add(ans, "reevaluating", json_object_new_boolean(es.reevaluating));
 	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
 	json_object_object_add(store, "path", json_object_new_string(store_path(srv->st)));
 	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)store_map_size(srv->st)));
@@ -168,8 +210,8 @@ static int cmd_ingest(struct server *srv, struct json_object *req, struct json_o
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	batch_take_array(b, events, server_now(srv), srv->cfg->max_future_ms);
 	srv->counters.ingest_rejected += b->nrejects;
-	if (b->fail.code == HERR_OK && b->nevents > 0)
-		timeline_append(srv->tl, &b, 1);
+	if (b->fail.code == HERR_OK && b->nevents > 0 && timeline_append(srv->tl, &b, 1) == 0)
+		engine_after_ingest(srv->engine);
 	if (b->fail.code != HERR_OK) {
 		*err = b->fail;
 		goto out;
@@ -200,16 +242,20 @@ static int cmd_customer(struct server *srv, struct json_object *req, struct json
 	if (arg_id(req, "id", &id, &len, err) < 0 || store_read_begin(srv->st, &txn, err) < 0)
 		return -1;
 	c = timeline_customer(srv->tl, txn, id, len, &owned, err);
-	mdb_txn_abort(txn);
-	if (!c)
+	if (!c) {
+		mdb_txn_abort(txn);
 		return -1;
+	}
 	o = cust_to_json(c);
+	if (o) {
+		json_object_object_add(o, "alerts", engine_customer_alerts(srv->engine, txn, id, len));
+		json_object_object_add(o, "score", score_json(srv, txn, c));
+	}
+	mdb_txn_abort(txn);
 	if (owned)
 		cust_free(c);
 	if (!o)
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	json_object_object_add(o, "alerts", json_object_new_array());
-	json_object_object_add(o, "score", NULL);
 	json_object_object_add(ans, "customer", o);
 	return 0;
 }
@@ -218,6 +264,170 @@ static int add_row(const struct cust *c, void *ctx)
 {
 	struct json_object *row = cust_row_json(c);
 	return row ? json_object_array_add(ctx, row) : -1;
+}
+
+/* One customer found by a where/order/top scan: its sort value and row. */
+struct ranked {
+	struct value key;               /* numbers, durations, strings (copied) */
+	char *key_text;
+	char *id;
+	struct json_object *row;
+};
+
+struct rank_scan {
+	struct server *srv;
+	MDB_txn *txn;
+	struct expr *where, *order;
+	int64_t now;
+	struct ranked *items;
+	size_t n, cap;
+	int failed;
+};
+
+static int rank_collect(const struct cust *c, void *vctx)
+{
+	struct rank_scan *ctx = vctx;
+	struct eval_env env;
+	struct value v;
+
+	if (ctx->where) {
+		engine_env(ctx->srv->engine, ctx->txn, c, ctx->now, &env);
+		if (expr_eval(ctx->where, &env, &v, NULL) < 0 || !value_truthy(&v))
+			return 0;
+	}
+	if (ctx->n == ctx->cap) {
+		size_t cap = ctx->cap ? ctx->cap * 2 : 256;
+		struct ranked *more = realloc(ctx->items, cap * sizeof(*more));
+		if (!more)
+			return -1;
+		ctx->items = more;
+		ctx->cap = cap;
+	}
+	struct ranked *r = &ctx->items[ctx->n];
+	memset(r, 0, sizeof(*r));
+	r->key.type = TYPE_NULL;
+	if (ctx->order) {
+		engine_env(ctx->srv->engine, ctx->txn, c, ctx->now, &env);
+		if (expr_eval(ctx->order, &env, &v, NULL) == 0)
+			r->key = v;
+		if (v.type == TYPE_STR) {
+			r->key_text = strndup(v.str.s, v.str.len);
+			r->key.str.s = r->key_text;
+		}
+	}
+	r->id = strndup(c->id, c->id_len);
+	r->row = cust_row_json(c);
+	if (!r->id || !r->row) {
+		free(r->id);
+		free(r->key_text);
+		json_object_put(r->row);
+		return -1;
+	}
+	if (ctx->order)
+		json_object_object_add(r->row, "order", value_to_json(&r->key));
+	ctx->n++;
+	return 0;
+}
+
+static double key_number(const struct value *v)
+{
+	return v->type == TYPE_NUM ? v->num : (double)v->ms;
+}
+
+/* Nulls last; numbers and durations by value, strings by bytes; then by id. */
+static int ranked_cmp(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+	int an = a->key.type == TYPE_NULL, bn = b->key.type == TYPE_NULL;
+
+	if (an != bn)
+		return an - bn;
+	if (!an && a->key.type == TYPE_STR && b->key.type == TYPE_STR) {
+		int c = strcmp(a->key.str.s, b->key.str.s);
+		if (c)
+			return c;
+	} else if (!an && a->key.type != TYPE_STR && b->key.type != TYPE_STR) {
+		double x = key_number(&a->key), y = key_number(&b->key);
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return strcmp(a->id, b->id);
+}
+
+static int ranked_cmp_desc(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+	int an = a->key.type == TYPE_NULL, bn = b->key.type == TYPE_NULL;
+
+	if (an != bn)
+		return an - bn; /* nulls last either way */
+	int c = ranked_cmp(pb, pa);
+	return c;
+}
+
+static void rank_free(struct rank_scan *ctx)
+{
+	for (size_t i = 0; i < ctx->n; i++) {
+		free(ctx->items[i].id);
+		free(ctx->items[i].key_text);
+		json_object_put(ctx->items[i].row);
+	}
+	free(ctx->items);
+	expr_free(ctx->where);
+	expr_free(ctx->order);
+	if (ctx->txn)
+		mdb_txn_abort(ctx->txn);
+}
+
+/* Runs where/order over every customer, sorted; the caller pages or cuts. */
+static int rank_scan(struct server *srv, struct rank_scan *ctx, int desc, struct herr *err)
+{
+	int more;
+
+	ctx->srv = srv;
+	ctx->now = server_now(srv);
+	if (store_read_begin(srv->st, &ctx->txn, err) < 0)
+		return -1;
+	if (timeline_customers(srv->tl, NULL, 0, SIZE_MAX, rank_collect, ctx, &more, err) < 0)
+		return -1;
+	qsort(ctx->items, ctx->n, sizeof(*ctx->items), desc ? ranked_cmp_desc : ranked_cmp);
+	return 0;
+}
+
+static int cmd_customers_ranked(struct server *srv, struct json_object *req, struct json_object *ans,
+				struct herr *err)
+{
+	struct rank_scan ctx = { 0 };
+	const char *cursor;
+	size_t limit, cursor_len, offset = 0;
+	int desc, rc = -1;
+
+	if (arg_limit(req, HEARTH_LIST_DEFAULT, &limit, err) < 0 || arg_bool(req, "desc", &desc, err) < 0 ||
+	    arg_string(req, "cursor", 0, &cursor, &cursor_len, err) < 0)
+		return -1;
+	if (cursor && sscanf(cursor, "@%zu", &offset) != 1)
+		return herr_set(err, HERR_BAD_REQUEST, "cursor: not one this daemon handed out");
+	ctx.where = arg_expr(srv, req, "where", 0, err);
+	if (!ctx.where && err->code == HERR_BAD_EXPR)
+		goto out;
+	ctx.order = arg_expr(srv, req, "order", 0, err);
+	if (!ctx.order && err->code == HERR_BAD_EXPR)
+		goto out;
+	if (rank_scan(srv, &ctx, desc, err) < 0)
+		goto out;
+	struct json_object *list = json_object_new_array();
+	for (size_t i = offset; i < ctx.n && i < offset + limit; i++)
+		json_object_array_add(list, json_object_get(ctx.items[i].row));
+	json_object_object_add(ans, "customers", list);
+	if (offset + limit < ctx.n) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "@%zu", offset + limit);
+		json_object_object_add(ans, "cursor", json_object_new_string(buf));
+	}
+	rc = 0;
+out:
+	rank_free(&ctx);
+	return rc;
 }
 
 static int cmd_customers(struct server *srv, struct json_object *req, struct json_object *ans,
@@ -229,8 +439,7 @@ static int cmd_customers(struct server *srv, struct json_object *req, struct jso
 	int more;
 
 	if (arg(req, "where") || arg(req, "order"))
-		return herr_set(err, HERR_BAD_REQUEST,
-				"'where' and 'order' need the rule language, which this build lacks");
+		return cmd_customers_ranked(srv, req, ans, err);
 	if (arg_limit(req, HEARTH_LIST_DEFAULT, &limit, err) < 0 ||
 	    arg_string(req, "cursor", 0, &cursor, &cursor_len, err) < 0)
 		return -1;
@@ -247,6 +456,45 @@ static int cmd_customers(struct server *srv, struct json_object *req, struct jso
 		json_object_object_add(ans, "cursor", json_object_get(id));
 	}
 	return 0;
+}
+
+static int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans,
+		   struct herr *err)
+{
+	const struct ruleset *rs = engine_rules(srv->engine);
+	struct rank_scan ctx = { 0 };
+	struct json_object *v, *list;
+	size_t n = HEARTH_TOP_DEFAULT;
+	int rc = -1;
+
+	if (!rs->priority)
+		return herr_set(err, HERR_CONFIG_ERROR, "the configuration has no 'priority' to rank by");
+	if ((v = arg(req, "n"))) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+		    json_object_get_int64(v) > HEARTH_LIST_MAX)
+			return herr_set(err, HERR_BAD_REQUEST, "n: must be an integer from 1 to %d",
+					HEARTH_LIST_MAX);
+		n = (size_t)json_object_get_int64(v);
+	}
+	ctx.where = arg_expr(srv, req, "where", 0, err);
+	if (!ctx.where && err->code == HERR_BAD_EXPR)
+		return -1;
+	/* borrowed for the scan; released before rank_free */
+	ctx.order = rs->priority;
+	rc = rank_scan(srv, &ctx, 1, err);
+	ctx.order = NULL;
+	if (rc == 0) {
+		list = json_object_new_array();
+		for (size_t i = 0; i < ctx.n && i < n; i++) {
+			struct json_object *row = json_object_get(ctx.items[i].row);
+			json_object_object_add(row, "score", value_to_json(&ctx.items[i].key));
+			json_object_object_del(row, "order");
+			json_object_array_add(list, row);
+		}
+		json_object_object_add(ans, "customers", list);
+	}
+	rank_free(&ctx);
+	return rc;
 }
 
 struct timeline_answer {
@@ -355,7 +603,8 @@ static int cmd_forget(struct server *srv, struct json_object *req, struct json_o
 	size_t len;
 	uint64_t removed;
 
-	if (arg_id(req, "id", &id, &len, err) < 0 || timeline_forget(srv->tl, id, len, &removed, err) < 0)
+	if (arg_id(req, "id", &id, &len, err) < 0 || engine_forget(srv->engine, id, len, err) < 0 ||
+	    timeline_forget(srv->tl, id, len, &removed, err) < 0)
 		return -1;
 	json_object_object_add(ans, "events", json_object_new_int64((int64_t)removed));
 	return 0;
@@ -372,6 +621,319 @@ static int cmd_reload(struct server *srv, struct json_object *req, struct json_o
 	return 0;
 }
 
+/* ---- rules and alerts ------------------------------------------------------ */
+
+struct rebuild_ctx {
+	struct cust *c;
+	const struct config *cfg;
+};
+
+static int rebuild_event(const struct event *ev, void *vctx)
+{
+	struct rebuild_ctx *ctx = vctx;
+	struct event copy = *ev;
+
+	copy.seq = 0; /* time order, not log order: fold every one in */
+	return cust_apply(ctx->c, &copy, ctx->cfg);
+}
+
+/* The customer as their timeline stood at `at` (for eval/explain of the past). */
+static struct cust *cust_at(struct server *srv, MDB_txn *txn, const char *id, size_t len,
+			    int64_t at, struct herr *err)
+{
+	struct timeline_query q = { .customer = id, .customer_len = len, .since = INT64_MIN,
+				    .until = at, .limit = SIZE_MAX };
+	struct rebuild_ctx ctx = { cust_new(id, len), srv->cfg };
+	int more;
+
+	if (!ctx.c) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (timeline_query(srv->tl, txn, &q, rebuild_event, &ctx, &more, err) < 0) {
+		cust_free(ctx.c);
+		return NULL;
+	}
+	if (ctx.c->events == 0) {
+		cust_free(ctx.c);
+		herr_set(err, HERR_NOT_FOUND, "customer '%.*s' has no events at that time", (int)len, id);
+		return NULL;
+	}
+	return ctx.c;
+}
+
+/* The customer now (state as kept) or at a past time (rebuilt from the timeline). */
+static struct cust *cust_for_eval(struct server *srv, MDB_txn *txn, struct json_object *req,
+				  const char *id_arg, int64_t *at, int *owned, struct herr *err)
+{
+	const char *id;
+	size_t len;
+
+	*at = server_now(srv);
+	if (arg_id(req, id_arg, &id, &len, err) < 0)
+		return NULL;
+	if (arg(req, "at")) {
+		if (arg_time(req, "at", at, err) < 0)
+			return NULL;
+		*owned = 1;
+		return cust_at(srv, txn, id, len, *at, err);
+	}
+	return timeline_customer(srv->tl, txn, id, len, owned, err);
+}
+
+static int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans,
+		    struct herr *err)
+{
+	struct expr *e = arg_expr(srv, req, "expr", 1, err);
+	struct cust *c = NULL;
+	MDB_txn *txn = NULL;
+	struct eval_env env;
+	struct value v;
+	int64_t at, next;
+	int owned = 0, rc = -1;
+
+	if (!e || store_read_begin(srv->st, &txn, err) < 0)
+		goto out;
+	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+		goto out;
+	engine_env(srv->engine, txn, c, at, &env);
+	if (expr_eval(e, &env, &v, &next) < 0) {
+		herr_set(err, HERR_BAD_EXPR, "evaluation failed");
+		goto out;
+	}
+	json_object_object_add(ans, "value", value_to_json(&v));
+	json_object_object_add(ans, "type", json_object_new_string(vtype_name(v.type)));
+	json_object_object_add(ans, "at", time_or_null(at));
+	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
+	if (env.error[0])
+		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	rc = 0;
+out:
+	if (owned)
+		cust_free(c);
+	if (txn)
+		mdb_txn_abort(txn);
+	expr_free(e);
+	return rc;
+}
+
+static int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans,
+		       struct herr *err)
+{
+	const struct ruleset *rs = engine_rules(srv->engine);
+	const struct rule *r;
+	const char *name;
+	size_t len;
+	struct cust *c = NULL;
+	MDB_txn *txn = NULL;
+	struct eval_env env;
+	struct value v;
+	int64_t at, next;
+	int owned = 0, rc = -1;
+	char summary[512];
+
+	if (arg_string(req, "rule", 1, &name, &len, err) < 0)
+		return -1;
+	if (!(r = ruleset_find(rs, name)))
+		return herr_set(err, HERR_NOT_FOUND, "no rule '%.40s'", name);
+	if (store_read_begin(srv->st, &txn, err) < 0)
+		return -1;
+	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+		goto out;
+	engine_env(srv->engine, txn, c, at, &env);
+	if (expr_eval(r->when, &env, &v, &next) < 0)
+		v.type = TYPE_NULL;
+	json_object_object_add(ans, "rule", json_object_new_string(r->cfg->name));
+	json_object_object_add(ans, "when", json_object_new_string(r->cfg->when));
+	json_object_object_add(ans, "value", value_to_json(&v));
+	json_object_object_add(ans, "terms", rule_values(r, &env));
+	tmpl_render(&r->summary, &env, summary, sizeof(summary));
+	json_object_object_add(ans, "summary", json_object_new_string(summary));
+	json_object_object_add(ans, "at", time_or_null(at));
+	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
+	if (env.error[0])
+		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	rc = 0;
+out:
+	if (owned)
+		cust_free(c);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int count_rule_states(struct server *srv, uint64_t *firing, uint64_t *pending)
+{
+	const struct ruleset *rs = engine_rules(srv->engine);
+	struct store *st = srv->st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	struct herr err;
+	int rc;
+
+	if (store_read_begin(st, &txn, &err) < 0)
+		return -1;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur) == 0) {
+		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			const char *zero = memchr(key.mv_data, 0, key.mv_size);
+			char rule[HEARTH_NAME_MAX + 1];
+			if (!zero || val.mv_size < 2)
+				continue;
+			size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
+			if (rlen > HEARTH_NAME_MAX)
+				continue;
+			memcpy(rule, zero + 1, rlen);
+			rule[rlen] = '\0';
+			ssize_t i = ruleset_index(rs, rule);
+			uint8_t state = ((const uint8_t *)val.mv_data)[1];
+			if (i >= 0 && state == ALERT_FIRING)
+				firing[i]++;
+			else if (i >= 0 && state == ALERT_PENDING)
+				pending[i]++;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+static int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans,
+		     struct herr *err)
+{
+	const struct ruleset *rs = engine_rules(srv->engine);
+	uint64_t *firing = calloc(rs->n + 1, sizeof(uint64_t)), *pending = calloc(rs->n + 1, sizeof(uint64_t));
+	struct json_object *list = json_object_new_array();
+
+	(void)req;
+	if (!firing || !pending || count_rule_states(srv, firing, pending) < 0) {
+		free(firing);
+		free(pending);
+		json_object_put(list);
+		return herr_set(err, HERR_STORE_ERROR, "cannot count alert states");
+	}
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rules[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(r->cfg->name));
+		json_object_object_add(o, "severity", json_object_new_string(severity_name(r->cfg->severity)));
+		json_object_object_add(o, "when", json_object_new_string(r->cfg->when));
+		json_object_object_add(o, "for", json_object_new_int64(r->cfg->for_ms));
+		json_object_object_add(o, "repeat", json_object_new_int64(r->cfg->repeat_ms));
+		json_object_object_add(o, "firing", json_object_new_int64((int64_t)firing[i]));
+		json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending[i]));
+		json_object_object_add(o, "last_error", r->last_error[0] ? json_object_new_string(r->last_error) : NULL);
+		json_object_array_add(list, o);
+	}
+	json_object_object_add(ans, "rules", list);
+	free(firing);
+	free(pending);
+	return 0;
+}
+
+static int cmd_alerts(struct server *srv, struct json_object *req, struct json_object *ans,
+		      struct herr *err)
+{
+	return engine_alerts(srv->engine, req, ans, err);
+}
+
+static int cmd_ack(struct server *srv, struct json_object *req, struct json_object *ans,
+		   struct herr *err)
+{
+	const char *rule, *customer, *by;
+	size_t rlen, clen, blen;
+
+	(void)ans;
+	if (arg_string(req, "rule", 1, &rule, &rlen, err) < 0 ||
+	    arg_id(req, "customer", &customer, &clen, err) < 0 ||
+	    arg_string(req, "by", 0, &by, &blen, err) < 0)
+		return -1;
+	return engine_ack(srv->engine, rule, customer, clen, by, err);
+}
+
+static int cmd_silence_add(struct server *srv, struct json_object *req, struct json_object *ans,
+			   struct herr *err)
+{
+	return engine_silence_add(srv->engine, req, ans, err);
+}
+
+static int cmd_silence_list(struct server *srv, struct json_object *req, struct json_object *ans,
+			    struct herr *err)
+{
+	(void)req;
+	return engine_silence_list(srv->engine, ans, err);
+}
+
+static int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_object *ans,
+			      struct herr *err)
+{
+	struct json_object *v = arg(req, "id");
+
+	(void)ans;
+	if (!v || !json_object_is_type(v, json_type_int))
+		return herr_set(err, HERR_BAD_REQUEST, "id: required, the silence's number");
+	return engine_silence_remove(srv->engine, (uint64_t)json_object_get_int64(v), err);
+}
+
+static int cmd_replay(struct server *srv, struct json_object *req, struct json_object *ans,
+		      struct herr *err)
+{
+	struct json_object *v = arg(req, "after"), *list;
+	size_t limit = HEARTH_REPLAY_DEFAULT;
+
+	if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return herr_set(err, HERR_BAD_REQUEST, "after: required, a seq (0 for the start)");
+	if ((v = arg(req, "limit")) && arg_limit(req, limit, &limit, err) < 0)
+		return -1;
+	list = json_object_new_array();
+	if (outbox_replay(engine_outbox(srv->engine), (uint64_t)json_object_get_int64(arg(req, "after")),
+			  limit, list, err) < 0) {
+		json_object_put(list);
+		return -1;
+	}
+	json_object_object_add(ans, "notifications", list);
+	json_object_object_add(ans, "last_seq", json_object_new_int64((int64_t)engine_seq(srv->engine)));
+	return 0;
+}
+
+static int clock_move(struct server *srv, int64_t to, struct json_object *ans, struct herr *err)
+{
+	if (!srv->test_clock)
+		return herr_set(err, HERR_FORBIDDEN, "the clock moves only under hearthd --test-clock");
+	srv->clock_offset_ms += to - server_now(srv);
+	size_t n = engine_tick(srv->engine);
+	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
+	json_object_object_add(ans, "evaluated", json_object_new_int64((int64_t)n));
+	json_object_object_add(ans, "seq", json_object_new_int64((int64_t)engine_seq(srv->engine)));
+	return 0;
+}
+
+static int cmd_clock_set(struct server *srv, struct json_object *req, struct json_object *ans,
+			 struct herr *err)
+{
+	int64_t at = TIME_NONE;
+
+	if (arg_time(req, "at", &at, err) < 0)
+		return -1;
+	if (at == TIME_NONE)
+		return herr_set(err, HERR_BAD_REQUEST, "at: required, a time");
+	return clock_move(srv, at, ans, err);
+}
+
+static int cmd_clock_advance(struct server *srv, struct json_object *req, struct json_object *ans,
+			     struct herr *err)
+{
+	const char *by;
+	size_t len;
+	int64_t ms;
+
+	if (arg_string(req, "by", 1, &by, &len, err) < 0)
+		return -1;
+	if (duration_parse(by, len, &ms) < 0)
+		return herr_set(err, HERR_BAD_REQUEST, "by: must be a duration such as 90s or 3d");
+	return clock_move(srv, server_now(srv) + ms, ans, err);
+}
+
 static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,
 		    struct herr *err);
 
@@ -384,6 +946,18 @@ const struct command command_table[] = {
 	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}" },
 	{ "timeline", cmd_timeline, 0, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}" },
 	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}" },
+	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}" },
+	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}" },
+	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}" },
+	{ "silence.list", cmd_silence_list, 0, "active silences" },
+	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}" },
+	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error" },
+	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}" },
+	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}" },
+	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}" },
+	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}" },
+	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick" },
+	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick" },
 	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration" },
 	{ "help", cmd_help, 0, "the commands this daemon knows" },
 	{ NULL, NULL, 0, NULL },

@@ -13,6 +13,8 @@
 
 #include "hearth/config.h"
 #include "hearth/control.h"
+#include "hearth/engine.h"
+#include "hearth/rules.h"
 #include "hearth/ingest.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
@@ -81,20 +83,27 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	return timeline_flush_due_in(srv->tl);
 }
 
-static int server_start(struct server *srv, struct herr *err)
+static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
 {
 	srv->started_mono_ms = mono_now_ms();
 	srv->loop = loop_new();
 	srv->zctx = zmq_ctx_new();
-	if (!srv->loop || !srv->zctx)
-		return herr_set(err, HERR_NOMEM, "out of memory");
-	if (signals_open(srv) < 0)
-		return herr_set(err, HERR_IO, "signals, cannot set up signalfd (%s)", strerror(errno));
+	if (!srv->loop || !srv->zctx || signals_open(srv) < 0) {
+		ruleset_free(rs);
+		return herr_set(err, HERR_IO, "hearthd, cannot set up the loop (%s)", strerror(errno));
+	}
 	srv->st = store_open(srv->cfg->store_path, srv->cfg->map_size, srv->cfg->max_size, err);
-	if (!srv->st)
+	if (!srv->st) {
+		ruleset_free(rs);
 		return -1;
+	}
 	srv->tl = timeline_open(srv->st, srv->cfg, err);
-	if (!srv->tl)
+	if (!srv->tl) {
+		ruleset_free(rs);
+		return -1;
+	}
+	srv->engine = engine_open(srv, rs, err); /* takes rs */
+	if (!srv->engine)
 		return -1;
 	srv->ingest = ingest_open(srv, err);
 	if (!srv->ingest)
@@ -110,6 +119,7 @@ static void server_stop(struct server *srv)
 {
 	control_close(srv->control);
 	ingest_close(srv->ingest);
+	engine_close(srv->engine);
 	timeline_close(srv->tl);
 	store_close(srv->st);
 	if (srv->signal_fd > 0)
@@ -132,6 +142,7 @@ int main(int argc, char **argv)
 	};
 	struct server srv = { .config_path = "/etc/hearth/hearth.yaml", .signal_fd = -1 };
 	struct herr err = { 0 };
+	struct ruleset *rs = NULL;
 	char errors[8192];
 	int opt, check = 0;
 
@@ -150,18 +161,19 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_init("hearthd", LOG_LEVEL_INFO);
-	srv.cfg = config_load(srv.config_path, errors, sizeof(errors));
+	srv.cfg = server_load_config(srv.config_path, &rs, errors, sizeof(errors));
 	if (!srv.cfg) {
 		fputs(errors, stderr);
 		return EXIT_CONFIG;
 	}
 	if (check) {
+		ruleset_free(rs);
 		config_free(srv.cfg);
 		printf("%s: configuration OK\n", srv.config_path);
 		return 0;
 	}
 	log_set_level(srv.cfg->log_level);
-	if (server_start(&srv, &err) < 0) {
+	if (server_start(&srv, rs, &err) < 0) {
 		log_error("%s", err.msg);
 		server_stop(&srv);
 		return 1;

@@ -14,6 +14,7 @@
 
 #include "hearth/batch.h"
 #include "hearth/config.h"
+#include "hearth/engine.h"
 #include "hearth/ingest.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
@@ -132,12 +133,14 @@ static void on_readable(struct loop *loop, short revents, void *ctx)
 		return;
 	in->stats.requests += n;
 	in->stats.groups++;
-	if (nbatches > 0)
-		timeline_append(in->srv->tl, in->batches, nbatches);
+	int stored = nbatches > 0 && timeline_append(in->srv->tl, in->batches, nbatches) == 0;
 	for (size_t i = 0; i < n; i++) {
 		send_reply(in, &in->group[i]);
 		batch_free(in->group[i].batch);
 	}
+	/* producers hear back first; the alerts these events start or end follow at once */
+	if (stored)
+		engine_after_ingest(in->srv->engine);
 }
 
 struct ingest *ingest_open(struct server *srv, struct herr *err)

@@ -8,6 +8,8 @@
 
 #include "hearth/config.h"
 #include "hearth/control.h"
+#include "hearth/engine.h"
+#include "hearth/rules.h"
 #include "hearth/log.h"
 #include "hearth/server.h"
 #include "hearth/timeline.h"
@@ -40,12 +42,28 @@ static void warn_restart_needed(const struct config *old, const struct config *c
 		log_warning("reload, control.path or mode changed: takes effect at the next start");
 }
 
+struct config *server_load_config(const char *path, struct ruleset **rs, char *errors,
+				  size_t size)
+{
+	struct config *cfg = config_load(path, errors, size);
+
+	if (!cfg)
+		return NULL;
+	*rs = ruleset_compile(cfg, errors, size);
+	if (!*rs) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
 int server_reload(struct server *srv, char *msg, size_t size)
 {
 	struct config *cfg, *old = srv->cfg;
+	struct ruleset *rs;
 
 	srv->counters.reloads++;
-	cfg = config_load(srv->config_path, msg, size);
+	cfg = server_load_config(srv->config_path, &rs, msg, size);
 	if (!cfg) {
 		srv->counters.reload_failures++;
 		size_t len = strlen(msg);
@@ -58,6 +76,10 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	srv->cfg = cfg;
 	log_set_level(cfg->log_level);
 	timeline_set_config(srv->tl, cfg);
+	if (srv->engine)
+		engine_set_rules(srv->engine, rs); /* frees the rules that pointed into old */
+	else
+		ruleset_free(rs);
 	if (srv->control)
 		control_reload(srv->control);
 	config_free(old);

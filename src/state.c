@@ -5,7 +5,7 @@
  * remembers the time of the event that set it, so a late backfilled profile
  * event never overwrites a newer value.
  *
- * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq |
+ * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq | i64 deadline |
  *   u16 ntypes {str8 type, i64 last, u64 count, u8 n, i64 recent[n]} |
  *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due} |
  *   u32 len profile JSON | u32 len profile key times JSON
@@ -29,6 +29,7 @@ struct cust *cust_new(const char *id, size_t len)
 	memcpy(c->id, id, len);
 	c->id_len = len;
 	c->first_seen = c->last_seen = TIME_NONE;
+	c->deadline = INT64_MAX;
 	c->profile = json_object_new_object();
 	c->profile_ts = json_object_new_object();
 	if (!c->profile || !c->profile_ts)
@@ -69,6 +70,7 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 	wbuf_i64(out, c->last_seen);
 	wbuf_u64(out, c->events);
 	wbuf_u64(out, c->applied_seq);
+	wbuf_i64(out, c->deadline);
 	wbuf_u16(out, (uint16_t)c->ntypes);
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
@@ -137,6 +139,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	c->last_seen = rbuf_i64(&r);
 	c->events = rbuf_u64(&r);
 	c->applied_seq = rbuf_u64(&r);
+	c->deadline = rbuf_i64(&r);
 	c->ntypes = rbuf_u16(&r);
 	if (c->ntypes && !(c->types = calloc(c->ntypes, sizeof(*c->types))))
 		goto fail;

@@ -41,6 +41,8 @@ struct dirty {
 	struct pending_ev *ev;
 	size_t n, cap;
 	int is_new;
+	int64_t stored_deadline;        /* the deadline key in DB_DEADLINES */
+	uint64_t mark;                  /* generation of the last touched/due listing */
 };
 
 struct timeline {
@@ -52,6 +54,9 @@ struct timeline {
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
 	struct wbuf rec;
+	struct cust **touched;          /* customers changed by the last append */
+	size_t ntouched, touched_cap;
+	uint64_t mark;
 	struct timeline_stats stats;
 };
 
@@ -62,6 +67,14 @@ static size_t tl_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uin
 	be64_put(buf + len + 1, i64_to_ordered(ts));
 	be64_put(buf + len + 9, seq);
 	return len + 17;
+}
+
+/* Deadline index key: when (i64 ordered) then customer, so a tick reads a prefix. */
+static size_t deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len)
+{
+	be64_put(buf, i64_to_ordered(when));
+	memcpy(buf + 8, cust, len);
+	return 8 + len;
 }
 
 static void dirty_free(struct dirty *d)
@@ -84,6 +97,7 @@ static void pending_clear(struct timeline *tl)
 	tl->pending_events = 0;
 	tl->new_customers = 0;
 	tl->pending_since_ms = 0;
+	tl->ntouched = 0;
 }
 
 /* The customer's state from the store, or a new one; NULL on failure. */
@@ -112,27 +126,63 @@ static struct cust *cust_load(struct timeline *tl, MDB_txn *txn, const char *id,
 	return c;
 }
 
+/* The customer's pending entry, loaded from the store (or new) on first use. */
+static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			       int create, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, id, len);
+	int found;
+
+	if (d)
+		return d;
+	if (!(d = calloc(1, sizeof(*d)))) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	d->c = cust_load(tl, txn, id, len, &found, err);
+	if (!d->c || (!found && !create)) {
+		if (d->c)
+			herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
+		dirty_free(d);
+		return NULL;
+	}
+	if (strmap_put(&tl->dirty, id, len, d) < 0) {
+		dirty_free(d);
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	d->is_new = !found;
+	d->stored_deadline = d->c->deadline;
+	tl->new_customers += d->is_new;
+	if (tl->dirty.count == 1)
+		tl->pending_since_ms = mono_now_ms();
+	return d;
+}
+
+static int touch(struct timeline *tl, struct dirty *d)
+{
+	if (d->mark == tl->mark)
+		return 0;
+	d->mark = tl->mark;
+	if (tl->ntouched == tl->touched_cap) {
+		size_t cap = tl->touched_cap ? tl->touched_cap * 2 : 64;
+		struct cust **more = realloc(tl->touched, cap * sizeof(*more));
+		if (!more)
+			return -1;
+		tl->touched = more;
+		tl->touched_cap = cap;
+	}
+	tl->touched[tl->ntouched++] = d->c;
+	return 0;
+}
+
 /* Folds a stored event into the in-memory side: state, time index, id index. */
 static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct herr *err)
 {
-	struct dirty *d = strmap_get(&tl->dirty, ev->customer, ev->customer_len);
+	struct dirty *d = dirty_get(tl, txn, ev->customer, ev->customer_len, 1, err);
 
-	if (!d) {
-		int found;
-		if (!(d = calloc(1, sizeof(*d))))
-			return herr_set(err, HERR_NOMEM, "out of memory");
-		d->c = cust_load(tl, txn, ev->customer, ev->customer_len, &found, err);
-		if (!d->c) {
-			dirty_free(d);
-			return -1;
-		}
-		if (strmap_put(&tl->dirty, ev->customer, ev->customer_len, d) < 0) {
-			dirty_free(d);
-			return herr_set(err, HERR_NOMEM, "out of memory");
-		}
-		d->is_new = !found;
-		tl->new_customers += d->is_new;
-	}
+	if (!d || touch(tl, d) < 0)
+		return d ? herr_set(err, HERR_NOMEM, "out of memory") : -1;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 4;
 		struct pending_ev *more = realloc(d->ev, cap * sizeof(*more));
@@ -150,8 +200,7 @@ static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *e
 		return herr_set(err, HERR_NOMEM, "out of memory applying an event");
 	if (ev->id && strmap_put(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)ev->seq) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	if (tl->pending_events++ == 0)
-		tl->pending_since_ms = mono_now_ms();
+	tl->pending_events++;
 	return 0;
 }
 
@@ -231,11 +280,12 @@ void timeline_close(struct timeline *tl)
 
 	if (!tl)
 		return;
-	if (tl->pending_events && timeline_flush(tl, 1, &err) < 0)
+	if (tl->dirty.count && timeline_flush(tl, 1, &err) < 0)
 		log_warning("store, final flush failed (%s); the log still holds everything",
 			    err.msg);
 	pending_clear(tl);
 	wbuf_free(&tl->rec);
+	free(tl->touched);
 	free(tl);
 }
 
@@ -322,6 +372,8 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 	}
 	tl->stats.commits++;
 	tl->next_seq = ctx.seq;
+	tl->ntouched = 0;
+	tl->mark++;
 	/*
 	 * The events are durable from here on. If folding them into memory fails,
 	 * the log still has them and the next start rebuilds what is missing.
@@ -383,10 +435,23 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 
 	for (size_t i = 0; i < ctx->ncusts; i++) {
 		const struct dirty *d = ctx->custs[i]->value;
+		if (d->n == 0 && !d->is_new && d->c->deadline == d->stored_deadline)
+			continue; /* held for evaluation, nothing changed */
 		wbuf_reset(&tl->rec);
 		if (cust_encode(d->c, &tl->rec) < 0)
 			return herr_set(err, HERR_NOMEM, "out of memory encoding a customer");
 		wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
+		if (d->c->deadline != d->stored_deadline) {
+			size_t klen;
+			if (d->stored_deadline != INT64_MAX) {
+				klen = deadline_key(key, d->stored_deadline, d->c->id, d->c->id_len);
+				wtxn_del(w, DB_DEADLINES, key, klen);
+			}
+			if (d->c->deadline != INT64_MAX) {
+				klen = deadline_key(key, d->c->deadline, d->c->id, d->c->id_len);
+				wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
+			}
+		}
 		for (size_t j = 0; j < d->n; j++) {
 			size_t klen = tl_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
 			wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
@@ -416,7 +481,7 @@ static const struct strmap_slot **sorted_slots(const struct strmap *m)
 
 int64_t timeline_flush_due_in(const struct timeline *tl)
 {
-	if (tl->pending_events == 0)
+	if (tl->dirty.count == 0)
 		return -1;
 	int64_t due = tl->pending_since_ms + FLUSH_MAX_AGE_MS - mono_now_ms();
 	return due > 0 ? due : 0;
@@ -429,7 +494,7 @@ int timeline_flush(struct timeline *tl, int force, struct herr *err)
 	int64_t started;
 	int rc = -1;
 
-	if (tl->pending_events == 0)
+	if (tl->dirty.count == 0)
 		return 0;
 	if (!force && tl->pending_events < FLUSH_MAX_EVENTS &&
 	    tl->dirty.count < FLUSH_MAX_CUSTOMERS && timeline_flush_due_in(tl) > 0)
@@ -696,6 +761,30 @@ struct forget_ctx {
 	int found;
 };
 
+/* Alert states are keyed customer 0x00 rule: delete that whole prefix. */
+static void forget_related(struct wtxn *w, struct forget_ctx *ctx)
+{
+	uint8_t prefix[TL_KEY_MAX];
+	MDB_cursor *cur;
+	MDB_val key = { ctx->len + 1, prefix }, val;
+	int rc;
+
+	memcpy(prefix, ctx->id, ctx->len);
+	prefix[ctx->len] = 0;
+	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_ALERTS), &cur))) {
+		wtxn_fail(w, rc, "forget");
+		return;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size > ctx->len && memcmp(key.mv_data, prefix, ctx->len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		if ((rc = mdb_cursor_del(cur, 0))) {
+			wtxn_fail(w, rc, "forget");
+			break;
+		}
+	mdb_cursor_close(cur);
+}
+
 /* Collects the customer's time-index keys, then deletes what each points at. */
 static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
@@ -741,7 +830,16 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 		ctx->removed++;
 	}
 	wbuf_free(&keys);
+	forget_related(w, ctx);
 	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &val) == 0;
+	if (ctx->found) {
+		struct cust *c = cust_decode(ctx->id, ctx->len, val.mv_data, val.mv_size);
+		if (c && c->deadline != INT64_MAX) {
+			size_t dlen = deadline_key(prefix, c->deadline, ctx->id, ctx->len);
+			wtxn_del(w, DB_DEADLINES, prefix, dlen);
+		}
+		cust_free(c);
+	}
 	wtxn_del(w, DB_CUSTOMERS, ctx->id, ctx->len);
 	return w->rc ? -1 : 0;
 }
@@ -759,6 +857,64 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 		return herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
 	*removed = ctx.removed;
 	return 0;
+}
+
+/* ---- evaluation support ---------------------------------------------------- */
+
+struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			   struct herr *err)
+{
+	struct dirty *d = dirty_get(tl, txn, id, len, 0, err);
+	return d ? d->c : NULL;
+}
+
+size_t timeline_touched(struct timeline *tl, struct cust ***list)
+{
+	*list = tl->touched;
+	return tl->ntouched;
+}
+
+static int add_due(struct timeline *tl, struct dirty *d, struct cust **out, size_t *n)
+{
+	if (d->mark == tl->mark)
+		return 0;
+	d->mark = tl->mark;
+	out[(*n)++] = d->c;
+	return 1;
+}
+
+size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
+		    struct herr *err)
+{
+	const struct strmap_slot *slot;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	size_t n = 0;
+	int rc;
+
+	tl->mark++;
+	/* pending customers know their current deadline; their stored key may be stale */
+	for (size_t i = 0; n < max && strmap_next(&tl->dirty, &i, &slot);) {
+		struct dirty *d = slot->value;
+		if (d->c->deadline <= now)
+			add_due(tl, d, out, &n);
+		else
+			d->mark = tl->mark; /* not due: a stale stored key must not list it */
+	}
+	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_DEADLINES), &cur))) {
+		store_error(err, rc, "reading deadlines");
+		return n;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && n < max;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size <= 8 || ordered_to_i64(be64_get(key.mv_data)) > now)
+			break;
+		struct dirty *d = dirty_get(tl, txn, (const char *)key.mv_data + 8, key.mv_size - 8, 0, err);
+		if (d)
+			add_due(tl, d, out, &n);
+	}
+	mdb_cursor_close(cur);
+	return n;
 }
 
 /* ---- counts ---------------------------------------------------------------- */

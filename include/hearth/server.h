@@ -10,7 +10,9 @@
 
 struct config;
 struct control;
+struct engine;
 struct ingest;
+struct ruleset;
 struct loop;
 struct store;
 struct timeline;
@@ -26,6 +28,7 @@ struct server {
 	const char *config_path;
 	struct store *st;
 	struct timeline *tl;
+	struct engine *engine;
 	struct loop *loop;
 	void *zctx;
 	struct ingest *ingest;
@@ -40,6 +43,9 @@ struct server {
 
 /* The daemon's notion of now: the wall clock, moved by clock.* under --test-clock. */
 int64_t server_now(const struct server *srv);
+/* Loads a configuration and compiles its rules; errors as file:line:col lines. */
+struct config *server_load_config(const char *path, struct ruleset **rs, char *errors,
+				  size_t size);
 /* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 

@@ -42,6 +42,7 @@ struct cust {
 	int64_t first_seen, last_seen;
 	uint64_t events;
 	uint64_t applied_seq;           /* newest log seq folded in: replay skips older */
+	int64_t deadline;               /* next moment a rule can change by time alone */
 	struct json_object *profile;    /* owned; an object */
 	struct json_object *profile_ts; /* owned; key → time of the event that set it */
 	struct type_stat *types;

@@ -83,6 +83,19 @@ int timeline_customers(struct timeline *tl, const char *after, size_t after_len,
 int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *removed,
 		    struct herr *err);
 
+/*
+ * Evaluation support. Customers returned here are held in the pending set
+ * until the next flush, so a changed `deadline` is written with them; the
+ * pointers stay valid until then.
+ */
+struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			   struct herr *err);
+/* The customers the last timeline_append changed. */
+size_t timeline_touched(struct timeline *tl, struct cust ***list);
+/* Up to max customers whose deadline is at or before now. */
+size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
+		    struct herr *err);
+
 uint64_t timeline_customer_count(struct timeline *tl);
 uint64_t timeline_event_count(struct timeline *tl);
 void timeline_get_stats(const struct timeline *tl, struct timeline_stats *out);

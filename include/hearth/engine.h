@@ -1,0 +1,65 @@
+/*
+ * The evaluation engine: runs the rules over customers whose state or clock
+ * moved (after an ingest commit, at a tick, or everyone after a reload, in
+ * slices), steps each alert's lifecycle, writes state changes and their
+ * notifications in one transaction, then publishes them.
+ */
+#ifndef HEARTH_ENGINE_H
+#define HEARTH_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+#include "hearth/store.h"
+
+struct cust;
+struct json_object;
+struct ruleset;
+struct server;
+struct engine;
+struct eval_env;
+
+struct engine_stats {
+	uint64_t evaluations, notifications, silenced, ticks, errors;
+	int64_t last_tick;              /* wall time of the last tick (TIME_NONE before) */
+	int64_t tick_us;                /* duration of the last tick */
+	uint64_t tick_customers;        /* customers the last tick evaluated */
+	uint64_t firing, pending;
+	int reevaluating;
+};
+
+struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err);
+void engine_close(struct engine *eng);
+/* Takes ownership of rs; starts a re-evaluation of everyone in slices. */
+void engine_set_rules(struct engine *eng, struct ruleset *rs);
+const struct ruleset *engine_rules(const struct engine *eng);
+
+/* Evaluates the customers the last ingest changed. */
+void engine_after_ingest(struct engine *eng);
+/* Evaluates everyone due at server_now(); returns customers evaluated. */
+size_t engine_tick(struct engine *eng);
+/* Starts (or restarts) evaluating every customer, a slice per loop turn. */
+void engine_reevaluate_all(struct engine *eng);
+
+/* For `eval`, `explain`, `top`: an environment for one customer at `now`. */
+void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t now,
+		struct eval_env *env);
+/* The alerts of one customer (answer form). */
+struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
+					   size_t len);
+int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
+		  struct herr *err);
+int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
+	       const char *by, struct herr *err);
+int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,
+		       struct herr *err);
+int engine_silence_list(struct engine *eng, struct json_object *ans, struct herr *err);
+int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err);
+/* Removes a customer's alert state, publishing `resolved` for firing alerts. */
+int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *err);
+uint64_t engine_seq(const struct engine *eng);
+void engine_get_stats(const struct engine *eng, struct engine_stats *out);
+struct outbox *engine_outbox(struct engine *eng);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * Sequenced notifications (SPEC §4): each is written to the outbox in the same
+ * transaction as the alert state change it reports, then published on the PUB
+ * socket as topic + body. `seq` rises by exactly one across restarts; the
+ * outbox keeps publish.retain so `replay` can fill any subscriber's gap.
+ * Key: seq (u64 BE). Value: i64 ts | body JSON.
+ */
+#ifndef HEARTH_OUTBOX_H
+#define HEARTH_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+#include "hearth/store.h"
+
+struct json_object;
+struct server;
+struct outbox;
+
+struct outbox *outbox_open(struct server *srv, struct herr *err);
+void outbox_close(struct outbox *ob);
+uint64_t outbox_last_seq(const struct outbox *ob);
+
+/* Inside a write transaction: stores body (which carries seq) at seq. */
+void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size_t len);
+/* After the commit: the new last seq, and the message on the PUB socket. */
+void outbox_committed(struct outbox *ob, uint64_t last_seq);
+void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len);
+
+/* Bodies with seq > after (at most limit) into list; HERR_GONE if pruned. */
+int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_object *list,
+		  struct herr *err);
+/* Deletes up to max entries older than now - retain. */
+int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err);
+
+struct outbox_stats {
+	uint64_t published, heartbeats, pruned;
+};
+void outbox_get_stats(const struct outbox *ob, struct outbox_stats *out);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * The configured rules compiled once per configuration: each `when`, the
+ * `priority` expression and every summary template. Compilation errors carry
+ * file:line:col of the YAML scalar they came from.
+ */
+#ifndef HEARTH_RULES_H
+#define HEARTH_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/eval.h"
+#include "hearth/expr.h"
+
+struct config;
+struct config_rule;
+struct cust;
+struct json_object;
+
+/* A summary template: literal text and {expr} holes. */
+struct tmpl_part {
+	char *text;                     /* literal (NULL for a hole) */
+	struct expr *expr;              /* hole */
+};
+
+struct tmpl {
+	struct tmpl_part *parts;
+	size_t n;
+};
+
+struct rule {
+	const struct config_rule *cfg;  /* name, severity, for, repeat, labels */
+	struct expr *when;
+	struct tmpl summary;
+	/* live counters for `rules` */
+	uint64_t firing, pending;
+	char last_error[200];
+};
+
+struct ruleset {
+	struct rule *rules;
+	size_t n;
+	struct expr *priority;          /* NULL if the config has none */
+};
+
+/* Compiles every rule of cfg; errors as "file:line:col: message\n" lines. */
+struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t size);
+void ruleset_free(struct ruleset *rs);
+const struct rule *ruleset_find(const struct ruleset *rs, const char *name);
+ssize_t ruleset_index(const struct ruleset *rs, const char *name);
+
+/* Renders a template for a customer at env->now into buf (always terminated). */
+void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t size);
+/* The rule's terms as evaluated: {"since(touch)": 2678400000, ...}. */
+struct json_object *rule_values(const struct rule *r, struct eval_env *env);
+
+#endif

@@ -1,0 +1,1051 @@
+/*
+ * Rule evaluation and alert publishing (see include/hearth/engine.h).
+ *
+ * Work is bounded per loop turn: a tick evaluates at most TICK_SLICE due
+ * customers and a full re-evaluation REEVAL_SLICE customers, then yields to
+ * the loop through a zero-delay timer, so sockets keep being served.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/alert.h"
+#include "hearth/codec.h"
+#include "hearth/config.h"
+#include "hearth/engine.h"
+#include "hearth/eval.h"
+#include "hearth/event.h"
+#include "hearth/log.h"
+#include "hearth/loop.h"
+#include "hearth/outbox.h"
+#include "hearth/rules.h"
+#include "hearth/server.h"
+#include "hearth/state.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+
+#define TICK_SLICE      20000
+#define REEVAL_SLICE    5000
+#define PRUNE_SLICE     10000
+#define RETRY_MS        5000
+#define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
+
+struct silence {
+	uint64_t id;
+	char rule[HEARTH_NAME_MAX + 1];
+	char customer[HEARTH_ID_MAX + 1];
+	char owner[HEARTH_ID_MAX + 1];
+	int64_t until, created;
+	char by[64];
+	char comment[256];
+};
+
+struct change {
+	struct cust *c;
+	size_t rule;
+	struct alert a;
+	enum alert_state before;
+	enum notify_kind kind;
+	int silenced;
+	char *body;                     /* the notification, built in the write */
+	char topic[96];
+};
+
+struct engine {
+	struct server *srv;
+	struct ruleset *rs;
+	struct outbox *ob;
+	struct alert *alerts;           /* one customer's alerts, by rule index */
+	struct change *changes;
+	size_t nchanges, changes_cap;
+	struct silence *silences;
+	size_t nsilences;
+	uint64_t next_silence_id;
+	MDB_txn *txn;                   /* the read transaction of the evaluation in hand */
+	struct cust **due;
+	int tick_timer;
+	int slice_timer;                /* a continuation of a tick or re-evaluation */
+	int reeval;                     /* a full re-evaluation is under way */
+	char reeval_after[HEARTH_ID_MAX + 1];
+	size_t reeval_after_len;
+	int reeval_started;
+	struct engine_stats stats;
+};
+
+/* ---- window scans ---------------------------------------------------------- */
+
+struct scan_ctx {
+	const char *attr;
+	double total;
+	int64_t oldest;
+};
+
+static int scan_event(const struct event *ev, void *vctx)
+{
+	struct scan_ctx *ctx = vctx;
+
+	if (ev->ts < ctx->oldest)
+		ctx->oldest = ev->ts;
+	if (!ctx->attr) {
+		ctx->total++;
+		return 0;
+	}
+	if (!ev->attrs_json)
+		return 0;
+	struct json_object *attrs = json_tokener_parse(strndupa(ev->attrs_json, ev->attrs_len)), *v;
+	if (attrs && json_object_object_get_ex(attrs, ctx->attr, &v) &&
+	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		ctx->total += json_object_get_double(v);
+	json_object_put(attrs);
+	return 0;
+}
+
+static int scan_window(void *vctx, const struct cust *c, const char *const *types, size_t ntypes,
+		       const char *attr, int64_t from, int64_t to, double *total, int64_t *oldest)
+{
+	struct engine *eng = vctx;
+	struct scan_ctx ctx = { .attr = attr, .oldest = EVAL_NEVER };
+	struct timeline_query q = {
+		.customer = c->id, .customer_len = c->id_len, .since = from + 1, .until = to,
+		.types = types, .ntypes = ntypes, .limit = SIZE_MAX,
+	};
+	struct herr err;
+	int more;
+
+	if (!eng->txn || timeline_query(eng->srv->tl, eng->txn, &q, scan_event, &ctx, &more, &err) < 0)
+		return -1;
+	*total = ctx.total;
+	*oldest = ctx.oldest;
+	return 0;
+}
+
+void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t now,
+		struct eval_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->c = c;
+	env->now = now;
+	env->scan = scan_window;
+	env->scan_ctx = eng;
+	eng->txn = txn;
+}
+
+/* ---- silences -------------------------------------------------------------- */
+
+static const char *profile_string(const struct cust *c, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(c->profile, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int silenced(struct engine *eng, const char *rule, const struct cust *c, int64_t now)
+{
+	const char *owner = profile_string(c, "owner");
+
+	for (size_t i = 0; i < eng->nsilences; i++) {
+		const struct silence *s = &eng->silences[i];
+		if (s->until <= now)
+			continue;
+		if (s->rule[0] && strcmp(s->rule, rule) != 0)
+			continue;
+		if (s->customer[0] && (strlen(s->customer) != c->id_len || memcmp(s->customer, c->id, c->id_len)))
+			continue;
+		if (s->owner[0] && (!owner || strcmp(s->owner, owner) != 0))
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static struct json_object *silence_to_json(const struct silence *s)
+{
+	struct json_object *o = json_object_new_object();
+	char buf[TIME_BUF];
+
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)s->id));
+	if (s->rule[0])
+		json_object_object_add(o, "rule", json_object_new_string(s->rule));
+	if (s->customer[0])
+		json_object_object_add(o, "customer", json_object_new_string(s->customer));
+	if (s->owner[0])
+		json_object_object_add(o, "owner", json_object_new_string(s->owner));
+	json_object_object_add(o, "until", json_object_new_string(time_format(s->until, buf, sizeof(buf))));
+	json_object_object_add(o, "created", json_object_new_string(time_format(s->created, buf, sizeof(buf))));
+	if (s->by[0])
+		json_object_object_add(o, "by", json_object_new_string(s->by));
+	if (s->comment[0])
+		json_object_object_add(o, "comment", json_object_new_string(s->comment));
+	return o;
+}
+
+static void copy_field(struct json_object *o, const char *key, char *dst, size_t size)
+{
+	struct json_object *v;
+
+	dst[0] = '\0';
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		snprintf(dst, size, "%s", json_object_get_string(v));
+}
+
+static int silence_from_json(struct json_object *o, struct silence *s)
+{
+	struct json_object *v;
+
+	memset(s, 0, sizeof(*s));
+	if (!json_object_object_get_ex(o, "id", &v))
+		return -1;
+	s->id = (uint64_t)json_object_get_int64(v);
+	copy_field(o, "rule", s->rule, sizeof(s->rule));
+	copy_field(o, "customer", s->customer, sizeof(s->customer));
+	copy_field(o, "owner", s->owner, sizeof(s->owner));
+	copy_field(o, "by", s->by, sizeof(s->by));
+	copy_field(o, "comment", s->comment, sizeof(s->comment));
+	if (!json_object_object_get_ex(o, "until", &v) || time_from_json(v, &s->until) < 0)
+		return -1;
+	if (json_object_object_get_ex(o, "created", &v))
+		time_from_json(v, &s->created);
+	return 0;
+}
+
+static int load_silences(struct engine *eng, struct herr *err)
+{
+	struct store *st = eng->srv->st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_SILENCES), &cur))) {
+		mdb_txn_abort(txn);
+		return store_error(err, rc, "reading silences");
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct json_object *o = json_tokener_parse(strndupa(val.mv_data, val.mv_size));
+		struct silence s;
+		if (o && silence_from_json(o, &s) == 0) {
+			struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
+			if (more) {
+				eng->silences = more;
+				eng->silences[eng->nsilences++] = s;
+				if (s.id >= eng->next_silence_id)
+					eng->next_silence_id = s.id + 1;
+			}
+		}
+		json_object_put(o);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (eng->next_silence_id == 0)
+		eng->next_silence_id = 1;
+	return 0;
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+static void load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
+{
+	struct store *st = eng->srv->st;
+	uint8_t prefix[HEARTH_ID_MAX + 1];
+	MDB_cursor *cur;
+	MDB_val key = { c->id_len + 1, prefix }, val;
+	int rc;
+
+	for (size_t i = 0; i < eng->rs->n; i++) {
+		alert_clear(&eng->alerts[i]);
+		snprintf(eng->alerts[i].rule, sizeof(eng->alerts[i].rule), "%s", eng->rs->rules[i].cfg->name);
+	}
+	memcpy(prefix, c->id, c->id_len);
+	prefix[c->id_len] = 0;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
+		return;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size > c->id_len + 1 && memcmp(key.mv_data, prefix, c->id_len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		char rule[HEARTH_NAME_MAX + 1];
+		size_t rlen = key.mv_size - c->id_len - 1;
+		if (rlen > HEARTH_NAME_MAX)
+			continue;
+		memcpy(rule, (const char *)key.mv_data + c->id_len + 1, rlen);
+		rule[rlen] = '\0';
+		ssize_t idx = ruleset_index(eng->rs, rule);
+		if (idx >= 0 && alert_decode(val.mv_data, val.mv_size, &eng->alerts[idx]) < 0)
+			log_warning("alerts, damaged state of rule '%s' for '%.*s'; starting afresh", rule,
+				    (int)c->id_len, c->id);
+	}
+	mdb_cursor_close(cur);
+}
+
+static struct change *push_change(struct engine *eng)
+{
+	if (eng->nchanges == eng->changes_cap) {
+		size_t cap = eng->changes_cap ? eng->changes_cap * 2 : 64;
+		struct change *more = realloc(eng->changes, cap * sizeof(*more));
+		if (!more)
+			return NULL;
+		eng->changes = more;
+		eng->changes_cap = cap;
+	}
+	struct change *ch = &eng->changes[eng->nchanges++];
+	memset(ch, 0, sizeof(*ch));
+	return ch;
+}
+
+static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now)
+{
+	int64_t deadline = EVAL_NEVER;
+
+	load_alerts(eng, txn, c);
+	for (size_t i = 0; i < eng->rs->n; i++) {
+		struct rule *r = &eng->rs->rules[i];
+		struct alert *a = &eng->alerts[i];
+		struct eval_env env;
+		struct value v;
+		int64_t next_change = EVAL_NEVER, wake;
+
+		if (!r->when)
+			continue;
+		engine_env(eng, txn, c, now, &env);
+		if (expr_eval(r->when, &env, &v, &next_change) < 0)
+			v.type = TYPE_NULL;
+		if (env.error[0])
+			snprintf(r->last_error, sizeof(r->last_error), "%.*s: %s", (int)c->id_len, c->id, env.error);
+		enum alert_state before = a->state;
+		int64_t since_before = a->since;
+		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
+						   r->cfg->repeat_ms, &wake);
+		if (next_change < deadline)
+			deadline = next_change;
+		if (wake < deadline)
+			deadline = wake;
+		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before)
+			continue;
+		struct change *ch = push_change(eng);
+		if (!ch) {
+			eng->stats.errors++;
+			continue;
+		}
+		if (kind != NOTIFY_NONE) {
+			tmpl_render(&r->summary, &env, a->summary, sizeof(a->summary));
+			struct json_object *values = rule_values(r, &env);
+			free(a->values_json);
+			a->values_json = values ? strdup(json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN)) : NULL;
+			json_object_put(values);
+		}
+		ch->c = c;
+		ch->rule = i;
+		ch->a = *a;
+		a->values_json = NULL; /* moved into the change */
+		ch->before = before;
+		ch->kind = kind;
+		ch->silenced = kind != NOTIFY_NONE && silenced(eng, r->cfg->name, c, now);
+	}
+	eng->stats.evaluations++;
+	c->deadline = deadline;
+}
+
+static struct json_object *customer_brief(const struct cust *c)
+{
+	static const char *const keys[] = { "name", "owner", "tier" };
+	struct json_object *o = json_object_new_object(), *v;
+
+	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
+	for (size_t i = 0; i < 3; i++)
+		if (json_object_object_get_ex(c->profile, keys[i], &v))
+			json_object_object_add(o, keys[i], json_object_get(v));
+	return o;
+}
+
+static char *notification_body(struct engine *eng, const struct change *ch, uint64_t seq, int64_t now)
+{
+	const struct rule *r = &eng->rs->rules[ch->rule];
+	const char *severity = severity_name(r->cfg->severity);
+	struct json_object *body = json_object_new_object(), *alert, *labels = json_object_new_object();
+	char buf[TIME_BUF];
+	char *text;
+
+	json_object_object_add(body, "seq", json_object_new_int64((int64_t)seq));
+	json_object_object_add(body, "ts", json_object_new_string(time_format(now, buf, sizeof(buf))));
+	json_object_object_add(body, "kind", json_object_new_string(notify_kind_name(ch->kind)));
+	alert = alert_to_json(&ch->a, ch->c->id, ch->c->id_len, severity);
+	json_object_object_del(alert, "acked");
+	for (size_t i = 0; i < r->cfg->nlabels; i++)
+		json_object_object_add(labels, r->cfg->labels[i].key,
+				       json_object_new_string(r->cfg->labels[i].value));
+	json_object_object_add(alert, "labels", labels);
+	json_object_object_add(body, "alert", alert);
+	json_object_object_add(body, "customer", customer_brief(ch->c));
+	text = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(body);
+	return text;
+}
+
+struct write_ctx {
+	struct engine *eng;
+	int64_t now;
+	uint64_t seq;
+};
+
+static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct write_ctx *ctx = vctx;
+	struct engine *eng = ctx->eng;
+	uint8_t key[ALERT_KEY_MAX];
+	struct wbuf rec;
+
+	ctx->seq = outbox_last_seq(eng->ob);
+	wbuf_init(&rec);
+	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
+		struct change *ch = &eng->changes[i];
+		size_t klen = alert_key(key, ch->c->id, ch->c->id_len, ch->a.rule);
+		free(ch->body);
+		ch->body = NULL;
+		if (ch->a.state == ALERT_INACTIVE) {
+			wtxn_del(w, DB_ALERTS, key, klen);
+		} else {
+			wbuf_reset(&rec);
+			alert_encode(&ch->a, &rec);
+			wtxn_put(w, DB_ALERTS, key, klen, rec.data, rec.len, 0);
+		}
+		if (ch->kind == NOTIFY_NONE || ch->silenced)
+			continue;
+		ch->body = notification_body(eng, ch, ++ctx->seq, ctx->now);
+		if (!ch->body) {
+			wbuf_free(&rec);
+			return herr_set(err, HERR_NOMEM, "out of memory");
+		}
+		outbox_put(w, ctx->seq, ctx->now, ch->body, strlen(ch->body));
+	}
+	wbuf_free(&rec);
+	return w->rc ? -1 : 0;
+}
+
+static void count_state(struct engine *eng, enum alert_state s, int delta)
+{
+	if (s == ALERT_FIRING)
+		eng->stats.firing += (uint64_t)delta;
+	else if (s == ALERT_PENDING)
+		eng->stats.pending += (uint64_t)delta;
+}
+
+static void commit_changes(struct engine *eng, int64_t now)
+{
+	struct write_ctx ctx = { .eng = eng, .now = now };
+	struct herr err;
+
+	if (eng->nchanges == 0)
+		return;
+	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
+		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
+			  err.msg, RETRY_MS);
+		eng->stats.errors++;
+		for (size_t i = 0; i < eng->nchanges; i++)
+			eng->changes[i].c->deadline = now + RETRY_MS;
+		goto out;
+	}
+	outbox_committed(eng->ob, ctx.seq);
+	for (size_t i = 0; i < eng->nchanges; i++) {
+		struct change *ch = &eng->changes[i];
+		const struct rule *r = &eng->rs->rules[ch->rule];
+		count_state(eng, ch->before, -1);
+		count_state(eng, ch->a.state, +1);
+		if (ch->silenced)
+			eng->stats.silenced++;
+		if (!ch->body)
+			continue;
+		snprintf(ch->topic, sizeof(ch->topic), "alert.%s.%s", severity_name(r->cfg->severity),
+			 r->cfg->name);
+		outbox_publish(eng->ob, ch->topic, ch->body, strlen(ch->body));
+		eng->stats.notifications++;
+		log_debug("alert, %s %s for '%.*s'", notify_kind_name(ch->kind), r->cfg->name,
+			  (int)ch->c->id_len, ch->c->id);
+	}
+out:
+	for (size_t i = 0; i < eng->nchanges; i++) {
+		free(eng->changes[i].body);
+		free(eng->changes[i].a.values_json);
+	}
+	eng->nchanges = 0;
+}
+
+static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++)
+		evaluate_one(eng, txn, custs[i], now);
+	eng->txn = NULL;
+	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
+	commit_changes(eng, now);
+}
+
+void engine_after_ingest(struct engine *eng)
+{
+	struct cust **custs;
+	size_t n = timeline_touched(eng->srv->tl, &custs);
+	MDB_txn *txn;
+	struct herr err;
+
+	if (n == 0)
+		return;
+	if (store_read_begin(eng->srv->st, &txn, &err) < 0) {
+		log_error("alerts, cannot evaluate ingested customers (%s)", err.msg);
+		return;
+	}
+	evaluate(eng, txn, custs, n, server_now(eng->srv));
+}
+
+/* ---- tick and re-evaluation ------------------------------------------------ */
+
+static void continue_slices(struct loop *loop, void *ctx);
+
+static size_t tick_slice(struct engine *eng, int64_t now)
+{
+	MDB_txn *txn;
+	struct herr err;
+	size_t n;
+
+	if (store_read_begin(eng->srv->st, &txn, &err) < 0) {
+		log_error("tick, cannot read the store (%s)", err.msg);
+		return 0;
+	}
+	n = timeline_due(eng->srv->tl, txn, now, eng->due, TICK_SLICE, &err);
+	evaluate(eng, txn, eng->due, n, now);
+	return n;
+}
+
+static size_t reeval_slice(struct engine *eng, int64_t now)
+{
+	struct store *st = eng->srv->st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key = { eng->reeval_after_len, eng->reeval_after }, val;
+	struct herr err;
+	size_t n = 0;
+	int rc;
+
+	if (store_read_begin(st, &txn, &err) < 0)
+		return 0;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur)) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	rc = eng->reeval_started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+				 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (rc == 0 && eng->reeval_started && key.mv_size == eng->reeval_after_len &&
+	    memcmp(key.mv_data, eng->reeval_after, key.mv_size) == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; rc == 0 && n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct cust *c = timeline_hold(eng->srv->tl, txn, key.mv_data, key.mv_size, &err);
+		if (c)
+			eng->due[n++] = c;
+		memcpy(eng->reeval_after, key.mv_data, key.mv_size);
+		eng->reeval_after_len = key.mv_size;
+	}
+	eng->reeval_started = 1;
+	if (rc != 0) {
+		eng->reeval = 0;
+		log_info("rules, re-evaluated every customer");
+	}
+	mdb_cursor_close(cur);
+	evaluate(eng, txn, eng->due, n, now);
+	return n;
+}
+
+static void schedule_slice(struct engine *eng)
+{
+	if (!eng->slice_timer)
+		eng->slice_timer = loop_timer_add(eng->srv->loop, 0, continue_slices, eng);
+}
+
+static void continue_slices(struct loop *loop, void *ctx)
+{
+	struct engine *eng = ctx;
+	int64_t now = server_now(eng->srv);
+
+	(void)loop;
+	eng->slice_timer = 0;
+	if (tick_slice(eng, now) == TICK_SLICE)
+		schedule_slice(eng);
+	else if (eng->reeval) {
+		reeval_slice(eng, now);
+		if (eng->reeval)
+			schedule_slice(eng);
+	}
+}
+
+size_t engine_tick(struct engine *eng)
+{
+	int64_t now = server_now(eng->srv), started = mono_now_us();
+	struct herr err;
+	size_t n = tick_slice(eng, now);
+
+	if (n == TICK_SLICE)
+		schedule_slice(eng);
+	if (outbox_prune(eng->ob, now, PRUNE_SLICE, &err) < 0)
+		log_warning("outbox, pruning failed (%s)", err.msg);
+	eng->stats.ticks++;
+	eng->stats.last_tick = now;
+	eng->stats.tick_us = mono_now_us() - started;
+	eng->stats.tick_customers = n;
+	return n;
+}
+
+static void on_tick(struct loop *loop, void *ctx)
+{
+	struct engine *eng = ctx;
+
+	engine_tick(eng);
+	eng->tick_timer = loop_timer_add(loop, eng->srv->cfg->eval_interval_ms, on_tick, eng);
+}
+
+void engine_reevaluate_all(struct engine *eng)
+{
+	eng->reeval = 1;
+	eng->reeval_started = 0;
+	eng->reeval_after_len = 0;
+	schedule_slice(eng);
+}
+
+/* ---- lifetime -------------------------------------------------------------- */
+
+static int count_alerts(struct engine *eng, struct herr *err)
+{
+	struct store *st = eng->srv->st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))) {
+		mdb_txn_abort(txn);
+		return store_error(err, rc, "counting alerts");
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		if (val.mv_size > 1)
+			count_state(eng, (enum alert_state)((const uint8_t *)val.mv_data)[1], +1);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+static int size_rules(struct engine *eng)
+{
+	struct alert *alerts = calloc(eng->rs->n ? eng->rs->n : 1, sizeof(*alerts));
+
+	if (!alerts)
+		return -1;
+	for (size_t i = 0; eng->alerts && i < eng->rs->n; i++)
+		alert_clear(&eng->alerts[i]);
+	free(eng->alerts);
+	eng->alerts = alerts;
+	return 0;
+}
+
+struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err)
+{
+	struct engine *eng = calloc(1, sizeof(*eng));
+
+	if (!eng) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		ruleset_free(rs);
+		return NULL;
+	}
+	eng->srv = srv;
+	eng->rs = rs;
+	eng->stats.last_tick = TIME_NONE;
+	eng->due = calloc(TICK_SLICE > REEVAL_SLICE ? TICK_SLICE : REEVAL_SLICE, sizeof(*eng->due));
+	if (!eng->due || size_rules(eng) < 0) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	if (!(eng->ob = outbox_open(srv, err)) || load_silences(eng, err) < 0 ||
+	    count_alerts(eng, err) < 0)
+		goto fail;
+	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
+	/* the rules may have changed while we were stopped, and a crash may have left work */
+	engine_reevaluate_all(eng);
+	return eng;
+fail:
+	engine_close(eng);
+	return NULL;
+}
+
+void engine_close(struct engine *eng)
+{
+	if (!eng)
+		return;
+	outbox_close(eng->ob);
+	for (size_t i = 0; eng->alerts && eng->rs && i < eng->rs->n; i++)
+		alert_clear(&eng->alerts[i]);
+	free(eng->alerts);
+	free(eng->changes);
+	free(eng->silences);
+	free(eng->due);
+	ruleset_free(eng->rs);
+	free(eng);
+}
+
+void engine_set_rules(struct engine *eng, struct ruleset *rs)
+{
+	for (size_t i = 0; i < eng->rs->n; i++)
+		alert_clear(&eng->alerts[i]);
+	ruleset_free(eng->rs);
+	eng->rs = rs;
+	if (size_rules(eng) < 0)
+		log_error("rules, out of memory sizing the rule table");
+	engine_reevaluate_all(eng);
+}
+
+const struct ruleset *engine_rules(const struct engine *eng)
+{
+	return eng->rs;
+}
+
+uint64_t engine_seq(const struct engine *eng)
+{
+	return outbox_last_seq(eng->ob);
+}
+
+struct outbox *engine_outbox(struct engine *eng)
+{
+	return eng->ob;
+}
+
+void engine_get_stats(const struct engine *eng, struct engine_stats *out)
+{
+	*out = eng->stats;
+	out->reevaluating = eng->reeval;
+}
+
+/* ---- queries and steering -------------------------------------------------- */
+
+static const char *rule_severity(const struct engine *eng, const char *rule)
+{
+	const struct rule *r = ruleset_find(eng->rs, rule);
+	return r ? severity_name(r->cfg->severity) : "unknown";
+}
+
+struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
+					   size_t len)
+{
+	struct store *st = eng->srv->st;
+	struct json_object *list = json_object_new_array();
+	uint8_t prefix[HEARTH_ID_MAX + 1];
+	MDB_cursor *cur;
+	MDB_val key = { len + 1, prefix }, val;
+	int rc;
+
+	memcpy(prefix, id, len);
+	prefix[len] = 0;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
+		return list;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct alert a = { 0 };
+		size_t rlen = key.mv_size - len - 1;
+		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0) {
+			alert_clear(&a);
+			continue;
+		}
+		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
+		a.rule[rlen] = '\0';
+		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(eng, a.rule)));
+		alert_clear(&a);
+	}
+	mdb_cursor_close(cur);
+	return list;
+}
+
+static int want_string(struct json_object *req, const char *key, const char **out, struct herr *err)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return herr_set(err, HERR_BAD_REQUEST, "%s: must be a string", key);
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
+		  struct herr *err)
+{
+	struct store *st = eng->srv->st;
+	const char *state_s, *rule, *customer, *owner;
+	struct json_object *list, *v;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	size_t limit = 1000, n = 0;
+	int state = ALERT_FIRING, all = 0, rc;
+
+	if (want_string(req, "state", &state_s, err) < 0 || want_string(req, "rule", &rule, err) < 0 ||
+	    want_string(req, "customer", &customer, err) < 0 || want_string(req, "owner", &owner, err) < 0)
+		return -1;
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+		    json_object_get_int64(v) > HEARTH_LIST_MAX)
+			return herr_set(err, HERR_BAD_REQUEST, "limit: must be an integer from 1 to %d",
+					HEARTH_LIST_MAX);
+		limit = (size_t)json_object_get_int64(v);
+	}
+	if (state_s) {
+		all = strcmp(state_s, "all") == 0;
+		state = alert_state_parse(state_s);
+		if (!all && (state < ALERT_PENDING))
+			return herr_set(err, HERR_BAD_REQUEST,
+					"state: one of firing, pending, resolved, all");
+	}
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))) {
+		mdb_txn_abort(txn);
+		return store_error(err, rc, "listing alerts");
+	}
+	list = json_object_new_array();
+	/* alert keys are customer 0x00 rule: a customer filter is a prefix seek */
+	size_t clen = customer ? strlen(customer) : 0;
+	uint8_t prefix[HEARTH_ID_MAX + 1];
+	if (customer && clen <= HEARTH_ID_MAX) {
+		memcpy(prefix, customer, clen);
+		prefix[clen] = 0;
+		key = (MDB_val){ clen + 1, prefix };
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	}
+	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
+		struct alert a = { 0 };
+		if (!zero)
+			continue;
+		size_t idlen = (size_t)(zero - k), rlen = key.mv_size - idlen - 1;
+		if (customer && (idlen != clen || memcmp(k, customer, clen) != 0))
+			break;
+		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0)
+			goto next;
+		memcpy(a.rule, zero + 1, rlen);
+		a.rule[rlen] = '\0';
+		if ((!all && (int)a.state != state) || (rule && strcmp(rule, a.rule) != 0))
+			goto next;
+		if (owner) {
+			struct herr e2;
+			int owned;
+			struct cust *c = timeline_customer(eng->srv->tl, txn, k, idlen, &owned, &e2);
+			const char *o = c ? profile_string(c, "owner") : NULL;
+			int match = o && strcmp(o, owner) == 0;
+			if (c && owned)
+				cust_free(c);
+			if (!match)
+				goto next;
+		}
+		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(eng, a.rule)));
+		n++;
+next:
+		alert_clear(&a);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	json_object_object_add(ans, "alerts", list);
+	return 0;
+}
+
+struct ack_ctx {
+	uint8_t key[ALERT_KEY_MAX];
+	size_t klen;
+	const char *by;
+	int found;
+};
+
+static int ack_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct ack_ctx *ctx = vctx;
+	struct alert a = { 0 };
+	struct wbuf rec;
+	MDB_val val;
+
+	ctx->found = 0;
+	if (wtxn_get(w, DB_ALERTS, ctx->key, ctx->klen, &val) != 0)
+		return w->rc ? -1 : 0;
+	if (alert_decode(val.mv_data, val.mv_size, &a) < 0 || a.state != ALERT_FIRING) {
+		alert_clear(&a);
+		return 0;
+	}
+	ctx->found = 1;
+	a.acked = 1;
+	snprintf(a.acked_by, sizeof(a.acked_by), "%s", ctx->by ? ctx->by : "");
+	wbuf_init(&rec);
+	if (alert_encode(&a, &rec) < 0) {
+		alert_clear(&a);
+		wbuf_free(&rec);
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	}
+	wtxn_put(w, DB_ALERTS, ctx->key, ctx->klen, rec.data, rec.len, 0);
+	wbuf_free(&rec);
+	alert_clear(&a);
+	return w->rc ? -1 : 0;
+}
+
+int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
+	       const char *by, struct herr *err)
+{
+	struct ack_ctx ctx = { .by = by };
+
+	if (!ruleset_find(eng->rs, rule))
+		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", rule);
+	if (clen > HEARTH_ID_MAX)
+		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
+	ctx.klen = alert_key(ctx.key, customer, clen, rule);
+	if (store_write(eng->srv->st, ack_fn, &ctx, err) < 0)
+		return -1;
+	if (!ctx.found)
+		return herr_set(err, HERR_NOT_FOUND, "no firing alert '%s' for '%.*s'", rule, (int)clen, customer);
+	log_info("alert, %s for '%.*s' acknowledged by '%s'", rule, (int)clen, customer, by ? by : "?");
+	return 0;
+}
+
+struct silence_ctx {
+	uint64_t id;
+	const char *text;               /* NULL: delete */
+};
+
+static int silence_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct silence_ctx *ctx = vctx;
+	uint8_t key[8];
+
+	(void)err;
+	be64_put(key, ctx->id);
+	if (ctx->text)
+		wtxn_put(w, DB_SILENCES, key, 8, ctx->text, strlen(ctx->text), 0);
+	else
+		wtxn_del(w, DB_SILENCES, key, 8);
+	return w->rc ? -1 : 0;
+}
+
+int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,
+		       struct herr *err)
+{
+	struct silence s = { 0 };
+	struct json_object *v, *o;
+	int64_t now = server_now(eng->srv), dur;
+	struct silence_ctx ctx;
+	struct silence *more;
+	int rc;
+
+	copy_field(req, "rule", s.rule, sizeof(s.rule));
+	copy_field(req, "customer", s.customer, sizeof(s.customer));
+	copy_field(req, "owner", s.owner, sizeof(s.owner));
+	copy_field(req, "by", s.by, sizeof(s.by));
+	copy_field(req, "comment", s.comment, sizeof(s.comment));
+	if (s.rule[0] && !ruleset_find(eng->rs, s.rule))
+		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", s.rule);
+	if (json_object_object_get_ex(req, "until", &v)) {
+		if (time_from_json(v, &s.until) < 0)
+			return herr_set(err, HERR_BAD_REQUEST, "until: must be RFC 3339 text or unix ms");
+	} else if (json_object_object_get_ex(req, "for", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    duration_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), &dur) < 0)
+			return herr_set(err, HERR_BAD_REQUEST, "for: must be a duration such as 2h or 3d");
+		s.until = now + dur;
+	} else {
+		return herr_set(err, HERR_BAD_REQUEST, "a silence needs 'until' or 'for'");
+	}
+	if (s.until <= now)
+		return herr_set(err, HERR_BAD_REQUEST, "the silence would end before it starts");
+	s.id = eng->next_silence_id;
+	s.created = now;
+	o = silence_to_json(&s);
+	ctx = (struct silence_ctx){ s.id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) };
+	rc = store_write(eng->srv->st, silence_fn, &ctx, err);
+	json_object_put(o);
+	if (rc < 0)
+		return -1;
+	if (!(more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more))))
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	eng->silences = more;
+	eng->silences[eng->nsilences++] = s;
+	eng->next_silence_id++;
+	json_object_object_add(ans, "id", json_object_new_int64((int64_t)s.id));
+	log_info("silence, %llu added by '%s'", (unsigned long long)s.id, s.by[0] ? s.by : "?");
+	return 0;
+}
+
+int engine_silence_list(struct engine *eng, struct json_object *ans, struct herr *err)
+{
+	struct json_object *list = json_object_new_array();
+	int64_t now = server_now(eng->srv);
+
+	(void)err;
+	for (size_t i = 0; i < eng->nsilences; i++)
+		if (eng->silences[i].until > now)
+			json_object_array_add(list, silence_to_json(&eng->silences[i]));
+	json_object_object_add(ans, "silences", list);
+	return 0;
+}
+
+int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err)
+{
+	struct silence_ctx ctx = { id, NULL };
+
+	for (size_t i = 0; i < eng->nsilences; i++) {
+		if (eng->silences[i].id != id)
+			continue;
+		if (store_write(eng->srv->st, silence_fn, &ctx, err) < 0)
+			return -1;
+		eng->silences[i] = eng->silences[--eng->nsilences];
+		return 0;
+	}
+	return herr_set(err, HERR_NOT_FOUND, "no silence %llu", (unsigned long long)id);
+}
+
+int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *err)
+{
+	MDB_txn *txn;
+	struct cust *c;
+	int64_t now = server_now(eng->srv);
+
+	if (store_read_begin(eng->srv->st, &txn, err) < 0)
+		return -1;
+	c = timeline_hold(eng->srv->tl, txn, id, len, err);
+	if (!c) {
+		mdb_txn_abort(txn);
+		return err->code == HERR_NOT_FOUND ? 0 : -1;
+	}
+	/* resolve what fires, then drop every state record of the customer */
+	load_alerts(eng, txn, c);
+	for (size_t i = 0; i < eng->rs->n; i++) {
+		struct alert *a = &eng->alerts[i];
+		int64_t wake;
+		if (a->state == ALERT_INACTIVE)
+			continue;
+		enum alert_state before = a->state;
+		enum notify_kind kind = alert_step(a, 0, now, 0, 0, &wake);
+		struct change *ch = push_change(eng);
+		if (!ch)
+			continue;
+		ch->c = c;
+		ch->rule = i;
+		ch->a = *a;
+		a->values_json = NULL;
+		ch->a.state = kind == NOTIFY_RESOLVED ? ALERT_RESOLVED : ALERT_INACTIVE;
+		ch->before = before;
+		ch->kind = kind;
+	}
+	eng->txn = NULL;
+	mdb_txn_abort(txn);
+	commit_changes(eng, now);
+	return 0;
+}

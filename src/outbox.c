@@ -1,0 +1,234 @@
+/*
+ * The PUB socket, the durable outbox and the heartbeat. Publishing never
+ * blocks: a subscriber that falls behind its high-water mark loses messages on
+ * the wire, sees the gap in seq (or in the heartbeat's seq) and replays.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "hearth/codec.h"
+#include "hearth/config.h"
+#include "hearth/log.h"
+#include "hearth/loop.h"
+#include "hearth/outbox.h"
+#include "hearth/server.h"
+#include "hearth/units.h"
+
+struct outbox {
+	struct server *srv;
+	void *pub;
+	uint64_t last_seq;
+	struct outbox_stats stats;
+};
+
+static void heartbeat(struct loop *loop, void *ctx)
+{
+	struct outbox *ob = ctx;
+	char body[96], ts[TIME_BUF];
+	int n = snprintf(body, sizeof(body), "{\"seq\":%llu,\"ts\":\"%s\"}",
+			 (unsigned long long)ob->last_seq, time_format(server_now(ob->srv), ts, sizeof(ts)));
+
+	outbox_publish(ob, "hb", body, (size_t)n);
+	ob->stats.heartbeats++;
+	loop_timer_add(loop, ob->srv->cfg->heartbeat_ms, heartbeat, ob);
+}
+
+struct outbox *outbox_open(struct server *srv, struct herr *err)
+{
+	struct outbox *ob = calloc(1, sizeof(*ob));
+	const struct config *cfg = srv->cfg;
+	MDB_txn *txn;
+	int linger = 1000, hwm = 100000;
+
+	if (!ob) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	ob->srv = srv;
+	if (store_read_begin(srv->st, &txn, err) < 0)
+		goto fail;
+	ob->last_seq = store_meta_u64(txn, srv->st, "alert_seq");
+	mdb_txn_abort(txn);
+	ob->pub = zmq_socket(srv->zctx, ZMQ_PUB);
+	if (!ob->pub || zmq_setsockopt(ob->pub, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
+	    zmq_setsockopt(ob->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0) {
+		herr_set(err, HERR_IO, "publish, cannot create the PUB socket (%s)", zmq_strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->npublish_listen; i++)
+		if (zmq_bind(ob->pub, cfg->publish_listen[i]) < 0) {
+			herr_set(err, HERR_IO, "publish, cannot bind '%s' (%s)", cfg->publish_listen[i],
+				 zmq_strerror(errno));
+			goto fail;
+		}
+	if (loop_timer_add(srv->loop, cfg->heartbeat_ms, heartbeat, ob) < 0) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	return ob;
+fail:
+	outbox_close(ob);
+	return NULL;
+}
+
+void outbox_close(struct outbox *ob)
+{
+	if (!ob)
+		return;
+	if (ob->pub)
+		zmq_close(ob->pub);
+	free(ob);
+}
+
+uint64_t outbox_last_seq(const struct outbox *ob)
+{
+	return ob->last_seq;
+}
+
+void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size_t len)
+{
+	struct wbuf rec;
+	uint8_t key[8];
+
+	wbuf_init(&rec);
+	wbuf_i64(&rec, ts);
+	wbuf_put(&rec, body, len);
+	be64_put(key, seq);
+	if (rec.failed)
+		wtxn_fail(w, ENOMEM, "outbox");
+	else
+		wtxn_put(w, DB_OUTBOX, key, 8, rec.data, rec.len, MDB_APPEND);
+	wbuf_free(&rec);
+	wtxn_meta_u64(w, "alert_seq", seq);
+}
+
+void outbox_committed(struct outbox *ob, uint64_t last_seq)
+{
+	ob->last_seq = last_seq;
+}
+
+void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len)
+{
+	if (zmq_send(ob->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(ob->pub, body, len, ZMQ_DONTWAIT) < 0) {
+		log_debug("publish, message dropped (%s)", zmq_strerror(errno));
+		return;
+	}
+	if (strcmp(topic, "hb") != 0)
+		ob->stats.published++;
+}
+
+int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_object *list,
+		  struct herr *err)
+{
+	struct store *st = ob->srv->st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint8_t start[8];
+	size_t n = 0;
+	int rc, ret = -1;
+
+	if (after >= ob->last_seq)
+		return 0;
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur))) {
+		store_error(err, rc, "replay");
+		goto out_txn;
+	}
+	be64_put(start, after + 1);
+	key = (MDB_val){ 8, start };
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND || (rc == 0 && be64_get(key.mv_data) != after + 1)) {
+		herr_set(err, HERR_GONE, "notifications after seq %llu are no longer kept "
+			 "(publish.retain); resume from the current seq %llu",
+			 (unsigned long long)after, (unsigned long long)ob->last_seq);
+		goto out;
+	}
+	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
+		if (val.mv_size < 8)
+			continue;
+		struct json_object *body = json_tokener_parse(
+			strndupa((const char *)val.mv_data + 8, val.mv_size - 8));
+		if (body)
+			json_object_array_add(list, body);
+	}
+	ret = 0;
+out:
+	mdb_cursor_close(cur);
+out_txn:
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+struct prune_ctx {
+	int64_t before;
+	size_t max, deleted;
+};
+
+static int prune_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct prune_ctx *ctx = vctx;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	(void)err;
+	ctx->deleted = 0;
+	if ((rc = mdb_cursor_open(w->txn, store_dbi(w->st, DB_OUTBOX), &cur))) {
+		wtxn_fail(w, rc, "outbox prune");
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && ctx->deleted < ctx->max;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct rbuf r;
+		rbuf_init(&r, val.mv_data, val.mv_size);
+		if (rbuf_i64(&r) >= ctx->before)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0))) {
+			wtxn_fail(w, rc, "outbox prune");
+			break;
+		}
+		ctx->deleted++;
+	}
+	mdb_cursor_close(cur);
+	return w->rc ? -1 : 0;
+}
+
+int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err)
+{
+	struct prune_ctx ctx = { .before = now - ob->srv->cfg->retain_ms, .max = max };
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int due = 0;
+
+	/* a read first: most ticks have nothing to prune and need no write */
+	if (store_read_begin(ob->srv->st, &txn, err) < 0)
+		return -1;
+	if (mdb_cursor_open(txn, store_dbi(ob->srv->st, DB_OUTBOX), &cur) == 0) {
+		if (mdb_cursor_get(cur, &key, &val, MDB_FIRST) == 0 && val.mv_size >= 8) {
+			struct rbuf r;
+			rbuf_init(&r, val.mv_data, val.mv_size);
+			due = rbuf_i64(&r) < ctx.before;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	if (!due)
+		return 0;
+	if (store_write(ob->srv->st, prune_fn, &ctx, err) < 0)
+		return -1;
+	ob->stats.pruned += ctx.deleted;
+	return 0;
+}
+
+void outbox_get_stats(const struct outbox *ob, struct outbox_stats *out)
+{
+	*out = ob->stats;
+}

@@ -1,0 +1,254 @@
+/*
+ * Compiling the configured rules (SPEC §6, §7). A template "{name} has had no
+ * contact for {since(touch)}" becomes literal parts and compiled holes; "{{"
+ * and "}}" stand for literal braces.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "hearth/config.h"
+#include "hearth/rules.h"
+#include "hearth/state.h"
+
+struct collector {
+	const char *file;
+	char *errors;
+	size_t size, used;
+	int count;
+};
+
+static void collect(struct collector *c, const struct config_pos *pos, size_t offset,
+		    const char *what, const char *msg)
+{
+	c->count++;
+	if (c->used + 1 >= c->size)
+		return;
+	int n = snprintf(c->errors + c->used, c->size - c->used, "%s:%d:%zu: %s: %s\n", c->file,
+			 pos->line, (size_t)pos->col + (pos->quoted ? 1 : 0) + offset, what, msg);
+	if (n > 0)
+		c->used += (size_t)n < c->size - c->used ? (size_t)n : c->size - c->used - 1;
+}
+
+static void tmpl_free(struct tmpl *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->parts[i].text);
+		expr_free(t->parts[i].expr);
+	}
+	free(t->parts);
+	t->parts = NULL;
+	t->n = 0;
+}
+
+static int tmpl_push(struct tmpl *t, char *text, struct expr *e)
+{
+	struct tmpl_part *parts = realloc(t->parts, (t->n + 1) * sizeof(*parts));
+
+	if (!parts) {
+		free(text);
+		expr_free(e);
+		return -1;
+	}
+	t->parts = parts;
+	t->parts[t->n++] = (struct tmpl_part){ text, e };
+	return 0;
+}
+
+static int tmpl_compile(struct tmpl *t, const char *src, const struct config *cfg,
+			struct collector *c, const struct config_pos *pos, const char *what)
+{
+	size_t len = strlen(src), i = 0;
+	char *lit = malloc(len + 1);
+	size_t n = 0;
+
+	if (!lit)
+		return -1;
+	while (i < len) {
+		if ((src[i] == '{' || src[i] == '}') && i + 1 < len && src[i + 1] == src[i]) {
+			lit[n++] = src[i];
+			i += 2;
+			continue;
+		}
+		if (src[i] == '}') {
+			collect(c, pos, i, what, "a lone '}' (write '}}' for a brace)");
+			free(lit);
+			return -1;
+		}
+		if (src[i] != '{') {
+			lit[n++] = src[i++];
+			continue;
+		}
+		const char *close = strchr(src + i + 1, '}');
+		if (!close) {
+			collect(c, pos, i, what, "'{' without a closing '}'");
+			free(lit);
+			return -1;
+		}
+		if (n > 0) {
+			lit[n] = '\0';
+			if (tmpl_push(t, strndup(lit, n), NULL) < 0) {
+				free(lit);
+				return -1;
+			}
+			n = 0;
+		}
+		char *hole = strndup(src + i + 1, (size_t)(close - src - i - 1));
+		char msg[256];
+		size_t err_pos;
+		struct expr *e = hole ? expr_compile(hole, cfg, msg, sizeof(msg), &err_pos) : NULL;
+		free(hole);
+		if (!e) {
+			collect(c, pos, i + 1 + err_pos, what, msg);
+			free(lit);
+			return -1;
+		}
+		if (tmpl_push(t, NULL, e) < 0) {
+			free(lit);
+			return -1;
+		}
+		i = (size_t)(close - src) + 1;
+	}
+	if (n > 0) {
+		lit[n] = '\0';
+		if (tmpl_push(t, strndup(lit, n), NULL) < 0) {
+			free(lit);
+			return -1;
+		}
+	}
+	free(lit);
+	return 0;
+}
+
+static struct expr *compile_at(const char *src, const struct config *cfg, struct collector *c,
+			       const struct config_pos *pos, const char *what)
+{
+	char msg[256];
+	size_t err_pos;
+	struct expr *e = expr_compile(src, cfg, msg, sizeof(msg), &err_pos);
+
+	if (!e)
+		collect(c, pos, err_pos, what, msg);
+	return e;
+}
+
+struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t size)
+{
+	struct collector c = { .file = cfg->file, .errors = errors, .size = size };
+	struct ruleset *rs = calloc(1, sizeof(*rs));
+	char what[96];
+
+	if (size)
+		errors[0] = '\0';
+	if (!rs || !(rs->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof(*rs->rules)))) {
+		free(rs);
+		snprintf(errors, size, "%s: out of memory\n", cfg->file);
+		return NULL;
+	}
+	rs->n = cfg->nrules;
+	if (cfg->priority)
+		rs->priority = compile_at(cfg->priority, cfg, &c, &cfg->priority_pos, "priority");
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		const struct config_rule *cr = &cfg->rules[i];
+		struct rule *r = &rs->rules[i];
+		r->cfg = cr;
+		snprintf(what, sizeof(what), "rule '%s'", cr->name ? cr->name : "?");
+		if (cr->when) {
+			r->when = compile_at(cr->when, cfg, &c, &cr->when_pos, what);
+			if (r->when && r->when->root->type != TYPE_BOOL && r->when->root->type != TYPE_ANY &&
+			    r->when->root->type != TYPE_NULL)
+				collect(&c, &cr->when_pos, 0, what, "'when' must be a condition (true or false)");
+		}
+		snprintf(what, sizeof(what), "rule '%s' summary", cr->name ? cr->name : "?");
+		if (cr->summary)
+			tmpl_compile(&r->summary, cr->summary, cfg, &c, &cr->summary_pos, what);
+		else {
+			/* the default names what fired and for whom */
+			struct config_pos none = { 1, 1, 0 };
+			tmpl_compile(&r->summary, "{id}", cfg, &c, &none, what);
+		}
+	}
+	if (c.count > 0) {
+		ruleset_free(rs);
+		return NULL;
+	}
+	return rs;
+}
+
+void ruleset_free(struct ruleset *rs)
+{
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++) {
+		expr_free(rs->rules[i].when);
+		tmpl_free(&rs->rules[i].summary);
+	}
+	free(rs->rules);
+	expr_free(rs->priority);
+	free(rs);
+}
+
+ssize_t ruleset_index(const struct ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->rules[i].cfg->name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+const struct rule *ruleset_find(const struct ruleset *rs, const char *name)
+{
+	ssize_t i = ruleset_index(rs, name);
+	return i < 0 ? NULL : &rs->rules[i];
+}
+
+void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->n && used + 1 < size; i++) {
+		char piece[512];
+		const char *text = t->parts[i].text;
+		if (!text) {
+			struct value v;
+			if (expr_eval(t->parts[i].expr, env, &v, NULL) < 0)
+				v.type = TYPE_NULL;
+			value_format(&v, piece, sizeof(piece));
+			text = piece;
+		}
+		int n = snprintf(buf + used, size - used, "%s", text);
+		if (n > 0)
+			used += (size_t)n < size - used ? (size_t)n : size - used - 1;
+	}
+}
+
+struct values_ctx {
+	struct json_object *out;
+	struct eval_env *env;
+};
+
+static void add_term(const struct node *term, const char *text, size_t len, void *vctx)
+{
+	struct values_ctx *ctx = vctx;
+	struct value v;
+	char key[256];
+
+	snprintf(key, sizeof(key), "%.*s", (int)len, text);
+	if (json_object_object_get_ex(ctx->out, key, NULL))
+		return;
+	if (node_eval_value(term, ctx->env, &v) < 0)
+		v.type = TYPE_NULL;
+	json_object_object_add(ctx->out, key, value_to_json(&v));
+}
+
+struct json_object *rule_values(const struct rule *r, struct eval_env *env)
+{
+	struct values_ctx ctx = { json_object_new_object(), env };
+
+	if (ctx.out)
+		expr_walk_terms(r->when, add_term, &ctx);
+	return ctx.out;
+}
