@@ -21,6 +21,7 @@
 #include "hearth/event.h"
 #include "hearth/limits.h"
 #include "hearth/metrics.h"
+#include "hearth/notify.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
@@ -616,7 +617,10 @@ static int cmd_reload(struct server *srv, struct json_object *req, struct json_o
 	char msg[4096];
 
 	(void)req, (void)ans;
-	if (server_reload(srv, msg, sizeof(msg)) < 0)
+	notify_reloading();
+	int rc = server_reload(srv, msg, sizeof(msg));
+	notify_ready();
+	if (rc < 0)
 		return herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "hearth/ingest.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
+#include "hearth/notify.h"
 #include "hearth/server.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -46,9 +47,12 @@ static void on_signal(struct loop *loop, short revents, void *ctx)
 	while (read(srv->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			log_info("hearthd, SIGHUP: reloading the configuration");
+			notify_reloading();
 			server_reload(srv, msg, sizeof(msg));
+			notify_ready();
 		} else {
 			log_info("hearthd, %s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			notify_stopping();
 			loop_stop(loop);
 		}
 	}
@@ -83,6 +87,20 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	return timeline_flush_due_in(srv->tl);
 }
 
+/* The watchdog is fed from the loop itself: a loop that stops turning stops feeding it. */
+static void feed_watchdog(struct loop *loop, void *ctx)
+{
+	struct server *srv = ctx;
+	struct engine_stats es;
+
+	notify_watchdog();
+	engine_get_stats(srv->engine, &es);
+	notify_status("%llu customers, %llu firing, seq %llu",
+		      (unsigned long long)timeline_customer_count(srv->tl),
+		      (unsigned long long)es.firing, (unsigned long long)engine_seq(srv->engine));
+	loop_timer_add(loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
+}
+
 static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
 {
 	srv->started_mono_ms = mono_now_ms();
@@ -108,10 +126,12 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 	srv->ingest = ingest_open(srv, err);
 	if (!srv->ingest)
 		return -1;
-	srv->control = control_open(srv, -1, err);
+	srv->control = control_open(srv, notify_listen_fd("control"), err);
 	if (!srv->control)
 		return -1;
 	loop_set_prepare(srv->loop, before_poll, srv);
+	if (notify_watchdog_interval_ms() > 0)
+		loop_timer_add(srv->loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
 	return 0;
 }
 
@@ -181,6 +201,9 @@ int main(int argc, char **argv)
 	log_info("hearthd %s, started: store '%s', %llu customers, %llu events", HEARTH_VERSION,
 		 srv.cfg->store_path, (unsigned long long)timeline_customer_count(srv.tl),
 		 (unsigned long long)timeline_event_count(srv.tl));
+	notify_ready();
+	notify_status("%llu customers, %llu events", (unsigned long long)timeline_customer_count(srv.tl),
+		      (unsigned long long)timeline_event_count(srv.tl));
 	if (loop_run(srv.loop) < 0)
 		srv.exit_code = 1;
 	server_stop(&srv);
