@@ -8,6 +8,9 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+UNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+SYSUSERSDIR ?= $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null || echo /usr/lib/sysusers.d)
+TMPFILESDIR ?= $(shell pkg-config --variable=tmpfilesdir systemd 2>/dev/null || echo /usr/lib/tmpfiles.d)
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
@@ -42,7 +45,11 @@ $(BUILD)/libhearth.a: $(LIB_OBJS)
 $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/hearthctl: $(BUILD)/tools/hearthctl.o $(BUILD)/tools/ctl_import.o $(BUILD)/libhearth.a
+CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
+              ctl_table.o ctl_print.o)
+$(CTL_OBJS): tools/ctl.h
+
+$(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/hearth-relay: $(BUILD)/tools/relay.o $(BUILD)/libhearth.a
@@ -79,7 +86,14 @@ install: all
 	install -m 0755 $(BUILD)/hearth-relay $(DESTDIR)$(SBINDIR)/hearth-relay
 	install -m 0755 $(BUILD)/hearthctl $(DESTDIR)$(BINDIR)/hearthctl
 	[ -e $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.yaml ] || \
-		install -m 0644 etc/hearth.yaml $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.yaml
+		sed -e 's#\./var/lib#/var/lib/hearth#; s#ipc://\./var/run/#ipc:///run/hearth/#g; s#\./var/run/#/run/hearth/#' \
+		etc/hearth.yaml > $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.yaml
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	sed -e 's#@SBINDIR@#$(SBINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' systemd/hearthd.service.in \
+		> $(DESTDIR)$(UNITDIR)/hearthd.service
+	install -m 0644 systemd/hearthd.socket $(DESTDIR)$(UNITDIR)/hearthd.socket
+	install -m 0644 systemd/hearth.sysusers $(DESTDIR)$(SYSUSERSDIR)/hearth.conf
+	install -m 0644 systemd/hearth.tmpfiles $(DESTDIR)$(TMPFILESDIR)/hearth.conf
 
 clean:
 	rm -rf build
