@@ -13,6 +13,43 @@
 #include "hearth/limits.h"
 #include "hearth/units.h"
 
+/*
+ * json-c checks only the shape of UTF-8 sequences; this refuses overlong forms,
+ * surrogates and code points past U+10FFFF as well (RFC 3629).
+ */
+int utf8_is_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p++;
+		int more;
+		unsigned min, cp;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1, min = 0x80, cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2, min = 0x800, cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3, min = 0x10000, cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (end - p < more)
+			return 0;
+		for (int i = 0; i < more; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += more;
+	}
+	return 1;
+}
+
 int id_is_valid(const char *s, size_t len)
 {
 	if (len < 1 || len > HEARTH_ID_MAX)
@@ -47,7 +84,9 @@ static int take_id(struct json_object *v, const char *field, const char **out, s
 		return herr_set(err, HERR_BAD_FIELD, "%s: must be a string", field);
 	*out = json_object_get_string(v);
 	*len = (size_t)json_object_get_string_len(v);
-	if (!id_is_valid(*out, *len))
+	if (!utf8_is_valid(*out, *len))
+		return herr_set(err, HERR_BAD_JSON, "%s: not valid UTF-8", field);
+	if (memchr(*out, 0, *len) || !id_is_valid(*out, *len))
 		return herr_set(err, HERR_BAD_FIELD,
 				"%s: must be 1 to %d bytes without control characters", field,
 				HEARTH_ID_MAX);
@@ -67,6 +106,8 @@ static int take_attrs(struct json_object *v, struct event *ev, struct herr *err)
 		if (++n > HEARTH_ATTRS_MAX)
 			return herr_set(err, HERR_BAD_FIELD, "attrs: more than %d keys",
 					HEARTH_ATTRS_MAX);
+		if (!utf8_is_valid(key, klen))
+			return herr_set(err, HERR_BAD_JSON, "attrs: a key is not valid UTF-8");
 		if (!name_is_valid(key, klen))
 			return herr_set(err, HERR_BAD_FIELD,
 					"attrs: key '%.40s' must match [a-z][a-z0-9_]{0,31}", key);
@@ -75,6 +116,10 @@ static int take_attrs(struct json_object *v, struct event *ev, struct herr *err)
 		case json_type_array:
 			return herr_set(err, HERR_BAD_FIELD,
 					"attrs.%s: must be a string, number, bool or null", key);
+		case json_type_string:
+			if (!utf8_is_valid(json_object_get_string(val), (size_t)json_object_get_string_len(val)))
+				return herr_set(err, HERR_BAD_JSON, "attrs.%s: not valid UTF-8", key);
+			break;
 		case json_type_double: {
 			double d = json_object_get_double(val);
 			if (d != d || d - d != 0)

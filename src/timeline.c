@@ -264,9 +264,17 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	strmap_init(&tl->dirty);
 	strmap_init(&tl->ids);
 	wbuf_init(&tl->rec);
-	if (recover(tl, err) < 0 || timeline_flush(tl, 1, err) < 0) {
+	if (recover(tl, err) < 0) {
 		timeline_close(tl);
 		return NULL;
+	}
+	/* A full store must still start: what is recovered stays in memory until it fits. */
+	if (timeline_flush(tl, 1, err) < 0) {
+		if (err->code != HERR_STORE_FULL) {
+			timeline_close(tl);
+			return NULL;
+		}
+		log_warning("store, cannot write recovered state (%s); keeping it in memory", err->msg);
 	}
 	if (tl->stats.recovered_events)
 		log_info("store, recovered %llu event(s) from the log",

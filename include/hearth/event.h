@@ -53,7 +53,9 @@ struct json_object *event_to_json(const struct event *ev);
 
 /* A time given as RFC 3339 text or integer unix ms (SPEC §1). */
 int time_from_json(struct json_object *v, int64_t *ms);
-/* 1..128 bytes, no control characters (SPEC §1). UTF-8 is checked by the parser. */
+/* Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points past U+10FFFF. */
+int utf8_is_valid(const char *s, size_t len);
+/* 1..128 bytes, no control characters (SPEC §1). */
 int id_is_valid(const char *s, size_t len);
 
 #endif
