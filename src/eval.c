@@ -196,7 +196,7 @@ static int fn_case(const struct node *n, struct eval_env *env, struct ev *o)
 
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
-		if (strcmp(oc->name, n->text) != 0)
+		if (oc->closed != TIME_NONE || strcmp(oc->name, n->text) != 0)
 			continue;
 		if (n->fn == FN_OPEN)
 			count++;

@@ -7,7 +7,7 @@
  *
  * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq | i64 deadline |
  *   u16 ntypes {str8 type, i64 last, u64 count, u8 n, i64 recent[n]} |
- *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due} |
+ *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due, i64 closed} |
  *   u32 len profile JSON | u32 len profile key times JSON
  */
 #include <json-c/json.h>
@@ -88,6 +88,7 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 		wbuf_str8(out, oc->ref, strlen(oc->ref));
 		wbuf_i64(out, oc->opened);
 		wbuf_i64(out, oc->due);
+		wbuf_i64(out, oc->closed);
 	}
 	if (put_json(out, c->profile) < 0 || put_json(out, c->profile_ts) < 0)
 		return -1;
@@ -166,6 +167,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", slen);
 		oc->opened = rbuf_i64(&r);
 		oc->due = rbuf_i64(&r);
+		oc->closed = rbuf_i64(&r);
 	}
 	json_object_put(c->profile);
 	c->profile = read_json(&r);
@@ -248,35 +250,67 @@ static int64_t due_time(struct json_object *attrs, const char *due_attr)
 	return time_from_json(v, &ms) == 0 ? ms : TIME_NONE;
 }
 
-static int open_case(struct cust *c, const struct config_case *cc, const struct event *ev,
-		     struct json_object *attrs)
+static int same_case(const struct open_case *oc, const struct config_case *cc, const struct event *ev)
+{
+	return strcmp(oc->name, cc->name) == 0 && ev->ref && strlen(oc->ref) == ev->ref_len &&
+	       memcmp(oc->ref, ev->ref, ev->ref_len) == 0;
+}
+
+static void drop_case(struct cust *c, size_t i)
+{
+	memmove(&c->cases[i], &c->cases[i + 1], (c->ncases - i - 1) * sizeof(*c->cases));
+	c->ncases--;
+}
+
+static struct open_case *add_case(struct cust *c, const struct config_case *cc, const struct event *ev)
 {
 	struct open_case *cases = realloc(c->cases, (c->ncases + 1) * sizeof(*cases));
 
 	if (!cases)
-		return -1;
+		return NULL;
 	c->cases = cases;
 	struct open_case *oc = &cases[c->ncases++];
 	memset(oc, 0, sizeof(*oc));
 	copy_str(oc->name, sizeof(oc->name), cc->name, strlen(cc->name));
 	if (ev->ref)
 		copy_str(oc->ref, sizeof(oc->ref), ev->ref, ev->ref_len);
+	oc->opened = oc->due = oc->closed = TIME_NONE;
+	return oc;
+}
+
+static int open_case(struct cust *c, const struct config_case *cc, const struct event *ev,
+		     struct json_object *attrs)
+{
+	/* its close may have arrived first (events come in any order) */
+	for (size_t i = 0; i < c->ncases; i++)
+		if (c->cases[i].closed != TIME_NONE && same_case(&c->cases[i], cc, ev) &&
+		    c->cases[i].closed >= ev->ts) {
+			drop_case(c, i);
+			return 0;
+		}
+	struct open_case *oc = add_case(c, cc, ev);
+	if (!oc)
+		return -1;
 	oc->opened = ev->ts;
 	oc->due = due_time(attrs, cc->due);
 	return 0;
 }
 
 /* A close with a ref closes that case; without one, the oldest open case. */
-static void close_case(struct cust *c, const struct config_case *cc, const struct event *ev)
+static int close_case(struct cust *c, const struct config_case *cc, const struct event *ev)
 {
-	size_t pick = c->ncases;
+	size_t pick = c->ncases, early = 0;
 
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
+		if (oc->closed != TIME_NONE) {
+			early += strcmp(oc->name, cc->name) == 0;
+			continue;
+		}
 		if (strcmp(oc->name, cc->name) != 0)
 			continue;
 		if (ev->ref) {
-			if (strlen(oc->ref) == ev->ref_len && memcmp(oc->ref, ev->ref, ev->ref_len) == 0) {
+			if (same_case(oc, cc, ev)) {
 				pick = i;
 				break;
 			}
@@ -284,10 +318,24 @@ static void close_case(struct cust *c, const struct config_case *cc, const struc
 			pick = i;
 		}
 	}
-	if (pick == c->ncases)
-		return;
-	memmove(&c->cases[pick], &c->cases[pick + 1], (c->ncases - pick - 1) * sizeof(*c->cases));
-	c->ncases--;
+	if (pick < c->ncases) {
+		drop_case(c, pick);
+		return 0;
+	}
+	if (!ev->ref)
+		return 0;
+	/* remember it for its open, but only a few: a stray close must not grow the record */
+	if (early >= STATE_EARLY_CLOSES)
+		for (size_t i = 0; i < c->ncases; i++)
+			if (c->cases[i].closed != TIME_NONE && strcmp(c->cases[i].name, cc->name) == 0) {
+				drop_case(c, i);
+				break;
+			}
+	struct open_case *oc = add_case(c, cc, ev);
+	if (!oc)
+		return -1;
+	oc->closed = ev->ts;
+	return 0;
 }
 
 static int type_is(const struct event *ev, const char *name)
@@ -328,8 +376,8 @@ int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg)
 		const struct config_case *cc = &cfg->cases[i];
 		if (type_is(ev, cc->open) && open_case(c, cc, ev, attrs) < 0)
 			goto out;
-		if (type_is(ev, cc->close))
-			close_case(c, cc, ev);
+		if (type_is(ev, cc->close) && close_case(c, cc, ev) < 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -361,7 +409,10 @@ struct json_object *cust_to_json(const struct cust *c)
 	open = json_object_new_object();
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
-		struct json_object *list, *entry = json_object_new_object();
+		struct json_object *list, *entry;
+		if (oc->closed != TIME_NONE)
+			continue;
+		entry = json_object_new_object();
 		if (!json_object_object_get_ex(open, oc->name, &list)) {
 			list = json_object_new_array();
 			json_object_object_add(open, oc->name, list);

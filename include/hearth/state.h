@@ -34,7 +34,10 @@ struct open_case {
 	char ref[HEARTH_ID_MAX + 1];    /* "" when the opening event had none */
 	int64_t opened;
 	int64_t due;                    /* TIME_NONE if no deadline */
+	int64_t closed;                 /* TIME_NONE: open; else a close that came before its open */
 };
+
+#define STATE_EARLY_CLOSES 8    /* closes remembered while their open has not arrived */
 
 struct cust {
 	char id[HEARTH_ID_MAX + 1];

@@ -1212,9 +1212,20 @@ static void test_profile_merge(void **state)
 static const struct open_case *find_case(const struct cust *c, const char *name, const char *ref)
 {
 	for (size_t i = 0; i < c->ncases; i++)
-		if (strcmp(c->cases[i].name, name) == 0 && strcmp(c->cases[i].ref, ref) == 0)
+		if (c->cases[i].closed == TIME_NONE && strcmp(c->cases[i].name, name) == 0 &&
+		    strcmp(c->cases[i].ref, ref) == 0)
 			return &c->cases[i];
 	return NULL;
+}
+
+/* Open cases only: a close that came before its open is remembered, not open. */
+static size_t open_cases(const struct cust *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->ncases; i++)
+		n += c->cases[i].closed == TIME_NONE;
+	return n;
 }
 
 static size_t count_cases(const struct cust *c, const char *name)
@@ -1222,7 +1233,7 @@ static size_t count_cases(const struct cust *c, const char *name)
 	size_t n = 0;
 
 	for (size_t i = 0; i < c->ncases; i++)
-		n += strcmp(c->cases[i].name, name) == 0;
+		n += c->cases[i].closed == TIME_NONE && strcmp(c->cases[i].name, name) == 0;
 	return n;
 }
 
@@ -1253,7 +1264,7 @@ static void test_cases(void **state)
 
 	for (int pass = 0; pass < 2; pass++) {
 		c = get_cust(f, "K", &owned, &txn);
-		assert_int_equal(c->ncases, 5);
+		assert_int_equal(open_cases(c), 5);
 		assert_int_equal(count_cases(c, "complaint"), 2);
 		oc = find_case(c, "complaint", "T-1");
 		assert_non_null(oc);
@@ -1338,9 +1349,6 @@ static void test_case_close_arriving_before_open(void **state)
 	int owned;
 	struct cust *c;
 
-#ifndef HEARTH_KNOWN_BUGS
-	skip();   /* known bug, reported; build with -DHEARTH_KNOWN_BUGS to run */
-#endif
 	wbuf_init(&fr);
 	frame_add(&fr, "O", BASE + 200, "complaint_resolved", NULL, "T-1", NULL);
 	append(f->tl, &fr, NULL);
