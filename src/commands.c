@@ -391,7 +391,8 @@ static int rank_scan(struct server *srv, struct rank_scan *ctx, int desc, struct
 		return -1;
 	if (timeline_customers(srv->tl, NULL, 0, SIZE_MAX, rank_collect, ctx, &more, err) < 0)
 		return -1;
-	qsort(ctx->items, ctx->n, sizeof(*ctx->items), desc ? ranked_cmp_desc : ranked_cmp);
+	if (ctx->n)
+		qsort(ctx->items, ctx->n, sizeof(*ctx->items), desc ? ranked_cmp_desc : ranked_cmp);
 	return 0;
 }
 

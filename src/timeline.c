@@ -510,7 +510,8 @@ int timeline_flush(struct timeline *tl, int force, struct herr *err)
 	started = mono_now_us();
 	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);) {
 		struct dirty *d = slot->value;
-		qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
+		if (d->n)
+			qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
 	}
 	ctx.custs = sorted_slots(&tl->dirty);
 	ctx.ids = sorted_slots(&tl->ids);
@@ -666,7 +667,7 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 				hi.ts--;
 		}
 	}
-	if (d)
+	if (d && d->n)
 		qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
 	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_TIMELINE), &it.cur)))
 		return store_error(err, rc, "reading a timeline");
