@@ -97,3 +97,21 @@ install: all
 
 clean:
 	rm -rf build
+
+# ---- benchmarks (issue 6): tools/bench → build/hearth-bench -------------------
+#   make bench        full sizes, 3 runs where feasible (several minutes)
+#   make bench-quick  small sizes, one run: proves the bench works; never fails on timing
+BENCH_SRCS := $(wildcard tools/bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
+$(BENCH_OBJS): tools/bench/bench.h
+$(BENCH_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags sqlite3)
+
+$(BUILD)/hearth-bench: $(BENCH_OBJS) $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs sqlite3) -lpthread
+
+.PHONY: bench bench-quick
+bench: $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-bench
+	$(BUILD)/hearth-bench --build $(BUILD) --rules etc/hearth.yaml
+
+bench-quick: $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-bench
+	$(BUILD)/hearth-bench --quick --build $(BUILD) --rules etc/hearth.yaml

@@ -104,9 +104,9 @@ struct reader {
 	int fd;
 	char *buf;
 	size_t cap, pos, len;     /* buf[pos..len) is unread */
+	size_t limit;             /* the buffer grows up to this */
 	int eof;
-	uint64_t consumed;        /* bytes handed out, for the progress bar */
-	long line;                /* 1-based line of buf[pos] */
+	uint64_t bytes_read;      /* for the progress bar */
 };
 
 enum src_status {
@@ -118,7 +118,11 @@ enum src_status {
 
 struct source;
 
-/* path "-" is standard input. Fails (with err) when the file cannot be opened. */
+/*
+ * path "-" is standard input. Fails when the file cannot be opened (HERR_IO)
+ * or its start is unusable (a CSV header without `ts`); err names the file.
+ * Errors of source_next name no file: the caller knows it and the line.
+ */
 struct source *source_open(const char *path, struct herr *err);
 void source_close(struct source *s);
 /*
@@ -132,7 +136,12 @@ enum src_status source_next(struct source *s, struct json_object **event, long *
 uint64_t source_done_bytes(const struct source *s);
 uint64_t source_size(const struct source *s);
 
-int reader_fill(struct reader *r);          /* -1 on read error, 0 at EOF, else 1 */
+/*
+ * Moves the unread bytes to the front and reads more, growing the buffer up to
+ * r->limit. 1 when bytes came, 0 at end of file or with the buffer full at its
+ * limit, -1 on a read error (errno set).
+ */
+int reader_fill(struct reader *r);
 
 /* JSON text of a whole line or element: a value, or NULL with a bad_json message. */
 struct json_object *json_parse_whole(struct json_tokener *tok, const char *text, size_t len,

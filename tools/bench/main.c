@@ -1,0 +1,205 @@
+/*
+ * hearth-bench: measures the real hearthd against the budgets of issue 6 and
+ * prints one table. `--quick` runs every measurement at small sizes, once (it
+ * proves the bench works; timing never fails it); the default full mode runs
+ * the sizes of the budgets, three times where that is feasible.
+ *
+ * Exit status: 0 when every measurement ran (whatever the timings), 1 when
+ * something failed to run, 2 on usage errors.
+ */
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench.h"
+#include "hearth/units.h"
+
+static const struct sizes quick = {
+	.mode = "quick",
+	.ingest_customers = 20000, .ingest_events = 200000,
+	.import_customers = 10000, .import_rows = 100000,
+	.big_customers = 40000, .big_events = 160000,
+	.runs = 1, .ticks = 20, .alert_pairs = 100, .queries = 500,
+	.load_rate = 100000, .load_seconds = 2,
+};
+
+static const struct sizes full = {
+	.mode = "full",
+	.ingest_customers = 200000, .ingest_events = 2000000,
+	.import_customers = 100000, .import_rows = 1000000,
+	.big_customers = 1000000, .big_events = 4000000,
+	.runs = 3, .ticks = 20, .alert_pairs = 500, .queries = 2000,
+	.load_rate = 100000, .load_seconds = 10,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hearth-bench [--quick] [--build DIR] [--rules FILE] [--scratch DIR] [--keep]\n"
+		"  --quick         small sizes, one run: proves the bench works (never fails on timing)\n"
+		"  --build DIR     where hearthd and hearthctl are (default: this program's directory)\n"
+		"  --rules FILE    config whose events, priority and rules are used (default etc/hearth.yaml)\n"
+		"  --scratch DIR   parent of the scratch directory (default /tmp)\n"
+		"  --keep          keep the scratch stores and logs\n");
+}
+
+static const char *count(double n, char *buf, size_t size)
+{
+	if (n >= 1e6 && (long long)n % 1000000 == 0)
+		snprintf(buf, size, "%.0fM", n / 1e6);
+	else if (n >= 1e3 && (long long)n % 1000 == 0)
+		snprintf(buf, size, "%.0fk", n / 1e3);
+	else
+		snprintf(buf, size, "%.0f", n);
+	return buf;
+}
+
+static void report(const struct bench *b)
+{
+	const struct results *r = &b->r;
+	const struct sizes *z = &b->sz;
+	char f[128], a[16], c[16], note[160];
+
+	printf("\n== results (%s mode; medians of %zu run(s), min–max above)\n", z->mode, z->runs);
+	snprintf(f, sizeof(f), "durable ingest over ZeroMQ, %s customers / %s events",
+		 count((double)z->ingest_customers, a, sizeof(a)), count((double)z->ingest_events, c, sizeof(c)));
+	table_add(f, fig_median(&r->ingest_eps), "%.0f", "events/s", AT_LEAST, 200000, NULL);
+	table_add("raw LMDB append loop (same events, same run)", fig_median(&r->raw_eps), "%.0f",
+		  "events/s", INFO, 0, NULL);
+	table_add("hearth / raw LMDB", fig_median(&r->ratio_raw), "%.2f", "", AT_LEAST, 0.5, NULL);
+	table_add("SQLite WAL synchronous=FULL (same events)", fig_median(&r->sql_eps), "%.0f",
+		  "events/s", INFO, 0, NULL);
+	table_add("hearth / SQLite", fig_median(&r->ratio_sql), "%.1f", "×", AT_LEAST, 5, NULL);
+	snprintf(f, sizeof(f), "hearthctl import, %s CSV rows", count((double)z->import_rows, a, sizeof(a)));
+	table_add(f, fig_median(&r->import_eps), "%.0f", "events/s", AT_LEAST, 100000, NULL);
+	for (int w = 0; w < 2; w++) {
+		const char *who = count((double)r->customers[w], a, sizeof(a));
+		snprintf(f, sizeof(f), "tick, nothing due, %s customers", who);
+		snprintf(note, sizeof(note), "clock.advance 1ms round trip; slowest of all %.3f ms",
+			 r->tick_idle_max[w]);
+		table_add(f, fig_median(&r->tick_idle[w]), "%.3f", "ms", w ? AT_MOST : INFO, 1, note);
+	}
+	table_add("tick, nothing due: big / small store", fig_median(&r->tick_idle[1]) /
+		  (fig_median(&r->tick_idle[0]) > 0 ? fig_median(&r->tick_idle[0]) : 1), "%.2f", "×",
+		  AT_MOST, 2, NULL);
+	for (int w = 0; w < 2; w++) {
+		snprintf(f, sizeof(f), "tick, 1%% due, %s customers", count((double)r->customers[w], a, sizeof(a)));
+		snprintf(note, sizeof(note), "%zu customers evaluated", r->tick_due_evaluated[w]);
+		table_add(f, fig_median(&r->tick_due[w]), "%.1f", "ms", w ? AT_MOST : INFO, 100, note);
+	}
+	for (int w = 0; w < 2; w++) {
+		snprintf(f, sizeof(f), "full re-evaluation after reload, %s customers",
+			 count((double)r->customers[w], a, sizeof(a)));
+		table_add(f, fig_median(&r->reeval_s[w]), "%.2f", "s", w ? AT_MOST : INFO, 2, NULL);
+	}
+	table_add("ping during re-evaluation (max), big store", fig_max(&r->ping_max_ms[1]), "%.1f", "ms",
+		  AT_MOST, 50, NULL);
+	snprintf(note, sizeof(note), "SQL %.2f s vs hearth %.2f s", fig_median(&r->sql_rules_s),
+		 fig_median(&r->reeval_s[1]));
+	table_add("default rules as SQL in SQLite / hearth re-evaluation",
+		  fig_median(&r->sql_rules_s) / fig_median(&r->reeval_s[1]), "%.1f", "×", AT_LEAST, 10, note);
+	table_add("ingest → alert at SUB, p50", r->alert_p50_us / 1000, "%.2f", "ms", AT_MOST, 1, NULL);
+	table_add("ingest → alert at SUB, p99", r->alert_p99_us / 1000, "%.2f", "ms", AT_MOST, 5, NULL);
+	table_add("customer, p99, idle", r->cust_idle_p99_us / 1000, "%.3f", "ms", AT_MOST, 0.5, NULL);
+	snprintf(f, sizeof(f), "customer, p99, beside ~%s events/s ingest", count(z->load_rate, a, sizeof(a)));
+	snprintf(note, sizeof(note), "achieved %.0f events/s", r->load_eps);
+	table_add(f, r->cust_load_p99_us / 1000, "%.3f", "ms", AT_MOST, 5, note);
+	snprintf(f, sizeof(f), "daemon RSS minus LMDB map, %s customers", count((double)r->customers[1], a, sizeof(a)));
+	snprintf(note, sizeof(note), "the data.mdb mapping's own Rss was %.1f MiB", r->map_rss_mib);
+	table_add(f, r->rss_mib, "%.1f", "MiB", AT_MOST, 150, note);
+	snprintf(f, sizeof(f), "store bytes per event (%s events)", count((double)z->ingest_events, a, sizeof(a)));
+	table_add(f, r->bytes_per_event, "%.0f", "B", AT_MOST, 250, NULL);
+	snprintf(f, sizeof(f), "store bytes per event (big store)");
+	table_add(f, r->bytes_per_event_big, "%.0f", "B", INFO, 0, NULL);
+	snprintf(f, sizeof(f), "ingest over ZeroMQ into the big store");
+	table_add(f, r->big_ingest_eps, "%.0f", "events/s", INFO, 0, NULL);
+	table_print();
+	if (z->runs > 1) {
+		char t[128];
+		printf("\nspreads (median (min–max)):\n");
+		printf("  ingest %s events/s; raw LMDB %s; SQLite %s\n",
+		       fig_text(&r->ingest_eps, "%.0f", t, sizeof(t)), fig_text(&r->raw_eps, "%.0f", f, sizeof(f)),
+		       fig_text(&r->sql_eps, "%.0f", note, sizeof(note)));
+		printf("  hearth/raw %s; hearth/SQLite %s\n", fig_text(&r->ratio_raw, "%.2f", t, sizeof(t)),
+		       fig_text(&r->ratio_sql, "%.1f", f, sizeof(f)));
+		printf("  import %s events/s\n", fig_text(&r->import_eps, "%.0f", t, sizeof(t)));
+		for (int w = 0; w < 2; w++)
+			printf("  store %d: tick idle %s ms; tick 1%% %s ms; re-evaluation %s s\n", w,
+			       fig_text(&r->tick_idle[w], "%.3f", t, sizeof(t)),
+			       fig_text(&r->tick_due[w], "%.1f", f, sizeof(f)),
+			       fig_text(&r->reeval_s[w], "%.2f", note, sizeof(note)));
+		printf("  rules as SQL %s s\n", fig_text(&r->sql_rules_s, "%.2f", t, sizeof(t)));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "build", required_argument, NULL, 'b' },
+		{ "rules", required_argument, NULL, 'r' },
+		{ "scratch", required_argument, NULL, 's' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct bench b;
+	const char *scratch_parent = "/tmp";
+	char self[512];
+	struct herr err = { 0 };
+	double t0 = now_s();
+	int opt, rc = 1;
+
+	b.sz = full;
+	snprintf(self, sizeof(self), "%s", argv[0]);
+	benv.build = dirname(self);
+	benv.rules_from = "etc/hearth.yaml";
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'q': b.sz = quick; break;
+		case 'b': benv.build = optarg; break;
+		case 'r': benv.rules_from = optarg; break;
+		case 's': scratch_parent = optarg; break;
+		case 'k': benv.keep = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(benv.scratch, sizeof(benv.scratch), "%s/hearth-bench.%d", scratch_parent, (int)getpid());
+	if (mkdir(benv.scratch, 0700) < 0) {
+		fprintf(stderr, "hearth-bench: cannot create %s\n", benv.scratch);
+		return 1;
+	}
+	/* a fixed "now" so that every run generates the same year; cohorts come due after it */
+	time_parse_rfc3339("2026-10-01T00:00:00Z", 20, &b.end_ms);
+	for (int k = 0; k < GEN_COHORTS_MAX; k++)
+		b.cohort_due[k] = b.end_ms + (k + 1) * MS_PER_HOUR;
+	b.zctx = zmq_ctx_new();
+	printf("hearth-bench, %s mode; scratch %s; hearthd from %s; rules from %s\n", b.sz.mode,
+	       benv.scratch, benv.build, benv.rules_from);
+	if (phase_ingest(&b, &err) < 0 || phase_import(&b, &err) < 0 || phase_big(&b, &err) < 0) {
+		fprintf(stderr, "hearth-bench: %s\n", err.msg);
+		fprintf(stderr, "hearth-bench: scratch kept in %s\n", benv.scratch);
+		goto out;
+	}
+	report(&b);
+	printf("\nhearth-bench: done in %.0f s (timings are reported, never a reason to fail)\n",
+	       now_s() - t0);
+	rc = 0;
+	if (!benv.keep)
+		rm_rf(benv.scratch);
+out:
+	zmq_ctx_term(b.zctx);
+	return rc;
+}
