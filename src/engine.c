@@ -258,8 +258,13 @@ static void load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 	int rc;
 
 	for (size_t i = 0; i < eng->rs->n; i++) {
-		alert_clear(&eng->alerts[i]);
-		snprintf(eng->alerts[i].rule, sizeof(eng->alerts[i].rule), "%s", eng->rs->rules[i].cfg->name);
+		struct alert *a = &eng->alerts[i];
+		free(a->values_json);
+		a->values_json = NULL;
+		a->state = ALERT_INACTIVE;
+		a->since = a->last_notified = a->resolved_at = 0;
+		a->acked = 0;
+		a->acked_by[0] = a->summary[0] = '\0';
 	}
 	memcpy(prefix, c->id, c->id_len);
 	prefix[c->id_len] = 0;
@@ -606,6 +611,11 @@ static void on_tick(struct loop *loop, void *ctx)
 
 void engine_reevaluate_all(struct engine *eng)
 {
+	struct herr err;
+
+	/* the walk reads stored customers: new ones must be stored first */
+	if (timeline_flush(eng->srv->tl, 1, &err) < 0)
+		log_warning("rules, flush before re-evaluating failed (%s)", err.msg);
 	eng->reeval = 1;
 	eng->reeval_started = 0;
 	eng->reeval_after_len = 0;
@@ -637,16 +647,17 @@ static int count_alerts(struct engine *eng, struct herr *err)
 	return 0;
 }
 
+/* One alert slot per rule, named once: evaluation only resets their state. */
 static int size_rules(struct engine *eng)
 {
 	struct alert *alerts = calloc(eng->rs->n ? eng->rs->n : 1, sizeof(*alerts));
 
 	if (!alerts)
 		return -1;
-	for (size_t i = 0; eng->alerts && i < eng->rs->n; i++)
-		alert_clear(&eng->alerts[i]);
 	free(eng->alerts);
 	eng->alerts = alerts;
+	for (size_t i = 0; i < eng->rs->n; i++)
+		snprintf(alerts[i].rule, sizeof(alerts[i].rule), "%s", eng->rs->rules[i].cfg->name);
 	return 0;
 }
 

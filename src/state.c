@@ -30,10 +30,7 @@ struct cust *cust_new(const char *id, size_t len)
 	c->id_len = len;
 	c->first_seen = c->last_seen = TIME_NONE;
 	c->deadline = INT64_MAX;
-	c->profile = json_object_new_object();
-	c->profile_ts = json_object_new_object();
-	if (!c->profile || !c->profile_ts)
-		goto fail;
+	/* profile and profile_ts stay NULL until a profile event: most loads never need them */
 	return c;
 fail:
 	cust_free(c);
@@ -53,8 +50,8 @@ void cust_free(struct cust *c)
 
 static int put_json(struct wbuf *out, struct json_object *o)
 {
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE) : "";
 	if (!text)
 		return -1;
 	size_t len = strlen(text);
@@ -103,25 +100,27 @@ static void copy_str(char *dst, size_t size, const char *src, size_t len)
 	dst[len] = '\0';
 }
 
-static struct json_object *read_json(struct rbuf *r)
+/* An empty text is an empty profile, kept as NULL: no json-c table to build. */
+static int read_json(struct rbuf *r, struct json_object **out)
 {
+	static struct json_tokener *tok;
 	uint32_t len = rbuf_u32(r);
 	const char *text = rbuf_bytes(r, len);
-	struct json_tokener *tok;
-	struct json_object *o;
 
+	*out = NULL;
 	if (!text)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	o = json_tokener_parse_ex(tok, text, (int)len);
-	json_tokener_free(tok);
-	if (o && !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
+		return -1;
+	if (len == 0 || (len == 2 && text[0] == '{' && text[1] == '}'))
+		return 0;
+	if (!tok && !(tok = json_tokener_new()))
+		return -1;
+	json_tokener_reset(tok);
+	*out = json_tokener_parse_ex(tok, text, (int)len);
+	if (*out && !json_object_is_type(*out, json_type_object)) {
+		json_object_put(*out);
+		*out = NULL;
 	}
-	return o;
+	return *out ? 0 : -1;
 }
 
 struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len)
@@ -169,11 +168,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		oc->due = rbuf_i64(&r);
 		oc->closed = rbuf_i64(&r);
 	}
-	json_object_put(c->profile);
-	c->profile = read_json(&r);
-	json_object_put(c->profile_ts);
-	c->profile_ts = read_json(&r);
-	if (r.failed || !c->profile || !c->profile_ts)
+	if (read_json(&r, &c->profile) < 0 || read_json(&r, &c->profile_ts) < 0 || r.failed)
 		goto fail;
 	return c;
 fail:
@@ -224,7 +219,13 @@ static void recent_insert(struct type_stat *t, int64_t ts)
 
 static int apply_profile(struct cust *c, struct json_object *attrs, int64_t ts)
 {
-	struct json_object *times = c->profile_ts;
+	struct json_object *times;
+
+	if (!c->profile && !(c->profile = json_object_new_object()))
+		return -1;
+	if (!c->profile_ts && !(c->profile_ts = json_object_new_object()))
+		return -1;
+	times = c->profile_ts;
 
 	json_object_object_foreach(attrs, key, val) {
 		struct json_object *seen;
@@ -398,7 +399,8 @@ struct json_object *cust_to_json(const struct cust *c)
 	if (!o)
 		return NULL;
 	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
-	json_object_object_add(o, "profile", json_object_get(c->profile));
+	json_object_object_add(o, "profile", c->profile ? json_object_get(c->profile)
+							 : json_object_new_object());
 	json_object_object_add(o, "first_seen", time_json(c->first_seen));
 	json_object_object_add(o, "last_seen", time_json(c->last_seen));
 	json_object_object_add(o, "events", json_object_new_int64((int64_t)c->events));

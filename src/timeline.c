@@ -25,7 +25,7 @@
 
 /* When pending derived state is written: whichever comes first. */
 #define FLUSH_MAX_EVENTS    200000
-#define FLUSH_MAX_CUSTOMERS 20000
+#define FLUSH_MAX_CUSTOMERS 50000
 #define FLUSH_MAX_AGE_MS    1000
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
