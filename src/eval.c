@@ -60,15 +60,71 @@ static void set_number(struct ev *o, enum vtype t, double x)
 		o->v.ms = (int64_t)llround(x);
 }
 
-/* When does a(t) - b(t), now at d with slope s, cross zero: the first ms after. */
-static int64_t crossing(int64_t now, double d, double s)
+/*
+ * The first ms after now at which d + s * (t - now) reaches zero (touch) or has
+ * passed it (!touch); EVAL_NEVER if it moves away from zero or not at all.
+ * Integer d and s (durations, times and counts with slopes 0 or ±1) are
+ * answered exactly; fractional slopes (days(), x / 30d) go through floating
+ * point and may answer up to 1 ms early, never late.
+ */
+static int64_t zero_time(int64_t now, double d, double s, int touch)
 {
+	const double exact = 9007199254740992.0; /* 2^53 */
+	int64_t k;
+
 	if (s == 0 || !isfinite(d) || !isfinite(s))
 		return EVAL_NEVER;
-	double t = (double)now - d / s;
-	if (t < (double)now - 1.0 || t > 9.0e18)
+	if (d != 0 && (d > 0) == (s > 0))
 		return EVAL_NEVER;
-	return max64((int64_t)floor(t) + 1, now + 1);
+	if (d == floor(d) && s == floor(s) && fabs(d) < exact && fabs(s) < exact) {
+		int64_t dd = (int64_t)fabs(d), ss = (int64_t)fabs(s);
+		k = touch ? (dd + ss - 1) / ss : dd / ss + 1;
+	} else {
+		double t = -d / s; /* > 0: how far ahead zero is */
+		if (t > 9.0e18)
+			return EVAL_NEVER;
+		k = touch ? (int64_t)ceil(t - 1e-3) : (int64_t)floor(t - 1e-3) + 1;
+	}
+	if (k < 1)
+		k = 1;
+	return k > EVAL_NEVER - now ? EVAL_NEVER : now + k;
+}
+
+/* Where a linear form a(t) - b(t) = d + s (t - now) stops holding: past its zero. */
+static int64_t crossing(int64_t now, double d, double s)
+{
+	return zero_time(now, d, s, 0);
+}
+
+static int compare_holds(enum node_kind k, double x)
+{
+	switch (k) {
+	case NODE_LT: return x < 0;
+	case NODE_LE: return x <= 0;
+	case NODE_GT: return x > 0;
+	case NODE_GE: return x >= 0;
+	case NODE_EQ: return x == 0;
+	default: return x != 0;
+	}
+}
+
+/*
+ * The first ms after now at which `a OP b` changes, a - b being d with slope s:
+ * at the zero itself if the comparison there differs from now (>=, <, == from
+ * one side), else once the difference has passed zero (>, <=, and any leaving
+ * of the zero), else never.
+ */
+static int64_t flip_time(int64_t now, double d, double s, enum node_kind k)
+{
+	int now_holds = compare_holds(k, d);
+
+	if (s == 0)
+		return EVAL_NEVER;
+	if (d != 0 && compare_holds(k, 0) != now_holds)
+		return zero_time(now, d, s, 1);
+	if (compare_holds(k, s) == now_holds)
+		return EVAL_NEVER;
+	return zero_time(now, d, s, 0);
 }
 
 static int eval_node(const struct node *n, struct eval_env *env, struct ev *o);
@@ -119,8 +175,8 @@ static int fn_count(const struct node *n, struct eval_env *env, int64_t window, 
 	int complete;
 	double total = 0;
 
-	if (n->ntypes > 8 && env->scan) {
-		complete = 0;
+	if (n->ntypes > 8) {
+		complete = 0; /* more times than `times` holds: only the timeline can answer */
 	} else {
 		size_t k = recent_union(env->c, n, times, &complete, from);
 		for (size_t i = 0; i < k && complete; i++) {
@@ -418,6 +474,8 @@ static int eval_arith(const struct node *n, struct eval_env *env, struct ev *o)
 			goto mismatch;
 		if (y == 0) {
 			runtime_error(env, "division by zero", NULL);
+			if (b.slope != 0) /* a moving divisor is zero for this ms only */
+				o->until = min64(o->until, env->now + 1);
 			return 0;
 		}
 		set_number(o, rt, x / y);
@@ -462,9 +520,14 @@ static int eval_compare(const struct node *n, struct eval_env *env, struct ev *o
 	o->v.type = TYPE_BOOL;
 	o->until = min64(a.until, b.until);
 	if (n->kind == NODE_EQ || n->kind == NODE_NE) {
-		r = values_equal(&a.v, &b.v);
-		if (n->kind == NODE_NE)
-			r = !r;
+		if ((a.v.type == TYPE_NULL || b.v.type == TYPE_NULL) && n->kids[0]->type != TYPE_NULL &&
+		    n->kids[1]->type != TYPE_NULL) {
+			r = 0; /* SPEC §7: a comparison with null is false, except `== null` / `!= null` */
+		} else {
+			r = values_equal(&a.v, &b.v);
+			if (n->kind == NODE_NE)
+				r = !r;
+		}
 	} else if (a.v.type == TYPE_NULL || b.v.type == TYPE_NULL) {
 		r = 0; /* SPEC §7: an ordering with null is false */
 	} else if (a.v.type == TYPE_STR && b.v.type == TYPE_STR) {
@@ -475,13 +538,14 @@ static int eval_compare(const struct node *n, struct eval_env *env, struct ev *o
 		r = n->kind == NODE_LT ? c < 0 : n->kind == NODE_LE ? c <= 0 : n->kind == NODE_GT ? c > 0 : c >= 0;
 	} else if (is_moving_type(a.v.type) && a.v.type == b.v.type) {
 		double d = as_double(&a.v) - as_double(&b.v);
-		r = n->kind == NODE_LT ? d < 0 : n->kind == NODE_LE ? d <= 0 : n->kind == NODE_GT ? d > 0 : d >= 0;
-		o->until = min64(o->until, crossing(env->now, d, a.slope - b.slope));
+		r = compare_holds(n->kind, d);
+		o->until = min64(o->until, flip_time(env->now, d, a.slope - b.slope, n->kind));
 	} else {
 		runtime_error(env, "cannot compare", vtype_name(a.v.type));
 	}
 	if (is_moving_type(a.v.type) && (n->kind == NODE_EQ || n->kind == NODE_NE) && a.v.type == b.v.type)
-		o->until = min64(o->until, crossing(env->now, as_double(&a.v) - as_double(&b.v), a.slope - b.slope));
+		o->until = min64(o->until, flip_time(env->now, as_double(&a.v) - as_double(&b.v),
+						     a.slope - b.slope, n->kind));
 	o->v.b = r;
 	return 0;
 }
@@ -503,6 +567,9 @@ static int eval_in(const struct node *n, struct eval_env *env, struct ev *o)
 		o->until = min64(o->until, item.until);
 		if (values_equal(&a.v, &item.v))
 			found = 1;
+		if (is_moving_type(a.v.type) && a.v.type == item.v.type)
+			o->until = min64(o->until, flip_time(env->now, as_double(&a.v) - as_double(&item.v),
+							     a.slope - item.slope, NODE_EQ));
 	}
 	/* SPEC §7: null compares false, so neither `in` nor `not in` holds for it */
 	o->v.b = a.v.type == TYPE_NULL ? 0 : n->kind == NODE_IN ? found : !found;
@@ -602,6 +669,9 @@ int expr_eval(const struct expr *e, struct eval_env *env, struct value *out, int
 	if (eval_node(e->root, env, &o) < 0)
 		return -1;
 	*out = o.v;
+	/* a value that moves with time itself (since(T), age(), now) changes at the next ms */
+	if (o.slope != 0 && is_moving_type(o.v.type))
+		o.until = env->now + 1;
 	if (next_change)
 		*next_change = o.until > env->now ? o.until : EVAL_NEVER;
 	return 0;

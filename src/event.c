@@ -50,6 +50,20 @@ int utf8_is_valid(const char *s, size_t len)
 	return 1;
 }
 
+size_t utf8_cut(const char *s, size_t len)
+{
+	size_t i = len;
+
+	/* step back over continuation bytes to the last sequence's lead byte */
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && len - i < 3)
+		i--;
+	if (i == 0)
+		return len;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	return len - (i - 1) >= need ? len : i - 1;
+}
+
 int id_is_valid(const char *s, size_t len)
 {
 	if (len < 1 || len > HEARTH_ID_MAX)

@@ -342,6 +342,16 @@ static int check_compare(struct parser *p, struct node *n, size_t op_pos)
 	return -1;
 }
 
+/* A list is a value only right after `in`; anywhere else (not, and, or, the left of in) it is an error. */
+static int no_list(struct parser *p, const struct node *n)
+{
+	if (n && n->type == TYPE_LIST) {
+		fail_at(p, n->pos, "a list can only follow 'in'");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- grammar --------------------------------------------------------------- */
 
 static struct node *parse_or(struct parser *p);
@@ -750,6 +760,10 @@ static struct node *parse_cmp(struct parser *p)
 	}
 	if (!tok_is_word(p, "in"))
 		return l;
+	if (no_list(p, l) < 0) {
+		node_free(l);
+		return NULL;
+	}
 	next(p);
 	if (p->tok.kind != TOK_LBRACK) {
 		fail_at(p, p->tok.pos, "expected a list '[...]' after 'in'");
@@ -780,6 +794,10 @@ static struct node *parse_not(struct parser *p)
 	p->depth--;
 	if (!kid)
 		return NULL;
+	if (no_list(p, kid) < 0) {
+		node_free(kid);
+		return NULL;
+	}
 	if (!(n = node_new(p, NODE_NOT, pos)) || add_kid(p, n, kid) < 0) {
 		node_free(n);
 		return NULL;
@@ -795,10 +813,15 @@ static struct node *parse_logic(struct parser *p, const char *word, enum node_ki
 
 	while (l && tok_is_word(p, word)) {
 		size_t pos = p->tok.pos;
+		if (no_list(p, l) < 0) {
+			node_free(l);
+			return NULL;
+		}
 		next(p);
 		struct node *r = sub(p);
-		if (!r) {
+		if (!r || no_list(p, r) < 0) {
 			node_free(l);
+			node_free(r);
 			return NULL;
 		}
 		l = binary(p, kind, pos, l, r);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "hearth/config.h"
+#include "hearth/event.h"
 #include "hearth/rules.h"
 #include "hearth/state.h"
 
@@ -217,12 +218,15 @@ void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t s
 			if (expr_eval(t->parts[i].expr, env, &v, NULL) < 0)
 				v.type = TYPE_NULL;
 			value_format(&v, piece, sizeof(piece));
+			piece[utf8_cut(piece, strlen(piece))] = '\0';
 			text = piece;
 		}
 		int n = snprintf(buf + used, size - used, "%s", text);
 		if (n > 0)
 			used += (size_t)n < size - used ? (size_t)n : size - used - 1;
 	}
+	/* a summary cut at the buffer's end must not end inside a character */
+	buf[utf8_cut(buf, used)] = '\0';
 }
 
 struct values_ctx {

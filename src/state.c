@@ -344,20 +344,73 @@ static int type_is(const struct event *ev, const char *name)
 	return name && strlen(name) == ev->type_len && memcmp(ev->type, name, ev->type_len) == 0;
 }
 
-int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg)
+static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
-	struct json_object *attrs = ev->attrs, *parsed = NULL;
+	*parsed = NULL;
+	if (!ev->attrs && ev->attrs_json) {
+		struct json_tokener *tok = json_tokener_new();
+		*parsed = tok ? json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len) : NULL;
+		json_tokener_free(tok);
+		return *parsed;
+	}
+	return ev->attrs;
+}
+
+static int apply_cases(struct cust *c, const struct event *ev, const struct config *cfg,
+		       struct json_object *attrs)
+{
+	for (size_t i = 0; cfg && i < cfg->ncases; i++) {
+		const struct config_case *cc = &cfg->cases[i];
+		if (type_is(ev, cc->open) && open_case(c, cc, ev, attrs) < 0)
+			return -1;
+		if (type_is(ev, cc->close) && close_case(c, cc, ev) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int cust_case_event_is_late(const struct cust *c, const struct event *ev, const struct config *cfg)
+{
+	int is_case_event = 0;
+	int64_t newest = TIME_NONE;
+
+	for (size_t i = 0; cfg && i < cfg->ncases; i++) {
+		const struct config_case *cc = &cfg->cases[i];
+		const struct type_stat *o = cust_type(c, cc->open), *k = cust_type(c, cc->close);
+		is_case_event |= type_is(ev, cc->open) || type_is(ev, cc->close);
+		if (o && o->last > newest)
+			newest = o->last;
+		if (k && k->last > newest)
+			newest = k->last;
+	}
+	return is_case_event && newest != TIME_NONE && ev->ts < newest;
+}
+
+void cust_cases_reset(struct cust *c)
+{
+	free(c->cases);
+	c->cases = NULL;
+	c->ncases = 0;
+}
+
+int cust_apply_case_event(struct cust *c, const struct event *ev, const struct config *cfg)
+{
+	struct json_object *parsed, *attrs = event_attrs(ev, &parsed);
+	int rc = apply_cases(c, ev, cfg, attrs);
+
+	json_object_put(parsed);
+	return rc;
+}
+
+int cust_apply_ex(struct cust *c, const struct event *ev, const struct config *cfg, int skip_cases)
+{
+	struct json_object *parsed, *attrs;
 	struct type_stat *t;
 	int rc = -1;
 
 	if (ev->seq && ev->seq <= c->applied_seq)
 		return 0; /* already folded in before a crash: replay is idempotent */
-	if (!attrs && ev->attrs_json) {
-		struct json_tokener *tok = json_tokener_new();
-		parsed = tok ? json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len) : NULL;
-		json_tokener_free(tok);
-		attrs = parsed;
-	}
+	attrs = event_attrs(ev, &parsed);
 	c->events++;
 	if (c->first_seen == TIME_NONE || ev->ts < c->first_seen)
 		c->first_seen = ev->ts;
@@ -373,17 +426,17 @@ int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg)
 	recent_insert(t, ev->ts);
 	if (type_is(ev, "profile") && attrs && apply_profile(c, attrs, ev->ts) < 0)
 		goto out;
-	for (size_t i = 0; cfg && i < cfg->ncases; i++) {
-		const struct config_case *cc = &cfg->cases[i];
-		if (type_is(ev, cc->open) && open_case(c, cc, ev, attrs) < 0)
-			goto out;
-		if (type_is(ev, cc->close) && close_case(c, cc, ev) < 0)
-			goto out;
-	}
+	if (!skip_cases && apply_cases(c, ev, cfg, attrs) < 0)
+		goto out;
 	rc = 0;
 out:
 	json_object_put(parsed);
 	return rc;
+}
+
+int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg)
+{
+	return cust_apply_ex(c, ev, cfg, 0);
 }
 
 static struct json_object *time_json(int64_t ms)

@@ -176,6 +176,36 @@ static int touch(struct timeline *tl, struct dirty *d)
 	return 0;
 }
 
+struct case_ctx {
+	struct cust *c;
+	const struct config *cfg;
+};
+
+static int case_event(const struct event *ev, void *vctx)
+{
+	struct case_ctx *ctx = vctx;
+	return cust_apply_case_event(ctx->c, ev, ctx->cfg);
+}
+
+/* A case event came late: replay the customer's case events in time order. */
+static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err)
+{
+	const struct config *cfg = tl->cfg;
+	const char *types[2 * 16];
+	struct timeline_query q = { .customer = c->id, .customer_len = c->id_len,
+				    .since = INT64_MIN, .until = INT64_MAX, .limit = SIZE_MAX,
+				    .types = types };
+	struct case_ctx ctx = { c, cfg };
+	int more;
+
+	for (size_t i = 0; i < cfg->ncases && q.ntypes + 2 <= sizeof(types) / sizeof(types[0]); i++) {
+		types[q.ntypes++] = cfg->cases[i].open;
+		types[q.ntypes++] = cfg->cases[i].close;
+	}
+	cust_cases_reset(c);
+	return timeline_query(tl, txn, &q, case_event, &ctx, &more, err);
+}
+
 /* Folds a stored event into the in-memory side: state, time index, id index. */
 static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct herr *err)
 {
@@ -196,8 +226,11 @@ static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *e
 	p->seq = ev->seq;
 	memcpy(p->type, ev->type, ev->type_len);
 	p->type[ev->type_len] = '\0';
-	if (cust_apply(d->c, ev, tl->cfg) < 0)
+	int late = cust_case_event_is_late(d->c, ev, tl->cfg);
+	if (cust_apply_ex(d->c, ev, tl->cfg, late) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory applying an event");
+	if (late && rebuild_cases(tl, txn, d->c, err) < 0)
+		return -1;
 	if (ev->id && strmap_put(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)ev->seq) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	tl->pending_events++;

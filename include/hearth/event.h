@@ -55,6 +55,8 @@ struct json_object *event_to_json(const struct event *ev);
 int time_from_json(struct json_object *v, int64_t *ms);
 /* Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points past U+10FFFF. */
 int utf8_is_valid(const char *s, size_t len);
+/* The length of s without a UTF-8 sequence cut off at its end (after truncation). */
+size_t utf8_cut(const char *s, size_t len);
 /* 1..128 bytes, no control characters (SPEC §1). */
 int id_is_valid(const char *s, size_t len);
 

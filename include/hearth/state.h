@@ -60,8 +60,18 @@ void cust_free(struct cust *c);
 struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len);
 int cust_encode(const struct cust *c, struct wbuf *out);
 
-/* Folds one stored event into c; events may arrive out of time order. */
+/*
+ * Folds one stored event into c. Everything but cases is order-independent;
+ * cases follow the order events come in, which is time order unless a case
+ * event arrives older than the newest one seen (cust_case_event_is_late):
+ * then the caller applies it with skip_cases and rebuilds the cases from the
+ * timeline in time order (cust_cases_reset + cust_apply_case_event).
+ */
 int cust_apply(struct cust *c, const struct event *ev, const struct config *cfg);
+int cust_apply_ex(struct cust *c, const struct event *ev, const struct config *cfg, int skip_cases);
+int cust_case_event_is_late(const struct cust *c, const struct event *ev, const struct config *cfg);
+void cust_cases_reset(struct cust *c);
+int cust_apply_case_event(struct cust *c, const struct event *ev, const struct config *cfg);
 
 const struct type_stat *cust_type(const struct cust *c, const char *type);
 /* The `customer` answer body (SPEC §5) without alerts and score. */
