@@ -174,6 +174,10 @@ static int cmd_status(struct server *srv, struct json_object *req, struct json_o
 	json_object_object_add(ans, "tick_ms", json_object_new_int64(es.tick_us / 1000));
 	json_object_object_add(ans, "reevaluating", json_object_new_boolean(es.reevaluating));
 	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
+	struct json_object *publish = json_object_new_array();
+	for (size_t i = 0; i < srv->cfg->npublish_listen; i++)
+		json_object_array_add(publish, json_object_new_string(srv->cfg->publish_listen[i]));
+	json_object_object_add(ans, "publish", publish);
 	json_object_object_add(store, "path", json_object_new_string(store_path(srv->st)));
 	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)store_map_size(srv->st)));
 	json_object_object_add(store, "used", json_object_new_int64((int64_t)store_used(srv->st)));

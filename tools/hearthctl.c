@@ -53,7 +53,8 @@ struct subcommand {
 	ctl_printer print;
 	const char *list;       /* a paged list: --all follows `cursor` to the end */
 	const char *help;
-	int (*run)(const struct ctl_opts *o, int argc, char **argv);
+	/* run here: positionals, and the options of `opts` as a JSON object */
+	int (*run)(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 };
 
 /* Option keys SPEC §5 documents as lists, for options the table does not name. */
@@ -106,8 +107,14 @@ static const struct arg opts_replay[] = {
 	OPT_F("after", ARG_INT, "SEQ", ARG_REQUIRED), OPT("limit", ARG_INT, "N"), { 0 },
 };
 
-static int run_import(const struct ctl_opts *o, int argc, char **argv);
-static int run_help(const struct ctl_opts *o, int argc, char **argv);
+static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static int run_help(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+
+static const struct arg opts_watch[] = {
+	OPT("topic", ARG_STR, "PREFIX"), OPT("endpoint", ARG_STR, "E"), OPT("after", ARG_INT, "SEQ"),
+	OPT("count", ARG_INT, "N"), { 0 },
+};
 
 static const struct subcommand subcommands[] = {
 	{ "ping", "ping", no_args, no_args, print_ping, NULL, "is the daemon there", NULL },
@@ -119,6 +126,8 @@ static const struct subcommand subcommands[] = {
 	  "store the events of a JSON array (admin)", NULL },
 	{ "import", NULL, pos_files, no_args, NULL, NULL,
 	  "send events from JSON lines, JSON array or CSV files; - is stdin (admin)", run_import },
+	{ "watch", NULL, no_args, opts_watch, NULL, NULL,
+	  "print alerts live (--topic alert.critical), filling any gap with replay; --count N stops", run_watch },
 	{ "customer", "customer", pos_id, no_args, print_customer, NULL,
 	  "one customer: profile, last event of each type, open cases, alerts", NULL },
 	{ "customers", "customers", no_args, opts_customers, print_customers, "customers",
@@ -345,11 +354,11 @@ static const struct subcommand *find_subcommand(const char *name)
 	return NULL;
 }
 
-static int run_help(const struct ctl_opts *o, int argc, char **argv)
+static int run_help(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
 {
 	const struct subcommand *sub;
 
-	(void)o;
+	(void)o, (void)opts;
 	if (argc == 0) {
 		print_usage(stdout);
 		return CTL_EXIT_OK;
@@ -423,7 +432,7 @@ static int take_option(struct ctl_opts *o, struct invocation *inv, int argc, cha
 		o->socket = value;
 		return 0;
 	}
-	if (inv->sub->run)
+	if (inv->sub->run && !a)
 		return usage_error(inv->sub, "unknown option '--%s'", key);
 	v = value ? arg_value(a ? a->kind : generic_kind(key), value, why, sizeof(why))
 		  : json_object_new_boolean(1);
@@ -623,8 +632,30 @@ out:
 	return rc;
 }
 
-static int run_import(const struct ctl_opts *o, int argc, char **argv)
+static long opt_long(struct json_object *opts, const char *key, long def)
 {
+	struct json_object *v;
+	return json_object_object_get_ex(opts, key, &v) ? (long)json_object_get_int64(v) : def;
+}
+
+static const char *opt_str(struct json_object *opts, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(opts, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
+{
+	(void)argv;
+	if (argc > 0)
+		return usage_error(find_subcommand("watch"), "%s", "watch takes no positionals");
+	return watch_run(o, opt_str(opts, "endpoint"), opt_str(opts, "topic"),
+			 opt_long(opts, "after", -1), opt_long(opts, "count", -1));
+}
+
+static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
+{
+	(void)opts;
 	if (argc == 0)
 		return usage_error(find_subcommand("import"), "%s", "FILE... is missing");
 	return import_run(o, argc, argv);
@@ -691,9 +722,9 @@ int main(int argc, char **argv)
 	if ((rc = parse_args(&o, &inv, argc - first - 1, argv + first + 1)) != 0)
 		goto out;
 	if (inv.help)
-		rc = run_help(&o, 1, argv + first);
+		rc = run_help(&o, 1, argv + first, NULL);
 	else if (inv.sub->run)
-		rc = inv.sub->run(&o, inv.npos, inv.pos);
+		rc = inv.sub->run(&o, inv.npos, inv.pos, inv.req);
 	else if ((rc = check_args(&inv)) == 0)
 		rc = run_remote(&o, &inv);
 out:

@@ -110,13 +110,13 @@ void frames_free(struct frames *f);
 
 struct daemon {
 	pid_t pid;
-	char dir[256];          /* scratch directory: config, store, sockets, log */
-	char config[300];
-	char store[300];
-	char control[300];
-	char ingest[320];       /* ZeroMQ endpoints */
-	char publish[320];
-	char log[300];
+	char dir[400];          /* scratch directory: config, store, sockets, log */
+	char config[512];
+	char store[512];
+	char control[512];
+	char ingest[512];       /* ZeroMQ endpoints */
+	char publish[512];
+	char log[512];
 	struct ctl_client *cc;
 };
 
@@ -146,6 +146,8 @@ double daemon_metric(struct daemon *d, const char *sample, struct herr *err);
 int daemon_wait_flushed(struct daemon *d, struct herr *err);
 /* VmRSS minus the Rss of the data.mdb mapping, and both parts, in bytes. */
 int daemon_rss(struct daemon *d, uint64_t *rss, uint64_t *map_rss, struct herr *err);
+/* User + system CPU seconds the daemon has used so far. */
+double daemon_cpu_seconds(struct daemon *d);
 /* Allocated bytes of data.mdb (what du reports). */
 uint64_t daemon_store_bytes(struct daemon *d);
 /* Runs argv (bounded by timeout_s); returns the exit status or -1. */

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +50,13 @@ static int ingest_all(struct bench *b, struct daemon *d, const struct frames *f,
 		      struct herr *err)
 {
 	struct ingest_result res;
+	double cpu = daemon_cpu_seconds(d);
 
 	if (produce(b->zctx, d->ingest, f, 0, f->n, INFLIGHT, 0, &res, err) < 0)
 		return -1;
+	cpu = daemon_cpu_seconds(d) - cpu;
+	say("hearthd used %.1f s of CPU in %.1f s of ingest (%.0f%% of a core; %.1f µs per event)", cpu,
+	    res.seconds, 100 * cpu / res.seconds, 1e6 * cpu / (double)res.events);
 	if (res.accepted != res.events)
 		return herr_set(err, HERR_IO, "bench, %zu of %zu events accepted (%zu duplicates, %zu rejected)",
 				res.accepted, res.events, res.duplicates, res.rejected);
@@ -237,8 +242,8 @@ static int measure_reevals(struct bench *b, struct daemon *d, int which, struct 
 /* ---- ingest and its store -------------------------------------------------------- */
 
 /* `customer` round trips, one every gap_ms, until n are taken or child (if any) ends. */
-static int customer_latency(struct daemon *d, const struct gen_stream *s, size_t n, pid_t child,
-			    double *p50, double *p99, size_t *taken, struct herr *err)
+static int customer_latency(struct daemon *d, const struct gen_stream *s, size_t n, pid_t *child,
+			    int *status, double *p50, double *p99, size_t *taken, struct herr *err)
 {
 	struct ctl_client *cc = ctl_connect(d->control, err);
 	double *us = calloc(n, sizeof(*us));
@@ -250,8 +255,10 @@ static int customer_latency(struct daemon *d, const struct gen_stream *s, size_t
 	if (!cc || !us)
 		goto out;
 	while (*taken < n) {
-		if (child > 0 && waitpid(child, NULL, WNOHANG) != 0)
+		if (child && *child > 0 && waitpid(*child, status, WNOHANG) == *child) {
+			*child = -1;    /* reaped: the load is over */
 			break;
+		}
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
 		const struct gen_event *e = &s->ev[(seed >> 33) % s->n];
 		gen_customer_id(s, e->cust, id, sizeof(id));
@@ -279,7 +286,7 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 	double *us = NULL;
 	size_t n;
 	pid_t child = -1;
-	int rc = -1, status;
+	int rc = -1, status = 0;
 
 	/* store size once the indexes hold everything */
 	if (daemon_wait_flushed(d, err) < 0 || store_counts(d, &customers, &events, err) < 0)
@@ -303,8 +310,8 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 	    b->r.alert_p50_us, b->r.alert_p99_us, b->r.alert_max_us);
 
 	/* `customer`, idle */
-	if (customer_latency(d, s, b->sz.queries, 0, &b->r.cust_idle_p50_us, &b->r.cust_idle_p99_us,
-			     &b->r.cust_idle_n, err) < 0)
+	if (customer_latency(d, s, b->sz.queries, NULL, NULL, &b->r.cust_idle_p50_us,
+			     &b->r.cust_idle_p99_us, &b->r.cust_idle_n, err) < 0)
 		goto out;
 	say("customer, idle: %zu calls, p50 %.0f µs, p99 %.0f µs", b->r.cust_idle_n,
 	    b->r.cust_idle_p50_us, b->r.cust_idle_p99_us);
@@ -326,15 +333,16 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 		goto out;
 	}
 	pause_ms(200);                  /* let the load reach its pace */
-	if (customer_latency(d, s, (size_t)(b->sz.load_seconds * 1000), child, &b->r.cust_load_p50_us,
-			     &b->r.cust_load_p99_us, &b->r.cust_load_n, err) < 0)
+	if (customer_latency(d, s, (size_t)(b->sz.load_seconds * 2000), &child, &status,
+			     &b->r.cust_load_p50_us, &b->r.cust_load_p99_us, &b->r.cust_load_n, err) < 0)
 		goto out;
-	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		child = -1;
+	if (child > 0 && waitpid(child, &status, 0) != child)
+		status = -1;
+	child = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		herr_set(err, HERR_IO, "bench, the background producer failed");
 		goto out;
 	}
-	child = -1;
 	double after = daemon_metric(d, "hearth_ingest_events_total{result=\"accepted\"}", err);
 	b->r.load_eps = (after - before) / (now_s() - t0);
 	say("customer, beside %.0f events/s of ingest: %zu calls, p50 %.0f µs, p99 %.0f µs",
@@ -364,7 +372,7 @@ int phase_ingest(struct bench *b, struct herr *err)
 	struct frames f = { 0 };
 	struct records rec = { 0 };
 	struct daemon d = { 0 };
-	char path[320], name[32];
+	char path[512], name[32];
 	int rc = -1;
 
 	printf("\n== durable ingest: %zu customers, %zu events, batches of %d, %d in flight\n",
@@ -428,7 +436,7 @@ int phase_import(struct bench *b, struct herr *err)
 	};
 	struct gen_stream s = { 0 };
 	struct daemon d = { 0 };
-	char csv[320], out_path[320], hearthctl[512];
+	char csv[512], out_path[600], hearthctl[512];
 	int rc = -1;
 
 	memcpy(p.cohort_due, b->cohort_due, sizeof(p.cohort_due));
@@ -510,7 +518,7 @@ static int hearth_counts(struct daemon *d, long counts[SQL_RULES], struct herr *
 
 static int rules_as_sql(struct bench *b, const struct gen_stream *s, struct herr *err)
 {
-	char path[320];
+	char path[512];
 	double t0 = now_s();
 
 	snprintf(path, sizeof(path), "%s/rules.db", benv.scratch);
