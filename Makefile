@@ -31,8 +31,17 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 
-.PHONY: all run check unit e2e asan deps install clean
+MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
+MANDIR  ?= $(PREFIX)/share/man
+
+.PHONY: all run check unit e2e asan deps install clean man
 all: $(PROGRAMS)
+
+man: $(MANPAGES)
+
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@
 
 $(BUILD)/%.o: %.c $(wildcard include/hearth/*.h)
 	@mkdir -p $(dir $@)
@@ -80,7 +89,9 @@ check: deps
 	$(MAKE) e2e
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
 
-install: all
+install: all man
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in $(MANPAGES); do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth
 	install -m 0755 $(BUILD)/hearthd $(DESTDIR)$(SBINDIR)/hearthd
 	install -m 0755 $(BUILD)/hearth-relay $(DESTDIR)$(SBINDIR)/hearth-relay

@@ -1,0 +1,211 @@
+"""hearthd under systemd, from the outside (issue: run as a real systemd service).
+
+A datagram socket stands in for systemd's NOTIFY_SOCKET; systemd-socket-activate
+hands over the control socket; `make install` into a scratch root is checked with
+systemd-analyze verify and security."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from hearthtest import HEARTHD, REPO as ROOT, Config, assert_ok, ctl_at, short_dir
+
+DEADLINE = 10.0
+
+
+class NotifyListener:
+    """Collects sd_notify datagrams the way systemd's NOTIFY_SOCKET does."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.messages = []
+
+    def wait_for(self, key, deadline=DEADLINE):
+        """Returns (index, message) of the first message, not seen before, holding key."""
+        end = time.monotonic() + deadline
+        for i, m in enumerate(self.messages):
+            if key in m and not getattr(self, "_taken", set()).__contains__(i):
+                self._mark(i)
+                return m
+        while time.monotonic() < end:
+            self.sock.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            self.messages.append(data)
+            if key in data:
+                self._mark(len(self.messages) - 1)
+                return data
+        raise AssertionError("no %r notification within %ss; got %r" % (key, deadline, self.messages))
+
+    def _mark(self, i):
+        taken = getattr(self, "_taken", set())
+        taken.add(i)
+        self._taken = taken
+
+    def close(self):
+        self.sock.close()
+
+
+def start_daemon(cfg, env_extra, args=()):
+    env = dict(os.environ)
+    env.update(env_extra)
+    log = open(os.path.join(cfg.dir, "hearthd.log"), "wb")
+    proc = subprocess.Popen([HEARTHD, "-c", cfg.path] + list(args), env=env, stdout=log,
+                            stderr=log, stdin=subprocess.DEVNULL, cwd=cfg.dir)
+    return proc, log
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(DEADLINE) == 0
+
+
+def test_notify_ready_status_watchdog_reload_stopping(tmp_path):
+    d = short_dir(tmp_path)[0]
+    cfg = Config(d)
+    listener = NotifyListener(os.path.join(d, "notify.sock"))
+    # 300 ms watchdog: hearthd must ping every 150 ms from its loop
+    proc, log = start_daemon(cfg, {"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "300000"})
+    try:
+        listener.wait_for("READY=1")
+        # READY means every socket is bound: the control socket answers at once
+        assert_ok(ctl_at(cfg.control, {"cmd": "ping"}))
+        listener.wait_for("STATUS=")
+        started = time.monotonic()
+        for _ in range(4):
+            listener.wait_for("WATCHDOG=1", deadline=1.0)
+        # four pings at a 150 ms cadence take about 600 ms, never many seconds
+        assert time.monotonic() - started < 2.0
+        proc.send_signal(signal.SIGHUP)
+        reloading = listener.wait_for("RELOADING=1")
+        assert "MONOTONIC_USEC=" in reloading
+        listener.wait_for("READY=1")
+        proc.send_signal(signal.SIGTERM)
+        listener.wait_for("STOPPING=1")
+        assert proc.wait(DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+        log.close()
+
+
+def test_without_watchdog_no_pings(tmp_path):
+    d = short_dir(tmp_path)[0]
+    cfg = Config(d)
+    listener = NotifyListener(os.path.join(d, "notify.sock"))
+    proc, log = start_daemon(cfg, {"NOTIFY_SOCKET": listener.path})
+    try:
+        listener.wait_for("READY=1")
+        with pytest.raises(AssertionError):
+            listener.wait_for("WATCHDOG=1", deadline=0.5)
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+        log.close()
+
+
+def test_socket_activation_control(tmp_path):
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate is not installed")
+    d = short_dir(tmp_path)[0]
+    cfg = Config(d)
+    passed = os.path.join(d, "activated.sock")
+    log = open(os.path.join(d, "hearthd.log"), "wb")
+    proc = subprocess.Popen([activate, "-l", passed, "--fdname=control", HEARTHD, "-c", cfg.path],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=d)
+    try:
+        end = time.monotonic() + DEADLINE
+        while not os.path.exists(passed) and time.monotonic() < end:
+            time.sleep(0.01)
+        # the first connection starts hearthd, which answers on the passed socket
+        assert_ok(ctl_at(passed, {"cmd": "ping"}))
+        # and it did not bind control.path of its config
+        assert not os.path.exists(cfg.control)
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+def install_root(tmp_path):
+    root = str(tmp_path / "root")
+    subprocess.run(["make", "-s", "install", "DESTDIR=" + root, "PREFIX=/usr"], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+    return root
+
+
+def unit_dir(root):
+    for cand in ("lib/systemd/system", "usr/lib/systemd/system"):
+        if os.path.exists(os.path.join(root, cand, "hearthd.service")):
+            return os.path.join(root, cand)
+    raise AssertionError("hearthd.service was not installed")
+
+
+def test_install_layout(tmp_path):
+    root = install_root(tmp_path)
+    units = unit_dir(root)
+    for f in ("usr/sbin/hearthd", "usr/bin/hearthctl", "usr/sbin/hearth-relay",
+              "etc/hearth/hearth.yaml", "usr/share/man/man8/hearthd.8",
+              "usr/share/man/man1/hearthctl.1", "usr/share/man/man5/hearth.yaml.5",
+              "usr/share/man/man8/hearth-relay.8"):
+        assert os.path.exists(os.path.join(root, f)), f
+    assert os.path.exists(os.path.join(units, "hearthd.socket"))
+    service = open(os.path.join(units, "hearthd.service")).read()
+    assert "ExecStart=/usr/sbin/hearthd -c /etc/hearth/hearth.yaml" in service
+    # the installed config uses the server layout and is valid
+    installed = open(os.path.join(root, "etc/hearth/hearth.yaml")).read()
+    assert "/var/lib/hearth" in installed and "/run/hearth/control.sock" in installed
+    # an existing config is never overwritten
+    with open(os.path.join(root, "etc/hearth/hearth.yaml"), "a") as f:
+        f.write("# operator's edit\n")
+    install_root(tmp_path)
+    assert "# operator's edit" in open(os.path.join(root, "etc/hearth/hearth.yaml")).read()
+    if shutil.which("man"):
+        out = subprocess.run(["man", "-l", os.path.join(root, "usr/share/man/man8/hearthd.8")],
+                             capture_output=True, text=True, env=dict(os.environ, MANPAGER="cat",
+                                                                      PAGER="cat"))
+        assert out.returncode == 0 and "hearthd" in out.stdout
+
+
+def test_units_verify_and_security(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed")
+    root = install_root(tmp_path)
+    units = unit_dir(root)
+    # verify resolves dependencies and commands inside the root: give it the OS part
+    # of a root (the standard targets and kill) that a real system has
+    for unit in os.listdir("/lib/systemd/system"):
+        if unit.endswith(".target"):
+            dst = os.path.join(units, unit)
+            if not os.path.exists(dst):
+                shutil.copy(os.path.join("/lib/systemd/system", unit), dst)
+    for tool in ("/usr/bin/kill",):
+        os.makedirs(os.path.dirname(root + tool), exist_ok=True)
+        shutil.copy(tool, root + tool)
+    out = subprocess.run([analyze, "verify", "--man=no", "--root=" + root,
+                          os.path.join(units, "hearthd.service"), os.path.join(units, "hearthd.socket")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([analyze, "security", "--offline=true", "--root=" + root, "hearthd.service"],
+                         capture_output=True, text=True)
+    line = [l for l in out.stdout.splitlines() if "Overall exposure level" in l]
+    assert line, out.stdout + out.stderr
+    score = float(line[0].split(":")[1].split()[0])
+    print("systemd-analyze security exposure: %.1f" % score)
+    assert score <= 2.0, line[0]
