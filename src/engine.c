@@ -49,6 +49,7 @@ struct change {
 	enum notify_kind kind;
 	int silenced;
 	char *body;                     /* the notification, built in the write */
+	uint64_t seq;
 	char topic[96];
 };
 
@@ -421,7 +422,8 @@ static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 		}
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
-		ch->body = notification_body(eng, ch, ++ctx->seq, ctx->now);
+		ch->seq = ++ctx->seq;
+		ch->body = notification_body(eng, ch, ch->seq, ctx->now);
 		if (!ch->body) {
 			wbuf_free(&rec);
 			return herr_set(err, HERR_NOMEM, "out of memory");
@@ -469,8 +471,11 @@ static void commit_changes(struct engine *eng, int64_t now)
 			 r->cfg->name);
 		outbox_publish(eng->ob, ch->topic, ch->body, strlen(ch->body));
 		eng->stats.notifications++;
-		log_debug("alert, %s %s for '%.*s'", notify_kind_name(ch->kind), r->cfg->name,
-			  (int)ch->c->id_len, ch->c->id);
+		char customer[HEARTH_ID_MAX + 1];
+		snprintf(customer, sizeof(customer), "%.*s", (int)ch->c->id_len, ch->c->id);
+		struct log_fields f = { .rule = r->cfg->name, .customer = customer, .seq = ch->seq };
+		log_with(LOG_LEVEL_INFO, &f, "alert, %s %s for '%s': %s", notify_kind_name(ch->kind),
+			 r->cfg->name, customer, ch->a.summary);
 	}
 out:
 	for (size_t i = 0; i < eng->nchanges; i++) {

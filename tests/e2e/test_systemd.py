@@ -209,3 +209,59 @@ def test_units_verify_and_security(tmp_path):
     score = float(line[0].split(":")[1].split()[0])
     print("systemd-analyze security exposure: %.1f" % score)
     assert score <= 2.0, line[0]
+
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def test_journal_fields(tmp_path):
+    """Under systemd, log lines go to the journal with PRIORITY and RULE/CUSTOMER/SEQ fields.
+
+    A datagram socket at the journal's path stands in for journald (root only, and only
+    where no journald runs)."""
+    if os.geteuid() != 0 or os.path.exists(JOURNAL_SOCKET):
+        pytest.skip("needs root and no running journald")
+    os.makedirs(os.path.dirname(JOURNAL_SOCKET), exist_ok=True)
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(JOURNAL_SOCKET)
+    d = short_dir(tmp_path)[0]
+    rules = ("rules:\n"
+             "  - name: complaint_open\n"
+             "    when: 'open(complaint) > 0'\n"
+             "    severity: critical\n")
+    cfg = Config(d, rules_yaml=rules)
+    log = open(os.path.join(d, "stderr.log"), "wb")
+    st = os.fstat(log.fileno())
+    env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    proc = subprocess.Popen([HEARTHD, "-c", cfg.path], env=env, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, cwd=d)
+    try:
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            try:
+                assert_ok(ctl_at(cfg.control, {"cmd": "ping"}))
+                break
+            except (OSError, AssertionError):
+                time.sleep(0.02)
+        now = int(time.time() * 1000)
+        assert_ok(ctl_at(cfg.control, {"cmd": "ingest", "events": [
+            {"customer": "J1", "ts": now, "type": "complaint", "ref": "T-1"}]}))
+        entries = []
+        journal.settimeout(DEADLINE)
+        while not any("RULE=complaint_open" in e for e in entries):
+            entries.append(journal.recv(65536).decode(errors="replace"))
+        entry = [e for e in entries if "RULE=complaint_open" in e][0]
+        fields = dict(line.split("=", 1) for line in entry.splitlines() if "=" in line)
+        assert fields["CUSTOMER"] == "J1"
+        assert fields["SEQ"] == "1"
+        assert fields["PRIORITY"] == "6"
+        assert fields["SYSLOG_IDENTIFIER"] == "hearthd"
+        # nothing went to stderr in journal mode
+        stop(proc)
+        assert b"alert," not in open(os.path.join(d, "stderr.log"), "rb").read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        journal.close()
+        os.unlink(JOURNAL_SOCKET)
+        log.close()
