@@ -19,6 +19,7 @@
 #include "hearth/limits.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
+#include "hearth/notify.h"
 #include "hearth/server.h"
 #include "hearth/timeline.h"
 
@@ -166,6 +167,10 @@ struct ingest *ingest_open(struct server *srv, struct herr *err)
 		goto fail;
 	}
 	for (size_t i = 0; i < cfg->ningest_listen; i++) {
+		/* socket activation: systemd's descriptor serves the first endpoint */
+		int fd = i == 0 ? notify_listen_fd("ingest") : -1;
+		if (fd >= 0 && zmq_setsockopt(in->sock, ZMQ_USE_FD, &fd, sizeof(fd)) < 0)
+			log_warning("ingest, cannot adopt the passed descriptor (%s)", zmq_strerror(errno));
 		if (zmq_bind(in->sock, cfg->ingest_listen[i]) < 0) {
 			herr_set(err, HERR_IO, "ingest, cannot bind '%s' (%s)", cfg->ingest_listen[i],
 				 zmq_strerror(errno));

@@ -71,7 +71,5 @@ int notify_listen_fd(const char *name)
 			free(names[i]);
 		free(names);
 	}
-	if (n > 0 && fd < 0)
-		log_warning("systemd, %d descriptor(s) passed but none named '%s'", n, name);
 	return fd;
 }

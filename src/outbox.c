@@ -14,6 +14,7 @@
 #include "hearth/config.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
+#include "hearth/notify.h"
 #include "hearth/outbox.h"
 #include "hearth/server.h"
 #include "hearth/units.h"
@@ -59,12 +60,16 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 		herr_set(err, HERR_IO, "publish, cannot create the PUB socket (%s)", zmq_strerror(errno));
 		goto fail;
 	}
-	for (size_t i = 0; i < cfg->npublish_listen; i++)
+	for (size_t i = 0; i < cfg->npublish_listen; i++) {
+		int fd = i == 0 ? notify_listen_fd("publish") : -1;
+		if (fd >= 0 && zmq_setsockopt(ob->pub, ZMQ_USE_FD, &fd, sizeof(fd)) < 0)
+			log_warning("publish, cannot adopt the passed descriptor (%s)", zmq_strerror(errno));
 		if (zmq_bind(ob->pub, cfg->publish_listen[i]) < 0) {
 			herr_set(err, HERR_IO, "publish, cannot bind '%s' (%s)", cfg->publish_listen[i],
 				 zmq_strerror(errno));
 			goto fail;
 		}
+	}
 	if (loop_timer_add(srv->loop, cfg->heartbeat_ms, heartbeat, ob) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;

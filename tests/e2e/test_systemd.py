@@ -265,3 +265,40 @@ def test_journal_fields(tmp_path):
         journal.close()
         os.unlink(JOURNAL_SOCKET)
         log.close()
+
+
+def test_socket_activation_ingest_and_publish(tmp_path):
+    """ZeroMQ adopts systemd's descriptors for the first ingest and publish endpoints."""
+    import zmq
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate is not installed")
+    d = short_dir(tmp_path)[0]
+    cfg = Config(d)
+    passed = os.path.join(d, "activated.sock")
+    log = open(os.path.join(d, "hearthd.log"), "wb")
+    proc = subprocess.Popen([activate, "-l", passed, "-l", cfg.ingest_sock, "-l", cfg.alerts_sock,
+                             "--fdname=control:ingest:publish", HEARTHD, "-c", cfg.path],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=d)
+    ctx = zmq.Context()
+    try:
+        end = time.monotonic() + DEADLINE
+        while not os.path.exists(cfg.ingest_sock) and time.monotonic() < end:
+            time.sleep(0.01)
+        inode = os.stat(cfg.ingest_sock).st_ino
+        assert_ok(ctl_at(passed, {"cmd": "ping"}))
+        # a rebind would have replaced the socket file; the adopted one is the same file
+        assert os.stat(cfg.ingest_sock).st_ino == inode
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(cfg.ingest_ep)
+        req.send(b'{"customer":"A1","ts":1700000000000,"type":"call"}')
+        assert req.poll(int(DEADLINE * 1000)), "no ingest reply over the passed descriptor"
+        assert b'"accepted":1' in req.recv()
+        req.close()
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ctx.term()
+        log.close()
