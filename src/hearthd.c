@@ -34,6 +34,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE  configuration (default /etc/hearth/hearth.yaml)\n"
 		"      --check        validate the configuration and exit\n"
 		"      --test-clock   allow clock.set / clock.advance (tests only)\n"
+		"      --restore FILE replace the configured store by a backup and exit\n"
 		"      --version      print the version and exit\n");
 }
 
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "test-clock", no_argument, NULL, 't' },
+		{ "restore", required_argument, NULL, 'r' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -164,6 +166,7 @@ int main(int argc, char **argv)
 	struct herr err = { 0 };
 	struct ruleset *rs = NULL;
 	char errors[8192];
+	const char *restore = NULL;
 	int opt, check = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
@@ -171,6 +174,7 @@ int main(int argc, char **argv)
 		case 'c': srv.config_path = optarg; break;
 		case 'k': check = 1; break;
 		case 't': srv.test_clock = 1; break;
+		case 'r': restore = optarg; break;
 		case 'V': printf("hearthd %s\n", HEARTH_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -185,6 +189,16 @@ int main(int argc, char **argv)
 	if (!srv.cfg) {
 		fputs(errors, stderr);
 		return EXIT_CONFIG;
+	}
+	if (restore) {
+		int rc = store_restore(srv.cfg->store_path, restore, &err);
+		if (rc < 0)
+			log_error("restore, %s", err.msg);
+		else
+			log_info("restore, '%s' is now the store at '%s'", restore, srv.cfg->store_path);
+		ruleset_free(rs);
+		config_free(srv.cfg);
+		return rc < 0 ? 1 : 0;
 	}
 	if (check) {
 		ruleset_free(rs);

@@ -358,6 +358,95 @@ void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value)
 	wtxn_put(w, DB_META, name, strlen(name), buf, 8, 0);
 }
 
+/* Checks that file is an LMDB store of a schema this hearthd reads. */
+static int check_backup(const char *file, struct herr *err)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val key = { 6, (void *)"schema" }, val;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+	    (rc = mdb_env_open(env, file, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0)) ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) || (rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
+	    (rc = mdb_get(txn, dbi, &key, &val))) {
+		herr_set(err, HERR_STORE_ERROR, "'%s' is not a hearth backup (%s)", file, mdb_strerror(rc));
+		goto out;
+	}
+	struct rbuf r;
+	rbuf_init(&r, val.mv_data, val.mv_size);
+	if (val.mv_size != 4 || rbuf_u32(&r) > STORE_SCHEMA_VERSION) {
+		herr_set(err, HERR_STORE_ERROR, "'%s' has a newer schema than this hearthd reads", file);
+		rc = -1;
+	}
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (env)
+		mdb_env_close(env);
+	return rc ? -1 : 0;
+}
+
+static int copy_file(const char *from, const char *to, struct herr *err)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+	ssize_t n;
+
+	if (in < 0 || (out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+		herr_set(err, HERR_IO, "cannot copy '%s' to '%s' (%s)", from, to, strerror(errno));
+		goto out;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	if (n < 0 || fsync(out) < 0) {
+		herr_set(err, HERR_IO, "copying '%s' failed (%s)", from, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+int store_restore(const char *path, const char *file, struct herr *err)
+{
+	struct store st = { .path = (char *)path, .lock_fd = -1 };
+	char data[4096], tmp[4096], lock[4096];
+	int rc = -1;
+
+	if (check_backup(file, err) < 0)
+		return -1;
+	if (mkdir_p(path) < 0)
+		return herr_set(err, HERR_STORE_ERROR, "store, cannot create directory '%s' (%s)", path,
+				strerror(errno));
+	/* the running daemon holds this lock: never restore under it */
+	if (store_lock(&st, err) < 0)
+		goto out;
+	snprintf(data, sizeof(data), "%s/data.mdb", path);
+	snprintf(tmp, sizeof(tmp), "%s/data.mdb.restore", path);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
+	if (copy_file(file, tmp, err) < 0)
+		goto out;
+	if (rename(tmp, data) < 0) {
+		herr_set(err, HERR_IO, "cannot move the restored store into place (%s)", strerror(errno));
+		goto out;
+	}
+	unlink(lock); /* reader slots of the old store mean nothing to the new one */
+	rc = 0;
+out:
+	if (st.lock_fd >= 0)
+		close(st.lock_fd);
+	return rc;
+}
+
 int store_backup(struct store *st, const char *path, struct herr *err)
 {
 	int rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);

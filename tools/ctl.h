@@ -160,6 +160,10 @@ int csv_looks_like_header(const char *line, size_t len);
 
 int import_run(const struct ctl_opts *o, int nfiles, char **files);
 
+/* ---- ctl_backup.c ------------------------------------------------------------------ */
+
+int backup_run(const struct ctl_opts *o, const char *file);
+
 /* ---- ctl_watch.c: live alerts ------------------------------------------------------ */
 
 /* endpoint/topic may be NULL, after < 0 starts at the current seq, count < 0 never stops. */

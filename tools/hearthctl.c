@@ -110,6 +110,8 @@ static const struct arg opts_replay[] = {
 static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static int run_help(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static const struct arg pos_file[] = { { "FILE", NULL, ARG_STR, NULL, 0 }, { 0 } };
 
 static const struct arg opts_watch[] = {
 	OPT("topic", ARG_STR, "PREFIX"), OPT("endpoint", ARG_STR, "E"), OPT("after", ARG_INT, "SEQ"),
@@ -126,6 +128,9 @@ static const struct subcommand subcommands[] = {
 	  "store the events of a JSON array (admin)", NULL },
 	{ "import", NULL, pos_files, no_args, NULL, NULL,
 	  "send events from JSON lines, JSON array or CSV files; - is stdin (admin)", run_import },
+	{ "backup", NULL, pos_file, no_args, NULL, NULL,
+	  "a consistent, compacted copy of the live store into FILE (restore: hearthd --restore FILE)",
+	  run_backup },
 	{ "watch", NULL, no_args, opts_watch, NULL, NULL,
 	  "print alerts live (--topic alert.critical), filling any gap with replay; --count N stops", run_watch },
 	{ "customer", "customer", pos_id, no_args, print_customer, NULL,
@@ -651,6 +656,14 @@ static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct jso
 		return usage_error(find_subcommand("watch"), "%s", "watch takes no positionals");
 	return watch_run(o, opt_str(opts, "endpoint"), opt_str(opts, "topic"),
 			 opt_long(opts, "after", -1), opt_long(opts, "count", -1));
+}
+
+static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
+{
+	(void)opts;
+	if (argc != 1)
+		return usage_error(find_subcommand("backup"), "%s", "backup takes one FILE");
+	return backup_run(o, argv[0]);
 }
 
 static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)

@@ -80,6 +80,9 @@ void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
 /* Maps an MDB error to hearth's code and message. */
 int store_error(struct herr *err, int rc, const char *what);
 
+/* Replaces the store at path by a backup file; refuses while a hearthd holds it. */
+int store_restore(const char *path, const char *file, struct herr *err);
+
 /* Copies a compacted snapshot of the live store into the directory or file path. */
 int store_backup(struct store *st, const char *path, struct herr *err);
 
