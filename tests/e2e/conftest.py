@@ -83,3 +83,23 @@ def shared_daemon(tmp_path_factory):
         shutil.rmtree(d, ignore_errors=True)
     if msg:
         pytest.fail(msg)
+
+
+@pytest.fixture
+def clock_daemon(workdir, make_daemon):
+    """Factory for the rule and alert tests: clock_daemon(rules_yaml=None, priority=None,
+    at=T0_MS, **Config kwargs) -> a started `hearthd --test-clock` whose clock is set to
+    `at`, with a 100ms heartbeat and a long evaluation.interval (so ticks happen only
+    when a test moves the clock)."""
+    from hearthtest import T0_MS, rfc3339
+
+    def make(rules_yaml=None, priority=None, at=T0_MS, **kw):
+        kw.setdefault("heartbeat", "100ms")
+        kw.setdefault("interval", "1h")
+        cfg = Config(workdir, rules_yaml=rules_yaml, priority=priority, **kw)
+        d = make_daemon(cfg, args=["--test-clock"])
+        if at is not None:
+            d.clock_set(rfc3339(at))
+        return d
+
+    return make

@@ -77,7 +77,8 @@ class Config:
     key per line, so that tests can know the line and column of every value."""
 
     def __init__(self, directory, mode="0660", rules_yaml=None, priority=None,
-                 max_future="1h", extra_yaml=""):
+                 max_future="1h", extra_yaml="", heartbeat="5s", retain="7d",
+                 interval="60s"):
         self.dir = directory
         self.store = os.path.join(directory, "store")
         self.ingest_sock = os.path.join(directory, "ingest.sock")
@@ -105,14 +106,14 @@ class Config:
             "  max_future: %(max_future)s\n"
             "publish:\n"
             "  listen: [\"%(alerts)s\"]\n"
-            "  heartbeat: 5s\n"
-            "  retain: 7d\n"
+            "  heartbeat: %(heartbeat)s\n"
+            "  retain: %(retain)s\n"
             "control:\n"
             "  path: \"%(control)s\"\n"
             "  mode: \"%(mode)s\"\n"
             "  admin_groups: []\n"
             "evaluation:\n"
-            "  interval: 60s\n"
+            "  interval: %(interval)s\n"
             "log:\n"
             "  level: info\n"
             "events:\n"
@@ -126,7 +127,8 @@ class Config:
             "%(extra)s"
         ) % {"store": self.store, "ingest": self.ingest_ep, "alerts": self.alerts_ep,
              "control": self.control, "mode": mode, "max_future": max_future,
-             "prio": prio, "rules": rules, "extra": extra_yaml}
+             "prio": prio, "rules": rules, "extra": extra_yaml,
+             "heartbeat": heartbeat, "retain": retain, "interval": interval}
         self.write()
 
     def write(self, text=None):
@@ -457,6 +459,30 @@ class Daemon:
     def ingest_ok(self, frame, **kw):
         return check_ingest_reply(self.ingest(frame, **kw))
 
+    # -- test clock, control ingest, subscribers (rules and alerts) -------------------
+    def clock_set(self, at):
+        """clock.set (needs --test-clock): answers after the tick's notifications are out."""
+        return assert_ok(self.ctl({"cmd": "clock.set", "at": at}))
+
+    def clock_advance(self, by):
+        return assert_ok(self.ctl({"cmd": "clock.advance", "by": by}))
+
+    def ingest_ctl(self, events):
+        """Ingest over the control socket; every event must be accepted."""
+        rep = assert_ok(self.ctl({"cmd": "ingest", "events": list(events)}))
+        assert rep.get("rejected") == [], rep
+        return rep
+
+    def subscribe(self, prefixes=(b"",), live=True):
+        """A SUB socket on the alert PUB endpoint; waits for a heartbeat (slow joiner)."""
+        sub = Subscriber(self.ctx, self.cfg.alerts_ep, prefixes)
+        if live:
+            sub.wait_live(self)
+        return sub
+
+    def alerts(self, **args):
+        return assert_ok(self.ctl(dict({"cmd": "alerts"}, **args)))["alerts"]
+
 
 # --------------------------------------------------------------------------------------
 # hearthctl
@@ -592,3 +618,202 @@ print(json.dumps(out))
                        capture_output=True, timeout=timeout, preexec_fn=drop, cwd="/")
     assert p.returncode == 0, p.stderr.decode()
     return json.loads(p.stdout)
+
+
+# --------------------------------------------------------------------------------------
+# Rules and alerts (SPEC §4, §6, §7)
+# --------------------------------------------------------------------------------------
+
+MINUTE = 60 * 1000
+SECOND = 1000
+# A test-clock origin ahead of the wall clock, so that moving the daemon's clock there
+# (and later) only ever moves it forward: a heartbeat's ts then orders it after every
+# control answer with an earlier `now` (see Subscriber.sync).
+T0_MS = 1925456400000            # 2031-01-06T09:00:00.000Z
+ETC_CONFIG = os.path.join(REPO, "etc", "hearth.yaml")
+
+
+def parse_time(text):
+    """The daemon's output time form (RFC 3339 UTC with milliseconds) -> unix ms."""
+    m = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$", text)
+    assert m, "not an RFC 3339 UTC time: %r" % (text,)
+    import calendar
+    secs = calendar.timegm(tuple(int(x) for x in m.groups()[:6]))
+    frac = (m.group(7) or "0")[:3].ljust(3, "0")
+    return secs * 1000 + int(frac)
+
+
+def etc_section(key, path=ETC_CONFIG):
+    """The text of a top-level section of etc/hearth.yaml (from `key:` up to the next
+    top-level key), comments included, so line-for-line the shipped rules."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    out, inside = [], False
+    for line in lines:
+        if re.match(r"^[a-z_]+:", line):
+            inside = line.startswith(key + ":")
+        if inside:
+            out.append(line)
+    assert out, "no %s: in %s" % (key, path)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def etc_priority(path=ETC_CONFIG):
+    """The `priority` expression of etc/hearth.yaml."""
+    m = re.search(r'^priority:\s*"(.*)"\s*$', open(path).read(), re.M)
+    assert m, "no priority in %s" % path
+    return m.group(1)
+
+
+def rule_yaml(name, when, for_="0s", severity="warning", repeat="0s", summary=None,
+              labels=None):
+    """One rule as a YAML list item (to join under `rules:`)."""
+    out = ["  - name: %s" % name, "    when: %s" % json.dumps(when),
+           "    for: %s" % for_, "    severity: %s" % severity, "    repeat: %s" % repeat]
+    if summary is not None:
+        out.append("    summary: %s" % json.dumps(summary))
+    if labels:
+        out.append("    labels: {%s}" % ", ".join("%s: %s" % (k, json.dumps(v))
+                                                 for k, v in labels.items()))
+    return "\n".join(out) + "\n"
+
+
+def rules_yaml(*rules):
+    return "rules:\n" + "".join(rules)
+
+
+class Subscriber:
+    """A ZeroMQ SUB on hearthd's PUB socket (SPEC §4).
+
+    Messages are kept in arrival order: `hb` heartbeats update `last_hb`, every other
+    message is queued as (topic, body) for next_alert().  sync() is the way to know
+    that nothing more is coming: every message published before a heartbeat arrives
+    before it, so once a heartbeat generated after a given daemon instant has arrived,
+    everything published up to that instant has been received."""
+
+    def __init__(self, ctx, endpoint, prefixes=(b"",)):
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.connect(endpoint)
+        prefixes = [p if isinstance(p, bytes) else p.encode() for p in prefixes]
+        if not any(b"hb".startswith(p) for p in prefixes):
+            prefixes.append(b"hb")
+        for p in prefixes:
+            self.sock.setsockopt(zmq.SUBSCRIBE, p)
+        self.queue = []
+        self.received = []              # every alert message, in order
+        self.last_hb = None
+
+    def close(self):
+        self.sock.close(0)
+
+    def _recv(self, timeout):
+        """Receive one message into the queue / heartbeat; False after the deadline."""
+        msg = zmq_recv(self.sock, timeout)
+        if msg is None:
+            return False
+        assert len(msg) == 2, "PUB message must be [topic, body]: %r" % (msg[:3],)
+        topic = msg[0].decode()
+        body = problem = None
+        try:
+            body = json.loads(msg[1].decode("utf-8"))
+        except ValueError as e:
+            problem = str(e)
+        if problem is not None:
+            pytest.fail("PUB body on %r is not UTF-8 JSON (%s): ...%r" % (topic, problem, msg[1][-120:]))
+        if topic == "hb":
+            assert set(body) >= {"seq", "ts"}, body
+            self.last_hb = body
+            self.last_hb_mono = time.monotonic()
+        else:
+            self.queue.append((topic, body))
+            self.received.append((topic, body))
+        return True
+
+    def wait_live(self, daemon=None, timeout=START_DEADLINE):
+        """Wait for a heartbeat: the subscription is then live (slow joiner)."""
+        end = time.monotonic() + timeout
+        self.last_hb = None
+        while self.last_hb is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                if daemon is not None:
+                    daemon.assert_alive()
+                pytest.fail("no heartbeat within %.1fs (is publish.heartbeat short?)" % timeout)
+            self._recv(left)
+        return self.last_hb
+
+    def next_alert(self, timeout=REPLY_DEADLINE):
+        """The next alert message (topic, body); fails after the deadline."""
+        end = time.monotonic() + timeout
+        while not self.queue:
+            left = end - time.monotonic()
+            if left <= 0:
+                pytest.fail("no alert message within %.1fs" % timeout)
+            self._recv(left)
+        return self.queue.pop(0)
+
+    def sync(self, daemon, timeout=REPLY_DEADLINE):
+        """Every alert message published up to now (by the daemon's clock), in order,
+        taken from the queue.  Waits for a heartbeat stamped after now."""
+        now = parse_time(daemon.status()["now"])
+        end = time.monotonic() + timeout
+        while True:
+            if self.last_hb is not None and parse_time(self.last_hb["ts"]) > now:
+                break
+            left = end - time.monotonic()
+            if left <= 0:
+                daemon.assert_alive()
+                pytest.fail("no heartbeat after %s within %.1fs" % (rfc3339(now), timeout))
+            self._recv(left)
+        out, self.queue = self.queue, []
+        return out
+
+    def quiet(self, daemon):
+        """Assert that nothing was published since the last look."""
+        got = self.sync(daemon)
+        assert got == [], "unexpected notifications: %r" % (got,)
+
+
+def check_body(topic, body, kind, rule, customer, severity=None):
+    """Shape of a §4 alert body, and that it is the one expected."""
+    assert set(body) >= {"seq", "ts", "kind", "alert", "customer"}, body
+    assert body["kind"] == kind, (topic, body)
+    a = body["alert"]
+    assert set(a) >= {"rule", "customer", "severity", "state", "since", "summary",
+                      "labels", "values"}, body
+    assert a["rule"] == rule and a["customer"] == customer, body
+    assert topic == "alert.%s.%s" % (a["severity"], rule), (topic, body)
+    if severity is not None:
+        assert a["severity"] == severity, body
+    assert a["state"] == ("resolved" if kind == "resolved" else "firing"), body
+    assert isinstance(body["seq"], int) and body["seq"] >= 1, body
+    parse_time(body["ts"])
+    parse_time(a["since"])
+    assert body["customer"]["id"] == customer, body
+    return body
+
+
+def alert_key(body):
+    return (body["kind"], body["alert"]["rule"], body["alert"]["customer"])
+
+
+def expect_alerts(sub, daemon, *wanted):
+    """Everything published up to now is exactly `wanted`, a set of (kind, rule,
+    customer); returns {(kind, rule, customer): body}."""
+    got = sub.sync(daemon)
+    have = sorted(alert_key(b) for _, b in got)
+    assert have == sorted(wanted), "published %r, expected %r:\n%s" % (
+        have, sorted(wanted), json.dumps([b for _, b in got], indent=1)[:6000])
+    out = {}
+    for topic, body in got:
+        check_body(topic, body, *alert_key(body))
+        out[alert_key(body)] = body
+    return out
+
+
+def expect_soon(sub, kind, rule, customer, within=1.0):
+    """The next alert message, within `within` seconds, is (kind, rule, customer)."""
+    topic, body = sub.next_alert(within)
+    return check_body(topic, body, kind, rule, customer)

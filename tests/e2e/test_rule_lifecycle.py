@@ -1,0 +1,308 @@
+"""Rules over a daemon's life (SPEC §5 reload, §6, §8): reload and SIGHUP with a new
+rule, a removed or changed rule, broken configs that name file:line:col and keep the
+old rules running, `hearthd --check` exit 78, summary templates, runtime errors in
+`rules`, events from the near future, and silences/acks kept across a restart."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from hearthtest import (DAY, HEARTHD, HOUR, MINUTE, T0_MS, assert_error, assert_ok,
+                        check_no_sanitizer, ev, expect_alerts, expect_soon, now_ms, parse_time,
+                        rfc3339, rule_yaml, rules_yaml, Config)
+
+COMPLAINED = rule_yaml("complained", "open(complaint) > 0", summary="{id} complained")
+PROMISED = rule_yaml("promised", "open(promise) > 0", severity="info", summary="{id} promised")
+
+
+def at(ms):
+    return rfc3339(ms)
+
+
+def rewrite(d, rules, **kw):
+    """Rewrite the daemon's config file in place with other rules (same paths)."""
+    kw.setdefault("heartbeat", "100ms")
+    kw.setdefault("interval", "1h")
+    cfg = Config(d.cfg.dir, rules_yaml=rules, **kw)
+    assert cfg.path == d.cfg.path
+    return cfg
+
+
+def rule_names(d):
+    return [r["name"] for r in assert_ok(d.ctl({"cmd": "rules"}))["rules"]]
+
+
+def wait_for(pred, what, deadline=10.0):
+    """Poll the daemon (over its control socket) until pred() holds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.02)
+    pytest.fail("not within %.0fs: %s" % (deadline, what))
+
+
+def test_reload_adds_a_rule_that_fires(clock_daemon):
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("N1", at(T0_MS), "complaint", ref="c")])
+    expect_soon(sub, "firing", "complained", "N1")
+    rewrite(d, rules_yaml(COMPLAINED, PROMISED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    assert rule_names(d) == ["complained", "promised"]
+    r = assert_ok(d.ctl({"cmd": "rules"}))["rules"][1]
+    assert r["severity"] == "info" and r["when"] == "open(promise) > 0", r
+    d.ingest_ctl([ev("N2", at(T0_MS), "promise", ref="p")])
+    b = expect_soon(sub, "firing", "promised", "N2")
+    assert b["alert"]["summary"] == "N2 promised"
+    assert b["alert"]["severity"] == "info"
+    # the alert that was firing before the reload keeps firing, and is not notified again
+    expect_alerts(sub, d)
+    assert sorted((a["rule"], a["customer"]) for a in d.alerts()) == [
+        ("complained", "N1"), ("promised", "N2")]
+    d.ingest_ctl([ev("N1", at(T0_MS), "complaint_resolved", ref="c")])
+    expect_soon(sub, "resolved", "complained", "N1")
+
+
+def test_reload_new_rule_applies_to_existing_customers(clock_daemon):
+    """A rule added by reload holds for customers already in the store: the
+    re-evaluation after the reload fires it for them, without waiting for their next
+    event.  (The customers here were ingested just before the reload.)"""
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("E%d" % i, at(T0_MS), "promise", ref="p") for i in range(3)])
+    expect_alerts(sub, d)
+    # one rule for another (the same number of rules)
+    rewrite(d, rules_yaml(PROMISED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    got = set()
+    for _ in range(3):
+        topic, body = sub.next_alert(5.0)
+        got.add((body["kind"], body["alert"]["rule"], body["alert"]["customer"]))
+    assert got == {("firing", "promised", "E%d" % i) for i in range(3)}
+    assert len(d.alerts(rule="promised")) == 3
+
+
+def test_reload_with_unchanged_rules_publishes_nothing(clock_daemon):
+    d = clock_daemon(rules_yaml(COMPLAINED, PROMISED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("U1", at(T0_MS), "complaint", ref="c")])
+    expect_soon(sub, "firing", "complained", "U1")
+    before = d.alerts()
+    seq = d.status()["seq"]
+    assert_ok(d.ctl({"cmd": "reload"}))
+    d.clock_advance("1m")
+    expect_alerts(sub, d)
+    assert d.alerts() == before and d.status()["seq"] == seq
+
+
+def test_reload_removing_a_rule_drops_its_alerts(clock_daemon):
+    """After a reload that removes a rule, its alerts are no longer counted or listed as
+    firing: nothing could ever resolve or acknowledge them."""
+    d = clock_daemon(rules_yaml(COMPLAINED, PROMISED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("D1", at(T0_MS), "complaint", ref="c"), ev("D1", at(T0_MS), "promise", ref="p")])
+    expect_alerts(sub, d, ("firing", "complained", "D1"), ("firing", "promised", "D1"))
+    assert d.status()["firing"] == 2
+    rewrite(d, rules_yaml(PROMISED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    assert rule_names(d) == ["promised"]
+    # whatever the re-evaluation publishes, it is never a new firing
+    d.clock_advance("1m")
+    for _, b in sub.sync(d):
+        assert (b["kind"], b["alert"]["rule"]) == ("resolved", "complained"), b
+    listed = [(a["rule"], a["customer"], a["severity"]) for a in d.alerts()]
+    assert listed == [("promised", "D1", "info")], listed
+    st = d.status()
+    rules = assert_ok(d.ctl({"cmd": "rules"}))["rules"]
+    assert st["firing"] == sum(r["firing"] for r in rules) == 1, (st, rules)
+
+
+def test_reload_changed_rule_resolves(clock_daemon):
+    d = clock_daemon(rules_yaml(COMPLAINED), at=None)
+    sub = d.subscribe()
+    t = now_ms()
+    d.ingest_ctl([ev("V1", at(t), "complaint", ref="c")])
+    expect_soon(sub, "firing", "complained", "V1")
+    d.restart()                         # the store is flushed; the wall clock goes on
+    sub = d.subscribe()
+    rewrite(d, rules_yaml(rule_yaml("complained", "open(complaint) > 1")))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    expect_soon(sub, "resolved", "complained", "V1", within=5.0)
+    assert d.alerts() == [] and d.status()["firing"] == 0
+
+
+# (name, when, needle in the when text where the error is, exact column?)
+BROKEN = [
+    ("duration_vs_number", "since(touch) > 30", "since(touch) > 30", False),
+    ("unknown_function", "frobnicate(touch) > 1", "frobnicate", True),
+    ("unknown_case", "open(refund) > 0", "refund", True),
+]
+
+
+def locate(text, needle):
+    assert text.count(needle) == 1, needle
+    i = text.index(needle)
+    line = text.count("\n", 0, i) + 1
+    return line, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
+@pytest.mark.parametrize("name,when,needle,exact", BROKEN, ids=[b[0] for b in BROKEN])
+def test_reload_broken_config_keeps_old_rules(clock_daemon, name, when, needle, exact):
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    sub = d.subscribe()
+    cfg = rewrite(d, rules_yaml(COMPLAINED, PROMISED, rule_yaml("broken", when)))
+    line, col = locate(cfg.text, needle)
+    ans = d.ctl({"cmd": "reload"})
+    assert_error(ans, "config_error")
+    msg = ans["error"]["message"]
+    prefix = "%s:%d:" % (cfg.path, line)
+    assert prefix in msg, (prefix, msg)
+    got_col = int(msg.split(prefix, 1)[1].split(":", 1)[0])
+    if exact:
+        assert got_col == col, (col, msg)
+    else:
+        assert col <= got_col < col + len(needle), (col, msg)
+    # the old rules keep working; none of the new file was taken
+    assert rule_names(d) == ["complained"]
+    d.ingest_ctl([ev("B1", at(T0_MS), "complaint", ref="c"), ev("B1", at(T0_MS), "promise", ref="p")])
+    expect_soon(sub, "firing", "complained", "B1")
+    expect_alerts(sub, d)
+    # SIGHUP with the same file: refused too, and the daemon lives on
+    d.proc.send_signal(signal.SIGHUP)
+    assert rule_names(d) == ["complained"]
+    d.assert_alive()
+    # --check: exit 78 and the same position
+    p = subprocess.run([HEARTHD, "--check", "-c", cfg.path], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20)
+    check_no_sanitizer(p)
+    assert p.returncode == 78, p
+    assert ("%s%d:" % (prefix, got_col)).encode() in p.stderr, p.stderr
+    # and a fixed file loads (as many rules as before)
+    rewrite(d, rules_yaml(PROMISED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    assert rule_names(d) == ["promised"]
+
+
+def test_sighup_reloads(clock_daemon):
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    sub = d.subscribe()
+    rewrite(d, rules_yaml(COMPLAINED, PROMISED))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: rule_names(d) == ["complained", "promised"], "SIGHUP loaded the new rules")
+    d.ingest_ctl([ev("H1", at(T0_MS), "promise", ref="p")])
+    expect_soon(sub, "firing", "promised", "H1")
+
+
+def test_summary_templates(clock_daemon):
+    rules = rules_yaml(
+        rule_yaml("templated", "overdue(promise) > 0",
+                  summary="{{{name}}} owes {overdue(promise)} to {owner}; quiet for {since(touch)}; "
+                          "tier {tier}, stage {stage}; due by {now}"),
+        rule_yaml("plain", "open(complaint) > 0", summary="}}{id}{{"))
+    d = clock_daemon(rules)
+    sub = d.subscribe()
+    d.ingest_ctl([ev("T1", at(T0_MS - 3 * DAY), "profile",
+                     attrs={"name": "林伟", "owner": "张", "tier": "C"}),
+                  ev("T1", at(T0_MS - 3 * DAY), "call"),
+                  ev("T1", at(T0_MS - 2 * DAY), "promise", ref="p", attrs={"due": at(T0_MS - DAY)}),
+                  ev("T1", at(T0_MS), "complaint")])
+    got = expect_alerts(sub, d, ("firing", "templated", "T1"), ("firing", "plain", "T1"))
+    s = got[("firing", "templated", "T1")]["alert"]["summary"]
+    assert s.startswith("{林伟} owes 1 to 张; quiet for 3d; tier C, stage "), s
+    assert "due by 2031-01-06T09:00:" in s, s
+    assert got[("firing", "templated", "T1")]["customer"]["name"] == "林伟"
+    assert got[("firing", "plain", "T1")]["alert"]["summary"] == "}T1{"
+    # the same text in `alerts` and in `explain`
+    [a] = d.alerts(rule="templated")
+    assert a["summary"] == s
+    ex = assert_ok(d.ctl({"cmd": "explain", "rule": "templated", "customer": "T1"}))
+    assert ex["summary"].split("due by")[0] == s.split("due by")[0]
+
+
+def test_default_summary(clock_daemon):
+    """etc/hearth.yaml documents the default summary as "<name> for <customer id>"."""
+    d = clock_daemon(rules_yaml(rule_yaml("plain", "open(complaint) > 0")))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("T2", at(T0_MS), "complaint")])
+    b = expect_soon(sub, "firing", "plain", "T2")
+    assert b["alert"]["summary"] == "plain for T2", b["alert"]
+
+
+def test_runtime_error_shows_in_rules(clock_daemon):
+    rules = rules_yaml(rule_yaml("per_call", "value / count(call, 30d) > 1000"), COMPLAINED)
+    d = clock_daemon(rules)
+    sub = d.subscribe()
+    d.ingest_ctl([ev("Z1", at(T0_MS), "profile", attrs={"value": 5000}),
+                  ev("Z2", at(T0_MS), "profile", attrs={"value": 5000}),
+                  ev("Z2", at(T0_MS), "call"),
+                  ev("Z1", at(T0_MS), "complaint")])
+    # Z1: division by zero, null, false; Z2: 5000 > 1000 fires; the other rule goes on
+    expect_alerts(sub, d, ("firing", "per_call", "Z2"), ("firing", "complained", "Z1"))
+    r = assert_ok(d.ctl({"cmd": "rules"}))["rules"][0]
+    assert r["name"] == "per_call" and r["last_error"] and "Z1" in r["last_error"], r
+
+
+def test_events_from_the_near_future_count_when_their_time_comes(clock_daemon):
+    d = clock_daemon(rules_yaml(rule_yaml("two_calls", "count(call, 1d) >= 2")))
+    sub = d.subscribe()
+    # max_future is 1h: a call booked for 30 minutes from now is accepted
+    d.ingest_ctl([ev("F1", at(T0_MS), "call"), ev("F1", at(T0_MS + 30 * MINUTE), "call")])
+    expect_alerts(sub, d)
+    d.clock_set(at(T0_MS + 29 * MINUTE))
+    expect_alerts(sub, d)
+    d.clock_set(at(T0_MS + 31 * MINUTE))
+    expect_alerts(sub, d, ("firing", "two_calls", "F1"))
+    # the first call leaves the window a day after it
+    d.clock_set(at(T0_MS + DAY + MINUTE))
+    expect_alerts(sub, d, ("resolved", "two_calls", "F1"))
+
+
+def test_silences_and_acks_survive_restart(clock_daemon):
+    rules = rules_yaml(rule_yaml("complained", "open(complaint) > 0", repeat="1d"), PROMISED)
+    d = clock_daemon(rules)
+    sub = d.subscribe()
+    d.ingest_ctl([ev("K1", at(T0_MS), "complaint", ref="c")])
+    expect_soon(sub, "firing", "complained", "K1")
+    assert_ok(d.ctl({"cmd": "ack", "rule": "complained", "customer": "K1", "by": "li"}))
+    sid = assert_ok(d.ctl({"cmd": "silence.add", "rule": "promised", "until": at(T0_MS + 10 * DAY),
+                           "comment": "quarter end"}))["id"]
+    sub.close()
+    d.restart()
+    sub = d.subscribe()
+    d.clock_set(at(T0_MS + 2 * DAY))        # the test clock starts from the wall clock again
+    [s] = assert_ok(d.ctl({"cmd": "silence.list"}))["silences"]
+    assert s["id"] == sid and s["comment"] == "quarter end", s
+    [a] = d.alerts()
+    assert a["acked"] is True and a["state"] == "firing", a
+    d.ingest_ctl([ev("K1", at(T0_MS + 2 * DAY), "promise", ref="p")])
+    d.clock_advance("2d")
+    expect_alerts(sub, d)                   # acked: no repeat; silenced: no firing
+    assert sorted(a["rule"] for a in d.alerts()) == ["complained", "promised"]
+    # a new silence does not reuse the id of the old one
+    sid2 = assert_ok(d.ctl({"cmd": "silence.add", "customer": "K9", "for": "1h"}))["id"]
+    assert sid2 != sid
+
+
+def test_reload_new_case_counts_history(clock_daemon):
+    """A case added to events.cases by reload applies to the timeline already stored:
+    open(C) now agrees with open(C) evaluated `at` a moment ago (rebuilt from the
+    timeline), and a rule on it fires for customers whose case is open in history."""
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("RF1", at(T0_MS - DAY), "refund_requested", ref="r1"),
+                  ev("RF2", at(T0_MS - DAY), "refund_requested", ref="r2"),
+                  ev("RF2", at(T0_MS - HOUR), "refunded", ref="r2")])
+    cfg = rewrite(d, rules_yaml(rule_yaml("refund_open", "open(refund) > 0")))
+    case_line = "    promise: {open: promise, close: promise_kept, due: due}\n"
+    assert cfg.text.count(case_line) == 1
+    cfg.write(cfg.text.replace(case_line, case_line + "    refund: {open: refund_requested, close: refunded}\n"))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    then = at(parse_time(d.status()["now"]))
+    for cid, want in (("RF1", 1), ("RF2", 0)):
+        past = assert_ok(d.ctl({"cmd": "eval", "expr": "open(refund)", "customer": cid, "at": then}))
+        live = assert_ok(d.ctl({"cmd": "eval", "expr": "open(refund)", "customer": cid}))
+        assert (past["value"], live["value"]) == (want, want), (cid, past, live)
+    expect_soon(sub, "firing", "refund_open", "RF1", within=5.0)
