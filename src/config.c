@@ -577,3 +577,26 @@ const struct config_case *config_find_case(const struct config *cfg, const char 
 			return &cfg->cases[i];
 	return NULL;
 }
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; s && *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff; /* separator: "ab"+"c" differs from "a"+"bc" */
+	return h * 1099511628211ULL;
+}
+
+uint64_t config_cases_signature(const struct config *cfg)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < cfg->ncases; i++) {
+		h = fnv(h, cfg->cases[i].name);
+		h = fnv(h, cfg->cases[i].open);
+		h = fnv(h, cfg->cases[i].close);
+		h = fnv(h, cfg->cases[i].due ? cfg->cases[i].due : "");
+	}
+	return h;
+}

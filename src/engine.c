@@ -50,6 +50,7 @@ struct change {
 	int silenced;
 	char *body;                     /* the notification, built in the write */
 	uint64_t seq;
+	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];
 };
 
@@ -71,6 +72,8 @@ struct engine {
 	char reeval_after[HEARTH_ID_MAX + 1];
 	size_t reeval_after_len;
 	int reeval_started;
+	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
+	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
 };
 
@@ -413,7 +416,7 @@ static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 		size_t klen = alert_key(key, ch->c->id, ch->c->id_len, ch->a.rule);
 		free(ch->body);
 		ch->body = NULL;
-		if (ch->a.state == ALERT_INACTIVE) {
+		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
 			wtxn_del(w, DB_ALERTS, key, klen);
 		} else {
 			wbuf_reset(&rec);
@@ -529,6 +532,48 @@ static size_t tick_slice(struct engine *eng, int64_t now)
 	return n;
 }
 
+static int put_cases_sig(struct wtxn *w, void *ctx, struct herr *err)
+{
+	(void)err;
+	/* the rebuilt states are flushed first (engine_reevaluate_all's caller flushes
+	 * again before this returns), so a crash before this line only redoes the rebuild */
+	wtxn_meta_u64(w, "cases_sig", *(uint64_t *)ctx);
+	return w->rc ? -1 : 0;
+}
+
+static void record_cases_sig(struct engine *eng)
+{
+	struct herr err;
+
+	if (timeline_flush(eng->srv->tl, 1, &err) < 0 ||
+	    store_write(eng->srv->st, put_cases_sig, &eng->cases_sig, &err) < 0)
+		log_warning("rules, cannot record the rebuilt cases (%s); they will be rebuilt again", err.msg);
+}
+
+/* events.cases differs from what the stored case state was built with? */
+static void check_cases(struct engine *eng)
+{
+	MDB_txn *txn;
+	struct herr err;
+	uint64_t sig = config_cases_signature(eng->srv->cfg), stored;
+
+	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
+		return;
+	stored = store_meta_u64(txn, eng->srv->st, "cases_sig");
+	mdb_txn_abort(txn);
+	/* a store without a signature has state built by this config's cases, unless it has customers */
+	if (stored == sig || (stored == 0 && timeline_customer_count(eng->srv->tl) == 0)) {
+		if (stored == 0) {
+			eng->cases_sig = sig;
+			store_write(eng->srv->st, put_cases_sig, &eng->cases_sig, &err);
+		}
+		return;
+	}
+	eng->cases_sig = sig;
+	eng->rebuild_cases = 1;
+	log_info("rules, events.cases changed: case state of every customer is rebuilt");
+}
+
 static size_t reeval_slice(struct engine *eng, int64_t now)
 {
 	struct store *st = eng->srv->st;
@@ -552,18 +597,24 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
 	for (; rc == 0 && n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct cust *c = timeline_hold(eng->srv->tl, txn, key.mv_data, key.mv_size, &err);
+		if (c && eng->rebuild_cases && timeline_rebuild_cases(eng->srv->tl, txn, c, &err) < 0)
+			log_error("rules, rebuilding cases of '%.*s' failed (%s)", (int)c->id_len, c->id, err.msg);
 		if (c)
 			eng->due[n++] = c;
 		memcpy(eng->reeval_after, key.mv_data, key.mv_size);
 		eng->reeval_after_len = key.mv_size;
 	}
 	eng->reeval_started = 1;
-	if (rc != 0) {
-		eng->reeval = 0;
-		log_info("rules, re-evaluated every customer");
-	}
+	int done = rc != 0;
 	mdb_cursor_close(cur);
 	evaluate(eng, txn, eng->due, n, now);
+	if (done) {
+		eng->reeval = 0;
+		if (eng->rebuild_cases)
+			record_cases_sig(eng);
+		log_info("rules, re-evaluated every customer%s", eng->rebuild_cases ? " (cases rebuilt)" : "");
+		eng->rebuild_cases = 0;
+	}
 	return n;
 }
 
@@ -629,6 +680,8 @@ void engine_reevaluate_all(struct engine *eng)
 
 /* ---- lifetime -------------------------------------------------------------- */
 
+static void drop_removed_rules(struct engine *eng, const struct ruleset *next);
+
 static int count_alerts(struct engine *eng, struct herr *err)
 {
 	struct store *st = eng->srv->st;
@@ -687,6 +740,8 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 	    count_alerts(eng, err) < 0)
 		goto fail;
 	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
+	drop_removed_rules(eng, NULL);
+	check_cases(eng);
 	/* the rules may have changed while we were stopped, and a crash may have left work */
 	engine_reevaluate_all(eng);
 	return eng;
@@ -710,14 +765,79 @@ void engine_close(struct engine *eng)
 	free(eng);
 }
 
+/*
+ * Alerts of rules that `next` no longer has: firing ones resolve (notified with
+ * the old rule's severity and labels), and every record of them goes. With
+ * next == NULL (at start), records of rules unknown to the running config are
+ * only deleted: nothing is known to publish them with.
+ */
+static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
+{
+	struct store *st = eng->srv->st;
+	int64_t now = server_now(eng->srv);
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	struct herr err;
+	int rc;
+
+	if (store_read_begin(st, &txn, &err) < 0)
+		return;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
+		char rule[HEARTH_NAME_MAX + 1];
+		size_t idlen, rlen;
+		if (!zero || (rlen = key.mv_size - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
+			continue;
+		idlen = (size_t)(zero - k);
+		memcpy(rule, zero + 1, rlen);
+		rule[rlen] = '\0';
+		ssize_t old = ruleset_index(eng->rs, rule);
+		if ((next && ruleset_index(next, rule) >= 0) || (!next && old >= 0))
+			continue;
+		struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
+		struct change *ch = c ? push_change(eng) : NULL;
+		if (!ch)
+			continue;
+		ch->c = c;
+		ch->drop = 1;
+		snprintf(ch->a.rule, sizeof(ch->a.rule), "%s", rule);
+		if (alert_decode(val.mv_data, val.mv_size, &ch->a) < 0 || old < 0) {
+			/* no rule config to notify with: the record just goes */
+			ch->rule = 0;
+			ch->before = ch->a.state;
+			ch->a.state = ALERT_INACTIVE;
+			continue;
+		}
+		int64_t wake;
+		ch->rule = (size_t)old;
+		ch->before = ch->a.state;
+		ch->kind = alert_step(&ch->a, 0, now, 0, 0, &wake);
+		ch->silenced = ch->kind != NOTIFY_NONE && silenced(eng, rule, c, now);
+	}
+	mdb_cursor_close(cur);
+	eng->txn = NULL;
+	mdb_txn_abort(txn);
+	if (eng->nchanges)
+		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);
+	commit_changes(eng, now);
+}
+
 void engine_set_rules(struct engine *eng, struct ruleset *rs)
 {
+	drop_removed_rules(eng, rs); /* while the old rules can still describe them */
 	for (size_t i = 0; i < eng->rs->n; i++)
 		alert_clear(&eng->alerts[i]);
 	ruleset_free(eng->rs);
 	eng->rs = rs;
 	if (size_rules(eng) < 0)
 		log_error("rules, out of memory sizing the rule table");
+	check_cases(eng);
 	engine_reevaluate_all(eng);
 }
 

@@ -11,6 +11,7 @@
 
 #include "hearth/config.h"
 #include "hearth/event.h"
+#include "hearth/limits.h"
 #include "hearth/rules.h"
 #include "hearth/state.h"
 
@@ -166,9 +167,11 @@ struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t s
 		if (cr->summary)
 			tmpl_compile(&r->summary, cr->summary, cfg, &c, &cr->summary_pos, what);
 		else {
-			/* the default names what fired and for whom */
+			/* the default names what fired and for whom: "<rule> for <customer id>" */
 			struct config_pos none = { 1, 1, 0 };
-			tmpl_compile(&r->summary, "{id}", cfg, &c, &none, what);
+			char text[HEARTH_NAME_MAX * 2 + 16];
+			snprintf(text, sizeof(text), "%s for {id}", cr->name ? cr->name : "rule");
+			tmpl_compile(&r->summary, text, cfg, &c, &none, what);
 		}
 	}
 	if (c.count > 0) {

@@ -42,6 +42,7 @@ struct dirty {
 	size_t n, cap;
 	int is_new;
 	int64_t stored_deadline;        /* the deadline key in DB_DEADLINES */
+	int changed;                    /* state rewritten without a new event */
 	uint64_t mark;                  /* generation of the last touched/due listing */
 };
 
@@ -476,7 +477,7 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 
 	for (size_t i = 0; i < ctx->ncusts; i++) {
 		const struct dirty *d = ctx->custs[i]->value;
-		if (d->n == 0 && !d->is_new && d->c->deadline == d->stored_deadline)
+		if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline)
 			continue; /* held for evaluation, nothing changed */
 		wbuf_reset(&tl->rec);
 		if (cust_encode(d->c, &tl->rec) < 0)
@@ -908,6 +909,16 @@ struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, si
 {
 	struct dirty *d = dirty_get(tl, txn, id, len, 0, err);
 	return d ? d->c : NULL;
+}
+
+int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, c->id, c->id_len);
+
+	if (!d || d->c != c)
+		return herr_set(err, HERR_STORE_ERROR, "rebuilding cases of a customer not held");
+	d->changed = 1;
+	return rebuild_cases(tl, txn, c, err);
 }
 
 size_t timeline_touched(struct timeline *tl, struct cust ***list)

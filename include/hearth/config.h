@@ -95,6 +95,9 @@ void config_free(struct config *cfg);
 const struct config_set *config_find_set(const struct config *cfg, const char *name);
 const struct config_case *config_find_case(const struct config *cfg, const char *name);
 
+/* Changes whenever events.cases changes: case state must then be rebuilt. */
+uint64_t config_cases_signature(const struct config *cfg);
+
 /* Shared by config loaders: "^[a-z][a-z0-9_]{0,31}$" (SPEC §1). */
 int name_is_valid(const char *s, size_t len);
 

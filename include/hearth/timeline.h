@@ -90,6 +90,8 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
  */
 struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
 			   struct herr *err);
+/* Rebuilds a held customer's cases from their timeline (events.cases changed). */
+int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err);
 /* The customers the last timeline_append changed. */
 size_t timeline_touched(struct timeline *tl, struct cust ***list);
 /* Up to max customers whose deadline is at or before now. */

@@ -1025,8 +1025,8 @@ static void test_rules_templates(void **state)
 	env.now = T0 + 31 * DAY + 2 * HOUR;
 	tmpl_render(&rs->rules[0].summary, &env, buf, sizeof(buf));
 	assert_string_equal(buf, "Ann (C1) has had no contact for 31d 2h; {literal} -");
-	tmpl_render(&rs->rules[1].summary, &env, buf, sizeof(buf)); /* the default: the id */
-	assert_string_equal(buf, "C1");
+	tmpl_render(&rs->rules[1].summary, &env, buf, sizeof(buf)); /* the default: "<rule> for <id>" */
+	assert_string_equal(buf, "plain for C1");
 	/* truncation keeps the buffer terminated */
 	tmpl_render(&rs->rules[0].summary, &env, buf, 8);
 	assert_string_equal(buf, "Ann (C1");
