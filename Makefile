@@ -34,7 +34,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man
+.PHONY: all run check unit e2e asan deps install clean man stress
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -80,6 +80,11 @@ unit: $(UNIT_BINS)
 
 e2e: all
 	HEARTH_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# longer fault runs than `make check` affords: 200 kill -9 trials
+stress: all
+	HEARTH_BUILD=$(BUILD) HEARTH_KILL9_TRIALS=200 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+		tests/e2e/test_durability.py -k kill9
 
 asan:
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all
