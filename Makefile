@@ -34,7 +34,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man stress
+.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -81,6 +81,33 @@ unit: $(UNIT_BINS)
 e2e: all
 	HEARTH_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
+# libFuzzer targets (clang): the event parser, the config loader and rule compiler, the
+# rule language. `make check` runs each briefly; `make fuzz` runs them long.
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 10
+
+fuzz-build:
+	$(MAKE) CC=clang BUILD=$(FUZZ_DIR) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT="-O1 -g" \
+		$(FUZZ_DIR)/libhearth.a $(FUZZ_TARGETS)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libhearth.a
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libhearth.a $(LDLIBS_ALL) -fsanitize=fuzzer
+
+# each target starts from its seed corpus (copied: the repository's stays as it is)
+fuzz-quick: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz_}; w=$(FUZZ_DIR)/corpus-$$n; \
+		rm -rf $$w; mkdir -p $$w; cp tests/fuzz/corpus/$$n/* $$w/; \
+		echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/crash-$$n- $$w 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss|#.*DONE|==.*ERROR|SUMMARY)" || true; \
+		if ls $(FUZZ_DIR)/crash-$$n-* >/dev/null 2>&1; then echo "fuzz $$n: crash kept in $(FUZZ_DIR)"; exit 1; fi; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-quick FUZZ_SECONDS=600
+
 # longer fault runs than `make check` affords: 200 kill -9 trials
 stress: all
 	HEARTH_BUILD=$(BUILD) HEARTH_KILL9_TRIALS=200 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
@@ -93,6 +120,7 @@ check: deps
 	$(MAKE) all unit
 	$(MAKE) e2e
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
+	$(MAKE) fuzz-quick
 
 install: all man
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
