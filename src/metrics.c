@@ -7,6 +7,8 @@
 
 #include "hearth/codec.h"
 #include "hearth/control.h"
+#include "hearth/engine.h"
+#include "hearth/outbox.h"
 #include "hearth/ingest.h"
 #include "hearth/metrics.h"
 #include "hearth/server.h"
@@ -84,6 +86,30 @@ void metrics_render(struct server *srv, struct wbuf *out)
 	one(out, "hearth_control_forbidden_total", "counter",
 	    "State-changing control requests refused to non-admins.",
 	    (double)srv->counters.control_forbidden);
+	struct engine_stats es;
+	struct outbox_stats os;
+	engine_get_stats(srv->engine, &es);
+	outbox_get_stats(engine_outbox(srv->engine), &os);
+	one(out, "hearth_evaluations_total", "counter", "Customers evaluated against the rules.",
+	    (double)es.evaluations);
+	one(out, "hearth_ticks_total", "counter", "Evaluation ticks.", (double)es.ticks);
+	one(out, "hearth_tick_seconds", "gauge", "Duration of the last tick.", (double)es.tick_us / 1e6);
+	one(out, "hearth_tick_customers", "gauge", "Customers the last tick evaluated.",
+	    (double)es.tick_customers);
+	metric_family(out, "hearth_alerts", "gauge", "Alerts by state.");
+	metric_value(out, "hearth_alerts", "state=\"firing\"", (double)es.firing);
+	metric_value(out, "hearth_alerts", "state=\"pending\"", (double)es.pending);
+	one(out, "hearth_notifications_total", "counter", "Notifications written to the outbox and published.",
+	    (double)es.notifications);
+	one(out, "hearth_notifications_silenced_total", "counter", "Notifications held back by silences.",
+	    (double)es.silenced);
+	one(out, "hearth_evaluation_errors_total", "counter", "Alert changes that could not be saved.",
+	    (double)es.errors);
+	one(out, "hearth_outbox_seq", "gauge", "The last notification's sequence number.",
+	    (double)engine_seq(srv->engine));
+	one(out, "hearth_outbox_pruned_total", "counter", "Notifications pruned past publish.retain.",
+	    (double)os.pruned);
+	one(out, "hearth_heartbeats_total", "counter", "Heartbeats published.", (double)os.heartbeats);
 	one(out, "hearth_reloads_total", "counter", "Configuration reloads attempted.",
 	    (double)srv->counters.reloads);
 	one(out, "hearth_reload_failures_total", "counter", "Reloads refused for configuration errors.",
