@@ -65,8 +65,12 @@ def test_metrics_is_valid_prometheus_text(daemon):
     families = check_prometheus_text(ans["text"])
     # SPEC §5: ingest, ticks, alerts, store, sockets.  Assumption: family names say so.
     joined = " ".join(sorted(families))
-    for word in ("ingest", "store"):
+    for word in ("ingest", "store", "tick", "alerts", "control", "notifications"):
         assert word in joined, (word, sorted(families))
+    # the three events were evaluated on ingest, and counted
+    line = [l for l in ans["text"].splitlines() if l.startswith("hearth_evaluations_total ")]
+    assert line and float(line[0].split()[1]) >= 1, line
+    assert 'hearth_alerts{state="firing"}' in ans["text"]
 
 
 # -- customer ---------------------------------------------------------------------------
