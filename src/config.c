@@ -420,6 +420,54 @@ static void load_rules(struct loader *ld, struct config *cfg, const struct ynode
 	}
 }
 
+static void load_curve(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "secret_key_file", "public_key_file", "authorized_keys", NULL };
+	const struct ynode *v;
+
+	if (expect_map(ld, node, "curve", keys) < 0)
+		return;
+	if ((v = ynode_get(node, "secret_key_file")))
+		set_string(ld, v, "curve.secret_key_file", &cfg->curve_secret_key_file);
+	if ((v = ynode_get(node, "public_key_file")))
+		set_string(ld, v, "curve.public_key_file", &cfg->curve_public_key_file);
+	if ((v = ynode_get(node, "authorized_keys")))
+		set_string(ld, v, "curve.authorized_keys", &cfg->curve_authorized_keys);
+	if (!cfg->curve_secret_key_file || !cfg->curve_authorized_keys)
+		report(ld, node, "curve needs secret_key_file and authorized_keys");
+}
+
+/* tcp://127.0.0.1:… and friends stay on this host; anything else crosses a network. */
+int endpoint_is_exposed(const char *endpoint)
+{
+	const char *host, *end;
+	size_t len;
+
+	if (strncmp(endpoint, "tcp://", 6) != 0)
+		return 0;
+	host = endpoint + 6;
+	end = strrchr(host, ':');
+	len = end ? (size_t)(end - host) : strlen(host);
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if ((len == 9 && strncmp(host, "localhost", 9) == 0) || (len == 3 && strncmp(host, "::1", 3) == 0))
+		return 0;
+	return !(len >= 4 && strncmp(host, "127.", 4) == 0);
+}
+
+/* Plain TCP beyond loopback carries customer data in clear: refuse unless told. */
+static void check_exposed(struct loader *ld, const struct config *cfg, const struct ynode *list)
+{
+	if (!list || list->kind != YNODE_SEQ || cfg->curve_secret_key_file || cfg->insecure)
+		return;
+	for (size_t i = 0; i < list->n; i++)
+		if (list->items[i]->kind == YNODE_SCALAR && endpoint_is_exposed(list->items[i]->value))
+			report(ld, list->items[i], "'%s' is reachable from other hosts: configure 'curve' "
+			       "(or set 'insecure: true' to send in clear)", list->items[i]->value);
+}
+
 static int set_defaults(struct config *cfg)
 {
 	static const char *const ingest = "ipc:///run/hearth/ingest.sock";
@@ -454,7 +502,8 @@ static struct config *config_from_tree(const struct ynode *root, const char *nam
 				       char *errors, size_t size)
 {
 	static const char *const keys[] = { "store", "ingest", "publish", "control", "evaluation",
-					    "log", "events", "priority", "rules", NULL };
+					    "log", "events", "priority", "rules", "curve", "insecure",
+					    NULL };
 	struct loader ld = { .file = name, .errors = errors, .size = size };
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	const struct ynode *v;
@@ -487,6 +536,15 @@ static struct config *config_from_tree(const struct ynode *root, const char *nam
 		}
 		if ((v = ynode_get(root, "rules")))
 			load_rules(&ld, cfg, v);
+		if ((v = ynode_get(root, "curve")))
+			load_curve(&ld, cfg, v);
+		if ((v = ynode_get(root, "insecure")) && get_scalar(&ld, v, "insecure") == 0) {
+			if (strcmp(v->value, "true") && strcmp(v->value, "false"))
+				report(&ld, v, "insecure must be true or false");
+			cfg->insecure = strcmp(v->value, "true") == 0;
+		}
+		check_exposed(&ld, cfg, ynode_get(ynode_get(root, "ingest"), "listen"));
+		check_exposed(&ld, cfg, ynode_get(ynode_get(root, "publish"), "listen"));
 	}
 	if (ld.count > 0) {
 		config_free(cfg);
@@ -559,6 +617,9 @@ void config_free(struct config *cfg)
 		free(r->labels);
 	}
 	free(cfg->rules);
+	free(cfg->curve_secret_key_file);
+	free(cfg->curve_public_key_file);
+	free(cfg->curve_authorized_keys);
 	free(cfg);
 }
 

@@ -13,6 +13,7 @@
 
 #include "hearth/config.h"
 #include "hearth/control.h"
+#include "hearth/curve.h"
 #include "hearth/engine.h"
 #include "hearth/rules.h"
 #include "hearth/ingest.h"
@@ -121,6 +122,11 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 		ruleset_free(rs);
 		return -1;
 	}
+	srv->zap = zap_open(srv, err); /* before any CURVE socket takes a handshake */
+	if (!srv->zap && err->code != HERR_OK) {
+		ruleset_free(rs);
+		return -1;
+	}
 	srv->engine = engine_open(srv, rs, err); /* takes rs */
 	if (!srv->engine)
 		return -1;
@@ -141,6 +147,7 @@ static void server_stop(struct server *srv)
 	control_close(srv->control);
 	ingest_close(srv->ingest);
 	engine_close(srv->engine);
+	zap_close(srv->zap);
 	timeline_close(srv->tl);
 	store_close(srv->st);
 	if (srv->signal_fd > 0)

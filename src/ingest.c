@@ -14,6 +14,7 @@
 
 #include "hearth/batch.h"
 #include "hearth/config.h"
+#include "hearth/curve.h"
 #include "hearth/engine.h"
 #include "hearth/ingest.h"
 #include "hearth/limits.h"
@@ -166,6 +167,8 @@ struct ingest *ingest_open(struct server *srv, struct herr *err)
 			 zmq_strerror(errno));
 		goto fail;
 	}
+	if (curve_server_setup(in->sock, cfg, err) < 0)
+		goto fail;
 	for (size_t i = 0; i < cfg->ningest_listen; i++) {
 		/* socket activation: systemd's descriptor serves the first endpoint */
 		int fd = i == 0 ? notify_listen_fd("ingest") : -1;

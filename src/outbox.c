@@ -12,6 +12,7 @@
 
 #include "hearth/codec.h"
 #include "hearth/config.h"
+#include "hearth/curve.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
@@ -60,6 +61,8 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 		herr_set(err, HERR_IO, "publish, cannot create the PUB socket (%s)", zmq_strerror(errno));
 		goto fail;
 	}
+	if (curve_server_setup(ob->pub, cfg, err) < 0)
+		goto fail;
 	for (size_t i = 0; i < cfg->npublish_listen; i++) {
 		int fd = i == 0 ? notify_listen_fd("publish") : -1;
 		if (fd >= 0 && zmq_setsockopt(ob->pub, ZMQ_USE_FD, &fd, sizeof(fd)) < 0)

@@ -8,6 +8,7 @@
 
 #include "hearth/config.h"
 #include "hearth/control.h"
+#include "hearth/curve.h"
 #include "hearth/engine.h"
 #include "hearth/rules.h"
 #include "hearth/log.h"
@@ -82,6 +83,8 @@ int server_reload(struct server *srv, char *msg, size_t size)
 		ruleset_free(rs);
 	if (srv->control)
 		control_reload(srv->control);
+	if (srv->zap)
+		zap_reload(srv->zap);
 	config_free(old);
 	log_info("reload, configuration '%s' loaded", srv->config_path);
 	return 0;

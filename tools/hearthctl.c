@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "hearth/curve.h"
 #include "hearth/ctlclient.h"
 #include "hearth/units.h"
 
@@ -111,6 +112,7 @@ static int run_import(const struct ctl_opts *o, int argc, char **argv, struct js
 static int run_help(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static int run_keygen(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static const struct arg pos_file[] = { { "FILE", NULL, ARG_STR, NULL, 0 }, { 0 } };
 
 static const struct arg opts_watch[] = {
@@ -131,6 +133,8 @@ static const struct subcommand subcommands[] = {
 	{ "backup", NULL, pos_file, no_args, NULL, NULL,
 	  "a consistent, compacted copy of the live store into FILE (restore: hearthd --restore FILE)",
 	  run_backup },
+	{ "keygen", NULL, pos_file, no_args, NULL, NULL,
+	  "make a CURVE key pair: FILE.key (secret, 0600) and FILE.pub (for authorized_keys)", run_keygen },
 	{ "watch", NULL, no_args, opts_watch, NULL, NULL,
 	  "print alerts live (--topic alert.critical), filling any gap with replay; --count N stops", run_watch },
 	{ "customer", "customer", pos_id, no_args, print_customer, NULL,
@@ -656,6 +660,25 @@ static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct jso
 		return usage_error(find_subcommand("watch"), "%s", "watch takes no positionals");
 	return watch_run(o, opt_str(opts, "endpoint"), opt_str(opts, "topic"),
 			 opt_long(opts, "after", -1), opt_long(opts, "count", -1));
+}
+
+static int run_keygen(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
+{
+	char pub[CURVE_KEY_Z85];
+	struct herr err;
+
+	(void)opts;
+	if (argc != 1)
+		return usage_error(find_subcommand("keygen"), "%s", "keygen takes one FILE (no extension)");
+	if (curve_keygen(argv[0], pub, &err) < 0) {
+		ctl_warn("%s", err.msg);
+		return CTL_EXIT_NO;
+	}
+	if (o->json)
+		printf("{\"public\":\"%s\",\"key\":\"%s.key\",\"pub\":\"%s.pub\"}\n", pub, argv[0], argv[0]);
+	else
+		printf("wrote %s.key (keep it secret) and %s.pub; public key %s\n", argv[0], argv[0], pub);
+	return CTL_EXIT_OK;
 }
 
 static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)

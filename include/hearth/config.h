@@ -81,6 +81,12 @@ struct config {
 
 	struct config_rule *rules;
 	size_t nrules;
+
+	/* ZeroMQ CURVE for ingest and publish (an extension: docs/SECURITY.md) */
+	char *curve_secret_key_file;    /* NULL: no CURVE */
+	char *curve_public_key_file;
+	char *curve_authorized_keys;    /* directory of client public keys */
+	int insecure;                   /* allow plain tcp:// on non-loopback addresses */
 };
 
 /*
@@ -94,6 +100,9 @@ void config_free(struct config *cfg);
 
 const struct config_set *config_find_set(const struct config *cfg, const char *name);
 const struct config_case *config_find_case(const struct config *cfg, const char *name);
+
+/* A tcp:// endpoint not bound to loopback. */
+int endpoint_is_exposed(const char *endpoint);
 
 /* Changes whenever events.cases changes: case state must then be rebuilt. */
 uint64_t config_cases_signature(const struct config *cfg);

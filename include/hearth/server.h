@@ -13,6 +13,7 @@ struct control;
 struct engine;
 struct ingest;
 struct ruleset;
+struct zap;
 struct loop;
 struct store;
 struct timeline;
@@ -33,6 +34,7 @@ struct server {
 	void *zctx;
 	struct ingest *ingest;
 	struct control *control;
+	struct zap *zap;                /* CURVE client check, NULL without curve */
 	int signal_fd;
 	int test_clock;
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */

@@ -55,6 +55,12 @@ static int ingest_all(struct bench *b, struct daemon *d, const struct frames *f,
 	if (produce(b->zctx, d->ingest, f, 0, f->n, INFLIGHT, 0, &res, err) < 0)
 		return -1;
 	cpu = daemon_cpu_seconds(d) - cpu;
+	double flushes = daemon_metric(d, "hearth_store_flushes_total", err);
+	double flush_s = daemon_metric(d, "hearth_store_flush_seconds_total", err);
+	double groups = daemon_metric(d, "hearth_ingest_groups_total", err);
+	say("hearthd: %.0f commits (groups) of %.0f events on average; %.0f flushes of derived state "
+	    "took %.1f s (%.0f%% of the ingest time)", groups, (double)res.events / groups, flushes,
+	    flush_s, 100 * flush_s / res.seconds);
 	say("hearthd used %.1f s of CPU in %.1f s of ingest (%.0f%% of a core; %.1f µs per event)", cpu,
 	    res.seconds, 100 * cpu / res.seconds, 1e6 * cpu / (double)res.events);
 	if (res.accepted != res.events)

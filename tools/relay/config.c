@@ -1,0 +1,395 @@
+/*
+ * relay.yaml (SPEC §9) → struct relay_config. Like hearthd's loader it keeps
+ * going after an error, printing each as file:line:col, so one --check run
+ * shows every mistake; unknown keys are errors so a typo never goes unnoticed.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/log.h"
+#include "hearth/units.h"
+#include "hearth/yamltree.h"
+#include "relay.h"
+
+struct loader {
+	const char *file;
+	int errors;
+};
+
+static void cerr(struct loader *ld, const struct ynode *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void cerr(struct loader *ld, const struct ynode *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d:%d: ", ld->file, n ? n->line : 1, n ? n->col : 1);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	ld->errors++;
+}
+
+static char *get_str(struct loader *ld, const struct ynode *n, const char *what)
+{
+	if (n->kind != YNODE_SCALAR) {
+		cerr(ld, n, "%s: expected a string, found a %s", what, ynode_kind_name(n->kind));
+		return NULL;
+	}
+	if (n->len == 0) {
+		cerr(ld, n, "%s: must not be empty", what);
+		return NULL;
+	}
+	return strdup(n->value);
+}
+
+static int get_duration(struct loader *ld, const struct ynode *n, const char *what, int64_t *ms)
+{
+	if (n->kind != YNODE_SCALAR || duration_parse(n->value, n->len, ms) < 0) {
+		cerr(ld, n, "%s: expected a duration such as 500ms, 10s or 5m", what);
+		return -1;
+	}
+	return 0;
+}
+
+/* "1/s", "30/m", "2/5s": at most N messages per period, spaced evenly. */
+static int get_rate(struct loader *ld, const struct ynode *n, int64_t *interval_ms)
+{
+	char *slash, *end;
+	long count;
+	int64_t period;
+
+	if (n->kind != YNODE_SCALAR || !(slash = strchr(n->value, '/')))
+		goto bad;
+	count = strtol(n->value, &end, 10);
+	if (end != slash || count <= 0)
+		goto bad;
+	const char *p = slash + 1;
+	if (isalpha((unsigned char)*p)) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "1%s", p);
+		if (duration_parse(buf, strlen(buf), &period) < 0)
+			goto bad;
+	} else if (duration_parse(p, strlen(p), &period) < 0) {
+		goto bad;
+	}
+	if (period <= 0)
+		goto bad;
+	*interval_ms = period / count;
+	return 0;
+bad:
+	cerr(ld, n, "rate: expected N/period such as 1/s, 20/m or 3/10s");
+	return -1;
+}
+
+/* A scalar or a sequence of scalars, each one of `allowed` when given. */
+static void get_list(struct loader *ld, const struct ynode *n, const char *what,
+		     const char *const *allowed, struct strlist *out)
+{
+	size_t count = n->kind == YNODE_SEQ ? n->n : 1;
+
+	if (n->kind == YNODE_MAP) {
+		cerr(ld, n, "%s: expected a list", what);
+		return;
+	}
+	out->v = calloc(count, sizeof(*out->v));
+	if (!out->v) {
+		cerr(ld, n, "%s: out of memory", what);
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct ynode *item = n->kind == YNODE_SEQ ? n->items[i] : n;
+		char *s = get_str(ld, item, what);
+		if (!s)
+			continue;
+		if (allowed) {
+			size_t k = 0;
+			while (allowed[k] && strcmp(allowed[k], s) != 0)
+				k++;
+			if (!allowed[k]) {
+				cerr(ld, item, "%s: unknown value '%s'", what, s);
+				free(s);
+				continue;
+			}
+		}
+		out->v[out->n++] = s;
+	}
+}
+
+static void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static const char *const severities[] = { "info", "warning", "critical", NULL };
+static const char *const kind_names[] = { "firing", "repeat", "resolved", NULL };
+
+static void load_match(struct loader *ld, const struct ynode *m, struct target_conf *tc)
+{
+	if (m->kind != YNODE_MAP) {
+		cerr(ld, m, "match: expected a map");
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		const struct ynode *k = ynode_key(m, i), *v = ynode_val(m, i);
+		if (strcmp(k->value, "severity") == 0) {
+			get_list(ld, v, "match.severity", severities, &tc->severity);
+		} else if (strcmp(k->value, "rule") == 0) {
+			get_list(ld, v, "match.rule", NULL, &tc->rule);
+		} else if (strcmp(k->value, "owner") == 0) {
+			get_list(ld, v, "match.owner", NULL, &tc->owner);
+		} else if (strcmp(k->value, "customer") == 0) {
+			get_list(ld, v, "match.customer", NULL, &tc->customer);
+		} else if (strcmp(k->value, "labels") == 0) {
+			if (v->kind != YNODE_MAP) {
+				cerr(ld, v, "match.labels: expected a map of label: value");
+				continue;
+			}
+			tc->label_keys.v = calloc(v->n + 1, sizeof(char *));
+			tc->label_values.v = calloc(v->n + 1, sizeof(char *));
+			if (!tc->label_keys.v || !tc->label_values.v) {
+				cerr(ld, v, "match.labels: out of memory");
+				continue;
+			}
+			for (size_t j = 0; j < v->n; j++) {
+				char *lk = get_str(ld, ynode_key(v, j), "match.labels key");
+				char *lv = get_str(ld, ynode_val(v, j), "match.labels value");
+				if (!lk || !lv) {
+					free(lk);
+					free(lv);
+					continue;
+				}
+				tc->label_keys.v[tc->label_keys.n++] = lk;
+				tc->label_values.v[tc->label_values.n++] = lv;
+			}
+		} else {
+			cerr(ld, k, "match: unknown key '%s' (severity, rule, owner, customer, labels)",
+			     k->value);
+		}
+	}
+}
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > RELAY_NAME_MAX || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_-.", s[i]))
+			return 0;
+	return 1;
+}
+
+static void load_target(struct loader *ld, const struct ynode *t, struct target_conf *tc)
+{
+	const struct ynode *type_node = NULL, *secret_node = NULL;
+
+	tc->kinds = KIND_ALL;
+	tc->backoff_ms = 1000;
+	tc->backoff_max_ms = 5 * MS_PER_MINUTE;
+	tc->connect_timeout_ms = RELAY_CONNECT_TIMEOUT_MS;
+	tc->timeout_ms = RELAY_TOTAL_TIMEOUT_MS;
+	if (t->kind != YNODE_MAP) {
+		cerr(ld, t, "targets: each target is a map (name, type, url, ...)");
+		return;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct ynode *k = ynode_key(t, i), *v = ynode_val(t, i);
+		const char *key = k->value;
+		if (strcmp(key, "name") == 0) {
+			tc->name = get_str(ld, v, "name");
+			if (tc->name && !valid_name(tc->name))
+				cerr(ld, v, "name: '%s' must be 1..%d of letters, digits, '_', '-', '.'",
+				     tc->name, RELAY_NAME_MAX);
+		} else if (strcmp(key, "type") == 0) {
+			type_node = v;
+			char *s = get_str(ld, v, "type");
+			if (s && !(tc->type = target_type_find(s)))
+				cerr(ld, v, "type: unknown '%s' (%s)", s, target_type_names());
+			free(s);
+		} else if (strcmp(key, "url") == 0) {
+			tc->url = get_str(ld, v, "url");
+			if (tc->url && strncmp(tc->url, "http://", 7) != 0 &&
+			    strncmp(tc->url, "https://", 8) != 0)
+				cerr(ld, v, "url: expected http:// or https://");
+		} else if (strcmp(key, "secret") == 0) {
+			secret_node = v;
+			tc->secret = get_str(ld, v, "secret");
+		} else if (strcmp(key, "template") == 0) {
+			tc->template = get_str(ld, v, "template");
+		} else if (strcmp(key, "match") == 0) {
+			load_match(ld, v, tc);
+		} else if (strcmp(key, "kinds") == 0) {
+			struct strlist l = { 0 };
+			get_list(ld, v, "kinds", kind_names, &l);
+			tc->kinds = 0;
+			for (size_t j = 0; j < l.n; j++)
+				for (int b = 0; kind_names[b]; b++)
+					if (strcmp(l.v[j], kind_names[b]) == 0)
+						tc->kinds |= 1u << b;
+			if (v->kind == YNODE_SEQ && v->n == 0)
+				cerr(ld, v, "kinds: name at least one of firing, repeat, resolved");
+			strlist_free(&l);
+		} else if (strcmp(key, "group_wait") == 0) {
+			get_duration(ld, v, "group_wait", &tc->group_wait_ms);
+		} else if (strcmp(key, "rate") == 0) {
+			get_rate(ld, v, &tc->rate_interval_ms);
+		} else if (strcmp(key, "backoff") == 0) {
+			if (get_duration(ld, v, "backoff", &tc->backoff_ms) == 0 && tc->backoff_ms <= 0)
+				cerr(ld, v, "backoff: must be positive");
+		} else if (strcmp(key, "backoff_max") == 0) {
+			get_duration(ld, v, "backoff_max", &tc->backoff_max_ms);
+		} else if (strcmp(key, "connect_timeout") == 0) {
+			get_duration(ld, v, "connect_timeout", &tc->connect_timeout_ms);
+		} else if (strcmp(key, "timeout") == 0) {
+			get_duration(ld, v, "timeout", &tc->timeout_ms);
+		} else if (strcmp(key, "ca_file") == 0) {
+			tc->ca_file = get_str(ld, v, "ca_file");
+		} else {
+			cerr(ld, k, "target: unknown key '%s'", key);
+		}
+	}
+	if (!tc->name)
+		cerr(ld, t, "target: missing 'name'");
+	if (!type_node)
+		cerr(ld, t, "target%s%s: missing 'type'", tc->name ? " " : "", tc->name ? tc->name : "");
+	if (!tc->url)
+		cerr(ld, t, "target%s%s: missing 'url'", tc->name ? " " : "", tc->name ? tc->name : "");
+	if (secret_node && tc->type && !tc->type->needs_secret_ok)
+		cerr(ld, secret_node, "secret: type %s does not sign its requests", tc->type->name);
+	if (tc->backoff_max_ms < tc->backoff_ms)
+		tc->backoff_max_ms = tc->backoff_ms;
+}
+
+static void load_root(struct loader *ld, const struct ynode *root, struct relay_config *cfg)
+{
+	const struct ynode *targets = NULL;
+
+	if (root->kind != YNODE_MAP) {
+		cerr(ld, root, "expected a map with source, state and targets");
+		return;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		const struct ynode *k = ynode_key(root, i), *v = ynode_val(root, i);
+		if (strcmp(k->value, "source") == 0) {
+			if (v->kind != YNODE_MAP) {
+				cerr(ld, v, "source: expected a map (publish, control)");
+				continue;
+			}
+			for (size_t j = 0; j < v->n; j++) {
+				const struct ynode *sk = ynode_key(v, j), *sv = ynode_val(v, j);
+				if (strcmp(sk->value, "publish") == 0) {
+					cfg->publish = get_str(ld, sv, "source.publish");
+				} else if (strcmp(sk->value, "control") == 0) {
+					cfg->control = get_str(ld, sv, "source.control");
+				} else {
+					cerr(ld, sk, "source: unknown key '%s' (publish, control)", sk->value);
+				}
+			}
+		} else if (strcmp(k->value, "state") == 0) {
+			cfg->state_dir = get_str(ld, v, "state");
+		} else if (strcmp(k->value, "log") == 0) {
+			const struct ynode *lv = v->kind == YNODE_MAP ? ynode_get(v, "level") : NULL;
+			if (v->kind != YNODE_MAP || v->n != 1 || !lv || lv->kind != YNODE_SCALAR ||
+			    (cfg->log_level = log_level_parse(lv->value)) < 0)
+				cerr(ld, v, "log: expected {level: error|warning|info|debug}");
+		} else if (strcmp(k->value, "targets") == 0) {
+			targets = v;
+		} else {
+			cerr(ld, k, "unknown key '%s' (source, state, log, targets)", k->value);
+		}
+	}
+	if (!cfg->publish)
+		cerr(ld, root, "missing source.publish");
+	if (!cfg->control)
+		cerr(ld, root, "missing source.control");
+	if (!cfg->state_dir)
+		cerr(ld, root, "missing state");
+	if (!targets) {
+		cerr(ld, root, "missing targets");
+		return;
+	}
+	if (targets->kind != YNODE_SEQ || targets->n == 0) {
+		cerr(ld, targets, "targets: expected a non-empty list");
+		return;
+	}
+	cfg->targets = calloc(targets->n, sizeof(*cfg->targets));
+	if (!cfg->targets) {
+		cerr(ld, targets, "out of memory");
+		return;
+	}
+	cfg->ntargets = targets->n;
+	for (size_t i = 0; i < targets->n; i++) {
+		load_target(ld, targets->items[i], &cfg->targets[i]);
+		for (size_t j = 0; j < i && cfg->targets[i].name; j++)
+			if (cfg->targets[j].name && strcmp(cfg->targets[j].name, cfg->targets[i].name) == 0)
+				cerr(ld, ynode_get(targets->items[i], "name"),
+				     "name: '%s' is used by another target", cfg->targets[i].name);
+	}
+}
+
+struct relay_config *relay_config_load(const char *path, int *nerrors)
+{
+	struct loader ld = { .file = path };
+	struct relay_config *cfg = NULL;
+	struct ynode *root = NULL;
+	char msg[512];
+
+	if (!(root = ynode_load_file(path, msg, sizeof(msg)))) {
+		fprintf(stderr, "%s\n", msg);
+		ld.errors++;
+		goto out;
+	}
+	if (!(cfg = calloc(1, sizeof(*cfg))) || !(cfg->path = strdup(path))) {
+		cerr(&ld, root, "out of memory");
+		goto out;
+	}
+	cfg->log_level = LOG_LEVEL_INFO;
+	load_root(&ld, root, cfg);
+out:
+	ynode_free(root);
+	*nerrors = ld.errors;
+	if (ld.errors) {
+		relay_config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void target_conf_free(struct target_conf *tc)
+{
+	free(tc->name);
+	free(tc->url);
+	free(tc->secret);
+	free(tc->template);
+	free(tc->ca_file);
+	strlist_free(&tc->severity);
+	strlist_free(&tc->rule);
+	strlist_free(&tc->owner);
+	strlist_free(&tc->customer);
+	strlist_free(&tc->label_keys);
+	strlist_free(&tc->label_values);
+}
+
+void relay_config_free(struct relay_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		target_conf_free(&cfg->targets[i]);
+	free(cfg->targets);
+	free(cfg->path);
+	free(cfg->publish);
+	free(cfg->control);
+	free(cfg->state_dir);
+	free(cfg);
+}

@@ -1,0 +1,352 @@
+/*
+ * Target types (SPEC §9) as a table: each knows its service's message shape,
+ * its default template (readable on a phone), and how its URL is signed.
+ * A builder gets the alerts of one message (one, or several when grouped) and
+ * returns the URL and JSON body to post; it never logs (the URL may hold a
+ * token, the secret signs the request).
+ */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/units.h"
+#include "relay.h"
+
+#define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+static const char slack_default[] =
+	"{icon} *{status}* · {alert.rule} ({alert.severity})\n"
+	"*{customer.name}* ({alert.customer}) · owner {customer.owner}\n"
+	"{alert.summary}\n"
+	"since {alert.since} · seq {seq}";
+static const char markdown_default[] =
+	"### {icon} {status}: {alert.rule}\n\n"
+	"**{customer.name}** ({alert.customer}) · owner {customer.owner} · {alert.severity}\n\n"
+	"{alert.summary}\n\n"
+	"since {alert.since} · seq {seq}";
+static const char wecom_default[] =
+	"**{icon} {status}: {alert.rule}** ({alert.severity})\n"
+	"> {customer.name} ({alert.customer}) · owner {customer.owner}\n"
+	"> {alert.summary}\n"
+	"> since {alert.since} · seq {seq}";
+static const char text_default[] =
+	"{icon} {status}: {alert.rule} ({alert.severity})\n"
+	"{customer.name} ({alert.customer}) · owner {customer.owner}\n"
+	"{alert.summary}\n"
+	"since {alert.since} · seq {seq}";
+
+void message_clear(struct message *msg)
+{
+	free(msg->url);
+	free(msg->body);
+	msg->url = msg->body = NULL;
+}
+
+/* The texts of n alerts from the target's template (or def), joined by sep. */
+static char *render(const struct target_conf *tc, const char *def, struct json_object **bodies,
+		    size_t n, const char *sep)
+{
+	char *out = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&out, &size);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *t = template_expand(tc->template ? tc->template : def, bodies[i]);
+		if (!t) {
+			fclose(f);
+			free(out);
+			return NULL;
+		}
+		fprintf(f, "%s%s", i ? sep : "", t);
+		free(t);
+	}
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Takes ownership of obj: its JSON text becomes msg->body. */
+static int finish(const char *url, struct json_object *obj, struct message *msg, struct herr *err)
+{
+	msg->body = obj ? strdup(json_object_to_json_string_ext(obj, JSON_OUT)) : NULL;
+	msg->url = msg->url ? msg->url : strdup(url);
+	json_object_put(obj);
+	if (!msg->body || !msg->url) {
+		message_clear(msg);
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static struct json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+static int build_webhook(const struct target_conf *tc, struct json_object **bodies, size_t n,
+			 struct message *msg, struct herr *err)
+{
+	struct json_object *obj;
+
+	if (n == 1) {
+		obj = json_object_get(bodies[0]);
+	} else {
+		obj = json_object_new_array();
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(obj, json_object_get(bodies[i]));
+	}
+	return finish(tc->url, obj, msg, err);
+}
+
+static int build_slack(const struct target_conf *tc, struct json_object **bodies, size_t n,
+		       struct message *msg, struct herr *err)
+{
+	char *text = render(tc, slack_default, bodies, n, "\n\n");
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "text", jstr(text));
+	free(text);
+	return finish(tc->url, obj, msg, err);
+}
+
+static const char *severity_color(struct json_object *body)
+{
+	const char *sev = json_object_get_string(json_at(body, "alert.severity"));
+	const char *kind = json_object_get_string(json_at(body, "kind"));
+
+	if (kind && strcmp(kind, "resolved") == 0)
+		return "2EB886";
+	if (sev && strcmp(sev, "critical") == 0)
+		return "D93025";
+	if (sev && strcmp(sev, "warning") == 0)
+		return "F2A100";
+	return "1E88E5";
+}
+
+/* Office 365 connector MessageCard: Teams renders its text as markdown. */
+static int build_teams(const struct target_conf *tc, struct json_object **bodies, size_t n,
+		       struct message *msg, struct herr *err)
+{
+	char *text = render(tc, markdown_default, bodies, n, "\n\n---\n\n");
+	char *title = template_expand(n == 1 ? "{icon} {status}: {alert.rule} · {customer.name}"
+					     : "hearth: several alerts", bodies[0]);
+	char *summary = template_expand("{status}: {alert.summary}", bodies[0]);
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "@type", jstr("MessageCard"));
+	json_object_object_add(obj, "@context", jstr("https://schema.org/extensions"));
+	json_object_object_add(obj, "themeColor", jstr(severity_color(bodies[0])));
+	json_object_object_add(obj, "summary", jstr(summary));
+	json_object_object_add(obj, "title", jstr(title));
+	json_object_object_add(obj, "text", jstr(text));
+	free(text);
+	free(title);
+	free(summary);
+	return finish(tc->url, obj, msg, err);
+}
+
+static int build_wecom(const struct target_conf *tc, struct json_object **bodies, size_t n,
+		       struct message *msg, struct herr *err)
+{
+	char *text = render(tc, wecom_default, bodies, n, "\n\n");
+	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
+
+	json_object_object_add(md, "content", jstr(text));
+	json_object_object_add(obj, "msgtype", jstr("markdown"));
+	json_object_object_add(obj, "markdown", md);
+	free(text);
+	return finish(tc->url, obj, msg, err);
+}
+
+/*
+ * DingTalk: the signature rides in the query, timestamp in ms, over
+ * "timestamp\nsecret" keyed by the secret, base64 then URL-encoded.
+ */
+static int build_dingtalk(const struct target_conf *tc, struct json_object **bodies, size_t n,
+			  struct message *msg, struct herr *err)
+{
+	char *text = render(tc, markdown_default, bodies, n, "\n\n---\n\n");
+	char *title = template_expand("{status}: {alert.rule}", bodies[0]);
+	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
+
+	json_object_object_add(md, "title", jstr(title));
+	json_object_object_add(md, "text", jstr(text));
+	json_object_object_add(obj, "msgtype", jstr("markdown"));
+	json_object_object_add(obj, "markdown", md);
+	free(text);
+	free(title);
+	if (tc->secret) {
+		char ts[32], sign[128], *tosign = NULL, *esc = NULL;
+		snprintf(ts, sizeof(ts), "%lld", (long long)time_now_ms());
+		if (asprintf(&tosign, "%s\n%s", ts, tc->secret) < 0)
+			tosign = NULL;
+		if (!tosign || hmac_sha256_b64(tc->secret, strlen(tc->secret), tosign, strlen(tosign),
+					       sign, sizeof(sign)) < 0 ||
+		    !(esc = curl_easy_escape(NULL, sign, 0)) ||
+		    asprintf(&msg->url, "%s%ctimestamp=%s&sign=%s", tc->url,
+			     strchr(tc->url, '?') ? '&' : '?', ts, esc) < 0) {
+			msg->url = NULL;
+			free(tosign);
+			curl_free(esc);
+			json_object_put(obj);
+			return herr_set(err, HERR_NOMEM, "cannot sign the request");
+		}
+		free(tosign);
+		curl_free(esc);
+	}
+	return finish(tc->url, obj, msg, err);
+}
+
+/*
+ * Feishu/Lark: timestamp (seconds) and sign in the body; the key is
+ * "timestamp\nsecret" and the signed message is empty.
+ */
+static int build_feishu(const struct target_conf *tc, struct json_object **bodies, size_t n,
+			struct message *msg, struct herr *err)
+{
+	char *text = render(tc, text_default, bodies, n, "\n\n");
+	struct json_object *obj = json_object_new_object(), *content = json_object_new_object();
+
+	if (tc->secret) {
+		char ts[32], sign[128], *key = NULL;
+		snprintf(ts, sizeof(ts), "%lld", (long long)(time_now_ms() / 1000));
+		if (asprintf(&key, "%s\n%s", ts, tc->secret) < 0 ||
+		    hmac_sha256_b64(key, strlen(key), "", 0, sign, sizeof(sign)) < 0) {
+			free(key);
+			free(text);
+			json_object_put(obj);
+			json_object_put(content);
+			return herr_set(err, HERR_NOMEM, "cannot sign the request");
+		}
+		free(key);
+		json_object_object_add(obj, "timestamp", jstr(ts));
+		json_object_object_add(obj, "sign", jstr(sign));
+	}
+	json_object_object_add(content, "text", jstr(text));
+	json_object_object_add(obj, "msg_type", jstr("text"));
+	json_object_object_add(obj, "content", content);
+	free(text);
+	return finish(tc->url, obj, msg, err);
+}
+
+static void am_label(struct json_object *labels, const char *key, struct json_object *v)
+{
+	if (v && !json_object_is_type(v, json_type_null))
+		json_object_object_add(labels, key, jstr(json_object_get_string(v)));
+}
+
+/*
+ * Alertmanager v2: a list of alerts. A resolved alert carries endsAt so it
+ * ends there too; a firing one leaves endsAt to Alertmanager (resolve_timeout).
+ */
+static int build_alertmanager(const struct target_conf *tc, struct json_object **bodies, size_t n,
+			      struct message *msg, struct herr *err)
+{
+	struct json_object *list = json_object_new_array();
+	size_t ulen = strlen(tc->url);
+	static const char api[] = "/api/v2/alerts";
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *b = bodies[i], *a = json_object_new_object();
+		struct json_object *labels = json_object_new_object(), *ann = json_object_new_object();
+		struct json_object *user = json_at(b, "alert.labels");
+		if (user && json_object_is_type(user, json_type_object)) {
+			json_object_object_foreach(user, k, v)
+				am_label(labels, k, v);
+		}
+		am_label(labels, "alertname", json_at(b, "alert.rule"));
+		am_label(labels, "customer", json_at(b, "alert.customer"));
+		am_label(labels, "severity", json_at(b, "alert.severity"));
+		am_label(labels, "owner", json_at(b, "customer.owner"));
+		am_label(labels, "tier", json_at(b, "customer.tier"));
+		json_object_object_add(ann, "summary", jstr(json_object_get_string(json_at(b, "alert.summary"))));
+		am_label(ann, "customer_name", json_at(b, "customer.name"));
+		json_object_object_add(a, "labels", labels);
+		json_object_object_add(a, "annotations", ann);
+		json_object_object_add(a, "startsAt", jstr(json_object_get_string(json_at(b, "alert.since"))));
+		const char *kind = json_object_get_string(json_at(b, "kind"));
+		if (kind && strcmp(kind, "resolved") == 0)
+			json_object_object_add(a, "endsAt", jstr(json_object_get_string(json_at(b, "ts"))));
+		json_object_array_add(list, a);
+	}
+	if (ulen >= sizeof(api) - 1 && strcmp(tc->url + ulen - (sizeof(api) - 1), api) == 0)
+		msg->url = strdup(tc->url);
+	else if (asprintf(&msg->url, "%.*s%s", (int)(ulen && tc->url[ulen - 1] == '/' ? ulen - 1 : ulen),
+			  tc->url, api) < 0)
+		msg->url = NULL;
+	if (!msg->url) {
+		json_object_put(list);
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	}
+	return finish(tc->url, list, msg, err);
+}
+
+static const struct target_type types[] = {
+	{ "slack", 0, build_slack },
+	{ "teams", 0, build_teams },
+	{ "dingtalk", 1, build_dingtalk },
+	{ "feishu", 1, build_feishu },
+	{ "wecom", 0, build_wecom },
+	{ "webhook", 0, build_webhook },
+	{ "alertmanager", 0, build_alertmanager },
+};
+
+const struct target_type *target_type_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(types[i].name, name) == 0)
+			return &types[i];
+	return NULL;
+}
+
+const char *target_type_names(void)
+{
+	return "slack, teams, dingtalk, feishu, wecom, webhook, alertmanager";
+}
+
+static int in_list(const struct strlist *l, struct json_object *v)
+{
+	const char *s = json_object_get_string(v);
+
+	if (l->n == 0)
+		return 1;
+	if (!v || !s)
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int target_matches(const struct target_conf *tc, struct json_object *body)
+{
+	static const char *const kinds[] = { "firing", "repeat", "resolved" };
+	const char *kind = json_object_get_string(json_at(body, "kind"));
+	unsigned bit = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (kind && strcmp(kind, kinds[i]) == 0)
+			bit = 1u << i;
+	if (!(tc->kinds & bit))
+		return 0;
+	if (!in_list(&tc->severity, json_at(body, "alert.severity")) ||
+	    !in_list(&tc->rule, json_at(body, "alert.rule")) ||
+	    !in_list(&tc->owner, json_at(body, "customer.owner")) ||
+	    !in_list(&tc->customer, json_at(body, "alert.customer")))
+		return 0;
+	struct json_object *labels = json_at(body, "alert.labels");
+	for (size_t i = 0; i < tc->label_keys.n; i++) {
+		struct json_object *v = NULL;
+		const char *s;
+		if (!labels || !json_object_object_get_ex(labels, tc->label_keys.v[i], &v) ||
+		    !(s = json_object_get_string(v)) || strcmp(s, tc->label_values.v[i]) != 0)
+			return 0;
+	}
+	return 1;
+}

@@ -1,0 +1,103 @@
+/*
+ * hearth-relay: hearthd's alerts (SPEC §4) into team chat (SPEC §9).
+ *
+ * The flow mirrors the daemon's: source (SUB + replay) → dispatch to every
+ * target → per-target queue → format → HTTP (curl multi) → durable seq.
+ * Each target owns its queue, its one in-flight request and its last
+ * delivered seq, so a slow or failing target never holds the others back.
+ */
+#ifndef HEARTH_RELAY_H
+#define HEARTH_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+
+struct json_object;
+struct ynode;
+
+#define RELAY_EXIT_OK     0
+#define RELAY_EXIT_FAIL   1
+#define RELAY_EXIT_USAGE  2
+#define RELAY_EXIT_CONFIG 78
+
+#define RELAY_NAME_MAX      64
+#define RELAY_GROUP_MAX     100      /* alerts in one grouped message */
+#define RELAY_REPLAY_LIMIT  1000     /* SPEC §5 replay default */
+#define RELAY_CONNECT_TIMEOUT_MS (5 * 1000)
+#define RELAY_TOTAL_TIMEOUT_MS   (10 * 1000)
+#define RELAY_STOP_WAIT_MS       (12 * 1000)   /* SIGTERM: bound on the delivery in hand */
+
+enum relay_kind { KIND_FIRING = 1 << 0, KIND_REPEAT = 1 << 1, KIND_RESOLVED = 1 << 2 };
+#define KIND_ALL (KIND_FIRING | KIND_REPEAT | KIND_RESOLVED)
+
+/* A list of strings ("any of"); empty means "no condition". */
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct target_type;
+
+struct target_conf {
+	char *name;
+	const struct target_type *type;
+	char *url;
+	char *secret;                   /* never logged */
+	char *template;                 /* NULL: the type's default */
+	struct strlist severity, rule, owner, customer;
+	struct strlist label_keys, label_values;
+	unsigned kinds;
+	int64_t group_wait_ms;
+	int64_t rate_interval_ms;       /* 0: no limit; else the spacing of messages */
+	int64_t backoff_ms, backoff_max_ms;
+	int64_t connect_timeout_ms, timeout_ms;
+	char *ca_file;
+};
+
+struct relay_config {
+	char *path;
+	char *publish;
+	char *control;
+	char *state_dir;
+	int log_level;
+	struct target_conf *targets;
+	size_t ntargets;
+};
+
+/* config.c: every error printed as file:line:col; NULL when there were any. */
+struct relay_config *relay_config_load(const char *path, int *nerrors);
+void relay_config_free(struct relay_config *cfg);
+
+/* template.c */
+struct json_object *json_at(struct json_object *o, const char *dotted);
+/* Expands {dotted.path} against body; {{ and }} are literal braces. malloc'd. */
+char *template_expand(const char *tpl, struct json_object *body);
+
+/* sign.c: base64(HMAC-SHA256(key, msg)) into out (>= 64 bytes). */
+int hmac_sha256_b64(const char *key, size_t klen, const char *msg, size_t mlen,
+		    char *out, size_t outsize);
+
+/* formats.c: the table of target types. */
+struct message {
+	char *url;                      /* malloc'd; the target's URL, signed if needed */
+	char *body;                     /* malloc'd JSON */
+};
+struct target_type {
+	const char *name;
+	int needs_secret_ok;            /* accepts `secret` */
+	/* builds the message for n bodies (n >= 1) */
+	int (*build)(const struct target_conf *tc, struct json_object **bodies, size_t n,
+		     struct message *msg, struct herr *err);
+};
+const struct target_type *target_type_find(const char *name);
+const char *target_type_names(void);
+void message_clear(struct message *msg);
+int target_matches(const struct target_conf *tc, struct json_object *body);
+
+/* state.c: one small file per target holding its last delivered seq. */
+int state_read(const char *dir, const char *name, uint64_t *seq, int *found, struct herr *err);
+int state_write(const char *dir, const char *name, uint64_t seq, struct herr *err);
+
+#endif

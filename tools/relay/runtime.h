@@ -1,0 +1,78 @@
+/*
+ * The relay's running state: one struct relay handed down (no globals spread
+ * over files), holding the source (SUB + control client) and the targets.
+ */
+#ifndef HEARTH_RELAY_RUNTIME_H
+#define HEARTH_RELAY_RUNTIME_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "relay.h"
+
+struct json_object;
+struct ctl_client;
+
+/*
+ * A target at run time. Invariant: every seq <= acked has been handled
+ * (delivered, skipped, or not matched); the queue holds the matched bodies
+ * with acked < seq <= seen, in seq order; at most one request is in flight
+ * and it carries the first `inflight_n` of them, so order is kept.
+ */
+struct target {
+	const struct target_conf *conf;   /* borrowed from the current config */
+	uint64_t seen, acked, saved;
+	int fresh;                        /* no state file yet: starts at the current seq */
+	struct json_object **q;
+	size_t qhead, qlen, qcap;
+	CURL *easy;
+	struct curl_slist *headers;
+	struct message msg;               /* the request in flight (body must outlive it) */
+	size_t inflight_n;
+	int attempts;                     /* consecutive failures of the head message */
+	int64_t not_before;               /* monotonic ms: backoff, Retry-After, rate */
+	int64_t group_deadline;
+	int64_t last_send;
+	char errbuf[CURL_ERROR_SIZE];
+	char reply[256];                  /* the start of the service's answer */
+	size_t reply_len;
+	uint64_t delivered, skipped, retried;
+};
+
+struct relay {
+	struct relay_config *cfg;
+	struct target **targets;
+	size_t ntargets;
+	CURLM *multi;
+	void *zctx, *sub;
+	struct ctl_client *cc;
+	uint64_t last;                    /* the last seq handed to the targets */
+	int synced;                       /* the start point has been established */
+	int64_t next_sync;
+	int stopping;
+};
+
+/* target.c */
+struct target *target_new(const struct target_conf *conf, const char *state_dir, struct herr *err);
+void target_free(struct target *t, CURLM *multi);
+/* Starts the target at seq (a target without state, or after `gone`). */
+void target_start_at(struct target *t, uint64_t seq);
+void target_offer(struct target *t, struct json_object *body, int64_t now);
+/* Starts the next request when the target may; lowers *wake to its next deadline. */
+void target_step(struct target *t, CURLM *multi, int64_t now, int64_t *wake);
+void target_done(struct target *t, CURLM *multi, CURLcode rc, const char *state_dir, int64_t now);
+void target_save(struct target *t, const char *state_dir);
+static inline int target_busy(const struct target *t) { return t->inflight_n > 0; }
+
+/* source.c */
+int source_open(struct relay *r, struct herr *err);
+void source_close(struct relay *r);
+void *source_socket(struct relay *r);
+/* Reads waiting PUB messages, filling gaps from replay; 1 if more remain. */
+int source_drain(struct relay *r, int64_t now);
+/* Establishes the start point (status + replay); 0 once done. */
+int source_sync(struct relay *r, int64_t now);
+/* Hands what the outbox holds after r->last up to (excluding) upto to the targets. */
+int source_fill(struct relay *r, uint64_t upto, int64_t now);
+
+#endif
