@@ -26,9 +26,11 @@
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/server.h"
+#include "hearth/units.h"
 
 #define PEER_GROUPS_MAX 64
 #define READ_CHUNK      65536
+#define TURN_BUDGET_US  2000    /* then other peers get their turn */
 
 struct client {
 	struct control *ctl;
@@ -44,6 +46,7 @@ struct client {
 	struct wbuf out;
 	size_t outoff;
 	int closing;
+	int resume_timer;               /* more complete lines wait: served next turn */
 };
 
 struct control {
@@ -190,7 +193,11 @@ static void client_flush(struct client *c)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			/* the peer is gone: nothing more can reach it */
 			c->closing = 1;
+			wbuf_reset(&c->out);
+			c->outoff = 0;
+			c->inlen = 0;
 			return;
 		}
 		c->outoff += (size_t)n;
@@ -207,11 +214,24 @@ static int backlogged(const struct client *c)
 }
 
 /* Answers every complete line in the input buffer (until backlogged). */
+static void on_resume(struct loop *loop, void *ctx);
+
+static int has_line(const struct client *c)
+{
+	return c->inlen && memchr(c->in, '\n', c->inlen) != NULL;
+}
+
+/*
+ * Answers complete lines until this peer has had its turn (TURN_BUDGET_US):
+ * a peer pipelining large ingests must not hold up a `status` on another
+ * connection. What is left is served on the next turn of the loop.
+ */
 static void process_input(struct client *c)
 {
 	size_t start = 0;
+	int64_t until = mono_now_us() + TURN_BUDGET_US;
 
-	while (start < c->inlen && !backlogged(c)) {
+	while (start < c->inlen && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		if (!nl)
 			break;
@@ -244,6 +264,8 @@ static void process_input(struct client *c)
 	} else if (c->discarding && !memchr(c->in, '\n', c->inlen)) {
 		c->inlen = 0;
 	}
+	if (has_line(c) && !backlogged(c) && !c->resume_timer)
+		c->resume_timer = loop_timer_add(c->ctl->srv->loop, 0, on_resume, c);
 }
 
 static int client_read(struct client *c)
@@ -264,8 +286,8 @@ static int client_read(struct client *c)
 			return errno == EAGAIN || errno == EINTR ? 0 : -1;
 		c->inlen += (size_t)n;
 		process_input(c);
-		if (backlogged(c))
-			return 0;
+		if (backlogged(c) || has_line(c))
+			return 0; /* its turn is over: read more when its lines are answered */
 	}
 	return 0;
 }
@@ -284,7 +306,23 @@ static void on_client(struct loop *loop, short revents, void *ctx)
 	if (c->inlen && !backlogged(c))
 		process_input(c);
 	client_flush(c);
-	if (c->closing || (revents & ZMQ_POLLERR)) {
+	/* a peer that closed its side still gets the answers to every line it sent */
+	if ((c->closing && !has_line(c) && c->outoff == c->out.len) || (revents & ZMQ_POLLERR)) {
+		client_close(c);
+		return;
+	}
+	client_update_events(c);
+}
+
+static void on_resume(struct loop *loop, void *ctx)
+{
+	struct client *c = ctx;
+
+	(void)loop;
+	c->resume_timer = 0;
+	process_input(c);
+	client_flush(c);
+	if (c->closing && !has_line(c) && c->outoff == c->out.len) {
 		client_close(c);
 		return;
 	}
@@ -295,7 +333,7 @@ static void client_update_events(struct client *c)
 {
 	short events = 0;
 
-	if (!backlogged(c))
+	if (!backlogged(c) && !has_line(c) && !c->closing)
 		events |= ZMQ_POLLIN;
 	if (c->outoff < c->out.len)
 		events |= ZMQ_POLLOUT;
@@ -311,6 +349,8 @@ static void client_close(struct client *c)
 			ctl->clients[i] = ctl->clients[--ctl->n];
 			break;
 		}
+	if (c->resume_timer)
+		loop_timer_cancel(ctl->srv->loop, c->resume_timer);
 	loop_unwatch(ctl->srv->loop, NULL, c->fd);
 	close(c->fd);
 	free(c->in);

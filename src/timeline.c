@@ -8,6 +8,7 @@
  *        ids       event id                            → seq
  * meta "indexed_seq": every log record up to it is reflected in the others.
  */
+#include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@
 #define FLUSH_MAX_EVENTS    200000
 #define FLUSH_MAX_CUSTOMERS 50000
 #define FLUSH_MAX_AGE_MS    1000
+/* A flush is written in slices, each its own transaction, so the loop keeps serving. */
+#define FLUSH_SLICE_CUSTOMERS 2000
+#define FLUSH_SLICE_IDS       20000
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
 
@@ -46,6 +50,24 @@ struct dirty {
 	uint64_t mark;                  /* generation of the last touched/due listing */
 };
 
+struct id_entry {
+	char *id;
+	size_t len;
+	uint64_t seq;
+};
+
+/* A flush under way: what was pending when it began, written slice by slice. */
+struct flush_job {
+	int active;
+	uint64_t upto_seq;              /* indexed_seq once every slice is written */
+	char **custs;                   /* sorted customer ids (copies) */
+	size_t *lens, ncusts, next_cust;
+	struct id_entry *ids;           /* sorted */
+	size_t nids, next_id;
+	int64_t started_us;
+	size_t events;
+};
+
 struct timeline {
 	struct store *st;
 	const struct config *cfg;
@@ -58,8 +80,11 @@ struct timeline {
 	struct cust **touched;          /* customers changed by the last append */
 	size_t ntouched, touched_cap;
 	uint64_t mark;
+	struct flush_job job;
 	struct timeline_stats stats;
 };
+
+static void job_free(struct flush_job *job);
 
 static size_t tl_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uint64_t seq)
 {
@@ -326,6 +351,7 @@ void timeline_close(struct timeline *tl)
 		log_warning("store, final flush failed (%s); the log still holds everything",
 			    err.msg);
 	pending_clear(tl);
+	job_free(&tl->job);
 	wbuf_free(&tl->rec);
 	free(tl->touched);
 	free(tl);
@@ -444,10 +470,9 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 
 struct flush_ctx {
 	struct timeline *tl;
-	const struct strmap_slot **custs;
-	size_t ncusts;
-	const struct strmap_slot **ids;
-	size_t nids;
+	size_t cust_from, cust_to;      /* the slice of job.custs */
+	size_t id_from, id_to;          /* the slice of job.ids */
+	int last;                       /* the final slice writes indexed_seq */
 };
 
 static int slot_cmp(const void *a, const void *b)
@@ -469,42 +494,79 @@ static int pending_cmp(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dirty *d)
+{
+	uint8_t key[TL_KEY_MAX];
+
+	if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline)
+		return; /* held for evaluation, nothing changed */
+	wbuf_reset(&tl->rec);
+	if (cust_encode(d->c, &tl->rec) < 0) {
+		wtxn_fail(w, ENOMEM, "encoding a customer");
+		return;
+	}
+	wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
+	if (d->c->deadline != d->stored_deadline) {
+		size_t klen;
+		if (d->stored_deadline != INT64_MAX) {
+			klen = deadline_key(key, d->stored_deadline, d->c->id, d->c->id_len);
+			wtxn_del(w, DB_DEADLINES, key, klen);
+		}
+		if (d->c->deadline != INT64_MAX) {
+			klen = deadline_key(key, d->c->deadline, d->c->id, d->c->id_len);
+			wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
+		}
+	}
+	for (size_t j = 0; j < d->n; j++) {
+		size_t klen = tl_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
+		wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
+	}
+}
+
 static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct flush_ctx *ctx = vctx;
 	struct timeline *tl = ctx->tl;
-	uint8_t key[TL_KEY_MAX], seq[8];
+	struct flush_job *job = &tl->job;
+	uint8_t seq[8];
 
-	for (size_t i = 0; i < ctx->ncusts; i++) {
-		const struct dirty *d = ctx->custs[i]->value;
-		if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline)
-			continue; /* held for evaluation, nothing changed */
-		wbuf_reset(&tl->rec);
-		if (cust_encode(d->c, &tl->rec) < 0)
-			return herr_set(err, HERR_NOMEM, "out of memory encoding a customer");
-		wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
-		if (d->c->deadline != d->stored_deadline) {
-			size_t klen;
-			if (d->stored_deadline != INT64_MAX) {
-				klen = deadline_key(key, d->stored_deadline, d->c->id, d->c->id_len);
-				wtxn_del(w, DB_DEADLINES, key, klen);
-			}
-			if (d->c->deadline != INT64_MAX) {
-				klen = deadline_key(key, d->c->deadline, d->c->id, d->c->id_len);
-				wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
-			}
-		}
-		for (size_t j = 0; j < d->n; j++) {
-			size_t klen = tl_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
-			wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
-		}
+	(void)err;
+	for (size_t i = ctx->cust_from; i < ctx->cust_to; i++) {
+		const struct dirty *d = strmap_get(&tl->dirty, job->custs[i], job->lens[i]);
+		if (d)
+			flush_customer(w, tl, d);
 	}
-	for (size_t i = 0; i < ctx->nids; i++) {
-		be64_put(seq, (uint64_t)(uintptr_t)ctx->ids[i]->value);
-		wtxn_put(w, DB_IDS, ctx->ids[i]->key, ctx->ids[i]->len, seq, 8, 0);
+	for (size_t i = ctx->id_from; i < ctx->id_to; i++) {
+		be64_put(seq, job->ids[i].seq);
+		wtxn_put(w, DB_IDS, job->ids[i].id, job->ids[i].len, seq, 8, 0);
 	}
-	wtxn_meta_u64(w, "indexed_seq", tl->next_seq - 1);
+	if (ctx->last)
+		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
 	return w->rc ? -1 : 0;
+}
+
+static int str_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int id_entry_cmp(const void *a, const void *b)
+{
+	const struct id_entry *x = a, *y = b;
+	return str_cmp(x->id, x->len, y->id, y->len);
+}
+
+static void job_free(struct flush_job *job)
+{
+	for (size_t i = 0; i < job->ncusts; i++)
+		free(job->custs[i]);
+	for (size_t i = 0; i < job->nids; i++)
+		free(job->ids[i].id);
+	free(job->custs);
+	free(job->lens);
+	free(job->ids);
+	memset(job, 0, sizeof(*job));
 }
 
 static const struct strmap_slot **sorted_slots(const struct strmap *m)
@@ -521,51 +583,116 @@ static const struct strmap_slot **sorted_slots(const struct strmap *m)
 	return list;
 }
 
+/* Takes the list of what is pending now; later changes wait for the next flush. */
+static int flush_begin(struct timeline *tl, struct herr *err)
+{
+	struct flush_job *job = &tl->job;
+	const struct strmap_slot **slots, *slot;
+	size_t n = 0;
+
+	memset(job, 0, sizeof(*job));
+	slots = sorted_slots(&tl->dirty);
+	job->custs = calloc(tl->dirty.count + 1, sizeof(*job->custs));
+	job->lens = calloc(tl->dirty.count + 1, sizeof(*job->lens));
+	job->ids = calloc(tl->ids.count + 1, sizeof(*job->ids));
+	if (!slots || !job->custs || !job->lens || !job->ids)
+		goto nomem;
+	for (size_t i = 0; i < tl->dirty.count; i++) {
+		struct dirty *d = slots[i]->value;
+		if (d->n)
+			qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
+		job->events += d->n;
+		if (!(job->custs[i] = malloc(slots[i]->len)))
+			goto nomem;
+		memcpy(job->custs[i], slots[i]->key, slots[i]->len);
+		job->lens[i] = slots[i]->len;
+		job->ncusts++;
+	}
+	for (size_t i = 0; strmap_next(&tl->ids, &i, &slot); n++) {
+		if (!(job->ids[n].id = malloc(slot->len)))
+			goto nomem;
+		memcpy(job->ids[n].id, slot->key, slot->len);
+		job->ids[n].len = slot->len;
+		job->ids[n].seq = (uint64_t)(uintptr_t)slot->value;
+		job->nids++;
+	}
+	qsort(job->ids, job->nids, sizeof(*job->ids), id_entry_cmp);
+	free(slots);
+	job->upto_seq = tl->next_seq - 1;
+	job->started_us = mono_now_us();
+	job->active = 1;
+	return 0;
+nomem:
+	free(slots);
+	job_free(job);
+	return herr_set(err, HERR_NOMEM, "out of memory");
+}
+
+/* Writes the next slice; what it wrote leaves memory. */
+static int flush_slice(struct timeline *tl, struct herr *err)
+{
+	struct flush_job *job = &tl->job;
+	struct flush_ctx ctx = { .tl = tl, .cust_from = job->next_cust, .id_from = job->next_id };
+
+	ctx.cust_to = ctx.cust_from + FLUSH_SLICE_CUSTOMERS < job->ncusts ? ctx.cust_from + FLUSH_SLICE_CUSTOMERS
+									 : job->ncusts;
+	ctx.id_to = ctx.id_from;
+	if (ctx.cust_to == job->ncusts)
+		ctx.id_to = ctx.id_from + FLUSH_SLICE_IDS < job->nids ? ctx.id_from + FLUSH_SLICE_IDS : job->nids;
+	ctx.last = ctx.cust_to == job->ncusts && ctx.id_to == job->nids;
+	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
+		return -1;
+	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
+		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);
+		if (!d)
+			continue;
+		tl->pending_events -= d->n;
+		tl->new_customers -= (size_t)d->is_new;
+		dirty_free(d);
+	}
+	for (size_t i = ctx.id_from; i < ctx.id_to; i++)
+		if ((uint64_t)(uintptr_t)strmap_get(&tl->ids, job->ids[i].id, job->ids[i].len) == job->ids[i].seq)
+			strmap_del(&tl->ids, job->ids[i].id, job->ids[i].len);
+	job->next_cust = ctx.cust_to;
+	job->next_id = ctx.id_to;
+	if (ctx.last) {
+		tl->stats.flushes++;
+		tl->stats.flush_events += job->events;
+		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
+		job_free(job);
+		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
+	}
+	return 0;
+}
+
 int64_t timeline_flush_due_in(const struct timeline *tl)
 {
-	if (tl->dirty.count == 0)
+	if (tl->job.active)
+		return 0;
+	if (tl->dirty.count == 0 && tl->ids.count == 0)
 		return -1;
+	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS)
+		return 0;
 	int64_t due = tl->pending_since_ms + FLUSH_MAX_AGE_MS - mono_now_ms();
 	return due > 0 ? due : 0;
 }
 
 int timeline_flush(struct timeline *tl, int force, struct herr *err)
 {
-	struct flush_ctx ctx = { .tl = tl };
-	const struct strmap_slot *slot;
-	int64_t started;
-	int rc = -1;
-
-	if (tl->dirty.count == 0)
-		return 0;
-	if (!force && tl->pending_events < FLUSH_MAX_EVENTS &&
-	    tl->dirty.count < FLUSH_MAX_CUSTOMERS && timeline_flush_due_in(tl) > 0)
-		return 0;
-	started = mono_now_us();
-	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);) {
-		struct dirty *d = slot->value;
-		if (d->n)
-			qsort(d->ev, d->n, sizeof(*d->ev), pending_cmp);
-	}
-	ctx.custs = sorted_slots(&tl->dirty);
-	ctx.ids = sorted_slots(&tl->ids);
-	if (!ctx.custs || !ctx.ids) {
-		herr_set(err, HERR_NOMEM, "out of memory");
-		goto out;
-	}
-	ctx.ncusts = tl->dirty.count;
-	ctx.nids = tl->ids.count;
-	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
-		goto out;
-	tl->stats.flushes++;
-	tl->stats.flush_events += tl->pending_events;
-	tl->stats.flush_us_total += (uint64_t)(mono_now_us() - started);
-	pending_clear(tl);
-	rc = 0;
-out:
-	free(ctx.custs);
-	free(ctx.ids);
-	return rc;
+	do {
+		if (!tl->job.active) {
+			if (tl->dirty.count == 0 && tl->ids.count == 0)
+				return 0;
+			if (!force && timeline_flush_due_in(tl) > 0)
+				return 0;
+			if (flush_begin(tl, err) < 0)
+				return -1;
+		}
+		if (flush_slice(tl, err) < 0)
+			return -1;
+		/* a forced flush goes on until nothing is pending, arrivals included */
+	} while (force);
+	return 0;
 }
 
 /* ---- reads ----------------------------------------------------------------- */
