@@ -458,3 +458,30 @@ def test_mode_0660_keeps_others_out(new_config, make_daemon):
     make_daemon(cfg)
     ans = run_as_nobody_client(cfg.control, [{"cmd": "ping"}])
     assert ans == [{"connect_error": "EACCES"}], ans
+
+
+def test_pipelined_requests_then_half_close_get_every_answer(daemon):
+    """A peer that sends many requests and shuts its write side still gets every answer,
+    even when answering them takes the daemon several turns of its loop."""
+    import socket as _socket
+    batch = [{"customer": "HC%d" % (i % 50), "ts": 1700000000000 + i, "type": "call"}
+             for i in range(1000)]
+    lines = b"".join(json.dumps({"cmd": "ingest", "events": batch}).encode() + b"\n"
+                     for _ in range(30)) + b'{"cmd":"ping"}\n'
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(daemon.cfg.control)
+    s.sendall(lines)
+    s.shutdown(_socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    answers = [json.loads(l) for l in data.splitlines()]
+    assert len(answers) == 31
+    assert all(a["ok"] for a in answers)
+    assert answers[-1]["pong"] is True
+    assert sum(a.get("accepted", 0) for a in answers[:-1]) == 30000
