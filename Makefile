@@ -61,8 +61,12 @@ $(CTL_OBJS): tools/ctl.h
 $(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/hearth-relay: $(BUILD)/tools/relay.o $(BUILD)/libhearth.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+RELAY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/relay/*.c))
+$(RELAY_OBJS): $(wildcard tools/relay/*.h)
+$(RELAY_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libcurl libcrypto)
+
+$(BUILD)/hearth-relay: $(RELAY_OBJS) $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/curve.h"
 #include "hearth/log.h"
 #include "hearth/units.h"
 #include "hearth/yamltree.h"
@@ -127,6 +128,22 @@ static void strlist_free(struct strlist *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+}
+
+/* A CURVE key from one of hearthctl keygen's files (read at --check time too). */
+static int load_key(struct loader *ld, const struct ynode *n, const char *which, char out[CURVE_KEY_Z85])
+{
+	struct herr err;
+
+	if (n->kind != YNODE_SCALAR || n->len == 0) {
+		cerr(ld, n, "expected the path of a key file");
+		return -1;
+	}
+	if (curve_read_key(n->value, which, out, &err) < 0) {
+		cerr(ld, n, "%s", err.msg);
+		return -1;
+	}
+	return 0;
 }
 
 static const char *const severities[] = { "info", "warning", "critical", NULL };
@@ -285,16 +302,29 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 				cerr(ld, v, "source: expected a map (publish, control)");
 				continue;
 			}
+			const struct ynode *server_key = NULL, *client_key = NULL;
 			for (size_t j = 0; j < v->n; j++) {
 				const struct ynode *sk = ynode_key(v, j), *sv = ynode_val(v, j);
 				if (strcmp(sk->value, "publish") == 0) {
 					cfg->publish = get_str(ld, sv, "source.publish");
 				} else if (strcmp(sk->value, "control") == 0) {
 					cfg->control = get_str(ld, sv, "source.control");
+				} else if (strcmp(sk->value, "server_key_file") == 0) {
+					load_key(ld, sv, "public", cfg->curve_server);
+					server_key = sv;
+				} else if (strcmp(sk->value, "client_key_file") == 0) {
+					if (load_key(ld, sv, "public", cfg->curve_public) == 0)
+						load_key(ld, sv, "secret", cfg->curve_secret);
+					client_key = sv;
 				} else {
-					cerr(ld, sk, "source: unknown key '%s' (publish, control)", sk->value);
+					cerr(ld, sk, "source: unknown key '%s' (publish, control, server_key_file, "
+					     "client_key_file)", sk->value);
 				}
 			}
+			if (!server_key != !client_key)
+				cerr(ld, server_key ? server_key : client_key,
+				     "source: CURVE needs both server_key_file and client_key_file");
+			cfg->curve = server_key && client_key;
 		} else if (strcmp(k->value, "state") == 0) {
 			cfg->state_dir = get_str(ld, v, "state");
 		} else if (strcmp(k->value, "log") == 0) {

@@ -118,10 +118,10 @@ out:
 	notify_ready();
 }
 
-static void collect(struct relay *r, int64_t now)
+static int collect(struct relay *r, int64_t now)
 {
 	CURLMsg *m;
-	int left;
+	int left, done = 0;
 
 	while ((m = curl_multi_info_read(r->multi, &left))) {
 		struct target *t = NULL;
@@ -130,7 +130,9 @@ static void collect(struct relay *r, int64_t now)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		if (t)
 			target_done(t, r->multi, m->data.result, r->cfg->state_dir, now);
+		done++;
 	}
+	return done;
 }
 
 static int inflight(const struct relay *r)
@@ -191,11 +193,19 @@ int relay_run(struct relay *r)
 			break;
 		}
 		curl_multi_perform(r->multi, &running);
-		collect(r, mono_now_ms());
+		/* a finished transfer may let its target start the next one at once */
+		if (collect(r, mono_now_ms()) > 0)
+			more = 1;
 		if (now >= next_save) {
 			/* progress made by filtering alone is saved lazily */
-			for (size_t i = 0; i < r->ntargets; i++)
+			unsigned long long delivered = 0, queued = 0;
+			for (size_t i = 0; i < r->ntargets; i++) {
 				target_save(r->targets[i], r->cfg->state_dir);
+				delivered += r->targets[i]->delivered;
+				queued += r->targets[i]->qlen;
+			}
+			notify_status("seq %llu, %zu targets, %llu delivered, %llu queued",
+				      (unsigned long long)r->last, r->ntargets, delivered, queued);
 			next_save = now + 1000;
 		}
 		if (wd > 0 && now >= next_wd) {

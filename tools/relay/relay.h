@@ -61,6 +61,9 @@ struct relay_config {
 	char *publish;
 	char *control;
 	char *state_dir;
+	/* CURVE, when hearthd's publish socket is a CURVE server (docs/SECURITY.md) */
+	char curve_server[41], curve_public[41], curve_secret[41];
+	int curve;
 	int log_level;
 	struct target_conf *targets;
 	size_t ntargets;

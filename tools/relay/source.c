@@ -13,10 +13,12 @@
 #include <zmq.h>
 
 #include "hearth/ctlclient.h"
+#include "hearth/curve.h"
 #include "hearth/log.h"
 #include "runtime.h"
 
 #define SYNC_RETRY_MS 1000
+#define CONTROL_TIMEOUT_MS 5000
 
 int source_open(struct relay *r, struct herr *err)
 {
@@ -24,6 +26,11 @@ int source_open(struct relay *r, struct herr *err)
 
 	if (!(r->zctx = zmq_ctx_new()) || !(r->sub = zmq_socket(r->zctx, ZMQ_SUB)))
 		return herr_set(err, HERR_IO, "source, cannot create a SUB socket (%s)", zmq_strerror(errno));
+	if (r->cfg->curve &&
+	    (zmq_setsockopt(r->sub, ZMQ_CURVE_SERVERKEY, r->cfg->curve_server, CURVE_KEY_Z85) < 0 ||
+	     zmq_setsockopt(r->sub, ZMQ_CURVE_PUBLICKEY, r->cfg->curve_public, CURVE_KEY_Z85) < 0 ||
+	     zmq_setsockopt(r->sub, ZMQ_CURVE_SECRETKEY, r->cfg->curve_secret, CURVE_KEY_Z85) < 0))
+		return herr_set(err, HERR_IO, "source, cannot set the CURVE keys (%s)", zmq_strerror(errno));
 	if (zmq_setsockopt(r->sub, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(r->sub, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
 	    zmq_setsockopt(r->sub, ZMQ_SUBSCRIBE, "", 0) < 0 ||
@@ -56,15 +63,32 @@ static void dispatch(struct relay *r, struct json_object *body, int64_t now)
 	r->last = (uint64_t)json_object_get_int64(json_at(body, "seq"));
 }
 
-/* A control call, reconnecting once when the connection went away. */
+/*
+ * A control call with a deadline, so a hung hearthd cannot stall every
+ * target; reconnects once when the connection went away.
+ */
 static struct json_object *control_call(struct relay *r, struct json_object *req, struct herr *err)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
+		const char *line;
+		size_t len;
+		int rc;
 		if (!r->cc && !(r->cc = ctl_connect(r->cfg->control, err)))
 			return NULL;
-		struct json_object *ans = ctl_call(r->cc, req, err);
-		if (ans)
-			return ans;
+		if (ctl_send_json(r->cc, req, err) == 0) {
+			rc = ctl_recv(r->cc, &line, &len, CONTROL_TIMEOUT_MS, err);
+			if (rc == 0) {
+				struct json_tokener *tok = json_tokener_new();
+				struct json_object *ans = tok ? json_tokener_parse_ex(tok, line, (int)len) : NULL;
+				json_tokener_free(tok);
+				if (ans)
+					return ans;
+				herr_set(err, HERR_BAD_JSON, "control, the answer is not JSON");
+			} else if (rc == 1) {
+				herr_set(err, HERR_IO, "control, no answer within %d ms", CONTROL_TIMEOUT_MS);
+			}
+		}
+		/* the connection's state is unknown now: start a fresh one */
 		ctl_close(r->cc);
 		r->cc = NULL;
 	}
