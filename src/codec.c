@@ -151,3 +151,34 @@ const char *rbuf_str8(struct rbuf *r, size_t *len)
 		*len = 0;
 	return s;
 }
+
+void wbuf_varint(struct wbuf *b, uint64_t v)
+{
+	uint8_t p[10];
+	size_t n = 0;
+
+	do {
+		p[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			p[n] |= 0x80;
+		n++;
+	} while (v);
+	wbuf_put(b, p, n);
+}
+
+uint64_t rbuf_varint(struct rbuf *r)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		uint8_t byte = rbuf_u8(r);
+		if (r->failed)
+			return 0;
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			return v;
+	}
+	r->failed = 1;
+	return 0;
+}

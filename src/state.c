@@ -6,7 +6,7 @@
  * event never overwrites a newer value.
  *
  * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq | i64 deadline |
- *   u16 ntypes {str8 type, i64 last, u64 count, u8 n, i64 recent[n]} |
+ *   u16 ntypes {str8 type, varint count, u8 n, i64 oldest kept, varint gaps[n-1]} |
  *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due, i64 closed} |
  *   u32 len profile JSON | u32 len profile key times JSON
  */
@@ -72,11 +72,15 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
 		wbuf_str8(out, t->type, strlen(t->type));
-		wbuf_i64(out, t->last);
-		wbuf_u64(out, t->count);
+		wbuf_varint(out, t->count);
 		wbuf_u8(out, t->nrecent);
-		for (int j = 0; j < t->nrecent; j++)
-			wbuf_i64(out, t->recent[j]);
+		/* the newest times, ascending: the first in full, then the gaps (last = the newest) */
+		for (int j = 0; j < t->nrecent; j++) {
+			if (j == 0)
+				wbuf_i64(out, t->recent[0]);
+			else
+				wbuf_varint(out, (uint64_t)(t->recent[j] - t->recent[j - 1]));
+		}
 	}
 	wbuf_u16(out, (uint16_t)c->ncases);
 	for (size_t i = 0; i < c->ncases; i++) {
@@ -147,13 +151,13 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		struct type_stat *t = &c->types[i];
 		s = rbuf_str8(&r, &slen);
 		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
-		t->last = rbuf_i64(&r);
-		t->count = rbuf_u64(&r);
+		t->count = rbuf_varint(&r);
 		t->nrecent = rbuf_u8(&r);
-		if (t->nrecent > STATE_RECENT)
+		if (t->nrecent > STATE_RECENT || t->nrecent == 0)
 			goto fail;
 		for (int j = 0; j < t->nrecent; j++)
-			t->recent[j] = rbuf_i64(&r);
+			t->recent[j] = j == 0 ? rbuf_i64(&r) : t->recent[j - 1] + (int64_t)rbuf_varint(&r);
+		t->last = t->recent[t->nrecent - 1];
 	}
 	c->ncases = rbuf_u16(&r);
 	if (c->ncases && !(c->cases = calloc(c->ncases, sizeof(*c->cases))))

@@ -29,6 +29,8 @@ void wbuf_u64(struct wbuf *b, uint64_t v);
 void wbuf_i64(struct wbuf *b, int64_t v);
 /* A string with a one-byte length (≤ 255 bytes). */
 void wbuf_str8(struct wbuf *b, const char *s, size_t len);
+/* LEB128: small numbers (counts, gaps between times) in few bytes. */
+void wbuf_varint(struct wbuf *b, uint64_t v);
 
 /* Reading a record; `failed` latches the first short read. */
 struct rbuf {
@@ -47,6 +49,7 @@ uint16_t rbuf_u16(struct rbuf *r);
 uint32_t rbuf_u32(struct rbuf *r);
 uint64_t rbuf_u64(struct rbuf *r);
 int64_t rbuf_i64(struct rbuf *r);
+uint64_t rbuf_varint(struct rbuf *r);
 /* Borrows len bytes; NULL (and failed) if fewer remain. */
 const void *rbuf_bytes(struct rbuf *r, size_t len);
 /* Borrows a one-byte-length string. */

@@ -17,7 +17,7 @@ struct event;
 struct json_object;
 struct wbuf;
 
-#define STATE_RECORD_VERSION 1
+#define STATE_RECORD_VERSION 2
 #define STATE_RECENT 13         /* newest times kept per type: 12 gaps for gap() */
 #define TIME_NONE INT64_MIN
 
