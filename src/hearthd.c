@@ -122,6 +122,7 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 		ruleset_free(rs);
 		return -1;
 	}
+	herr_clear(err);
 	srv->zap = zap_open(srv, err); /* before any CURVE socket takes a handshake */
 	if (!srv->zap && err->code != HERR_OK) {
 		ruleset_free(rs);

@@ -334,6 +334,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 			return NULL;
 		}
 		log_warning("store, cannot write recovered state (%s); keeping it in memory", err->msg);
+		herr_clear(err);
 	}
 	if (tl->stats.recovered_events)
 		log_info("store, recovered %llu event(s) from the log",
