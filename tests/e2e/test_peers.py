@@ -48,7 +48,9 @@ def test_subscriber_that_never_reads_does_not_stall_or_bloat(make_daemon, new_co
         grown = rss_kb(d.proc.pid) - rss0
         print("10,000 alerts to a subscriber that never reads: RSS grew %d KiB" % grown)
         # ZeroMQ's high-water mark bounds the queue: far below 10,000 bodies held
-        assert grown < 64 * 1024
+        # (ASan's quarantine keeps freed memory resident, so the bound is for plain builds)
+        if "asan" not in os.environ.get("HEARTH_BUILD", ""):
+            assert grown < 64 * 1024
     finally:
         stuck.close(0)
         ctx.term()
