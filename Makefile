@@ -68,6 +68,11 @@ $(RELAY_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libcurl libcrypto)
 $(BUILD)/hearth-relay: $(RELAY_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto)
 
+# the relay's unit test links its objects (all but main)
+$(BUILD)/tests/test_relay: tests/unit/test_relay.c $(filter-out %/main.o,$(RELAY_OBJS)) $(BUILD)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto cmocka)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
@@ -140,6 +145,11 @@ install: all man
 	sed -e 's#@SBINDIR@#$(SBINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' systemd/hearthd.service.in \
 		> $(DESTDIR)$(UNITDIR)/hearthd.service
 	install -m 0644 systemd/hearthd.socket $(DESTDIR)$(UNITDIR)/hearthd.socket
+	sed -e 's#@SBINDIR@#$(SBINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' systemd/hearth-relay.service.in \
+		> $(DESTDIR)$(UNITDIR)/hearth-relay.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/hearth/relay.yaml ] || \
+		sed -e 's#\./var/lib/relay#/var/lib/hearth-relay#; s#ipc://\./var/run/#ipc:///run/hearth/#g; s#\./var/run/#/run/hearth/#' \
+		etc/relay.yaml > $(DESTDIR)$(SYSCONFDIR)/hearth/relay.yaml
 	install -m 0644 systemd/hearth.sysusers $(DESTDIR)$(SYSUSERSDIR)/hearth.conf
 	install -m 0644 systemd/hearth.tmpfiles $(DESTDIR)$(TMPFILESDIR)/hearth.conf
 

@@ -208,13 +208,14 @@ static int valid_name(const char *s)
 
 static void load_target(struct loader *ld, const struct ynode *t, struct target_conf *tc)
 {
-	const struct ynode *type_node = NULL, *secret_node = NULL;
+	const struct ynode *type_node = NULL, *secret_node = NULL, *format_node = NULL;
 
 	tc->kinds = KIND_ALL;
 	tc->backoff_ms = 1000;
 	tc->backoff_max_ms = 5 * MS_PER_MINUTE;
 	tc->connect_timeout_ms = RELAY_CONNECT_TIMEOUT_MS;
 	tc->timeout_ms = RELAY_TOTAL_TIMEOUT_MS;
+	tc->queue_max = RELAY_QUEUE_MAX;
 	if (t->kind != YNODE_MAP) {
 		cerr(ld, t, "targets: each target is a map (name, type, url, ...)");
 		return;
@@ -269,6 +270,15 @@ static void load_target(struct loader *ld, const struct ynode *t, struct target_
 			get_duration(ld, v, "connect_timeout", &tc->connect_timeout_ms);
 		} else if (strcmp(key, "timeout") == 0) {
 			get_duration(ld, v, "timeout", &tc->timeout_ms);
+		} else if (strcmp(key, "queue_max") == 0) {
+			char *end = NULL;
+			long q = v->kind == YNODE_SCALAR ? strtol(v->value, &end, 10) : 0;
+			if (!end || *end || q < 1 || q > 1000000)
+				cerr(ld, v, "queue_max: expected a count from 1 to 1000000");
+			else
+				tc->queue_max = (size_t)q;
+		} else if (strcmp(key, "format") == 0) {
+			format_node = v;
 		} else if (strcmp(key, "ca_file") == 0) {
 			tc->ca_file = get_str(ld, v, "ca_file");
 		} else {
@@ -281,6 +291,18 @@ static void load_target(struct loader *ld, const struct ynode *t, struct target_
 		cerr(ld, t, "target%s%s: missing 'type'", tc->name ? " " : "", tc->name ? tc->name : "");
 	if (!tc->url)
 		cerr(ld, t, "target%s%s: missing 'url'", tc->name ? " " : "", tc->name ? tc->name : "");
+	if (format_node && tc->type) {
+		/* judged after the loop: `format` may come before `type` */
+		if (format_node->kind != YNODE_SCALAR ||
+		    (tc->format = target_format_find(tc->type, format_node->value)) < 0) {
+			char allowed[128] = "";
+			for (int i = 0; tc->type->formats[i]; i++)
+				snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
+					 i ? ", " : "", tc->type->formats[i]);
+			cerr(ld, format_node, "format: type %s takes %s", tc->type->name, allowed);
+			tc->format = 0;
+		}
+	}
 	if (secret_node && tc->type && !tc->type->needs_secret_ok)
 		cerr(ld, secret_node, "secret: type %s does not sign its requests", tc->type->name);
 	if (tc->backoff_max_ms < tc->backoff_ms)
@@ -421,5 +443,6 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->publish);
 	free(cfg->control);
 	free(cfg->state_dir);
+	explicit_bzero(cfg->curve_secret, sizeof(cfg->curve_secret));
 	free(cfg);
 }

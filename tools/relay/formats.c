@@ -130,6 +130,42 @@ static const char *severity_color(struct json_object *body)
 }
 
 /* Office 365 connector MessageCard: Teams renders its text as markdown. */
+static struct json_object *text_block(const char *text, const char *weight)
+{
+	struct json_object *b = json_object_new_object();
+
+	json_object_object_add(b, "type", jstr("TextBlock"));
+	json_object_object_add(b, "text", jstr(text));
+	json_object_object_add(b, "wrap", json_object_new_boolean(1));
+	if (weight) {
+		json_object_object_add(b, "weight", jstr(weight));
+		json_object_object_add(b, "size", jstr("Medium"));
+	}
+	return b;
+}
+
+/* Teams workflows (Power Automate) webhooks take an Adaptive Card in a message. */
+static struct json_object *adaptive_card(const char *title, const char *text)
+{
+	struct json_object *msg = json_object_new_object(), *atts = json_object_new_array();
+	struct json_object *att = json_object_new_object(), *card = json_object_new_object();
+	struct json_object *body = json_object_new_array();
+
+	json_object_array_add(body, text_block(title, "Bolder"));
+	json_object_array_add(body, text_block(text, NULL));
+	json_object_object_add(card, "$schema", jstr("http://adaptivecards.io/schemas/adaptive-card.json"));
+	json_object_object_add(card, "type", jstr("AdaptiveCard"));
+	json_object_object_add(card, "version", jstr("1.4"));
+	json_object_object_add(card, "body", body);
+	json_object_object_add(att, "contentType", jstr("application/vnd.microsoft.card.adaptive"));
+	json_object_object_add(att, "contentUrl", NULL);
+	json_object_object_add(att, "content", card);
+	json_object_array_add(atts, att);
+	json_object_object_add(msg, "type", jstr("message"));
+	json_object_object_add(msg, "attachments", atts);
+	return msg;
+}
+
 static int build_teams(const struct target_conf *tc, struct json_object **bodies, size_t n,
 		       struct message *msg, struct herr *err)
 {
@@ -137,8 +173,16 @@ static int build_teams(const struct target_conf *tc, struct json_object **bodies
 	char *title = template_expand(n == 1 ? "{icon} {status}: {alert.rule} · {customer.name}"
 					     : "hearth: several alerts", bodies[0]);
 	char *summary = template_expand("{status}: {alert.summary}", bodies[0]);
-	struct json_object *obj = json_object_new_object();
+	struct json_object *obj;
 
+	if (tc->format == 1) {
+		obj = adaptive_card(title ? title : "", text ? text : "");
+		free(text);
+		free(title);
+		free(summary);
+		return finish(tc->url, obj, msg, err);
+	}
+	obj = json_object_new_object();
 	json_object_object_add(obj, "@type", jstr("MessageCard"));
 	json_object_object_add(obj, "@context", jstr("https://schema.org/extensions"));
 	json_object_object_add(obj, "themeColor", jstr(severity_color(bodies[0])));
@@ -154,12 +198,13 @@ static int build_teams(const struct target_conf *tc, struct json_object **bodies
 static int build_wecom(const struct target_conf *tc, struct json_object **bodies, size_t n,
 		       struct message *msg, struct herr *err)
 {
-	char *text = render(tc, wecom_default, bodies, n, "\n\n");
+	int markdown = tc->format == 0;
+	char *text = render(tc, markdown ? wecom_default : text_default, bodies, n, "\n\n");
 	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
 
 	json_object_object_add(md, "content", jstr(text));
-	json_object_object_add(obj, "msgtype", jstr("markdown"));
-	json_object_object_add(obj, "markdown", md);
+	json_object_object_add(obj, "msgtype", jstr(markdown ? "markdown" : "text"));
+	json_object_object_add(obj, markdown ? "markdown" : "text", md);
 	free(text);
 	return finish(tc->url, obj, msg, err);
 }
@@ -171,14 +216,20 @@ static int build_wecom(const struct target_conf *tc, struct json_object **bodies
 static int build_dingtalk(const struct target_conf *tc, struct json_object **bodies, size_t n,
 			  struct message *msg, struct herr *err)
 {
-	char *text = render(tc, markdown_default, bodies, n, "\n\n---\n\n");
+	int markdown = tc->format == 0;
+	char *text = render(tc, markdown ? markdown_default : text_default, bodies, n,
+			    markdown ? "\n\n---\n\n" : "\n\n");
 	char *title = template_expand("{status}: {alert.rule}", bodies[0]);
 	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
 
-	json_object_object_add(md, "title", jstr(title));
-	json_object_object_add(md, "text", jstr(text));
-	json_object_object_add(obj, "msgtype", jstr("markdown"));
-	json_object_object_add(obj, "markdown", md);
+	if (markdown) {
+		json_object_object_add(md, "title", jstr(title));
+		json_object_object_add(md, "text", jstr(text));
+	} else {
+		json_object_object_add(md, "content", jstr(text));
+	}
+	json_object_object_add(obj, "msgtype", jstr(markdown ? "markdown" : "text"));
+	json_object_object_add(obj, markdown ? "markdown" : "text", md);
 	free(text);
 	free(title);
 	if (tc->secret) {
@@ -287,15 +338,28 @@ static int build_alertmanager(const struct target_conf *tc, struct json_object *
 	return finish(tc->url, list, msg, err);
 }
 
+static const char *const only_text[] = { "text", NULL };
+static const char *const only_json[] = { "json", NULL };
+static const char *const teams_formats[] = { "messagecard", "adaptive", NULL };
+static const char *const robot_formats[] = { "markdown", "text", NULL };
+
 static const struct target_type types[] = {
-	{ "slack", 0, build_slack },
-	{ "teams", 0, build_teams },
-	{ "dingtalk", 1, build_dingtalk },
-	{ "feishu", 1, build_feishu },
-	{ "wecom", 0, build_wecom },
-	{ "webhook", 0, build_webhook },
-	{ "alertmanager", 0, build_alertmanager },
+	{ "slack", 0, 0, only_text, build_slack },
+	{ "teams", 0, 0, teams_formats, build_teams },
+	{ "dingtalk", 1, 1, robot_formats, build_dingtalk },
+	{ "feishu", 1, 1, only_text, build_feishu },
+	{ "wecom", 0, 1, robot_formats, build_wecom },
+	{ "webhook", 0, 0, only_json, build_webhook },
+	{ "alertmanager", 0, 0, only_json, build_alertmanager },
 };
+
+int target_format_find(const struct target_type *type, const char *format)
+{
+	for (int i = 0; type->formats[i]; i++)
+		if (strcmp(type->formats[i], format) == 0)
+			return i;
+	return -1;
+}
 
 const struct target_type *target_type_find(const char *name)
 {

@@ -46,8 +46,8 @@ int relay_targets_build(struct relay *r, struct relay_config *cfg, struct target
 			free(ts);
 			return -1;
 		}
-		if (r->synced && ts[i]->fresh)
-			target_start_at(ts[i], r->last);
+		if (r->synced)
+			target_begin(ts[i], r->last, cfg->state_dir);
 	}
 	*out = ts;
 	return 0;
@@ -118,6 +118,25 @@ out:
 	notify_ready();
 }
 
+/*
+ * A target whose queue overflowed stopped taking alerts at its `seen`; once
+ * it has room again, replay what it missed (the others skip what they have).
+ */
+static void catch_up(struct relay *r, int64_t now)
+{
+	uint64_t behind = r->last;
+
+	for (size_t i = 0; i < r->ntargets; i++)
+		if (!r->targets[i]->overflow && r->targets[i]->seen < behind)
+			behind = r->targets[i]->seen;
+	if (behind < r->last && now >= r->next_catch_up) {
+		uint64_t upto = r->last + 1;
+		r->last = behind;
+		if (source_fill(r, upto, now) < 0)
+			r->next_catch_up = now + 1000;
+	}
+}
+
 static int collect(struct relay *r, int64_t now)
 {
 	CURLMsg *m;
@@ -158,7 +177,7 @@ static int open_signals(sigset_t *mask)
 int relay_run(struct relay *r)
 {
 	sigset_t mask;
-	int sfd = open_signals(&mask), zfd = -1, reload_wanted = 0, running = 0;
+	int sfd = open_signals(&mask), zfd = -1, reload_wanted = 0, running = 0, rc = 0;
 	size_t zlen = sizeof(zfd);
 	int64_t stop_deadline = 0, next_save = 0;
 	int64_t wd = notify_watchdog_interval_ms(), next_wd = 0;
@@ -186,13 +205,21 @@ int relay_run(struct relay *r)
 			if (!r->synced)
 				source_sync(r, now);
 			if (r->synced)
-				more = source_drain(r, now);
+				catch_up(r, now);
+			/* drained even before the sync (and then dropped: the sync replays
+			 * them), since the SUB's fd only signals again once it is read */
+			more = source_drain(r, now);
 			for (size_t i = 0; i < r->ntargets; i++)
 				target_step(r->targets[i], r->multi, now, &wake);
 		} else if (!inflight(r) || now >= stop_deadline) {
 			break;
 		}
-		curl_multi_perform(r->multi, &running);
+		CURLMcode mc = curl_multi_perform(r->multi, &running);
+		if (mc != CURLM_OK) {
+			log_error("relay, the HTTP engine failed (%s)", curl_multi_strerror(mc));
+			rc = -1;
+			break;
+		}
 		/* a finished transfer may let its target start the next one at once */
 		if (collect(r, mono_now_ms()) > 0)
 			more = 1;
@@ -212,16 +239,22 @@ int relay_run(struct relay *r)
 			notify_watchdog();
 			next_wd = now + wd;
 		}
+		/* stopping: the source is no longer read, so it is not watched either */
 		struct curl_waitfd extra[2] = {
-			{ .fd = zfd, .events = CURL_WAIT_POLLIN },
 			{ .fd = sfd, .events = CURL_WAIT_POLLIN },
+			{ .fd = zfd, .events = CURL_WAIT_POLLIN },
 		};
 		int64_t timeout = more ? 0 : wake - mono_now_ms();
 		if (timeout < 0)
 			timeout = 0;
 		if (r->stopping && timeout > 100)
 			timeout = 100;
-		curl_multi_poll(r->multi, extra, 2, (int)timeout, NULL);
+		mc = curl_multi_poll(r->multi, extra, r->stopping ? 1 : 2, (int)timeout, NULL);
+		if (mc != CURLM_OK) {
+			log_error("relay, waiting for events failed (%s)", curl_multi_strerror(mc));
+			rc = -1;
+			break;
+		}
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			if (si.ssi_signo == SIGHUP) {
@@ -237,5 +270,5 @@ int relay_run(struct relay *r)
 	for (size_t i = 0; i < r->ntargets; i++)
 		target_save(r->targets[i], r->cfg->state_dir);
 	close(sfd);
-	return 0;
+	return rc;
 }

@@ -24,6 +24,7 @@ struct ynode;
 
 #define RELAY_NAME_MAX      64
 #define RELAY_GROUP_MAX     100      /* alerts in one grouped message */
+#define RELAY_QUEUE_MAX     10000    /* default queue_max */
 #define RELAY_REPLAY_LIMIT  1000     /* SPEC §5 replay default */
 #define RELAY_CONNECT_TIMEOUT_MS (5 * 1000)
 #define RELAY_TOTAL_TIMEOUT_MS   (10 * 1000)
@@ -53,7 +54,9 @@ struct target_conf {
 	int64_t rate_interval_ms;       /* 0: no limit; else the spacing of messages */
 	int64_t backoff_ms, backoff_max_ms;
 	int64_t connect_timeout_ms, timeout_ms;
+	size_t queue_max;               /* alerts held in memory; beyond, re-read from replay later */
 	char *ca_file;
+	int format;                     /* index into the type's formats; 0 is its default */
 };
 
 struct relay_config {
@@ -90,11 +93,15 @@ struct message {
 struct target_type {
 	const char *name;
 	int needs_secret_ok;            /* accepts `secret` */
+	int errcode_in_body;            /* answers 200 with {"errcode"|"code": N} on failure */
+	const char *const *formats;     /* message variants, the default first; NULL-terminated */
 	/* builds the message for n bodies (n >= 1) */
 	int (*build)(const struct target_conf *tc, struct json_object **bodies, size_t n,
 		     struct message *msg, struct herr *err);
 };
 const struct target_type *target_type_find(const char *name);
+/* The index of `format` among the type's formats, or -1. */
+int target_format_find(const struct target_type *type, const char *format);
 const char *target_type_names(void);
 void message_clear(struct message *msg);
 int target_matches(const struct target_conf *tc, struct json_object *body);

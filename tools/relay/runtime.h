@@ -17,12 +17,16 @@ struct ctl_client;
  * A target at run time. Invariant: every seq <= acked has been handled
  * (delivered, skipped, or not matched); the queue holds the matched bodies
  * with acked < seq <= seen, in seq order; at most one request is in flight
- * and it carries the first `inflight_n` of them, so order is kept.
+ * and it carries the first `inflight_n` of them, so order is kept. A full
+ * queue stops taking alerts without moving `seen`; once it has drained, the
+ * loop replays from `seen` for it, so a long outage costs memory up to
+ * queue_max and nothing else.
  */
 struct target {
 	const struct target_conf *conf;   /* borrowed from the current config */
 	uint64_t seen, acked, saved;
 	int fresh;                        /* no state file yet: starts at the current seq */
+	int overflow;                     /* queue was full: ignores the source until it drains */
 	struct json_object **q;
 	size_t qhead, qlen, qcap;
 	CURL *easy;
@@ -49,14 +53,17 @@ struct relay {
 	uint64_t last;                    /* the last seq handed to the targets */
 	int synced;                       /* the start point has been established */
 	int64_t next_sync;
+	int64_t next_catch_up;            /* after a failed catch-up replay */
 	int stopping;
 };
 
 /* target.c */
 struct target *target_new(const struct target_conf *conf, const char *state_dir, struct herr *err);
 void target_free(struct target *t, CURLM *multi);
-/* Starts the target at seq (a target without state, or after `gone`). */
+/* Moves the target on to seq (after `gone`). */
 void target_start_at(struct target *t, uint64_t seq);
+/* A target without a state file starts at seq, saved at once. */
+void target_begin(struct target *t, uint64_t seq, const char *state_dir);
 void target_offer(struct target *t, struct json_object *body, int64_t now);
 /* Starts the next request when the target may; lowers *wake to its next deadline. */
 void target_step(struct target *t, CURLM *multi, int64_t now, int64_t *wake);

@@ -183,10 +183,7 @@ int source_sync(struct relay *r, int64_t now)
 	/* a target seen for the first time starts now, not at the outbox's start */
 	for (size_t i = 0; i < r->ntargets; i++) {
 		struct target *t = r->targets[i];
-		if (t->fresh) {
-			target_start_at(t, current);
-			t->fresh = 0;
-		}
+		target_begin(t, current, r->cfg->state_dir);
 		if (t->seen < start)
 			start = t->seen;
 	}
@@ -214,8 +211,16 @@ static void on_message(struct relay *r, const char *topic, const char *data, siz
 		return;
 	seq = (uint64_t)json_object_get_int64(json_at(body, "seq"));
 	if (strcmp(topic, "hb") == 0) {
-		source_fill(r, seq + 1, now);   /* the heartbeat's seq is the last published */
+		/* the heartbeat's seq is the last published */
+		if (seq > r->last) {
+			log_info("source, heartbeat at seq %llu is ahead of seq %llu; replaying the gap",
+				 (unsigned long long)seq, (unsigned long long)r->last);
+			source_fill(r, seq + 1, now);
+		}
 	} else if (seq > r->last) {
+		if (seq > r->last + 1)
+			log_info("source, seq jumped from %llu to %llu; replaying the gap",
+				 (unsigned long long)r->last, (unsigned long long)seq);
 		if (source_fill(r, seq, now) == 0 && r->last + 1 == seq)
 			dispatch(r, body, now);
 	}

@@ -74,7 +74,22 @@ void target_start_at(struct target *t, uint64_t seq)
 	t->seen = seq;
 	if (t->qlen == 0 && !t->inflight_n)
 		t->acked = seq;
+	t->overflow = 0;
+}
+
+void target_begin(struct target *t, uint64_t seq, const char *state_dir)
+{
+	struct herr err;
+
+	if (!t->fresh)
+		return;
+	target_start_at(t, seq);
 	t->fresh = 0;
+	/* at once: a restart before the first delivery must not move the start again */
+	if (state_write(state_dir, t->conf->name, t->acked, &err) < 0)
+		log_error("relay, target '%s' cannot save its seq (%s)", t->conf->name, err.msg);
+	else
+		t->saved = t->acked;
 }
 
 static int enqueue(struct target *t, struct json_object *body)
@@ -100,13 +115,20 @@ void target_offer(struct target *t, struct json_object *body, int64_t now)
 {
 	uint64_t seq = body_seq(body);
 
-	if (seq <= t->seen)
+	if (seq <= t->seen || t->overflow)
 		return;
 	if (target_matches(t->conf, body)) {
+		if (t->qlen >= t->conf->queue_max) {
+			t->overflow = 1;
+			log_warning("relay, target '%s' has %zu alerts queued; the rest waits in hearthd's outbox",
+				    t->conf->name, t->qlen);
+			return;
+		}
 		if (enqueue(t, body) < 0) {
 			/* not seen: a later replay (restart) brings it back */
 			log_error("relay, target '%s' cannot queue seq %llu (out of memory)",
 				  t->conf->name, (unsigned long long)seq);
+			t->overflow = 1;
 			return;
 		}
 		if (t->qlen == 1)
@@ -144,6 +166,7 @@ static int setup_easy(struct target *t, struct herr *err)
 		}
 	}
 	CURL *e = t->easy;
+	curl_easy_reset(e);     /* options of the last request (or config) go; connections stay */
 	if (curl_easy_setopt(e, CURLOPT_URL, t->msg.url) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->msg.body) != CURLE_OK ||
@@ -224,7 +247,8 @@ static int64_t backoff_delay(const struct target *t)
  */
 static int service_verdict(const struct target *t, long *code)
 {
-	struct json_object *ans = json_tokener_parse(t->reply), *v = NULL;
+	struct json_object *ans = t->conf->type->errcode_in_body ? json_tokener_parse(t->reply) : NULL;
+	struct json_object *v = NULL;
 	int verdict = 0;
 
 	*code = 0;
@@ -247,6 +271,8 @@ static void advance(struct target *t, const char *state_dir)
 
 	drop_queue(t, n);
 	t->inflight_n = 0;
+	if (t->overflow && t->qlen <= t->conf->queue_max / 2)
+		t->overflow = 0;    /* room again: the loop catches up from replay */
 	t->attempts = 0;
 	t->acked = t->qlen ? (uint64_t)json_object_get_int64(json_at(t->q[t->qhead], "seq")) - 1 : t->seen;
 	if (t->qlen)
@@ -278,7 +304,7 @@ void target_done(struct target *t, CURLM *multi, CURLcode rc, const char *state_
 			curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
 			log_warning("relay, target '%s' answered %ld for seq %llu, will retry", t->conf->name,
 				    status, (unsigned long long)first);
-		} else if (status >= 400 || status < 200) {
+		} else if (status < 200 || status >= 300) {
 			log_warning("relay, target '%s' refused seq %llu with %ld, skipped (%.200s)",
 				    t->conf->name, (unsigned long long)first, status, t->reply);
 			t->skipped += t->inflight_n;
@@ -307,6 +333,8 @@ void target_done(struct target *t, CURLM *multi, CURLcode rc, const char *state_
 		if (delay > RETRY_AFTER_MAX_MS)
 			delay = RETRY_AFTER_MAX_MS;
 		t->not_before = now + delay;
+		if (t->conf->rate_interval_ms > 0 && t->not_before < t->last_send + t->conf->rate_interval_ms)
+			t->not_before = t->last_send + t->conf->rate_interval_ms;
 		return;
 	}
 	advance(t, state_dir);
