@@ -149,15 +149,17 @@ int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_o
 		store_error(err, rc, "replay");
 		goto out_txn;
 	}
-	be64_put(start, after + 1);
-	key = (MDB_val){ 8, start };
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND || (rc == 0 && be64_get(key.mv_data) != after + 1)) {
+	/* gone when retention pruned past `after`; `forget` may leave holes later on */
+	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (rc == MDB_NOTFOUND || (rc == 0 && be64_get(key.mv_data) > after + 1)) {
 		herr_set(err, HERR_GONE, "notifications after seq %llu are no longer kept "
 			 "(publish.retain); resume from the current seq %llu",
 			 (unsigned long long)after, (unsigned long long)ob->last_seq);
 		goto out;
 	}
+	be64_put(start, after + 1);
+	key = (MDB_val){ 8, start };
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
 		if (val.mv_size < 8)
 			continue;

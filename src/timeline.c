@@ -9,6 +9,7 @@
  * meta "indexed_seq": every log record up to it is reflected in the others.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -932,6 +933,36 @@ struct forget_ctx {
 	int found;
 };
 
+/* Notifications about the customer: their bodies name them as "customer":{"id": ...}. */
+static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_OUTBOX), &cur))) {
+		wtxn_fail(w, rc, "forget");
+		return;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct json_object *body, *customer, *id;
+		if (val.mv_size <= 8)
+			continue;
+		body = json_tokener_parse(strndupa((const char *)val.mv_data + 8, val.mv_size - 8));
+		int match = body && json_object_object_get_ex(body, "customer", &customer) &&
+			    json_object_object_get_ex(customer, "id", &id) &&
+			    (size_t)json_object_get_string_len(id) == ctx->len &&
+			    memcmp(json_object_get_string(id), ctx->id, ctx->len) == 0;
+		json_object_put(body);
+		if (match && (rc = mdb_cursor_del(cur, 0))) {
+			wtxn_fail(w, rc, "forget");
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+}
+
 /* Alert states are keyed customer 0x00 rule: delete that whole prefix. */
 static void forget_related(struct wtxn *w, struct forget_ctx *ctx)
 {
@@ -1002,6 +1033,7 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 	}
 	wbuf_free(&keys);
 	forget_related(w, ctx);
+	forget_notifications(w, ctx);
 	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &val) == 0;
 	if (ctx->found) {
 		struct cust *c = cust_decode(ctx->id, ctx->len, val.mv_data, val.mv_size);

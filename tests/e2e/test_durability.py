@@ -310,3 +310,26 @@ def test_kill9_alert_seq_has_no_gaps_or_repeats(make_daemon, new_config):
     # every stored complaint customer fired exactly once
     assert len(seen) == d.status()["customers"]
     print("kill -9 with alerts: 5 trials, %d notifications, seq 1..%d without gaps" % (len(seqs), len(seqs)))
+
+
+@pytest.mark.skipif(shutil.which("mdb_dump") is None, reason="mdb_dump (lmdb-utils) not installed")
+def test_forget_leaves_no_trace_in_the_store(make_daemon, new_config):
+    """After `forget`, LMDB's own mdb_dump finds the customer nowhere: not in the log,
+    the time index, the id index, the customer table, alert state, deadlines or outbox."""
+    rules = ("rules:\n  - name: complaint_open\n    when: 'open(complaint) > 0'\n"
+             "  - name: quiet\n    when: 'since(call) > 30d'\n")
+    cfg = new_config(rules_yaml=rules)
+    d = make_daemon(cfg)
+    now = int(time.time() * 1000)
+    secret, other = "ZZforgetme", "KEEP01"
+    for cid in (secret, other):
+        d.ingest_ok([{"id": "%s-ev%d" % (cid, i), "customer": cid, "ts": now - 40 * DAY + i,
+                      "type": t, "ref": "R-" + cid, "attrs": {"name": cid + "-name"}}
+                     for i, t in enumerate(("profile", "call", "complaint"))])
+    assert any(a["customer"] == secret for a in d.alerts())
+    assert_ok(d.ctl({"cmd": "forget", "id": secret}))
+    d.stop()
+    out = subprocess.run(["mdb_dump", "-a", "-p", cfg.store], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert other in out.stdout            # the dump does show what is still there
+    assert secret not in out.stdout, [l for l in out.stdout.splitlines() if secret in l][:5]
