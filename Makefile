@@ -101,6 +101,10 @@ fuzz-build:
 	$(MAKE) CC=clang BUILD=$(FUZZ_DIR) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT="-O1 -g" \
 		$(FUZZ_DIR)/libhearth.a $(FUZZ_TARGETS)
 
+# the relay's loader lives in tools/relay: link its objects (all but main)
+$(FUZZ_DIR)/fuzz_relay_config: tests/fuzz/fuzz_relay_config.c $(filter-out %/main.o,$(RELAY_OBJS)) $(FUZZ_DIR)/libhearth.a
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto) -fsanitize=fuzzer
+
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libhearth.a
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libhearth.a $(LDLIBS_ALL) -fsanitize=fuzzer
 
@@ -108,6 +112,8 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libhearth.a
 fuzz-quick: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz_}; w=$(FUZZ_DIR)/corpus-$$n; \
 		rm -rf $$w; mkdir -p $$w; cp tests/fuzz/corpus/$$n/* $$w/; \
+		for r in tests/fuzz/regress/$$n-*; do [ -e "$$r" ] || continue; \
+			$$t "$$r" >/dev/null 2>&1 || { echo "fuzz $$n: regression $$r fails again"; exit 1; }; done; \
 		echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
 		$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_DIR)/crash-$$n- $$w 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss|#.*DONE|==.*ERROR|SUMMARY)" || true; \

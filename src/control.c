@@ -128,27 +128,26 @@ static struct json_object *error_answer(const struct herr *err)
 	return ans;
 }
 
-/* Runs one request line and queues its answer. */
-static void handle_line(struct client *c, const char *line, size_t len)
+/* One request line to its answer: parse, find the command, check the peer, run it. */
+struct json_object *control_answer(struct server *srv, struct json_tokener *tok, const char *line,
+				   size_t len, const struct control_peer *peer)
 {
-	struct control *ctl = c->ctl;
-	struct server *srv = ctl->srv;
 	struct json_object *req, *cmd, *ans = NULL;
 	const struct command *command;
 	struct herr err = { 0 };
 
 	srv->counters.control_requests++;
-	json_tokener_reset(ctl->tok);
-	req = json_tokener_parse_ex(ctl->tok, line, (int)len);
-	if (!req || json_tokener_get_parse_end(ctl->tok) < len) {
-		size_t end = json_tokener_get_parse_end(ctl->tok);
+	json_tokener_reset(tok);
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	if (!req || json_tokener_get_parse_end(tok) < len) {
+		size_t end = json_tokener_get_parse_end(tok);
 		int trailing = req != NULL;
 		while (trailing && end < len && (line[end] == ' ' || line[end] == '\t' || line[end] == '\r'))
 			end++;
 		if (!req || end < len) {
 			herr_set(&err, HERR_BAD_REQUEST, "not valid JSON: %s",
 				 req ? "text after the request"
-				     : json_tokener_error_desc(json_tokener_get_error(ctl->tok)));
+				     : json_tokener_error_desc(json_tokener_get_error(tok)));
 			goto out;
 		}
 	}
@@ -162,10 +161,10 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		herr_set(&err, HERR_UNKNOWN_COMMAND, "unknown command '%.60s'", json_object_get_string(cmd));
 		goto out;
 	}
-	if ((command->flags & CMD_CHANGES_STATE) && !client_is_admin(c)) {
+	if ((command->flags & CMD_CHANGES_STATE) && !peer->admin) {
 		srv->counters.control_forbidden++;
 		log_warning("control, refused '%s' to uid %d pid %d (not an admin)", command->name,
-			    (int)c->uid, (int)c->pid);
+			    (int)peer->uid, (int)peer->pid);
 		herr_set(&err, HERR_FORBIDDEN, "'%s' changes state: only root, the daemon's user "
 			 "and members of control.admin_groups may use it", command->name);
 		goto out;
@@ -181,9 +180,18 @@ out:
 		srv->counters.control_errors++;
 		ans = error_answer(&err);
 	}
+	json_object_put(req);
+	return ans;
+}
+
+/* Runs one request line and queues its answer. */
+static void handle_line(struct client *c, const char *line, size_t len)
+{
+	struct control_peer peer = { .uid = c->uid, .pid = c->pid, .admin = client_is_admin(c) };
+	struct json_object *ans = control_answer(c->ctl->srv, c->ctl->tok, line, len, &peer);
+
 	append_answer(c, ans);
 	json_object_put(ans);
-	json_object_put(req);
 }
 
 static void client_flush(struct client *c)

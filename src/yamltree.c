@@ -99,6 +99,13 @@ static struct ynode *build_collection(struct builder *b, yaml_event_t *start, in
 			ynode_free(child);
 			goto fail;
 		}
+		/* YAML forbids a key twice in one mapping; loaders can rely on that */
+		if (kind == YNODE_MAP && pushed % 2 == 0 && ynode_get(node, child->value)) {
+			snprintf(b->msg, b->msg_size, "%s:%d:%d: duplicate key '%.60s'", b->name,
+				 child->line, child->col, child->value);
+			ynode_free(child);
+			goto fail;
+		}
 		if (node_push(node, pushed, child) < 0) {
 			ynode_free(child);
 			snprintf(b->msg, b->msg_size, "%s: out of memory", b->name);

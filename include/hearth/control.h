@@ -10,8 +10,16 @@
 
 #include "hearth/err.h"
 
+struct json_object;
+struct json_tokener;
 struct server;
 struct control;
+
+struct control_peer {
+	unsigned uid;
+	int pid;
+	int admin;                      /* may change state (SPEC §5) */
+};
 
 /* Binds control.path, or adopts listen_fd (socket activation) when >= 0. */
 struct control *control_open(struct server *srv, int listen_fd, struct herr *err);
@@ -19,5 +27,8 @@ void control_close(struct control *ctl);
 /* Re-resolves control.admin_groups after a reload. */
 void control_reload(struct control *ctl);
 size_t control_client_count(const struct control *ctl);
+/* One request line to its answer (never NULL but on exhausted memory). */
+struct json_object *control_answer(struct server *srv, struct json_tokener *tok, const char *line,
+				   size_t len, const struct control_peer *peer);
 
 #endif

@@ -1005,3 +1005,14 @@ def test_latency_and_rate_limited_throughput(relay_env, hooks):
     assert p99 < 2000, lat[-5:]
     r.stop()
     assert len(fast.requests) == n and len(slow.requests) == n
+
+
+def test_fuzz_reproducer_duplicate_key_is_a_config_error():
+    """Found by fuzz_relay_config: a key given twice overflowed a list in the loader.
+    YAML forbids duplicate keys; now it is an error with its position."""
+    import subprocess as sp
+    from hearthtest import BUILD, REPO
+    path = os.path.join(REPO, "tests/fuzz/regress/relay_config-duplicate-key.yaml")
+    out = sp.run([os.path.join(BUILD, "hearth-relay"), "--check", "-c", path], capture_output=True, text=True)
+    assert out.returncode == 78, out.stderr
+    assert "duplicate key" in out.stderr

@@ -292,7 +292,7 @@ static void test_unknown_key(void **state)
 	expect_error("events:\n  cases:\n    c: {open: a, close: b, deu: x}\n",
 		     "t.yaml:3:28: unknown key 'deu' in a case");
 	expect_error("store:\n  path: /x\nstore:\n  path: /y\n",
-		     "t.yaml:3:1: duplicate key 'store' in the configuration");
+		     "t.yaml:3:1: duplicate key 'store'");
 }
 
 static void test_bad_duration_and_size(void **state)
