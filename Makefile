@@ -136,6 +136,7 @@ check: deps
 	$(MAKE) e2e
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
 	$(MAKE) fuzz-quick
+	$(MAKE) bench-quick
 
 install: all man
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8

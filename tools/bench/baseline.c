@@ -320,18 +320,27 @@ static const char *const sql_rules[SQL_RULES] = {
 	" AND c.ts <= ?1)",
 };
 
-int sqlite_rules(const char *path, int64_t now, double *seconds, long counts[SQL_RULES],
-		 struct herr *err)
+/* Interrupts a query once the deadline (seconds, now_s() clock) has passed. */
+static int past_deadline(void *ctx)
+{
+	return now_s() > *(const double *)ctx;
+}
+
+int sqlite_rules(const char *path, int64_t now, double limit_s, double *seconds,
+		 long counts[SQL_RULES], int *cut, struct herr *err)
 {
 	sqlite3 *db = NULL;
-	double t0;
+	double t0, deadline;
 	int rc = -1;
 
+	*cut = 0;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		herr_set(err, HERR_IO, "bench, SQLite cannot open '%s'", path);
 		goto out;
 	}
 	t0 = now_s();
+	deadline = t0 + limit_s;
+	sqlite3_progress_handler(db, 10000, past_deadline, &deadline);
 	for (size_t i = 0; i < SQL_RULES; i++) {
 		sqlite3_stmt *q = NULL;
 		if (sqlite3_prepare_v2(db, sql_rules[i], -1, &q, NULL) != SQLITE_OK) {
@@ -339,7 +348,16 @@ int sqlite_rules(const char *path, int64_t now, double *seconds, long counts[SQL
 			goto out;
 		}
 		sqlite3_bind_int64(q, 1, now);
-		if (sqlite3_step(q) != SQLITE_ROW) {
+		int step = sqlite3_step(q);
+		if (step == SQLITE_INTERRUPT) {
+			/* out of time: what was spent is a lower bound */
+			for (size_t j = i; j < SQL_RULES; j++)
+				counts[j] = -1;
+			sqlite3_finalize(q);
+			*cut = 1;
+			break;
+		}
+		if (step != SQLITE_ROW) {
 			herr_set(err, HERR_IO, "bench, SQL of %s: %s", sql_rule_names[i], sqlite3_errmsg(db));
 			sqlite3_finalize(q);
 			goto out;

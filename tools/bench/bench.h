@@ -161,14 +161,19 @@ struct ingest_result {
 	double seconds;
 };
 
-/* Sends every frame over one DEALER with `inflight` requests outstanding. */
-int produce(void *zctx, const char *endpoint, const struct frames *f, size_t first, size_t nframes,
-	    int inflight, double rate, struct ingest_result *res, struct herr *err);
 /*
- * Runs produce() at `rate` events/s in a child process; returns its pid. The
- * child exits 0 when every event was accepted.
+ * Sends the frames over one DEALER with `inflight` requests outstanding, at
+ * `rate` events/s (0: as fast as replies come), stopping early after
+ * max_seconds (0: never).
  */
-pid_t produce_in_child(const char *endpoint, const struct frames *f, double rate, int inflight);
+int produce(void *zctx, const char *endpoint, const struct frames *f, size_t first, size_t nframes,
+	    int inflight, double rate, double max_seconds, struct ingest_result *res, struct herr *err);
+/*
+ * Runs produce() at `rate` events/s for at most max_seconds in a child
+ * process; returns its pid. The child exits 0 when every event sent was accepted.
+ */
+pid_t produce_in_child(const char *endpoint, const struct frames *f, double rate, double max_seconds,
+		       int inflight);
 
 /* ingest → alert latency: pairs of (open, resolve) complaints of new customers. */
 int alert_latency(void *zctx, struct daemon *d, size_t pairs, double *us, size_t *n,
@@ -196,8 +201,9 @@ int sqlite_load(const char *path, const struct gen_stream *s, struct herr *err);
 /* The default rules as the SQL a user's cron job would run; counts per rule. */
 #define SQL_RULES 8
 extern const char *const sql_rule_names[SQL_RULES];
-int sqlite_rules(const char *path, int64_t now, double *seconds, long counts[SQL_RULES],
-		 struct herr *err);
+/* Stops after limit_s (then *cut is set, the unanswered counts are -1, and *seconds a lower bound). */
+int sqlite_rules(const char *path, int64_t now, double limit_s, double *seconds,
+		 long counts[SQL_RULES], int *cut, struct herr *err);
 
 /* ---- stats.c ----------------------------------------------------------------- */
 
@@ -252,6 +258,7 @@ struct results {
 	size_t tick_due_evaluated[2];
 	uint64_t customers[2], events[2];
 	struct figure sql_rules_s;
+	int sql_cut;                    /* the SQL ran out of its time limit: a lower bound */
 	long sql_counts[SQL_RULES], hearth_counts[SQL_RULES];
 	int64_t rules_now;
 	double alert_p50_us, alert_p99_us, alert_max_us;
@@ -269,6 +276,7 @@ struct bench {
 	void *zctx;
 	int64_t end_ms;
 	int64_t cohort_due[GEN_COHORTS_MAX];
+	int ingest_only;                /* --phases ingest-only: hearth's ingest, no baselines, no probes */
 	struct results r;
 };
 

@@ -4,8 +4,9 @@
  *
  * A stream is a year of activity in time order (a live feed, or an import of
  * history): event i happens at about end - span + span × i / n. Each event
- * picks a customer (70% uniformly, 30% from a hot tenth, so activity is
- * skewed); a customer's first event is their profile (name, owner, tier A–D,
+ * picks a customer (new customers come in at a steady pace until 60% of
+ * the stream, so all of them exist; otherwise 70% uniformly, 30% from a hot
+ * tenth, so activity is skewed); a customer's first event is their profile (name, owner, tier A–D,
  * value). After that the mix is touches (contact, call, visit, meeting,
  * message), purchases, offers, web visits, tier changes, complaints (85%
  * resolved 2 h–5 d later, by ref) and promises with a due time (85% kept, some
@@ -26,6 +27,7 @@
 #include "hearth/units.h"
 
 #define HOT_SHARE 30            /* percent of picks that go to the hot tenth */
+#define INTRODUCE_SHARE 0.6     /* every customer has appeared by this share of the stream */
 #define COOLING_MS (30 * MS_PER_DAY)
 
 static const char *const type_names[GT__COUNT] = {
@@ -177,11 +179,25 @@ static enum gen_type random_type(uint64_t *s)
 	return GT_WEB_VISIT;
 }
 
-/* A regular customer: uniform, or one of the hot tenth, scattered by a permutation. */
-static uint32_t pick_customer(uint64_t *s, size_t regular, uint64_t mult)
+/*
+ * A regular customer. Customers are introduced at a steady pace over the
+ * first INTRODUCE_SHARE of the stream, so every one of them exists; an event
+ * goes to the next new customer when the pace asks for one, else to a known
+ * customer: uniformly, or (HOT_SHARE) one of the earliest tenth, the regulars.
+ * A permutation scatters introduction order over the ids.
+ */
+static uint32_t pick_customer(uint64_t *s, size_t regular, uint64_t mult, size_t i, size_t events,
+			      size_t *introduced)
 {
-	uint64_t u = below(s, 100) < HOT_SHARE ? below(s, regular / 10 ? regular / 10 : 1)
-					       : below(s, regular);
+	size_t due = (size_t)((double)regular * (double)(i + 1) / ((double)events * INTRODUCE_SHARE));
+	uint64_t u;
+
+	if (*introduced < regular && (*introduced < due || *introduced == 0))
+		u = (*introduced)++;
+	else if (below(s, 100) < HOT_SHARE)
+		u = below(s, *introduced / 10 ? *introduced / 10 : 1);
+	else
+		u = below(s, *introduced);
 	return (uint32_t)((u * mult) % regular);
 }
 
@@ -199,6 +215,7 @@ int gen_stream_make(struct gen_stream *st, const struct gen_params *p, struct he
 {
 	struct heap h = { 0 };
 	uint64_t s = p->seed, mult = 2654435761ULL, cases = 0;
+	size_t introduced = 0;
 	int64_t start = p->end_ms - p->span_ms;
 	uint8_t *seen = NULL;
 	size_t regular;
@@ -222,7 +239,7 @@ int gen_stream_make(struct gen_stream *st, const struct gen_params *p, struct he
 			e = heap_pop(&h);
 		} else {
 			e.ts = base + (int64_t)below(&s, 60000);
-			e.cust = pick_customer(&s, regular, mult);
+			e.cust = pick_customer(&s, regular, mult, i, p->events, &introduced);
 			if (!seen[e.cust]) {
 				full_profile(&s, &e, random_tier(&s));
 			} else {

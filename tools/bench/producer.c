@@ -75,7 +75,7 @@ out:
 }
 
 int produce(void *zctx, const char *endpoint, const struct frames *f, size_t first, size_t nframes,
-	    int inflight, double rate, struct ingest_result *res, struct herr *err)
+	    int inflight, double rate, double max_seconds, struct ingest_result *res, struct herr *err)
 {
 	void *s = dealer(zctx, endpoint, err);
 	size_t sent = 0, answered = 0, events_sent = 0;
@@ -91,6 +91,8 @@ int produce(void *zctx, const char *endpoint, const struct frames *f, size_t fir
 	while (answered < nframes) {
 		double wait = 0;
 		/* send while the window has room (and, when paced, the next batch is due) */
+		if (max_seconds > 0 && sent < nframes && now_s() - t0 > max_seconds)
+			nframes = sent;         /* time is up: collect what is in flight */
 		while (sent < nframes && sent - answered < (size_t)inflight) {
 			size_t k = first + sent;
 			if (rate > 0 && (wait = t0 + (double)events_sent / rate - now_s()) > 0)
@@ -123,7 +125,8 @@ out:
 	return rc;
 }
 
-pid_t produce_in_child(const char *endpoint, const struct frames *f, double rate, int inflight)
+pid_t produce_in_child(const char *endpoint, const struct frames *f, double rate, double max_seconds,
+		       int inflight)
 {
 	pid_t pid = fork();
 
@@ -133,7 +136,7 @@ pid_t produce_in_child(const char *endpoint, const struct frames *f, double rate
 	void *zctx = zmq_ctx_new();
 	struct ingest_result res;
 	struct herr err = { 0 };
-	int rc = produce(zctx, endpoint, f, 0, f->n, inflight, rate, &res, &err);
+	int rc = produce(zctx, endpoint, f, 0, f->n, inflight, rate, max_seconds, &res, &err);
 	if (rc < 0)
 		fprintf(stderr, "bench: background producer: %s\n", err.msg);
 	else if (res.accepted + res.duplicates != res.events)

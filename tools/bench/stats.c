@@ -112,7 +112,7 @@ struct row {
 	char measured[64];
 	char budget[48];
 	const char *verdict;
-	char note[160];
+	char note[256];
 };
 
 static struct row rows[ROWS_MAX];
