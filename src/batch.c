@@ -21,9 +21,11 @@ void batch_free(struct batch *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->nroots; i++)
-		json_object_put(b->roots[i]);
-	free(b->roots);
+	while (b->blocks) {
+		struct batch_block *next = b->blocks->next;
+		free(b->blocks);
+		b->blocks = next;
+	}
 	for (size_t i = 0; i < b->nrejects; i++)
 		free(b->rejects[i].message);
 	free(b->rejects);
@@ -46,13 +48,39 @@ static int grow(void **array, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-static int keep_root(struct batch *b, struct json_object *root)
+#define BLOCK_MIN (64 * 1024)
+
+/* A copy of s[0..len) (NUL-terminated) in the batch's blocks; NULL when out of memory. */
+static const char *keep_string(struct batch *b, const char *s, size_t len)
 {
-	if (grow((void **)&b->roots, &b->roots_cap, b->nroots + 1, sizeof(*b->roots)) < 0) {
-		json_object_put(root);
-		return herr_set(&b->fail, HERR_NOMEM, "out of memory");
+	struct batch_block *blk = b->blocks;
+
+	if (!blk || blk->cap - blk->used < len + 1) {
+		size_t cap = len + 1 > BLOCK_MIN ? len + 1 : BLOCK_MIN;
+		if (!(blk = malloc(sizeof(*blk) + cap)))
+			return NULL;
+		blk->next = b->blocks;
+		blk->used = 0;
+		blk->cap = cap;
+		b->blocks = blk;
 	}
-	b->roots[b->nroots++] = root;
+	char *out = blk->data + blk->used;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	blk->used += len + 1;
+	return out;
+}
+
+/* Moves what ev borrows from its JSON value into the batch. */
+static int keep_event(struct batch *b, struct event *ev)
+{
+	ev->attrs = NULL;
+	if (!(ev->customer = keep_string(b, ev->customer, ev->customer_len)) ||
+	    !(ev->type = keep_string(b, ev->type, ev->type_len)) ||
+	    (ev->id && !(ev->id = keep_string(b, ev->id, ev->id_len))) ||
+	    (ev->ref && !(ev->ref = keep_string(b, ev->ref, ev->ref_len))) ||
+	    (ev->attrs_json && !(ev->attrs_json = keep_string(b, ev->attrs_json, ev->attrs_len))))
+		return herr_set(&b->fail, HERR_NOMEM, "out of memory");
 	return 0;
 }
 
@@ -92,6 +120,8 @@ static int take_value(struct batch *b, struct json_object *value, uint32_t index
 	be = &b->events[b->nevents];
 	if (event_from_json(value, now, max_future, &be->ev, &err) < 0)
 		return reject(b, index, err.code, err.msg);
+	if (keep_event(b, &be->ev) < 0)
+		return -1;
 	be->index = index;
 	be->status = BATCH_PENDING;
 	b->nevents++;
@@ -171,9 +201,11 @@ static int parse_lines(struct batch *b, struct json_tokener *tok, const char *da
 			if (!value) {
 				if (count_event(b) < 0 || reject(b, index, HERR_BAD_JSON, msg) < 0)
 					return -1;
-			} else if (keep_root(b, value) < 0 ||
-				   take_value(b, value, index, now, max_future) < 0) {
-				return -1;
+			} else {
+				int rc = take_value(b, value, index, now, max_future);
+				json_object_put(value);
+				if (rc < 0)
+					return -1;
 			}
 		}
 		p = nl ? nl + 1 : end;
@@ -193,11 +225,11 @@ int batch_parse_frame(struct batch *b, struct json_tokener *tok, const char *dat
 				HEARTH_BATCH_BYTES);
 	value = parse_one(tok, data, len, &consumed, msg, sizeof(msg));
 	if (value && only_space(data + consumed, len - consumed)) {
-		if (keep_root(b, value) < 0)
-			return -1;
-		if (json_object_is_type(value, json_type_array))
-			return batch_take_array(b, value, now, max_future);
-		return take_value(b, value, 0, now, max_future);
+		int rc = json_object_is_type(value, json_type_array)
+				 ? batch_take_array(b, value, now, max_future)
+				 : take_value(b, value, 0, now, max_future);
+		json_object_put(value);
+		return rc;
 	}
 	json_object_put(value);
 	if (!memchr(data, '\n', len))

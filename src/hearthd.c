@@ -86,6 +86,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	(void)loop;
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
+	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
 	return timeline_flush_due_in(srv->tl);
 }
 

@@ -25,7 +25,7 @@
 #include "hearth/timeline.h"
 
 #define GROUP_MAX_REQUESTS 64
-#define GROUP_MAX_EVENTS   50000
+#define GROUP_MAX_EVENTS   4000    /* bounds a loop turn: control waits for at most one group */
 #define ENVELOPE_MAX       8
 
 struct request {
@@ -40,6 +40,7 @@ struct ingest {
 	struct json_tokener *tok;
 	struct request group[GROUP_MAX_REQUESTS];
 	struct batch *batches[GROUP_MAX_REQUESTS];
+	int paused;
 	struct ingest_stats stats;
 };
 
@@ -143,6 +144,15 @@ static void on_readable(struct loop *loop, short revents, void *ctx)
 	/* producers hear back first; the alerts these events start or end follow at once */
 	if (stored)
 		engine_after_ingest(in->srv->engine);
+}
+
+void ingest_pause(struct ingest *in, int paused)
+{
+	if (!in || paused == in->paused)
+		return;
+	in->paused = paused;
+	in->stats.pauses += (unsigned long long)paused;
+	loop_set_events(in->srv->loop, in->sock, -1, paused ? 0 : ZMQ_POLLIN);
 }
 
 struct ingest *ingest_open(struct server *srv, struct herr *err)

@@ -59,6 +59,8 @@ void metrics_render(struct server *srv, struct wbuf *out)
 		     (double)(is.events_rejected + srv->counters.ingest_rejected));
 	one(out, "hearth_ingest_too_large_total", "counter", "Ingest requests refused as too large.",
 	    (double)is.too_large);
+	one(out, "hearth_ingest_pauses_total", "counter",
+	    "Times ingest stopped reading until pending derived state was written.", (double)is.pauses);
 	one(out, "hearth_store_commits_total", "counter", "Durable ingest commits.", (double)ts.commits);
 	one(out, "hearth_store_commit_failures_total", "counter",
 	    "Ingest commits that failed (store full or store error).", (double)ts.commit_failures);

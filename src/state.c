@@ -348,13 +348,17 @@ static int type_is(const struct event *ev, const char *name)
 	return name && strlen(name) == ev->type_len && memcmp(ev->type, name, ev->type_len) == 0;
 }
 
+/* Events from ingest and the log carry attrs as text; the tokener is reused. */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
+	static struct json_tokener *tok;
+
 	*parsed = NULL;
 	if (!ev->attrs && ev->attrs_json) {
-		struct json_tokener *tok = json_tokener_new();
-		*parsed = tok ? json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len) : NULL;
-		json_tokener_free(tok);
+		if (!tok && !(tok = json_tokener_new()))
+			return NULL;
+		json_tokener_reset(tok);
+		*parsed = json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len);
 		return *parsed;
 	}
 	return ev->attrs;

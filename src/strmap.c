@@ -86,20 +86,11 @@ int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
 	return 0;
 }
 
-void *strmap_del(struct strmap *m, const void *key, size_t len)
+/* Backward-shift deletion keeps probe chains unbroken without tombstones. */
+static void shift_back(struct strmap *m, size_t hole)
 {
-	if (m->count == 0)
-		return NULL;
 	size_t mask = m->cap - 1;
-	struct strmap_slot *s = find(m, key, len, hash_bytes(key, len));
-	if (!s->key)
-		return NULL;
-	void *value = s->value;
-	free(s->key);
-	s->key = NULL;
-	m->count--;
-	/* Backward-shift deletion keeps probe chains unbroken without tombstones. */
-	size_t hole = (size_t)(s - m->slots);
+
 	for (size_t i = (hole + 1) & mask; m->slots[i].key; i = (i + 1) & mask) {
 		size_t home = m->slots[i].hash & mask;
 		if (((i - home) & mask) >= ((i - hole) & mask)) {
@@ -108,11 +99,33 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 			hole = i;
 		}
 	}
+}
+
+void *strmap_del(struct strmap *m, const void *key, size_t len)
+{
+	if (m->count == 0)
+		return NULL;
+	struct strmap_slot *s = find(m, key, len, hash_bytes(key, len));
+	if (!s->key)
+		return NULL;
+	void *value = s->value;
+	free(s->key);
+	s->key = NULL;
+	m->count--;
+	shift_back(m, (size_t)(s - m->slots));
+	/*
+	 * A map that once held a burst must not keep its size: iterating walks
+	 * every slot, and a tick iterates the pending customers.
+	 */
+	if (m->cap > 64 && m->count * 8 < m->cap)
+		rehash(m, m->cap / 4);
 	return value;
 }
 
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)
 {
+	if (m->count == 0)
+		return 0;
 	while (*pos < m->cap) {
 		const struct strmap_slot *s = &m->slots[(*pos)++];
 		if (s->key) {

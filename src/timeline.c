@@ -25,10 +25,19 @@
 #include "hearth/timeline.h"
 #include "hearth/units.h"
 
-/* When pending derived state is written: whichever comes first. */
+/*
+ * When pending derived state is written: whichever comes first. A flush
+ * rewrites pages spread over the whole store, so under steady ingest size
+ * decides (many events per page written); a quiet store is written within a
+ * second, so that little is left for recovery to replay.
+ */
 #define FLUSH_MAX_EVENTS    200000
 #define FLUSH_MAX_CUSTOMERS 50000
 #define FLUSH_MAX_AGE_MS    1000
+#define FLUSH_MAX_AGE_BUSY_MS 10000
+#define BUSY_GAP_MS         250     /* appends closer than this: ingest is busy */
+/* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
+#define BACKLOG_FACTOR      2
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
 #define FLUSH_SLICE_CUSTOMERS 2000
 #define FLUSH_SLICE_IDS       20000
@@ -77,6 +86,7 @@ struct timeline {
 	uint64_t next_seq;
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
+	int64_t last_append_ms;
 	struct wbuf rec;
 	struct cust **touched;          /* customers changed by the last append */
 	size_t ntouched, touched_cap;
@@ -441,6 +451,7 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 		return -1;
 	}
 	tl->stats.commits++;
+	tl->last_append_ms = mono_now_ms();
 	tl->next_seq = ctx.seq;
 	tl->ntouched = 0;
 	tl->mark++;
@@ -675,8 +686,19 @@ int64_t timeline_flush_due_in(const struct timeline *tl)
 		return -1;
 	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS)
 		return 0;
-	int64_t due = tl->pending_since_ms + FLUSH_MAX_AGE_MS - mono_now_ms();
-	return due > 0 ? due : 0;
+	int64_t now = mono_now_ms();
+	int busy = now - tl->last_append_ms < BUSY_GAP_MS;
+	int64_t due = tl->pending_since_ms + (busy ? FLUSH_MAX_AGE_BUSY_MS : FLUSH_MAX_AGE_MS) - now;
+	if (due <= 0)
+		return 0;
+	/* wake up when ingest may have gone quiet: the shorter age then applies */
+	return busy && due > BUSY_GAP_MS ? BUSY_GAP_MS : due;
+}
+
+int timeline_backlogged(const struct timeline *tl)
+{
+	return tl->dirty.count >= BACKLOG_FACTOR * FLUSH_MAX_CUSTOMERS ||
+	       tl->pending_events >= BACKLOG_FACTOR * FLUSH_MAX_EVENTS;
 }
 
 int timeline_flush(struct timeline *tl, int force, struct herr *err)

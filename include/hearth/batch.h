@@ -29,9 +29,19 @@ struct batch_reject {
 	char *message;
 };
 
+/*
+ * The events' strings, copied out of each parsed value so that the value is
+ * freed at once: a request's JSON trees never pile up, and malloc hands the
+ * same chunks to the next event. Blocks never move, so the pointers hold.
+ */
+struct batch_block {
+	struct batch_block *next;
+	size_t used, cap;
+	char data[];
+};
+
 struct batch {
-	struct json_object **roots;     /* parsed values the events borrow from */
-	size_t nroots, roots_cap;
+	struct batch_block *blocks;     /* newest first */
 	struct batch_event *events;
 	size_t nevents, events_cap;
 	struct batch_reject *rejects;

@@ -14,8 +14,11 @@ struct ingest;
 struct ingest *ingest_open(struct server *srv, struct herr *err);
 void ingest_close(struct ingest *in);
 
+/* Stops (or resumes) reading requests; producers wait in ZeroMQ's queues meanwhile. */
+void ingest_pause(struct ingest *in, int paused);
+
 struct ingest_stats {
-	unsigned long long requests, groups, events_rejected, too_large;
+	unsigned long long requests, groups, events_rejected, too_large, pauses;
 };
 void ingest_get_stats(const struct ingest *in, struct ingest_stats *out);
 

@@ -47,6 +47,8 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
 int timeline_flush(struct timeline *tl, int force, struct herr *err);
 /* Milliseconds until the next flush is due, -1 if nothing is pending. */
 int64_t timeline_flush_due_in(const struct timeline *tl);
+/* More is pending than memory should hold: ingest and re-evaluation wait for the flush. */
+int timeline_backlogged(const struct timeline *tl);
 
 /*
  * The customer's current state: the pending copy if changed since the last

@@ -192,6 +192,34 @@ static void test_random_ops_match_model(void **state)
 	strmap_clear(&m);
 }
 
+/* A burst must not leave a huge table behind: a tick iterates the pending customers. */
+static void test_shrinks_after_a_burst(void **state)
+{
+	struct strmap m;
+	const struct strmap_slot *slot;
+	char key[32];
+	size_t seen = 0;
+
+	(void)state;
+	strmap_init(&m);
+	for (int i = 0; i < 100000; i++) {
+		int n = snprintf(key, sizeof(key), "C%07d", i);
+		assert_int_equal(strmap_put(&m, key, (size_t)n, (void *)(intptr_t)(i + 1)), 0);
+	}
+	assert_true(m.cap >= 100000);
+	for (int i = 1; i < 100000; i++) {
+		int n = snprintf(key, sizeof(key), "C%07d", i);
+		assert_ptr_equal(strmap_del(&m, key, (size_t)n), (void *)(intptr_t)(i + 1));
+	}
+	assert_int_equal(m.count, 1);
+	assert_true(m.cap <= 256);
+	assert_ptr_equal(strmap_get(&m, "C0000000", 8), (void *)(intptr_t)1);
+	for (size_t i = 0; strmap_next(&m, &i, &slot);)
+		seen++;
+	assert_int_equal(seen, 1);
+	strmap_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_put_get_replace_del),
 		cmocka_unit_test(test_many_keys_rehash_and_delete_half),
 		cmocka_unit_test(test_random_ops_match_model),
+		cmocka_unit_test(test_shrinks_after_a_burst),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
