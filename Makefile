@@ -166,6 +166,7 @@ clean:
 # ---- benchmarks (issue 6): tools/bench → build/hearth-bench -------------------
 #   make bench        full sizes, 3 runs where feasible (several minutes)
 #   make bench-quick  small sizes, one run: proves the bench works; never fails on timing
+#   make bench-plot   docs/perf-scaling.svg from the last run's growth data (gnuplot)
 BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
 $(BENCH_OBJS): tools/bench/bench.h
@@ -180,3 +181,8 @@ bench: $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-bench
 
 bench-quick: $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-bench
 	$(BUILD)/hearth-bench --quick --build $(BUILD) --rules etc/hearth.yaml
+
+# hearth-bench writes $(BUILD)/bench-scaling.dat after every run that measured a store
+.PHONY: bench-plot
+bench-plot:
+	tools/bench/plot.sh $(BUILD)/bench-scaling.dat docs/perf-scaling.svg

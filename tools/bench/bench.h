@@ -11,7 +11,8 @@
  *   baseline.c  the raw LMDB loop, SQLite ingest, the default rules as SQL
  *   stats.c     samples, medians, percentiles, the final table
  *   phases.c    the measurements, one function per phase
- *   main.c      options, the phases top to bottom, the table
+ *   shard.c     beyond one machine: 1, 2, 4 instances sharded by customer
+ *   main.c      options, the phases top to bottom, the table, the scaling data
  *
  * Nothing here is library code: times, the control client and the event
  * record come from libhearth.
@@ -246,7 +247,13 @@ struct sizes {
 	size_t alert_pairs;
 	size_t queries;                 /* `customer` calls, idle */
 	double load_rate, load_seconds; /* the ingest beside `customer` under load */
+	size_t shard_customers, shard_events;
 };
+
+/* phase_shard runs 1, 2 and 4 instances; index i of its figures is shard_counts[i] instances. */
+#define SHARD_CONFIGS 3
+#define SHARD_MAX 4
+extern const size_t shard_counts[SHARD_CONFIGS];
 
 /* Index 0: the smaller store (the import's), 1: the big one. */
 struct results {
@@ -269,6 +276,15 @@ struct results {
 	double rss_mib, map_rss_mib, hwm_mib;
 	double bytes_per_event, bytes_per_event_big;
 	double big_ingest_eps;
+	/* phase_shard, per configuration (see shard_counts) */
+	struct figure shard_eps[SHARD_CONFIGS];         /* aggregate durable events/s */
+	double shard_cores[SHARD_CONFIGS];              /* CPU (daemons + producers) / wall, last run */
+	uint64_t fanout_customers[SHARD_CONFIGS];       /* status.customers summed over the instances */
+	uint64_t fanout_listed[SHARD_CONFIGS];          /* rows of `customers`, paged, summed */
+	uint64_t fanout_open[SHARD_CONFIGS];            /* `customers where open(complaint) > 0`, summed */
+	uint64_t shard_generated;                       /* distinct customers in the stream */
+	size_t fanin_published[SHARD_CONFIGS];          /* seq advanced by the clock.set, summed */
+	size_t fanin_received[SHARD_CONFIGS];           /* of those, received by the one SUB */
 };
 
 struct bench {
@@ -283,5 +299,11 @@ struct bench {
 int phase_ingest(struct bench *b, struct herr *err);
 int phase_import(struct bench *b, struct herr *err);
 int phase_big(struct bench *b, struct herr *err);
+
+/* ---- shard.c ------------------------------------------------------------------- */
+
+/* FNV-1a (32 bits) of a customer id; a customer lives on instance shard_hash(id) % N. */
+uint32_t shard_hash(const char *id, size_t len);
+int phase_shard(struct bench *b, struct herr *err);
 
 #endif

@@ -6,9 +6,14 @@
  *
  * Exit status: 0 when every measurement ran (whatever the timings), 1 when
  * something failed to run, 2 on usage errors.
+ *
+ * Besides the table, the figures that depend on the store's size go to
+ * bench-scaling.dat beside hearthd (and scaling.dat in the scratch
+ * directory): `make bench-plot` draws docs/perf-scaling.svg from it.
  */
 #include <getopt.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,7 @@ static const struct sizes quick = {
 	.big_customers = 40000, .big_events = 160000,
 	.runs = 1, .ticks = 20, .alert_pairs = 100, .queries = 500,
 	.load_rate = 100000, .load_seconds = 2,
+	.shard_customers = 20000, .shard_events = 200000,
 };
 
 static const struct sizes full = {
@@ -36,6 +42,7 @@ static const struct sizes full = {
 	.big_customers = 1000000, .big_events = 3000000,
 	.runs = 3, .ticks = 20, .alert_pairs = 500, .queries = 2000,
 	.load_rate = 100000, .load_seconds = 10,
+	.shard_customers = 200000, .shard_events = 2000000,
 };
 
 static void usage(FILE *out)
@@ -47,7 +54,7 @@ static void usage(FILE *out)
 		"  --rules FILE    config whose events, priority and rules are used (default etc/hearth.yaml)\n"
 		"  --scratch DIR   parent of the scratch directory (default /tmp)\n"
 		"  --keep          keep the scratch stores and logs\n"
-		"  --phases LIST   a subset of ingest,import,big (the table then has gaps);\n"
+		"  --phases LIST   a subset of ingest,import,big,shard (the table then has gaps);\n"
 		"                  ingest-only: hearth's ingest alone, for experiments\n"
 		"  --runs N        repeat each measurement N times (default: 3 full, 1 quick)\n"
 		"environment: HEARTH_BENCH_WRAP=\"perf record -g -o FILE\" runs hearthd under a profiler\n");
@@ -62,6 +69,42 @@ static const char *count(double n, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%.0f", n);
 	return buf;
+}
+
+/* The rows of phase_shard (docs/SCALING.md), when it ran. */
+static void report_shard(const struct bench *b)
+{
+	const struct results *r = &b->r;
+	const int last = SHARD_CONFIGS - 1;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char f[128], a[16], c[16], note[256];
+
+	if (r->shard_eps[0].n == 0)
+		return;
+	for (int i = 0; i < SHARD_CONFIGS; i++) {
+		if (i == 0)
+			snprintf(f, sizeof(f), "sharded ingest, 1 instance, %s customers / %s events",
+				 count((double)b->sz.shard_customers, a, sizeof(a)),
+				 count((double)b->sz.shard_events, c, sizeof(c)));
+		else
+			snprintf(f, sizeof(f), "sharded ingest, %zu instances by FNV-1a %% %zu, aggregate",
+				 shard_counts[i], shard_counts[i]);
+		snprintf(note, sizeof(note), "%.2f× one instance; %.2f of %ld CPUs busy (daemons + producers)",
+			 fig_median(&r->shard_eps[i]) / fig_median(&r->shard_eps[0]), r->shard_cores[i], cpus);
+		table_add(f, fig_median(&r->shard_eps[i]), "%.0f", "events/s", INFO, 0, note);
+	}
+	if (r->shard_generated == 0)
+		return;
+	snprintf(f, sizeof(f), "fan-in: alerts at one SUB connected to %zu instances", shard_counts[last]);
+	snprintf(note, sizeof(note), "each instance's seq range received whole: %zu published in all",
+		 r->fanin_published[last]);
+	table_add(f, (double)r->fanin_received[last], "%.0f", "alerts", INFO, 0, note);
+	snprintf(f, sizeof(f), "fan-out: status customers summed over %zu instances", shard_counts[last]);
+	snprintf(note, sizeof(note), "generated %llu; paged customers %llu; open(complaint) > 0: %llu summed, "
+		 "%llu on one instance", (unsigned long long)r->shard_generated,
+		 (unsigned long long)r->fanout_listed[last], (unsigned long long)r->fanout_open[last],
+		 (unsigned long long)r->fanout_open[0]);
+	table_add(f, (double)r->fanout_customers[last], "%.0f", "customers", INFO, 0, note);
 }
 
 static void report(const struct bench *b)
@@ -124,6 +167,7 @@ static void report(const struct bench *b)
 	table_add(f, r->bytes_per_event_big, "%.0f", "B", INFO, 0, NULL);
 	snprintf(f, sizeof(f), "ingest over ZeroMQ into the big store");
 	table_add(f, r->big_ingest_eps, "%.0f", "events/s", INFO, 0, NULL);
+	report_shard(b);
 	table_print();
 	if (z->runs > 1) {
 		char t[128];
@@ -143,6 +187,103 @@ static void report(const struct bench *b)
 	}
 }
 
+/* ---- the growth data ------------------------------------------------------------ */
+
+/* One store the run measured; NaN where that store had no such figure. */
+struct scaling_row {
+	const char *store;
+	double customers, events, tick_idle_ms, tick_due_ms, reeval_s, ingest_eps, import_eps;
+};
+
+static double median_or_nan(const struct figure *f)
+{
+	return f->n ? fig_median(f) : NAN;
+}
+
+static int by_customers(const void *a, const void *b)
+{
+	const struct scaling_row *x = a, *y = b;
+	return (x->customers > y->customers) - (x->customers < y->customers);
+}
+
+/* Up to three rows (the import's store, the ingest's, the big one), smallest first. */
+static size_t scaling_rows(const struct bench *b, struct scaling_row rows[3])
+{
+	const struct results *r = &b->r;
+	size_t n = 0;
+
+	if (r->customers[0])
+		rows[n++] = (struct scaling_row){ "import", (double)r->customers[0], (double)r->events[0],
+			median_or_nan(&r->tick_idle[0]), median_or_nan(&r->tick_due[0]),
+			median_or_nan(&r->reeval_s[0]), NAN, median_or_nan(&r->import_eps) };
+	if (r->ingest_eps.n)
+		rows[n++] = (struct scaling_row){ "ingest", (double)b->sz.ingest_customers,
+			(double)b->sz.ingest_events, NAN, NAN, NAN, fig_median(&r->ingest_eps), NAN };
+	if (r->customers[1])
+		rows[n++] = (struct scaling_row){ "big", (double)r->customers[1], (double)r->events[1],
+			median_or_nan(&r->tick_idle[1]), median_or_nan(&r->tick_due[1]),
+			median_or_nan(&r->reeval_s[1]), r->big_ingest_eps, NAN };
+	qsort(rows, n, sizeof(*rows), by_customers);
+	return n;
+}
+
+/* "NaN" whatever the C library's spelling, so gnuplot's `set datafile missing` matches it. */
+static void put_value(FILE *f, double v)
+{
+	if (isnan(v))
+		fputs(" NaN", f);
+	else
+		fprintf(f, " %.6g", v);
+}
+
+static int write_scaling_file(const char *path, const char *mode, const struct scaling_row *rows, size_t n,
+			      struct herr *err)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return herr_set(err, HERR_IO, "bench, cannot create '%s'", path);
+	fprintf(f, "# hearth-bench growth figures, one row per store (tools/bench/plot.sh draws them)\n"
+		"# mode: %s\n"
+		"# store customers events tick_idle_ms tick_due_ms reeval_s ingest_eps import_eps\n", mode);
+	for (size_t i = 0; i < n; i++) {
+		fputs(rows[i].store, f);
+		put_value(f, rows[i].customers);
+		put_value(f, rows[i].events);
+		put_value(f, rows[i].tick_idle_ms);
+		put_value(f, rows[i].tick_due_ms);
+		put_value(f, rows[i].reeval_s);
+		put_value(f, rows[i].ingest_eps);
+		put_value(f, rows[i].import_eps);
+		fputc('\n', f);
+	}
+	if (fclose(f) != 0)
+		return herr_set(err, HERR_IO, "bench, writing '%s' failed", path);
+	return 0;
+}
+
+/*
+ * scaling.dat in the scratch directory and bench-scaling.dat beside hearthd;
+ * a run that measured no store (--phases shard) leaves the last one alone.
+ */
+static int write_scaling(const struct bench *b, struct herr *err)
+{
+	struct scaling_row rows[3];
+	size_t n = scaling_rows(b, rows);
+	char path[512];
+
+	if (n == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/scaling.dat", benv.scratch);
+	if (write_scaling_file(path, b->sz.mode, rows, n, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/bench-scaling.dat", benv.build);
+	if (write_scaling_file(path, b->sz.mode, rows, n, err) < 0)
+		return -1;
+	printf("\ngrowth figures written to %s (make bench-plot draws docs/perf-scaling.svg)\n", path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -157,7 +298,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct bench b;
-	const char *scratch_parent = "/tmp", *phases = "ingest,import,big";
+	const char *scratch_parent = "/tmp", *phases = "ingest,import,big,shard";
 	char self[512];
 	struct herr err = { 0 };
 	double t0 = now_s();
@@ -203,12 +344,17 @@ int main(int argc, char **argv)
 	b.ingest_only = strstr(phases, "ingest-only") != NULL;
 	if ((strstr(phases, "ingest") && phase_ingest(&b, &err) < 0) ||
 	    (strstr(phases, "import") && phase_import(&b, &err) < 0) ||
-	    (strstr(phases, "big") && phase_big(&b, &err) < 0)) {
+	    (strstr(phases, "big") && phase_big(&b, &err) < 0) ||
+	    (strstr(phases, "shard") && phase_shard(&b, &err) < 0)) {
 		fprintf(stderr, "hearth-bench: %s\n", err.msg);
 		fprintf(stderr, "hearth-bench: scratch kept in %s\n", benv.scratch);
 		goto out;
 	}
 	report(&b);
+	if (write_scaling(&b, &err) < 0) {
+		fprintf(stderr, "hearth-bench: %s\n", err.msg);
+		goto out;
+	}
 	printf("\nhearth-bench: done in %.0f s (timings are reported, never a reason to fail)\n",
 	       now_s() - t0);
 	rc = 0;
