@@ -26,7 +26,7 @@
 #include "hearth/units.h"
 
 #define TICK_SLICE      20000
-#define REEVAL_SLICE    5000
+#define REEVAL_SLICE    1000
 #define PRUNE_SLICE     10000
 #define RETRY_MS        5000
 #define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
@@ -631,6 +631,11 @@ static void continue_slices(struct loop *loop, void *ctx)
 
 	(void)loop;
 	eng->slice_timer = 0;
+	/* every customer evaluated is held until written: let the flush catch up first */
+	if (timeline_backlogged(eng->srv->tl)) {
+		schedule_slice(eng);
+		return;
+	}
 	if (tick_slice(eng, now) == TICK_SLICE)
 		schedule_slice(eng);
 	else if (eng->reeval) {

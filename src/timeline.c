@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,8 +40,8 @@
 /* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
 #define BACKLOG_FACTOR      2
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
-#define FLUSH_SLICE_CUSTOMERS 2000
-#define FLUSH_SLICE_IDS       20000
+#define FLUSH_SLICE_CUSTOMERS 500
+#define FLUSH_SLICE_IDS       5000
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
 
@@ -674,6 +675,9 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
 		job_free(job);
 		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
+		/* a burst's pending state is gone: give its memory back rather than keep the peak */
+		if (tl->dirty.count == 0)
+			malloc_trim(0);
 	}
 	return 0;
 }

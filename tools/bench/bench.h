@@ -248,6 +248,7 @@ struct sizes {
 	size_t queries;                 /* `customer` calls, idle */
 	double load_rate, load_seconds; /* the ingest beside `customer` under load */
 	size_t shard_customers, shard_events;
+	size_t shard_runs;              /* each configuration: the full bench cannot afford 3 × 3 */
 };
 
 /* phase_shard runs 1, 2 and 4 instances; index i of its figures is shard_counts[i] instances. */

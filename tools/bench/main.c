@@ -32,7 +32,7 @@ static const struct sizes quick = {
 	.big_customers = 40000, .big_events = 160000,
 	.runs = 1, .ticks = 20, .alert_pairs = 100, .queries = 500,
 	.load_rate = 100000, .load_seconds = 2,
-	.shard_customers = 20000, .shard_events = 200000,
+	.shard_customers = 20000, .shard_events = 200000, .shard_runs = 1,
 };
 
 static const struct sizes full = {
@@ -42,7 +42,7 @@ static const struct sizes full = {
 	.big_customers = 1000000, .big_events = 3000000,
 	.runs = 3, .ticks = 20, .alert_pairs = 500, .queries = 2000,
 	.load_rate = 100000, .load_seconds = 10,
-	.shard_customers = 200000, .shard_events = 2000000,
+	.shard_customers = 200000, .shard_events = 1000000, .shard_runs = 1,
 };
 
 static void usage(FILE *out)

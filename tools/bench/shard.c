@@ -504,7 +504,7 @@ static int shard_config(struct bench *b, const struct gen_stream *s, const uint3
 
 	if (shard_frames(s, hash, shard_counts[c], f, err) < 0)
 		goto out;
-	for (size_t r = 0; r < b->sz.runs; r++) {
+	for (size_t r = 0; r < b->sz.shard_runs; r++) {
 		printf("  -- %zu instance(s), run %zu\n", shard_counts[c], r + 1);
 		if (shard_run(b, s, f, c, r == 0, err) < 0)
 			goto out;
