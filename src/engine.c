@@ -68,6 +68,7 @@ struct engine {
 	struct cust **due;
 	int tick_timer;
 	int slice_timer;                /* a continuation of a tick or re-evaluation */
+	int tick_more;                  /* the last tick slice was full: more may be due */
 	int reeval;                     /* a full re-evaluation is under way */
 	char reeval_after[HEARTH_ID_MAX + 1];
 	size_t reeval_after_len;
@@ -139,11 +140,9 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 
 static const char *profile_string(const struct cust *c, const char *key)
 {
-	struct json_object *v;
+	const struct profile_field *f = cust_profile_get(c, key);
 
-	if (!json_object_object_get_ex(c->profile, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
+	return f && f->kind == PROFILE_STRING ? f->str : NULL;
 }
 
 static int silenced(struct engine *eng, const char *rule, const struct cust *c, int64_t now)
@@ -357,17 +356,19 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 	}
 	eng->stats.evaluations++;
 	c->deadline = deadline;
+	timeline_deadline_set(eng->srv->tl, c);
 }
 
 static struct json_object *customer_brief(const struct cust *c)
 {
 	static const char *const keys[] = { "name", "owner", "tier" };
-	struct json_object *o = json_object_new_object(), *v;
+	struct json_object *o = json_object_new_object();
+	const struct profile_field *f;
 
 	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
 	for (size_t i = 0; i < 3; i++)
-		if (json_object_object_get_ex(c->profile, keys[i], &v))
-			json_object_object_add(o, keys[i], json_object_get(v));
+		if ((f = cust_profile_get(c, keys[i])))
+			json_object_object_add(o, keys[i], profile_field_json(f));
 	return o;
 }
 
@@ -456,8 +457,10 @@ static void commit_changes(struct engine *eng, int64_t now)
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
-		for (size_t i = 0; i < eng->nchanges; i++)
+		for (size_t i = 0; i < eng->nchanges; i++) {
 			eng->changes[i].c->deadline = now + RETRY_MS;
+			timeline_deadline_set(eng->srv->tl, eng->changes[i].c);
+		}
 		goto out;
 	}
 	outbox_committed(eng->ob, ctx.seq);
@@ -529,6 +532,7 @@ static size_t tick_slice(struct engine *eng, int64_t now)
 	}
 	n = timeline_due(eng->srv->tl, txn, now, eng->due, TICK_SLICE, &err);
 	evaluate(eng, txn, eng->due, n, now);
+	eng->tick_more = n == TICK_SLICE;
 	return n;
 }
 
@@ -636,7 +640,7 @@ static void continue_slices(struct loop *loop, void *ctx)
 		schedule_slice(eng);
 		return;
 	}
-	if (tick_slice(eng, now) == TICK_SLICE)
+	if (eng->tick_more && tick_slice(eng, now) == TICK_SLICE)
 		schedule_slice(eng);
 	else if (eng->reeval) {
 		reeval_slice(eng, now);

@@ -380,7 +380,7 @@ static int eval_call(const struct node *n, struct eval_env *env, struct ev *o)
 
 static void eval_name(const struct node *n, struct eval_env *env, struct ev *o)
 {
-	struct json_object *v;
+	const struct profile_field *f;
 
 	set_null(o);
 	switch (n->name) {
@@ -395,22 +395,22 @@ static void eval_name(const struct node *n, struct eval_env *env, struct ev *o)
 		o->slope = 1;
 		return;
 	case NAME_PROFILE:
-		if (!json_object_object_get_ex(env->c->profile, n->text, &v))
+		if (!(f = cust_profile_get(env->c, n->text)))
 			return;
-		switch (json_object_get_type(v)) {
-		case json_type_string:
+		switch (f->kind) {
+		case PROFILE_STRING:
 			o->v.type = TYPE_STR;
-			o->v.str.s = json_object_get_string(v);
-			o->v.str.len = (size_t)json_object_get_string_len(v);
+			o->v.str.s = f->str;
+			o->v.str.len = f->str_len;
 			return;
-		case json_type_int:
-		case json_type_double:
+		case PROFILE_INT:
+		case PROFILE_DOUBLE:
 			o->v.type = TYPE_NUM;
-			o->v.num = json_object_get_double(v);
+			o->v.num = f->kind == PROFILE_INT ? (double)f->v.i : f->v.d;
 			return;
-		case json_type_boolean:
+		case PROFILE_BOOL:
 			o->v.type = TYPE_BOOL;
-			o->v.b = json_object_get_boolean(v);
+			o->v.b = f->v.b;
 			return;
 		default:
 			return;

@@ -8,7 +8,11 @@
  * Record: u8 version | i64 first | i64 last | u64 events | u64 applied_seq | i64 deadline |
  *   u16 ntypes {str8 type, varint count, u8 n, i64 oldest kept, varint gaps[n-1]} |
  *   u16 ncases {str8 case, str8 ref, i64 opened, i64 due, i64 closed} |
- *   u32 len profile JSON | u32 len profile key times JSON
+ *   u16 nprofile {str8 key, i64 ts, u8 kind, value}
+ * where value is i64 (int), f64 bits (double), u8 (bool), u32 len + bytes
+ * (string) or nothing (absent). Version 2 records kept the profile as two JSON
+ * texts (values, key times); they are still read. The profile is binary so
+ * that loading a customer (every tick and re-evaluation does) parses no JSON.
  */
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -30,7 +34,6 @@ struct cust *cust_new(const char *id, size_t len)
 	c->id_len = len;
 	c->first_seen = c->last_seen = TIME_NONE;
 	c->deadline = INT64_MAX;
-	/* profile and profile_ts stay NULL until a profile event: most loads never need them */
 	return c;
 fail:
 	cust_free(c);
@@ -41,23 +44,43 @@ void cust_free(struct cust *c)
 {
 	if (!c)
 		return;
-	json_object_put(c->profile);
-	json_object_put(c->profile_ts);
+	for (size_t i = 0; i < c->nprofile; i++)
+		free(c->profile[i].str);
+	free(c->profile);
 	free(c->types);
 	free(c->cases);
 	free(c);
 }
 
-static int put_json(struct wbuf *out, struct json_object *o)
+static void put_profile(struct wbuf *out, const struct cust *c)
 {
-	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								     JSON_C_TO_STRING_NOSLASHESCAPE) : "";
-	if (!text)
-		return -1;
-	size_t len = strlen(text);
-	wbuf_u32(out, (uint32_t)len);
-	wbuf_put(out, text, len);
-	return 0;
+	wbuf_u16(out, (uint16_t)c->nprofile);
+	for (size_t i = 0; i < c->nprofile; i++) {
+		const struct profile_field *f = &c->profile[i];
+		wbuf_str8(out, f->key, strlen(f->key));
+		wbuf_i64(out, f->ts);
+		wbuf_u8(out, f->kind);
+		switch (f->kind) {
+		case PROFILE_STRING:
+			wbuf_u32(out, (uint32_t)f->str_len);
+			wbuf_put(out, f->str, f->str_len);
+			break;
+		case PROFILE_INT:
+			wbuf_i64(out, f->v.i);
+			break;
+		case PROFILE_DOUBLE: {
+			uint64_t bits;
+			memcpy(&bits, &f->v.d, sizeof(bits));
+			wbuf_u64(out, bits);
+			break;
+		}
+		case PROFILE_BOOL:
+			wbuf_u8(out, (uint8_t)f->v.b);
+			break;
+		default:
+			break;
+		}
+	}
 }
 
 int cust_encode(const struct cust *c, struct wbuf *out)
@@ -91,8 +114,7 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 		wbuf_i64(out, oc->due);
 		wbuf_i64(out, oc->closed);
 	}
-	if (put_json(out, c->profile) < 0 || put_json(out, c->profile_ts) < 0)
-		return -1;
+	put_profile(out, c);
 	return out->failed ? -1 : 0;
 }
 
@@ -127,17 +149,180 @@ static int read_json(struct rbuf *r, struct json_object **out)
 	return *out ? 0 : -1;
 }
 
+/* The key's slot, added (absent, no time) when create is set; NULL if none or out of memory. */
+static struct profile_field *profile_slot(struct cust *c, const char *key, size_t klen, int create)
+{
+	for (size_t i = 0; i < c->nprofile; i++)
+		if (strlen(c->profile[i].key) == klen && memcmp(c->profile[i].key, key, klen) == 0)
+			return &c->profile[i];
+	if (!create || klen > HEARTH_NAME_MAX)
+		return NULL;
+	struct profile_field *more = realloc(c->profile, (c->nprofile + 1) * sizeof(*more));
+	if (!more)
+		return NULL;
+	c->profile = more;
+	struct profile_field *f = &more[c->nprofile++];
+	memset(f, 0, sizeof(*f));
+	memcpy(f->key, key, klen);
+	f->ts = TIME_NONE;
+	return f;
+}
+
+static void field_clear(struct profile_field *f)
+{
+	free(f->str);
+	f->str = NULL;
+	f->str_len = 0;
+	f->kind = PROFILE_ABSENT;
+}
+
+/* Sets the value from an attrs value: null makes the key absent. */
+static int field_set_json(struct profile_field *f, struct json_object *val)
+{
+	field_clear(f);
+	switch (json_object_get_type(val)) {
+	case json_type_string:
+		f->str_len = (size_t)json_object_get_string_len(val);
+		if (!(f->str = malloc(f->str_len + 1)))
+			return -1;
+		memcpy(f->str, json_object_get_string(val), f->str_len + 1);
+		f->kind = PROFILE_STRING;
+		break;
+	case json_type_int:
+		f->v.i = json_object_get_int64(val);
+		f->kind = PROFILE_INT;
+		break;
+	case json_type_double:
+		f->v.d = json_object_get_double(val);
+		f->kind = PROFILE_DOUBLE;
+		break;
+	case json_type_boolean:
+		f->v.b = json_object_get_boolean(val);
+		f->kind = PROFILE_BOOL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+const struct profile_field *cust_profile_get(const struct cust *c, const char *key)
+{
+	const struct profile_field *f = profile_slot((struct cust *)c, key, strlen(key), 0);
+	return f && f->kind != PROFILE_ABSENT ? f : NULL;
+}
+
+struct json_object *profile_field_json(const struct profile_field *f)
+{
+	switch (f->kind) {
+	case PROFILE_STRING:
+		return json_object_new_string_len(f->str, (int)f->str_len);
+	case PROFILE_INT:
+		return json_object_new_int64(f->v.i);
+	case PROFILE_DOUBLE:
+		return json_object_new_double(f->v.d);
+	case PROFILE_BOOL:
+		return json_object_new_boolean(f->v.b);
+	default:
+		return NULL;
+	}
+}
+
+struct json_object *cust_profile_json(const struct cust *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (size_t i = 0; o && i < c->nprofile; i++)
+		if (c->profile[i].kind != PROFILE_ABSENT)
+			json_object_object_add(o, c->profile[i].key, profile_field_json(&c->profile[i]));
+	return o;
+}
+
+static int read_profile(struct rbuf *r, struct cust *c)
+{
+	size_t n = rbuf_u16(r), klen;
+
+	for (size_t i = 0; i < n && !r->failed; i++) {
+		const char *key = rbuf_str8(r, &klen);
+		struct profile_field *f = key ? profile_slot(c, key, klen, 1) : NULL;
+		if (!f)
+			return -1;
+		f->ts = rbuf_i64(r);
+		field_clear(f);
+		switch (rbuf_u8(r)) {
+		case PROFILE_STRING: {
+			uint32_t len = rbuf_u32(r);
+			const char *text = rbuf_bytes(r, len);
+			if (!text || !(f->str = malloc((size_t)len + 1)))
+				return -1;
+			memcpy(f->str, text, len);
+			f->str[len] = '\0';
+			f->str_len = len;
+			f->kind = PROFILE_STRING;
+			break;
+		}
+		case PROFILE_INT:
+			f->v.i = rbuf_i64(r);
+			f->kind = PROFILE_INT;
+			break;
+		case PROFILE_DOUBLE: {
+			uint64_t bits = rbuf_u64(r);
+			memcpy(&f->v.d, &bits, sizeof(bits));
+			f->kind = PROFILE_DOUBLE;
+			break;
+		}
+		case PROFILE_BOOL:
+			f->v.b = rbuf_u8(r) != 0;
+			f->kind = PROFILE_BOOL;
+			break;
+		case PROFILE_ABSENT:
+			break;
+		default:
+			return -1;
+		}
+	}
+	return r->failed ? -1 : 0;
+}
+
+/* Version 2: the values and the key times as two JSON objects. */
+static int read_profile_v2(struct rbuf *r, struct cust *c)
+{
+	struct json_object *values = NULL, *times = NULL;
+	int rc = -1;
+
+	if (read_json(r, &values) < 0 || read_json(r, &times) < 0)
+		goto out;
+	json_object_object_foreach(times, key, ts) {
+		struct profile_field *f = profile_slot(c, key, strlen(key), 1);
+		if (!f)
+			goto out;
+		f->ts = json_object_get_int64(ts);
+	}
+	json_object_object_foreach(values, vkey, val) {
+		struct profile_field *f = profile_slot(c, vkey, strlen(vkey), 1);
+		if (!f || field_set_json(f, val) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(values);
+	json_object_put(times);
+	return rc;
+}
+
 struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len)
 {
 	struct cust *c = cust_new(id, id_len);
 	struct rbuf r;
 	size_t slen;
 	const char *s;
+	uint8_t version;
 
 	if (!c)
 		return NULL;
 	rbuf_init(&r, data, len);
-	if (rbuf_u8(&r) != STATE_RECORD_VERSION)
+	version = rbuf_u8(&r);
+	if (version != STATE_RECORD_VERSION && version != 2)
 		goto fail;
 	c->first_seen = rbuf_i64(&r);
 	c->last_seen = rbuf_i64(&r);
@@ -172,7 +357,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		oc->due = rbuf_i64(&r);
 		oc->closed = rbuf_i64(&r);
 	}
-	if (read_json(&r, &c->profile) < 0 || read_json(&r, &c->profile_ts) < 0 || r.failed)
+	if ((version == 2 ? read_profile_v2(&r, c) : read_profile(&r, c)) < 0 || r.failed)
 		goto fail;
 	return c;
 fail:
@@ -223,23 +408,14 @@ static void recent_insert(struct type_stat *t, int64_t ts)
 
 static int apply_profile(struct cust *c, struct json_object *attrs, int64_t ts)
 {
-	struct json_object *times;
-
-	if (!c->profile && !(c->profile = json_object_new_object()))
-		return -1;
-	if (!c->profile_ts && !(c->profile_ts = json_object_new_object()))
-		return -1;
-	times = c->profile_ts;
-
 	json_object_object_foreach(attrs, key, val) {
-		struct json_object *seen;
-		if (json_object_object_get_ex(times, key, &seen) && json_object_get_int64(seen) > ts)
-			continue;
-		if (json_object_object_add(times, key, json_object_new_int64(ts)) < 0)
+		struct profile_field *f = profile_slot(c, key, strlen(key), 1);
+		if (!f)
 			return -1;
-		if (json_object_is_type(val, json_type_null))
-			json_object_object_del(c->profile, key);
-		else if (json_object_object_add(c->profile, key, json_object_get(val)) < 0)
+		if (f->ts != TIME_NONE && f->ts > ts)
+			continue; /* a newer event set it */
+		f->ts = ts;
+		if (field_set_json(f, val) < 0)
 			return -1;
 	}
 	return 0;
@@ -460,8 +636,7 @@ struct json_object *cust_to_json(const struct cust *c)
 	if (!o)
 		return NULL;
 	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
-	json_object_object_add(o, "profile", c->profile ? json_object_get(c->profile)
-							 : json_object_new_object());
+	json_object_object_add(o, "profile", cust_profile_json(c));
 	json_object_object_add(o, "first_seen", time_json(c->first_seen));
 	json_object_object_add(o, "last_seen", time_json(c->last_seen));
 	json_object_object_add(o, "events", json_object_new_int64((int64_t)c->events));
@@ -492,14 +667,15 @@ struct json_object *cust_to_json(const struct cust *c)
 struct json_object *cust_row_json(const struct cust *c)
 {
 	static const char *const keys[] = { "name", "owner", "tier", "stage", "value" };
-	struct json_object *o = json_object_new_object(), *v;
+	struct json_object *o = json_object_new_object();
+	const struct profile_field *f;
 
 	if (!o)
 		return NULL;
 	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (json_object_object_get_ex(c->profile, keys[i], &v))
-			json_object_object_add(o, keys[i], json_object_get(v));
+		if ((f = cust_profile_get(c, keys[i])))
+			json_object_object_add(o, keys[i], profile_field_json(f));
 	json_object_object_add(o, "first_seen", time_json(c->first_seen));
 	json_object_object_add(o, "last_seen", time_json(c->last_seen));
 	json_object_object_add(o, "events", json_object_new_int64((int64_t)c->events));

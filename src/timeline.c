@@ -40,7 +40,7 @@
 /* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
 #define BACKLOG_FACTOR      2
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
-#define FLUSH_SLICE_CUSTOMERS 500
+#define FLUSH_SLICE_CUSTOMERS 1000
 #define FLUSH_SLICE_IDS       5000
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
@@ -88,6 +88,11 @@ struct timeline {
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
 	int64_t last_append_ms;
+	/*
+	 * No pending customer's deadline is earlier than this (INT64_MIN: unknown),
+	 * so a tick need not walk them all; evaluation lowers it as it sets deadlines.
+	 */
+	int64_t pending_min_deadline;
 	struct wbuf rec;
 	struct cust **touched;          /* customers changed by the last append */
 	size_t ntouched, touched_cap;
@@ -335,6 +340,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	strmap_init(&tl->dirty);
 	strmap_init(&tl->ids);
 	wbuf_init(&tl->rec);
+	tl->pending_min_deadline = INT64_MIN;
 	if (recover(tl, err) < 0) {
 		timeline_close(tl);
 		return NULL;
@@ -1107,6 +1113,12 @@ int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, st
 	return rebuild_cases(tl, txn, c, err);
 }
 
+void timeline_deadline_set(struct timeline *tl, const struct cust *c)
+{
+	if (c->deadline < tl->pending_min_deadline)
+		tl->pending_min_deadline = c->deadline;
+}
+
 size_t timeline_touched(struct timeline *tl, struct cust ***list)
 {
 	*list = tl->touched;
@@ -1132,13 +1144,24 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 	int rc;
 
 	tl->mark++;
-	/* pending customers know their current deadline; their stored key may be stale */
-	for (size_t i = 0; n < max && strmap_next(&tl->dirty, &i, &slot);) {
-		struct dirty *d = slot->value;
-		if (d->c->deadline <= now)
-			add_due(tl, d, out, &n);
-		else
-			d->mark = tl->mark; /* not due: a stale stored key must not list it */
+	/*
+	 * Pending customers know their current deadline; their stored key may be
+	 * stale. Walked only when one of them may be due: then every one not due
+	 * is marked, so that a stale stored key does not list it.
+	 */
+	if (now >= tl->pending_min_deadline) {
+		int64_t next = INT64_MAX;
+		for (size_t i = 0; n < max && strmap_next(&tl->dirty, &i, &slot);) {
+			struct dirty *d = slot->value;
+			if (d->c->deadline <= now) {
+				add_due(tl, d, out, &n);
+			} else {
+				d->mark = tl->mark;
+				next = d->c->deadline < next ? d->c->deadline : next;
+			}
+		}
+		/* a full slice stopped early: what it did not walk is unknown */
+		tl->pending_min_deadline = n < max ? next : INT64_MIN;
 	}
 	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_DEADLINES), &cur))) {
 		store_error(err, rc, "reading deadlines");

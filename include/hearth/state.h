@@ -17,7 +17,7 @@ struct event;
 struct json_object;
 struct wbuf;
 
-#define STATE_RECORD_VERSION 2
+#define STATE_RECORD_VERSION 3      /* 2: profile as JSON text, still read */
 #define STATE_RECENT 13         /* newest times kept per type: 12 gaps for gap() */
 #define TIME_NONE INT64_MIN
 
@@ -37,6 +37,26 @@ struct open_case {
 	int64_t closed;                 /* TIME_NONE: open; else a close that came before its open */
 };
 
+/*
+ * One profile key: its value and the time of the event that set it. A key a
+ * profile event set to null stays, absent, so that an older event cannot
+ * bring its value back.
+ */
+enum profile_kind { PROFILE_ABSENT, PROFILE_STRING, PROFILE_INT, PROFILE_DOUBLE, PROFILE_BOOL };
+
+struct profile_field {
+	char key[HEARTH_NAME_MAX + 1];
+	uint8_t kind;                   /* enum profile_kind */
+	int64_t ts;
+	union {
+		int64_t i;
+		double d;
+		int b;
+	} v;
+	char *str;                      /* PROFILE_STRING, owned, NUL-terminated */
+	size_t str_len;
+};
+
 #define STATE_EARLY_CLOSES 8    /* closes remembered while their open has not arrived */
 
 struct cust {
@@ -46,8 +66,8 @@ struct cust {
 	uint64_t events;
 	uint64_t applied_seq;           /* newest log seq folded in: replay skips older */
 	int64_t deadline;               /* next moment a rule can change by time alone */
-	struct json_object *profile;    /* owned; an object */
-	struct json_object *profile_ts; /* owned; key → time of the event that set it */
+	struct profile_field *profile;  /* owned; in the order keys first appeared */
+	size_t nprofile;
 	struct type_stat *types;
 	size_t ntypes;
 	struct open_case *cases;
@@ -74,6 +94,12 @@ void cust_cases_reset(struct cust *c);
 int cust_apply_case_event(struct cust *c, const struct event *ev, const struct config *cfg);
 
 const struct type_stat *cust_type(const struct cust *c, const char *type);
+/* A present profile key, or NULL. */
+const struct profile_field *cust_profile_get(const struct cust *c, const char *key);
+/* The profile key's value as JSON (a new reference). */
+struct json_object *profile_field_json(const struct profile_field *f);
+/* The profile as a JSON object of its present keys. */
+struct json_object *cust_profile_json(const struct cust *c);
 /* The `customer` answer body (SPEC §5) without alerts and score. */
 struct json_object *cust_to_json(const struct cust *c);
 /* A short row for listings: id, name, owner, tier, last_seen, events. */

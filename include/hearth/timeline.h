@@ -49,6 +49,8 @@ int timeline_flush(struct timeline *tl, int force, struct herr *err);
 int64_t timeline_flush_due_in(const struct timeline *tl);
 /* More is pending than memory should hold: ingest and re-evaluation wait for the flush. */
 int timeline_backlogged(const struct timeline *tl);
+/* Evaluation gave a pending customer a new deadline: ticks must look at it. */
+void timeline_deadline_set(struct timeline *tl, const struct cust *c);
 
 /*
  * The customer's current state: the pending copy if changed since the last

@@ -1141,12 +1141,14 @@ static void put_cust(struct cust *c, int owned, MDB_txn *txn)
 
 static void assert_profile(const struct cust *c, const char *want)
 {
-	const char *got = json_object_to_json_string_ext(c->profile, JSON_C_TO_STRING_PLAIN);
+	struct json_object *profile = cust_profile_json(c);
+	const char *got = json_object_to_json_string_ext(profile, JSON_C_TO_STRING_PLAIN);
 	struct json_object *w = json_tokener_parse(want);
 
-	if (!json_object_equal(w, c->profile))
+	if (!json_object_equal(w, profile))
 		fail_msg("profile is %s, want %s", got, want);
 	json_object_put(w);
+	json_object_put(profile);
 }
 
 static void test_profile_merge(void **state)
@@ -1420,8 +1422,21 @@ static void test_cust_record_round_trip(void **state)
 		assert_int_equal(d->cases[i].opened, c->cases[i].opened);
 		assert_int_equal(d->cases[i].due, c->cases[i].due);
 	}
-	assert_true(json_object_equal(d->profile, c->profile));
-	assert_true(json_object_equal(d->profile_ts, c->profile_ts));
+	assert_int_equal(d->nprofile, c->nprofile);
+	for (size_t i = 0; i < c->nprofile; i++) {
+		const struct profile_field *x = &d->profile[i], *y = &c->profile[i];
+		assert_string_equal(x->key, y->key);
+		assert_int_equal(x->kind, y->kind);
+		assert_int_equal(x->ts, y->ts);
+		if (y->kind == PROFILE_STRING)
+			assert_string_equal(x->str, y->str);
+		else if (y->kind == PROFILE_DOUBLE)
+			assert_true(x->v.d == y->v.d);
+		else if (y->kind == PROFILE_INT)
+			assert_int_equal(x->v.i, y->v.i);
+		else if (y->kind == PROFILE_BOOL)
+			assert_int_equal(x->v.b, y->v.b);
+	}
 	cust_free(d);
 	/* a damaged record is refused, never half read */
 	for (size_t cut = 0; cut < out.len; cut += 7)
@@ -1432,6 +1447,43 @@ static void test_cust_record_round_trip(void **state)
 	cust_free(c);
 	cust_free(NULL);
 	json_object_put(attrs);
+}
+
+/* Stores written before the binary profile (record version 2) still load. */
+static void test_cust_decode_version_2(void **state)
+{
+	static const char values[] = "{\"name\":\"Lin W.\",\"value\":50000,\"vip\":true,\"score\":1.5}";
+	static const char times[] = "{\"name\":10,\"value\":20,\"vip\":30,\"score\":40,\"tier\":50}";
+	struct wbuf rec;
+	struct cust *c;
+	const struct profile_field *f;
+
+	(void)state;
+	wbuf_init(&rec);
+	wbuf_u8(&rec, 2);
+	wbuf_i64(&rec, 10);
+	wbuf_i64(&rec, 50);
+	wbuf_u64(&rec, 5);
+	wbuf_u64(&rec, 9);
+	wbuf_i64(&rec, INT64_MAX);
+	wbuf_u16(&rec, 0);
+	wbuf_u16(&rec, 0);
+	wbuf_u32(&rec, (uint32_t)strlen(values));
+	wbuf_put(&rec, values, strlen(values));
+	wbuf_u32(&rec, (uint32_t)strlen(times));
+	wbuf_put(&rec, times, strlen(times));
+	c = cust_decode("R2", 2, rec.data, rec.len);
+	assert_non_null(c);
+	assert_int_equal(c->events, 5);
+	assert_profile(c, values);
+	assert_non_null(f = cust_profile_get(c, "value"));
+	assert_int_equal(f->kind, PROFILE_INT);
+	assert_int_equal(f->ts, 20);
+	/* tier was set to null at 50: absent, but its time is kept */
+	assert_null(cust_profile_get(c, "tier"));
+	assert_int_equal(c->nprofile, 5);
+	cust_free(c);
+	wbuf_free(&rec);
 }
 
 static int count_cust_fn(const struct cust *c, void *ctx)
@@ -1480,6 +1532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cases, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_case_close_arriving_before_open, fx_setup, fx_teardown),
 		cmocka_unit_test(test_cust_record_round_trip),
+		cmocka_unit_test(test_cust_decode_version_2),
 		cmocka_unit_test_setup_teardown(test_customer_listing, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
