@@ -242,13 +242,15 @@ static int read_profile(struct rbuf *r, struct cust *c)
 {
 	size_t n = rbuf_u16(r), klen;
 
+	if (n && !(c->profile = calloc(n, sizeof(*c->profile))))
+		return -1;
 	for (size_t i = 0; i < n && !r->failed; i++) {
+		struct profile_field *f = &c->profile[c->nprofile++];
 		const char *key = rbuf_str8(r, &klen);
-		struct profile_field *f = key ? profile_slot(c, key, klen, 1) : NULL;
-		if (!f)
+		if (!key || klen > HEARTH_NAME_MAX)
 			return -1;
+		memcpy(f->key, key, klen);
 		f->ts = rbuf_i64(r);
-		field_clear(f);
 		switch (rbuf_u8(r)) {
 		case PROFILE_STRING: {
 			uint32_t len = rbuf_u32(r);
@@ -367,8 +369,9 @@ fail:
 
 const struct type_stat *cust_type(const struct cust *c, const char *type)
 {
+	/* the first byte settles most comparisons without a call */
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (strcmp(c->types[i].type, type) == 0)
+		if (c->types[i].type[0] == type[0] && strcmp(c->types[i].type, type) == 0)
 			return &c->types[i];
 	return NULL;
 }

@@ -39,6 +39,7 @@
 #define BUSY_GAP_MS         250     /* appends closer than this: ingest is busy */
 /* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
 #define BACKLOG_FACTOR      2
+#define TRIM_INTERVAL_MS    10000
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
 #define FLUSH_SLICE_CUSTOMERS 1000
 #define FLUSH_SLICE_IDS       5000
@@ -88,6 +89,7 @@ struct timeline {
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
 	int64_t last_append_ms;
+	int64_t trimmed_ms;             /* when the heap was last given back */
 	/*
 	 * No pending customer's deadline is earlier than this (INT64_MIN: unknown),
 	 * so a tick need not walk them all; evaluation lowers it as it sets deadlines.
@@ -681,9 +683,14 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
 		job_free(job);
 		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
-		/* a burst's pending state is gone: give its memory back rather than keep the peak */
-		if (tl->dirty.count == 0)
+		/*
+		 * A burst's pending state is gone: give its memory back rather than
+		 * keep the peak. Not after every flush: trimming costs page faults later.
+		 */
+		if (tl->dirty.count == 0 && mono_now_ms() - tl->trimmed_ms >= TRIM_INTERVAL_MS) {
 			malloc_trim(0);
+			tl->trimmed_ms = mono_now_ms();
+		}
 	}
 	return 0;
 }
