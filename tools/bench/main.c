@@ -125,6 +125,9 @@ static void report(const struct bench *b)
 	table_add("hearth / SQLite", fig_median(&r->ratio_sql), "%.1f", "×", AT_LEAST, 5, NULL);
 	snprintf(f, sizeof(f), "hearthctl import, %s CSV rows", count((double)z->import_rows, a, sizeof(a)));
 	table_add(f, fig_median(&r->import_eps), "%.0f", "events/s", AT_LEAST, 100000, NULL);
+	snprintf(note, sizeof(note), "%zu calls, every 10 ms; p50 %.2f ms, max %.2f ms", r->status_import_n,
+		 r->status_import_p50_ms, r->status_import_max_ms);
+	table_add("status during that import, p99", r->status_import_p99_ms, "%.2f", "ms", INFO, 0, note);
 	for (int w = 0; w < 2; w++) {
 		const char *who = count((double)r->customers[w], a, sizeof(a));
 		snprintf(f, sizeof(f), "tick, nothing due, %s customers", who);

@@ -158,9 +158,12 @@ out:
 
 struct pinger {
 	const char *path;
+	const char *request;            /* NULL: ping */
 	atomic_int stop;
 	double max_ms;
 	size_t n;
+	double *samples;                /* round trips in ms, when samples_cap > 0 */
+	size_t samples_cap;
 	int failed;
 	char error[256];
 };
@@ -177,7 +180,7 @@ static void *ping_loop(void *arg)
 		return NULL;
 	}
 	while (!atomic_load(&p->stop)) {
-		double us = round_trip_us(cc, "{\"cmd\":\"ping\"}", &err);
+		double us = round_trip_us(cc, p->request ? p->request : "{\"cmd\":\"ping\"}", &err);
 		if (us < 0) {
 			p->failed = 1;
 			snprintf(p->error, sizeof(p->error), "%s", err.msg);
@@ -185,6 +188,8 @@ static void *ping_loop(void *arg)
 		}
 		if (us / 1000.0 > p->max_ms)
 			p->max_ms = us / 1000.0;
+		if (p->n < p->samples_cap)
+			p->samples[p->n] = us / 1000.0;
 		p->n++;
 		pause_ms(10);
 	}
@@ -452,6 +457,25 @@ out:
 
 /* ---- import ------------------------------------------------------------------- */
 
+#define STATUS_SAMPLES 100000
+
+static void status_latency(struct bench *b, struct pinger *sp)
+{
+	size_t n = sp->n < sp->samples_cap ? sp->n : sp->samples_cap;
+
+	if (sp->failed || n == 0) {
+		say("status during the import: the prober failed (%s)", sp->error);
+		return;
+	}
+	sort_doubles(sp->samples, n);
+	b->r.status_import_p50_ms = pct(sp->samples, n, 50);
+	b->r.status_import_p99_ms = pct(sp->samples, n, 99);
+	b->r.status_import_max_ms = sp->samples[n - 1];
+	b->r.status_import_n = n;
+	say("status during the import: %zu calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms", n,
+	    b->r.status_import_p50_ms, b->r.status_import_p99_ms, b->r.status_import_max_ms);
+}
+
 int phase_import(struct bench *b, struct herr *err)
 {
 	struct gen_params p = {
@@ -481,9 +505,23 @@ int phase_import(struct bench *b, struct herr *err)
 			goto out;
 		snprintf(out_path, sizeof(out_path), "%s/import.out", d.dir);
 		char *argv[] = { hearthctl, "-s", d.control, "import", csv, NULL };
+		/* the first run also asks `status` every 10 ms: what an operator sees during an import */
+		struct pinger sp = { .path = d.control, .request = "{\"cmd\":\"status\"}" };
+		pthread_t th;
+		int probing = 0;
+		if (r == 0 && (sp.samples = calloc(STATUS_SAMPLES, sizeof(double)))) {
+			sp.samples_cap = STATUS_SAMPLES;
+			probing = pthread_create(&th, NULL, ping_loop, &sp) == 0;
+		}
 		double t0 = now_s();
 		int st = run_program(argv, out_path, IMPORT_TIMEOUT_S, err);
 		double secs = now_s() - t0;
+		if (probing) {
+			atomic_store(&sp.stop, 1);
+			pthread_join(th, NULL);
+			status_latency(b, &sp);
+		}
+		free(sp.samples);
 		if (st != 0) {
 			if (st > 0)
 				herr_set(err, HERR_IO, "bench, hearthctl import exited %d; see %s", st, out_path);
