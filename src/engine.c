@@ -73,6 +73,8 @@ struct engine {
 	char reeval_after[HEARTH_ID_MAX + 1];
 	size_t reeval_after_len;
 	int reeval_started;
+	struct id_list reeval_fresh;    /* new customers pending when it began: evaluated first */
+	size_t reeval_next_fresh;
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
@@ -578,42 +580,62 @@ static void check_cases(struct engine *eng)
 	log_info("rules, events.cases changed: case state of every customer is rebuilt");
 }
 
-static size_t reeval_slice(struct engine *eng, int64_t now)
+/* Holds a customer for this re-evaluation (rebuilding its cases if asked). */
+static void reeval_hold(struct engine *eng, MDB_txn *txn, const char *id, size_t len, size_t *n)
+{
+	struct herr err;
+	struct cust *c = timeline_hold(eng->srv->tl, txn, id, len, &err);
+
+	if (c && eng->rebuild_cases && timeline_rebuild_cases(eng->srv->tl, txn, c, &err) < 0)
+		log_error("rules, rebuilding cases of '%.*s' failed (%s)", (int)c->id_len, c->id, err.msg);
+	if (c)
+		eng->due[(*n)++] = c;
+}
+
+/* The walk over stored customers; returns 1 once it has passed the last. */
+static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 {
 	struct store *st = eng->srv->st;
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key = { eng->reeval_after_len, eng->reeval_after }, val;
-	struct herr err;
-	size_t n = 0;
 	int rc;
 
-	if (store_read_begin(st, &txn, &err) < 0)
+	if (mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))
 		return 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur)) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
 	rc = eng->reeval_started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
 				 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
 	if (rc == 0 && eng->reeval_started && key.mv_size == eng->reeval_after_len &&
 	    memcmp(key.mv_data, eng->reeval_after, key.mv_size) == 0)
 		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	for (; rc == 0 && n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct cust *c = timeline_hold(eng->srv->tl, txn, key.mv_data, key.mv_size, &err);
-		if (c && eng->rebuild_cases && timeline_rebuild_cases(eng->srv->tl, txn, c, &err) < 0)
-			log_error("rules, rebuilding cases of '%.*s' failed (%s)", (int)c->id_len, c->id, err.msg);
-		if (c)
-			eng->due[n++] = c;
+	for (; rc == 0 && *n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		reeval_hold(eng, txn, key.mv_data, key.mv_size, n);
 		memcpy(eng->reeval_after, key.mv_data, key.mv_size);
 		eng->reeval_after_len = key.mv_size;
 	}
 	eng->reeval_started = 1;
-	int done = rc != 0;
 	mdb_cursor_close(cur);
+	return rc != 0;
+}
+
+static size_t reeval_slice(struct engine *eng, int64_t now)
+{
+	struct id_list *fresh = &eng->reeval_fresh;
+	MDB_txn *txn;
+	struct herr err;
+	size_t n = 0;
+	int done = 0;
+
+	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
+		return 0;
+	/* customers not stored when it began first (the walk cannot see them), then the store */
+	for (; eng->reeval_next_fresh < fresh->n && n < REEVAL_SLICE; eng->reeval_next_fresh++)
+		reeval_hold(eng, txn, fresh->ids[eng->reeval_next_fresh], fresh->lens[eng->reeval_next_fresh], &n);
+	if (n < REEVAL_SLICE)
+		done = reeval_walk(eng, txn, &n);
 	evaluate(eng, txn, eng->due, n, now);
 	if (done) {
 		eng->reeval = 0;
+		id_list_free(fresh);
 		if (eng->rebuild_cases)
 			record_cases_sig(eng);
 		log_info("rules, re-evaluated every customer%s", eng->rebuild_cases ? " (cases rebuilt)" : "");
@@ -676,11 +698,18 @@ static void on_tick(struct loop *loop, void *ctx)
 
 void engine_reevaluate_all(struct engine *eng)
 {
-	struct herr err;
-
-	/* the walk reads stored customers: new ones must be stored first */
-	if (timeline_flush(eng->srv->tl, 1, &err) < 0)
-		log_warning("rules, flush before re-evaluating failed (%s)", err.msg);
+	/*
+	 * The walk reads stored customers; the new ones still pending are listed
+	 * now rather than flushed first, which would hold the loop.
+	 */
+	id_list_free(&eng->reeval_fresh);
+	eng->reeval_next_fresh = 0;
+	if (timeline_pending_new(eng->srv->tl, &eng->reeval_fresh) < 0) {
+		struct herr err;
+		log_warning("rules, out of memory listing pending customers; flushing them instead");
+		if (timeline_flush(eng->srv->tl, 1, &err) < 0)
+			log_warning("rules, flush before re-evaluating failed (%s)", err.msg);
+	}
 	eng->reeval = 1;
 	eng->reeval_started = 0;
 	eng->reeval_after_len = 0;
@@ -770,6 +799,7 @@ void engine_close(struct engine *eng)
 	free(eng->changes);
 	free(eng->silences);
 	free(eng->due);
+	id_list_free(&eng->reeval_fresh);
 	ruleset_free(eng->rs);
 	free(eng);
 }
@@ -837,9 +867,20 @@ static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 	commit_changes(eng, now);
 }
 
+/* Was a rule of the running set left out of the next? */
+static int rules_removed(const struct ruleset *now, const struct ruleset *next)
+{
+	for (size_t i = 0; i < now->n; i++)
+		if (ruleset_index(next, now->rules[i].cfg->name) < 0)
+			return 1;
+	return 0;
+}
+
 void engine_set_rules(struct engine *eng, struct ruleset *rs)
 {
-	drop_removed_rules(eng, rs); /* while the old rules can still describe them */
+	/* while the old rules can still describe them; a walk of every alert, so only when needed */
+	if (rules_removed(eng->rs, rs))
+		drop_removed_rules(eng, rs);
 	for (size_t i = 0; i < eng->rs->n; i++)
 		alert_clear(&eng->alerts[i]);
 	ruleset_free(eng->rs);

@@ -1120,6 +1120,40 @@ int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, st
 	return rebuild_cases(tl, txn, c, err);
 }
 
+int timeline_pending_new(struct timeline *tl, struct id_list *out)
+{
+	const struct strmap_slot *slot;
+
+	memset(out, 0, sizeof(*out));
+	if (!tl->new_customers)
+		return 0;
+	out->ids = calloc(tl->new_customers, sizeof(*out->ids));
+	out->lens = calloc(tl->new_customers, sizeof(*out->lens));
+	if (!out->ids || !out->lens)
+		goto nomem;
+	for (size_t i = 0; out->n < tl->new_customers && strmap_next(&tl->dirty, &i, &slot);) {
+		if (!((struct dirty *)slot->value)->is_new)
+			continue;
+		if (!(out->ids[out->n] = malloc(slot->len)))
+			goto nomem;
+		memcpy(out->ids[out->n], slot->key, slot->len);
+		out->lens[out->n++] = slot->len;
+	}
+	return 0;
+nomem:
+	id_list_free(out);
+	return -1;
+}
+
+void id_list_free(struct id_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ids[i]);
+	free(l->ids);
+	free(l->lens);
+	memset(l, 0, sizeof(*l));
+}
+
 void timeline_deadline_set(struct timeline *tl, const struct cust *c)
 {
 	if (c->deadline < tl->pending_min_deadline)

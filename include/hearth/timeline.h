@@ -49,6 +49,16 @@ int timeline_flush(struct timeline *tl, int force, struct herr *err);
 int64_t timeline_flush_due_in(const struct timeline *tl);
 /* More is pending than memory should hold: ingest and re-evaluation wait for the flush. */
 int timeline_backlogged(const struct timeline *tl);
+/* Customer ids, owned. */
+struct id_list {
+	char **ids;
+	size_t *lens;
+	size_t n;
+};
+
+void id_list_free(struct id_list *l);
+/* The pending customers not stored yet (a walk of the store misses them). */
+int timeline_pending_new(struct timeline *tl, struct id_list *out);
 /* Evaluation gave a pending customer a new deadline: ticks must look at it. */
 void timeline_deadline_set(struct timeline *tl, const struct cust *c);
 
