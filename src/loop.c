@@ -179,16 +179,22 @@ int loop_run(struct loop *loop)
 			return -1;
 		}
 		loop->changed = 0;
-		for (size_t i = 0; rc > 0 && i < loop->n && loop->running; i++) {
-			short revents = loop->items[i].revents;
-			if (!revents)
-				continue;
-			loop->items[i].revents = 0;
-			struct watch w = loop->watches[i];
-			w.fn(loop, revents, w.ctx);
-			if (loop->changed) /* the array was reordered: poll again */
-				break;
-		}
+		/*
+		 * Descriptors (control connections, signals) before ZeroMQ sockets:
+		 * an ingest group can take a while, and a query that came in beside
+		 * it should not wait for the next one too.
+		 */
+		for (int pass = 0; rc > 0 && pass < 2 && !loop->changed; pass++)
+			for (size_t i = 0; i < loop->n && loop->running; i++) {
+				short revents = loop->items[i].revents;
+				if (!revents || (loop->items[i].socket != NULL) != pass)
+					continue;
+				loop->items[i].revents = 0;
+				struct watch w = loop->watches[i];
+				w.fn(loop, revents, w.ctx);
+				if (loop->changed) /* the array was reordered: poll again */
+					break;
+			}
 		run_timers(loop);
 	}
 	return 0;
