@@ -49,6 +49,7 @@ struct change {
 	enum notify_kind kind;
 	int silenced;
 	char *body;                     /* the notification, built in the write */
+	struct json_object *values;     /* the rule's values when it notifies (owned) */
 	uint64_t seq;
 	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];
@@ -346,7 +347,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 			struct json_object *values = rule_values(r, &env);
 			free(a->values_json);
 			a->values_json = values ? strdup(json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN)) : NULL;
-			json_object_put(values);
+			ch->values = values; /* the notification embeds it as is */
 		}
 		ch->c = c;
 		ch->rule = i;
@@ -385,7 +386,7 @@ static char *notification_body(struct engine *eng, const struct change *ch, uint
 	json_object_object_add(body, "seq", json_object_new_int64((int64_t)seq));
 	json_object_object_add(body, "ts", json_object_new_string(time_format(now, buf, sizeof(buf))));
 	json_object_object_add(body, "kind", json_object_new_string(notify_kind_name(ch->kind)));
-	alert = alert_to_json(&ch->a, ch->c->id, ch->c->id_len, severity);
+	alert = alert_to_json(&ch->a, ch->c->id, ch->c->id_len, severity, ch->values);
 	json_object_object_del(alert, "acked");
 	for (size_t i = 0; i < r->cfg->nlabels; i++)
 		json_object_object_add(labels, r->cfg->labels[i].key,
@@ -489,6 +490,7 @@ out:
 	for (size_t i = 0; i < eng->nchanges; i++) {
 		free(eng->changes[i].body);
 		free(eng->changes[i].a.values_json);
+		json_object_put(eng->changes[i].values);
 	}
 	eng->nchanges = 0;
 }
@@ -945,7 +947,7 @@ struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, con
 		}
 		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
 		a.rule[rlen] = '\0';
-		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(eng, a.rule)));
+		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(eng, a.rule), NULL));
 		alert_clear(&a);
 	}
 	mdb_cursor_close(cur);
@@ -1037,7 +1039,7 @@ int engine_alerts(struct engine *eng, struct json_object *req, struct json_objec
 			if (!match)
 				goto next;
 		}
-		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(eng, a.rule)));
+		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(eng, a.rule), NULL));
 		n++;
 next:
 		alert_clear(&a);
