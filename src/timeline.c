@@ -42,6 +42,7 @@
 #define TRIM_INTERVAL_MS    10000
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
 #define FLUSH_SLICE_CUSTOMERS 1000
+#define FLUSH_SLICE_BUDGET_US 5000  /* a slice also stops after this much work */
 #define FLUSH_SLICE_IDS       5000
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
@@ -551,9 +552,17 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 	struct timeline *tl = ctx->tl;
 	struct flush_job *job = &tl->job;
 	uint8_t seq[8];
+	int64_t until = mono_now_us() + FLUSH_SLICE_BUDGET_US;
 
 	(void)err;
 	for (size_t i = ctx->cust_from; i < ctx->cust_to; i++) {
+		/* customers with many events make a slow slice: the rest waits for the next one */
+		if ((i - ctx->cust_from) % 64 == 63 && mono_now_us() > until) {
+			ctx->cust_to = i;
+			ctx->id_to = ctx->id_from;
+			ctx->last = 0;
+			break;
+		}
 		const struct dirty *d = strmap_get(&tl->dirty, job->custs[i], job->lens[i]);
 		if (d)
 			flush_customer(w, tl, d);
