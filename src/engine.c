@@ -4,6 +4,7 @@
  * Work is bounded per loop turn: a tick evaluates at most TICK_SLICE due
  * customers and a full re-evaluation REEVAL_SLICE customers, then yields to
  * the loop through a zero-delay timer, so sockets keep being served.
+ * Silences, acks and the alert queries are in steering.c.
  */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
+#include "hearth/engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
 #include "hearth/log.h"
@@ -29,57 +31,6 @@
 #define REEVAL_SLICE    1000
 #define PRUNE_SLICE     10000
 #define RETRY_MS        5000
-#define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
-
-struct silence {
-	uint64_t id;
-	char rule[HEARTH_NAME_MAX + 1];
-	char customer[HEARTH_ID_MAX + 1];
-	char owner[HEARTH_ID_MAX + 1];
-	int64_t until, created;
-	char by[64];
-	char comment[256];
-};
-
-struct change {
-	struct cust *c;
-	size_t rule;
-	struct alert a;
-	enum alert_state before;
-	enum notify_kind kind;
-	int silenced;
-	char *body;                     /* the notification, built in the write */
-	struct json_object *values;     /* the rule's values when it notifies (owned) */
-	uint64_t seq;
-	int drop;                       /* delete the record: its rule is gone */
-	char topic[96];
-};
-
-struct engine {
-	struct server *srv;
-	struct ruleset *rs;
-	struct outbox *ob;
-	struct alert *alerts;           /* one customer's alerts, by rule index */
-	struct change *changes;
-	size_t nchanges, changes_cap;
-	struct silence *silences;
-	size_t nsilences;
-	uint64_t next_silence_id;
-	MDB_txn *txn;                   /* the read transaction of the evaluation in hand */
-	struct cust **due;
-	int tick_timer;
-	int slice_timer;                /* a continuation of a tick or re-evaluation */
-	int tick_more;                  /* the last tick slice was full: more may be due */
-	int reeval;                     /* a full re-evaluation is under way */
-	char reeval_after[HEARTH_ID_MAX + 1];
-	size_t reeval_after_len;
-	int reeval_started;
-	struct id_list reeval_fresh;    /* new customers pending when it began: evaluated first */
-	size_t reeval_next_fresh;
-	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
-	uint64_t cases_sig;             /* of the config the rebuild is for */
-	struct engine_stats stats;
-};
 
 /* ---- window scans ---------------------------------------------------------- */
 
@@ -138,124 +89,9 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 	env->scan_ctx = eng;
 	eng->txn = txn;
 }
-
-/* ---- silences -------------------------------------------------------------- */
-
-static const char *profile_string(const struct cust *c, const char *key)
-{
-	const struct profile_field *f = cust_profile_get(c, key);
-
-	return f && f->kind == PROFILE_STRING ? f->str : NULL;
-}
-
-static int silenced(struct engine *eng, const char *rule, const struct cust *c, int64_t now)
-{
-	const char *owner = profile_string(c, "owner");
-
-	for (size_t i = 0; i < eng->nsilences; i++) {
-		const struct silence *s = &eng->silences[i];
-		if (s->until <= now)
-			continue;
-		if (s->rule[0] && strcmp(s->rule, rule) != 0)
-			continue;
-		if (s->customer[0] && (strlen(s->customer) != c->id_len || memcmp(s->customer, c->id, c->id_len)))
-			continue;
-		if (s->owner[0] && (!owner || strcmp(s->owner, owner) != 0))
-			continue;
-		return 1;
-	}
-	return 0;
-}
-
-static struct json_object *silence_to_json(const struct silence *s)
-{
-	struct json_object *o = json_object_new_object();
-	char buf[TIME_BUF];
-
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)s->id));
-	if (s->rule[0])
-		json_object_object_add(o, "rule", json_object_new_string(s->rule));
-	if (s->customer[0])
-		json_object_object_add(o, "customer", json_object_new_string(s->customer));
-	if (s->owner[0])
-		json_object_object_add(o, "owner", json_object_new_string(s->owner));
-	json_object_object_add(o, "until", json_object_new_string(time_format(s->until, buf, sizeof(buf))));
-	json_object_object_add(o, "created", json_object_new_string(time_format(s->created, buf, sizeof(buf))));
-	if (s->by[0])
-		json_object_object_add(o, "by", json_object_new_string(s->by));
-	if (s->comment[0])
-		json_object_object_add(o, "comment", json_object_new_string(s->comment));
-	return o;
-}
-
-static void copy_field(struct json_object *o, const char *key, char *dst, size_t size)
-{
-	struct json_object *v;
-
-	dst[0] = '\0';
-	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		snprintf(dst, size, "%s", json_object_get_string(v));
-}
-
-static int silence_from_json(struct json_object *o, struct silence *s)
-{
-	struct json_object *v;
-
-	memset(s, 0, sizeof(*s));
-	if (!json_object_object_get_ex(o, "id", &v))
-		return -1;
-	s->id = (uint64_t)json_object_get_int64(v);
-	copy_field(o, "rule", s->rule, sizeof(s->rule));
-	copy_field(o, "customer", s->customer, sizeof(s->customer));
-	copy_field(o, "owner", s->owner, sizeof(s->owner));
-	copy_field(o, "by", s->by, sizeof(s->by));
-	copy_field(o, "comment", s->comment, sizeof(s->comment));
-	if (!json_object_object_get_ex(o, "until", &v) || time_from_json(v, &s->until) < 0)
-		return -1;
-	if (json_object_object_get_ex(o, "created", &v))
-		time_from_json(v, &s->created);
-	return 0;
-}
-
-static int load_silences(struct engine *eng, struct herr *err)
-{
-	struct store *st = eng->srv->st;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
-
-	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_SILENCES), &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "reading silences");
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct json_object *o = json_tokener_parse(strndupa(val.mv_data, val.mv_size));
-		struct silence s;
-		if (o && silence_from_json(o, &s) == 0) {
-			struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
-			if (more) {
-				eng->silences = more;
-				eng->silences[eng->nsilences++] = s;
-				if (s.id >= eng->next_silence_id)
-					eng->next_silence_id = s.id + 1;
-			}
-		}
-		json_object_put(o);
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (eng->next_silence_id == 0)
-		eng->next_silence_id = 1;
-	return 0;
-}
-
 /* ---- evaluation ------------------------------------------------------------ */
 
-static void load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
+void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 {
 	struct store *st = eng->srv->st;
 	uint8_t prefix[HEARTH_ID_MAX + 1];
@@ -293,7 +129,7 @@ static void load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 	mdb_cursor_close(cur);
 }
 
-static struct change *push_change(struct engine *eng)
+struct change *engine_push_change(struct engine *eng)
 {
 	if (eng->nchanges == eng->changes_cap) {
 		size_t cap = eng->changes_cap ? eng->changes_cap * 2 : 64;
@@ -312,7 +148,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 {
 	int64_t deadline = EVAL_NEVER;
 
-	load_alerts(eng, txn, c);
+	engine_load_alerts(eng, txn, c);
 	for (size_t i = 0; i < eng->rs->n; i++) {
 		struct rule *r = &eng->rs->rules[i];
 		struct alert *a = &eng->alerts[i];
@@ -337,7 +173,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 			deadline = wake;
 		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before)
 			continue;
-		struct change *ch = push_change(eng);
+		struct change *ch = engine_push_change(eng);
 		if (!ch) {
 			eng->stats.errors++;
 			continue;
@@ -355,7 +191,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 		a->values_json = NULL; /* moved into the change */
 		ch->before = before;
 		ch->kind = kind;
-		ch->silenced = kind != NOTIFY_NONE && silenced(eng, r->cfg->name, c, now);
+		ch->silenced = kind != NOTIFY_NONE && engine_silenced(eng, r->cfg->name, c, now);
 	}
 	eng->stats.evaluations++;
 	c->deadline = deadline;
@@ -449,7 +285,7 @@ static void count_state(struct engine *eng, enum alert_state s, int delta)
 		eng->stats.pending += (uint64_t)delta;
 }
 
-static void commit_changes(struct engine *eng, int64_t now)
+void engine_commit_changes(struct engine *eng, int64_t now)
 {
 	struct write_ctx ctx = { .eng = eng, .now = now };
 	struct herr err;
@@ -501,7 +337,7 @@ static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size
 		evaluate_one(eng, txn, custs[i], now);
 	eng->txn = NULL;
 	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
-	commit_changes(eng, now);
+	engine_commit_changes(eng, now);
 }
 
 void engine_after_ingest(struct engine *eng)
@@ -776,7 +612,7 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!(eng->ob = outbox_open(srv, err)) || load_silences(eng, err) < 0 ||
+	if (!(eng->ob = outbox_open(srv, err)) || engine_load_silences(eng, err) < 0 ||
 	    count_alerts(eng, err) < 0)
 		goto fail;
 	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
@@ -842,7 +678,7 @@ static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 		if ((next && ruleset_index(next, rule) >= 0) || (!next && old >= 0))
 			continue;
 		struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
-		struct change *ch = c ? push_change(eng) : NULL;
+		struct change *ch = c ? engine_push_change(eng) : NULL;
 		if (!ch)
 			continue;
 		ch->c = c;
@@ -859,14 +695,14 @@ static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 		ch->rule = (size_t)old;
 		ch->before = ch->a.state;
 		ch->kind = alert_step(&ch->a, 0, now, 0, 0, &wake);
-		ch->silenced = ch->kind != NOTIFY_NONE && silenced(eng, rule, c, now);
+		ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, now);
 	}
 	mdb_cursor_close(cur);
 	eng->txn = NULL;
 	mdb_txn_abort(txn);
 	if (eng->nchanges)
 		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);
-	commit_changes(eng, now);
+	engine_commit_changes(eng, now);
 }
 
 /* Was a rule of the running set left out of the next? */
@@ -912,328 +748,4 @@ void engine_get_stats(const struct engine *eng, struct engine_stats *out)
 {
 	*out = eng->stats;
 	out->reevaluating = eng->reeval;
-}
-
-/* ---- queries and steering -------------------------------------------------- */
-
-static const char *rule_severity(const struct engine *eng, const char *rule)
-{
-	const struct rule *r = ruleset_find(eng->rs, rule);
-	return r ? severity_name(r->cfg->severity) : "unknown";
-}
-
-struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
-					   size_t len)
-{
-	struct store *st = eng->srv->st;
-	struct json_object *list = json_object_new_array();
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_cursor *cur;
-	MDB_val key = { len + 1, prefix }, val;
-	int rc;
-
-	memcpy(prefix, id, len);
-	prefix[len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return list;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct alert a = { 0 };
-		size_t rlen = key.mv_size - len - 1;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0) {
-			alert_clear(&a);
-			continue;
-		}
-		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
-		a.rule[rlen] = '\0';
-		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(eng, a.rule), NULL));
-		alert_clear(&a);
-	}
-	mdb_cursor_close(cur);
-	return list;
-}
-
-static int want_string(struct json_object *req, const char *key, const char **out, struct herr *err)
-{
-	struct json_object *v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return herr_set(err, HERR_BAD_REQUEST, "%s: must be a string", key);
-	*out = json_object_get_string(v);
-	return 0;
-}
-
-int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
-		  struct herr *err)
-{
-	struct store *st = eng->srv->st;
-	const char *state_s, *rule, *customer, *owner;
-	struct json_object *list, *v;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	size_t limit = 1000, n = 0;
-	int state = ALERT_FIRING, all = 0, rc;
-
-	if (want_string(req, "state", &state_s, err) < 0 || want_string(req, "rule", &rule, err) < 0 ||
-	    want_string(req, "customer", &customer, err) < 0 || want_string(req, "owner", &owner, err) < 0)
-		return -1;
-	if (json_object_object_get_ex(req, "limit", &v)) {
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
-		    json_object_get_int64(v) > HEARTH_LIST_MAX)
-			return herr_set(err, HERR_BAD_REQUEST, "limit: must be an integer from 1 to %d",
-					HEARTH_LIST_MAX);
-		limit = (size_t)json_object_get_int64(v);
-	}
-	if (state_s) {
-		all = strcmp(state_s, "all") == 0;
-		state = alert_state_parse(state_s);
-		if (!all && (state < ALERT_PENDING))
-			return herr_set(err, HERR_BAD_REQUEST,
-					"state: one of firing, pending, resolved, all");
-	}
-	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "listing alerts");
-	}
-	list = json_object_new_array();
-	/* alert keys are customer 0x00 rule: a customer filter is a prefix seek */
-	size_t clen = customer ? strlen(customer) : 0;
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	if (customer && clen <= HEARTH_ID_MAX) {
-		memcpy(prefix, customer, clen);
-		prefix[clen] = 0;
-		key = (MDB_val){ clen + 1, prefix };
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	}
-	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
-		struct alert a = { 0 };
-		if (!zero)
-			continue;
-		size_t idlen = (size_t)(zero - k), rlen = key.mv_size - idlen - 1;
-		if (customer && (idlen != clen || memcmp(k, customer, clen) != 0))
-			break;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0)
-			goto next;
-		memcpy(a.rule, zero + 1, rlen);
-		a.rule[rlen] = '\0';
-		if ((!all && (int)a.state != state) || (rule && strcmp(rule, a.rule) != 0))
-			goto next;
-		if (owner) {
-			struct herr e2;
-			int owned;
-			struct cust *c = timeline_customer(eng->srv->tl, txn, k, idlen, &owned, &e2);
-			const char *o = c ? profile_string(c, "owner") : NULL;
-			int match = o && strcmp(o, owner) == 0;
-			if (c && owned)
-				cust_free(c);
-			if (!match)
-				goto next;
-		}
-		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(eng, a.rule), NULL));
-		n++;
-next:
-		alert_clear(&a);
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	json_object_object_add(ans, "alerts", list);
-	return 0;
-}
-
-struct ack_ctx {
-	uint8_t key[ALERT_KEY_MAX];
-	size_t klen;
-	const char *by;
-	int found;
-};
-
-static int ack_fn(struct wtxn *w, void *vctx, struct herr *err)
-{
-	struct ack_ctx *ctx = vctx;
-	struct alert a = { 0 };
-	struct wbuf rec;
-	MDB_val val;
-
-	ctx->found = 0;
-	if (wtxn_get(w, DB_ALERTS, ctx->key, ctx->klen, &val) != 0)
-		return w->rc ? -1 : 0;
-	if (alert_decode(val.mv_data, val.mv_size, &a) < 0 || a.state != ALERT_FIRING) {
-		alert_clear(&a);
-		return 0;
-	}
-	ctx->found = 1;
-	a.acked = 1;
-	snprintf(a.acked_by, sizeof(a.acked_by), "%s", ctx->by ? ctx->by : "");
-	wbuf_init(&rec);
-	if (alert_encode(&a, &rec) < 0) {
-		alert_clear(&a);
-		wbuf_free(&rec);
-		return herr_set(err, HERR_NOMEM, "out of memory");
-	}
-	wtxn_put(w, DB_ALERTS, ctx->key, ctx->klen, rec.data, rec.len, 0);
-	wbuf_free(&rec);
-	alert_clear(&a);
-	return w->rc ? -1 : 0;
-}
-
-int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
-	       const char *by, struct herr *err)
-{
-	struct ack_ctx ctx = { .by = by };
-
-	if (!ruleset_find(eng->rs, rule))
-		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", rule);
-	if (clen > HEARTH_ID_MAX)
-		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
-	ctx.klen = alert_key(ctx.key, customer, clen, rule);
-	if (store_write(eng->srv->st, ack_fn, &ctx, err) < 0)
-		return -1;
-	if (!ctx.found)
-		return herr_set(err, HERR_NOT_FOUND, "no firing alert '%s' for '%.*s'", rule, (int)clen, customer);
-	log_info("alert, %s for '%.*s' acknowledged by '%s'", rule, (int)clen, customer, by ? by : "?");
-	return 0;
-}
-
-struct silence_ctx {
-	uint64_t id;
-	const char *text;               /* NULL: delete */
-};
-
-static int silence_fn(struct wtxn *w, void *vctx, struct herr *err)
-{
-	struct silence_ctx *ctx = vctx;
-	uint8_t key[8];
-
-	(void)err;
-	be64_put(key, ctx->id);
-	if (ctx->text)
-		wtxn_put(w, DB_SILENCES, key, 8, ctx->text, strlen(ctx->text), 0);
-	else
-		wtxn_del(w, DB_SILENCES, key, 8);
-	return w->rc ? -1 : 0;
-}
-
-int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,
-		       struct herr *err)
-{
-	struct silence s = { 0 };
-	struct json_object *v, *o;
-	int64_t now = server_now(eng->srv), dur;
-	struct silence_ctx ctx;
-	struct silence *more;
-	int rc;
-
-	copy_field(req, "rule", s.rule, sizeof(s.rule));
-	copy_field(req, "customer", s.customer, sizeof(s.customer));
-	copy_field(req, "owner", s.owner, sizeof(s.owner));
-	copy_field(req, "by", s.by, sizeof(s.by));
-	copy_field(req, "comment", s.comment, sizeof(s.comment));
-	if (s.rule[0] && !ruleset_find(eng->rs, s.rule))
-		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", s.rule);
-	if (json_object_object_get_ex(req, "until", &v)) {
-		if (time_from_json(v, &s.until) < 0)
-			return herr_set(err, HERR_BAD_REQUEST, "until: must be RFC 3339 text or unix ms");
-	} else if (json_object_object_get_ex(req, "for", &v)) {
-		if (!json_object_is_type(v, json_type_string) ||
-		    duration_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), &dur) < 0)
-			return herr_set(err, HERR_BAD_REQUEST, "for: must be a duration such as 2h or 3d");
-		s.until = now + dur;
-	} else {
-		return herr_set(err, HERR_BAD_REQUEST, "a silence needs 'until' or 'for'");
-	}
-	if (s.until <= now)
-		return herr_set(err, HERR_BAD_REQUEST, "the silence would end before it starts");
-	s.id = eng->next_silence_id;
-	s.created = now;
-	o = silence_to_json(&s);
-	ctx = (struct silence_ctx){ s.id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) };
-	rc = store_write(eng->srv->st, silence_fn, &ctx, err);
-	json_object_put(o);
-	if (rc < 0)
-		return -1;
-	if (!(more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more))))
-		return herr_set(err, HERR_NOMEM, "out of memory");
-	eng->silences = more;
-	eng->silences[eng->nsilences++] = s;
-	eng->next_silence_id++;
-	json_object_object_add(ans, "id", json_object_new_int64((int64_t)s.id));
-	log_info("silence, %llu added by '%s'", (unsigned long long)s.id, s.by[0] ? s.by : "?");
-	return 0;
-}
-
-int engine_silence_list(struct engine *eng, struct json_object *ans, struct herr *err)
-{
-	struct json_object *list = json_object_new_array();
-	int64_t now = server_now(eng->srv);
-
-	(void)err;
-	for (size_t i = 0; i < eng->nsilences; i++)
-		if (eng->silences[i].until > now)
-			json_object_array_add(list, silence_to_json(&eng->silences[i]));
-	json_object_object_add(ans, "silences", list);
-	return 0;
-}
-
-int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err)
-{
-	struct silence_ctx ctx = { id, NULL };
-
-	for (size_t i = 0; i < eng->nsilences; i++) {
-		if (eng->silences[i].id != id)
-			continue;
-		if (store_write(eng->srv->st, silence_fn, &ctx, err) < 0)
-			return -1;
-		eng->silences[i] = eng->silences[--eng->nsilences];
-		return 0;
-	}
-	return herr_set(err, HERR_NOT_FOUND, "no silence %llu", (unsigned long long)id);
-}
-
-int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *err)
-{
-	MDB_txn *txn;
-	struct cust *c;
-	int64_t now = server_now(eng->srv);
-
-	if (store_read_begin(eng->srv->st, &txn, err) < 0)
-		return -1;
-	c = timeline_hold(eng->srv->tl, txn, id, len, err);
-	if (!c) {
-		mdb_txn_abort(txn);
-		return err->code == HERR_NOT_FOUND ? 0 : -1;
-	}
-	/* resolve what fires, then drop every state record of the customer */
-	load_alerts(eng, txn, c);
-	for (size_t i = 0; i < eng->rs->n; i++) {
-		struct alert *a = &eng->alerts[i];
-		int64_t wake;
-		if (a->state == ALERT_INACTIVE)
-			continue;
-		enum alert_state before = a->state;
-		enum notify_kind kind = alert_step(a, 0, now, 0, 0, &wake);
-		struct change *ch = push_change(eng);
-		if (!ch)
-			continue;
-		ch->c = c;
-		ch->rule = i;
-		ch->a = *a;
-		a->values_json = NULL;
-		ch->a.state = kind == NOTIFY_RESOLVED ? ALERT_RESOLVED : ALERT_INACTIVE;
-		ch->before = before;
-		ch->kind = kind;
-	}
-	eng->txn = NULL;
-	mdb_txn_abort(txn);
-	commit_changes(eng, now);
-	return 0;
 }

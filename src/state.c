@@ -228,6 +228,13 @@ struct json_object *profile_field_json(const struct profile_field *f)
 	}
 }
 
+const char *cust_profile_string(const struct cust *c, const char *key)
+{
+	const struct profile_field *f = cust_profile_get(c, key);
+
+	return f && f->kind == PROFILE_STRING ? f->str : NULL;
+}
+
 struct json_object *cust_profile_json(const struct cust *c)
 {
 	struct json_object *o = json_object_new_object();

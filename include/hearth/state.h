@@ -96,6 +96,8 @@ int cust_apply_case_event(struct cust *c, const struct event *ev, const struct c
 const struct type_stat *cust_type(const struct cust *c, const char *type);
 /* A present profile key, or NULL. */
 const struct profile_field *cust_profile_get(const struct cust *c, const char *key);
+/* A present profile key's text when it is a string, else NULL. */
+const char *cust_profile_string(const struct cust *c, const char *key);
 /* The profile key's value as JSON (a new reference). */
 struct json_object *profile_field_json(const struct profile_field *f);
 /* The profile as a JSON object of its present keys. */

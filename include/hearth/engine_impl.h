@@ -1,0 +1,86 @@
+/*
+ * What the engine's files share: evaluation and publishing (engine.c), and
+ * the operator's side, silences, acks, alert listings and forget (steering.c).
+ * Not for use outside them.
+ */
+#ifndef HEARTH_ENGINE_IMPL_H
+#define HEARTH_ENGINE_IMPL_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/alert.h"
+#include "hearth/engine.h"
+#include "hearth/limits.h"
+#include "hearth/timeline.h"
+
+struct cust;
+
+#define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
+
+struct silence {
+	uint64_t id;
+	char rule[HEARTH_NAME_MAX + 1];
+	char customer[HEARTH_ID_MAX + 1];
+	char owner[HEARTH_ID_MAX + 1];
+	int64_t until, created;
+	char by[64];
+	char comment[256];
+};
+
+struct change {
+	struct cust *c;
+	size_t rule;
+	struct alert a;
+	enum alert_state before;
+	enum notify_kind kind;
+	int silenced;
+	char *body;                     /* the notification, built in the write */
+	struct json_object *values;     /* the rule's values when it notifies (owned) */
+	uint64_t seq;
+	int drop;                       /* delete the record: its rule is gone */
+	char topic[96];
+};
+
+struct engine {
+	struct server *srv;
+	struct ruleset *rs;
+	struct outbox *ob;
+	struct alert *alerts;           /* one customer's alerts, by rule index */
+	struct change *changes;
+	size_t nchanges, changes_cap;
+	struct silence *silences;
+	size_t nsilences;
+	uint64_t next_silence_id;
+	MDB_txn *txn;                   /* the read transaction of the evaluation in hand */
+	struct cust **due;
+	int tick_timer;
+	int slice_timer;                /* a continuation of a tick or re-evaluation */
+	int tick_more;                  /* the last tick slice was full: more may be due */
+	int reeval;                     /* a full re-evaluation is under way */
+	char reeval_after[HEARTH_ID_MAX + 1];
+	size_t reeval_after_len;
+	int reeval_started;
+	struct id_list reeval_fresh;    /* new customers pending when it began: evaluated first */
+	size_t reeval_next_fresh;
+	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
+	uint64_t cases_sig;             /* of the config the rebuild is for */
+	struct engine_stats stats;
+};
+
+/* engine.c */
+/* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
+struct change *engine_push_change(struct engine *eng);
+/* Writes the pending changes in one transaction, then publishes their notifications. */
+void engine_commit_changes(struct engine *eng, int64_t now);
+/* Fills eng->alerts with customer c's stored alert states. */
+void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
+
+/* steering.c */
+int engine_load_silences(struct engine *eng, struct herr *err);
+/* Does an active silence cover this rule and customer now? */
+int engine_silenced(struct engine *eng, const char *rule, const struct cust *c, int64_t now);
+const char *engine_rule_severity(const struct engine *eng, const char *rule);
+
+#endif
