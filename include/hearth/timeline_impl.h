@@ -1,0 +1,84 @@
+/*
+ * What the timeline's files share: appends, reads and forget (timeline.c)
+ * and the flush of pending derived state (flush.c). Not for use outside them.
+ */
+#ifndef HEARTH_TIMELINE_IMPL_H
+#define HEARTH_TIMELINE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/codec.h"
+#include "hearth/limits.h"
+#include "hearth/strmap.h"
+#include "hearth/timeline.h"
+
+#define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
+
+struct pending_ev {
+	int64_t ts;
+	uint64_t seq;
+	char type[HEARTH_NAME_MAX + 1];
+};
+
+struct dirty {
+	struct cust *c;
+	struct pending_ev *ev;
+	size_t n, cap;
+	int is_new;
+	int64_t stored_deadline;        /* the deadline key in DB_DEADLINES */
+	int changed;                    /* state rewritten without a new event */
+	uint64_t mark;                  /* generation of the last touched/due listing */
+};
+
+struct id_entry {
+	char *id;
+	size_t len;
+	uint64_t seq;
+};
+
+/* A flush under way: what was pending when it began, written slice by slice. */
+struct flush_job {
+	int active;
+	uint64_t upto_seq;              /* indexed_seq once every slice is written */
+	char **custs;                   /* sorted customer ids (copies) */
+	size_t *lens, ncusts, next_cust;
+	struct id_entry *ids;           /* sorted */
+	size_t nids, next_id;
+	int64_t started_us;
+	size_t events;
+};
+
+struct timeline {
+	struct store *st;
+	const struct config *cfg;
+	struct strmap dirty;            /* customer id → struct dirty */
+	struct strmap ids;              /* event id not yet in DB_IDS → seq */
+	uint64_t next_seq;
+	size_t pending_events, new_customers;
+	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
+	int64_t last_append_ms;
+	int64_t trimmed_ms;             /* when the heap was last given back */
+	/*
+	 * No pending customer's deadline is earlier than this (INT64_MIN: unknown),
+	 * so a tick need not walk them all; evaluation lowers it as it sets deadlines.
+	 */
+	int64_t pending_min_deadline;
+	struct wbuf rec;
+	struct cust **touched;          /* customers changed by the last append */
+	size_t ntouched, touched_cap;
+	uint64_t mark;
+	struct flush_job job;
+	struct timeline_stats stats;
+};
+
+/* timeline.c: the keys of the time and deadline indexes, and a pending entry's end */
+size_t timeline_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uint64_t seq);
+size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len);
+void timeline_dirty_free(struct dirty *d);
+/* qsort order of pending events: time, then log seq. */
+int pending_ev_cmp(const void *a, const void *b);
+/* flush.c */
+void flush_job_free(struct flush_job *job);
+
+#endif

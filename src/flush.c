@@ -1,0 +1,283 @@
+/*
+ * The flush: pending derived state (customer records, the time index, the id
+ * and deadline indexes) written sorted, in slices that are transactions of
+ * their own, so that the loop keeps serving. indexed_seq moves with the last
+ * slice; recovery replays the log past it (timeline.c).
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/codec.h"
+#include "hearth/state.h"
+#include "hearth/store.h"
+#include "hearth/strmap.h"
+#include "hearth/timeline.h"
+#include "hearth/timeline_impl.h"
+#include "hearth/units.h"
+
+/*
+ * When pending derived state is written: whichever comes first. A flush
+ * rewrites pages spread over the whole store, so under steady ingest size
+ * decides (many events per page written); a quiet store is written within a
+ * second, so that little is left for recovery to replay.
+ */
+#define FLUSH_MAX_EVENTS    200000
+#define FLUSH_MAX_CUSTOMERS 50000
+#define FLUSH_MAX_AGE_MS    1000
+#define FLUSH_MAX_AGE_BUSY_MS 10000
+#define BUSY_GAP_MS         250     /* appends closer than this: ingest is busy */
+/* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
+#define BACKLOG_FACTOR      2
+#define TRIM_INTERVAL_MS    10000
+/* A flush is written in slices, each its own transaction, so the loop keeps serving. */
+#define FLUSH_SLICE_CUSTOMERS 1000
+#define FLUSH_SLICE_BUDGET_US 5000  /* a slice also stops after this much work */
+#define FLUSH_SLICE_IDS       5000
+
+struct flush_ctx {
+	struct timeline *tl;
+	size_t cust_from, cust_to;      /* the slice of job.custs */
+	size_t id_from, id_to;          /* the slice of job.ids */
+	int last;                       /* the final slice writes indexed_seq */
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct strmap_slot *x = *(const struct strmap_slot *const *)a;
+	const struct strmap_slot *y = *(const struct strmap_slot *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dirty *d)
+{
+	uint8_t key[TL_KEY_MAX];
+
+	if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline)
+		return; /* held for evaluation, nothing changed */
+	wbuf_reset(&tl->rec);
+	if (cust_encode(d->c, &tl->rec) < 0) {
+		wtxn_fail(w, ENOMEM, "encoding a customer");
+		return;
+	}
+	wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
+	if (d->c->deadline != d->stored_deadline) {
+		size_t klen;
+		if (d->stored_deadline != INT64_MAX) {
+			klen = timeline_deadline_key(key, d->stored_deadline, d->c->id, d->c->id_len);
+			wtxn_del(w, DB_DEADLINES, key, klen);
+		}
+		if (d->c->deadline != INT64_MAX) {
+			klen = timeline_deadline_key(key, d->c->deadline, d->c->id, d->c->id_len);
+			wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
+		}
+	}
+	for (size_t j = 0; j < d->n; j++) {
+		size_t klen = timeline_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
+		wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
+	}
+}
+
+static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct flush_ctx *ctx = vctx;
+	struct timeline *tl = ctx->tl;
+	struct flush_job *job = &tl->job;
+	uint8_t seq[8];
+	int64_t until = mono_now_us() + FLUSH_SLICE_BUDGET_US;
+
+	(void)err;
+	for (size_t i = ctx->cust_from; i < ctx->cust_to; i++) {
+		/* customers with many events make a slow slice: the rest waits for the next one */
+		if ((i - ctx->cust_from) % 64 == 63 && mono_now_us() > until) {
+			ctx->cust_to = i;
+			ctx->id_to = ctx->id_from;
+			ctx->last = 0;
+			break;
+		}
+		const struct dirty *d = strmap_get(&tl->dirty, job->custs[i], job->lens[i]);
+		if (d)
+			flush_customer(w, tl, d);
+	}
+	for (size_t i = ctx->id_from; i < ctx->id_to; i++) {
+		be64_put(seq, job->ids[i].seq);
+		wtxn_put(w, DB_IDS, job->ids[i].id, job->ids[i].len, seq, 8, 0);
+	}
+	if (ctx->last)
+		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
+	return w->rc ? -1 : 0;
+}
+
+static int str_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int id_entry_cmp(const void *a, const void *b)
+{
+	const struct id_entry *x = a, *y = b;
+	return str_cmp(x->id, x->len, y->id, y->len);
+}
+
+void flush_job_free(struct flush_job *job)
+{
+	for (size_t i = 0; i < job->ncusts; i++)
+		free(job->custs[i]);
+	for (size_t i = 0; i < job->nids; i++)
+		free(job->ids[i].id);
+	free(job->custs);
+	free(job->lens);
+	free(job->ids);
+	memset(job, 0, sizeof(*job));
+}
+
+static const struct strmap_slot **sorted_slots(const struct strmap *m)
+{
+	const struct strmap_slot **list = malloc((m->count ? m->count : 1) * sizeof(*list));
+	const struct strmap_slot *slot;
+	size_t n = 0;
+
+	if (!list)
+		return NULL;
+	for (size_t i = 0; strmap_next(m, &i, &slot);)
+		list[n++] = slot;
+	qsort(list, n, sizeof(*list), slot_cmp);
+	return list;
+}
+
+/* Takes the list of what is pending now; later changes wait for the next flush. */
+static int flush_begin(struct timeline *tl, struct herr *err)
+{
+	struct flush_job *job = &tl->job;
+	const struct strmap_slot **slots, *slot;
+	size_t n = 0;
+
+	memset(job, 0, sizeof(*job));
+	slots = sorted_slots(&tl->dirty);
+	job->custs = calloc(tl->dirty.count + 1, sizeof(*job->custs));
+	job->lens = calloc(tl->dirty.count + 1, sizeof(*job->lens));
+	job->ids = calloc(tl->ids.count + 1, sizeof(*job->ids));
+	if (!slots || !job->custs || !job->lens || !job->ids)
+		goto nomem;
+	for (size_t i = 0; i < tl->dirty.count; i++) {
+		struct dirty *d = slots[i]->value;
+		if (d->n)
+			qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
+		job->events += d->n;
+		if (!(job->custs[i] = malloc(slots[i]->len)))
+			goto nomem;
+		memcpy(job->custs[i], slots[i]->key, slots[i]->len);
+		job->lens[i] = slots[i]->len;
+		job->ncusts++;
+	}
+	for (size_t i = 0; strmap_next(&tl->ids, &i, &slot); n++) {
+		if (!(job->ids[n].id = malloc(slot->len)))
+			goto nomem;
+		memcpy(job->ids[n].id, slot->key, slot->len);
+		job->ids[n].len = slot->len;
+		job->ids[n].seq = (uint64_t)(uintptr_t)slot->value;
+		job->nids++;
+	}
+	qsort(job->ids, job->nids, sizeof(*job->ids), id_entry_cmp);
+	free(slots);
+	job->upto_seq = tl->next_seq - 1;
+	job->started_us = mono_now_us();
+	job->active = 1;
+	return 0;
+nomem:
+	free(slots);
+	flush_job_free(job);
+	return herr_set(err, HERR_NOMEM, "out of memory");
+}
+
+/* Writes the next slice; what it wrote leaves memory. */
+static int flush_slice(struct timeline *tl, struct herr *err)
+{
+	struct flush_job *job = &tl->job;
+	struct flush_ctx ctx = { .tl = tl, .cust_from = job->next_cust, .id_from = job->next_id };
+
+	ctx.cust_to = ctx.cust_from + FLUSH_SLICE_CUSTOMERS < job->ncusts ? ctx.cust_from + FLUSH_SLICE_CUSTOMERS
+									 : job->ncusts;
+	ctx.id_to = ctx.id_from;
+	if (ctx.cust_to == job->ncusts)
+		ctx.id_to = ctx.id_from + FLUSH_SLICE_IDS < job->nids ? ctx.id_from + FLUSH_SLICE_IDS : job->nids;
+	ctx.last = ctx.cust_to == job->ncusts && ctx.id_to == job->nids;
+	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
+		return -1;
+	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
+		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);
+		if (!d)
+			continue;
+		tl->pending_events -= d->n;
+		tl->new_customers -= (size_t)d->is_new;
+		timeline_dirty_free(d);
+	}
+	for (size_t i = ctx.id_from; i < ctx.id_to; i++)
+		if ((uint64_t)(uintptr_t)strmap_get(&tl->ids, job->ids[i].id, job->ids[i].len) == job->ids[i].seq)
+			strmap_del(&tl->ids, job->ids[i].id, job->ids[i].len);
+	job->next_cust = ctx.cust_to;
+	job->next_id = ctx.id_to;
+	if (ctx.last) {
+		tl->stats.flushes++;
+		tl->stats.flush_events += job->events;
+		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
+		flush_job_free(job);
+		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
+		/*
+		 * A burst's pending state is gone: give its memory back rather than
+		 * keep the peak. Not after every flush: trimming costs page faults later.
+		 */
+		if (tl->dirty.count == 0 && mono_now_ms() - tl->trimmed_ms >= TRIM_INTERVAL_MS) {
+			malloc_trim(0);
+			tl->trimmed_ms = mono_now_ms();
+		}
+	}
+	return 0;
+}
+
+int64_t timeline_flush_due_in(const struct timeline *tl)
+{
+	if (tl->job.active)
+		return 0;
+	if (tl->dirty.count == 0 && tl->ids.count == 0)
+		return -1;
+	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS)
+		return 0;
+	int64_t now = mono_now_ms();
+	int busy = now - tl->last_append_ms < BUSY_GAP_MS;
+	int64_t due = tl->pending_since_ms + (busy ? FLUSH_MAX_AGE_BUSY_MS : FLUSH_MAX_AGE_MS) - now;
+	if (due <= 0)
+		return 0;
+	/* wake up when ingest may have gone quiet: the shorter age then applies */
+	return busy && due > BUSY_GAP_MS ? BUSY_GAP_MS : due;
+}
+
+int timeline_backlogged(const struct timeline *tl)
+{
+	return tl->dirty.count >= BACKLOG_FACTOR * FLUSH_MAX_CUSTOMERS ||
+	       tl->pending_events >= BACKLOG_FACTOR * FLUSH_MAX_EVENTS;
+}
+
+int timeline_flush(struct timeline *tl, int force, struct herr *err)
+{
+	do {
+		if (!tl->job.active) {
+			if (tl->dirty.count == 0 && tl->ids.count == 0)
+				return 0;
+			if (!force && timeline_flush_due_in(tl) > 0)
+				return 0;
+			if (flush_begin(tl, err) < 0)
+				return -1;
+		}
+		if (flush_slice(tl, err) < 0)
+			return -1;
+		/* a forced flush goes on until nothing is pending, arrivals included */
+	} while (force);
+	return 0;
+}
