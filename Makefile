@@ -24,6 +24,10 @@ CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE \
            -DHEARTH_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) $(SAN)
 LDLIBS_ALL := $(shell pkg-config --libs $(PKGS)) -lm $(SAN)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# The daemon allocates and frees millions of small objects per second under ingest;
+# jemalloc takes ~20% less of its CPU than glibc's malloc (docs/PERFORMANCE.md).
+# Sanitizer builds keep the sanitizer's allocator.
+DAEMON_MALLOC := $(if $(SAN),,$(shell pkg-config --libs jemalloc))
 
 LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -52,7 +56,7 @@ $(BUILD)/libhearth.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(DAEMON_MALLOC)
 
 CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
               ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o)
