@@ -221,6 +221,7 @@ struct figure {
 };
 
 void fig_add(struct figure *f, double v);
+/* NaN when nothing was measured: the table then says "not run". */
 double fig_median(const struct figure *f);
 double fig_min(const struct figure *f);
 double fig_max(const struct figure *f);

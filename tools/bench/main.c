@@ -198,11 +198,6 @@ struct scaling_row {
 	double customers, events, tick_idle_ms, tick_due_ms, reeval_s, ingest_eps, import_eps;
 };
 
-static double median_or_nan(const struct figure *f)
-{
-	return f->n ? fig_median(f) : NAN;
-}
-
 static int by_customers(const void *a, const void *b)
 {
 	const struct scaling_row *x = a, *y = b;
@@ -217,15 +212,15 @@ static size_t scaling_rows(const struct bench *b, struct scaling_row rows[3])
 
 	if (r->customers[0])
 		rows[n++] = (struct scaling_row){ "import", (double)r->customers[0], (double)r->events[0],
-			median_or_nan(&r->tick_idle[0]), median_or_nan(&r->tick_due[0]),
-			median_or_nan(&r->reeval_s[0]), NAN, median_or_nan(&r->import_eps) };
+			fig_median(&r->tick_idle[0]), fig_median(&r->tick_due[0]),
+			fig_median(&r->reeval_s[0]), NAN, fig_median(&r->import_eps) };
 	if (r->ingest_eps.n)
 		rows[n++] = (struct scaling_row){ "ingest", (double)b->sz.ingest_customers,
 			(double)b->sz.ingest_events, NAN, NAN, NAN, fig_median(&r->ingest_eps), NAN };
 	if (r->customers[1])
 		rows[n++] = (struct scaling_row){ "big", (double)r->customers[1], (double)r->events[1],
-			median_or_nan(&r->tick_idle[1]), median_or_nan(&r->tick_due[1]),
-			median_or_nan(&r->reeval_s[1]), r->big_ingest_eps, NAN };
+			fig_median(&r->tick_idle[1]), fig_median(&r->tick_due[1]),
+			fig_median(&r->reeval_s[1]), r->big_ingest_eps, NAN };
 	qsort(rows, n, sizeof(*rows), by_customers);
 	return n;
 }
@@ -287,6 +282,17 @@ static int write_scaling(const struct bench *b, struct herr *err)
 	return 0;
 }
 
+/* The table's single figures start as NaN, so a phase that did not run shows "not run". */
+static void not_measured(struct results *r)
+{
+	double *single[] = { &r->alert_p50_us, &r->alert_p99_us, &r->cust_idle_p99_us,
+			     &r->cust_load_p99_us, &r->status_import_p99_ms, &r->rss_mib,
+			     &r->bytes_per_event, &r->bytes_per_event_big, &r->big_ingest_eps };
+
+	for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++)
+		*single[i] = NAN;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -309,6 +315,7 @@ int main(int argc, char **argv)
 	int opt, rc = 1;
 
 	b.sz = full;
+	not_measured(&b.r);
 	snprintf(self, sizeof(self), "%s", argv[0]);
 	benv.build = dirname(self);
 	benv.rules_from = "etc/hearth.yaml";

@@ -2,6 +2,7 @@
  * Figures: samples, medians and percentiles, and the final table of
  * figure | measured | budget | pass/fail.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ double fig_median(const struct figure *f)
 	double v[RUNS_MAX];
 
 	if (f->n == 0)
-		return 0;
+		return NAN;
 	memcpy(v, f->v, f->n * sizeof(*v));
 	sort_doubles(v, f->n);
 	return f->n % 2 ? v[f->n / 2] : (v[f->n / 2 - 1] + v[f->n / 2]) / 2;
@@ -60,7 +61,7 @@ double fig_median(const struct figure *f)
 
 double fig_min(const struct figure *f)
 {
-	double m = f->n ? f->v[0] : 0;
+	double m = f->n ? f->v[0] : NAN;
 	for (size_t i = 1; i < f->n; i++)
 		if (f->v[i] < m)
 			m = f->v[i];
@@ -69,7 +70,7 @@ double fig_min(const struct figure *f)
 
 double fig_max(const struct figure *f)
 {
-	double m = f->n ? f->v[0] : 0;
+	double m = f->n ? f->v[0] : NAN;
 	for (size_t i = 1; i < f->n; i++)
 		if (f->v[i] > m)
 			m = f->v[i];
@@ -80,6 +81,10 @@ const char *fig_text(const struct figure *f, const char *fmt, char *buf, size_t 
 {
 	char a[32], b[32], c[32];
 
+	if (f->n == 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
 	snprintf(a, sizeof(a), fmt, fig_median(f));
 	if (f->n <= 1) {
 		snprintf(buf, size, "%s", a);
@@ -144,6 +149,14 @@ void table_add(const char *figure, double measured, const char *fmt, const char 
 		return;
 	r = &rows[nrows++];
 	snprintf(r->figure, sizeof(r->figure), "%s", figure);
+	snprintf(r->note, sizeof(r->note), "%s", note ? note : "");
+	if (isnan(measured)) {
+		snprintf(r->measured, sizeof(r->measured), "not run");
+		snprintf(r->budget, sizeof(r->budget), "-");
+		r->verdict = "-";
+		r->note[0] = '\0';
+		return;
+	}
 	snprintf(num, sizeof(num), fmt, measured);
 	snprintf(r->measured, sizeof(r->measured), "%s%s%s", num, unit[0] ? " " : "", unit);
 	snprintf(num, sizeof(num), fmt, budget);
@@ -156,7 +169,6 @@ void table_add(const char *figure, double measured, const char *fmt, const char 
 		int ok = kind == AT_LEAST ? measured >= budget : measured <= budget;
 		r->verdict = ok ? "pass" : "FAIL";
 	}
-	snprintf(r->note, sizeof(r->note), "%s", note ? note : "");
 }
 
 void table_print(void)
