@@ -14,6 +14,7 @@
 #include "hearth/alert.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
+#include "hearth/group_commit.h"
 #include "hearth/eval.h"
 #include "hearth/expr.h"
 #include "hearth/outbox.h"
@@ -215,8 +216,8 @@ static int cmd_ingest(struct server *srv, struct json_object *req, struct json_o
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	batch_take_array(b, events, server_now(srv), srv->cfg->max_future_ms);
 	srv->counters.ingest_rejected += b->nrejects;
-	if (b->fail.code == HERR_OK && b->nevents > 0 && timeline_append(srv->tl, &b, 1) == 0)
-		engine_after_ingest(srv->engine);
+	if (b->fail.code == HERR_OK && b->nevents > 0)
+		group_commit(srv, &b, 1);
 	if (b->fail.code != HERR_OK) {
 		*err = b->fail;
 		goto out;

@@ -236,20 +236,13 @@ static char *notification_body(struct engine *eng, const struct change *ch, uint
 	return text;
 }
 
-struct write_ctx {
-	struct engine *eng;
-	int64_t now;
-	uint64_t seq;
-};
-
-static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
+/* Puts the changes and their notifications into w; *seq: the last notification's. */
+static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
 {
-	struct write_ctx *ctx = vctx;
-	struct engine *eng = ctx->eng;
 	uint8_t key[ALERT_KEY_MAX];
 	struct wbuf rec;
 
-	ctx->seq = outbox_last_seq(eng->ob);
+	*seq = outbox_last_seq(eng->ob);
 	wbuf_init(&rec);
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
@@ -265,16 +258,28 @@ static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 		}
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
-		ch->seq = ++ctx->seq;
-		ch->body = notification_body(eng, ch, ch->seq, ctx->now);
+		ch->seq = ++*seq;
+		ch->body = notification_body(eng, ch, ch->seq, now);
 		if (!ch->body) {
 			wbuf_free(&rec);
 			return herr_set(err, HERR_NOMEM, "out of memory");
 		}
-		outbox_put(w, ctx->seq, ctx->now, ch->body, strlen(ch->body));
+		outbox_put(w, *seq, now, ch->body, strlen(ch->body));
 	}
 	wbuf_free(&rec);
 	return w->rc ? -1 : 0;
+}
+
+struct write_ctx {
+	struct engine *eng;
+	int64_t now;
+	uint64_t seq;
+};
+
+static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct write_ctx *ctx = vctx;
+	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, err);
 }
 
 static void count_state(struct engine *eng, enum alert_state s, int delta)
@@ -285,24 +290,10 @@ static void count_state(struct engine *eng, enum alert_state s, int delta)
 		eng->stats.pending += (uint64_t)delta;
 }
 
-void engine_commit_changes(struct engine *eng, int64_t now)
+/* The changes are durable, up to notification seq: count and publish them. */
+static void publish_changes(struct engine *eng, uint64_t seq)
 {
-	struct write_ctx ctx = { .eng = eng, .now = now };
-	struct herr err;
-
-	if (eng->nchanges == 0)
-		return;
-	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
-		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
-			  err.msg, RETRY_MS);
-		eng->stats.errors++;
-		for (size_t i = 0; i < eng->nchanges; i++) {
-			eng->changes[i].c->deadline = now + RETRY_MS;
-			timeline_deadline_set(eng->srv->tl, eng->changes[i].c);
-		}
-		goto out;
-	}
-	outbox_committed(eng->ob, ctx.seq);
+	outbox_committed(eng->ob, seq);
 	for (size_t i = 0; i < eng->nchanges; i++) {
 		struct change *ch = &eng->changes[i];
 		const struct rule *r = &eng->rs->rules[ch->rule];
@@ -322,13 +313,37 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 		log_with(LOG_LEVEL_INFO, &f, "alert, %s %s for '%s': %s", notify_kind_name(ch->kind),
 			 r->cfg->name, customer, ch->a.summary);
 	}
-out:
+}
+
+static void free_changes(struct engine *eng)
+{
 	for (size_t i = 0; i < eng->nchanges; i++) {
 		free(eng->changes[i].body);
 		free(eng->changes[i].a.values_json);
 		json_object_put(eng->changes[i].values);
 	}
 	eng->nchanges = 0;
+}
+
+void engine_commit_changes(struct engine *eng, int64_t now)
+{
+	struct write_ctx ctx = { .eng = eng, .now = now };
+	struct herr err;
+
+	if (eng->nchanges == 0)
+		return;
+	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
+		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
+			  err.msg, RETRY_MS);
+		eng->stats.errors++;
+		for (size_t i = 0; i < eng->nchanges; i++) {
+			eng->changes[i].c->deadline = now + RETRY_MS;
+			timeline_deadline_set(eng->srv->tl, eng->changes[i].c);
+		}
+	} else {
+		publish_changes(eng, ctx.seq);
+	}
+	free_changes(eng);
 }
 
 static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
@@ -340,20 +355,27 @@ static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size
 	engine_commit_changes(eng, now);
 }
 
-void engine_after_ingest(struct engine *eng)
+void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn)
 {
 	struct cust **custs;
 	size_t n = timeline_touched(eng->srv->tl, &custs);
-	MDB_txn *txn;
-	struct herr err;
 
-	if (n == 0)
-		return;
-	if (store_read_begin(eng->srv->st, &txn, &err) < 0) {
-		log_error("alerts, cannot evaluate ingested customers (%s)", err.msg);
-		return;
-	}
-	evaluate(eng, txn, custs, n, server_now(eng->srv));
+	eng->ingest_now = server_now(eng->srv);
+	for (size_t i = 0; i < n; i++)
+		evaluate_one(eng, txn, custs[i], eng->ingest_now);
+	eng->txn = NULL;
+}
+
+int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
+{
+	return eng->nchanges ? put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, err) : 0;
+}
+
+void engine_ingest_end(struct engine *eng, int committed)
+{
+	if (committed && eng->nchanges)
+		publish_changes(eng, eng->ingest_seq);
+	free_changes(eng);
 }
 
 /* ---- tick and re-evaluation ------------------------------------------------ */

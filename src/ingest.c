@@ -15,7 +15,7 @@
 #include "hearth/batch.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
-#include "hearth/engine.h"
+#include "hearth/group_commit.h"
 #include "hearth/ingest.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
@@ -136,14 +136,12 @@ static void on_readable(struct loop *loop, short revents, void *ctx)
 		return;
 	in->stats.requests += n;
 	in->stats.groups++;
-	int stored = nbatches > 0 && timeline_append(in->srv->tl, in->batches, nbatches) == 0;
+	if (nbatches > 0)
+		group_commit(in->srv, in->batches, nbatches);
 	for (size_t i = 0; i < n; i++) {
 		send_reply(in, &in->group[i]);
 		batch_free(in->group[i].batch);
 	}
-	/* producers hear back first; the alerts these events start or end follow at once */
-	if (stored)
-		engine_after_ingest(in->srv->engine);
 }
 
 void ingest_pause(struct ingest *in, int paused)

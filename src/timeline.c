@@ -322,102 +322,179 @@ struct store *timeline_store(struct timeline *tl)
 
 /* ---- append ---------------------------------------------------------------- */
 
-struct append_ctx {
-	struct timeline *tl;
-	struct batch **batches;
-	size_t n;
-	struct strmap group;            /* ids taken by this group so far */
-	uint64_t seq;
-};
-
-static int is_duplicate(struct append_ctx *ctx, struct wtxn *w, const struct event *ev)
+static int is_duplicate(struct strmap *group, struct timeline *tl, struct wtxn *w, const struct event *ev)
 {
 	MDB_val val;
 
-	if (strmap_get(&ctx->group, ev->id, ev->id_len) || strmap_get(&ctx->tl->ids, ev->id, ev->id_len))
+	if (strmap_get(group, ev->id, ev->id_len) || strmap_get(&tl->ids, ev->id, ev->id_len))
 		return 1;
 	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val) == 0;
 }
 
-static int append_fn(struct wtxn *w, void *vctx, struct herr *err)
+static int put_record(struct timeline *tl, struct wtxn *w, const struct event *ev, struct herr *err)
 {
-	struct append_ctx *ctx = vctx;
-	struct timeline *tl = ctx->tl;
 	uint8_t key[8];
 
-	strmap_clear(&ctx->group);
-	ctx->seq = tl->next_seq;
-	for (size_t i = 0; i < ctx->n; i++) {
-		struct batch *b = ctx->batches[i];
+	wbuf_reset(&tl->rec);
+	if (event_encode(ev, &tl->rec, err) < 0)
+		return -1;
+	be64_put(key, ev->seq);
+	wtxn_put(w, DB_LOG, key, 8, tl->rec.data, tl->rec.len, MDB_APPEND);
+	return 0;
+}
+
+/* Sorts out duplicates, gives the rest their log seqs and puts their records. */
+static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
+		       struct herr *err)
+{
+	struct strmap group;            /* ids taken by this group so far */
+	uint64_t seq = tl->next_seq;
+	int rc = -1;
+
+	strmap_init(&group);
+	for (size_t i = 0; i < n; i++) {
+		struct batch *b = batches[i];
 		if (b->fail.code != HERR_OK)
 			continue;
 		b->accepted = b->duplicates = 0;
 		for (size_t j = 0; j < b->nevents; j++) {
 			struct batch_event *be = &b->events[j];
-			if (be->ev.id && is_duplicate(ctx, w, &be->ev)) {
+			if (be->ev.id && is_duplicate(&group, tl, w, &be->ev)) {
 				be->status = BATCH_DUPLICATE;
 				b->duplicates++;
 				continue;
 			}
-			if (be->ev.id && strmap_put(&ctx->group, be->ev.id, be->ev.id_len, be) < 0)
-				return herr_set(err, HERR_NOMEM, "out of memory");
-			be->ev.seq = ctx->seq++;
-			wbuf_reset(&tl->rec);
-			if (event_encode(&be->ev, &tl->rec, err) < 0)
-				return -1;
-			be64_put(key, be->ev.seq);
-			wtxn_put(w, DB_LOG, key, 8, tl->rec.data, tl->rec.len, MDB_APPEND);
+			if (be->ev.id && strmap_put(&group, be->ev.id, be->ev.id_len, be) < 0) {
+				herr_set(err, HERR_NOMEM, "out of memory");
+				goto out;
+			}
+			be->ev.seq = seq++;
+			if (put_record(tl, w, &be->ev, err) < 0)
+				goto out;
 			be->status = BATCH_ACCEPTED;
 			b->accepted++;
 		}
 	}
+	rc = w->rc ? -1 : 0;
+out:
+	strmap_clear(&group);
+	return rc;
+}
+
+/* The same records again: the transaction is retried after the map grew. */
+static int reput_records(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
+			 struct herr *err)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++)
+			if (batches[i]->events[j].status == BATCH_ACCEPTED &&
+			    put_record(tl, w, &batches[i]->events[j].ev, err) < 0)
+				return -1;
 	return w->rc ? -1 : 0;
+}
+
+/*
+ * Folds the accepted events into pending state. A fold that fails (out of
+ * memory) is logged: the log has the events and the next start rebuilds them.
+ */
+static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size_t n)
+{
+	struct herr err = { 0 };
+
+	tl->ntouched = 0;
+	tl->mark++;
+	for (size_t i = 0; i < n; i++) {
+		struct batch *b = batches[i];
+		for (size_t j = 0; b->fail.code == HERR_OK && j < b->nevents; j++) {
+			struct event *ev = &b->events[j].ev;
+			if (b->events[j].status != BATCH_ACCEPTED)
+				continue;
+			if (ev->seq >= tl->next_seq)
+				tl->next_seq = ev->seq + 1;
+			if (apply_stored(tl, txn, ev, &err) < 0)
+				log_error("store, indexing event %llu failed (%s)", (unsigned long long)ev->seq,
+					  err.msg);
+		}
+	}
+}
+
+int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
+		       int *folded, struct herr *err)
+{
+	if (*folded)
+		return reput_records(tl, w, batches, n, err);
+	if (put_records(tl, w, batches, n, err) < 0)
+		return -1;
+	fold(tl, w->txn, batches, n);
+	*folded = 1;
+	return 0;
+}
+
+/*
+ * A commit failed after its events were folded in: pending state holds events
+ * the log does not. Rebuilt as at a start, from the log past indexed_seq; the
+ * rebuilt customers' deadlines may be stale, so each is due at the next tick.
+ */
+static void rollback(struct timeline *tl)
+{
+	const struct strmap_slot *slot;
+	struct herr err = { 0 };
+
+	flush_job_free(&tl->job);
+	pending_clear(tl);
+	if (recover(tl, &err) < 0) {
+		log_error("store, rebuilding pending state after a failed commit failed (%s); "
+			  "restart hearthd to rebuild it from the log", err.msg);
+		return;
+	}
+	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);)
+		((struct dirty *)slot->value)->c->deadline = INT64_MIN;
+	tl->pending_min_deadline = INT64_MIN;
+	log_warning("store, a commit failed after its events were indexed: pending state rebuilt "
+		    "from the log (%zu customers, evaluated at the next tick)", tl->dirty.count);
+}
+
+void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, int folded,
+			 const struct herr *err)
+{
+	if (err) {
+		tl->stats.commit_failures++;
+		for (size_t i = 0; i < n; i++)
+			if (batches[i]->fail.code == HERR_OK)
+				batches[i]->fail = *err;
+		if (folded)
+			rollback(tl);
+		return;
+	}
+	tl->stats.commits++;
+	tl->last_append_ms = mono_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		tl->stats.events_accepted += batches[i]->accepted;
+		tl->stats.events_duplicate += batches[i]->duplicates;
+	}
+}
+
+struct append_ctx {
+	struct timeline *tl;
+	struct batch **batches;
+	size_t n;
+	int folded;
+};
+
+static int append_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct append_ctx *ctx = vctx;
+	return timeline_append_in(ctx->tl, w, ctx->batches, ctx->n, &ctx->folded, err);
 }
 
 int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 {
 	struct append_ctx ctx = { .tl = tl, .batches = batches, .n = n };
 	struct herr err = { 0 };
-	MDB_txn *txn = NULL;
-	int rc;
+	int rc = store_write(tl->st, append_fn, &ctx, &err);
 
-	strmap_init(&ctx.group);
-	rc = store_write(tl->st, append_fn, &ctx, &err);
-	strmap_clear(&ctx.group);
-	if (rc < 0) {
-		tl->stats.commit_failures++;
-		for (size_t i = 0; i < n; i++)
-			if (batches[i]->fail.code == HERR_OK)
-				batches[i]->fail = err;
-		return -1;
-	}
-	tl->stats.commits++;
-	tl->last_append_ms = mono_now_ms();
-	tl->next_seq = ctx.seq;
-	tl->ntouched = 0;
-	tl->mark++;
-	/*
-	 * The events are durable from here on. If folding them into memory fails,
-	 * the log still has them and the next start rebuilds what is missing.
-	 */
-	if (store_read_begin(tl->st, &txn, &err) < 0) {
-		log_error("store, cannot index committed events (%s)", err.msg);
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct batch *b = batches[i];
-		if (b->fail.code != HERR_OK)
-			continue;
-		tl->stats.events_accepted += b->accepted;
-		tl->stats.events_duplicate += b->duplicates;
-		for (size_t j = 0; j < b->nevents; j++)
-			if (b->events[j].status == BATCH_ACCEPTED &&
-			    apply_stored(tl, txn, &b->events[j].ev, &err) < 0)
-				log_error("store, indexing event %llu failed (%s)",
-					  (unsigned long long)b->events[j].ev.seq, err.msg);
-	}
-	mdb_txn_abort(txn);
-	return 0;
+	timeline_append_end(tl, batches, n, ctx.folded, rc < 0 ? &err : NULL);
+	return rc;
 }
 
 /* ---- reads ----------------------------------------------------------------- */

@@ -35,8 +35,15 @@ void engine_close(struct engine *eng);
 void engine_set_rules(struct engine *eng, struct ruleset *rs);
 const struct ruleset *engine_rules(const struct engine *eng);
 
-/* Evaluates the customers the last ingest changed. */
-void engine_after_ingest(struct engine *eng);
+/*
+ * Inside the group commit's transaction (src/group_commit.c): evaluates the
+ * customers the group's events touched, reading through txn, and writes their
+ * alert changes and notifications into w (again, if the transaction is
+ * retried). engine_ingest_end publishes them once committed, or drops them.
+ */
+void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn);
+int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err);
+void engine_ingest_end(struct engine *eng, int committed);
 /* Evaluates everyone due at server_now(); returns customers evaluated. */
 size_t engine_tick(struct engine *eng);
 /* Starts (or restarts) evaluating every customer, a slice per loop turn. */

@@ -54,6 +54,8 @@ struct engine {
 	size_t nsilences;
 	uint64_t next_silence_id;
 	MDB_txn *txn;                   /* the read transaction of the evaluation in hand */
+	int64_t ingest_now;             /* the group commit's evaluation time */
+	uint64_t ingest_seq;            /* and its last notification */
 	struct cust **due;
 	int tick_timer;
 	int slice_timer;                /* a continuation of a tick or re-evaluation */

@@ -42,6 +42,17 @@ void timeline_set_config(struct timeline *tl, const struct config *cfg);
  * batch gets b->fail set and nothing is stored. Returns 0 or -1.
  */
 int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
+/*
+ * The same in the caller's transaction (src/group_commit.c adds the alerts
+ * the events change): puts the log records and folds the events into pending
+ * state, which sets *folded; a retry of the transaction (the map grew) only
+ * puts the records again. timeline_append_end follows the commit, with err
+ * when it failed: pending state is then rebuilt from the log.
+ */
+int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
+		       int *folded, struct herr *err);
+void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, int folded,
+			 const struct herr *err);
 
 /* Writes pending derived state if it is due (by size or age) or forced. */
 int timeline_flush(struct timeline *tl, int force, struct herr *err);

@@ -1011,6 +1011,114 @@ static void test_store_full(void **state)
  * cannot start, although the running daemon kept serving in that state
  * (SPEC §3: "The daemon keeps serving").
  */
+/*
+ * The group commit (src/group_commit.c) writes more after the fold: here a
+ * failure, or a value too large for the map, stands in for that write.
+ */
+struct after_fold {
+	struct timeline *tl;
+	struct batch **b;
+	int folded, attempts;
+	size_t filler;                  /* bytes put after the fold on the first attempt */
+};
+
+static int after_fold_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct after_fold *ctx = vctx;
+
+	ctx->attempts++;
+	if (timeline_append_in(ctx->tl, w, ctx->b, 1, &ctx->folded, err) < 0)
+		return -1;
+	if (!ctx->filler)
+		return herr_set(err, HERR_IO, "injected: the write after the fold failed");
+	if (ctx->attempts == 1) {
+		void *big = calloc(1, ctx->filler);
+		assert_non_null(big);
+		wtxn_put(w, DB_META, "filler", 6, big, ctx->filler, 0);
+		free(big);
+		wtxn_del(w, DB_META, "filler", 6);
+	}
+	return w->rc ? -1 : 0;
+}
+
+static void test_failed_commit_after_fold(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	struct wbuf fr;
+	struct herr err = { 0 };
+	struct cust *due[8];
+	MDB_txn *txn;
+
+	wbuf_init(&fr);
+	frame_add(&fr, "A", BASE + 1, "call", "r1", NULL, NULL);
+	assert_int_equal(append(f->tl, &fr, &m).accepted, 1);   /* committed, not flushed */
+	frame_add(&fr, "A", BASE + 2, "call", "r2", NULL, NULL);
+	frame_add(&fr, "B", BASE + 3, "visit", "r3", NULL, NULL);
+	struct batch *b = parse_batch(&fr);
+	wbuf_reset(&fr);
+	struct after_fold ctx = { .tl = f->tl, .b = &b };
+	assert_int_equal(store_write(f->st, after_fold_fn, &ctx, &err), -1);
+	assert_true(ctx.folded);
+	timeline_append_end(f->tl, &b, 1, ctx.folded, &err);
+	assert_int_equal(b->fail.code, HERR_IO);
+	batch_free(b);
+
+	/* memory holds what the log holds, nothing of the failed group */
+	assert_int_equal(count_events(f->tl, "A"), 1);
+	assert_int_equal(count_events(f->tl, "B"), 0);
+	check_counts(f->tl, &m);
+	/* the rebuilt customer is due at the next tick: its deadline may have been stale */
+	assert_int_equal(store_read_begin(f->st, &txn, &err), 0);
+	assert_int_equal(timeline_due(f->tl, txn, BASE, due, 8, &err), 1);
+	assert_true(due[0]->id_len == 1 && due[0]->id[0] == 'A');
+	mdb_txn_abort(txn);
+	/* the failed group's ids were not taken, and seqs go on from the log */
+	frame_add(&fr, "B", BASE + 3, "visit", "r3", NULL, NULL);
+	struct result r = append(f->tl, &fr, &m);
+	assert_int_equal(r.accepted, 1);
+	assert_int_equal(r.duplicates, 0);
+	assert_int_equal(m.v[m.n - 1].seq, m.v[m.n - 2].seq + 1);
+	flush(f->tl);
+	check_counts(f->tl, &m);
+	wbuf_free(&fr);
+	free(m.v);
+}
+
+static void test_retry_after_fold(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	struct wbuf fr;
+	struct herr err = { 0 };
+
+	fx_open(f, 1ULL << 20, 64ULL << 20);
+	wbuf_init(&fr);
+	for (int i = 0; i < 10; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "g%d", i);
+		frame_add(&fr, customers[i % NCUST], BASE + i, "call", id, NULL, NULL);
+	}
+	struct batch *b = parse_batch(&fr);
+	/* more than the 1 MiB map: the transaction is retried after the map grows */
+	struct after_fold ctx = { .tl = f->tl, .b = &b, .filler = 2u << 20 };
+	assert_int_equal(store_write(f->st, after_fold_fn, &ctx, &err), 0);
+	assert_int_equal(ctx.attempts, 2);
+	assert_true(store_growths(f->st) > 0);
+	timeline_append_end(f->tl, &b, 1, ctx.folded, NULL);
+	assert_int_equal(b->accepted, 10);
+	for (size_t i = 0; i < b->nevents; i++)
+		model_add(&m, &b->events[i].ev);
+	batch_free(b);
+	/* folded once, stored once */
+	assert_int_equal(store_count(f->st, DB_LOG), 10);
+	check_counts(f->tl, &m);
+	flush(f->tl);
+	check_counts(f->tl, &m);
+	wbuf_free(&fr);
+	free(m.v);
+}
+
 static void test_full_store_reopens(void **state)
 {
 	struct fx *f = *state;
@@ -1526,6 +1634,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_growth, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_full, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_store_reopens, fx_setup_dir, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_after_fold, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_retry_after_fold, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_in_use, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_profile_merge, fx_setup, fx_teardown),
