@@ -160,6 +160,13 @@ static void server_stop(struct server *srv)
 	config_free(srv->cfg);
 }
 
+/*
+ * Read by jemalloc (linked into the daemon, see the Makefile) when it starts:
+ * freed pages go back to the system from its own thread, not in the middle of
+ * a loop turn (a purge inline took up to 13 ms under ingest).
+ */
+const char *malloc_conf = "background_thread:true";
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
