@@ -606,6 +606,11 @@ static int rules_as_sql(struct bench *b, const struct gen_stream *s, struct herr
 		say("%-24s %10ld %10ld", sql_rule_names[i], b->r.hearth_counts[i], b->r.sql_counts[i]);
 	if (!benv.keep)
 		unlink(path);
+	/* the comparison only means something if both answered the same question */
+	for (size_t i = 0; i < SQL_RULES; i++)
+		if (b->r.sql_counts[i] >= 0 && b->r.sql_counts[i] != b->r.hearth_counts[i])
+			return herr_set(err, HERR_IO, "bench, rule %s: hearth has %ld firing, the SQL %ld",
+					sql_rule_names[i], b->r.hearth_counts[i], b->r.sql_counts[i]);
 	return 0;
 }
 
