@@ -346,11 +346,16 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 	free_changes(eng);
 }
 
-static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
+static void evaluate_each(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
 {
 	for (size_t i = 0; i < n; i++)
 		evaluate_one(eng, txn, custs[i], now);
 	eng->txn = NULL;
+}
+
+static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
+{
+	evaluate_each(eng, txn, custs, n, now);
 	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
 	engine_commit_changes(eng, now);
 }
@@ -361,9 +366,7 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn)
 	size_t n = timeline_touched(eng->srv->tl, &custs);
 
 	eng->ingest_now = server_now(eng->srv);
-	for (size_t i = 0; i < n; i++)
-		evaluate_one(eng, txn, custs[i], eng->ingest_now);
-	eng->txn = NULL;
+	evaluate_each(eng, txn, custs, n, eng->ingest_now);
 }
 
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
@@ -580,27 +583,17 @@ void engine_reevaluate_all(struct engine *eng)
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next);
 
+static void count_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+{
+	(void)txn;
+	(void)key;
+	if (val->mv_size > 1)
+		count_state(ctx, (enum alert_state)((const uint8_t *)val->mv_data)[1], +1);
+}
+
 static int count_alerts(struct engine *eng, struct herr *err)
 {
-	struct store *st = eng->srv->st;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
-
-	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "counting alerts");
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-		if (val.mv_size > 1)
-			count_state(eng, (enum alert_state)((const uint8_t *)val.mv_data)[1], +1);
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return 0;
+	return store_each(eng->srv->st, DB_ALERTS, count_alert, eng, err);
 }
 
 /* One alert slot per rule, named once: evaluation only resets their state. */
@@ -670,61 +663,60 @@ void engine_close(struct engine *eng)
  * next == NULL (at start), records of rules unknown to the running config are
  * only deleted: nothing is known to publish them with.
  */
+struct drop_ctx {
+	struct engine *eng;
+	const struct ruleset *next;
+	int64_t now;
+};
+
+static void drop_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *vctx)
+{
+	struct drop_ctx *ctx = vctx;
+	struct engine *eng = ctx->eng;
+	const char *k = key->mv_data, *zero = memchr(k, 0, key->mv_size);
+	char rule[HEARTH_NAME_MAX + 1];
+	struct herr err;
+	size_t idlen, rlen;
+	int64_t wake;
+
+	if (!zero || (rlen = key->mv_size - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
+		return;
+	idlen = (size_t)(zero - k);
+	memcpy(rule, zero + 1, rlen);
+	rule[rlen] = '\0';
+	ssize_t old = ruleset_index(eng->rs, rule);
+	if ((ctx->next && ruleset_index(ctx->next, rule) >= 0) || (!ctx->next && old >= 0))
+		return;
+	struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
+	struct change *ch = c ? engine_push_change(eng) : NULL;
+	if (!ch)
+		return;
+	ch->c = c;
+	ch->drop = 1;
+	snprintf(ch->a.rule, sizeof(ch->a.rule), "%s", rule);
+	if (alert_decode(val->mv_data, val->mv_size, &ch->a) < 0 || old < 0) {
+		/* no rule config to notify with: the record just goes */
+		ch->rule = 0;
+		ch->before = ch->a.state;
+		ch->a.state = ALERT_INACTIVE;
+		return;
+	}
+	ch->rule = (size_t)old;
+	ch->before = ch->a.state;
+	ch->kind = alert_step(&ch->a, 0, ctx->now, 0, 0, &wake);
+	ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, ctx->now);
+}
+
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 {
-	struct store *st = eng->srv->st;
-	int64_t now = server_now(eng->srv);
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
+	struct drop_ctx ctx = { eng, next, server_now(eng->srv) };
 	struct herr err;
-	int rc;
 
-	if (store_read_begin(st, &txn, &err) < 0)
-		return;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)) {
-		mdb_txn_abort(txn);
-		return;
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
-		char rule[HEARTH_NAME_MAX + 1];
-		size_t idlen, rlen;
-		if (!zero || (rlen = key.mv_size - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
-			continue;
-		idlen = (size_t)(zero - k);
-		memcpy(rule, zero + 1, rlen);
-		rule[rlen] = '\0';
-		ssize_t old = ruleset_index(eng->rs, rule);
-		if ((next && ruleset_index(next, rule) >= 0) || (!next && old >= 0))
-			continue;
-		struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
-		struct change *ch = c ? engine_push_change(eng) : NULL;
-		if (!ch)
-			continue;
-		ch->c = c;
-		ch->drop = 1;
-		snprintf(ch->a.rule, sizeof(ch->a.rule), "%s", rule);
-		if (alert_decode(val.mv_data, val.mv_size, &ch->a) < 0 || old < 0) {
-			/* no rule config to notify with: the record just goes */
-			ch->rule = 0;
-			ch->before = ch->a.state;
-			ch->a.state = ALERT_INACTIVE;
-			continue;
-		}
-		int64_t wake;
-		ch->rule = (size_t)old;
-		ch->before = ch->a.state;
-		ch->kind = alert_step(&ch->a, 0, now, 0, 0, &wake);
-		ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, now);
-	}
-	mdb_cursor_close(cur);
-	eng->txn = NULL;
-	mdb_txn_abort(txn);
+	if (store_each(eng->srv->st, DB_ALERTS, drop_alert, &ctx, &err) < 0)
+		log_error("rules, cannot read alert states to drop those of removed rules (%s)", err.msg);
 	if (eng->nchanges)
 		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);
-	engine_commit_changes(eng, now);
+	engine_commit_changes(eng, ctx.now);
 }
 
 /* Was a rule of the running set left out of the next? */

@@ -90,37 +90,30 @@ static int silence_from_json(struct json_object *o, struct silence *s)
 	return 0;
 }
 
+static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+{
+	struct engine *eng = ctx;
+	struct json_object *o = json_tokener_parse(strndupa(val->mv_data, val->mv_size));
+	struct silence s;
+
+	(void)txn;
+	(void)key;
+	if (o && silence_from_json(o, &s) == 0) {
+		struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
+		if (more) {
+			eng->silences = more;
+			eng->silences[eng->nsilences++] = s;
+			if (s.id >= eng->next_silence_id)
+				eng->next_silence_id = s.id + 1;
+		}
+	}
+	json_object_put(o);
+}
+
 int engine_load_silences(struct engine *eng, struct herr *err)
 {
-	struct store *st = eng->srv->st;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
-
-	if (store_read_begin(st, &txn, err) < 0)
+	if (store_each(eng->srv->st, DB_SILENCES, load_silence, eng, err) < 0)
 		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_SILENCES), &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "reading silences");
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct json_object *o = json_tokener_parse(strndupa(val.mv_data, val.mv_size));
-		struct silence s;
-		if (o && silence_from_json(o, &s) == 0) {
-			struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
-			if (more) {
-				eng->silences = more;
-				eng->silences[eng->nsilences++] = s;
-				if (s.id >= eng->next_silence_id)
-					eng->next_silence_id = s.id + 1;
-			}
-		}
-		json_object_put(o);
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
 	if (eng->next_silence_id == 0)
 		eng->next_silence_id = 1;
 	return 0;

@@ -334,6 +334,27 @@ int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err)
 	return rc ? store_error(err, rc, "beginning a read") : 0;
 }
 
+int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
+		mdb_txn_abort(txn);
+		return store_error(err, rc, "reading a table");
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		fn(txn, &key, &val, ctx);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : store_error(err, rc, "reading a table");
+}
+
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
 	      MDB_val *val)
 {

@@ -70,6 +70,9 @@ int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err
 
 /* Read transactions are cheap in LMDB; callers abort them when done. */
 int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err);
+/* Calls fn on every record of db in key order, in one read transaction (which fn may read with). */
+typedef void (*store_each_fn)(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx);
+int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err);
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
 	      MDB_val *val);
 
