@@ -19,7 +19,7 @@ PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c
 CC      ?= cc
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wformat=2 -Wno-format-nonliteral -Wvla
+           -Wformat=2 -Wno-format-nonliteral -Wvla -Walloca
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE \
            -DHEARTH_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) $(SAN)
 LDLIBS_ALL := $(shell pkg-config --libs $(PKGS)) -lm $(SAN)

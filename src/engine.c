@@ -18,6 +18,7 @@
 #include "hearth/engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
+#include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/outbox.h"
@@ -35,6 +36,7 @@
 /* ---- window scans ---------------------------------------------------------- */
 
 struct scan_ctx {
+	struct json_tokener *tok;
 	const char *attr;
 	double total;
 	int64_t oldest;
@@ -52,7 +54,7 @@ static int scan_event(const struct event *ev, void *vctx)
 	}
 	if (!ev->attrs_json)
 		return 0;
-	struct json_object *attrs = json_tokener_parse(strndupa(ev->attrs_json, ev->attrs_len)), *v;
+	struct json_object *attrs = json_parse_whole(ctx->tok, ev->attrs_json, ev->attrs_len, NULL), *v;
 	if (attrs && json_object_object_get_ex(attrs, ctx->attr, &v) &&
 	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
 		ctx->total += json_object_get_double(v);
@@ -64,7 +66,7 @@ static int scan_window(void *vctx, const struct cust *c, const char *const *type
 		       const char *attr, int64_t from, int64_t to, double *total, int64_t *oldest)
 {
 	struct engine *eng = vctx;
-	struct scan_ctx ctx = { .attr = attr, .oldest = EVAL_NEVER };
+	struct scan_ctx ctx = { .tok = eng->tok, .attr = attr, .oldest = EVAL_NEVER };
 	struct timeline_query q = {
 		.customer = c->id, .customer_len = c->id_len, .since = from + 1, .until = to,
 		.types = types, .ntypes = ntypes, .limit = SIZE_MAX,
@@ -623,7 +625,8 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 	eng->rs = rs;
 	eng->stats.last_tick = TIME_NONE;
 	eng->due = calloc(TICK_SLICE > REEVAL_SLICE ? TICK_SLICE : REEVAL_SLICE, sizeof(*eng->due));
-	if (!eng->due || size_rules(eng) < 0) {
+	eng->tok = json_tokener_new();
+	if (!eng->due || !eng->tok || size_rules(eng) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -652,6 +655,8 @@ void engine_close(struct engine *eng)
 	free(eng->changes);
 	free(eng->silences);
 	free(eng->due);
+	if (eng->tok)
+		json_tokener_free(eng->tok);
 	id_list_free(&eng->reeval_fresh);
 	ruleset_free(eng->rs);
 	free(eng);

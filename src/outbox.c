@@ -13,6 +13,7 @@
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
+#include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
@@ -134,6 +135,7 @@ int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_o
 		  struct herr *err)
 {
 	struct store *st = ob->srv->st;
+	struct json_tokener *tok;
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key, val;
@@ -143,8 +145,10 @@ int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_o
 
 	if (after >= ob->last_seq)
 		return 0;
+	if (!(tok = json_tokener_new()))
+		return herr_set(err, HERR_NOMEM, "out of memory");
 	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
+		goto out_tok;
 	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur))) {
 		store_error(err, rc, "replay");
 		goto out_txn;
@@ -163,8 +167,8 @@ int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_o
 	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
 		if (val.mv_size < 8)
 			continue;
-		struct json_object *body = json_tokener_parse(
-			strndupa((const char *)val.mv_data + 8, val.mv_size - 8));
+		struct json_object *body = json_parse_whole(tok, (const char *)val.mv_data + 8,
+							    val.mv_size - 8, NULL);
 		if (body)
 			json_object_array_add(list, body);
 	}
@@ -173,6 +177,8 @@ out:
 	mdb_cursor_close(cur);
 out_txn:
 	mdb_txn_abort(txn);
+out_tok:
+	json_tokener_free(tok);
 	return ret;
 }
 

@@ -11,6 +11,7 @@
 #include "hearth/config.h"
 #include "hearth/engine_impl.h"
 #include "hearth/event.h"
+#include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/rules.h"
 #include "hearth/server.h"
@@ -93,7 +94,7 @@ static int silence_from_json(struct json_object *o, struct silence *s)
 static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
 {
 	struct engine *eng = ctx;
-	struct json_object *o = json_tokener_parse(strndupa(val->mv_data, val->mv_size));
+	struct json_object *o = json_parse_whole(eng->tok, val->mv_data, val->mv_size, NULL);
 	struct silence s;
 
 	(void)txn;

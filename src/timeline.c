@@ -19,6 +19,7 @@
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/event.h"
+#include "hearth/json.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
 #include "hearth/state.h"
@@ -736,12 +737,18 @@ struct forget_ctx {
 /* Notifications about the customer: their bodies name them as "customer":{"id": ...}. */
 static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 {
+	struct json_tokener *tok = json_tokener_new();
 	MDB_cursor *cur;
 	MDB_val key, val;
 	int rc;
 
+	if (!tok) {
+		wtxn_fail(w, ENOMEM, "forget");
+		return;
+	}
 	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_OUTBOX), &cur))) {
 		wtxn_fail(w, rc, "forget");
+		json_tokener_free(tok);
 		return;
 	}
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
@@ -749,7 +756,7 @@ static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 		struct json_object *body, *customer, *id;
 		if (val.mv_size <= 8)
 			continue;
-		body = json_tokener_parse(strndupa((const char *)val.mv_data + 8, val.mv_size - 8));
+		body = json_parse_whole(tok, (const char *)val.mv_data + 8, val.mv_size - 8, NULL);
 		int match = body && json_object_object_get_ex(body, "customer", &customer) &&
 			    json_object_object_get_ex(customer, "id", &id) &&
 			    (size_t)json_object_get_string_len(id) == ctx->len &&
@@ -761,6 +768,7 @@ static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 		}
 	}
 	mdb_cursor_close(cur);
+	json_tokener_free(tok);
 }
 
 /* Alert states are keyed customer 0x00 rule: delete that whole prefix. */

@@ -143,10 +143,6 @@ uint64_t source_size(const struct source *s);
  */
 int reader_fill(struct reader *r);
 
-/* JSON text of a whole line or element: a value, or NULL with a bad_json message. */
-struct json_object *json_parse_whole(struct json_tokener *tok, const char *text, size_t len,
-				     struct herr *err);
-
 struct csv;
 /* Reads the header from r; err names file:line on failure. r stays the caller's. */
 struct csv *csv_open(struct reader *r, const char *name, struct herr *err);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "hearth/json.h"
 #include "hearth/ctlclient.h"
 #include "hearth/limits.h"
 #include "hearth/units.h"

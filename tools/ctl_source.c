@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "hearth/json.h"
 #include "hearth/limits.h"
 
 #define READ_CHUNK   (256u << 10)
@@ -74,42 +75,6 @@ int reader_fill(struct reader *r)
 	return 1;
 }
 
-static int only_space(const char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
-			return 0;
-	return 1;
-}
-
-struct json_object *json_parse_whole(struct json_tokener *tok, const char *text, size_t len,
-				     struct herr *err)
-{
-	struct json_object *v;
-	size_t end;
-
-	json_tokener_reset(tok);
-	v = json_tokener_parse_ex(tok, text, (int)len);
-	if (!v && json_tokener_get_error(tok) == json_tokener_continue) {
-		/* json-c waits for more after a bare number; an empty final chunk ends it */
-		v = json_tokener_parse_ex(tok, "", 1);
-		end = len;
-	} else {
-		end = json_tokener_get_parse_end(tok);
-	}
-	if (!v) {
-		herr_set(err, HERR_BAD_JSON, "not valid JSON: %s",
-			 json_tokener_error_desc(json_tokener_get_error(tok)));
-		return NULL;
-	}
-	if (end < len && !only_space(text + end, len - end)) {
-		json_object_put(v);
-		herr_set(err, HERR_BAD_JSON, "not valid JSON: text after the value at byte %zu", end + 1);
-		return NULL;
-	}
-	return v;
-}
-
 /* ---- opening and telling the format ------------------------------------------------ */
 
 static int has_csv_extension(const char *path)
@@ -125,7 +90,7 @@ static enum format sniff(struct source *s)
 
 	if (has_csv_extension(s->path) || csv_looks_like_header(p, (size_t)((nl ? nl : end) - p)))
 		return FORMAT_CSV;
-	while (p < end && only_space(p, 1))
+	while (p < end && json_only_space(p, 1))
 		p++;
 	return p < end && *p == '[' ? FORMAT_ARRAY : FORMAT_LINES;
 }
@@ -250,7 +215,7 @@ static enum src_status next_line(struct source *s, struct json_object **event, l
 			return skip_line(s, err);
 		size_t len = nl ? (size_t)(nl - p) : avail;
 		s->r.pos += nl ? len + 1 : len;
-		if (only_space(p, len))
+		if (json_only_space(p, len))
 			continue;
 		*event = json_parse_whole(s->tok, p, len, err);
 		return *event ? SRC_EVENT : SRC_REJECT;
@@ -276,7 +241,7 @@ static int skip_space(struct source *s, char *c, struct herr *err)
 {
 	int rc;
 
-	while ((rc = next_byte(s, c, err)) == 1 && only_space(c, 1))
+	while ((rc = next_byte(s, c, err)) == 1 && json_only_space(c, 1))
 		;
 	return rc;
 }
@@ -370,7 +335,7 @@ static enum src_status next_element(struct source *s, struct json_object **event
 		herr_set(err, HERR_TOO_LARGE, "element longer than %u bytes", ELEMENT_MAX);
 		return SRC_REJECT;
 	}
-	if (only_space(s->elem, s->elem_len)) {
+	if (json_only_space(s->elem, s->elem_len)) {
 		herr_set(err, HERR_BAD_JSON, "not valid JSON: an empty array element");
 		return SRC_REJECT;
 	}

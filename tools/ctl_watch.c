@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "hearth/ctlclient.h"
+#include "hearth/json.h"
 #include "hearth/units.h"
 
 struct watch {
@@ -23,6 +24,7 @@ struct watch {
 	uint64_t last;                  /* the last seq printed */
 	long remaining;                 /* --count: stop after this many; < 0 never */
 	const char *topic;
+	struct json_tokener *tok;        /* published bodies are parsed by their length */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -33,15 +35,21 @@ static void on_stop(int sig)
 	stop_requested = 1;
 }
 
-static void print_body(struct watch *w, struct json_object *body, const char *raw)
+/* raw: the body as published (rawlen bytes), or NULL to print the parsed one */
+static void print_body(struct watch *w, struct json_object *body, const char *raw, size_t rawlen)
 {
 	struct json_object *alert = json_path(body, "alert");
 	const char *kind = json_object_get_string(json_path(body, "kind"));
 	char when[64];
 
 	if (w->o->json) {
-		puts(raw ? raw : json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+		if (raw) {
+			fwrite(raw, 1, rawlen, stdout);
+			putchar('\n');
+		} else {
+			puts(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+		}
 	} else {
 		printf("%-6lld %-26s %-8s %-8s %-24s %-10s %s\n",
 		       (long long)json_object_get_int64(json_path(body, "seq")),
@@ -99,7 +107,7 @@ static int fill_gap(struct watch *w, uint64_t upto)
 				break;
 			if (seq > w->last) {
 				if (topic_wanted(w, body))
-					print_body(w, body, NULL);
+					print_body(w, body, NULL, 0);
 				w->last = seq;
 			}
 		}
@@ -112,7 +120,7 @@ static int fill_gap(struct watch *w, uint64_t upto)
 
 static int on_message(struct watch *w, const char *topic, const char *data, size_t len)
 {
-	struct json_object *body = json_tokener_parse(strndupa(data, len));
+	struct json_object *body = json_parse_whole(w->tok, data, len, NULL);
 	uint64_t seq;
 	int rc = 0;
 
@@ -125,7 +133,7 @@ static int on_message(struct watch *w, const char *topic, const char *data, size
 		rc = fill_gap(w, seq);
 		if (rc == 0 && w->remaining != 0) {
 			if (topic_wanted(w, body))
-				print_body(w, body, strndupa(data, len));
+				print_body(w, body, data, len);
 			w->last = seq;
 		}
 	}
@@ -190,9 +198,13 @@ int watch_run(const struct ctl_opts *o, const char *endpoint, const char *topic,
 	uint64_t current = 0;
 	int rc = CTL_EXIT_UNREACHABLE;
 
+	if (!(w.tok = json_tokener_new())) {
+		ctl_warn("out of memory");
+		return CTL_EXIT_UNREACHABLE;
+	}
 	if (!(w.cc = ctl_connect(o->socket, &err))) {
 		ctl_warn("%s", err.msg);
-		return CTL_EXIT_UNREACHABLE;
+		goto out;
 	}
 	const char *ep = status_endpoint(&w, &current);
 	if (!endpoint)
@@ -227,5 +239,6 @@ out:
 	if (zctx)
 		zmq_ctx_term(zctx);
 	ctl_close(w.cc);
+	json_tokener_free(w.tok);
 	return rc;
 }

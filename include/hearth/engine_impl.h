@@ -50,6 +50,7 @@ struct engine {
 	struct alert *alerts;           /* one customer's alerts, by rule index */
 	struct change *changes;
 	size_t nchanges, changes_cap;
+	struct json_tokener *tok;       /* reused: attrs in window scans, stored silences */
 	struct silence *silences;
 	size_t nsilences;
 	uint64_t next_silence_id;

@@ -51,8 +51,8 @@ def make_daemon(config, new_config):
     report fails the test."""
     made = []
 
-    def make(cfg=None, args=(), start=True):
-        d = Daemon(cfg or config, args)
+    def make(cfg=None, args=(), start=True, **kw):
+        d = Daemon(cfg or config, args, **kw)
         made.append(d)
         if start:
             d.start()
@@ -93,11 +93,11 @@ def clock_daemon(workdir, make_daemon):
     when a test moves the clock)."""
     from hearthtest import T0_MS, rfc3339
 
-    def make(rules_yaml=None, priority=None, at=T0_MS, **kw):
+    def make(rules_yaml=None, priority=None, at=T0_MS, stack_limit=None, **kw):
         kw.setdefault("heartbeat", "100ms")
         kw.setdefault("interval", "1h")
         cfg = Config(workdir, rules_yaml=rules_yaml, priority=priority, **kw)
-        d = make_daemon(cfg, args=["--test-clock"])
+        d = make_daemon(cfg, args=["--test-clock"], stack_limit=stack_limit)
         if at is not None:
             d.clock_set(rfc3339(at))
         return d

@@ -281,10 +281,11 @@ def check_ingest_reply(rep):
 class Daemon:
     """A real hearthd, started from a Config, observed from the outside."""
 
-    def __init__(self, config, args=()):
+    def __init__(self, config, args=(), stack_limit=None):
         require_binary(HEARTHD)
         self.cfg = config
         self.args = list(args)
+        self.stack_limit = stack_limit     # bytes of RLIMIT_STACK, e.g. to prove no deep recursion
         self.proc = None
         self.runs = 0
         self.logs = []
@@ -301,9 +302,14 @@ class Daemon:
         with open(log, "wb") as f:
             self.proc = subprocess.Popen([HEARTHD, "-c", self.cfg.path] + self.args,
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f,
-                                         cwd=self.cfg.dir)
+                                         cwd=self.cfg.dir, preexec_fn=self._limits)
         self.wait_ready()
         return self
+
+    def _limits(self):
+        if self.stack_limit is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_STACK, (self.stack_limit, self.stack_limit))
 
     def wait_ready(self, deadline=START_DEADLINE):
         end = time.monotonic() + deadline

@@ -1,7 +1,10 @@
 /*
  * libFuzzer: a control request line through the real request path: JSON
  * parsing, command lookup, the admin check and every command handler, against
- * a real store (in a scratch directory) and rule engine.
+ * a real store (in a scratch directory) and rule engine. The store starts with
+ * several MiB of large notifications (long CJK names), so that `replay`,
+ * `forget`, `alerts` and the other readers of stored bodies walk more of them
+ * than a stack could hold copies of.
  */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -24,6 +27,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct server srv;
 static struct json_tokener *tok;
 
+#define PRELOAD_CUSTOMERS 4000          /* x ~2.4 KB of notification: more than an 8 MiB stack */
+#define PRELOAD_BATCH     200
+#define LONG_NAME_CHARS   700
+
+/* Customers F0000.. with a 700-character CJK name and an open complaint, so each fires. */
+static int preload(void)
+{
+	struct control_peer admin = { .uid = 0, .admin = 1 };
+	char name[LONG_NAME_CHARS * 3 + 1], cid[16], eid[24];
+	int rc = 0;
+
+	for (int i = 0; i < LONG_NAME_CHARS; i++)
+		memcpy(name + i * 3, "\xe5\x90\x8d", 3);        /* 名 */
+	name[LONG_NAME_CHARS * 3] = '\0';
+	for (int start = 0; rc == 0 && start < PRELOAD_CUSTOMERS; start += PRELOAD_BATCH) {
+		struct json_object *req = json_object_new_object(), *events = json_object_new_array(), *ans, *ok;
+		for (int i = start; i < start + PRELOAD_BATCH; i++) {
+			struct json_object *p = json_object_new_object(), *c = json_object_new_object(),
+					   *attrs = json_object_new_object();
+			snprintf(cid, sizeof(cid), "F%04d", i);
+			snprintf(eid, sizeof(eid), "p-%s", cid);
+			json_object_object_add(attrs, "name", json_object_new_string(name));
+			json_object_object_add(attrs, "tier", json_object_new_string("B"));
+			json_object_object_add(p, "customer", json_object_new_string(cid));
+			json_object_object_add(p, "ts", json_object_new_string("2026-01-01T00:00:00Z"));
+			json_object_object_add(p, "type", json_object_new_string("profile"));
+			json_object_object_add(p, "id", json_object_new_string(eid));
+			json_object_object_add(p, "attrs", attrs);
+			json_object_object_add(c, "customer", json_object_new_string(cid));
+			json_object_object_add(c, "ts", json_object_new_string("2026-01-01T00:00:01Z"));
+			json_object_object_add(c, "type", json_object_new_string("complaint"));
+			json_object_object_add(c, "ref", json_object_new_string("T1"));
+			json_object_array_add(events, p);
+			json_object_array_add(events, c);
+		}
+		json_object_object_add(req, "cmd", json_object_new_string("ingest"));
+		json_object_object_add(req, "events", events);
+		const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+		ans = control_answer(&srv, tok, line, strlen(line), &admin);
+		if (!ans || !json_object_object_get_ex(ans, "ok", &ok) || !json_object_get_boolean(ok))
+			rc = -1;
+		json_object_put(ans);
+		json_object_put(req);
+	}
+	return rc;
+}
+
 static int setup(void)
 {
 	static char dir[] = "/tmp/hearth-fuzz-XXXXXX", path[256];
@@ -35,7 +85,7 @@ static int setup(void)
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(text, sizeof(text),
-		 "store: {path: %s/store, map_size: 8MiB, max_size: 64MiB}\n"
+		 "store: {path: %s/store, map_size: 64MiB, max_size: 512MiB}\n"
 		 "publish: {listen: [\"ipc://%s/alerts.sock\"]}\n"
 		 "control: {path: %s/control.sock}\n"
 		 "events:\n  sets: {touch: [call, visit]}\n"
@@ -63,7 +113,9 @@ static int setup(void)
 	tok = json_tokener_new_ex(64);
 	if (tok)
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	return srv.engine && tok ? 0 : -1;
+	if (!srv.engine || !tok)
+		return -1;
+	return preload();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

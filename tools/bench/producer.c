@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "hearth/json.h"
 #include "hearth/units.h"
 
 #define REPLY_TIMEOUT_MS 120000
@@ -51,7 +52,7 @@ static int take_reply(void *s, struct ingest_result *res, struct herr *err)
 		zmq_msg_close(&msg);
 		return herr_set(err, HERR_IO, "bench, receiving a reply: %s", zmq_strerror(errno));
 	}
-	r = json_tokener_parse(strndupa(zmq_msg_data(&msg), zmq_msg_size(&msg)));
+	r = json_parse_once(zmq_msg_data(&msg), zmq_msg_size(&msg));
 	if (!r || !json_object_object_get_ex(r, "ok", &v) || !json_object_get_boolean(v)) {
 		herr_set(err, HERR_IO, "bench, ingest refused a batch: %.200s",
 			 r ? json_object_to_json_string(r) : "(not JSON)");

@@ -32,6 +32,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "hearth/json.h"
 #include "hearth/limits.h"
 #include "hearth/units.h"
 
@@ -321,7 +322,7 @@ static int next_alert(void *sub, size_t n, int64_t timeout_ms, size_t *shard, in
 		herr_set(err, HERR_IO, "bench, a PUB message without its two frames");
 		goto out;
 	}
-	body = json_tokener_parse(strndupa(zmq_msg_data(&msg), zmq_msg_size(&msg)));
+	body = json_parse_once(zmq_msg_data(&msg), zmq_msg_size(&msg));
 	if (!json_object_object_get_ex(body, "seq", &v) || (*seq = json_object_get_int64(v)) <= 0 ||
 	    !json_object_object_get_ex(body, "alert", &v) || !json_object_object_get_ex(v, "customer", &v)) {
 		herr_set(err, HERR_IO, "bench, an alert without seq or alert.customer");
