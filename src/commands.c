@@ -1,5 +1,5 @@
 /*
- * Control commands (SPEC §5). Each handler reads its arguments with the arg_*
+ * Control commands (PROTOCOL.md §5). Each handler reads its arguments with the arg_*
  * helpers, which name the argument in every error, and adds its answer fields
  * to `ans`. The table at the bottom is the single list of commands.
  */

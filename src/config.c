@@ -1,5 +1,5 @@
 /*
- * SPEC §6 configuration: a walk over the positioned YAML tree. Each section is
+ * PROTOCOL.md §6 configuration: a walk over the positioned YAML tree. Each section is
  * a small function; unknown keys, wrong shapes, bad durations and sizes are
  * collected as "file:line:col: message" lines (OpenBSD parse.y style) so an
  * operator sees every mistake at once.

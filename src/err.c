@@ -1,4 +1,4 @@
-/* Error codes and their wire names (SPEC §2, §3, §5). */
+/* Error codes and their wire names (PROTOCOL.md §2.2, §3.3, §5.3). */
 #include <stdio.h>
 #include <string.h>
 

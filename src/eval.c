@@ -522,14 +522,14 @@ static int eval_compare(const struct node *n, struct eval_env *env, struct ev *o
 	if (n->kind == NODE_EQ || n->kind == NODE_NE) {
 		if ((a.v.type == TYPE_NULL || b.v.type == TYPE_NULL) && n->kids[0]->type != TYPE_NULL &&
 		    n->kids[1]->type != TYPE_NULL) {
-			r = 0; /* SPEC §7: a comparison with null is false, except `== null` / `!= null` */
+			r = 0; /* PROTOCOL.md §7.5: a comparison with null is false, except `== null` / `!= null` */
 		} else {
 			r = values_equal(&a.v, &b.v);
 			if (n->kind == NODE_NE)
 				r = !r;
 		}
 	} else if (a.v.type == TYPE_NULL || b.v.type == TYPE_NULL) {
-		r = 0; /* SPEC §7: an ordering with null is false */
+		r = 0; /* PROTOCOL.md §7.5: an ordering with null is false */
 	} else if (a.v.type == TYPE_STR && b.v.type == TYPE_STR) {
 		size_t len = a.v.str.len < b.v.str.len ? a.v.str.len : b.v.str.len;
 		int c = memcmp(a.v.str.s, b.v.str.s, len);
@@ -571,7 +571,7 @@ static int eval_in(const struct node *n, struct eval_env *env, struct ev *o)
 			o->until = min64(o->until, flip_time(env->now, as_double(&a.v) - as_double(&item.v),
 							     a.slope - item.slope, NODE_EQ));
 	}
-	/* SPEC §7: null compares false, so neither `in` nor `not in` holds for it */
+	/* PROTOCOL.md §7.5: null compares false, so neither `in` nor `not in` holds for it */
 	o->v.b = a.v.type == TYPE_NULL ? 0 : n->kind == NODE_IN ? found : !found;
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
- * Event validation and encoding (SPEC §2). The stored record is binary:
+ * Event validation and encoding (PROTOCOL.md §2). The stored record is binary:
  *   u8 version | i64 ts | str8 customer | str8 type | str8 id | str8 ref | attrs JSON
- * An empty id or ref means absent (SPEC forbids empty ones), an empty tail means
+ * An empty id or ref means absent (PROTOCOL.md §1.4 forbids empty ones), an empty tail means
  * no attrs. Attrs stay JSON text: they are read rarely and written once.
  */
 #include <json-c/json.h>

@@ -1,5 +1,5 @@
 /*
- * Lexer, parser and type checker of the rule language (SPEC §7). The grammar
+ * Lexer, parser and type checker of the rule language (PROTOCOL.md §7). The grammar
  * maps one-to-one onto the parse_* functions below; each node is type-checked
  * as soon as its children are, so an error points at the operator or call
  * where the types stop fitting, not at the end of the expression.
@@ -265,7 +265,7 @@ static const char *op_text(enum node_kind k)
 	}
 }
 
-/* The type of l OP r for arithmetic, or -1 if undefined (SPEC §7). */
+/* The type of l OP r for arithmetic, or -1 if undefined (PROTOCOL.md §7.3). */
 static int arith_type(enum node_kind op, enum vtype l, enum vtype r)
 {
 	if (l == TYPE_NULL || r == TYPE_NULL)

@@ -1,5 +1,5 @@
 /*
- * The ROUTER socket of SPEC §3. A readable socket is drained of up to a
+ * The ROUTER socket of PROTOCOL.md §3. A readable socket is drained of up to a
  * group's worth of requests; all of them are parsed, committed together in one
  * durable transaction, and only then answered, each with its own envelope.
  * Producers may use REQ (envelope: identity, empty) or DEALER (identity, and

@@ -1,5 +1,5 @@
 /*
- * Compiling the configured rules (SPEC §6, §7). A template "{name} has had no
+ * Compiling the configured rules (PROTOCOL.md §6.5, §6.6). A template "{name} has had no
  * contact for {since(touch)}" becomes literal parts and compiled holes; "{{"
  * and "}}" stand for literal braces.
  */

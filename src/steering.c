@@ -1,5 +1,5 @@
 /*
- * The operator's side of the engine (SPEC §5): silences, acks, alert
+ * The operator's side of the engine (PROTOCOL.md §5.12-§5.15): silences, acks, alert
  * listings, and forget with its alerts. Evaluation is in engine.c.
  */
 #include <json-c/json.h>

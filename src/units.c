@@ -1,5 +1,5 @@
 /*
- * Times, durations and sizes (SPEC §1). Parsed by hand because the formats are
+ * Times, durations and sizes (PROTOCOL.md §1). Parsed by hand because the formats are
  * tiny and strptime() is both locale-bound and too lax for input validation.
  */
 #include <ctype.h>

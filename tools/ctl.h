@@ -1,5 +1,5 @@
 /*
- * What hearthctl's files share: exit codes (SPEC §8), the options every
+ * What hearthctl's files share: exit codes (PROTOCOL.md §8.3), the options every
  * subcommand sees, the human-output helpers of ctl_table.c, the answer printers
  * of ctl_print.c, the input sources of ctl_source.c and ctl_csv.c, and the
  * import driver of ctl_import.c. Nothing here is used outside hearthctl; what
@@ -17,7 +17,7 @@
 struct json_object;
 struct json_tokener;
 
-/* SPEC §8 */
+/* PROTOCOL.md §8.3 */
 enum {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_NO = 1,          /* the daemon said no (ok:false, rejected events) */
@@ -126,7 +126,7 @@ struct source;
 struct source *source_open(const char *path, struct herr *err);
 void source_close(struct source *s);
 /*
- * The next event. *line is the 1-based position SPEC'd for reports: the line
+ * The next event. *line is the 1-based position PROTOCOL.md §8.4 reports: the line
  * of a JSON line, the first line of a CSV record, the element number of an
  * array. On SRC_EVENT the caller owns *event.
  */

@@ -1,5 +1,5 @@
 /*
- * CSV input for `hearthctl import` (SPEC §8): RFC 4180 records (quoted cells,
+ * CSV input for `hearthctl import` (PROTOCOL.md §8.4): RFC 4180 records (quoted cells,
  * "" for a quote, line breaks inside quotes, CRLF or LF) under a header
  * `customer,ts,type[,id,ref]` where every other column is an attribute. Each
  * record becomes one event object, built with json-c like every other event.

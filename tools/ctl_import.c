@@ -1,5 +1,5 @@
 /*
- * `hearthctl import FILE...` (SPEC §8): events from JSON lines, JSON arrays
+ * `hearthctl import FILE...` (PROTOCOL.md §8.4): events from JSON lines, JSON arrays
  * and CSV files (ctl_source.c, ctl_csv.c) go to the daemon as control-socket
  * `ingest` requests of up to 1,000 events. Up to four requests are in flight
  * on the one connection, so the daemon always has the next batch while we
@@ -27,7 +27,7 @@
 #define IMPORT_ERRORS_SHOWN 10      /* in the human summary */
 #define PROGRESS_EVERY_US   100000  /* at most 10 redraws a second */
 
-/* A request line is at most 1 MiB (SPEC §5): a batch ends early rather than pass it. */
+/* A request line is at most 1 MiB (PROTOCOL.md §5.1): a batch ends early rather than pass it. */
 #define BATCH_HEAD  "{\"cmd\":\"ingest\",\"events\":["
 #define BATCH_TAIL  "]}"
 #define BATCH_BYTES (HEARTH_CONTROL_LINE - 1)

@@ -1,5 +1,5 @@
 /*
- * One printer per answer shape of SPEC §5, for people: key: value blocks and
+ * One printer per answer shape of PROTOCOL.md §5, for people: key: value blocks and
  * aligned tables (ctl_table.c). Answers of commands the daemon is still
  * growing are read defensively: when the expected list is not there, the
  * answer is shown as pretty JSON rather than guessed at.
@@ -407,7 +407,7 @@ static const struct {
 	{ "time", CELL_TIME },
 };
 
-/* Expression functions whose value is a duration in ms (SPEC §7). */
+/* Expression functions whose value is a duration in ms (PROTOCOL.md §7.4). */
 static const char *const duration_fns[] = { "since(", "age(", "gap(", "oldest(" };
 
 static enum cell_fmt fmt_of_type(const char *type)

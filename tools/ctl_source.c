@@ -20,7 +20,7 @@
 #include "hearth/limits.h"
 
 #define READ_CHUNK   (256u << 10)
-/* Longer than this, an event cannot fit in one control request line (SPEC §5). */
+/* Longer than this, an event cannot fit in one control request line (PROTOCOL.md §5.1). */
 #define ELEMENT_MAX  (HEARTH_CONTROL_LINE - 64)
 
 enum format { FORMAT_LINES, FORMAT_ARRAY, FORMAT_CSV };

@@ -1,5 +1,5 @@
 /*
- * hearthctl watch: alerts as they are published (SPEC §4). A subscriber can
+ * hearthctl watch: alerts as they are published (PROTOCOL.md §4.6, §8.5). A subscriber can
  * miss messages (it connected late, its queue overflowed, the daemon
  * restarted); a jump in seq, or a heartbeat whose seq is ahead of the last one
  * seen, shows the gap, and `replay` fills it from the outbox, so every

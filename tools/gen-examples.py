@@ -4,7 +4,7 @@
     /usr/bin/python3 tools/gen-examples.py            # writes examples/
     /usr/bin/python3 tools/gen-examples.py --out DIR  # writes DIR/
 
-Writes studio.jsonl (one SPEC §2 event per line), studio.csv (the same events
+Writes studio.jsonl (one PROTOCOL.md §2 event per line), studio.csv (the same events
 as CSV for `hearthctl import`), expected.json (which default rules of
 etc/hearth.yaml fire for whom at the end of the data, by this script's own
 reference evaluation) and README.md (the counts below, so they stay true).
@@ -627,7 +627,7 @@ def gen_customer(cid, arch, flags, rng, used_names):
 # ---------------------------------------------------------------- reference evaluation
 
 def terms(events, now=END):
-    """The values the default rules read, per SPEC §7, for one customer at `now`."""
+    """The values the default rules read, per PROTOCOL.md §7.4, for one customer at `now`."""
     ev = [e for e in events if e["ts"] <= now]
     prof = {}
     for e in ev:
@@ -688,7 +688,7 @@ def terms(events, now=END):
 
 
 def gt(a, b):
-    """SPEC §7: a comparison with null is false."""
+    """PROTOCOL.md §7.5: a comparison with null is false."""
     return a is not None and b is not None and a > b
 
 
@@ -721,7 +721,7 @@ def fire(t, gap=None):
 
 
 def priority(t):
-    """etc/hearth.yaml `priority`, transcribed; None where SPEC §7 gives null."""
+    """etc/hearth.yaml `priority`, transcribed; None where PROTOCOL.md §7.5 gives null."""
     v, st = t["prof"].get("value"), t["since_touch"]
     if v is None or st is None:
         return None
@@ -729,7 +729,7 @@ def priority(t):
 
 
 def borderline(t):
-    """Why this customer's outcome could hinge on a detail SPEC leaves open, or None."""
+    """Why this customer's outcome could hinge on the exact edge of a threshold or window (PROTOCOL.md §7.4), or None."""
     m = 6 * HOUR
 
     def near(d, thr, margin=m):
@@ -1032,7 +1032,7 @@ counts quoted here. Do not edit the files by hand.
 
 | file | what |
 |---|---|
-| `studio.jsonl` | {n_events} events, one JSON event per line (SPEC §2), in time order ({size_j} KiB) |
+| `studio.jsonl` | {n_events} events, one JSON event per line (docs/PROTOCOL.md §2), in time order ({size_j} KiB) |
 | `studio.csv` | the same events as CSV for `hearthctl import` ({size_c} KiB) |
 | `expected.json` | which default rules fire for whom, and the top 16 by `priority`, at the end of the data |
 

@@ -1,5 +1,5 @@
 /*
- * hearthctl (SPEC §8): every control command of SPEC §5 as a subcommand.
+ * hearthctl (PROTOCOL.md §8.3): every control command of PROTOCOL.md §5 as a subcommand.
  *
  * A subcommand is a row of one table: the command it sends, its positional
  * arguments and options with the JSON argument and type each becomes, the
@@ -58,7 +58,7 @@ struct subcommand {
 	int (*run)(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 };
 
-/* Option keys SPEC §5 documents as lists, for options the table does not name. */
+/* Option keys PROTOCOL.md §5 documents as lists, for options the table does not name. */
 static const char *const list_keys[] = { "types" };
 
 #define OPT(name, kind, meta) { name, name, kind, meta, 0 }
@@ -140,7 +140,7 @@ static const struct subcommand subcommands[] = {
 	{ "customer", "customer", pos_id, no_args, print_customer, NULL,
 	  "one customer: profile, last event of each type, open cases, alerts", NULL },
 	{ "customers", "customers", no_args, opts_customers, print_customers, "customers",
-	  "list customers, filtered and ordered by expressions (SPEC 7)", NULL },
+	  "list customers, filtered and ordered by expressions (PROTOCOL.md §7)", NULL },
 	{ "timeline", "timeline", pos_id, opts_timeline, print_timeline, "events",
 	  "a customer's events in time order", NULL },
 	{ "forget", "forget", pos_id, no_args, print_forget, NULL,
@@ -246,7 +246,7 @@ static struct json_object *time_value(const char *text)
 	return str_value(text);
 }
 
-/* Sent as SPEC §1 text, which is what the daemon parses; bare digits are ms. */
+/* Sent as PROTOCOL.md §1.2 text, which is what the daemon parses; bare digits are ms. */
 static struct json_object *duration_value(const char *text)
 {
 	char buf[32];

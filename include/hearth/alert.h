@@ -1,5 +1,5 @@
 /*
- * Alert lifecycle per (rule, customer) (SPEC §4): pending while a rule's `for`
+ * Alert lifecycle per (rule, customer) (PROTOCOL.md §4.1): pending while a rule's `for`
  * runs, firing, resolved; `repeat` while firing unless acknowledged. States
  * live in LMDB under customer 0x00 rule, so a restart neither re-fires nor
  * forgets. A customer with no record has every rule inactive.

@@ -1,5 +1,5 @@
 /*
- * One ingest request (SPEC §3): a frame holding one event, a JSON array of
+ * One ingest request (PROTOCOL.md §3.2): a frame holding one event, a JSON array of
  * events, or JSON lines, parsed into candidate events and rejections, and the
  * reply that goes back once the accepted events are durable.
  */

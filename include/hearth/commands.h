@@ -11,7 +11,7 @@
 struct json_object;
 struct server;
 
-#define CMD_CHANGES_STATE 0x1   /* admins only (SPEC §5) */
+#define CMD_CHANGES_STATE 0x1   /* admins only (PROTOCOL.md §5.4) */
 
 /* Fills ans (which already holds "ok": true) or returns -1 with err set. */
 typedef int (*command_fn)(struct server *srv, struct json_object *req, struct json_object *ans,

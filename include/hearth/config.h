@@ -1,5 +1,5 @@
 /*
- * The daemon's configuration (SPEC §6), loaded from YAML. Every error names
+ * The daemon's configuration (PROTOCOL.md §6), loaded from YAML. Every error names
  * file:line:col; loading collects all errors rather than stopping at the first.
  */
 #ifndef HEARTH_CONFIG_H
@@ -107,7 +107,7 @@ int endpoint_is_exposed(const char *endpoint);
 /* Changes whenever events.cases changes: case state must then be rebuilt. */
 uint64_t config_cases_signature(const struct config *cfg);
 
-/* Shared by config loaders: "^[a-z][a-z0-9_]{0,31}$" (SPEC §1). */
+/* Shared by config loaders: "^[a-z][a-z0-9_]{0,31}$" (PROTOCOL.md §1.4). */
 int name_is_valid(const char *s, size_t len);
 
 #endif

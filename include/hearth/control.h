@@ -1,5 +1,5 @@
 /*
- * The control socket (SPEC §5): a Unix stream socket speaking one JSON request
+ * The control socket (PROTOCOL.md §5.1): a Unix stream socket speaking one JSON request
  * per line, answered in order, one line each. Peers are identified with
  * SO_PEERCRED so that commands that change state are kept to admins.
  */
@@ -18,7 +18,7 @@ struct control;
 struct control_peer {
 	unsigned uid;
 	int pid;
-	int admin;                      /* may change state (SPEC §5) */
+	int admin;                      /* may change state (PROTOCOL.md §5.4) */
 };
 
 /* Binds control.path, or adopts listen_fd (socket activation) when >= 0. */

@@ -1,5 +1,5 @@
 /*
- * The client side of the control protocol (SPEC §5), shared by hearthctl, the
+ * The client side of the control protocol (PROTOCOL.md §5), shared by hearthctl, the
  * relay and the bench: connect, send request lines, read answer lines.
  * Requests may be pipelined: send several, then read their answers in order.
  */

@@ -19,7 +19,7 @@ enum herr_code {
 	HERR_STORE_ERROR,
 	HERR_GONE,
 	HERR_TOO_LARGE,
-	/* event validation (SPEC §2) */
+	/* event validation (PROTOCOL.md §2.2) */
 	HERR_BAD_JSON,
 	HERR_BAD_FIELD,
 	HERR_UNKNOWN_FIELD,

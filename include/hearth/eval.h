@@ -41,7 +41,7 @@ int expr_eval(const struct expr *e, struct eval_env *env, struct value *out, int
 int node_eval_value(const struct node *n, struct eval_env *env, struct value *out);
 
 int value_truthy(const struct value *v);
-/* JSON form: durations as integer ms, times as RFC 3339 text (SPEC §1). */
+/* JSON form: durations as integer ms, times as RFC 3339 text (PROTOCOL.md §1). */
 struct json_object *value_to_json(const struct value *v);
 /* Text for templates: durations human-readable, times RFC 3339, null as "-". */
 void value_format(const struct value *v, char *buf, size_t size);

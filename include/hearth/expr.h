@@ -1,5 +1,5 @@
 /*
- * The rule language of SPEC §7: a hand-written lexer and recursive-descent
+ * The rule language of PROTOCOL.md §7: a hand-written lexer and recursive-descent
  * parser producing a small typed tree, checked at load time so that mixing a
  * duration with a number, an unknown function or case, or a wrong argument
  * count is a configuration error pointing at file:line:col.

@@ -1,5 +1,5 @@
 /*
- * ZeroMQ ingest (SPEC §3): a ROUTER socket on every ingest.listen endpoint.
+ * ZeroMQ ingest (PROTOCOL.md §3): a ROUTER socket on every ingest.listen endpoint.
  * Requests that are ready together are committed in one transaction (group
  * commit) and each is answered only after that commit.
  */

@@ -1,4 +1,4 @@
-/* Prometheus text exposition of the daemon's counters (SPEC §5 `metrics`). */
+/* Prometheus text exposition of the daemon's counters (PROTOCOL.md §5.7 `metrics`). */
 #ifndef HEARTH_METRICS_H
 #define HEARTH_METRICS_H
 

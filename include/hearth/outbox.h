@@ -1,5 +1,5 @@
 /*
- * Sequenced notifications (SPEC §4): each is written to the outbox in the same
+ * Sequenced notifications (PROTOCOL.md §4.6): each is written to the outbox in the same
  * transaction as the alert state change it reports, then published on the PUB
  * socket as topic + body. `seq` rises by exactly one across restarts; the
  * outbox keeps publish.retain so `replay` can fill any subscriber's gap.

@@ -102,7 +102,7 @@ const char *cust_profile_string(const struct cust *c, const char *key);
 struct json_object *profile_field_json(const struct profile_field *f);
 /* The profile as a JSON object of its present keys. */
 struct json_object *cust_profile_json(const struct cust *c);
-/* The `customer` answer body (SPEC §5) without alerts and score. */
+/* The `customer` answer body (PROTOCOL.md §5.9) without alerts and score. */
 struct json_object *cust_to_json(const struct cust *c);
 /* A short row for listings: id, name, owner, tier, last_seen, events. */
 struct json_object *cust_row_json(const struct cust *c);

@@ -1,5 +1,5 @@
 /*
- * Times, durations and sizes as SPEC §1 writes them. Inside hearth a time is
+ * Times, durations and sizes as PROTOCOL.md §1 writes them. Inside hearth a time is
  * int64 unix milliseconds and a duration int64 milliseconds.
  */
 #ifndef HEARTH_UNITS_H

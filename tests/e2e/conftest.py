@@ -20,7 +20,7 @@ def workdir(tmp_path):
 
 @pytest.fixture
 def config(workdir):
-    """The standard test config (SPEC §6) in the test's own directory."""
+    """The standard test config (PROTOCOL.md §6) in the test's own directory."""
     return Config(workdir)
 
 

@@ -57,7 +57,7 @@ def require_binary(path):
 
 
 # --------------------------------------------------------------------------------------
-# Configuration (SPEC §6)
+# Configuration (PROTOCOL.md §6)
 # --------------------------------------------------------------------------------------
 
 def short_dir(tmp_path):
@@ -139,7 +139,7 @@ class Config:
 
 
 # --------------------------------------------------------------------------------------
-# Control socket (SPEC §5)
+# Control socket (PROTOCOL.md §5)
 # --------------------------------------------------------------------------------------
 
 def unix_connect(path, timeout=REPLY_DEADLINE):
@@ -232,7 +232,7 @@ def assert_ok(answer):
 
 
 # --------------------------------------------------------------------------------------
-# ZeroMQ ingest (SPEC §3)
+# ZeroMQ ingest (PROTOCOL.md §3)
 # --------------------------------------------------------------------------------------
 
 def encode_frame(frame):
@@ -627,7 +627,7 @@ print(json.dumps(out))
 
 
 # --------------------------------------------------------------------------------------
-# Rules and alerts (SPEC §4, §6, §7)
+# Rules and alerts (PROTOCOL.md §4, §6, §7)
 # --------------------------------------------------------------------------------------
 
 MINUTE = 60 * 1000
@@ -689,7 +689,7 @@ def rules_yaml(*rules):
 
 
 class Subscriber:
-    """A ZeroMQ SUB on hearthd's PUB socket (SPEC §4).
+    """A ZeroMQ SUB on hearthd's PUB socket (PROTOCOL.md §4.3).
 
     Messages are kept in arrival order: `hb` heartbeats update `last_hb`, every other
     message is queued as (topic, body) for next_alert().  sync() is the way to know
@@ -783,7 +783,7 @@ class Subscriber:
 
 
 def check_body(topic, body, kind, rule, customer, severity=None):
-    """Shape of a §4 alert body, and that it is the one expected."""
+    """Shape of a PROTOCOL.md §4.4 alert body, and that it is the one expected."""
     assert set(body) >= {"seq", "ts", "kind", "alert", "customer"}, body
     assert body["kind"] == kind, (topic, body)
     a = body["alert"]

@@ -1,5 +1,5 @@
 """Alert lifecycle over the PUB socket and the control commands that steer it
-(SPEC §4, §5): `for` and pending, `repeat` and `ack`, silences, seq across restarts,
+(PROTOCOL.md §4, §5): `for` and pending, `repeat` and `ack`, silences, seq across restarts,
 `replay` and its pruning, `forget`, and ingest-to-alert latency.
 
 Custom rules on cases keep the conditions independent of the clock where a test is
@@ -553,7 +553,7 @@ def test_alert_states_in_alerts_and_customer(clock_daemon):
 
 def test_long_utf8_summary_stays_valid_utf8(clock_daemon):
     """A summary longer than the daemon keeps may be cut, but not inside a character:
-    the PUB body and the control answer stay valid UTF-8 JSON (SPEC §6: UTF-8 text is
+    the PUB body and the control answer stay valid UTF-8 JSON (PROTOCOL.md §1.4: UTF-8 text is
     kept as is)."""
     d = clock_daemon(rules_yaml(rule_yaml("wordy", OPEN_COMPLAINT, summary="{name}")))
     sub = d.subscribe()

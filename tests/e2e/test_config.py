@@ -1,4 +1,4 @@
-"""hearthd's command line and configuration errors (SPEC §6, §8): `--check`, exit codes
+"""hearthd's command line and configuration errors (PROTOCOL.md §6.1, §8.1): `--check`, exit codes
 0/2/78, and errors that name file:line:column."""
 
 import os

@@ -1,4 +1,4 @@
-"""The control socket (SPEC §5), spoken as an ops tool would: one JSON line in, one
+"""The control socket (PROTOCOL.md §5), spoken as an ops tool would: one JSON line in, one
 JSON line out, over AF_UNIX."""
 
 import json
@@ -63,7 +63,7 @@ def test_metrics_is_valid_prometheus_text(daemon):
     ans = assert_ok(daemon.ctl({"cmd": "metrics"}))
     assert isinstance(ans["text"], str)
     families = check_prometheus_text(ans["text"])
-    # SPEC §5: ingest, ticks, alerts, store, sockets.  Assumption: family names say so.
+    # PROTOCOL.md §5.7: ingest, ticks, alerts, store, sockets.  Assumption: family names say so.
     joined = " ".join(sorted(families))
     for word in ("ingest", "store", "tick", "alerts", "control", "notifications"):
         assert word in joined, (word, sorted(families))
@@ -158,7 +158,7 @@ def test_timeline_filters_since_until_types_desc(daemon):
         ["tlf-0", "tlf-2", "tlf-4"]
     assert ids(daemon.ctl({"cmd": "timeline", "id": cid, "types": ["visit", "message"],
                            "desc": True})) == ["tlf-5", "tlf-3", "tlf-1"]
-    # since/until between events (inclusivity at the edges is not pinned by the SPEC);
+    # since/until between events (both edges are inclusive, PROTOCOL.md §5.11);
     # RFC 3339 and unix ms select the same window.
     lo, hi = BASE_MS + DAY + HOUR, BASE_MS + 4 * DAY - HOUR
     want = ["tlf-2", "tlf-3"]

@@ -1,4 +1,4 @@
-"""Durability (SPEC §3, §8): a reply means durable; restarts and kill -9 lose nothing
+"""Durability (PROTOCOL.md §3.4, §8.1): a reply means durable; restarts and kill -9 lose nothing
 that was acknowledged."""
 
 import collections

@@ -1,4 +1,4 @@
-"""hearthctl (SPEC §8), run as an operator would: exit codes 0 ok, 1 the daemon said
+"""hearthctl (PROTOCOL.md §8.3), run as an operator would: exit codes 0 ok, 1 the daemon said
 no, 2 usage, 3 cannot reach the daemon; --json prints the raw answer."""
 
 import json

@@ -1,4 +1,4 @@
-"""Ingest over ZeroMQ (SPEC §2, §3), spoken as a producer would: REQ in lockstep, or a
+"""Ingest over ZeroMQ (PROTOCOL.md §2, §3), spoken as a producer would: REQ in lockstep, or a
 DEALER with several requests in flight ([empty, payload] out, [empty, reply] in)."""
 
 import json

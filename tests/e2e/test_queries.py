@@ -1,5 +1,5 @@
 """eval, explain, top and customers where/order on small hand-made data sets with
-known answers (SPEC §5, §7): windows, sums, the median gap, days(), min/max, `in` and
+known answers (PROTOCOL.md §5.17, §7): windows, sums, the median gap, days(), min/max, `in` and
 `not in`, null semantics, and evaluation at a past time."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""hearth-relay end to end (SPEC §9): a real hearthd (--test-clock), a real relay, and
+"""hearth-relay end to end (docs/RELAY.md): a real hearthd (--test-clock), a real relay, and
 real HTTP servers on 127.0.0.1 standing in for each chat service, recording every
 request so the tests can check exact body shapes, signatures, retries, and that
 every seq reaches every target exactly once across stops, stalls and restarts.

@@ -1,4 +1,4 @@
-"""Rules over a daemon's life (SPEC §5 reload, §6, §8): reload and SIGHUP with a new
+"""Rules over a daemon's life (PROTOCOL.md §5.20 reload, §6, §8.1): reload and SIGHUP with a new
 rule, a removed or changed rule, broken configs that name file:line:col and keep the
 old rules running, `hearthd --check` exit 78, summary templates, runtime errors in
 `rules`, events from the near future, and silences/acks kept across a restart."""

@@ -1,4 +1,4 @@
-"""The eight default rules of etc/hearth.yaml, end to end (SPEC §4, §6, §7).
+"""The eight default rules of etc/hearth.yaml, end to end (PROTOCOL.md §4, §6, §7).
 
 Each test runs `hearthd --test-clock` on the shipped `events`-compatible test config
 with the shipped `priority` and `rules` sections copied verbatim from etc/hearth.yaml,
@@ -171,7 +171,7 @@ def test_complaint_unresolved(defaults):
 
 
 def test_complaint_closed_before_its_open_arrives(defaults):
-    """Backfill out of order (SPEC §2): the resolution arrives before the complaint it
+    """Backfill out of order (PROTOCOL.md §2.3): the resolution arrives before the complaint it
     resolves.  The case is closed; nothing ever fires."""
     d, sub = defaults
     d.ingest_ctl([ev("Q2", at(T0_MS - 90 * DAY), "profile", attrs={"name": "Late"})])
@@ -286,7 +286,7 @@ def test_new_customer_wobble(defaults):
 
 
 def test_backfill_changes_alerts_at_once(defaults):
-    """History sent late (SPEC §2) re-evaluates the customer at once: an old visit makes
+    """History sent late (PROTOCOL.md §2.3) re-evaluates the customer at once: an old visit makes
     a "new" customer 100 days old, so the wobble ends; a late, older touch does not move
     since(touch) back."""
     d, sub = defaults

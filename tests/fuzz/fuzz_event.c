@@ -1,4 +1,4 @@
-/* libFuzzer: an ingest frame through the event parser and validator (SPEC §2, §3). */
+/* libFuzzer: an ingest frame through the event parser and validator (PROTOCOL.md §2, §3.2). */
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>

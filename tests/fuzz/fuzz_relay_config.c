@@ -1,4 +1,4 @@
-/* libFuzzer: a relay configuration through hearth-relay's loader (SPEC §9). */
+/* libFuzzer: a relay configuration through hearth-relay's loader (docs/RELAY.md). */
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>

@@ -1,5 +1,5 @@
 /*
- * alert.h: the lifecycle step of SPEC §4 (pending while `for` runs, firing,
+ * alert.h: the lifecycle step of PROTOCOL.md §4.1 (pending while `for` runs, firing,
  * repeat unless acknowledged, resolved, firing again) with its wake times, and
  * the stored record.
  */

@@ -1,5 +1,5 @@
 /*
- * config.h and yamltree.h: SPEC §6 configuration, its defaults, and errors
+ * config.h and yamltree.h: PROTOCOL.md §6 configuration, its defaults, and errors
  * that name file:line:col, all of them at once.
  */
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * eval.h and rules.h: every function of SPEC §7 with exact values against
+ * eval.h and rules.h: every function of PROTOCOL.md §7.4 with exact values against
  * customers built event by event, null semantics, profile names, the
  * `next_change` deadline of each kind of moving term, window scans beyond the
  * state's 13 recent times, and the summary templates and rule values.

@@ -1,6 +1,6 @@
 /*
- * event.h and batch.h: SPEC §2 validation with its rejection codes, the three
- * frame forms of SPEC §3, the stored record and the answer form.
+ * event.h and batch.h: PROTOCOL.md §2.2 validation with its rejection codes, the three
+ * frame forms of PROTOCOL.md §3.2, the stored record and the answer form.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -153,7 +153,7 @@ static void test_bad_json(void **state)
 /*
  * Known bug: json-c 0.16's JSON_TOKENER_VALIDATE_UTF8 only checks the shape of
  * multi-byte sequences, so overlong forms, UTF-16 surrogates and code points
- * past U+10FFFF get through into customer ids, refs and attrs (SPEC §1: UTF-8),
+ * past U+10FFFF get through into customer ids, refs and attrs (PROTOCOL.md §1.4: UTF-8),
  * and from there into every JSON answer that echoes them.
  */
 static void test_bad_json_invalid_utf8_json_c_misses(void **state)

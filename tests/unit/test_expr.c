@@ -1,5 +1,5 @@
 /*
- * expr.h: the rule language of SPEC §7 — lexing (numbers, durations, strings in
+ * expr.h: the rule language of PROTOCOL.md §7 — lexing (numbers, durations, strings in
  * both quote styles), the grammar and its precedence, static types, and every
  * load-time error with its message and byte offset.
  */

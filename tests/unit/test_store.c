@@ -1009,7 +1009,7 @@ static void test_store_full(void **state)
  * last batches was flushed, the store cannot be opened again with the same
  * sizes: timeline_open's recovery flush fails with store_full and the daemon
  * cannot start, although the running daemon kept serving in that state
- * (SPEC §3: "The daemon keeps serving").
+ * (PROTOCOL.md §3.3: the daemon keeps serving).
  */
 /*
  * The group commit (src/group_commit.c) writes more after the fold: here a
@@ -1447,7 +1447,7 @@ static void test_cases(void **state)
 }
 
 /*
- * Events may arrive out of order (SPEC §2), and state.c promises that arrival
+ * Events may arrive out of order (PROTOCOL.md §2.3), and state.c promises that arrival
  * order does not matter. A case's close that arrives before its open leaves
  * the case open for ever.
  */

@@ -1,5 +1,5 @@
 /*
- * units.h: RFC 3339 times, durations and sizes as SPEC §1 writes them.
+ * units.h: RFC 3339 times, durations and sizes as PROTOCOL.md §1 writes them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include "hearth/units.h"
 
-/* 2026-11-20T02:00:00Z, the SPEC's example instant. */
+/* 2026-11-20T02:00:00Z, the example instant of PROTOCOL.md §1.1. */
 #define SPEC_MS 1795140000000LL
 
 static int parse(const char *s, int64_t *ms)

@@ -87,7 +87,7 @@ size_t gen_customer_id(const struct gen_stream *s, uint32_t cust, char *buf, siz
 size_t gen_attrs_json(const struct gen_stream *s, const struct gen_event *e, char *buf, size_t size);
 size_t gen_event_id(const struct gen_stream *s, size_t index, char *buf, size_t size);
 size_t gen_ref(const struct gen_event *e, char *buf, size_t size);
-/* The SPEC §2 JSON form of event index i (no newline). */
+/* The PROTOCOL.md §2.1 JSON form of event index i (no newline). */
 size_t gen_json(const struct gen_stream *s, size_t i, char *buf, size_t size);
 /* CSV: header and one record (with newline). */
 const char *gen_csv_header(void);

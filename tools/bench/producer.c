@@ -1,6 +1,6 @@
 /*
  * The ZeroMQ sides of the bench: a DEALER producer that keeps a window of
- * batches in flight (SPEC §3: DEALER may pipeline) and counts what the
+ * batches in flight (PROTOCOL.md §3.1: DEALER may pipeline) and counts what the
  * replies say, optionally paced to a target rate, in this process or a child;
  * and the ingest → alert probe, which times single events from send to SUB
  * receipt of the alert they start or end.

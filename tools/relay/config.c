@@ -1,5 +1,5 @@
 /*
- * relay.yaml (SPEC §9) → struct relay_config. Like hearthd's loader it keeps
+ * relay.yaml (docs/RELAY.md) → struct relay_config. Like hearthd's loader it keeps
  * going after an error, printing each as file:line:col, so one --check run
  * shows every mistake; unknown keys are errors so a typo never goes unnoticed.
  */

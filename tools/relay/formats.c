@@ -1,5 +1,5 @@
 /*
- * Target types (SPEC §9) as a table: each knows its service's message shape,
+ * Target types (docs/RELAY.md) as a table: each knows its service's message shape,
  * its default template (readable on a phone), and how its URL is signed.
  * A builder gets the alerts of one message (one, or several when grouped) and
  * returns the URL and JSON body to post; it never logs (the URL may hold a

@@ -1,5 +1,5 @@
 /*
- * hearth-relay: hearthd's alerts into team chat (SPEC §8, §9).
+ * hearth-relay: hearthd's alerts into team chat (PROTOCOL.md §8.7, docs/RELAY.md).
  * Options, config, open the state and the source, run, save, stop.
  */
 #include <curl/curl.h>

@@ -1,5 +1,5 @@
 /*
- * hearth-relay: hearthd's alerts (SPEC §4) into team chat (SPEC §9).
+ * hearth-relay: hearthd's alerts (PROTOCOL.md §4) into team chat (docs/RELAY.md).
  *
  * The flow mirrors the daemon's: source (SUB + replay) → dispatch to every
  * target → per-target queue → format → HTTP (curl multi) → durable seq.
@@ -25,7 +25,7 @@ struct ynode;
 #define RELAY_NAME_MAX      64
 #define RELAY_GROUP_MAX     100      /* alerts in one grouped message */
 #define RELAY_QUEUE_MAX     10000    /* default queue_max */
-#define RELAY_REPLAY_LIMIT  1000     /* SPEC §5 replay default */
+#define RELAY_REPLAY_LIMIT  1000     /* PROTOCOL.md §5.19 replay default */
 #define RELAY_CONNECT_TIMEOUT_MS (5 * 1000)
 #define RELAY_TOTAL_TIMEOUT_MS   (10 * 1000)
 #define RELAY_STOP_WAIT_MS       (12 * 1000)   /* SIGTERM: bound on the delivery in hand */

@@ -1,6 +1,6 @@
 /*
- * Message templates (SPEC §9): "{alert.summary} (owner {customer.owner})".
- * A placeholder is any dotted path into the §4 body, plus two derived names
+ * Message templates (docs/RELAY.md): "{alert.summary} (owner {customer.owner})".
+ * A placeholder is any dotted path into the PROTOCOL.md §4.4 body, plus two derived names
  * that read well on a phone: {status} (FIRING, STILL FIRING, RESOLVED) and
  * {icon}. A missing path expands to nothing rather than failing a delivery.
  */
