@@ -4,7 +4,8 @@
  * ingest and a full re-evaluation share it and what the unit tests pin down.
  *
  * Record: u8 version | u8 state | i64 since | i64 last_notified | i64 resolved_at |
- *         u8 acked | str8 acked_by | u16 len summary | u32 len values JSON
+ *         u8 acked | str8 acked_by | u16 len summary | u32 len values JSON |
+ *         i64 active_since | i64 values_at (version 2)
  */
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -111,6 +112,8 @@ int alert_encode(const struct alert *a, struct wbuf *out)
 	wbuf_put(out, a->summary, slen);
 	wbuf_u32(out, (uint32_t)vlen);
 	wbuf_put(out, a->values_json, vlen);
+	wbuf_i64(out, a->active_since);
+	wbuf_i64(out, a->values_at);
 	return out->failed ? -1 : 0;
 }
 
@@ -129,7 +132,8 @@ int alert_decode(const void *data, size_t len, struct alert *a)
 	const char *s;
 
 	rbuf_init(&r, data, len);
-	if (rbuf_u8(&r) != ALERT_RECORD_VERSION)
+	uint8_t version = rbuf_u8(&r);
+	if (version != 1 && version != ALERT_RECORD_VERSION)
 		return -1;
 	a->state = (enum alert_state)rbuf_u8(&r);
 	a->since = rbuf_i64(&r);
@@ -145,6 +149,8 @@ int alert_decode(const void *data, size_t len, struct alert *a)
 	s = rbuf_bytes(&r, n);
 	free(a->values_json);
 	a->values_json = s ? strndup(s, n) : NULL;
+	a->active_since = version >= 2 ? rbuf_i64(&r) : 0;
+	a->values_at = version >= 2 ? rbuf_i64(&r) : 0;
 	return r.failed || a->state > ALERT_RESOLVED ? -1 : 0;
 }
 
@@ -165,10 +171,16 @@ struct json_object *alert_to_json(const struct alert *a, const char *customer, s
 	json_object_object_add(o, "severity", json_object_new_string(severity));
 	json_object_object_add(o, "state", json_object_new_string(alert_state_name(a->state)));
 	json_object_object_add(o, "since", json_object_new_string(time_format(a->since, buf, sizeof(buf))));
+	if (a->state == ALERT_FIRING && a->active_since)
+		json_object_object_add(o, "active_since",
+				       json_object_new_string(time_format(a->active_since, buf, sizeof(buf))));
 	if (a->state == ALERT_RESOLVED)
 		json_object_object_add(o, "resolved_at",
 				       json_object_new_string(time_format(a->resolved_at, buf, sizeof(buf))));
 	json_object_object_add(o, "summary", json_object_new_string(a->summary));
+	if (a->values_at)
+		json_object_object_add(o, "values_at",
+				       json_object_new_string(time_format(a->values_at, buf, sizeof(buf))));
 	json_object_object_add(o, "acked", json_object_new_boolean(a->acked));
 	if (a->acked_by[0])
 		json_object_object_add(o, "acked_by", json_object_new_string(a->acked_by));

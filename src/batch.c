@@ -213,9 +213,35 @@ static int parse_lines(struct batch *b, struct json_tokener *tok, const char *da
 	return 0;
 }
 
+/* {"load": true | "end", "events": [...]}: events of a history load, or its end. */
+static int take_envelope(struct batch *b, struct json_object *env, int64_t now, int64_t max_future)
+{
+	struct json_object *load = NULL, *events = NULL;
+
+	json_object_object_foreach(env, key, val) {
+		if (strcmp(key, "load") == 0)
+			load = val;
+		else if (strcmp(key, "events") == 0)
+			events = val;
+		else
+			return herr_set(&b->fail, HERR_BAD_REQUEST, "%.40s: unknown field of a load envelope", key);
+	}
+	if (json_object_is_type(load, json_type_string) && strcmp(json_object_get_string(load), "end") == 0)
+		b->load_end = 1;
+	else if (!json_object_is_type(load, json_type_boolean))
+		return herr_set(&b->fail, HERR_BAD_REQUEST, "load: must be true, false or \"end\"");
+	b->defer = b->load_end || json_object_get_boolean(load);
+	if (!events)
+		return b->load_end ? 0 : herr_set(&b->fail, HERR_BAD_REQUEST, "events: required, an array of events");
+	if (!json_object_is_type(events, json_type_array))
+		return herr_set(&b->fail, HERR_BAD_REQUEST, "events: must be an array of events");
+	return batch_take_array(b, events, now, max_future);
+}
+
 int batch_parse_frame(struct batch *b, struct json_tokener *tok, const char *data, size_t len,
 		      int64_t now, int64_t max_future)
 {
+	struct json_object *load;
 	struct json_object *value;
 	size_t consumed = 0;
 	char msg[200];
@@ -227,6 +253,8 @@ int batch_parse_frame(struct batch *b, struct json_tokener *tok, const char *dat
 	if (value && only_space(data + consumed, len - consumed)) {
 		int rc = json_object_is_type(value, json_type_array)
 				 ? batch_take_array(b, value, now, max_future)
+			 : json_object_object_get_ex(value, "load", &load)
+				 ? take_envelope(b, value, now, max_future)
 				 : take_value(b, value, 0, now, max_future);
 		json_object_put(value);
 		return rc;

@@ -174,6 +174,8 @@ static int cmd_status(struct server *srv, struct json_object *req, struct json_o
 	json_object_object_add(ans, "last_tick", time_or_null(es.last_tick));
 	json_object_object_add(ans, "tick_ms", json_object_new_int64(es.tick_us / 1000));
 	json_object_object_add(ans, "reevaluating", json_object_new_boolean(es.reevaluating));
+	json_object_object_add(ans, "deferred", json_object_new_int64((int64_t)es.deferred));
+	json_object_object_add(ans, "load_ending", json_object_new_boolean(es.load_ending));
 	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
 	struct json_object *publish = json_object_new_array();
 	for (size_t i = 0; i < srv->cfg->npublish_listen; i++)
@@ -206,14 +208,21 @@ static int cmd_metrics(struct server *srv, struct json_object *req, struct json_
 static int cmd_ingest(struct server *srv, struct json_object *req, struct json_object *ans,
 		      struct herr *err)
 {
-	struct json_object *events = arg(req, "events"), *reply, *v;
+	struct json_object *events = arg(req, "events"), *load = arg(req, "load"), *reply, *v;
 	struct batch *b;
-	int rc = -1;
+	int rc = -1, defer = 0, end = 0;
 
 	if (!events || !json_object_is_type(events, json_type_array))
 		return herr_set(err, HERR_BAD_REQUEST, "events: required, an array of events");
+	if (load && json_object_is_type(load, json_type_string) && strcmp(json_object_get_string(load), "end") == 0)
+		defer = end = 1;
+	else if (load && json_object_is_type(load, json_type_boolean))
+		defer = json_object_get_boolean(load);
+	else if (load)
+		return herr_set(err, HERR_BAD_REQUEST, "load: must be true, false or \"end\"");
 	if (!(b = batch_new()))
 		return herr_set(err, HERR_NOMEM, "out of memory");
+	b->defer = (uint8_t)defer;
 	batch_take_array(b, events, server_now(srv), srv->cfg->max_future_ms);
 	srv->counters.ingest_rejected += b->nrejects;
 	if (b->fail.code == HERR_OK && b->nevents > 0)
@@ -222,6 +231,8 @@ static int cmd_ingest(struct server *srv, struct json_object *req, struct json_o
 		*err = b->fail;
 		goto out;
 	}
+	if (end)
+		engine_load_end(srv->engine);
 	reply = batch_reply(b);
 	json_object_object_foreach(reply, key, val) {
 		if (strcmp(key, "ok") != 0)
@@ -233,6 +244,20 @@ static int cmd_ingest(struct server *srv, struct json_object *req, struct json_o
 out:
 	batch_free(b);
 	return rc;
+}
+
+/* The end of a history load: its deferred customers are evaluated in slices from now. */
+static int cmd_load_end(struct server *srv, struct json_object *req, struct json_object *ans,
+			struct herr *err)
+{
+	struct engine_stats s;
+
+	(void)req;
+	(void)err;
+	engine_load_end(srv->engine);
+	engine_get_stats(srv->engine, &s);
+	json_object_object_add(ans, "deferred", json_object_new_int64((int64_t)s.deferred));
+	return 0;
 }
 
 static int cmd_customer(struct server *srv, struct json_object *req, struct json_object *ans,
@@ -951,7 +976,8 @@ const struct command command_table[] = {
 	{ "ping", cmd_ping, 0, "answers pong: is the daemon there" },
 	{ "status", cmd_status, 0, "version, uptime, counts, store size" },
 	{ "metrics", cmd_metrics, 0, "Prometheus text exposition" },
-	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...]}" },
+	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}" },
+	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers" },
 	{ "customer", cmd_customer, 0, "one customer's profile and summary: {id}" },
 	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}" },
 	{ "timeline", cmd_timeline, 0, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}" },

@@ -239,7 +239,7 @@ static void load_control(struct loader *ld, struct config *cfg, const struct yno
 
 static void load_evaluation(struct loader *ld, struct config *cfg, const struct ynode *node)
 {
-	static const char *const keys[] = { "interval", NULL };
+	static const char *const keys[] = { "interval", "load_idle", "flap_window", NULL };
 	const struct ynode *v;
 
 	if (expect_map(ld, node, "evaluation", keys) < 0)
@@ -249,6 +249,13 @@ static void load_evaluation(struct loader *ld, struct config *cfg, const struct 
 		if (cfg->eval_interval_ms < 10)
 			report(ld, v, "evaluation.interval must be at least 10ms");
 	}
+	if ((v = ynode_get(node, "load_idle"))) {
+		set_duration(ld, v, "evaluation.load_idle", &cfg->load_idle_ms);
+		if (cfg->load_idle_ms < 10)
+			report(ld, v, "evaluation.load_idle must be at least 10ms");
+	}
+	if ((v = ynode_get(node, "flap_window")))
+		set_duration(ld, v, "evaluation.flap_window", &cfg->flap_window_ms);
 }
 
 static void load_log(struct loader *ld, struct config *cfg, const struct ynode *node)
@@ -485,6 +492,8 @@ static int set_defaults(struct config *cfg)
 	cfg->control_mode = 0660;
 	cfg->admin_groups = calloc(2, sizeof(char *));
 	cfg->eval_interval_ms = 60 * MS_PER_SECOND;
+	cfg->load_idle_ms = 60 * MS_PER_SECOND;
+	cfg->flap_window_ms = MS_PER_HOUR;
 	cfg->log_level = LOG_LEVEL_INFO;
 	if (!cfg->store_path || !cfg->ingest_listen || !cfg->publish_listen ||
 	    !cfg->control_path || !cfg->admin_groups)

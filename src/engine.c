@@ -106,7 +106,7 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 		free(a->values_json);
 		a->values_json = NULL;
 		a->state = ALERT_INACTIVE;
-		a->since = a->last_notified = a->resolved_at = 0;
+		a->since = a->last_notified = a->resolved_at = a->active_since = a->values_at = 0;
 		a->acked = 0;
 		a->acked_by[0] = a->summary[0] = '\0';
 	}
@@ -146,6 +146,59 @@ struct change *engine_push_change(struct engine *eng)
 	return ch;
 }
 
+#define ONSET_STEPS 8
+
+/*
+ * When the rule's condition began to hold, as far as the customer's state
+ * since their last event tells: between events a condition changes only with
+ * time, at the moments expr_eval reports, so walking those from the last
+ * event finds the exact moment a time-driven condition (30 days after the
+ * last touch) became true. A condition already true at the last event gets
+ * that event's time: it may have held earlier still. `now` if not found.
+ */
+static int64_t condition_onset(struct engine *eng, MDB_txn *txn, const struct cust *c,
+			       const struct rule *r, int64_t now)
+{
+	int64_t t = c->last_seen;
+
+	if (t == TIME_NONE || t > now)
+		return now;
+	for (int step = 0; step < ONSET_STEPS; step++) {
+		struct eval_env env;
+		struct value v;
+		int64_t next = EVAL_NEVER;
+		engine_env(eng, txn, c, t, &env);
+		if (expr_eval(r->when, &env, &v, &next) == 0 && value_truthy(&v))
+			return t;
+		if (next == EVAL_NEVER || next <= t || next > now)
+			break;
+		t = next;
+	}
+	return now;
+}
+
+/* The summary and values the rule shows now, put in a; 1 if they differ from what a held. */
+static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a,
+			struct json_object **values_out)
+{
+	char summary[sizeof(a->summary)];
+	struct json_object *values = rule_values(r, env);
+	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : NULL;
+	int changed;
+
+	tmpl_render(&r->summary, env, summary, sizeof(summary));
+	changed = strcmp(summary, a->summary) != 0 || !text != !a->values_json ||
+		  (text && strcmp(text, a->values_json) != 0);
+	if (changed) {
+		a->values_at = env->now;
+		memcpy(a->summary, summary, sizeof(summary));
+		free(a->values_json);
+		a->values_json = text ? strdup(text) : NULL;
+	}
+	*values_out = values;
+	return changed;
+}
+
 static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now)
 {
 	int64_t deadline = EVAL_NEVER;
@@ -169,24 +222,34 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 		int64_t since_before = a->since;
 		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
 						   r->cfg->repeat_ms, &wake);
+		struct json_object *values = NULL;
 		if (next_change < deadline)
 			deadline = next_change;
 		if (wake < deadline)
 			deadline = wake;
-		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before)
+		/* a firing alert keeps telling the truth: what it says follows each evaluation */
+		int refreshed = kind == NOTIFY_NONE && a->state == ALERT_FIRING && before == ALERT_FIRING &&
+				render_alert(r, &env, a, &values);
+		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed) {
+			json_object_put(values);
 			continue;
+		}
+		if (kind != NOTIFY_NONE)
+			render_alert(r, &env, a, &values);
+		if (kind == NOTIFY_FIRING)
+			a->active_since = condition_onset(eng, txn, c, r, now);
+		if (kind == NOTIFY_RESOLVED && now - since_before < eng->srv->cfg->flap_window_ms)
+			eng->stats.flapping++;
 		struct change *ch = engine_push_change(eng);
 		if (!ch) {
+			json_object_put(values);
 			eng->stats.errors++;
 			continue;
 		}
-		if (kind != NOTIFY_NONE) {
-			tmpl_render(&r->summary, &env, a->summary, sizeof(a->summary));
-			struct json_object *values = rule_values(r, &env);
-			free(a->values_json);
-			a->values_json = values ? strdup(json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN)) : NULL;
+		if (kind != NOTIFY_NONE)
 			ch->values = values; /* the notification embeds it as is */
-		}
+		else
+			json_object_put(values);
 		ch->c = c;
 		ch->rule = i;
 		ch->a = *a;
@@ -281,6 +344,7 @@ struct write_ctx {
 static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct write_ctx *ctx = vctx;
+	engine_load_write(ctx->eng, w);
 	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, err);
 }
 
@@ -332,7 +396,7 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 	struct write_ctx ctx = { .eng = eng, .now = now };
 	struct herr err;
 
-	if (eng->nchanges == 0)
+	if (eng->nchanges == 0 && eng->nundefer == 0)
 		return;
 	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
@@ -355,24 +419,33 @@ static void evaluate_each(struct engine *eng, MDB_txn *txn, struct cust **custs,
 	eng->txn = NULL;
 }
 
-static void evaluate(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n, int64_t now)
+void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
+				int64_t now)
 {
 	evaluate_each(eng, txn, custs, n, now);
 	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
 	engine_commit_changes(eng, now);
 }
 
-void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn)
+void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live)
 {
 	struct cust **custs;
 	size_t n = timeline_touched(eng->srv->tl, &custs);
 
 	eng->ingest_now = server_now(eng->srv);
-	evaluate_each(eng, txn, custs, n, eng->ingest_now);
+	eng->load_deferred_group = live != NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct cust *c = custs[i];
+		if (live && !strmap_get(live, c->id, c->id_len) && engine_defer(eng, c) == 0)
+			continue;
+		evaluate_one(eng, txn, c, eng->ingest_now);
+	}
+	eng->txn = NULL;
 }
 
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
 {
+	engine_load_write(eng, w);
 	return eng->nchanges ? put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, err) : 0;
 }
 
@@ -381,6 +454,7 @@ void engine_ingest_end(struct engine *eng, int committed)
 	if (committed && eng->nchanges)
 		publish_changes(eng, eng->ingest_seq);
 	free_changes(eng);
+	engine_load_group_end(eng, committed);
 }
 
 /* ---- tick and re-evaluation ------------------------------------------------ */
@@ -398,8 +472,9 @@ static size_t tick_slice(struct engine *eng, int64_t now)
 		return 0;
 	}
 	n = timeline_due(eng->srv->tl, txn, now, eng->due, TICK_SLICE, &err);
-	evaluate(eng, txn, eng->due, n, now);
 	eng->tick_more = n == TICK_SLICE;
+	n = engine_drop_deferred(eng, eng->due, n);
+	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
 	return n;
 }
 
@@ -497,7 +572,8 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 		reeval_hold(eng, txn, fresh->ids[eng->reeval_next_fresh], fresh->lens[eng->reeval_next_fresh], &n);
 	if (n < REEVAL_SLICE)
 		done = reeval_walk(eng, txn, &n);
-	evaluate(eng, txn, eng->due, n, now);
+	n = engine_drop_deferred(eng, eng->due, n);
+	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
 	if (done) {
 		eng->reeval = 0;
 		id_list_free(fresh);
@@ -509,7 +585,7 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 	return n;
 }
 
-static void schedule_slice(struct engine *eng)
+void engine_schedule_slice(struct engine *eng)
 {
 	if (!eng->slice_timer)
 		eng->slice_timer = loop_timer_add(eng->srv->loop, 0, continue_slices, eng);
@@ -524,15 +600,18 @@ static void continue_slices(struct loop *loop, void *ctx)
 	eng->slice_timer = 0;
 	/* every customer evaluated is held until written: let the flush catch up first */
 	if (timeline_backlogged(eng->srv->tl)) {
-		schedule_slice(eng);
+		engine_schedule_slice(eng);
 		return;
 	}
 	if (eng->tick_more && tick_slice(eng, now) == TICK_SLICE)
-		schedule_slice(eng);
-	else if (eng->reeval) {
+		engine_schedule_slice(eng);
+	else if (eng->undeferring) {
+		if (engine_undefer_slice(eng, now))
+			engine_schedule_slice(eng);
+	} else if (eng->reeval) {
 		reeval_slice(eng, now);
 		if (eng->reeval)
-			schedule_slice(eng);
+			engine_schedule_slice(eng);
 	}
 }
 
@@ -543,7 +622,7 @@ size_t engine_tick(struct engine *eng)
 	size_t n = tick_slice(eng, now);
 
 	if (n == TICK_SLICE)
-		schedule_slice(eng);
+		engine_schedule_slice(eng);
 	if (outbox_prune(eng->ob, now, PRUNE_SLICE, &err) < 0)
 		log_warning("outbox, pruning failed (%s)", err.msg);
 	eng->stats.ticks++;
@@ -578,7 +657,7 @@ void engine_reevaluate_all(struct engine *eng)
 	eng->reeval = 1;
 	eng->reeval_started = 0;
 	eng->reeval_after_len = 0;
-	schedule_slice(eng);
+	engine_schedule_slice(eng);
 }
 
 /* ---- lifetime -------------------------------------------------------------- */
@@ -631,7 +710,7 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		goto fail;
 	}
 	if (!(eng->ob = outbox_open(srv, err)) || engine_load_silences(eng, err) < 0 ||
-	    count_alerts(eng, err) < 0)
+	    count_alerts(eng, err) < 0 || engine_load_open(eng, err) < 0)
 		goto fail;
 	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
 	drop_removed_rules(eng, NULL);
@@ -658,6 +737,7 @@ void engine_close(struct engine *eng)
 	if (eng->tok)
 		json_tokener_free(eng->tok);
 	id_list_free(&eng->reeval_fresh);
+	engine_load_close(eng);
 	ruleset_free(eng->rs);
 	free(eng);
 }
@@ -767,4 +847,6 @@ void engine_get_stats(const struct engine *eng, struct engine_stats *out)
 {
 	*out = eng->stats;
 	out->reevaluating = eng->reeval;
+	out->deferred = eng->deferred.count;
+	out->load_ending = eng->undeferring;
 }

@@ -1,8 +1,10 @@
 /* One transaction per ingest group; see include/hearth/group_commit.h. */
+#include "hearth/batch.h"
 #include "hearth/engine.h"
 #include "hearth/group_commit.h"
 #include "hearth/server.h"
 #include "hearth/store.h"
+#include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
 struct group {
@@ -10,6 +12,7 @@ struct group {
 	struct batch **batches;
 	size_t n;
 	int folded;                     /* events are in pending state, rules evaluated */
+	const struct strmap *live;      /* with load events in the group: customers of live ones */
 };
 
 /*
@@ -24,18 +27,49 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 	if (timeline_append_in(g->srv->tl, w, g->batches, g->n, &g->folded, err) < 0)
 		return -1;
 	if (!folded)
-		engine_ingest_evaluate(g->srv->engine, w->txn);
+		engine_ingest_evaluate(g->srv->engine, w->txn, g->live);
 	return engine_ingest_write(g->srv->engine, w, err);
+}
+
+/*
+ * When some batches of the group belong to a history load, the customers that
+ * live batches touch are evaluated as usual and the others deferred. NULL
+ * *live: no load batch, everyone is live. -1 when out of memory.
+ */
+static int live_customers(struct batch **batches, size_t n, struct strmap *live, int *loading)
+{
+	*loading = 0;
+	for (size_t i = 0; i < n; i++)
+		*loading |= batches[i]->defer;
+	if (!*loading)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (batches[i]->defer)
+			continue;
+		for (size_t j = 0; j < batches[i]->nevents; j++) {
+			const struct event *ev = &batches[i]->events[j].ev;
+			if (strmap_put(live, ev->customer, ev->customer_len, live) < 0)
+				return -1;
+		}
+	}
+	return 0;
 }
 
 int group_commit(struct server *srv, struct batch **batches, size_t n)
 {
 	struct group g = { .srv = srv, .batches = batches, .n = n };
 	struct herr err = { 0 };
-	int rc = store_write(srv->st, group_fn, &g, &err);
+	struct strmap live;
+	int loading, rc;
 
+	strmap_init(&live);
+	/* out of memory: evaluate everyone now rather than lose the distinction silently */
+	if (live_customers(batches, n, &live, &loading) == 0 && loading)
+		g.live = &live;
+	rc = store_write(srv->st, group_fn, &g, &err);
 	/* the engine's changes point at pending customers: dropped before any rollback */
 	engine_ingest_end(srv->engine, rc == 0);
 	timeline_append_end(srv->tl, batches, n, g.folded, rc < 0 ? &err : NULL);
+	strmap_clear(&live);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "hearth/batch.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
+#include "hearth/engine.h"
 #include "hearth/group_commit.h"
 #include "hearth/ingest.h"
 #include "hearth/limits.h"
@@ -139,6 +140,10 @@ static void on_readable(struct loop *loop, short revents, void *ctx)
 	if (nbatches > 0)
 		group_commit(in->srv, in->batches, nbatches);
 	for (size_t i = 0; i < n; i++) {
+		const struct batch *b = in->group[i].batch;
+		/* after the group's commit: the load's last events are stored and deferred */
+		if (b->load_end && b->fail.code == HERR_OK)
+			engine_load_end(in->srv->engine);
 		send_reply(in, &in->group[i]);
 		batch_free(in->group[i].batch);
 	}

@@ -103,6 +103,10 @@ void metrics_render(struct server *srv, struct wbuf *out)
 	metric_value(out, "hearth_alerts", "state=\"pending\"", (double)es.pending);
 	one(out, "hearth_notifications_total", "counter", "Notifications written to the outbox and published.",
 	    (double)es.notifications);
+	one(out, "hearth_alerts_flapping_total", "counter",
+	    "Alerts resolved within evaluation.flap_window of firing.", (double)es.flapping);
+	one(out, "hearth_load_deferred_customers", "gauge",
+	    "Customers of a history load waiting for its end to be evaluated.", (double)es.deferred);
 	one(out, "hearth_notifications_silenced_total", "counter", "Notifications held back by silences.",
 	    (double)es.silenced);
 	one(out, "hearth_evaluation_errors_total", "counter", "Alert changes that could not be saved.",

@@ -411,6 +411,7 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 	struct cust *c;
 	int64_t now = server_now(eng->srv);
 
+	strmap_del(&eng->deferred, id, len);
 	if (store_read_begin(eng->srv->st, &txn, err) < 0)
 		return -1;
 	c = timeline_hold(eng->srv->tl, txn, id, len, err);

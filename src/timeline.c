@@ -779,6 +779,7 @@ static void forget_related(struct wtxn *w, struct forget_ctx *ctx)
 	MDB_val key = { ctx->len + 1, prefix }, val;
 	int rc;
 
+	wtxn_del(w, DB_DEFERRED, ctx->id, ctx->len);
 	memcpy(prefix, ctx->id, ctx->len);
 	prefix[ctx->len] = 0;
 	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_ALERTS), &cur))) {

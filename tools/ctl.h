@@ -154,7 +154,7 @@ int csv_looks_like_header(const char *line, size_t len);
 
 /* ---- ctl_import.c ------------------------------------------------------------------ */
 
-int import_run(const struct ctl_opts *o, int nfiles, char **files);
+int import_run(const struct ctl_opts *o, int nfiles, char **files, int live);
 
 /* ---- ctl_backup.c ------------------------------------------------------------------ */
 

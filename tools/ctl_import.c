@@ -6,6 +6,11 @@
  * read the one after it; answers come back in order and each rejection's
  * index is mapped back to its file and line through the batch's origin table.
  *
+ * A history is loaded quietly by default (PROTOCOL.md §3.6): the requests
+ * say `"load": true`, so the daemon stores and defers; at the end `load.end`
+ * has every touched customer evaluated once against the whole timeline, and
+ * the import waits for that. --live evaluates each batch as it lands.
+ *
  * Nothing here grows with the input: batches live in a fixed ring of slots
  * whose buffers are reused, and only the first IMPORT_ERRORS_KEPT errors are
  * kept (the counts are exact).
@@ -29,6 +34,9 @@
 
 /* A request line is at most 1 MiB (PROTOCOL.md §5.1): a batch ends early rather than pass it. */
 #define BATCH_HEAD  "{\"cmd\":\"ingest\",\"events\":["
+#define LOAD_HEAD   "{\"cmd\":\"ingest\",\"load\":true,\"events\":["
+#define LOAD_STALL_US (60 * 1000000LL)  /* no progress for this long: stop waiting for the load's end */
+#define LOAD_POLL_US  20000
 #define BATCH_TAIL  "]}"
 #define BATCH_BYTES (HEARTH_CONTROL_LINE - 1)
 
@@ -55,6 +63,7 @@ struct import_error {
 
 struct import {
 	const struct ctl_opts *o;
+	const char *head;               /* BATCH_HEAD, or LOAD_HEAD for a quiet load */
 	char **files;
 	uint32_t nfiles;
 	struct source **src;
@@ -241,7 +250,7 @@ static int batch_add(struct import *im, struct slot *b, struct json_object *ev,
 
 	if (!text)
 		return -1;
-	if (strlen(BATCH_HEAD) + len + strlen(BATCH_TAIL) > BATCH_BYTES) {
+	if (strlen(im->head) + len + strlen(BATCH_TAIL) > BATCH_BYTES) {
 		im->read++;
 		im->rejected++;
 		note_error(im, at->file, at->line, 0, "too_large",
@@ -265,7 +274,7 @@ static int batch_fill(struct import *im, struct slot *b)
 	int rc = 0;
 
 	b->len = b->n = 0;
-	if (slot_append(b, BATCH_HEAD, strlen(BATCH_HEAD)) < 0)
+	if (slot_append(b, im->head, strlen(im->head)) < 0)
 		goto nomem;
 	while (b->n < IMPORT_BATCH && rc == 0) {
 		if (im->pending) {
@@ -404,6 +413,62 @@ static void pump(struct import *im)
 		take_answer(im);
 }
 
+/* ---- the end of a quiet load ------------------------------------------------------- */
+
+static int64_t status_deferred(struct import *im, int *ending)
+{
+	struct json_object *req = json_object_new_object(), *ans, *v;
+	struct herr err;
+	int64_t n = -1;
+
+	json_object_object_add(req, "cmd", json_object_new_string("status"));
+	ans = ctl_call(im->cc, req, &err);
+	json_object_put(req);
+	if (ans && json_object_object_get_ex(ans, "deferred", &v)) {
+		n = json_object_get_int64(v);
+		*ending = json_object_object_get_ex(ans, "load_ending", &v) && json_object_get_boolean(v);
+	}
+	json_object_put(ans);
+	return n;
+}
+
+/*
+ * Ends the load and waits while the daemon evaluates its customers, so that
+ * what `alerts` says right after the import is the outcome. The wait gives up
+ * (the daemon goes on) when the count stops falling for LOAD_STALL_US.
+ */
+static void end_load(struct import *im)
+{
+	struct json_object *req = json_object_new_object(), *ans;
+	struct herr err;
+	int64_t last = -1, stalled_since = mono_now_us();
+	int ending = 1;
+
+	json_object_object_add(req, "cmd", json_object_new_string("load.end"));
+	ans = ctl_call(im->cc, req, &err);
+	json_object_put(req);
+	if (!ans) {
+		ctl_warn("ending the load: %s; the daemon evaluates it after evaluation.load_idle", err.msg);
+		return;
+	}
+	json_object_put(ans);
+	for (;;) {
+		int64_t n = status_deferred(im, &ending);
+		if (n <= 0 || !ending)
+			return;
+		if (n != last) {
+			last = n;
+			stalled_since = mono_now_us();
+			if (im->tty && !im->o->json)
+				fprintf(stderr, "\revaluating the load: %lld customer(s) to go\033[K", (long long)n);
+		} else if (mono_now_us() - stalled_since > LOAD_STALL_US) {
+			ctl_warn("the daemon is still evaluating %lld customer(s) of the load", (long long)n);
+			return;
+		}
+		usleep(LOAD_POLL_US);
+	}
+}
+
 /* ---- the report -------------------------------------------------------------------- */
 
 static void report_json(const struct import *im)
@@ -521,7 +586,7 @@ static void import_free(struct import *im)
 	free(im);
 }
 
-int import_run(const struct ctl_opts *o, int nfiles, char **files)
+int import_run(const struct ctl_opts *o, int nfiles, char **files, int live)
 {
 	struct import *im = calloc(1, sizeof(*im));
 	struct herr err;
@@ -532,6 +597,7 @@ int import_run(const struct ctl_opts *o, int nfiles, char **files)
 		return CTL_EXIT_NO;
 	}
 	im->o = o;
+	im->head = live ? BATCH_HEAD : LOAD_HEAD;
 	im->files = files;
 	im->nfiles = (uint32_t)nfiles;
 	im->tty = isatty(STDERR_FILENO);
@@ -549,6 +615,8 @@ int import_run(const struct ctl_opts *o, int nfiles, char **files)
 	im->start_us = im->drawn_us = mono_now_us();
 	pump(im);
 	progress(im, 1);
+	if (!live && !im->unreachable)
+		end_load(im);
 	rc = report(im);
 out:
 	import_free(im);

@@ -115,6 +115,8 @@ static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct js
 static int run_keygen(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static const struct arg pos_file[] = { { "FILE", NULL, ARG_STR, NULL, 0 }, { 0 } };
 
+static const struct arg opts_import[] = { OPT("live", ARG_FLAG, NULL), { 0 } };
+
 static const struct arg opts_watch[] = {
 	OPT("topic", ARG_STR, "PREFIX"), OPT("endpoint", ARG_STR, "E"), OPT("after", ARG_INT, "SEQ"),
 	OPT("count", ARG_INT, "N"), { 0 },
@@ -128,8 +130,9 @@ static const struct subcommand subcommands[] = {
 	  "Prometheus text exposition", NULL },
 	{ "ingest", "ingest", no_args, opts_ingest, print_ingest, NULL,
 	  "store the events of a JSON array (admin)", NULL },
-	{ "import", NULL, pos_files, no_args, NULL, NULL,
-	  "send events from JSON lines, JSON array or CSV files; - is stdin (admin)", run_import },
+	{ "import", NULL, pos_files, opts_import, NULL, NULL,
+	  "load history from JSON lines, JSON array or CSV files (- is stdin), evaluated once at its end;"
+	  " --live evaluates batch by batch (admin)", run_import },
 	{ "backup", NULL, pos_file, no_args, NULL, NULL,
 	  "a consistent, compacted copy of the live store into FILE (restore: hearthd --restore FILE)",
 	  run_backup },
@@ -691,10 +694,12 @@ static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct js
 
 static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
 {
-	(void)opts;
+	struct json_object *live;
+
 	if (argc == 0)
 		return usage_error(find_subcommand("import"), "%s", "FILE... is missing");
-	return import_run(o, argc, argv);
+	return import_run(o, argc, argv,
+			  json_object_object_get_ex(opts, "live", &live) && json_object_get_boolean(live));
 }
 
 /* ---- main -------------------------------------------------------------------------- */

@@ -20,7 +20,7 @@ enum alert_state { ALERT_INACTIVE, ALERT_PENDING, ALERT_FIRING, ALERT_RESOLVED }
 const char *alert_state_name(enum alert_state s);
 int alert_state_parse(const char *name);
 
-#define ALERT_RECORD_VERSION 1
+#define ALERT_RECORD_VERSION 2     /* 1 lacks active_since and values_at; still read */
 
 struct alert {
 	char rule[HEARTH_NAME_MAX + 1];
@@ -28,6 +28,8 @@ struct alert {
 	int64_t since;                  /* pending: when it began; firing: when it fired */
 	int64_t last_notified;
 	int64_t resolved_at;
+	int64_t active_since;           /* firing: when the condition began to hold; 0 unknown */
+	int64_t values_at;              /* the moment summary and values were computed; 0 unknown */
 	int acked;
 	char acked_by[64];
 	char summary[512];              /* as last notified */

@@ -48,12 +48,18 @@ struct batch {
 	size_t nrejects, rejects_cap;
 	size_t accepted, duplicates;
 	struct herr fail;               /* whole-batch failure (store_full, too_large) */
+	uint8_t defer;                  /* part of a history load: evaluated when the load ends */
+	uint8_t load_end;               /* the load ends after these events */
 };
 
 struct batch *batch_new(void);
 void batch_free(struct batch *b);
 
-/* Parses a frame; tok is reused across calls. Whole-frame problems go to b->fail. */
+/*
+ * Parses a frame; tok is reused across calls. Whole-frame problems go to b->fail.
+ * Besides events, a frame may be a load envelope, {"load": true, "events": [...]}
+ * or {"load": "end"} (PROTOCOL.md, history loads).
+ */
 int batch_parse_frame(struct batch *b, struct json_tokener *tok, const char *data, size_t len,
 		      int64_t now, int64_t max_future);
 /* Takes events from an already parsed JSON array (control `ingest`); borrows arr. */

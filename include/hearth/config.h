@@ -69,6 +69,8 @@ struct config {
 	size_t nadmin_groups;
 
 	int64_t eval_interval_ms;
+	int64_t load_idle_ms;           /* a history load with no batch for this long has ended */
+	int64_t flap_window_ms;         /* firing then resolved within this counts as a flap */
 	int log_level;
 
 	struct config_set *sets;

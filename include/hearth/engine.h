@@ -26,7 +26,9 @@ struct engine_stats {
 	int64_t tick_us;                /* duration of the last tick */
 	uint64_t tick_customers;        /* customers the last tick evaluated */
 	uint64_t firing, pending;
-	int reevaluating;
+	uint64_t flapping;              /* resolved within evaluation.flap_window of firing */
+	uint64_t deferred;              /* customers of a history load not evaluated yet */
+	int reevaluating, load_ending;
 };
 
 struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err);
@@ -41,11 +43,15 @@ const struct ruleset *engine_rules(const struct engine *eng);
  * alert changes and notifications into w (again, if the transaction is
  * retried). engine_ingest_end publishes them once committed, or drops them.
  */
-void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn);
+struct strmap;
+/* live: the customers of the group's live events; NULL when the group has no load events. */
+void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live);
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err);
 void engine_ingest_end(struct engine *eng, int committed);
 /* Evaluates everyone due at server_now(); returns customers evaluated. */
 size_t engine_tick(struct engine *eng);
+/* A history load ended: evaluate its deferred customers, a slice per loop turn. */
+void engine_load_end(struct engine *eng);
 /* Starts (or restarts) evaluating every customer, a slice per loop turn. */
 void engine_reevaluate_all(struct engine *eng);
 

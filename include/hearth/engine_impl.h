@@ -1,6 +1,7 @@
 /*
  * What the engine's files share: evaluation and publishing (engine.c), and
- * the operator's side, silences, acks, alert listings and forget (steering.c).
+ * the operator's side, silences, acks, alert listings and forget (steering.c),
+ * and history loads whose evaluation waits for their end (load.c).
  * Not for use outside them.
  */
 #ifndef HEARTH_ENGINE_IMPL_H
@@ -13,6 +14,7 @@
 #include "hearth/alert.h"
 #include "hearth/engine.h"
 #include "hearth/limits.h"
+#include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
 struct cust;
@@ -70,6 +72,18 @@ struct engine {
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
+	/* history loads (load.c) */
+	struct strmap deferred;         /* customer → NULL: stored by a load, not evaluated since */
+	struct cust **newly_deferred;   /* by the ingest group in hand: written with it */
+	size_t nnewly_deferred, newly_deferred_cap;
+	int load_deferred_group;        /* the ingest group in hand has load events */
+	int64_t load_last_us;           /* monotonic time of the last load batch */
+	int load_timer;
+	int undeferring;                /* the load ended: deferred customers are evaluated in slices */
+	char undefer_after[HEARTH_ID_MAX + 1];
+	size_t undefer_after_len;
+	size_t nundefer;                /* eng->due[0..nundefer) leave the deferred table with the changes */
+	uint64_t undeferred_total;
 };
 
 /* engine.c */
@@ -79,6 +93,24 @@ struct change *engine_push_change(struct engine *eng);
 void engine_commit_changes(struct engine *eng, int64_t now);
 /* Fills eng->alerts with customer c's stored alert states. */
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
+/* Evaluates custs[0..n) at now, then writes and publishes what changed. */
+void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
+				int64_t now);
+/* Asks for a slice of tick, re-evaluation or load-end work on a later loop turn. */
+void engine_schedule_slice(struct engine *eng);
+
+/* load.c */
+int engine_load_open(struct engine *eng, struct herr *err);
+void engine_load_close(struct engine *eng);
+/* Inside the group commit: defers c (touched only by load events); -1 (out of memory): evaluate it. */
+int engine_defer(struct engine *eng, struct cust *c);
+/* Puts the group's newly deferred customers, and the slice's undeferred ones, into w. */
+void engine_load_write(struct engine *eng, struct wtxn *w);
+void engine_load_group_end(struct engine *eng, int committed);
+/* Removes deferred customers from custs (ticks and re-evaluation wait for the load's end). */
+size_t engine_drop_deferred(struct engine *eng, struct cust **custs, size_t n);
+/* One slice of the evaluation at a load's end; 1 while more remain. */
+int engine_undefer_slice(struct engine *eng, int64_t now);
 
 /* steering.c */
 int engine_load_silences(struct engine *eng, struct herr *err);

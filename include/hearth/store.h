@@ -24,6 +24,7 @@ enum store_db {
 	DB_OUTBOX,      /* notification seq u64 → body */
 	DB_DEADLINES,   /* when 0x00 customer → (): who is due when */
 	DB_SILENCES,    /* silence id → silence */
+	DB_DEFERRED,    /* customer → (): stored by a history load, evaluated when it ends */
 	DB__COUNT
 };
 

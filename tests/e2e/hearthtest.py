@@ -78,7 +78,7 @@ class Config:
 
     def __init__(self, directory, mode="0660", rules_yaml=None, priority=None,
                  max_future="1h", extra_yaml="", heartbeat="5s", retain="7d",
-                 interval="60s"):
+                 interval="60s", load_idle=None):
         self.dir = directory
         self.store = os.path.join(directory, "store")
         self.ingest_sock = os.path.join(directory, "ingest.sock")
@@ -114,6 +114,7 @@ class Config:
             "  admin_groups: []\n"
             "evaluation:\n"
             "  interval: %(interval)s\n"
+            "%(load_idle)s"
             "log:\n"
             "  level: info\n"
             "events:\n"
@@ -128,7 +129,8 @@ class Config:
         ) % {"store": self.store, "ingest": self.ingest_ep, "alerts": self.alerts_ep,
              "control": self.control, "mode": mode, "max_future": max_future,
              "prio": prio, "rules": rules, "extra": extra_yaml,
-             "heartbeat": heartbeat, "retain": retain, "interval": interval}
+             "heartbeat": heartbeat, "retain": retain, "interval": interval,
+             "load_idle": "" if load_idle is None else "  load_idle: %s\n" % load_idle}
         self.write()
 
     def write(self, text=None):

@@ -305,6 +305,41 @@ static void test_encode_decode(void **state)
 	assert_int_equal(b.state, ALERT_INACTIVE);
 }
 
+/* Version 2 adds active_since and values_at; records written by version 1 still load. */
+static void test_record_versions(void **state)
+{
+	struct alert a = fresh(), b;
+	struct wbuf w;
+
+	(void)state;
+	a.state = ALERT_FIRING;
+	a.since = T0;
+	a.active_since = T0 - 3 * DAY;
+	a.values_at = T0 + 5;
+	strcpy(a.summary, "cooling");
+	wbuf_init(&w);
+	assert_int_equal(alert_encode(&a, &w), 0);
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(alert_decode(w.data, w.len, &b), 0);
+	assert_true(b.active_since == T0 - 3 * DAY);
+	assert_true(b.values_at == T0 + 5);
+
+	/* the same record as version 1 wrote it: without the two trailing times */
+	w.data[0] = 1;
+	b.active_since = b.values_at = 99;
+	assert_int_equal(alert_decode(w.data, w.len - 16, &b), 0);
+	assert_int_equal(b.state, ALERT_FIRING);
+	assert_true(b.since == T0);
+	assert_string_equal(b.summary, "cooling");
+	assert_true(b.active_since == 0 && b.values_at == 0);
+	/* and version 2 without them is cut short */
+	w.data[0] = 2;
+	assert_int_equal(alert_decode(w.data, w.len - 16, &b), -1);
+	wbuf_free(&w);
+	alert_clear(&a);
+	alert_clear(&b);
+}
+
 static void test_to_json(void **state)
 {
 	struct alert a = fresh();
@@ -362,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_pending_never_resolves),
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_encode_decode),
+		cmocka_unit_test(test_record_versions),
 		cmocka_unit_test(test_to_json),
 	};
 
