@@ -59,7 +59,7 @@ $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(DAEMON_MALLOC)
 
 CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
-              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o)
+              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o)
 $(CTL_OBJS): tools/ctl.h
 
 $(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a

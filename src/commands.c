@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/backtest.h"
 #include "hearth/batch.h"
 #include "hearth/codec.h"
 #include "hearth/commands.h"
@@ -969,34 +970,117 @@ static int cmd_clock_advance(struct server *srv, struct json_object *req, struct
 	return clock_move(srv, server_now(srv) + ms, ans, err);
 }
 
+/* ---- backtest ------------------------------------------------------------------ */
+
+#define BACKTEST_DEFAULT_SPAN (90 * MS_PER_DAY)
+#define BACKTEST_MAX_SPAN     (3660 * MS_PER_DAY)
+
+static int arg_duration(struct json_object *req, const char *name, int64_t *out, struct herr *err)
+{
+	const char *s;
+	size_t len;
+
+	if (arg_string(req, name, 0, &s, &len, err) < 0)
+		return -1;
+	if (s && duration_parse(s, len, out) < 0)
+		return herr_set(err, HERR_BAD_REQUEST, "%s: must be a duration such as 30d, 12h or 0s", name);
+	return 0;
+}
+
+/* A configured rule, compiled afresh from its text: a reload cannot free it under the job. */
+static int backtest_rule_named(struct server *srv, const char *field, const char *name,
+			       struct backtest_rule *out, struct herr *err)
+{
+	const struct rule *r = ruleset_find(engine_rules(srv->engine), name);
+	char msg[200];
+	size_t pos;
+
+	if (!r)
+		return herr_set(err, HERR_NOT_FOUND, "%s: no rule '%.40s'", field, name);
+	if (!(out->when = expr_compile(r->cfg->when, srv->cfg, msg, sizeof(msg), &pos)))
+		return herr_set(err, HERR_BAD_EXPR, "%s: rule '%s': %s", field, name, msg);
+	out->for_ms = r->cfg->for_ms;
+	out->repeat_ms = r->cfg->repeat_ms;
+	snprintf(out->name, sizeof(out->name), "%s", r->cfg->name);
+	return 0;
+}
+
+static struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err)
+{
+	struct backtest_params p = { .nrules = 1 };
+	struct backtest_rule *first = &p.rules[0];
+	const char *name, *other;
+	size_t len;
+
+	if (arg_string(req, "rule", 0, &name, &len, err) < 0 ||
+	    arg_string(req, "compare", 0, &other, &len, err) < 0)
+		goto fail;
+	if (name && arg(req, "when")) {
+		herr_set(err, HERR_BAD_REQUEST, "when: give a rule or a when, not both");
+		goto fail;
+	}
+	if (name) {
+		if (backtest_rule_named(srv, "rule", name, first, err) < 0)
+			goto fail;
+	} else {
+		if (!(first->when = arg_expr(srv, req, "when", 1, err)) ||
+		    arg_duration(req, "for", &first->for_ms, err) < 0 ||
+		    arg_duration(req, "repeat", &first->repeat_ms, err) < 0)
+			goto fail;
+		snprintf(first->name, sizeof(first->name), "when");
+	}
+	if (other && backtest_rule_named(srv, "compare", other, &p.rules[p.nrules++], err) < 0)
+		goto fail;
+	p.to = server_now(srv);
+	if (arg_time(req, "to", &p.to, err) < 0)
+		goto fail;
+	p.from = p.to - BACKTEST_DEFAULT_SPAN;
+	if (arg_time(req, "from", &p.from, err) < 0 || arg_bool(req, "detail", &p.detail, err) < 0)
+		goto fail;
+	if (p.from >= p.to || p.to - p.from > BACKTEST_MAX_SPAN) {
+		herr_set(err, HERR_BAD_REQUEST, "from: must be before to, and at most 3660 days before it");
+		goto fail;
+	}
+	if (arg(req, "where") && !(p.where = arg_expr(srv, req, "where", 0, err)))
+		goto fail;
+	return backtest_job_new(srv, &p, err);
+fail:
+	for (int r = 0; r < BACKTEST_RULES; r++)
+		expr_free(p.rules[r].when);
+	expr_free(p.where);
+	return NULL;
+}
+
 static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,
 		    struct herr *err);
 
 const struct command command_table[] = {
-	{ "ping", cmd_ping, 0, "answers pong: is the daemon there" },
-	{ "status", cmd_status, 0, "version, uptime, counts, store size" },
-	{ "metrics", cmd_metrics, 0, "Prometheus text exposition" },
-	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}" },
-	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers" },
-	{ "customer", cmd_customer, 0, "one customer's profile and summary: {id}" },
-	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}" },
-	{ "timeline", cmd_timeline, 0, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}" },
-	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}" },
-	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}" },
-	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}" },
-	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}" },
-	{ "silence.list", cmd_silence_list, 0, "active silences" },
-	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}" },
-	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error" },
-	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}" },
-	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}" },
-	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}" },
-	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}" },
-	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick" },
-	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick" },
-	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration" },
-	{ "help", cmd_help, 0, "the commands this daemon knows" },
-	{ NULL, NULL, 0, NULL },
+	{ "ping", cmd_ping, 0, "answers pong: is the daemon there", NULL },
+	{ "status", cmd_status, 0, "version, uptime, counts, store size", NULL },
+	{ "metrics", cmd_metrics, 0, "Prometheus text exposition", NULL },
+	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}", NULL },
+	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers", NULL },
+	{ "customer", cmd_customer, 0, "one customer's profile and summary: {id}", NULL },
+	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}", NULL },
+	{ "timeline", cmd_timeline, 0, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}", NULL },
+	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}", NULL },
+	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL },
+	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}", NULL },
+	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}", NULL },
+	{ "silence.list", cmd_silence_list, 0, "active silences", NULL },
+	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}", NULL },
+	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error", NULL },
+	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}", NULL },
+	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}", NULL },
+	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}", NULL },
+	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}", NULL },
+	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL },
+	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick", NULL },
+	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration", NULL },
+	{ "help", cmd_help, 0, "the commands this daemon knows", NULL },
+	{ "backtest", NULL, 0, "what a rule would have done over a window: "
+	  "{rule | when, for?, repeat?, from?, to?, where?, detail?, compare?}", cmd_backtest },
+	{ NULL, NULL, 0, NULL, NULL },
 };
 
 static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,

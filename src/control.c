@@ -22,6 +22,7 @@
 #include "hearth/commands.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
+#include "hearth/job.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
@@ -47,6 +48,9 @@ struct client {
 	size_t outoff;
 	int closing;
 	int resume_timer;               /* more complete lines wait: served next turn */
+	struct job *job;                /* a request answered in slices: later lines wait for it */
+	struct json_object *job_ans;
+	int job_timer;
 };
 
 struct control {
@@ -129,8 +133,30 @@ static struct json_object *error_answer(const struct herr *err)
 }
 
 /* One request line to its answer: parse, find the command, check the peer, run it. */
+struct json_object *control_job_answer(struct server *srv, struct json_object *ans, int rc,
+				       const struct herr *err)
+{
+	if (rc == 0)
+		return ans;
+	json_object_put(ans);
+	srv->counters.control_errors++;
+	return error_answer(err);
+}
+
+/* A job with nobody to wait for it (the fuzzer): its slices, one after another. */
+static struct json_object *run_job(struct server *srv, struct job *job, struct json_object *ans)
+{
+	struct herr err = { 0 };
+	int rc;
+
+	while ((rc = job->step(job, ans, &err)) == 1)
+		;
+	job->free(job);
+	return control_job_answer(srv, ans, rc, &err);
+}
+
 struct json_object *control_answer(struct server *srv, struct json_tokener *tok, const char *line,
-				   size_t len, const struct control_peer *peer)
+				   size_t len, const struct control_peer *peer, struct job **later)
 {
 	struct json_object *req, *cmd, *ans = NULL;
 	const struct command *command;
@@ -171,7 +197,21 @@ struct json_object *control_answer(struct server *srv, struct json_tokener *tok,
 	}
 	ans = json_object_new_object();
 	json_object_object_add(ans, "ok", json_object_new_boolean(1));
-	if (command->fn(srv, req, ans, &err) < 0) {
+	if (!command->fn) {
+		struct job *job = command->start(srv, req, &err);
+		if (!job) {
+			json_object_put(ans);
+			ans = NULL;
+		} else if (later) {
+			*later = job;
+			json_object_put(ans);
+			ans = NULL;
+			json_object_put(req);
+			return NULL;
+		} else {
+			ans = run_job(srv, job, ans);
+		}
+	} else if (command->fn(srv, req, ans, &err) < 0) {
 		json_object_put(ans);
 		ans = NULL;
 	}
@@ -184,14 +224,69 @@ out:
 	return ans;
 }
 
-/* Runs one request line and queues its answer. */
+static void on_job_slice(struct loop *loop, void *ctx);
+
+/* Runs one request line and queues its answer, or starts its job. */
 static void handle_line(struct client *c, const char *line, size_t len)
 {
 	struct control_peer peer = { .uid = c->uid, .pid = c->pid, .admin = client_is_admin(c) };
-	struct json_object *ans = control_answer(c->ctl->srv, c->ctl->tok, line, len, &peer);
+	struct job *job = NULL;
+	struct json_object *ans = control_answer(c->ctl->srv, c->ctl->tok, line, len, &peer, &job);
 
+	if (job) {
+		c->job = job;
+		c->job_ans = json_object_new_object();
+		json_object_object_add(c->job_ans, "ok", json_object_new_boolean(1));
+		c->job_timer = loop_timer_add(c->ctl->srv->loop, 0, on_job_slice, c);
+		return;
+	}
 	append_answer(c, ans);
 	json_object_put(ans);
+}
+
+static void job_end(struct client *c)
+{
+	if (c->job_timer)
+		loop_timer_cancel(c->ctl->srv->loop, c->job_timer);
+	c->job_timer = 0;
+	if (c->job)
+		c->job->free(c->job);
+	c->job = NULL;
+	json_object_put(c->job_ans);
+	c->job_ans = NULL;
+}
+
+static void process_input(struct client *c);
+static void client_flush(struct client *c);
+static int has_line(const struct client *c);
+
+/* Slices of the job until their budget is spent; its answer, then the lines after it. */
+static void on_job_slice(struct loop *loop, void *ctx)
+{
+	struct client *c = ctx;
+	struct herr err = { 0 };
+	int64_t until = mono_now_us() + JOB_SLICE_US;
+	int rc;
+
+	c->job_timer = 0;
+	while ((rc = c->job->step(c->job, c->job_ans, &err)) == 1 && mono_now_us() < until)
+		;
+	if (rc == 1) {
+		c->job_timer = loop_timer_add(loop, 0, on_job_slice, c);
+		return;
+	}
+	struct json_object *ans = control_job_answer(c->ctl->srv, c->job_ans, rc, &err);
+	c->job_ans = NULL;
+	append_answer(c, ans);
+	json_object_put(ans);
+	job_end(c);
+	process_input(c);
+	client_flush(c);
+	if (c->closing && !has_line(c) && c->outoff == c->out.len) {
+		client_close(c);
+		return;
+	}
+	client_update_events(c);
 }
 
 static void client_flush(struct client *c)
@@ -239,7 +334,7 @@ static void process_input(struct client *c)
 	size_t start = 0;
 	int64_t until = mono_now_us() + TURN_BUDGET_US;
 
-	while (start < c->inlen && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
+	while (start < c->inlen && !c->job && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		if (!nl)
 			break;
@@ -272,7 +367,7 @@ static void process_input(struct client *c)
 	} else if (c->discarding && !memchr(c->in, '\n', c->inlen)) {
 		c->inlen = 0;
 	}
-	if (has_line(c) && !backlogged(c) && !c->resume_timer)
+	if (has_line(c) && !c->job && !backlogged(c) && !c->resume_timer)
 		c->resume_timer = loop_timer_add(c->ctl->srv->loop, 0, on_resume, c);
 }
 
@@ -315,7 +410,7 @@ static void on_client(struct loop *loop, short revents, void *ctx)
 		process_input(c);
 	client_flush(c);
 	/* a peer that closed its side still gets the answers to every line it sent */
-	if ((c->closing && !has_line(c) && c->outoff == c->out.len) || (revents & ZMQ_POLLERR)) {
+	if ((c->closing && !c->job && !has_line(c) && c->outoff == c->out.len) || (revents & ZMQ_POLLERR)) {
 		client_close(c);
 		return;
 	}
@@ -330,7 +425,7 @@ static void on_resume(struct loop *loop, void *ctx)
 	c->resume_timer = 0;
 	process_input(c);
 	client_flush(c);
-	if (c->closing && !has_line(c) && c->outoff == c->out.len) {
+	if (c->closing && !c->job && !has_line(c) && c->outoff == c->out.len) {
 		client_close(c);
 		return;
 	}
@@ -359,6 +454,7 @@ static void client_close(struct client *c)
 		}
 	if (c->resume_timer)
 		loop_timer_cancel(ctl->srv->loop, c->resume_timer);
+	job_end(c);
 	loop_unwatch(ctl->srv->loop, NULL, c->fd);
 	close(c->fd);
 	free(c->in);

@@ -163,6 +163,8 @@ int backup_run(const struct ctl_opts *o, const char *file);
 /* ---- ctl_watch.c: live alerts ------------------------------------------------------ */
 
 /* endpoint/topic may be NULL, after < 0 starts at the current seq, count < 0 never stops. */
+/* ctl_backtest.c: rule NULL when opts holds a `when` */
+int backtest_run(const struct ctl_opts *o, const char *rule, struct json_object *opts);
 int watch_run(const struct ctl_opts *o, const char *endpoint, const char *topic, long after, long count);
 
 #endif

@@ -115,6 +115,13 @@ static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct js
 static int run_keygen(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static const struct arg pos_file[] = { { "FILE", NULL, ARG_STR, NULL, 0 }, { 0 } };
 
+static const struct arg pos_rule_opt[] = { { "[RULE]", NULL, ARG_STR, NULL, 0 }, { 0 } };
+static const struct arg opts_backtest[] = {
+	OPT("when", ARG_STR, "EXPR"), OPT("for", ARG_DURATION, "D"), OPT("repeat", ARG_DURATION, "D"),
+	OPT("from", ARG_TIME, "T"), OPT("to", ARG_TIME, "T"), OPT("where", ARG_STR, "EXPR"),
+	OPT("compare", ARG_STR, "RULE"), OPT("detail", ARG_FLAG, NULL), OPT("svg", ARG_STR, "FILE"), { 0 },
+};
+static int run_backtest(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
 static const struct arg opts_import[] = { OPT("live", ARG_FLAG, NULL), { 0 } };
 
 static const struct arg opts_watch[] = {
@@ -164,6 +171,9 @@ static const struct subcommand subcommands[] = {
 	  "an expression's value for one customer, now or --at a past time", NULL },
 	{ "explain", "explain", pos_rule_customer, opts_at, print_explain, NULL,
 	  "a rule's value for one customer, term by term", NULL },
+	{ "backtest", NULL, pos_rule_opt, opts_backtest, NULL, NULL,
+	  "what RULE (or --when EXPR) would have done --from --to (default: the last 90 days);"
+	  " --compare RULE, --detail, --svg FILE for a chart", run_backtest },
 	{ "top", "top", no_args, opts_top, print_top, NULL,
 	  "customers ranked by the configured priority", NULL },
 	{ "replay", "replay", no_args, opts_replay, print_replay, NULL,
@@ -690,6 +700,15 @@ static int run_backup(const struct ctl_opts *o, int argc, char **argv, struct js
 	if (argc != 1)
 		return usage_error(find_subcommand("backup"), "%s", "backup takes one FILE");
 	return backup_run(o, argv[0]);
+}
+
+static int run_backtest(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)
+{
+	int has_when = json_object_object_get_ex(opts, "when", NULL);
+
+	if (argc > 1 || (argc == 1) == has_when)
+		return usage_error(find_subcommand("backtest"), "%s", "give a RULE or --when EXPR");
+	return backtest_run(o, argc ? argv[0] : NULL, opts);
 }
 
 static int run_import(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts)

@@ -8,6 +8,7 @@
 
 #include "hearth/err.h"
 
+struct job;
 struct json_object;
 struct server;
 
@@ -17,11 +18,15 @@ struct server;
 typedef int (*command_fn)(struct server *srv, struct json_object *req, struct json_object *ans,
 			  struct herr *err);
 
+/* A command that works in slices (hearth/job.h): the job, or NULL with err set. */
+typedef struct job *(*command_job_fn)(struct server *srv, struct json_object *req, struct herr *err);
+
 struct command {
 	const char *name;
-	command_fn fn;
+	command_fn fn;                  /* NULL: a job command, started by `start` */
 	unsigned flags;
 	const char *help;
+	command_job_fn start;
 };
 
 const struct command *command_find(const char *name);

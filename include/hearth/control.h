@@ -10,6 +10,7 @@
 
 #include "hearth/err.h"
 
+struct job;
 struct json_object;
 struct json_tokener;
 struct server;
@@ -27,8 +28,15 @@ void control_close(struct control *ctl);
 /* Re-resolves control.admin_groups after a reload. */
 void control_reload(struct control *ctl);
 size_t control_client_count(const struct control *ctl);
-/* One request line to its answer (never NULL but on exhausted memory). */
+/*
+ * One request line to its answer (never NULL but on exhausted memory). A job
+ * command (hearth/job.h) goes to *later with NULL returned, for the caller to
+ * run in slices; with later NULL it runs to its end here.
+ */
 struct json_object *control_answer(struct server *srv, struct json_tokener *tok, const char *line,
-				   size_t len, const struct control_peer *peer);
+				   size_t len, const struct control_peer *peer, struct job **later);
+/* The answer of a finished job step: ans as filled, or the error. Takes ans. */
+struct json_object *control_job_answer(struct server *srv, struct json_object *ans, int rc,
+				       const struct herr *err);
 
 #endif

@@ -65,7 +65,7 @@ static int preload(void)
 		json_object_object_add(req, "cmd", json_object_new_string("ingest"));
 		json_object_object_add(req, "events", events);
 		const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-		ans = control_answer(&srv, tok, line, strlen(line), &admin);
+		ans = control_answer(&srv, tok, line, strlen(line), &admin, NULL);
 		if (!ans || !json_object_object_get_ex(ans, "ok", &ok) || !json_object_get_boolean(ok))
 			rc = -1;
 		json_object_put(ans);
@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ready = setup();
 	if (ready != 0 || size > (1u << 20))
 		return 0;
-	struct json_object *ans = control_answer(&srv, tok, (const char *)data, size, &admin);
+	struct json_object *ans = control_answer(&srv, tok, (const char *)data, size, &admin, NULL);
 	struct json_object *ok;
 	/* every answer is an object with a boolean "ok" */
 	if (!ans || !json_object_object_get_ex(ans, "ok", &ok) || !json_object_is_type(ok, json_type_boolean))

@@ -128,6 +128,11 @@ static void report(const struct bench *b)
 	snprintf(note, sizeof(note), "%zu calls, every 10 ms; p50 %.2f ms, max %.2f ms", r->status_import_n,
 		 r->status_import_p50_ms, r->status_import_max_ms);
 	table_add("status during that import, p99", r->status_import_p99_ms, "%.2f", "ms", INFO, 0, note);
+	snprintf(note, sizeof(note), "%lld notifications, %lld alerts firing after the import",
+		 (long long)r->import_notes, (long long)r->import_firing);
+	table_add("notifications of that import / alerts firing after it",
+		  r->import_firing > 0 ? (double)r->import_notes / (double)r->import_firing : NAN, "%.2f", "×",
+		  AT_MOST, 1.0, note);
 	for (int w = 0; w < 2; w++) {
 		const char *who = count((double)r->customers[w], a, sizeof(a));
 		snprintf(f, sizeof(f), "tick, nothing due, %s customers", who);

@@ -534,6 +534,11 @@ int phase_import(struct bench *b, struct herr *err)
 				 (unsigned long long)b->r.events[0], s.n);
 			goto out;
 		}
+		/* a quiet load notifies each alert that holds at its end, once, and nothing else */
+		b->r.import_notes = daemon_status_int(&d, "seq", err);
+		b->r.import_firing = daemon_status_int(&d, "firing", err);
+		if (b->r.import_notes < 0 || b->r.import_firing < 0)
+			goto out;
 		fig_add(&b->r.import_eps, (double)s.n / secs);
 		say("run %zu: %zu rows in %.2f s = %.0f events/s", r + 1, s.n, secs, (double)s.n / secs);
 	}
