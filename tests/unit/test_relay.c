@@ -501,6 +501,20 @@ static void test_hold_firing(void **state)
 	offer(t, 18, "resolved", "C4", "2026-11-22T10:01:10.000Z", 270000);
 	assert_true(send_one(t, multi, dir, 270001) == 18);
 	assert_true(t->flaps == 0);
+
+	/* a held firing released while what passed it is in flight stays queued, first */
+	offer(t, 19, "firing", "C5", "2026-11-22T11:00:00.000Z", 300000);
+	offer(t, 20, "resolved", "C9", "2026-11-22T11:00:00.000Z", 300000);
+	wake = INT64_MAX;
+	target_step(t, multi, 300001, &wake);
+	assert_true(t->inflight_n == 1 && t->qlen == 2);
+	offer(t, 21, "repeat", "C5", "2026-11-22T11:00:50.000Z", 300002);
+	assert_true(t->nheld == 0 && t->qlen == 3);
+	target_done(t, multi, CURLE_OK, dir, 300003);
+	assert_true(t->qlen == 2 && t->q[t->qhead].seq == 19 && t->q[t->qhead + 1].seq == 21);
+	assert_true(send_one(t, multi, dir, 300004) == 19);
+	assert_true(send_one(t, multi, dir, 300005) == 21);
+	assert_string_equal(read_text(path), "21\n");
 	target_free(t, multi);
 	curl_multi_cleanup(multi);
 	unlink(path);

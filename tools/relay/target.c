@@ -508,7 +508,21 @@ static int service_verdict(const struct target *t, long *code)
 
 static void advance(struct target *t, const char *state_dir)
 {
-	remove_items(t, is_inflight, NULL);
+	size_t head = 0;
+
+	while (head < t->inflight_n && t->q[t->qhead + head].inflight)
+		head++;
+	if (head == t->inflight_n) {
+		/* what went out is the head of the queue (always so without hold_firing) */
+		for (size_t i = 0; i < t->inflight_n; i++)
+			json_object_put(t->q[t->qhead + i].body);
+		t->qhead += t->inflight_n;
+		t->qlen -= t->inflight_n;
+		if (t->qlen == 0)
+			t->qhead = 0;
+	} else {
+		remove_items(t, is_inflight, NULL);
+	}
 	t->inflight_n = 0;
 	if (t->overflow && t->qlen <= t->conf->queue_max / 2)
 		t->overflow = 0;    /* room again: the loop catches up from replay */
