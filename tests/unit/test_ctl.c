@@ -39,6 +39,26 @@ static void test_widths(void **state)
 	assert_int_equal(text_width("\xe5\x88"), 2);                    /* cut sequence */
 }
 
+/* watch pads its columns with pad_to: by columns, and never cutting a longer text */
+static void test_pad_to(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&out, &size);
+
+	assert_non_null(f);
+	pad_to(f, "刘晓东", 10);
+	fputc('|', f);
+	pad_to(f, "C1", 4);
+	fputc('|', f);
+	pad_to(f, "客户降温客户降温", 4);
+	fputc('|', f);
+	fclose(f);
+	assert_string_equal(out, "刘晓东    |C1  |客户降温客户降温|");
+	free(out);
+}
+
 /* Every line of a table whose last column is right-aligned is as wide as the header. */
 static void test_table_lines_up(void **state)
 {
@@ -104,6 +124,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_widths),
+		cmocka_unit_test(test_pad_to),
 		cmocka_unit_test(test_table_lines_up),
 		cmocka_unit_test(test_times_in_zone),
 	};
