@@ -555,7 +555,7 @@ static void test_state_file(void **state)
 	assert_true(st.upto == 77 && st.nheld == 0);
 	static const char *const bad[] = {
 		"junk", "50\nheld 51\n", "50\nheld 44 40\n", "50\nheld 40 40\n", "50\nkept 40\n",
-		"50\nheld 40x\n", "50\nheld 40\n\n",
+		"50\nheld 40x\n", "50\nheld 40\n\n", "50\nheld 0 40\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_file(path, bad[i]);

@@ -38,7 +38,7 @@ static int parse_state(char *buf, struct relay_state *st)
 		uint64_t v;
 		errno = 0;
 		v = strtoull(++p, &end, 10);
-		if (end == p || errno || v > st->upto || (st->nheld && v <= st->held[st->nheld - 1]) ||
+		if (end == p || errno || v == 0 || v > st->upto || (st->nheld && v <= st->held[st->nheld - 1]) ||
 		    st->nheld >= STATE_HELD_MAX)
 			return -1;
 		if (st->nheld == cap) {

@@ -24,35 +24,35 @@ static uint64_t body_seq(struct json_object *body)
 struct target *target_new(const struct target_conf *conf, const char *state_dir, struct herr *err)
 {
 	struct target *t = calloc(1, sizeof(*t));
-	struct relay_state st;
+	struct relay_state st = { 0 };
 	int found = 0;
 
 	if (!t) {
 		herr_set(err, HERR_NOMEM, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	t->conf = conf;
-	if (state_read(state_dir, conf->name, &st, &found, err) < 0) {
-		free(t);
-		return NULL;
-	}
+	if (state_read(state_dir, conf->name, &st, &found, err) < 0)
+		goto fail;
 	t->fresh = !found;
 	t->seen = st.upto;
 	if (st.nheld) {
 		/* firings held when it stopped: replay from the first, skip what went out */
-		t->seen = st.held[0] - 1;
-		t->keep_upto = st.upto;
 		if (!(t->keep = malloc(st.nheld * sizeof(*t->keep)))) {
-			free(st.held);
-			free(t);
 			herr_set(err, HERR_NOMEM, "out of memory");
-			return NULL;
+			goto fail;
 		}
 		memcpy(t->keep, st.held, st.nheld * sizeof(*t->keep));
 		t->nkeep = st.nheld;
+		t->keep_upto = st.upto;
+		t->seen = st.held[0] - 1;
 	}
 	t->saved = st;
 	return t;
+fail:
+	free(st.held);
+	free(t);
+	return NULL;
 }
 
 static void keep_clear(struct target *t)
