@@ -77,6 +77,11 @@ $(BUILD)/tests/test_relay: tests/unit/test_relay.c $(filter-out %/main.o,$(RELAY
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto cmocka)
 
+# hearthctl's table code (widths, times) is tested on its own object
+$(BUILD)/tests/test_ctl: tests/unit/test_ctl.c $(BUILD)/tools/ctl_table.o $(BUILD)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)

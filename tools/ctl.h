@@ -55,7 +55,9 @@ struct column {
 
 /* The instant relative times are measured from (the daemon's "now" when known). */
 void human_set_now(int64_t ms);
-/* "2026-11-20 10:00 (3d ago)"; "-" when s is not an RFC 3339 time. */
+/* Times are shown in this zone (an IANA name, see tz_load); default the system's. */
+int human_set_tz(const char *name, struct herr *err);
+/* "2026-11-20 10:00 (3d ago)" in local time; s as it is when not an RFC 3339 time. */
 char *human_time(const char *s, char *buf, size_t size);
 char *human_time_ms(int64_t ms, char *buf, size_t size);
 char *human_bytes(int64_t n, char *buf, size_t size);
@@ -63,8 +65,10 @@ char *human_bytes(int64_t n, char *buf, size_t size);
 char *human_cell(struct json_object *v, enum cell_fmt fmt, char *buf, size_t size);
 /* Looks up a dotted path; NULL when absent. */
 struct json_object *json_path(struct json_object *o, const char *path);
-/* Terminal columns the UTF-8 text takes (wide CJK counts 2). */
+/* Terminal columns the UTF-8 text takes (wcwidth: wide CJK counts 2, combining marks 0). */
 size_t text_width(const char *s);
+/* Prints text and pads it with spaces to width columns. */
+void pad_to(FILE *out, const char *text, size_t width);
 
 /* Prints rows (an array of objects) under the columns, aligned; prefix indents. */
 int table_print(FILE *out, const char *prefix, const struct column *cols, size_t ncols,

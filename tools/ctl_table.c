@@ -6,15 +6,18 @@
  * character.
  */
 #include <json-c/json.h>
+#include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "ctl.h"
+#include "hearth/tz.h"
 #include "hearth/units.h"
 
 #define CELL_BUF     2048
@@ -61,16 +64,32 @@ static void relative(int64_t diff, char *buf, size_t size)
 	snprintf(buf, size, diff >= 0 ? "%s ago" : "in %s", d);
 }
 
+/* The zone times are shown in: --tz, else the system's ($TZ, /etc/localtime). */
+static struct tz *display_tz;
+
+int human_set_tz(const char *name, struct herr *err)
+{
+	struct tz *z = tz_load(name, err);
+
+	if (!z)
+		return -1;
+	tz_free(display_tz);
+	display_tz = z;
+	return 0;
+}
+
+static const struct tz *shown_tz(void)
+{
+	if (!display_tz)
+		display_tz = tz_system();
+	return display_tz;
+}
+
 char *human_time_ms(int64_t ms, char *buf, size_t size)
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	struct tm tm;
-	char day[32], rel[64];
+	char day[TZ_BUF], rel[64];
 
-	if (!localtime_r(&secs, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M", &tm)) {
-		snprintf(buf, size, "%lld", (long long)ms);
-		return buf;
-	}
+	tz_format(shown_tz(), ms, 0, day, sizeof(day));
 	relative(now_ms() - ms, rel, sizeof(rel));
 	snprintf(buf, size, "%s (%s)", day, rel);
 	return buf;
@@ -220,12 +239,32 @@ char *human_cell(struct json_object *v, enum cell_fmt fmt, char *buf, size_t siz
 
 /* ---- widths ------------------------------------------------------------------------ */
 
+/*
+ * Columns come from the C library's wcwidth() under a UTF-8 LC_CTYPE, whatever
+ * the user's locale: the daemon's text is always UTF-8, and glibc's tables
+ * follow Unicode (East Asian Wide and Fullwidth take 2 columns, emoji too,
+ * combining marks none). The locale is used only here (uselocale), so nothing
+ * else in hearthctl changes with it. Without any UTF-8 locale installed, a
+ * small table of the common wide ranges stands in.
+ */
+static locale_t utf8_locale(void)
+{
+	static const char *const names[] = { "C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8" };
+	static locale_t loc;
+	static int tried;
+
+	for (size_t i = 0; !tried && i < sizeof(names) / sizeof(names[0]) && !loc; i++)
+		loc = newlocale(LC_CTYPE_MASK, names[i], (locale_t)0);
+	tried = 1;
+	return loc;
+}
+
 /* Code points shown two columns wide (East Asian Wide and Fullwidth, in short). */
 static const struct { uint32_t lo, hi; } wide[] = {
 	{ 0x1100, 0x115F }, { 0x2E80, 0x303E }, { 0x3041, 0x33FF }, { 0x3400, 0x4DBF },
 	{ 0x4E00, 0x9FFF }, { 0xA000, 0xA4CF }, { 0xAC00, 0xD7A3 }, { 0xF900, 0xFAFF },
 	{ 0xFE30, 0xFE4F }, { 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F },
-	{ 0x1F900, 0x1F9FF }, { 0x20000, 0x3FFFD },
+	{ 0x1F680, 0x1F6FF }, { 0x1F7E0, 0x1F7EB }, { 0x1F900, 0x1F9FF }, { 0x20000, 0x3FFFD },
 };
 
 /* Code points that take no column of their own (combining marks, joiners). */
@@ -259,43 +298,79 @@ static size_t utf8_next(const unsigned char *s, uint32_t *cp)
 	return n;
 }
 
-static size_t cp_width(uint32_t cp)
+static size_t table_width(uint32_t cp)
 {
 	if (in_ranges(cp, zero, sizeof(zero) / sizeof(zero[0])))
 		return 0;
 	return in_ranges(cp, wide, sizeof(wide) / sizeof(wide[0])) ? 2 : 1;
 }
 
-size_t text_width(const char *s)
+/*
+ * The next character of s: its bytes into *len, its columns returned. A byte
+ * that does not start a valid sequence counts as one column, as terminals
+ * show it (a replacement character).
+ */
+static size_t char_width(const char *s, size_t *len, locale_t loc)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t w = 0;
 	uint32_t cp;
 
-	while (*p) {
-		p += utf8_next(p, &cp);
-		w += cp_width(cp);
+	if (loc) {
+		mbstate_t st;
+		wchar_t wc;
+		memset(&st, 0, sizeof(st));
+		size_t n = mbrtowc(&wc, s, MB_LEN_MAX, &st);
+		if (n != (size_t)-1 && n != (size_t)-2 && n != 0) {
+			int w = wcwidth(wc);
+			*len = n;
+			return w < 0 ? 1 : (size_t)w;
+		}
+		*len = 1;
+		return 1;
 	}
+	*len = utf8_next((const unsigned char *)s, &cp);
+	return table_width(cp);
+}
+
+size_t text_width(const char *s)
+{
+	locale_t loc = utf8_locale(), old = loc ? uselocale(loc) : (locale_t)0;
+	size_t w = 0, n;
+
+	for (; *s; s += n)
+		w += char_width(s, &n, loc);
+	if (loc)
+		uselocale(old);
 	return w;
 }
 
 /* Cuts text to max columns, ending it with "…" when something was cut. */
 static void clip(char *s, size_t max)
 {
-	unsigned char *p = (unsigned char *)s;
-	size_t w = 0;
-	uint32_t cp;
+	locale_t loc, old;
+	size_t w = 0, n;
 
 	if (text_width(s) <= max)
 		return;
-	while (*p) {
-		size_t n = utf8_next(p, &cp), cw = cp_width(cp);
+	loc = utf8_locale();
+	old = loc ? uselocale(loc) : (locale_t)0;
+	for (; *s; s += n) {
+		size_t cw = char_width(s, &n, loc);
 		if (w + cw > max - 1)
 			break;
 		w += cw;
-		p += n;
 	}
-	strcpy((char *)p, "\xE2\x80\xA6");
+	if (loc)
+		uselocale(old);
+	strcpy(s, "\xE2\x80\xA6");
+}
+
+void pad_to(FILE *out, const char *text, size_t width)
+{
+	size_t w = text_width(text);
+
+	fputs(text, out);
+	for (; w < width; w++)
+		fputc(' ', out);
 }
 
 /* ---- tables ------------------------------------------------------------------------ */

@@ -51,13 +51,20 @@ static void print_body(struct watch *w, struct json_object *body, const char *ra
 								JSON_C_TO_STRING_NOSLASHESCAPE));
 		}
 	} else {
-		printf("%-6lld %-26s %-8s %-8s %-24s %-10s %s\n",
-		       (long long)json_object_get_int64(json_path(body, "seq")),
-		       human_time(json_object_get_string(json_path(body, "ts")), when, sizeof(when)),
-		       kind ? kind : "?", json_object_get_string(json_path(alert, "severity")),
-		       json_object_get_string(json_path(alert, "rule")),
-		       json_object_get_string(json_path(alert, "customer")),
-		       json_object_get_string(json_path(alert, "summary")));
+		/* padded by columns, not bytes: ids and rule names may be Chinese */
+		const char *cols[] = {
+			human_time(json_object_get_string(json_path(body, "ts")), when, sizeof(when)),
+			kind ? kind : "?", json_object_get_string(json_path(alert, "severity")),
+			json_object_get_string(json_path(alert, "rule")),
+			json_object_get_string(json_path(alert, "customer")),
+		};
+		static const size_t widths[] = { 26, 8, 8, 24, 10 };
+		printf("%-6lld ", (long long)json_object_get_int64(json_path(body, "seq")));
+		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+			pad_to(stdout, cols[i] ? cols[i] : "", widths[i]);
+			fputc(' ', stdout);
+		}
+		printf("%s\n", json_object_get_string(json_path(alert, "summary")));
 	}
 	fflush(stdout);
 	if (w->remaining > 0)

@@ -330,9 +330,10 @@ static void print_synopsis(FILE *out, const struct subcommand *sub)
 
 static void print_usage(FILE *out)
 {
-	fputs("usage: hearthctl [-s SOCKET] [--json] [-h] COMMAND [ARGS]\n\n"
+	fputs("usage: hearthctl [-s SOCKET] [--json] [--tz ZONE] [-h] COMMAND [ARGS]\n\n"
 	      "Talks to hearthd over its control socket (default " CTL_DEFAULT_SOCKET
 	      ", or $HEARTH_CONTROL).\n--json prints the daemon's answer as it came. "
+	      "--tz shows times in ZONE (Asia/Shanghai;\ndefault $TZ, else the system's). "
 	      "Options a command does not list go through\nas --KEY VALUE. "
 	      "Exit codes: 0 ok, 1 the daemon said no, 2 usage, 3 cannot reach the daemon.\n\n"
 	      "commands:\n", out);
@@ -739,6 +740,13 @@ static int global_options(struct ctl_opts *o, int argc, char **argv, int *exit_c
 			o->socket = a + 9;
 		} else if (!strcmp(a, "--json")) {
 			o->json = 1;
+		} else if ((!strcmp(a, "--tz") && i + 1 < argc) || !strncmp(a, "--tz=", 5)) {
+			struct herr err;
+			const char *zone = a[4] == '=' ? a + 5 : argv[++i];
+			if (human_set_tz(zone, &err) < 0) {
+				*exit_code = usage_error(NULL, "--tz: %s", err.msg);
+				return -1;
+			}
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_usage(stdout);
 			*exit_code = CTL_EXIT_OK;

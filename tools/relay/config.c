@@ -11,6 +11,7 @@
 
 #include "hearth/curve.h"
 #include "hearth/log.h"
+#include "hearth/tz.h"
 #include "hearth/units.h"
 #include "hearth/yamltree.h"
 #include "relay.h"
@@ -146,6 +147,73 @@ static int load_key(struct loader *ld, const struct ynode *n, const char *which,
 	return 0;
 }
 
+/* An IANA zone name (Asia/Shanghai), checked against the zone files now rather than at the first message. */
+static struct tz *get_tz(struct loader *ld, const struct ynode *n, const char *what)
+{
+	struct herr err;
+	struct tz *z;
+
+	if (n->kind != YNODE_SCALAR || n->len == 0) {
+		cerr(ld, n, "%s: expected a time zone name such as Asia/Shanghai or UTC", what);
+		return NULL;
+	}
+	if (!(z = tz_load(n->value, &err)))
+		cerr(ld, n, "%s: %s", what, err.msg);
+	return z;
+}
+
+static const char *const locale_names[LOCALE_COUNT] = { "en", "zh" };
+
+static int get_locale(struct loader *ld, const struct ynode *n, const char *what)
+{
+	for (int i = 0; n->kind == YNODE_SCALAR && i < LOCALE_COUNT; i++)
+		if (strcmp(n->value, locale_names[i]) == 0)
+			return i;
+	cerr(ld, n, "%s: expected en or zh", what);
+	return LOCALE_UNSET;
+}
+
+/* rule_labels: {zh: {rule: label, ...}, en: {...}} */
+static void load_rule_labels(struct loader *ld, const struct ynode *n, struct relay_config *cfg)
+{
+	if (n->kind != YNODE_MAP) {
+		cerr(ld, n, "rule_labels: expected a map of locale (en, zh) to {rule: label}");
+		return;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *k = ynode_key(n, i), *v = ynode_val(n, i);
+		int locale = get_locale(ld, k, "rule_labels");
+		if (locale == LOCALE_UNSET)
+			continue;
+		if (v->kind != YNODE_MAP) {
+			cerr(ld, v, "rule_labels.%s: expected a map of rule: label", k->value);
+			continue;
+		}
+		struct labelmap *m = &cfg->rule_labels[locale];
+		char **keys = realloc(m->keys.v, (m->keys.n + v->n + 1) * sizeof(char *));
+		if (keys)
+			m->keys.v = keys;
+		char **values = realloc(m->values.v, (m->values.n + v->n + 1) * sizeof(char *));
+		if (values)
+			m->values.v = values;
+		if (!keys || !values) {
+			cerr(ld, v, "rule_labels: out of memory");
+			continue;
+		}
+		for (size_t j = 0; j < v->n; j++) {
+			char *rk = get_str(ld, ynode_key(v, j), "rule_labels key");
+			char *rv = get_str(ld, ynode_val(v, j), "rule_labels value");
+			if (!rk || !rv) {
+				free(rk);
+				free(rv);
+				continue;
+			}
+			m->keys.v[m->keys.n++] = rk;
+			m->values.v[m->values.n++] = rv;
+		}
+	}
+}
+
 static const char *const severities[] = { "info", "warning", "critical", NULL };
 static const char *const kind_names[] = { "firing", "repeat", "resolved", NULL };
 
@@ -216,6 +284,7 @@ static void load_target(struct loader *ld, const struct ynode *t, struct target_
 	tc->connect_timeout_ms = RELAY_CONNECT_TIMEOUT_MS;
 	tc->timeout_ms = RELAY_TOTAL_TIMEOUT_MS;
 	tc->queue_max = RELAY_QUEUE_MAX;
+	tc->locale = LOCALE_UNSET;
 	if (t->kind != YNODE_MAP) {
 		cerr(ld, t, "targets: each target is a map (name, type, url, ...)");
 		return;
@@ -281,6 +350,13 @@ static void load_target(struct loader *ld, const struct ynode *t, struct target_
 			format_node = v;
 		} else if (strcmp(key, "ca_file") == 0) {
 			tc->ca_file = get_str(ld, v, "ca_file");
+		} else if (strcmp(key, "timezone") == 0) {
+			tz_free(tc->tz_own);
+			tc->tz_own = get_tz(ld, v, "timezone");
+		} else if (strcmp(key, "locale") == 0) {
+			tc->locale = get_locale(ld, v, "locale");
+		} else if (strcmp(key, "hold_firing") == 0) {
+			get_duration(ld, v, "hold_firing", &tc->hold_firing_ms);
 		} else {
 			cerr(ld, k, "target: unknown key '%s'", key);
 		}
@@ -356,10 +432,21 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 				cerr(ld, v, "log: expected {level: error|warning|info|debug}");
 		} else if (strcmp(k->value, "targets") == 0) {
 			targets = v;
+		} else if (strcmp(k->value, "timezone") == 0) {
+			tz_free(cfg->tz);
+			cfg->tz = get_tz(ld, v, "timezone");
+		} else if (strcmp(k->value, "locale") == 0) {
+			cfg->locale = get_locale(ld, v, "locale");
+		} else if (strcmp(k->value, "rule_labels") == 0) {
+			load_rule_labels(ld, v, cfg);
 		} else {
-			cerr(ld, k, "unknown key '%s' (source, state, log, targets)", k->value);
+			cerr(ld, k, "unknown key '%s' (source, state, log, timezone, locale, rule_labels, targets)",
+			     k->value);
 		}
 	}
+	/* times in messages: the system's zone unless the file names one */
+	if (!cfg->tz && !(cfg->tz = tz_system()))
+		cerr(ld, root, "out of memory");
 	if (!cfg->publish)
 		cerr(ld, root, "missing source.publish");
 	if (!cfg->control)
@@ -381,7 +468,13 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 	}
 	cfg->ntargets = targets->n;
 	for (size_t i = 0; i < targets->n; i++) {
-		load_target(ld, targets->items[i], &cfg->targets[i]);
+		struct target_conf *tc = &cfg->targets[i];
+		load_target(ld, targets->items[i], tc);
+		/* the target's own choice, else the file's, else what its service's users read */
+		if (tc->locale == LOCALE_UNSET)
+			tc->locale = cfg->locale != LOCALE_UNSET ? cfg->locale : tc->type ? tc->type->locale : LOCALE_EN;
+		tc->tz = tc->tz_own ? tc->tz_own : cfg->tz;
+		tc->rule_labels = &cfg->rule_labels[tc->locale];
 		for (size_t j = 0; j < i && cfg->targets[i].name; j++)
 			if (cfg->targets[j].name && strcmp(cfg->targets[j].name, cfg->targets[i].name) == 0)
 				cerr(ld, ynode_get(targets->items[i], "name"),
@@ -406,6 +499,7 @@ struct relay_config *relay_config_load(const char *path, int *nerrors)
 		goto out;
 	}
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->locale = LOCALE_UNSET;
 	load_root(&ld, root, cfg);
 out:
 	ynode_free(root);
@@ -424,6 +518,7 @@ static void target_conf_free(struct target_conf *tc)
 	free(tc->secret);
 	free(tc->template);
 	free(tc->ca_file);
+	tz_free(tc->tz_own);
 	strlist_free(&tc->severity);
 	strlist_free(&tc->rule);
 	strlist_free(&tc->owner);
@@ -443,6 +538,11 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->publish);
 	free(cfg->control);
 	free(cfg->state_dir);
+	tz_free(cfg->tz);
+	for (int i = 0; i < LOCALE_COUNT; i++) {
+		strlist_free(&cfg->rule_labels[i].keys);
+		strlist_free(&cfg->rule_labels[i].values);
+	}
 	explicit_bzero(cfg->curve_secret, sizeof(cfg->curve_secret));
 	free(cfg);
 }

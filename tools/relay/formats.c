@@ -16,26 +16,63 @@
 
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-static const char slack_default[] =
-	"{icon} *{status}* · {alert.rule} ({alert.severity})\n"
+/*
+ * Default texts, [LOCALE_EN] and [LOCALE_ZH]. {rule}, {severity}, {status} and
+ * {when} are in the target's language; the rule's own name stays in the
+ * Chinese ones (规则 …) so that it can still be searched for.
+ */
+static const char *const slack_default[LOCALE_COUNT] = {
+	"{icon} *{status}* · {rule} ({severity})\n"
 	"*{customer.name}* ({alert.customer}) · owner {customer.owner}\n"
 	"{alert.summary}\n"
-	"since {alert.since} · seq {seq}";
-static const char markdown_default[] =
-	"### {icon} {status}: {alert.rule}\n\n"
-	"**{customer.name}** ({alert.customer}) · owner {customer.owner} · {alert.severity}\n\n"
+	"{when} · seq {seq}",
+	"{icon} *{status}*：{rule}（{severity}）\n"
+	"*{customer.name}*（{alert.customer}）· 负责人 {customer.owner}\n"
+	"{alert.summary}\n"
+	"{when} · 规则 {alert.rule} · 序号 {seq}",
+};
+static const char *const markdown_default[LOCALE_COUNT] = {
+	"### {icon} {status}: {rule}\n\n"
+	"**{customer.name}** ({alert.customer}) · owner {customer.owner} · {severity}\n\n"
 	"{alert.summary}\n\n"
-	"since {alert.since} · seq {seq}";
-static const char wecom_default[] =
-	"**{icon} {status}: {alert.rule}** ({alert.severity})\n"
+	"{when} · seq {seq}",
+	"### {icon} {status}：{rule}\n\n"
+	"**{customer.name}**（{alert.customer}）· 负责人 {customer.owner} · {severity}\n\n"
+	"{alert.summary}\n\n"
+	"{when} · 规则 {alert.rule} · 序号 {seq}",
+};
+static const char *const wecom_default[LOCALE_COUNT] = {
+	"**{icon} {status}: {rule}** ({severity})\n"
 	"> {customer.name} ({alert.customer}) · owner {customer.owner}\n"
 	"> {alert.summary}\n"
-	"> since {alert.since} · seq {seq}";
-static const char text_default[] =
-	"{icon} {status}: {alert.rule} ({alert.severity})\n"
+	"> {when} · seq {seq}",
+	"**{icon} {status}：{rule}**（{severity}）\n"
+	"> {customer.name}（{alert.customer}）· 负责人 {customer.owner}\n"
+	"> {alert.summary}\n"
+	"> {when} · 规则 {alert.rule} · 序号 {seq}",
+};
+static const char *const text_default[LOCALE_COUNT] = {
+	"{icon} {status}: {rule} ({severity})\n"
 	"{customer.name} ({alert.customer}) · owner {customer.owner}\n"
 	"{alert.summary}\n"
-	"since {alert.since} · seq {seq}";
+	"{when} · seq {seq}",
+	"{icon} {status}：{rule}（{severity}）\n"
+	"{customer.name}（{alert.customer}）· 负责人 {customer.owner}\n"
+	"{alert.summary}\n"
+	"{when} · 规则 {alert.rule} · 序号 {seq}",
+};
+/* titles and summaries of cards (Teams) and of DingTalk's markdown */
+static const char *const title_default[LOCALE_COUNT] = {
+	"{icon} {status}: {rule} · {customer.name}", "{icon} {status}：{rule} · {customer.name}",
+};
+static const char *const title_several[LOCALE_COUNT] = { "hearth: several alerts", "hearth：多条告警" };
+static const char *const summary_default[LOCALE_COUNT] = { "{status}: {alert.summary}", "{status}：{alert.summary}" };
+static const char *const robot_title[LOCALE_COUNT] = { "{status}: {rule}", "{status}：{rule}" };
+
+static int loc(const struct target_conf *tc)
+{
+	return tc->locale == LOCALE_ZH ? LOCALE_ZH : LOCALE_EN;
+}
 
 void message_clear(struct message *msg)
 {
@@ -45,7 +82,7 @@ void message_clear(struct message *msg)
 }
 
 /* The texts of n alerts from the target's template (or def), joined by sep. */
-static char *render(const struct target_conf *tc, const char *def, struct json_object **bodies,
+static char *render(const struct target_conf *tc, const char *const *def, struct json_object **bodies,
 		    size_t n, const char *sep)
 {
 	char *out = NULL;
@@ -55,7 +92,7 @@ static char *render(const struct target_conf *tc, const char *def, struct json_o
 	if (!f)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		char *t = template_expand(tc->template ? tc->template : def, bodies[i]);
+		char *t = template_expand(tc->template ? tc->template : def[loc(tc)], bodies[i], tc);
 		if (!t) {
 			fclose(f);
 			free(out);
@@ -170,9 +207,8 @@ static int build_teams(const struct target_conf *tc, struct json_object **bodies
 		       struct message *msg, struct herr *err)
 {
 	char *text = render(tc, markdown_default, bodies, n, "\n\n---\n\n");
-	char *title = template_expand(n == 1 ? "{icon} {status}: {alert.rule} · {customer.name}"
-					     : "hearth: several alerts", bodies[0]);
-	char *summary = template_expand("{status}: {alert.summary}", bodies[0]);
+	char *title = template_expand(n == 1 ? title_default[loc(tc)] : title_several[loc(tc)], bodies[0], tc);
+	char *summary = template_expand(summary_default[loc(tc)], bodies[0], tc);
 	struct json_object *obj;
 
 	if (tc->format == 1) {
@@ -219,7 +255,7 @@ static int build_dingtalk(const struct target_conf *tc, struct json_object **bod
 	int markdown = tc->format == 0;
 	char *text = render(tc, markdown ? markdown_default : text_default, bodies, n,
 			    markdown ? "\n\n---\n\n" : "\n\n");
-	char *title = template_expand("{status}: {alert.rule}", bodies[0]);
+	char *title = template_expand(robot_title[loc(tc)], bodies[0], tc);
 	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
 
 	if (markdown) {
@@ -344,13 +380,14 @@ static const char *const teams_formats[] = { "messagecard", "adaptive", NULL };
 static const char *const robot_formats[] = { "markdown", "text", NULL };
 
 static const struct target_type types[] = {
-	{ "slack", 0, 0, only_text, build_slack },
-	{ "teams", 0, 0, teams_formats, build_teams },
-	{ "dingtalk", 1, 1, robot_formats, build_dingtalk },
-	{ "feishu", 1, 1, only_text, build_feishu },
-	{ "wecom", 0, 1, robot_formats, build_wecom },
-	{ "webhook", 0, 0, only_json, build_webhook },
-	{ "alertmanager", 0, 0, only_json, build_alertmanager },
+	/* the Chinese services speak Chinese unless a target says `locale: en` */
+	{ "slack", LOCALE_EN, 0, 0, only_text, build_slack },
+	{ "teams", LOCALE_EN, 0, 0, teams_formats, build_teams },
+	{ "dingtalk", LOCALE_ZH, 1, 1, robot_formats, build_dingtalk },
+	{ "feishu", LOCALE_ZH, 1, 1, only_text, build_feishu },
+	{ "wecom", LOCALE_ZH, 0, 1, robot_formats, build_wecom },
+	{ "webhook", LOCALE_EN, 0, 0, only_json, build_webhook },
+	{ "alertmanager", LOCALE_EN, 0, 0, only_json, build_alertmanager },
 };
 
 int target_format_find(const struct target_type *type, const char *format)

@@ -225,14 +225,17 @@ int relay_run(struct relay *r)
 			more = 1;
 		if (now >= next_save) {
 			/* progress made by filtering alone is saved lazily */
-			unsigned long long delivered = 0, queued = 0;
+			unsigned long long delivered = 0, queued = 0, held = 0, flaps = 0;
 			for (size_t i = 0; i < r->ntargets; i++) {
 				target_save(r->targets[i], r->cfg->state_dir);
 				delivered += r->targets[i]->delivered;
 				queued += r->targets[i]->qlen;
+				held += r->targets[i]->nheld;
+				flaps += r->targets[i]->flaps;
 			}
-			notify_status("seq %llu, %zu targets, %llu delivered, %llu queued",
-				      (unsigned long long)r->last, r->ntargets, delivered, queued);
+			notify_status("seq %llu, %zu targets, %llu delivered, %llu queued (%llu held), "
+				      "%llu flaps dropped", (unsigned long long)r->last, r->ntargets, delivered,
+				      queued, held, flaps);
 			next_save = now + 1000;
 		}
 		if (wd > 0 && now >= next_wd) {
@@ -267,8 +270,14 @@ int relay_run(struct relay *r)
 			}
 		}
 	}
-	for (size_t i = 0; i < r->ntargets; i++)
-		target_save(r->targets[i], r->cfg->state_dir);
+	for (size_t i = 0; i < r->ntargets; i++) {
+		struct target *t = r->targets[i];
+		target_save(t, r->cfg->state_dir);
+		log_info("relay, target '%s': %llu delivered, %llu skipped, %llu retried, %llu flaps dropped, "
+			 "%zu held for the next start", t->conf->name, (unsigned long long)t->delivered,
+			 (unsigned long long)t->skipped, (unsigned long long)t->retried,
+			 (unsigned long long)t->flaps, t->nheld);
+	}
 	close(sfd);
 	return rc;
 }

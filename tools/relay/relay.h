@@ -15,6 +15,7 @@
 #include "hearth/err.h"
 
 struct json_object;
+struct tz;
 struct ynode;
 
 #define RELAY_EXIT_OK     0
@@ -39,6 +40,14 @@ struct strlist {
 	size_t n;
 };
 
+/* The language of a target's default texts and labels. */
+enum relay_locale { LOCALE_UNSET = -1, LOCALE_EN = 0, LOCALE_ZH = 1, LOCALE_COUNT };
+
+/* What a rule is called in one locale: keys[i] reads as values[i]. */
+struct labelmap {
+	struct strlist keys, values;
+};
+
 struct target_type;
 
 struct target_conf {
@@ -57,6 +66,11 @@ struct target_conf {
 	size_t queue_max;               /* alerts held in memory; beyond, re-read from replay later */
 	char *ca_file;
 	int format;                     /* index into the type's formats; 0 is its default */
+	int locale;                     /* enum relay_locale, resolved at load */
+	const struct tz *tz;            /* times in messages: tz_own, else the config's */
+	struct tz *tz_own;
+	const struct labelmap *rule_labels; /* borrowed from the config, for this locale */
+	int64_t hold_firing_ms;         /* 0: post firing at once; else drop flaps shorter than this */
 };
 
 struct relay_config {
@@ -68,6 +82,9 @@ struct relay_config {
 	char curve_server[41], curve_public[41], curve_secret[41];
 	int curve;
 	int log_level;
+	struct tz *tz;                  /* `timezone`, else the system's */
+	int locale;                     /* `locale`, else LOCALE_UNSET: each type's own */
+	struct labelmap rule_labels[LOCALE_COUNT];
 	struct target_conf *targets;
 	size_t ntargets;
 };
@@ -77,9 +94,15 @@ struct relay_config *relay_config_load(const char *path, int *nerrors);
 void relay_config_free(struct relay_config *cfg);
 
 /* template.c */
+/* The value at a dotted path; a key that itself holds dots ("max(x, 0.5)") is found too. */
 struct json_object *json_at(struct json_object *o, const char *dotted);
-/* Expands {dotted.path} against body; {{ and }} are literal braces. malloc'd. */
-char *template_expand(const char *tpl, struct json_object *body);
+/*
+ * Expands {dotted.path} and {path|filter} against body, in tc's locale and
+ * time zone (tc NULL: English, UTC); {{ and }} are literal braces. malloc'd.
+ */
+char *template_expand(const char *tpl, struct json_object *body, const struct target_conf *tc);
+/* Whether a rule term (a key of alert.values) has a duration for its value (PROTOCOL.md §7.4). */
+int term_is_duration(const char *term);
 
 /* sign.c: base64(HMAC-SHA256(key, msg)) into out (>= 64 bytes). */
 int hmac_sha256_b64(const char *key, size_t klen, const char *msg, size_t mlen,
@@ -92,6 +115,7 @@ struct message {
 };
 struct target_type {
 	const char *name;
+	int locale;                     /* the language its users most likely read */
 	int needs_secret_ok;            /* accepts `secret` */
 	int errcode_in_body;            /* answers 200 with {"errcode"|"code": N} on failure */
 	const char *const *formats;     /* message variants, the default first; NULL-terminated */
@@ -106,8 +130,17 @@ const char *target_type_names(void);
 void message_clear(struct message *msg);
 int target_matches(const struct target_conf *tc, struct json_object *body);
 
-/* state.c: one small file per target holding its last delivered seq. */
-int state_read(const char *dir, const char *name, uint64_t *seq, int *found, struct herr *err);
-int state_write(const char *dir, const char *name, uint64_t seq, struct herr *err);
+/*
+ * state.c: one small file per target: every seq <= upto has been handled
+ * except those in held[] (firings waiting out hold_firing when it was written).
+ */
+#define STATE_HELD_MAX 1000
+struct relay_state {
+	uint64_t upto;
+	uint64_t *held;                 /* ascending; malloc'd by state_read */
+	size_t nheld;
+};
+int state_read(const char *dir, const char *name, struct relay_state *st, int *found, struct herr *err);
+int state_write(const char *dir, const char *name, const struct relay_state *st, struct herr *err);
 
 #endif

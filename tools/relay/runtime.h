@@ -14,21 +14,43 @@ struct json_object;
 struct ctl_client;
 
 /*
- * A target at run time. Invariant: every seq <= acked has been handled
- * (delivered, skipped, or not matched); the queue holds the matched bodies
- * with acked < seq <= seen, in seq order; at most one request is in flight
- * and it carries the first `inflight_n` of them, so order is kept. A full
- * queue stops taking alerts without moving `seen`; once it has drained, the
- * loop replays from `seen` for it, so a long outage costs memory up to
+ * One queued notification. A firing under hold_firing waits until hold_until
+ * (monotonic ms) for its resolution; 0 means it may go.
+ */
+struct qitem {
+	struct json_object *body;
+	uint64_t seq;
+	int64_t hold_until;
+	int inflight;
+};
+
+/*
+ * A target at run time. Invariant: every seq <= seen that is not in the queue
+ * has been handled (delivered, skipped, dropped as a flap, or not matched);
+ * the queue holds the rest, the matched bodies, in seq order. At most one
+ * request is in flight; it carries the first ready items (not held), so
+ * messages keep their order except that later ones may pass a held firing,
+ * never one of the same alert (its repeat or resolution releases it first).
+ * A full queue stops taking alerts without moving `seen`; once it has drained,
+ * the loop replays from `seen` for it, so a long outage costs memory up to
  * queue_max and nothing else.
+ *
+ * What is saved (state.c) is the first unhandled seq that is not held, less
+ * one, with the held ones before it; after a restart `keep` lists those, and
+ * the replay skips every other seq up to keep_upto, which went out already.
  */
 struct target {
 	const struct target_conf *conf;   /* borrowed from the current config */
-	uint64_t seen, acked, saved;
+	uint64_t seen;
 	int fresh;                        /* no state file yet: starts at the current seq */
 	int overflow;                     /* queue was full: ignores the source until it drains */
-	struct json_object **q;
+	struct qitem *q;
 	size_t qhead, qlen, qcap;
+	size_t nheld;                     /* queued items with hold_until != 0 */
+	int64_t next_release;             /* the earliest hold_until */
+	uint64_t *keep, keep_upto;        /* after a restart: see above */
+	size_t nkeep, ikeep;
+	struct relay_state saved;         /* as last written */
 	CURL *easy;
 	struct curl_slist *headers;
 	struct message msg;               /* the request in flight (body must outlive it) */
@@ -40,7 +62,7 @@ struct target {
 	char errbuf[CURL_ERROR_SIZE];
 	char reply[256];                  /* the start of the service's answer */
 	size_t reply_len;
-	uint64_t delivered, skipped, retried;
+	uint64_t delivered, skipped, retried, flaps;
 };
 
 struct relay {
