@@ -15,6 +15,7 @@
 #include "hearth/rules.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
+#include "hearth/strmap.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
@@ -46,6 +47,9 @@ struct backtest {
 	struct tally tally[BACKTEST_RULES];
 	int64_t first_day;
 	size_t ndays;
+	struct id_list fresh;           /* customers not stored yet when it began: replayed first */
+	size_t next_fresh;
+	struct strmap fresh_set;        /* and not again when the walk meets them stored */
 	char after[HEARTH_ID_MAX + 1];  /* the walk's position in customer order */
 	size_t after_len;
 	int started, done;
@@ -309,21 +313,48 @@ out:
 
 /* ---- the walk over customers ------------------------------------------------ */
 
-static int wanted(struct backtest *bt, MDB_txn *txn, const MDB_val *key, const MDB_val *val)
+/* `where` holds for the customer as they are now (as `customers --where` reads it)? */
+static int wanted(struct backtest *bt, MDB_txn *txn, const char *id, size_t len)
 {
 	struct cust *c;
 	struct eval_env env;
 	struct value v;
-	int yes;
+	struct herr err;
+	int yes, owned = 0;
 
 	if (!bt->p.where)
 		return 1;
-	if (!(c = cust_decode(key->mv_data, key->mv_size, val->mv_data, val->mv_size)))
+	if (!(c = timeline_customer(bt->srv->tl, txn, id, len, &owned, &err)))
 		return 0;
-	engine_env(bt->srv->engine, txn, c, bt->p.to, &env);
+	engine_env(bt->srv->engine, txn, c, server_now(bt->srv), &env);
 	yes = expr_eval(bt->p.where, &env, &v, NULL) == 0 && value_truthy(&v);
-	cust_free(c);
+	if (owned)
+		cust_free(c);
 	return yes;
+}
+
+static int take(struct backtest *bt, MDB_txn *txn, const char *id, size_t len, struct herr *err)
+{
+	return wanted(bt, txn, id, len) ? replay_customer(bt, txn, id, len, err) : 0;
+}
+
+/*
+ * The walk reads stored customers; those whose first events are not written
+ * yet are listed when it begins and replayed first, rather than forcing a
+ * flush that would hold the loop.
+ */
+static int fresh_step(struct backtest *bt, struct herr *err)
+{
+	MDB_txn *txn;
+	size_t n = 0;
+	int rc = 0;
+
+	if (store_read_begin(bt->srv->st, &txn, err) < 0)
+		return -1;
+	for (; bt->next_fresh < bt->fresh.n && n < STEP_CUSTOMERS && rc == 0; bt->next_fresh++, n++)
+		rc = take(bt, txn, bt->fresh.ids[bt->next_fresh], bt->fresh.lens[bt->next_fresh], err);
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 /* The next few customers after the walk's position; sets bt->done past the last. */
@@ -354,7 +385,8 @@ static int walk_step(struct backtest *bt, struct herr *err)
 			continue;
 		memcpy(bt->after, key.mv_data, key.mv_size);
 		bt->after_len = key.mv_size;
-		if (wanted(bt, txn, &key, &val) && replay_customer(bt, txn, bt->after, bt->after_len, err) < 0)
+		if (!strmap_get(&bt->fresh_set, bt->after, bt->after_len) &&
+		    take(bt, txn, bt->after, bt->after_len, err) < 0)
 			goto out;
 	}
 	bt->done = rc != 0;
@@ -461,9 +493,8 @@ static int backtest_step(struct job *job, struct json_object *ans, struct herr *
 	/* the expressions point into the configuration they were compiled with */
 	if (bt->srv->cfg != bt->cfg)
 		return herr_set(err, HERR_GONE, "the configuration was reloaded during the backtest; run it again");
-	/* the walk reads stored customers: what is pending goes there first, once */
-	if (!bt->started && timeline_flush(bt->srv->tl, 1, err) < 0)
-		return -1;
+	if (bt->next_fresh < bt->fresh.n)
+		return fresh_step(bt, err) < 0 ? -1 : 1;
 	if (!bt->done && walk_step(bt, err) < 0)
 		return -1;
 	if (!bt->done)
@@ -496,6 +527,8 @@ static void backtest_free(struct job *job)
 		json_object_put(t->only);
 	}
 	json_object_put(bt->transitions);
+	id_list_free(&bt->fresh);
+	strmap_clear(&bt->fresh_set);
 	free(bt->events);
 	free(bt->text);
 	free(bt);
@@ -527,8 +560,12 @@ struct job *backtest_job_new(struct server *srv, struct backtest_params *p, stru
 		if (!t->day_fired || !t->day_resolved || !t->only)
 			goto nomem;
 	}
-	if (!bt->transitions)
+	strmap_init(&bt->fresh_set);
+	if (!bt->transitions || timeline_pending_new(srv->tl, &bt->fresh) < 0)
 		goto nomem;
+	for (size_t i = 0; i < bt->fresh.n; i++)
+		if (strmap_put(&bt->fresh_set, bt->fresh.ids[i], bt->fresh.lens[i], bt) < 0)
+			goto nomem;
 	return &bt->job;
 nomem:
 	backtest_free(&bt->job);

@@ -207,3 +207,16 @@ def test_answers_stay_in_order_around_a_backtest(played):
     c.send({"cmd": "backtest", "rule": "customer_cooling", "from": rfc3339(T0_MS), "to": rfc3339(end)})
     c.close()
     assert assert_ok(d.ctl({"cmd": "ping"}))
+
+
+def test_zz_events_not_yet_flushed_are_replayed(played):
+    """Runs last: it adds a customer to the played store."""
+    d, end, _ = played
+    window = {"from": rfc3339(end - 10 * DAY), "to": rfc3339(end)}
+    before = backtest(d, rule="complaint_unresolved", **window)
+    d.ingest_ctl([ev("FRESH", rfc3339(end - 3 * DAY), "complaint", id="c-FRESH", ref="x")])
+    after = backtest(d, rule="complaint_unresolved", detail=True, **window)
+    assert after["customers"] == before["customers"] + 1
+    assert after["fired"] == before["fired"] + 1
+    mine = [t for t in after["transitions"] if t["customer"] == "FRESH"]
+    assert mine[0]["kind"] == "firing" and parse_time(mine[0]["at"]) == end - 3 * DAY + 48 * HOUR + 1

@@ -262,6 +262,9 @@ struct results {
 	struct figure ingest_eps, raw_eps, sql_eps, ratio_raw, ratio_sql;
 	double json_bytes, record_bytes;
 	struct figure import_eps;
+	struct figure backtest_s, backtest_ping_p99_ms;   /* one rule over the import's year */
+	double backtest_ping_max_ms;
+	int64_t backtest_fired;
 	int64_t import_notes, import_firing;   /* notifications of the (quiet) import, alerts firing after it */
 	struct figure tick_idle[2], tick_due[2], reeval_s[2], ping_max_ms[2];
 	double tick_idle_max[2];

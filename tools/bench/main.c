@@ -128,6 +128,13 @@ static void report(const struct bench *b)
 	snprintf(note, sizeof(note), "%zu calls, every 10 ms; p50 %.2f ms, max %.2f ms", r->status_import_n,
 		 r->status_import_p50_ms, r->status_import_max_ms);
 	table_add("status during that import, p99", r->status_import_p99_ms, "%.2f", "ms", INFO, 0, note);
+	snprintf(f, sizeof(f), "backtest of one rule over that store's year (%s customers)",
+		 count((double)z->import_customers, a, sizeof(a)));
+	snprintf(note, sizeof(note), "customer_cooling, %lld fired; ping max %.1f ms",
+		 (long long)r->backtest_fired, r->backtest_ping_max_ms);
+	table_add(f, fig_median(&r->backtest_s), "%.2f", "s", AT_MOST, 10, note);
+	table_add("ping during that backtest, p99", fig_max(&r->backtest_ping_p99_ms), "%.2f", "ms", AT_MOST, 5,
+		  NULL);
 	snprintf(note, sizeof(note), "%lld notifications, %lld alerts firing after the import",
 		 (long long)r->import_notes, (long long)r->import_firing);
 	table_add("notifications of that import / alerts firing after it",

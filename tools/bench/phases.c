@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -455,6 +456,61 @@ out:
 	return rc;
 }
 
+/* ---- backtest with a pinger --------------------------------------------------------- */
+
+#define BACKTEST_PINGS 100000
+
+/*
+ * `backtest customer_cooling` over the store's whole year, with `ping` every
+ * 10 ms on another connection: the job runs in slices, so the loop answers.
+ */
+static int measure_backtests(struct bench *b, struct daemon *d, struct herr *err)
+{
+	char req[256], from[TIME_BUF];
+
+	time_format(b->end_ms - 366 * MS_PER_DAY, from, sizeof(from));
+	snprintf(req, sizeof(req), "{\"cmd\":\"backtest\",\"rule\":\"customer_cooling\",\"from\":\"%s\"}", from);
+	for (size_t r = 0; r < b->sz.runs; r++) {
+		struct pinger p = { .path = d->control };
+		struct json_object *ans;
+		pthread_t th;
+		int rc = -1;
+		if (!(p.samples = calloc(BACKTEST_PINGS, sizeof(double))))
+			return herr_set(err, HERR_NOMEM, "out of memory");
+		p.samples_cap = BACKTEST_PINGS;
+		if (pthread_create(&th, NULL, ping_loop, &p) != 0) {
+			free(p.samples);
+			return herr_set(err, HERR_IO, "bench, cannot start the pinger");
+		}
+		pause_ms(50);
+		double t0 = now_s();
+		ans = daemon_call(d, req, err);
+		double secs = now_s() - t0;
+		atomic_store(&p.stop, 1);
+		pthread_join(th, NULL);
+		if (ans && !p.failed) {
+			size_t n = p.n < p.samples_cap ? p.n : p.samples_cap;
+			sort_doubles(p.samples, n);
+			fig_add(&b->r.backtest_s, secs);
+			fig_add(&b->r.backtest_ping_p99_ms, n ? pct(p.samples, n, 99) : NAN);
+			if (p.max_ms > b->r.backtest_ping_max_ms)
+				b->r.backtest_ping_max_ms = p.max_ms;
+			b->r.backtest_fired = json_object_get_int64(json_object_object_get(ans, "fired"));
+			say("backtest customer_cooling over a year (run %zu): %.2f s, %lld fired; ping p99 %.2f ms, "
+			    "max %.2f ms over %zu", r + 1, secs, (long long)b->r.backtest_fired,
+			    n ? pct(p.samples, n, 99) : NAN, p.max_ms, n);
+			rc = 0;
+		} else if (ans || p.failed) {
+			herr_set(err, HERR_IO, "bench, backtest: %s", p.failed ? p.error : "no answer");
+		}
+		json_object_put(ans);
+		free(p.samples);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* ---- import ------------------------------------------------------------------- */
 
 #define STATUS_SAMPLES 100000
@@ -545,7 +601,7 @@ int phase_import(struct bench *b, struct herr *err)
 	printf("\n== ticks and re-evaluation: %llu customers, %llu events\n",
 	       (unsigned long long)b->r.customers[0], (unsigned long long)b->r.events[0]);
 	if (daemon_wait_flushed(&d, err) < 0 || measure_ticks(b, &d, 0, p.ncohorts, err) < 0 ||
-	    measure_reevals(b, &d, 0, err) < 0)
+	    measure_reevals(b, &d, 0, err) < 0 || measure_backtests(b, &d, err) < 0)
 		goto out;
 	rc = 0;
 out:
