@@ -28,10 +28,12 @@ BUILD = _BUILD if os.path.isabs(_BUILD) else os.path.join(REPO, _BUILD)
 HEARTHD = os.path.join(BUILD, "hearthd")
 HEARTHCTL = os.path.join(BUILD, "hearthctl")
 
-# Deadlines (seconds).  Generous enough for the ASan+UBSan build on a busy 2-core box.
-START_DEADLINE = 10.0
-STOP_DEADLINE = 10.0
-REPLY_DEADLINE = 10.0
+# Deadlines (seconds) for things that must happen.  Generous, for the ASan+UBSan build on
+# a busy 2-core box: a deadline only bounds how long a failing test waits, it never
+# measures speed (no test asserts a speed; `make bench` measures them).
+START_DEADLINE = 30.0
+STOP_DEADLINE = 30.0
+REPLY_DEADLINE = 30.0
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
@@ -821,7 +823,11 @@ def expect_alerts(sub, daemon, *wanted):
     return out
 
 
-def expect_soon(sub, kind, rule, customer, within=1.0):
-    """The next alert message, within `within` seconds, is (kind, rule, customer)."""
+def expect_soon(sub, kind, rule, customer, within=REPLY_DEADLINE):
+    """The next alert message is (kind, rule, customer).
+
+    With --test-clock nothing ticks unless a test moves the clock, so a message that
+    arrives at all was published by what the test just did (an ingest, a reload); how
+    soon is not asserted, the deadline is only there so that a missing one fails."""
     topic, body = sub.next_alert(within)
     return check_body(topic, body, kind, rule, customer)

@@ -5,13 +5,15 @@
 Custom rules on cases keep the conditions independent of the clock where a test is
 about something else (restart, latency)."""
 
+import json
 import statistics
 import time
 
 import pytest
 import zmq
 
-from hearthtest import (DAY, HOUR, MINUTE, T0_MS, assert_error, assert_ok, check_body, ev,
+from hearthtest import (DAY, HOUR, MINUTE, T0_MS, assert_error, assert_ok, check_body,
+                        check_ingest_reply, ev,
                         expect_alerts, expect_soon, now_ms, parse_time, rfc3339, rule_yaml,
                         rules_yaml, zmq_recv, Subscriber)
 
@@ -316,10 +318,19 @@ def test_heartbeat_carries_last_seq(clock_daemon):
         d.ingest_ctl([complaint("H%d" % i, T0_MS)])
     expect_alerts(sub, d, *[("firing", "complained", "H%d" % i) for i in range(3)])
     assert sub.last_hb["seq"] == 3
-    # publish.heartbeat: 50ms; consecutive heartbeats come about that far apart
-    ts = [parse_time(sub.wait_live(d)["ts"]) for _ in range(6)]
-    gaps = [b - a for a, b in zip(ts, ts[1:])]
-    assert all(25 <= g <= 1000 for g in gaps), gaps
+    # publish.heartbeat: 50ms.  By the daemon's own stamps, heartbeats never come closer
+    # than that (a busy machine only stretches the gaps), and they do come at that cadence
+    # rather than the default 5s: wait (with a deadline) for one gap under a second,
+    # which a 5s heartbeat never shows however fast or slow the machine is.
+    ts = [parse_time(sub.wait_live(d)["ts"])]
+    end = time.monotonic() + 30
+    while True:
+        ts.append(parse_time(sub.wait_live(d)["ts"]))
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        assert min(gaps) >= 40, gaps                # 50ms, less ms rounding
+        if len(gaps) >= 5 and min(gaps) < 1000:
+            break
+        assert time.monotonic() < end, "no two heartbeats under 1s apart: %r" % gaps
     assert sub.last_hb["seq"] == d.status()["seq"] == 3
 
 
@@ -427,8 +438,10 @@ def test_forget_resolves_firing_alerts(clock_daemon):
 # --------------------------------------------------------------------------------------
 
 def test_ingest_to_alert_latency(clock_daemon):
-    """200 ingests over ZeroMQ, each starting or ending an alert: time from sending the
-    event to the subscriber receiving its notification."""
+    """200 ingests over ZeroMQ, each starting or ending an alert: each one's notification
+    comes, in order, without the clock moving.  The time from sending the event to the
+    subscriber receiving its notification is printed (-s), not asserted: it depends on the
+    machine (`make bench` measures speeds)."""
     d = clock_daemon(rules_yaml(rule_yaml("complained", OPEN_COMPLAINT)), heartbeat="1s")
     sub = d.subscribe()
     req = d.zsock(zmq.REQ)
@@ -439,12 +452,13 @@ def test_ingest_to_alert_latency(clock_daemon):
             e = (complaint if firing else resolve)("L", T0_MS + i, ref="c%d" % (i // 2))
             t0 = time.perf_counter()
             req.send_json(e)
-            topic, body = sub.next_alert(5.0)
+            topic, body = sub.next_alert()
             lat.append(time.perf_counter() - t0)
             check_body(topic, body, "firing" if firing else "resolved", "complained", "L")
             assert body["seq"] == i + 1
-            rep = zmq_recv(req, 5.0)
+            rep = zmq_recv(req)
             assert rep is not None, "no ingest reply"
+            check_ingest_reply(json.loads(rep[0]))
     finally:
         req.close(0)
     lat.sort()
@@ -452,7 +466,7 @@ def test_ingest_to_alert_latency(clock_daemon):
     p99 = lat[int(len(lat) * 0.99) - 1]
     print("\ningest-to-alert latency over %d notifications: p50 %.2f ms, p99 %.2f ms, max %.2f ms"
           % (len(lat), p50 * 1e3, p99 * 1e3, lat[-1] * 1e3))
-    assert lat[-1] < 1.0
+    assert d.status()["seq"] == 200
 
 
 # --------------------------------------------------------------------------------------

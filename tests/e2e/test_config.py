@@ -17,7 +17,7 @@ RULES_OK = (
 )
 
 
-def hearthd(*args, timeout=20):
+def hearthd(*args, timeout=60):
     require_binary(HEARTHD)
     p = subprocess.run([HEARTHD] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=timeout)

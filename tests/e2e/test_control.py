@@ -6,7 +6,6 @@ import os
 import re
 import socket
 import stat
-import time
 
 import pytest
 
@@ -383,12 +382,13 @@ def test_binary_junk_on_control_socket(daemon):
 
 
 def test_half_written_line_does_not_block_others(daemon):
+    # The rest of the slow line is only sent after the others were answered: a daemon
+    # that waited for it would never answer them (and fail at the deadline), however
+    # fast or slow the machine is.
     with daemon.conn() as slow:
         slow.send_raw(b'{"cmd":"pi')
-        t0 = time.monotonic()
-        assert daemon.ctl({"cmd": "ping"}, timeout=3)["pong"] is True
-        assert daemon.ctl({"cmd": "status"}, timeout=3)["ok"] is True
-        assert time.monotonic() - t0 < 3
+        assert daemon.ctl({"cmd": "ping"})["pong"] is True
+        assert daemon.ctl({"cmd": "status"})["ok"] is True
         slow.send_raw(b'ng"}\n')
         assert slow.recv()["pong"] is True
 
@@ -398,10 +398,10 @@ def test_200_idle_connections(daemon):
     try:
         for _ in range(200):
             idle.append(unix_connect(daemon.cfg.control))
-        t0 = time.monotonic()
-        assert daemon.ctl({"cmd": "ping"}, timeout=2)["pong"] is True
-        # "Quickly": generous for a sanitizer build on a busy box.
-        assert time.monotonic() - t0 < 1.0
+        # None of the idle ones ever sends a byte: a daemon that waited on any of them
+        # would never answer (and fail at the deadline); how fast it answers is not
+        # asserted.
+        assert daemon.ctl({"cmd": "ping"})["pong"] is True
         # The idle connections are real connections: the last one is served too.
         idle[-1].sendall(b'{"cmd":"ping"}\n')
         assert idle[-1].recv(4096).startswith(b"{")

@@ -106,7 +106,7 @@ def _stream(d, trial, rnd, stop):
         while True:
             while len(inflight) < MAX_IN_FLIGHT:
                 send()
-            rep = dealer_recv(s, timeout=20)
+            rep = dealer_recv(s, timeout=60)
             b = inflight.popleft()
             assert rep.get("ok") is True and rep["accepted"] == BATCH, rep
             acked.append(b)
@@ -115,7 +115,7 @@ def _stream(d, trial, rnd, stop):
                     send()
                 # Sometimes wait for one more ack so the stop lands mid-commit of others.
                 if rnd.random() < 0.5 and inflight:
-                    rep = dealer_recv(s, timeout=20)
+                    rep = dealer_recv(s, timeout=60)
                     assert rep.get("ok") is True and rep["accepted"] == BATCH, rep
                     acked.append(inflight.popleft())
                 stop()
@@ -189,7 +189,7 @@ def test_second_daemon_on_same_config_refuses(daemon, config):
         p = subprocess.Popen([HEARTHD, "-c", config.path], stdin=subprocess.DEVNULL,
                              stdout=f, stderr=f)
     try:
-        rc = p.wait(10)
+        rc = p.wait(60)
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
@@ -228,7 +228,7 @@ def test_backup_under_load_and_restore(make_daemon, new_config):
             batch = [{"id": "bk-%d-%d" % (n, i), "customer": "B%d" % (i % 50),
                       "ts": base + n * 100 + i, "type": "call"} for i in range(100)]
             sock.send(json.dumps(batch).encode())
-            if not sock.poll(10000):
+            if not sock.poll(60000):
                 break
             rep = json.loads(sock.recv())
             if rep.get("ok") and rep["accepted"] == 100:
@@ -238,14 +238,17 @@ def test_backup_under_load_and_restore(make_daemon, new_config):
 
     t = threading.Thread(target=produce)
     t.start()
-    end = time.monotonic() + 10
-    while len(acked) < 20 and time.monotonic() < end:
+    # the backup starts once 20 batches are acknowledged (polling, with a generous deadline)
+    end = time.monotonic() + 60
+    while len(acked) < 20:
+        assert t.is_alive() and time.monotonic() < end, "%d batches acknowledged" % len(acked)
         time.sleep(0.01)
     acked_before = sum(acked[:len(acked)], [])
     backup = os.path.join(cfg.dir, "backup.mdb")
     out = subprocess.run([HEARTHCTL, "-s", cfg.control, "backup", backup], capture_output=True, text=True)
     stop_flag.set()
-    t.join(30)
+    t.join(90)
+    assert not t.is_alive()
     assert out.returncode == 0, out.stderr
     assert os.path.getsize(backup) > 0
     d.stop()
@@ -288,7 +291,7 @@ def test_kill9_alert_seq_has_no_gaps_or_repeats(make_daemon, new_config):
             n += 20
             dealer_send(s, json.dumps(batch))
         for _ in range(rnd.randint(1, stop_at)):
-            dealer_recv(s, timeout=20)
+            dealer_recv(s, timeout=60)
         d.kill9()
         s.close(0)
         d.start()

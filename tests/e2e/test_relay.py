@@ -11,15 +11,18 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import ssl
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +34,7 @@ from hearthtest import (BUILD, SANITIZER_MARKERS, T0_MS, assert_ok, ev, now_ms, 
                         rfc3339, rule_yaml, rules_yaml)
 
 RELAY = os.path.join(BUILD, "hearth-relay")
-DEADLINE = 15.0
+DEADLINE = 30.0        # generous (a busy machine): deadlines never measure speed
 
 RULES = rules_yaml(
     rule_yaml("complaint_open", "open(complaint) > 0", severity="warning",
@@ -44,16 +47,42 @@ RULES = rules_yaml(
 # A chat service on loopback
 # --------------------------------------------------------------------------------------
 
+class _SinkServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer whose handler threads never print: a peer that goes away early
+    (connection reset, broken pipe, a TLS EOF, a timeout: any OSError) is counted in
+    hook.resets, anything else is kept in hook.errors and fails the test at teardown."""
+
+    daemon_threads = True
+    hook = None
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        with self.hook.cond:
+            if isinstance(exc, OSError):
+                self.hook.resets += 1
+            else:
+                self.hook.errors.append(traceback.format_exc())
+
+
 class Hook:
     """An HTTP server recording every POST; answers from `script` (a list of
-    (status, headers, body[, delay seconds])) first, then 200 with `ok_body`.
-    With `tls` (certfile, keyfile) it speaks HTTPS."""
+    (status, headers, body[, delay])) first, then 200 with `ok_body`.  A delay is
+    seconds to sleep before answering (a slow service) or a threading.Event to wait for
+    (a service that answers when the test says so).  With `tls` (certfile, keyfile) it
+    speaks HTTPS.
+
+    A request is recorded once its body has arrived in full, before it is answered;
+    `answered` is then None, True once the whole answer was handed to the connection,
+    False if the peer was gone by then (the relay never saw that answer and will send
+    the request again, so it is not a delivery: ok() leaves it out)."""
 
     def __init__(self, script=(), ok_body=b"ok", port=0, tls=None):
         self.requests = []
         self.script = list(script)
         self.ok_body = ok_body
         self.cond = threading.Condition()
+        self.resets = 0
+        self.errors = []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,11 +92,16 @@ class Hook:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 data = self.rfile.read(n)
+                if len(data) < n:          # the peer closed mid-body: nothing arrived
+                    with hook.cond:
+                        hook.resets += 1
+                    self.close_connection = True
+                    return
                 u = urllib.parse.urlsplit(self.path)
                 with hook.cond:
                     rec = {"t": time.monotonic(), "path": u.path,
                            "query": urllib.parse.parse_qs(u.query), "raw_query": u.query,
-                           "headers": dict(self.headers), "raw": data}
+                           "headers": dict(self.headers), "raw": data, "answered": None}
                     try:
                         rec["json"] = json.loads(data)
                     except ValueError:
@@ -77,20 +111,33 @@ class Hook:
                     rec["status"] = status
                     hook.requests.append(rec)
                     hook.cond.notify_all()
-                if delay:
+                if delay and isinstance(delay[0], threading.Event):
+                    delay[0].wait(DEADLINE)  # answered when the test says so
+                elif delay:
                     time.sleep(delay[0])   # a slow service, not a wait in the test
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    answered = True
+                except OSError:            # the peer went away before the answer
+                    answered = False
+                    self.close_connection = True
+                with hook.cond:
+                    rec["answered"] = answered
+                    if not answered:
+                        hook.resets += 1
+                    hook.cond.notify_all()
 
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _SinkServer(("127.0.0.1", port), Handler)
+        self.server.hook = self
         self.scheme = "http"
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -104,23 +151,28 @@ class Hook:
     def url(self):
         return "%s://127.0.0.1:%d/hook" % (self.scheme, self.server.server_address[1])
 
+    @staticmethod
+    def _delivered(r):
+        return 200 <= r["status"] < 300 and r["answered"] is not False
+
     def ok(self):
-        """Requests answered 2xx."""
+        """Requests answered 2xx (leaving out any whose answer found the peer gone)."""
         with self.cond:
-            return [r for r in self.requests if 200 <= r["status"] < 300]
+            return [r for r in self.requests if self._delivered(r)]
 
     def wait(self, n, timeout=DEADLINE, answered_ok=True):
         """At least n requests (answered 2xx unless answered_ok=False), with a deadline."""
         end = time.monotonic() + timeout
         with self.cond:
             while True:
-                got = [r for r in self.requests if not answered_ok or 200 <= r["status"] < 300]
+                got = [r for r in self.requests if not answered_ok or self._delivered(r)]
                 if len(got) >= n:
                     return got
                 left = end - time.monotonic()
                 if left <= 0:
-                    pytest.fail("%d requests within %.0fs, expected %d: %r" % (
-                        len(got), timeout, n, [r["json"] for r in self.requests][:20]))
+                    pytest.fail("%d requests within %.0fs, expected %d (%d connections gone "
+                                "early): %r" % (len(got), timeout, n, self.resets,
+                                                [r["json"] for r in self.requests][:20]))
                 self.cond.wait(left)
 
     def close(self):
@@ -140,6 +192,9 @@ def hooks():
     yield make
     for h in made:
         h.close()
+    errors = [e for h in made for e in h.errors]
+    if errors:
+        pytest.fail("an HTTP sink's handler failed:\n" + errors[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -295,7 +350,7 @@ def test_check_ok_and_errors_with_position(tmp_path):
                     "targets:\n" + target_yaml("a", "slack", "https://chat.example/h",
                                                kinds=["firing"], rate="2/s", group_wait="1s")
                     + "    match: {severity: [warning], labels: {team: sales}}\n")
-    p = subprocess.run([RELAY, "--check", "-c", str(good)], capture_output=True, timeout=10)
+    p = subprocess.run([RELAY, "--check", "-c", str(good)], capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert b"configuration OK" in p.stdout
     bad = tmp_path / "bad.yaml"
@@ -304,7 +359,7 @@ def test_check_ok_and_errors_with_position(tmp_path):
                    "  - name: a\n    type: slak\n    url: \"http://x/\"\n"
                    "  - name: b\n    type: webhook\n    url: \"http://x/\"\n    kinds: [fired]\n"
                    "  - name: c\n    format: html\n    type: teams\n    url: \"http://x/\"\n")
-    p = subprocess.run([RELAY, "--check", "-c", str(bad)], capture_output=True, timeout=10)
+    p = subprocess.run([RELAY, "--check", "-c", str(bad)], capture_output=True, timeout=60)
     assert p.returncode == 78, p
     err = p.stderr.decode()
     assert "%s:4:3:" % bad in err and "extra" in err, err
@@ -320,7 +375,7 @@ def test_example_config_checks_and_installs(tmp_path):
     require_binary(RELAY)
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     p = subprocess.run([RELAY, "--check", "-c", os.path.join(repo, "etc", "relay.yaml")],
-                       capture_output=True, timeout=10)
+                       capture_output=True, timeout=60)
     assert p.returncode == 0 and b"configuration OK" in p.stdout, p
     root = str(tmp_path / "root")
     subprocess.run(["make", "-s", "install", "DESTDIR=" + root, "PREFIX=/usr"], cwd=repo,
@@ -328,7 +383,7 @@ def test_example_config_checks_and_installs(tmp_path):
     installed = os.path.join(root, "etc/hearth/relay.yaml")
     text = open(installed).read()
     assert "ipc:///run/hearth/alerts.sock" in text and "/var/lib/hearth-relay" in text
-    p = subprocess.run([RELAY, "--check", "-c", installed], capture_output=True, timeout=10)
+    p = subprocess.run([RELAY, "--check", "-c", installed], capture_output=True, timeout=60)
     assert p.returncode == 0, p
     units = [os.path.join(root, c) for c in ("lib/systemd/system", "usr/lib/systemd/system")
              if os.path.exists(os.path.join(root, c, "hearth-relay.service"))]
@@ -376,7 +431,7 @@ def test_slack_and_webhook_bodies_firing_and_resolved(relay_env, hooks):
         assert "C1 has 1 open complaint(s)" in t or "resolved" in t.lower()
     assert "FIRING" in fire and "RESOLVED" in res
     r.stop()
-    assert len(hook.requests) == 2 and len(slack.requests) == 2
+    assert len(hook.ok()) == 2 and len(slack.ok()) == 2
 
 
 def test_match_kinds_and_template(relay_env, hooks):
@@ -412,7 +467,7 @@ def test_match_kinds_and_template(relay_env, hooks):
     assert "firing #%d: M1 has 1 open complaint(s) for Mia (zhang) sales" % m1 in texts, texts
     assert len(texts) == 4 and last < max(outbox(d))
     r.stop()
-    assert len(zhang.requests) == 2 and len(sales_res.requests) == 2 and len(crit.requests) == 2
+    assert len(zhang.ok()) == 2 and len(sales_res.ok()) == 2 and len(crit.ok()) == 2
 
 
 def test_dingtalk_feishu_wecom_teams(relay_env, hooks):
@@ -495,18 +550,25 @@ def test_service_error_code_in_200_is_skipped(relay_env, hooks):
 # --------------------------------------------------------------------------------------
 
 def test_500_then_200_retried_while_other_target_flows(relay_env, hooks):
-    flaky = hooks(script=[(500, {}, b"boom"), (503, {}, b"busy")])
+    # flaky's retry is answered (503) only once good has its request: a relay that held
+    # good back until flaky succeeds fails here whatever the machine's speed
+    good_has_it = threading.Event()
+    flaky = hooks(script=[(500, {}, b"boom"), (503, {}, b"busy", good_has_it)])
     good = hooks()
     d, r = relay_env([target_yaml("flaky", "webhook", flaky.url, backoff="200ms"),
                       target_yaml("good", "webhook", good.url)])
     d.ingest_ctl([complaint("R1")])
-    g = good.wait(1)
+    try:
+        g = good.wait(1)
+    finally:
+        good_has_it.set()
     f = flaky.wait(1)
     assert len(flaky.requests) == 3
     assert [x["status"] for x in flaky.requests] == [500, 503, 200]
     assert g[0]["t"] < f[0]["t"]
     assert flaky.requests[0]["json"] == f[0]["json"] == g[0]["json"]
-    # exponential: the second wait is longer than the first's lower bound
+    # exponential: the second wait is longer than the first's lower bound (lower bounds
+    # only: the relay never retries sooner than its backoff; a busy machine only adds)
     assert flaky.requests[1]["t"] - flaky.requests[0]["t"] >= 0.09
     assert flaky.requests[2]["t"] - flaky.requests[1]["t"] >= 0.19
 
@@ -530,8 +592,9 @@ def test_429_retry_after_is_honoured(relay_env, hooks):
     d.ingest_ctl([complaint("T1")])
     got = h.wait(1)
     assert len(h.requests) == 2
+    # never sooner than Retry-After (the 50ms backoff would be); later is the machine
     gap = h.requests[1]["t"] - h.requests[0]["t"]
-    assert 0.95 <= gap < 3.0, gap
+    assert gap >= 0.95, gap
     assert got[0]["json"] == h.requests[0]["json"]
 
 
@@ -571,8 +634,8 @@ def test_restart_delivers_every_missed_seq_once(relay_env, hooks):
     a.wait(len(want))
     b.wait(len(want))
     r.stop()
-    assert seqs_of(a.requests) == want
-    assert [int(x["json"]["text"]) for x in b.requests] == want
+    assert seqs_of(a.ok()) == want
+    assert [int(x["json"]["text"]) for x in b.ok()] == want
     assert open(os.path.join(r.state, "b.seq")).read().strip() == str(want[-1])
 
 
@@ -600,7 +663,8 @@ def test_sigterm_and_restart_while_alerts_fire(relay_env, hooks):
             r.stop()
             r.start()
     finally:
-        t.join(60)
+        t.join(120)
+    assert not t.is_alive(), "the alerts were still being fired"
     assert not errors, errors
     want = sorted(outbox(d, start))
     assert len(want) == 60
@@ -613,7 +677,7 @@ def test_sigterm_and_restart_while_alerts_fire(relay_env, hooks):
     while len(b_seqs()) < 60 and time.monotonic() < end:
         b.wait(len(b.ok()) + 1, timeout=max(0.1, end - time.monotonic()))
     r.stop()
-    assert seqs_of(a.requests) == want
+    assert seqs_of(a.ok()) == want
     assert b_seqs() == want
 
 
@@ -626,6 +690,11 @@ def test_sigstop_recovers_by_replay(relay_env, hooks):
     start = d.status()["seq"]
     d.ingest_ctl([complaint("P0")])
     a.wait(1)
+    # nothing in flight when it stops: a request stalled longer than the relay's HTTP
+    # timeout (10s; the stall below may take that long on a busy machine) would be
+    # sent again, legitimately, and look like a duplicate
+    r.wait_log("target 'a' delivered seq")
+    r.wait_log("target 'b' delivered seq")
     n = 2500                             # beyond the PUB socket's high-water mark (1000)
     os.kill(r.proc.pid, signal.SIGSTOP)
     try:
@@ -645,7 +714,7 @@ def test_sigstop_recovers_by_replay(relay_env, hooks):
     while len(b_seqs()) < len(want) and time.monotonic() < end:
         b.wait(len(b.ok()) + 1, timeout=max(0.1, end - time.monotonic()))
     r.stop()
-    assert seqs_of(a.requests) == want
+    assert seqs_of(a.ok()) == want
     assert b_seqs() == want
     assert len(b.requests) < len(want) / 10    # grouped: the backlog went out in few messages
 
@@ -683,25 +752,29 @@ def test_sighup_reload_adds_target_and_keeps_old_on_error(relay_env, hooks):
     got = b.wait(1)
     assert [x["json"]["alert"]["customer"] for x in got] == ["H3"]
     r.stop()
-    assert len(a.requests) == 3 and len(b.requests) == 1
+    assert len(a.ok()) == 3 and len(b.ok()) == 1
 
 
 def test_sigterm_finishes_the_delivery_in_hand(relay_env, hooks):
-    h = hooks(script=[(200, {}, b"ok", 1.0)])          # the first answer takes 1s
+    answer = threading.Event()
+    h = hooks(script=[(200, {}, b"ok", answer)])       # the first answer waits for the test
     d, r = relay_env([target_yaml("slow", "webhook", h.url)])
     d.ingest_ctl([complaint("X1")])
     h.wait(1)                                          # the request is in hand
     seq1 = h.requests[0]["json"]["seq"]
-    t0 = time.monotonic()
-    r.stop()                                           # SIGTERM: exits 0 after the answer
-    assert time.monotonic() - t0 >= 0.5
+    try:
+        r.proc.send_signal(signal.SIGTERM)
+        r.wait_log("finishing the deliveries in hand")
+    finally:
+        answer.set()                                   # answered only after the SIGTERM
+    r.stop()                                           # (a second SIGTERM changes nothing)
+    # it waited for the answer: the seq it saved is the one in hand
     assert open(os.path.join(r.state, "slow.seq")).read().strip() == str(seq1)
-    assert "finishing the deliveries in hand" in r.log_text()
     d.ingest_ctl([complaint("X2")])
     r.start()
     h.wait(2)
     r.stop()
-    assert [x["json"]["alert"]["customer"] for x in h.requests] == ["X1", "X2"]
+    assert [x["json"]["alert"]["customer"] for x in h.ok()] == ["X1", "X2"]
 
 
 def test_https_is_verified(relay_env, hooks, tmp_path):
@@ -735,7 +808,7 @@ def test_gone_continues_from_the_current_seq(relay_env, hooks):
     d.ingest_ctl([complaint("O3", ms=T0_MS + 3 * 3600 * 1000)])
     h.wait(2)
     r.stop()
-    assert [x["json"]["alert"]["customer"] for x in h.requests] == ["O1", "O3"]
+    assert [x["json"]["alert"]["customer"] for x in h.ok()] == ["O1", "O3"]
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
@@ -747,7 +820,7 @@ def test_curve_source(make_daemon, workdir, hooks):
     os.makedirs(keys)
     os.makedirs(auth)
     for path in (os.path.join(keys, "server"), os.path.join(auth, "relay")):
-        subprocess.run([HEARTHCTL, "keygen", path], check=True, capture_output=True, timeout=10)
+        subprocess.run([HEARTHCTL, "keygen", path], check=True, capture_output=True, timeout=60)
     cfg = Config(workdir, rules_yaml=RULES, heartbeat="100ms", interval="1h")
     cfg.write(cfg.text + "curve:\n  secret_key_file: %s\n  public_key_file: %s\n  authorized_keys: %s\n"
               % (os.path.join(keys, "server.key"), os.path.join(keys, "server.pub"), auth))
@@ -770,7 +843,7 @@ def test_curve_source(make_daemon, workdir, hooks):
     with open(bad, "w") as f:
         f.write("source:\n  publish: x\n  control: y\n  server_key_file: /nonexistent.pub\n"
                 "state: s\ntargets:\n" + target_yaml("t", "webhook", "http://x/"))
-    p = subprocess.run([RELAY, "--check", "-c", bad], capture_output=True, timeout=10)
+    p = subprocess.run([RELAY, "--check", "-c", bad], capture_output=True, timeout=60)
     assert p.returncode == 78 and ("%s:4:20:" % bad).encode() in p.stderr, p.stderr
 
 
@@ -785,6 +858,8 @@ def test_daemon_down_at_start_and_restarted(relay_env, hooks):
     r.wait_log("source, following")
     d.ingest_ctl([complaint("W1")])
     h.wait(1)
+    r.wait_log("target 't' delivered seq")     # nothing in flight during the stall (see
+                                                # test_sigstop_recovers_by_replay)
     # hearthd restarts while the relay is stalled: what it publishes before the relay's
     # SUB has reconnected is lost on the PUB socket, so the relay must notice the gap
     # (the heartbeat's seq is ahead) and replay it; its control connection broke too
@@ -800,7 +875,7 @@ def test_daemon_down_at_start_and_restarted(relay_env, hooks):
     d.ingest_ctl([complaint("W4")])                     # and live delivery goes on
     h.wait(4)
     r.stop()
-    assert [x["json"]["alert"]["customer"] for x in h.requests] == ["W1", "W2", "W3", "W4"]
+    assert [x["json"]["alert"]["customer"] for x in h.ok()] == ["W1", "W2", "W3", "W4"]
 
 
 def test_sd_notify_ready_reload_stopping(relay_env, hooks, workdir):
@@ -863,7 +938,7 @@ def test_full_queue_catches_up_from_replay(relay_env, hooks):
     other.wait(20)
     h.wait(20)
     r.stop()
-    assert seqs_of(h.ok()) == want and seqs_of(other.requests) == want
+    assert seqs_of(h.ok()) == want and seqs_of(other.ok()) == want
     assert "alerts queued" in r.log_text()
 
 
@@ -901,7 +976,7 @@ def test_alertmanager_receives_and_resolves(relay_env, tmp_path):
                            "--cluster.listen-address=", "--log.level=warn"],
                           stdout=log, stderr=log)
     try:
-        end = time.monotonic() + 20
+        end = time.monotonic() + 60
         while True:
             try:
                 am_alerts(port)
@@ -979,9 +1054,13 @@ class PubClock(threading.Thread):
 
 
 def test_latency_and_rate_limited_throughput(relay_env, hooks):
+    """Every alert reaches both targets once; the one limited to 20/s never goes faster.
+    Latency (PUB to HTTP request) and the limited target's throughput are printed with
+    -s, not asserted: they depend on the machine (docs/RELAY.md quotes them)."""
     fast, slow = hooks(), hooks()
     d, r = relay_env([target_yaml("fast", "webhook", fast.url),
                       target_yaml("slow", "slack", slow.url, rate="20/s")])
+    start = d.status()["seq"]
     pub = PubClock(d)
     pub.start()
     try:
@@ -993,18 +1072,38 @@ def test_latency_and_rate_limited_throughput(relay_env, hooks):
         got = fast.wait(n)
     finally:
         pub.stop()
-    lat = sorted((g["t"] - pub.seen[g["json"]["seq"]]) * 1000.0 for g in got)
-    med, p99 = statistics.median(lat), lat[int(0.99 * (n - 1))]
-    print("\nrelay latency PUB->HTTP request over %d alerts: median %.2f ms, p99 %.2f ms"
-          % (n, med, p99))
+    # (the clock's thread may not have read the last few before it stopped)
+    lat = sorted((g["t"] - pub.seen[g["json"]["seq"]]) * 1000.0 for g in got
+                 if g["json"]["seq"] in pub.seen)
+    if lat:
+        print("\nrelay latency PUB->HTTP request over %d alerts: median %.2f ms, p99 %.2f ms"
+              % (len(lat), statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]))
+    # 200 at 20/s take ten seconds at the least; the deadline is that and a generous margin
     slow.wait(n, timeout=n / 20.0 + DEADLINE)
-    ts = [x["t"] for x in slow.requests[-100:]]
-    rate = (len(ts) - 1) / (ts[-1] - ts[0])
-    print("relay throughput of one target limited to 20/s: %.2f messages/s" % rate)
-    assert 17.0 <= rate <= 20.5, rate
-    assert p99 < 2000, lat[-5:]
     r.stop()
-    assert len(fast.requests) == n and len(slow.requests) == n
+    want = sorted(outbox(d, start))
+    assert len(want) == n
+    assert seqs_of(fast.ok()) == want                  # once each, in order
+    sent = slow.ok()
+    ids = [re.findall(r"\b(L\d+) has 1 open complaint", x["json"]["text"]) for x in sent]
+    assert all(len(set(i)) == 1 for i in ids), [x["json"] for x in sent][:3]
+    assert [i[0] for i in ids] == ["L%d" % i for i in range(n)]   # once each, in order
+
+    # The limit, from the arrival times: the relay starts a request no sooner than 1/20 s
+    # after it started the one before, and only once that one was answered.  A request
+    # may be held up on its way by a busy machine and its successor then follow at once,
+    # but never more than that: any window from one arrival to another holds at most
+    # (its length x 20/s) + 2 of them.  Slowness only widens windows, so this cannot
+    # fail from it; a relay sending faster than 20/s (over a second, or all at once)
+    # fails it.
+    with slow.cond:
+        ts = [x["t"] for x in slow.requests]           # every request, answered or not
+    worst = max(((j - i + 1) - (ts[j] - ts[i]) * 20.0, i, j)
+                for i in range(len(ts)) for j in range(i + 1, len(ts)))
+    print("relay throughput of one target limited to 20/s: %.2f messages/s"
+          % ((len(ts) - 1) / (ts[-1] - ts[0])))
+    assert worst[0] <= 2.05, "requests %d..%d came %.3fs apart: faster than 20/s" % (
+        worst[1], worst[2], ts[worst[2]] - ts[worst[1]])
 
 
 def test_fuzz_reproducer_duplicate_key_is_a_config_error():

@@ -34,7 +34,7 @@ def rule_names(d):
     return [r["name"] for r in assert_ok(d.ctl({"cmd": "rules"}))["rules"]]
 
 
-def wait_for(pred, what, deadline=10.0):
+def wait_for(pred, what, deadline=30.0):
     """Poll the daemon (over its control socket) until pred() holds."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -79,7 +79,7 @@ def test_reload_new_rule_applies_to_existing_customers(clock_daemon):
     assert_ok(d.ctl({"cmd": "reload"}))
     got = set()
     for _ in range(3):
-        topic, body = sub.next_alert(5.0)
+        topic, body = sub.next_alert()
         got.add((body["kind"], body["alert"]["rule"], body["alert"]["customer"]))
     assert got == {("firing", "promised", "E%d" % i) for i in range(3)}
     assert len(d.alerts(rule="promised")) == 3
@@ -130,7 +130,7 @@ def test_reload_changed_rule_resolves(clock_daemon):
     sub = d.subscribe()
     rewrite(d, rules_yaml(rule_yaml("complained", "open(complaint) > 1")))
     assert_ok(d.ctl({"cmd": "reload"}))
-    expect_soon(sub, "resolved", "complained", "V1", within=5.0)
+    expect_soon(sub, "resolved", "complained", "V1")
     assert d.alerts() == [] and d.status()["firing"] == 0
 
 
@@ -305,7 +305,7 @@ def test_reload_new_case_counts_history(clock_daemon):
         past = assert_ok(d.ctl({"cmd": "eval", "expr": "open(refund)", "customer": cid, "at": then}))
         live = assert_ok(d.ctl({"cmd": "eval", "expr": "open(refund)", "customer": cid}))
         assert (past["value"], live["value"]) == (want, want), (cid, past, live)
-    expect_soon(sub, "firing", "refund_open", "RF1", within=5.0)
+    expect_soon(sub, "firing", "refund_open", "RF1")
 
 
 def pending_events(d):
@@ -329,7 +329,7 @@ def test_reload_reaches_customers_not_stored_yet(clock_daemon):
     assert_ok(d.ctl({"cmd": "reload"}))
     got = set()
     while len(got) < n:
-        topic, body = sub.next_alert(5.0)
+        topic, body = sub.next_alert()
         got.add((body["kind"], body["alert"]["rule"], body["alert"]["customer"]))
     assert got == {("firing", "promised", "F%03d" % i) for i in range(n)}
     assert len(d.alerts(rule="promised")) == n
