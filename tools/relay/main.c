@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,17 @@ int main(int argc, char **argv)
 	struct herr err;
 	int check = 0, nerrors = 0, c, rc = RELAY_EXIT_FAIL, curl_up = 0;
 
+	/*
+	 * Stop and reload signals wait for the loop's signalfd from the very start:
+	 * a SIGTERM that came while the targets were being set up used to kill the
+	 * relay by the default action instead of stopping it cleanly.
+	 */
+	sigset_t loop_signals;
+	sigemptyset(&loop_signals);
+	sigaddset(&loop_signals, SIGTERM);
+	sigaddset(&loop_signals, SIGINT);
+	sigaddset(&loop_signals, SIGHUP);
+	sigprocmask(SIG_BLOCK, &loop_signals, NULL);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
