@@ -6,6 +6,7 @@
 
 #include "hearth/alert.h"
 #include "hearth/backtest.h"
+#include "hearth/cust_walk.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
@@ -15,7 +16,6 @@
 #include "hearth/rules.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
-#include "hearth/strmap.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
@@ -47,12 +47,7 @@ struct backtest {
 	struct tally tally[BACKTEST_RULES];
 	int64_t first_day;
 	size_t ndays;
-	struct id_list fresh;           /* customers not stored yet when it began: replayed first */
-	size_t next_fresh;
-	struct strmap fresh_set;        /* and not again when the walk meets them stored */
-	char after[HEARTH_ID_MAX + 1];  /* the walk's position in customer order */
-	size_t after_len;
-	int started, done;
+	struct cust_walk walk;
 	uint64_t customers;
 	struct json_object *transitions;
 	int truncated;
@@ -333,68 +328,10 @@ static int wanted(struct backtest *bt, MDB_txn *txn, const char *id, size_t len)
 	return yes;
 }
 
-static int take(struct backtest *bt, MDB_txn *txn, const char *id, size_t len, struct herr *err)
+static int take(void *ctx, MDB_txn *txn, const char *id, size_t len, struct herr *err)
 {
+	struct backtest *bt = ctx;
 	return wanted(bt, txn, id, len) ? replay_customer(bt, txn, id, len, err) : 0;
-}
-
-/*
- * The walk reads stored customers; those whose first events are not written
- * yet are listed when it begins and replayed first, rather than forcing a
- * flush that would hold the loop.
- */
-static int fresh_step(struct backtest *bt, struct herr *err)
-{
-	MDB_txn *txn;
-	size_t n = 0;
-	int rc = 0;
-
-	if (store_read_begin(bt->srv->st, &txn, err) < 0)
-		return -1;
-	for (; bt->next_fresh < bt->fresh.n && n < STEP_CUSTOMERS && rc == 0; bt->next_fresh++, n++)
-		rc = take(bt, txn, bt->fresh.ids[bt->next_fresh], bt->fresh.lens[bt->next_fresh], err);
-	mdb_txn_abort(txn);
-	return rc;
-}
-
-/* The next few customers after the walk's position; sets bt->done past the last. */
-static int walk_step(struct backtest *bt, struct herr *err)
-{
-	struct store *st = bt->srv->st;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key = { bt->after_len, bt->after }, val;
-	size_t n = 0;
-	int rc, ret = -1;
-
-	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))) {
-		store_error(err, rc, "backtest");
-		mdb_txn_abort(txn);
-		return -1;
-	}
-	rc = bt->started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
-			 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == 0 && bt->started && key.mv_size == bt->after_len &&
-	    memcmp(key.mv_data, bt->after, key.mv_size) == 0)
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	bt->started = 1;
-	for (; rc == 0 && n < STEP_CUSTOMERS; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
-		if (key.mv_size > HEARTH_ID_MAX)
-			continue;
-		memcpy(bt->after, key.mv_data, key.mv_size);
-		bt->after_len = key.mv_size;
-		if (!strmap_get(&bt->fresh_set, bt->after, bt->after_len) &&
-		    take(bt, txn, bt->after, bt->after_len, err) < 0)
-			goto out;
-	}
-	bt->done = rc != 0;
-	ret = 0;
-out:
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return ret;
 }
 
 /* ---- the answer -------------------------------------------------------------- */
@@ -493,12 +430,10 @@ static int backtest_step(struct job *job, struct json_object *ans, struct herr *
 	/* the expressions point into the configuration they were compiled with */
 	if (bt->srv->cfg != bt->cfg)
 		return herr_set(err, HERR_GONE, "the configuration was reloaded during the backtest; run it again");
-	if (bt->next_fresh < bt->fresh.n)
-		return fresh_step(bt, err) < 0 ? -1 : 1;
-	if (!bt->done && walk_step(bt, err) < 0)
-		return -1;
-	if (!bt->done)
-		return 1;
+	int more = cust_walk_step(&bt->walk, STEP_CUSTOMERS, take, bt, err);
+
+	if (more != 0)
+		return more;
 	put_answer(bt, ans);
 	return 0;
 }
@@ -527,8 +462,7 @@ static void backtest_free(struct job *job)
 		json_object_put(t->only);
 	}
 	json_object_put(bt->transitions);
-	id_list_free(&bt->fresh);
-	strmap_clear(&bt->fresh_set);
+	cust_walk_free(&bt->walk);
 	free(bt->events);
 	free(bt->text);
 	free(bt);
@@ -560,12 +494,8 @@ struct job *backtest_job_new(struct server *srv, struct backtest_params *p, stru
 		if (!t->day_fired || !t->day_resolved || !t->only)
 			goto nomem;
 	}
-	strmap_init(&bt->fresh_set);
-	if (!bt->transitions || timeline_pending_new(srv->tl, &bt->fresh) < 0)
+	if (!bt->transitions || cust_walk_init(&bt->walk, srv, err) < 0)
 		goto nomem;
-	for (size_t i = 0; i < bt->fresh.n; i++)
-		if (strmap_put(&bt->fresh_set, bt->fresh.ids[i], bt->fresh.lens[i], bt) < 0)
-			goto nomem;
 	return &bt->job;
 nomem:
 	backtest_free(&bt->job);
