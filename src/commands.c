@@ -10,6 +10,7 @@
 
 #include "hearth/backtest.h"
 #include "hearth/batch.h"
+#include "hearth/dry_run.h"
 #include "hearth/codec.h"
 #include "hearth/commands.h"
 #include "hearth/alert.h"
@@ -1005,6 +1006,12 @@ static int backtest_rule_named(struct server *srv, const char *field, const char
 	return 0;
 }
 
+static struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err)
+{
+	(void)req;
+	return dry_run_job_new(srv, err);
+}
+
 static struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err)
 {
 	struct backtest_params p = { .nrules = 1 };
@@ -1077,6 +1084,8 @@ const struct command command_table[] = {
 	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL },
 	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick", NULL },
 	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration", NULL },
+	{ "reload.dry_run", NULL, CMD_CHANGES_STATE,
+	  "what re-reading the configuration would fire, resolve or change now, without applying it", cmd_reload_dry_run },
 	{ "help", cmd_help, 0, "the commands this daemon knows", NULL },
 	{ "backtest", NULL, 0, "what a rule would have done over a window: "
 	  "{rule | when, for?, repeat?, from?, to?, where?, detail?, compare?}", cmd_backtest },

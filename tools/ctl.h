@@ -100,6 +100,7 @@ int print_value(struct json_object *ans);
 int print_explain(struct json_object *ans);
 int print_top(struct json_object *ans);
 int print_replay(struct json_object *ans);
+int print_dry_run(struct json_object *ans);
 
 /* ---- ctl_source.c, ctl_csv.c: events from files ------------------------------------ */
 

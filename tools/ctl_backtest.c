@@ -167,9 +167,9 @@ static int write_svg(const char *path, struct json_object *ans)
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", SVG_W, SVG_H, SVG_W, SVG_H);
 	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-	fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">alerts fired per day: %s%s%s</text>\n", SVG_PAD,
+	fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">alerts fired per day: %s%s%s%s</text>\n", SVG_PAD,
 		json_object_get_string(json_path(ans, "rule")), cmp ? " (blue) vs " : "",
-		cmp ? json_object_get_string(json_path(cmp, "rule")) : "");
+		cmp ? json_object_get_string(json_path(cmp, "rule")) : "", cmp ? " (orange)" : "");
 	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n", SVG_PAD, SVG_H - SVG_PAD,
 		SVG_W - SVG_PAD, SVG_H - SVG_PAD);
 	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%lld</text>\n", SVG_PAD - 4, SVG_PAD + 4,

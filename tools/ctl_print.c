@@ -364,6 +364,42 @@ int print_rules(struct json_object *ans)
 	return print_list(ans, "rules", rule_cols, NCOLS(rule_cols));
 }
 
+/* ---- reload --dry-run ---------------------------------------------------------------- */
+
+static const struct column dry_rule_cols[] = {
+	{ "RULE", "rule", CELL_TEXT },
+	{ "STATUS", "status", CELL_TEXT },
+	{ "FIRE", "fire", CELL_NUM },
+	{ "RESOLVE", "resolve", CELL_NUM },
+	{ "CHANGE", "change", CELL_NUM },
+	{ "PENDING", "pending", CELL_NUM },
+};
+
+static const struct column dry_alert_cols[] = {
+	{ "RULE", "rule", CELL_TEXT },
+	{ "CUSTOMER", "customer", CELL_TEXT },
+	{ "WOULD", "kind", CELL_TEXT },
+};
+
+int print_dry_run(struct json_object *ans)
+{
+	struct json_object *alerts = json_path(ans, "alerts");
+
+	if (!json_path(ans, "rules"))
+		return print_json(ans);
+	printf("applied now, the configuration would fire %s, resolve %s, change %s and start %s pending "
+	       "alert(s) over %s customer(s); nothing was applied\n",
+	       json_object_get_string(json_path(ans, "fire")), json_object_get_string(json_path(ans, "resolve")),
+	       json_object_get_string(json_path(ans, "change")), json_object_get_string(json_path(ans, "pending")),
+	       json_object_get_string(json_path(ans, "customers")));
+	table_print(stdout, "", dry_rule_cols, NCOLS(dry_rule_cols), json_path(ans, "rules"));
+	if (alerts && json_object_array_length(alerts) > 0) {
+		printf("\n");
+		table_print(stdout, "", dry_alert_cols, NCOLS(dry_alert_cols), alerts);
+	}
+	return 0;
+}
+
 /* ---- alerts and silences ----------------------------------------------------------- */
 
 int print_alerts(struct json_object *ans)

@@ -122,6 +122,7 @@ static const struct arg opts_backtest[] = {
 	OPT("compare", ARG_STR, "RULE"), OPT("detail", ARG_FLAG, NULL), OPT("svg", ARG_STR, "FILE"), { 0 },
 };
 static int run_backtest(const struct ctl_opts *o, int argc, char **argv, struct json_object *opts);
+static const struct arg opts_reload[] = { OPT("dry-run", ARG_FLAG, NULL), { 0 } };
 static const struct arg opts_import[] = { OPT("live", ARG_FLAG, NULL), { 0 } };
 
 static const struct arg opts_watch[] = {
@@ -178,7 +179,10 @@ static const struct subcommand subcommands[] = {
 	  "customers ranked by the configured priority", NULL },
 	{ "replay", "replay", no_args, opts_replay, print_replay, NULL,
 	  "notifications after a seq, from the durable outbox", NULL },
-	{ "reload", "reload", no_args, no_args, print_done, NULL,
+	{ "reload.dry_run", "reload.dry_run", no_args, no_args, print_dry_run, NULL,
+	  "what reload would fire, resolve or change now, without applying it (also reload --dry-run; admin)",
+	  NULL },
+	{ "reload", "reload", no_args, opts_reload, print_done, NULL,
 	  "re-read the configuration (admin)", NULL },
 	{ "clock.set", "clock.set", pos_at, no_args, print_done, NULL,
 	  "set a --test-clock daemon's clock and run a tick (admin)", NULL },
@@ -789,6 +793,12 @@ int main(int argc, char **argv)
 	json_object_object_add(inv.req, "cmd", json_object_new_string(inv.sub->cmd ? inv.sub->cmd : ""));
 	if ((rc = parse_args(&o, &inv, argc - first - 1, argv + first + 1)) != 0)
 		goto out;
+	/* `reload --dry-run` asks reload.dry_run: the flag never reaches a real reload */
+	if (!strcmp(inv.sub->name, "reload") && json_object_object_get_ex(inv.req, "dry-run", NULL)) {
+		json_object_object_del(inv.req, "dry-run");
+		json_object_object_add(inv.req, "cmd", json_object_new_string("reload.dry_run"));
+		inv.sub = find_subcommand("reload.dry_run");
+	}
 	if (inv.help)
 		rc = run_help(&o, 1, argv + first, NULL);
 	else if (inv.sub->run)
