@@ -266,6 +266,8 @@ struct results {
 	double backtest_ping_max_ms;
 	int64_t backtest_fired;
 	int64_t import_notes, import_firing;   /* notifications of the (quiet) import, alerts firing after it */
+	double live_import_eps;                 /* the same rows with --live, once */
+	int64_t live_notes, live_firing;
 	struct figure tick_idle[2], tick_due[2], reeval_s[2], ping_max_ms[2];
 	double tick_idle_max[2];
 	size_t tick_due_evaluated[2];

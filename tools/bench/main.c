@@ -128,6 +128,10 @@ static void report(const struct bench *b)
 	snprintf(note, sizeof(note), "%zu calls, every 10 ms; p50 %.2f ms, max %.2f ms", r->status_import_n,
 		 r->status_import_p50_ms, r->status_import_max_ms);
 	table_add("status during that import, p99", r->status_import_p99_ms, "%.2f", "ms", INFO, 0, note);
+	snprintf(note, sizeof(note), "%lld notifications, %lld alerts firing after it", (long long)r->live_notes,
+		 (long long)r->live_firing);
+	table_add("the same rows with import --live", r->live_import_eps > 0 ? r->live_import_eps : NAN, "%.0f",
+		  "events/s", INFO, 0, note);
 	snprintf(f, sizeof(f), "backtest of one rule over that store's year (%s customers)",
 		 count((double)z->import_customers, a, sizeof(a)));
 	snprintf(note, sizeof(note), "customer_cooling, %lld fired; ping max %.1f ms",
