@@ -1,0 +1,59 @@
+/*
+ * What the command files share (src/commands.c and src/cmd_*.c), not for use elsewhere:
+ * the argument readers of args.c and the handlers the command table names.
+ */
+#ifndef HEARTH_COMMANDS_IMPL_H
+#define HEARTH_COMMANDS_IMPL_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/commands.h"
+#include "hearth/err.h"
+
+struct cust;
+struct expr;
+struct job;
+struct json_object;
+struct server;
+
+/* args.c: each names the argument in its error */
+struct json_object *arg(struct json_object *req, const char *name);
+int arg_string(struct json_object *req, const char *name, int required, const char **s, size_t *len,
+	       struct herr *err);
+int arg_id(struct json_object *req, const char *name, const char **s, size_t *len, struct herr *err);
+int arg_limit(struct json_object *req, size_t def, size_t *out, struct herr *err);
+int arg_bool(struct json_object *req, const char *name, int *out, struct herr *err);
+int arg_time(struct json_object *req, const char *name, int64_t *out, struct herr *err);
+int arg_duration(struct json_object *req, const char *name, int64_t *out, struct herr *err);
+/* Compiles an expression given in a request; bad_expr names the column. */
+struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name, int required,
+		      struct herr *err);
+struct json_object *time_or_null(int64_t ms);
+/* The config's priority for a customer now; NULL without a priority. */
+struct json_object *score_json(struct server *srv, MDB_txn *txn, const struct cust *c);
+
+/* cmd_customers.c, cmd_rules.c, cmd_alerts.c: the handlers (command_fn, command_job_fn) */
+int cmd_ingest(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_load_end(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customer(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customers_ranked(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customers(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_timeline(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_forget(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_reload(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err);
+struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err);
+int cmd_alerts(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_ack(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_silence_add(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_silence_list(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_replay(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+
+#endif
