@@ -33,7 +33,7 @@ LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
+PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay $(BUILD)/hearth-web
 
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
@@ -80,6 +80,22 @@ $(BUILD)/tests/test_relay: tests/unit/test_relay.c $(filter-out %/main.o,$(RELAY
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+# ---- hearth-web (issue 15): tools/web → build/hearth-web ------------------------
+# The page's static files are embedded (tools/web/assets.c, .incbin): assets.o
+# is rebuilt when one changes.
+WEB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/web/*.c))
+$(WEB_OBJS): tools/web/web.h
+$(WEB_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libmicrohttpd)
+$(BUILD)/tools/web/assets.o: $(wildcard tools/web/static/*)
+
+$(BUILD)/hearth-web: $(WEB_OBJS) $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd)
+
+# the web's end-to-end tests alone (headless Chromium, Prometheus): `make e2e` runs them too
+.PHONY: web-check
+web-check: all
+	HEARTH_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_web.py
 
 deps:
 	@tools/deps.sh
