@@ -160,8 +160,8 @@ static void load_web(struct loader *ld, const struct ynode *v, struct web_config
 				cerr(ld, x, "web.readonly: this version is read-only; writes (ack, silence) are not implemented yet");
 		} else if (strcmp(k->value, "refresh") == 0) {
 			if (x->kind != YNODE_SCALAR || duration_parse(x->value, x->len, &cfg->refresh_ms) < 0 ||
-			    cfg->refresh_ms < 5 * MS_PER_SECOND || cfg->refresh_ms > 10 * MS_PER_MINUTE)
-				cerr(ld, x, "web.refresh: expected a duration from 5s to 10m, such as 30s");
+			    cfg->refresh_ms < MS_PER_SECOND || cfg->refresh_ms > 10 * MS_PER_MINUTE)
+				cerr(ld, x, "web.refresh: expected a duration from 1s to 10m, such as 30s");
 		} else if (strcmp(k->value, "top") == 0) {
 			char *end = NULL;
 			long n = x->kind == YNODE_SCALAR ? strtol(x->value, &end, 10) : 0;

@@ -468,12 +468,12 @@
           a.acked_by ? t("acked.by", { who: a.acked_by }) : t("acked"))] : null];
         tbody.appendChild(el("tr", { id: a.rule + "/" + a.customer, class: "sev-" + a.severity },
           el("td", { "data-label": t("col.customer") }, custLink(a.customer, null)),
-          el("td", { "data-label": t("rule") }, kind === "firing" ? null : badge(a.severity), a.rule),
+          kind === "firing" ? null : el("td", { "data-label": t("rule") }, badge(a.severity), a.rule),
           el("td", { class: "summary", "data-label": t("col.alert") }, a.summary || "–"),
           el("td", { "data-label": "" }, info)));
       }
       return el("table", { class: "list" }, el("thead", null, el("tr", null, el("th", null, t("col.customer")),
-        el("th", null, t("rule")), el("th", null, t("col.alert")), el("th", null, ""))), tbody);
+        kind === "firing" ? null : el("th", null, t("rule")), el("th", null, t("col.alert")), el("th", null, ""))), tbody);
     },
     silences(body, list) {
       if (!list.length) { body.appendChild(el("p", { class: "empty" }, t("none.silenced"))); return; }
@@ -629,8 +629,11 @@
                                       fill: TYPE_COLOURS[i % TYPE_COLOURS.length] },
                             svg("title", {}, k + ": " + counts[i][j])));
         });
-        const label = weekly ? null : (b0 + j) % 12 + 1;
-        if (label !== null && (n < 18 || j % 2 === 0))
+        // month numbers, or the date of every fourth week
+        let label = null;
+        if (!weekly) label = (b0 + j) % 12 + 1;
+        else if (j % 4 === 0) { const d = new Date((b0 + j) * 7 * 86400000 + 4 * 86400000); label = (d.getMonth() + 1) + "/" + d.getDate(); }
+        if (label !== null && (weekly || n < 18 || j % 2 === 0))
           g.appendChild(svg("text", { x: pad + j * bw + bw / 2 - 4, y: H + 14, class: "axis" }, String(label)));
       }
       box.appendChild(g);
@@ -782,7 +785,7 @@
     } catch (e) { /* the first refresh reports it */ }
     await refresh();
     // 30 to 60 s (web.refresh); "updated N s ago" ticks every second
-    setInterval(refresh, Math.max(5000, state.cfg.refresh_ms || 30000));
+    setInterval(refresh, Math.max(1000, state.cfg.refresh_ms || 30000));
     setInterval(() => { showUpdated(); if (state.failure) showBanner(); }, 1000);
   }
 
