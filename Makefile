@@ -92,6 +92,19 @@ $(BUILD)/tools/web/assets.o: $(wildcard tools/web/static/*)
 $(BUILD)/hearth-web: $(WEB_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd)
 
+# `make install` installs the web too (the Debian packaging splits it into hearth-web)
+.PHONY: install-web
+install: install-web
+install-web: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(BUILD)/hearth-web $(DESTDIR)$(SBINDIR)/hearth-web
+	sed -e 's#@SBINDIR@#$(SBINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' systemd/hearth-web.service.in \
+		> $(DESTDIR)$(UNITDIR)/hearth-web.service
+	install -m 0644 systemd/hearth-web.socket $(DESTDIR)$(UNITDIR)/hearth-web.socket
+	install -m 0644 systemd/hearth-web.sysusers $(DESTDIR)$(SYSUSERSDIR)/hearth-web.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/hearth/web.yaml ] || \
+		sed -e 's#\./var/run/#/run/hearth/#g' etc/web.yaml > $(DESTDIR)$(SYSCONFDIR)/hearth/web.yaml
+
 # the web's end-to-end tests alone (headless Chromium, Prometheus): `make e2e` runs them too
 .PHONY: web-check
 web-check: all
