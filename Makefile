@@ -1,6 +1,7 @@
 # hearth — build, run, test, install.
-#   make            build/hearthd build/hearthctl build/hearth-relay
-#   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var
+#   make            build/hearthd build/hearthctl build/hearth-relay build/hearth-web
+#   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var,
+#                   and hearth-web beside it on http://127.0.0.1:8080/
 #   make check      unit + end-to-end tests, plain and under ASan+UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -115,7 +116,9 @@ deps:
 
 run: deps all
 	@mkdir -p var/lib var/run
-	$(BUILD)/hearthd -c etc/hearth.yaml
+	@# hearth-web beside the daemon (http://127.0.0.1:8080/, etc/web.yaml); it stops with it
+	@$(BUILD)/hearth-web -c etc/web.yaml & web=$$!; trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
+		$(BUILD)/hearthd -c etc/hearth.yaml
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
