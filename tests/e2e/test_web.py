@@ -168,7 +168,9 @@ def make_browser(lang="zh-CN", width=1280, height=900):
         o.add_argument(a)
     o.add_experimental_option("prefs", {"intl.accept_languages": lang})
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    # local times as the studio sees them (the data is from Hangzhou); the tests read none
+    service = Service(CHROMEDRIVER, env=dict(os.environ, TZ="Asia/Shanghai"))
+    driver = webdriver.Chrome(service=service, options=o)
     driver.set_page_load_timeout(DEADLINE)
     driver.hearth_profile = profile
     return driver

@@ -61,6 +61,7 @@
       "u.d": "d", "u.h": "h", "u.m": "m", "u.s": "s", "u.ms": "ms",
       "not.found": "No such customer.", "error": "Error: {m}",
       "sev.critical": "critical", "sev.warning": "warning", "sev.info": "info",
+      "state.firing": "firing", "state.pending": "pending", "state.resolved": "resolved",
     },
     zh: {
       "nav.today": "今日", "nav.alerts": "预警", "nav.rules": "规则", "nav.status": "状态",
@@ -78,7 +79,7 @@
       "rhythm.none": "尚无节奏",
       "alerts.title": "预警", "tab.firing": "触发中", "tab.pending": "待定", "tab.acked": "已确认",
       "tab.silenced": "已静默", "tab.resolved": "最近解除",
-      "since": "自 {t}", "for": "持续 {d}", "acked.by": "由 {who} 确认", "acked": "已确认",
+      "since": "触发于{t}", "for": "持续 {d}", "acked.by": "由 {who} 确认", "acked": "已确认",
       "resolved.at": "{t} 解除", "pending.since": "自 {t} 起成立",
       "silence.until": "直到 {t}", "silence.by": "设置人 {who}", "silence.why": "原因：{c}",
       "silence.match": "匹配", "silence.everything": "所有预警",
@@ -109,6 +110,10 @@
       "u.d": "天", "u.h": "小时", "u.m": "分钟", "u.s": "秒", "u.ms": "毫秒",
       "not.found": "没有这个客户。", "error": "错误：{m}",
       "sev.critical": "严重", "sev.warning": "警告", "sev.info": "提示",
+      "state.firing": "触发中", "state.pending": "待定", "state.resolved": "已解除",
+      "p.stage": "阶段", "p.value": "预期价值", "p.city": "城市", "p.area": "面积", "p.budget": "预算",
+      "p.quote": "报价", "p.contract": "合同", "p.segment": "客户类型", "p.source": "来源", "p.note": "备注",
+      "p.name": "姓名",
     },
   };
 
@@ -523,9 +528,11 @@
       const kv = (k, val, label) => prof.appendChild(el("div", { "data-key": k },
         el("div", { class: "k" }, label || k), el("div", null, val)));
       kv("score", num(c.score, 1), t("score"));
-      for (const k of ["owner", "tier", "stage", "value"]) if (p[k] !== undefined) kv(k, typeof p[k] === "number" ? num(p[k]) : String(p[k]), t(k) === k ? k : t(k));
+      // profile keys are the producer's; the common ones have a label in Chinese
+      const label = (k) => (T[lang]["p." + k] || (k === "owner" || k === "tier" ? t(k) : k));
+      for (const k of ["owner", "tier", "stage", "value"]) if (p[k] !== undefined) kv(k, typeof p[k] === "number" ? num(p[k]) : String(p[k]), label(k));
       for (const k of Object.keys(p).sort()) if (!["name", "owner", "tier", "stage", "value"].includes(k))
-        kv(k, typeof p[k] === "number" ? num(p[k]) : String(p[k]));
+        kv(k, typeof p[k] === "number" ? num(p[k]) : String(p[k]), label(k));
       kv("first_seen", timeEl(c.first_seen), t("first.seen"));
       kv("last_seen", timeEl(c.last_seen), t("last.seen"));
       kv("events", num(c.events, 0), t("events"));
@@ -586,7 +593,7 @@
             terms.appendChild(el("tr", { "data-term": k }, el("td", { class: "mono" }, k),
               el("td", { title: JSON.stringify(x.terms[k]) }, termValue(k, x.terms[k]))));
         box.appendChild(el("div", { class: "card alert-card", id: "alert-" + a.rule, "data-rule": a.rule },
-          el("div", null, badge(a.severity), el("span", { class: "badge " + a.state }, a.state), " ",
+          el("div", null, badge(a.severity), el("span", { class: "badge " + a.state }, t("state." + a.state)), " ",
              el("a", { href: alertHref(a.rule, a.customer) }, el("strong", null, a.rule)), " · ",
              a.state === "resolved" ? t("resolved.at", { t: rel(a.resolved_at) }) : t("since", { t: rel(a.since) }),
              a.acked ? [" · ", t("acked.by", { who: a.acked_by || "?" })] : null),
