@@ -274,12 +274,23 @@
                                  : t("updated.never");
   }
 
+  // one refresh at a time; one asked for meanwhile (a filter changed) runs right after,
+  // so what is drawn last is always what the URL says now
+  let running = null, again = false;
   async function refresh() {
+    if (running) { again = true; return running; }
+    running = refreshOnce();
+    try { await running; } finally { running = null; }
+    if (again) { again = false; await refresh(); }
+  }
+
+  async function refreshOnce() {
     try {
       await state.page.load();
       state.failure = null;
       state.lastOk = Date.now();
-      document.body.dataset.loaded = String(state.lastOk);
+      // tests and scripts wait on this: set only when no newer refresh is waiting
+      if (!again) document.body.dataset.loaded = String(state.lastOk);
     } catch (e) {
       if (e instanceof Unreachable) {
         state.failure = e.message;
