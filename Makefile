@@ -1,6 +1,7 @@
 # hearth — build, run, test, install.
-#   make            build/hearthd build/hearthctl build/hearth-relay
-#   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var
+#   make            build/hearthd build/hearthctl build/hearth-relay build/hearth-web
+#   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var,
+#                   and hearth-web beside it on http://127.0.0.1:8080/
 #   make check      unit + end-to-end tests, plain and under ASan+UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -33,7 +34,7 @@ LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
+PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay $(BUILD)/hearth-web
 
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
@@ -86,12 +87,43 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
+# ---- hearth-web (issue 15): tools/web → build/hearth-web ------------------------
+# The page's static files are embedded (tools/web/assets.c, .incbin): assets.o
+# is rebuilt when one changes.
+WEB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/web/*.c))
+$(WEB_OBJS): tools/web/web.h
+$(WEB_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libmicrohttpd)
+$(BUILD)/tools/web/assets.o: $(wildcard tools/web/static/*)
+
+$(BUILD)/hearth-web: $(WEB_OBJS) $(BUILD)/libhearth.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd)
+
+# `make install` installs the web too (the Debian packaging splits it into hearth-web)
+.PHONY: install-web
+install: install-web
+install-web: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(BUILD)/hearth-web $(DESTDIR)$(SBINDIR)/hearth-web
+	sed -e 's#@SBINDIR@#$(SBINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' systemd/hearth-web.service.in \
+		> $(DESTDIR)$(UNITDIR)/hearth-web.service
+	install -m 0644 systemd/hearth-web.socket $(DESTDIR)$(UNITDIR)/hearth-web.socket
+	install -m 0644 systemd/hearth-web.sysusers $(DESTDIR)$(SYSUSERSDIR)/hearth-web.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/hearth/web.yaml ] || \
+		sed -e 's#\./var/run/#/run/hearth/#g' etc/web.yaml > $(DESTDIR)$(SYSCONFDIR)/hearth/web.yaml
+
+# the web's end-to-end tests alone (headless Chromium, Prometheus): `make e2e` runs them too
+.PHONY: web-check
+web-check: all
+	HEARTH_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_web.py
+
 deps:
 	@tools/deps.sh
 
 run: deps all
 	@mkdir -p var/lib var/run
-	$(BUILD)/hearthd -c etc/hearth.yaml
+	@# hearth-web beside the daemon (http://127.0.0.1:8080/, etc/web.yaml); it stops with it
+	@$(BUILD)/hearth-web -c etc/web.yaml & web=$$!; trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
+		$(BUILD)/hearthd -c etc/hearth.yaml
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

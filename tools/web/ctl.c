@@ -1,0 +1,125 @@
+/*
+ * The control connection to hearthd (PROTOCOL.md §5). One connection is kept
+ * open and reused; a page's requests are pipelined on it (sent together, the
+ * answers read in order), so a view of several commands costs one round trip.
+ * Every answer must come within the configured deadline, so a hung hearthd
+ * costs a page a few seconds and a banner, not a hung hearth-web.
+ *
+ * Every request sent from here is read-only (api.c keeps the list), so a batch
+ * whose connection broke is simply sent again once on a fresh connection: the
+ * kept connection may have been closed by a hearthd that restarted since.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/ctlclient.h"
+#include "hearth/json.h"
+#include "hearth/log.h"
+#include "hearth/units.h"
+#include "web.h"
+
+struct web_ctl {
+	char *path;
+	int64_t timeout_ms;
+	struct ctl_client *cc;
+	struct json_tokener *tok;
+	uint64_t failures;
+	int down;                       /* the last attempt failed: log the recovery */
+};
+
+struct web_ctl *web_ctl_new(const char *path, int64_t timeout_ms)
+{
+	struct web_ctl *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->path = strdup(path)) || !(c->tok = json_tokener_new())) {
+		web_ctl_free(c);
+		return NULL;
+	}
+	c->timeout_ms = timeout_ms;
+	return c;
+}
+
+void web_ctl_free(struct web_ctl *c)
+{
+	if (!c)
+		return;
+	ctl_close(c->cc);
+	json_tokener_free(c->tok);
+	free(c->path);
+	free(c);
+}
+
+uint64_t web_ctl_failures(const struct web_ctl *c)
+{
+	return c->failures;
+}
+
+static void drop(struct web_ctl *c)
+{
+	ctl_close(c->cc);
+	c->cc = NULL;
+}
+
+/* One attempt: send all, read all. 0, or -1 with *got answers read (and kept). */
+static int attempt(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
+		   size_t n, size_t *got, struct herr *err)
+{
+	int64_t deadline = mono_now_ms() + c->timeout_ms;
+
+	*got = 0;
+	if (!c->cc && !(c->cc = ctl_connect(c->path, err)))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (ctl_send_json(c->cc, reqs[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *line;
+		size_t len;
+		int64_t left = deadline - mono_now_ms();
+		int rc = ctl_recv(c->cc, &line, &len, left > 0 ? (int)left : 0, err);
+		if (rc == 1)
+			return herr_set(err, HERR_IO, "hearthd did not answer within %lld ms",
+					(long long)c->timeout_ms);
+		if (rc < 0)
+			return -1;
+		answers[i] = json_parse_whole(c->tok, line, len, NULL);
+		if (!answers[i] || !json_object_is_type(answers[i], json_type_object)) {
+			json_object_put(answers[i]);
+			answers[i] = NULL;
+			return herr_set(err, HERR_IO, "hearthd sent an answer that is not a JSON object");
+		}
+		(*got)++;
+	}
+	return 0;
+}
+
+int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
+		  size_t n, struct herr *err)
+{
+	int reused = c->cc != NULL;
+	size_t got = 0;
+
+	memset(answers, 0, n * sizeof(*answers));
+	if (attempt(c, reqs, answers, n, &got, err) == 0)
+		goto ok;
+	drop(c);
+	/* a kept connection that broke before any answer: hearthd may have restarted */
+	if (reused && got == 0 && err->code == HERR_IO && attempt(c, reqs, answers, n, &got, err) == 0)
+		goto ok;
+	drop(c);
+	for (size_t i = 0; i < n; i++) {
+		json_object_put(answers[i]);
+		answers[i] = NULL;
+	}
+	c->failures++;
+	if (!c->down)
+		log_warning("control, %s", err->msg);
+	c->down = 1;
+	return -1;
+ok:
+	if (c->down)
+		log_info("control, hearthd answers again at %s", c->path);
+	c->down = 0;
+	return 0;
+}

@@ -1,0 +1,114 @@
+/*
+ * hearth-web: the page sales managers open every morning (docs/WEB.md).
+ *
+ * A companion process beside hearthd, as systemd-journal-gatewayd sits beside
+ * journald: it serves a small read-only web application over HTTP
+ * (libmicrohttpd, driven from our own poll loop) and speaks to hearthd only
+ * through the control socket (PROTOCOL.md §5), so HTTP parsing never runs in the
+ * process that holds the store.
+ *
+ *   config.c  web.yaml → struct web_config (file:line:col errors, as the relay)
+ *   ctl.c     the control connection: pipelined calls with a deadline
+ *   api.c     /api/…: one read-only control command per route, and the views the
+ *             pages use (several commands answered in one round trip)
+ *   http.c    the HTTP side: routes, methods, Host check, security headers, TLS
+ *   assets.c  the static files, embedded at build time
+ *   main.c    options, signals, the loop
+ */
+#ifndef HEARTH_WEB_H
+#define HEARTH_WEB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+
+struct json_object;
+
+#define WEB_EXIT_OK     0
+#define WEB_EXIT_FAIL   1
+#define WEB_EXIT_USAGE  2
+#define WEB_EXIT_CONFIG 78
+
+#define WEB_TOP_DEFAULT   16
+#define WEB_TOP_MAX       200       /* rows a page may ask for */
+#define WEB_LIST_MAX      10000     /* PROTOCOL.md §5.5 */
+#define WEB_TIMELINE_PAGE 50
+#define WEB_HOSTS_MAX     32
+
+struct web_config {
+	char *path;
+	char *listen;                   /* HOST:PORT as written */
+	char *host;                     /* HOST without brackets */
+	char *port;
+	char *control;                  /* hearthd's control socket */
+	int64_t control_timeout_ms;
+	char *hosts[WEB_HOSTS_MAX];     /* extra names allowed in Host */
+	size_t nhosts;
+	char *tls_cert, *tls_key;       /* both or neither */
+	int readonly;
+	int64_t refresh_ms;
+	int top;
+	int log_level;
+};
+
+/* config.c: every error printed as file:line:col; NULL when there were any. */
+struct web_config *web_config_load(const char *path, int *nerrors);
+void web_config_free(struct web_config *cfg);
+/* Splits "HOST:PORT" / "[V6]:PORT" into host (no brackets) and port; -1 if malformed. */
+int web_split_listen(const char *text, char **host, char **port);
+
+/* ctl.c: a connection to hearthd, reopened when it fails. */
+struct web_ctl;
+struct web_ctl *web_ctl_new(const char *path, int64_t timeout_ms);
+void web_ctl_free(struct web_ctl *c);
+/*
+ * Sends n requests at once (pipelined) and reads their n answers, in order, each
+ * within the deadline. On a transport failure every answer is NULL and err says
+ * why (HERR_IO): hearthd cannot be reached. Answers belong to the caller.
+ */
+int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
+		  size_t n, struct herr *err);
+uint64_t web_ctl_failures(const struct web_ctl *c);
+
+/* api.c: an answer to one /api/ request. */
+struct web_reply {
+	int status;                     /* HTTP status */
+	const char *type;               /* Content-Type */
+	char *body;                     /* malloc'd */
+	size_t len;
+	char *disposition;              /* Content-Disposition, or NULL */
+};
+/* A lookup of one query argument of the request being answered. */
+typedef const char *(*web_arg_fn)(void *ctx, const char *key);
+void web_api(struct web_ctl *ctl, const struct web_config *cfg, const char *path,
+	     web_arg_fn arg, void *arg_ctx, struct web_reply *out);
+/* /metrics: hearthd's exposition plus hearth-web's own counters. */
+struct web_metrics_in {
+	uint64_t requests, refused;
+};
+void web_metrics(struct web_ctl *ctl, const struct web_metrics_in *in, struct web_reply *out);
+void web_reply_clear(struct web_reply *r);
+
+/* assets.c */
+struct web_asset {
+	const char *path;               /* "/static/app.js" */
+	const char *type;
+	const unsigned char *data;
+	size_t len;
+};
+const struct web_asset *web_asset_find(const char *path);
+/* The HTML shell served for every page route (/, /alerts, /c/<id>, …). */
+const struct web_asset *web_asset_shell(void);
+
+/* http.c */
+struct web_http;
+struct web_http *web_http_new(const struct web_config *cfg, struct web_ctl *ctl, int listen_fd,
+			      struct herr *err);
+void web_http_free(struct web_http *h);
+/* The fd to poll for input (MHD's epoll fd), and how long until MHD wants a turn. */
+int web_http_fd(const struct web_http *h);
+int64_t web_http_timeout_ms(const struct web_http *h);
+void web_http_run(struct web_http *h);
+
+#endif
