@@ -31,7 +31,7 @@
       "alerts.title": "Alerts", "tab.firing": "Firing", "tab.pending": "Pending", "tab.acked": "Acked",
       "tab.silenced": "Silenced", "tab.resolved": "Recently resolved",
       "since": "since {t}", "for": "for {d}", "acked.by": "acked by {who}", "acked": "acked",
-      "resolved.at": "resolved {t}", "pending.since": "holding since {t}",
+      "resolved.at": "resolved {t}", "pending.since": "holding since {t}", "holds.since": "holds since {t}",
       "silence.until": "until {t}", "silence.by": "by {who}", "silence.why": "why: {c}",
       "silence.match": "matches", "silence.everything": "every alert",
       "none.firing": "Nothing is firing.", "none.pending": "Nothing is pending.",
@@ -80,7 +80,7 @@
       "alerts.title": "预警", "tab.firing": "触发中", "tab.pending": "待定", "tab.acked": "已确认",
       "tab.silenced": "已静默", "tab.resolved": "最近解除",
       "since": "触发于{t}", "for": "持续 {d}", "acked.by": "由 {who} 确认", "acked": "已确认",
-      "resolved.at": "{t} 解除", "pending.since": "自 {t} 起成立",
+      "resolved.at": "{t} 解除", "pending.since": "自 {t} 起成立", "holds.since": "条件成立于{t}",
       "silence.until": "直到 {t}", "silence.by": "设置人 {who}", "silence.why": "原因：{c}",
       "silence.match": "匹配", "silence.everything": "所有预警",
       "none.firing": "没有触发中的预警。", "none.pending": "没有待定的预警。",
@@ -198,6 +198,14 @@
     return d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB",
       { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
   }
+  // An alert raised late (by a history load, a new rule) fired "now" but its condition
+  // may have held for weeks: hearthd says since when (active_since), and the page too.
+  function firingSince(a) {
+    const fired = t("since", { t: rel(a.since) });
+    if (!a.active_since || a.active_since === a.since) return fired;
+    return [fired, " · ", t("holds.since", { t: rel(a.active_since) })];
+  }
+
   // relative to the daemon's clock (a test clock may stand anywhere)
   function rel(text) {
     if (!text || !state.now) return when(text);
@@ -480,7 +488,7 @@
         else if (kind === "pending") info = t("pending.since", { t: rel(a.since) });
         else if (kind === "acked") info = [t("acked.by", { who: a.acked_by || "?" }), " · ",
           a.acked_at ? rel(a.acked_at) : t("ack.time.unknown"), " · ", t("since", { t: rel(a.since) })];
-        else info = [t("since", { t: rel(a.since) }), a.acked ? [" · ", el("span", { class: "badge acked" },
+        else info = [firingSince(a), a.acked ? [" · ", el("span", { class: "badge acked" },
           a.acked_by ? t("acked.by", { who: a.acked_by }) : t("acked"))] : null];
         tbody.appendChild(el("tr", { id: a.rule + "/" + a.customer, class: "sev-" + a.severity },
           el("td", { "data-label": t("col.customer") }, custLink(a.customer, null)),
@@ -606,7 +614,7 @@
         box.appendChild(el("div", { class: "card alert-card", id: "alert-" + a.rule, "data-rule": a.rule },
           el("div", null, badge(a.severity), el("span", { class: "badge " + a.state }, t("state." + a.state)), " ",
              el("a", { href: alertHref(a.rule, a.customer) }, el("strong", null, a.rule)), " · ",
-             a.state === "resolved" ? t("resolved.at", { t: rel(a.resolved_at) }) : t("since", { t: rel(a.since) }),
+             a.state === "resolved" ? t("resolved.at", { t: rel(a.resolved_at) }) : firingSince(a),
              a.acked ? [" · ", t("acked.by", { who: a.acked_by || "?" })] : null),
           el("div", { class: "summary" }, a.summary || ""),
           x && x.ok ? [el("code", { class: "when" }, t("explain.when") + ": " + x.when),
