@@ -467,6 +467,23 @@ def test_rules_and_status_pages(studio, browser):
 
 
 @need_examples
+def test_rules_page_draws_a_rules_backtest(studio, browser):
+    d, web = studio
+    want = assert_ok(d.ctl({"cmd": "backtest", "rule": "customer_cooling"}, timeout=60))
+    open_page(browser, web.base + "/rules")
+    browser.find_element("css selector", 'button.bt[data-rule="customer_cooling"]').click()
+    wait_for("the backtest chart", lambda: browser.find_elements(
+        "css selector", '#backtest section[data-rule="customer_cooling"] svg'))
+    text = browser.find_element("css selector", "#backtest section").text
+    assert str(want["fired"]) in text and str(want["peak_firing"]) in text, (text, want)
+    bars = browser.find_elements("css selector", "#backtest svg rect")
+    assert len(bars) == sum(1 for day in want["per_day"] if day["fired"])
+    if os.environ.get("HEARTH_WEB_SHOTS"):
+        browser.execute_script("document.getElementById('backtest').scrollIntoView()")
+        browser.save_screenshot(os.path.join(os.environ["HEARTH_WEB_SHOTS"], "rules-backtest.png"))
+
+
+@need_examples
 def test_phone_layout_has_no_horizontal_scroll(studio):
     _, web = studio
     driver = make_browser(width=390, height=844)

@@ -56,6 +56,8 @@ static const struct route routes[] = {
 	    { "limit", A_INT }, { "cursor", A_STR }, { 0 } } },
 	{ "explain", "explain", { "rule", "customer" }, { { "at", A_TIME }, { 0 } } },
 	{ "eval", "eval", { 0 }, { { "expr", A_STR }, { "customer", A_STR }, { "at", A_TIME }, { 0 } } },
+	/* read-only: a replay of the stored history, answered when done (PROTOCOL.md §5.22) */
+	{ "backtest", "backtest", { "rule" }, { { "from", A_TIME }, { "to", A_TIME }, { 0 } } },
 };
 
 void web_reply_clear(struct web_reply *r)

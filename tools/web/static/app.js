@@ -50,7 +50,9 @@
       "activity.partial": "(the newest {n} events)",
       "rules.title": "Rules", "col.name": "rule", "col.severity": "severity", "col.when": "when",
       "col.for": "for", "col.repeat": "repeat", "col.firing": "firing", "col.pending": "pending",
-      "col.error": "last error",
+      "col.error": "last error", "bt.run": "backtest", "bt.title": "{rule} over the last 90 days, as a backtest",
+      "bt.totals": "would have fired {f} times, resolved {r}, repeated {p}; at most {k} firing at once",
+      "bt.note": "replayed from the stored history by the live engine's rules; silences and acks are not replayed",
       "status.title": "Status", "st.version": "hearthd version", "st.web": "hearth-web version",
       "st.uptime": "uptime", "st.now": "daemon clock", "st.customers": "customers", "st.events": "events",
       "st.firing": "alerts firing", "st.pending": "alerts pending", "st.seq": "last notification seq",
@@ -99,7 +101,9 @@
       "activity.partial": "（最近 {n} 个事件）",
       "rules.title": "规则", "col.name": "规则", "col.severity": "级别", "col.when": "条件",
       "col.for": "持续", "col.repeat": "重复", "col.firing": "触发中", "col.pending": "待定",
-      "col.error": "最近错误",
+      "col.error": "最近错误", "bt.run": "回测", "bt.title": "{rule} 近 90 天回测",
+      "bt.totals": "本应触发 {f} 次、解除 {r} 次、重复提醒 {p} 次；同时最多 {k} 条",
+      "bt.note": "用与线上相同的规则引擎重放已存的历史；静默和确认不参与重放",
       "status.title": "状态", "st.version": "hearthd 版本", "st.web": "hearth-web 版本",
       "st.uptime": "运行时间", "st.now": "守护进程时钟", "st.customers": "客户", "st.events": "事件",
       "st.firing": "触发中的预警", "st.pending": "待定的预警", "st.seq": "最新通知序号",
@@ -736,16 +740,44 @@
           el("td", { class: "num", "data-label": t("col.firing") },
              el("a", { href: "/?rule=" + encodeURIComponent(x.name) }, String(x.firing))),
           el("td", { class: "num", "data-label": t("col.pending") }, x.pending),
-          el("td", { class: x.last_error ? "error" : "muted", "data-label": t("col.error") }, x.last_error || "–")));
+          el("td", { class: x.last_error ? "error" : "muted", "data-label": t("col.error") }, x.last_error || "–"),
+          el("td", null, el("button", { type: "button", class: "bt", "data-rule": x.name,
+                                         on: { click: () => backtestChart(x.name) } }, t("bt.run")))));
       }
       const main = $("main");
       clear(main);
       main.appendChild(el("h1", null, t("rules.title")));
       main.appendChild(el("table", { class: "list", id: "rules" }, el("thead", null, el("tr", null,
         ["col.name", "col.severity", "col.when", "col.for", "col.repeat", "col.firing", "col.pending", "col.error"]
-          .map((k) => el("th", { class: k === "col.firing" || k === "col.pending" ? "num" : "" }, t(k))))), tbody));
+          .map((k) => el("th", { class: k === "col.firing" || k === "col.pending" ? "num" : "" }, t(k))), el("th"))), tbody));
+      main.appendChild(el("div", { id: "backtest" }));
     },
   };
+
+  // What a rule would have done per day over the last 90 days (hearthd's backtest), as bars.
+  async function backtestChart(rule) {
+    const box = $("backtest");
+    const { body: b } = await getJSON("/api/backtest/" + encodeURIComponent(rule));
+    clear(box);
+    if (!b.ok) { box.appendChild(el("p", { class: "error" }, b.error ? b.error.message : "backtest")); return; }
+    const days = b.per_day || [], max = Math.max(1, ...days.map((d) => d.fired));
+    const W = 720, H = 140, pad = 22, bw = (W - pad) / Math.max(1, days.length);
+    const g = svg("svg", { viewBox: "0 0 " + W + " " + (H + 18), role: "img", "aria-label": t("bt.title", { rule }) });
+    g.appendChild(svg("text", { x: 0, y: 10, class: "axis" }, String(max)));
+    days.forEach((d, j) => {
+      if (d.fired) {
+        const h = (d.fired / max) * (H - 14);
+        g.appendChild(svg("rect", { x: pad + j * bw, y: H - h, width: Math.max(1, bw - 1), height: h, fill: TYPE_COLOURS[0] },
+                          svg("title", {}, d.day + ": " + d.fired)));
+      }
+      if (d.day.endsWith("-01"))
+        g.appendChild(svg("text", { x: pad + j * bw, y: H + 14, class: "axis" }, d.day.slice(0, 7)));
+    });
+    box.appendChild(el("section", { class: "card", "data-rule": rule },
+      el("h2", null, t("bt.title", { rule })),
+      el("p", null, t("bt.totals", { f: b.fired, r: b.resolved, p: b.repeats, k: b.peak_firing })), g,
+      el("p", { class: "muted" }, t("bt.note"))));
+  }
 
   const statusPage = {
     name: "status",
