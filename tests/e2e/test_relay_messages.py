@@ -114,11 +114,13 @@ def test_dingtalk_and_feishu_defaults_read_in_chinese_and_local_time(clock_daemo
         # one repeat of customer_cooling, checked whole against what hearthd published
         b = sorted(repeats, key=lambda x: x["seq"])[0]
         a, c = b["alert"], b["customer"]
-        since = shanghai(parse_time(a["since"]))           # it began firing at the import
-        assert since == "2026-11-20 18:00 CST"
+        # it fired at the import, but began 30 days after the last touch (active_since)
+        assert shanghai(parse_time(a["since"])) == "2026-11-20 18:00 CST"
+        began = parse_time(a["active_since"])
+        assert began < parse_time(a["since"])
+        since = shanghai(began)
         assert a["summary"].endswith("has had no contact for %s" % duration_text(a["values"]["since(touch)"]))
-        week = duration_text(parse_time(b["ts"]) - parse_time(a["since"]))
-        assert week == "7d"
+        week = duration_text(parse_time(b["ts"]) - began)
         text = [q["json"]["content"]["text"] for q in got_fei if "序号 %d" % b["seq"] in q["json"]["content"]["text"]]
         assert text == ["🟠 仍在触发：客户降温（警告）\n"
                         "%s（%s）· 负责人 %s\n"
@@ -140,13 +142,17 @@ def test_dingtalk_and_feishu_defaults_read_in_chinese_and_local_time(clock_daemo
             text = [q["json"]["content"]["text"] for q in got_fei
                     if "序号 %d" % f["seq"] in q["json"]["content"]["text"]][0]
             assert text.startswith("🔴 触发：投诉未解决（严重）\n"), text
+            # it fired at the tick, but has held since 48 h after the complaint opened
+            assert parse_time(f["alert"]["since"]) == END_MS + 7 * DAY + 60000
+            assert parse_time(f["alert"]["active_since"]) < parse_time(f["alert"]["since"])
             assert text.endswith("开始于 %s · 规则 complaint_unresolved · 序号 %d"
-                                 % (shanghai(END_MS + 7 * DAY + 60000), f["seq"])), text
+                                 % (shanghai(parse_time(f["alert"]["active_since"])), f["seq"])), text
 
         # {alert.values.since(touch)}: a duration, as the summary has it; |raw keeps the ms
         lines = sorted(q["json"]["text"] for q in got_values)
         want = sorted("%s %s | %d | %s" % (x["alert"]["customer"], duration_text(x["alert"]["values"]["since(touch)"]),
-                                          x["alert"]["values"]["since(touch)"], since)
+                                          x["alert"]["values"]["since(touch)"],
+                                          shanghai(parse_time(x["alert"]["since"])))
                       for x in repeats)
         assert lines == want
         r.stop()
@@ -319,3 +325,24 @@ def test_hearthctl_tz_option_moves_the_times_it_prints(clock_daemon):
     p = subprocess.run([HEARTHCTL, "-s", d.cfg.control, "customer", "C1272"], capture_output=True,
                        timeout=30, env=env)
     assert time.strftime("%Y-%m-%d %H:%M", time.gmtime(out["UTC"])) in p.stdout.decode()
+
+
+def test_messages_link_to_the_page_when_web_url_is_set(relay_env, hooks):
+    """With `web_url`, each default message ends with the alert's page on hearth-web
+    (docs/WEB.md: /alerts#<rule>/<customer>, ids percent-encoded); {customer_link}
+    gives the customer's page; a target without it has no link."""
+    ding = hooks(ok_body=b'{"errcode":0,"errmsg":"ok"}')
+    own = hooks()
+    plain = hooks()
+    d, r = relay_env([
+        target_yaml("ding", "dingtalk", ding.url),
+        target_yaml("own", "slack", own.url, web_url="https://crm.example/hearth/",
+                    template="{customer_link}"),
+        target_yaml("plain", "slack", plain.url, web_url="https://other.example"),
+    ], extra="web_url: https://hearth.example\n")
+    d.ingest_ctl([profile("W 1/é", "Wu", "li"), complaint("W 1/é")])
+    text = ding.wait(1)[0]["json"]["markdown"]["text"]
+    assert text.endswith("\nhttps://hearth.example/alerts#complaint_open/W%201%2F%C3%A9"), text
+    assert own.wait(1)[0]["json"]["text"] == "https://crm.example/hearth/c/W%201%2F%C3%A9"
+    assert plain.wait(1)[0]["json"]["text"].endswith("\nhttps://other.example/alerts#complaint_open/W%201%2F%C3%A9")
+    r.stop()

@@ -274,6 +274,19 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* hearth-web's base URL (docs/WEB.md), without a trailing slash: links append /c/<id>. */
+static char *get_web_url(struct loader *ld, const struct ynode *v)
+{
+	char *url = get_str(ld, v, "web_url");
+	size_t n = url ? strlen(url) : 0;
+
+	if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		cerr(ld, v, "web_url: expected http:// or https://");
+	while (n > 0 && url[n - 1] == '/')
+		url[--n] = '\0';
+	return url;
+}
+
 static void load_target(struct loader *ld, const struct ynode *t, struct target_conf *tc)
 {
 	const struct ynode *type_node = NULL, *secret_node = NULL, *format_node = NULL;
@@ -357,6 +370,9 @@ static void load_target(struct loader *ld, const struct ynode *t, struct target_
 			tc->locale = get_locale(ld, v, "locale");
 		} else if (strcmp(key, "hold_firing") == 0) {
 			get_duration(ld, v, "hold_firing", &tc->hold_firing_ms);
+		} else if (strcmp(key, "web_url") == 0) {
+			free(tc->web_url_own);
+			tc->web_url_own = get_web_url(ld, v);
 		} else {
 			cerr(ld, k, "target: unknown key '%s'", key);
 		}
@@ -439,9 +455,12 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 			cfg->locale = get_locale(ld, v, "locale");
 		} else if (strcmp(k->value, "rule_labels") == 0) {
 			load_rule_labels(ld, v, cfg);
+		} else if (strcmp(k->value, "web_url") == 0) {
+			free(cfg->web_url);
+			cfg->web_url = get_web_url(ld, v);
 		} else {
-			cerr(ld, k, "unknown key '%s' (source, state, log, timezone, locale, rule_labels, targets)",
-			     k->value);
+			cerr(ld, k, "unknown key '%s' (source, state, log, timezone, locale, rule_labels, web_url, "
+			     "targets)", k->value);
 		}
 	}
 	/* times in messages: the system's zone unless the file names one */
@@ -475,6 +494,7 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 			tc->locale = cfg->locale != LOCALE_UNSET ? cfg->locale : tc->type ? tc->type->locale : LOCALE_EN;
 		tc->tz = tc->tz_own ? tc->tz_own : cfg->tz;
 		tc->rule_labels = &cfg->rule_labels[tc->locale];
+		tc->web_url = tc->web_url_own ? tc->web_url_own : cfg->web_url;
 		for (size_t j = 0; j < i && cfg->targets[i].name; j++)
 			if (cfg->targets[j].name && strcmp(cfg->targets[j].name, cfg->targets[i].name) == 0)
 				cerr(ld, ynode_get(targets->items[i], "name"),
@@ -519,6 +539,7 @@ static void target_conf_free(struct target_conf *tc)
 	free(tc->template);
 	free(tc->ca_file);
 	tz_free(tc->tz_own);
+	free(tc->web_url_own);
 	strlist_free(&tc->severity);
 	strlist_free(&tc->rule);
 	strlist_free(&tc->owner);
@@ -539,6 +560,7 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->control);
 	free(cfg->state_dir);
 	tz_free(cfg->tz);
+	free(cfg->web_url);
 	for (int i = 0; i < LOCALE_COUNT; i++) {
 		strlist_free(&cfg->rule_labels[i].keys);
 		strlist_free(&cfg->rule_labels[i].values);

@@ -25,41 +25,41 @@ static const char *const slack_default[LOCALE_COUNT] = {
 	"{icon} *{status}* · {rule} ({severity})\n"
 	"*{customer.name}* ({alert.customer}) · owner {customer.owner}\n"
 	"{alert.summary}\n"
-	"{when} · seq {seq}",
+	"{when} · seq {seq}{link_line}",
 	"{icon} *{status}*：{rule}（{severity}）\n"
 	"*{customer.name}*（{alert.customer}）· 负责人 {customer.owner}\n"
 	"{alert.summary}\n"
-	"{when} · 规则 {alert.rule} · 序号 {seq}",
+	"{when} · 规则 {alert.rule} · 序号 {seq}{link_line}",
 };
 static const char *const markdown_default[LOCALE_COUNT] = {
 	"### {icon} {status}: {rule}\n\n"
 	"**{customer.name}** ({alert.customer}) · owner {customer.owner} · {severity}\n\n"
 	"{alert.summary}\n\n"
-	"{when} · seq {seq}",
+	"{when} · seq {seq}{link_line}",
 	"### {icon} {status}：{rule}\n\n"
 	"**{customer.name}**（{alert.customer}）· 负责人 {customer.owner} · {severity}\n\n"
 	"{alert.summary}\n\n"
-	"{when} · 规则 {alert.rule} · 序号 {seq}",
+	"{when} · 规则 {alert.rule} · 序号 {seq}{link_line}",
 };
 static const char *const wecom_default[LOCALE_COUNT] = {
 	"**{icon} {status}: {rule}** ({severity})\n"
 	"> {customer.name} ({alert.customer}) · owner {customer.owner}\n"
 	"> {alert.summary}\n"
-	"> {when} · seq {seq}",
+	"> {when} · seq {seq}{link_line}",
 	"**{icon} {status}：{rule}**（{severity}）\n"
 	"> {customer.name}（{alert.customer}）· 负责人 {customer.owner}\n"
 	"> {alert.summary}\n"
-	"> {when} · 规则 {alert.rule} · 序号 {seq}",
+	"> {when} · 规则 {alert.rule} · 序号 {seq}{link_line}",
 };
 static const char *const text_default[LOCALE_COUNT] = {
 	"{icon} {status}: {rule} ({severity})\n"
 	"{customer.name} ({alert.customer}) · owner {customer.owner}\n"
 	"{alert.summary}\n"
-	"{when} · seq {seq}",
+	"{when} · seq {seq}{link_line}",
 	"{icon} {status}：{rule}（{severity}）\n"
 	"{customer.name}（{alert.customer}）· 负责人 {customer.owner}\n"
 	"{alert.summary}\n"
-	"{when} · 规则 {alert.rule} · 序号 {seq}",
+	"{when} · 规则 {alert.rule} · 序号 {seq}{link_line}",
 };
 /* titles and summaries of cards (Teams) and of DingTalk's markdown */
 static const char *const title_default[LOCALE_COUNT] = {

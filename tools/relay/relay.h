@@ -71,6 +71,8 @@ struct target_conf {
 	struct tz *tz_own;
 	const struct labelmap *rule_labels; /* borrowed from the config, for this locale */
 	int64_t hold_firing_ms;         /* 0: post firing at once; else drop flaps shorter than this */
+	char *web_url_own;
+	const char *web_url;            /* hearth-web's base: {link} points there; NULL: no links */
 };
 
 struct relay_config {
@@ -85,6 +87,7 @@ struct relay_config {
 	struct tz *tz;                  /* `timezone`, else the system's */
 	int locale;                     /* `locale`, else LOCALE_UNSET: each type's own */
 	struct labelmap rule_labels[LOCALE_COUNT];
+	char *web_url;                  /* `web_url`: hearth-web's base URL, for deep links */
 	struct target_conf *targets;
 	size_t ntargets;
 };

@@ -13,6 +13,7 @@
  * write durations. {path|raw} keeps the body's form; {path|duration} and
  * {path|time} read any number of ms as a duration or a time.
  */
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,11 +178,23 @@ static void put_duration(FILE *f, int64_t ms)
 }
 
 /* How long the alert has fired: to its resolution, else to this notification. */
+/*
+ * When the alert's condition began to hold: alert.active_since when hearthd
+ * knows it (an alert raised by a history load or a new rule began long before
+ * it fired), else when it fired.
+ */
+static int began(struct json_object *body, int64_t *ms)
+{
+	if (time_of(json_at(body, "alert.active_since"), ms) == 0)
+		return 0;
+	return time_of(json_at(body, "alert.since"), ms);
+}
+
 static int firing_for(struct json_object *body, int64_t *ms)
 {
 	int64_t since, until;
 
-	if (time_of(json_at(body, "alert.since"), &since) < 0 ||
+	if (began(body, &since) < 0 ||
 	    (time_of(json_at(body, "alert.resolved_at"), &until) < 0 && time_of(json_at(body, "ts"), &until) < 0))
 		return -1;
 	*ms = until > since ? until - since : 0;
@@ -195,7 +208,7 @@ static void put_when(FILE *f, struct json_object *body, const struct target_conf
 	const char *kind = kind_of(body);
 	int64_t since, end, dur;
 
-	if (time_of(json_at(body, "alert.since"), &since) < 0)
+	if (began(body, &since) < 0)
 		return;
 	if (!strcmp(kind, "resolved") &&
 	    (time_of(json_at(body, "alert.resolved_at"), &end) == 0 || time_of(json_at(body, "ts"), &end) == 0)) {
@@ -254,6 +267,40 @@ static void put_text(FILE *f, const char *s, const struct target_conf *tc)
 	}
 }
 
+/* ---- links to hearth-web ----------------------------------------------------------- */
+
+static void put_escaped(FILE *f, const char *s)
+{
+	char *e = s ? curl_easy_escape(NULL, s, 0) : NULL;
+
+	if (e)
+		fputs(e, f);
+	curl_free(e);
+}
+
+/*
+ * The page of this alert (<web_url>/alerts#<rule>/<customer>) or of its customer
+ * (<web_url>/c/<customer>), ids percent-encoded as the page expects (docs/WEB.md);
+ * nothing without web_url.
+ */
+static void put_link(FILE *f, struct json_object *body, const struct target_conf *tc, int customer_page)
+{
+	const char *rule = json_object_get_string(json_at(body, "alert.rule"));
+	const char *customer = json_object_get_string(json_at(body, "alert.customer"));
+
+	if (!tc || !tc->web_url || !customer)
+		return;
+	fputs(tc->web_url, f);
+	if (customer_page || !rule) {
+		fputs("/c/", f);
+	} else {
+		fputs("/alerts#", f);
+		put_escaped(f, rule);
+		fputc('/', f);
+	}
+	put_escaped(f, customer);
+}
+
 /* ---- placeholders ------------------------------------------------------------------ */
 
 enum filter { FILTER_NONE, FILTER_RAW, FILTER_DURATION, FILTER_TIME };
@@ -273,6 +320,16 @@ static int derived(FILE *f, const char *name, struct json_object *body, const st
 		fputs(severity_word(body, zh), f);
 	else if (!strcmp(name, "when"))
 		put_when(f, body, tc);
+	else if (!strcmp(name, "link"))
+		put_link(f, body, tc, 0);
+	else if (!strcmp(name, "customer_link"))
+		put_link(f, body, tc, 1);
+	else if (!strcmp(name, "link_line")) {
+		if (tc && tc->web_url) {
+			fputc('\n', f);
+			put_link(f, body, tc, 0);
+		}
+	}
 	else if (!strcmp(name, "duration")) {
 		if (firing_for(body, &ms) == 0)
 			put_duration(f, ms);
