@@ -30,7 +30,9 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # Sanitizer builds keep the sanitizer's allocator.
 DAEMON_MALLOC := $(if $(SAN),,$(shell pkg-config --libs jemalloc))
 
-LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c))
+# src/ by stage: ingest, store, engine, publish, control, and common (what they and the
+# other programs share); the daemon itself (hearthd.c, server.c) at the top
+LIB_SRCS   := $(filter-out src/hearthd.c,$(wildcard src/*.c src/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -48,7 +50,7 @@ $(BUILD)/man/%: man/%.scd
 	@mkdir -p $(dir $@)
 	scdoc < $< > $@
 
-$(BUILD)/%.o: %.c $(wildcard include/hearth/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/hearth/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 

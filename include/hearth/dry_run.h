@@ -1,4 +1,4 @@
-/* `reload.dry_run` (PROTOCOL.md §5.20), a control job; see src/dry_run.c. */
+/* `reload.dry_run` (PROTOCOL.md §5.20), a control job; see src/engine/dry_run.c. */
 #ifndef HEARTH_DRY_RUN_H
 #define HEARTH_DRY_RUN_H
 

@@ -38,7 +38,7 @@ void engine_set_rules(struct engine *eng, struct ruleset *rs);
 const struct ruleset *engine_rules(const struct engine *eng);
 
 /*
- * Inside the group commit's transaction (src/group_commit.c): evaluates the
+ * Inside the group commit's transaction (src/ingest/group_commit.c): evaluates the
  * customers the group's events touched, reading through txn, and writes their
  * alert changes and notifications into w (again, if the transaction is
  * retried). engine_ingest_end publishes them once committed, or drops them.

@@ -43,7 +43,7 @@ void timeline_set_config(struct timeline *tl, const struct config *cfg);
  */
 int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
 /*
- * The same in the caller's transaction (src/group_commit.c adds the alerts
+ * The same in the caller's transaction (src/ingest/group_commit.c adds the alerts
  * the events change): puts the log records and folds the events into pending
  * state, which sets *folded; a retry of the transaction (the map grew) only
  * puts the records again. timeline_append_end follows the commit, with err

@@ -34,7 +34,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def duration_text(ms):
-    """hearthd's duration_format (src/units.c): the two most significant of d h m s."""
+    """hearthd's duration_format (src/common/units.c): the two most significant of d h m s."""
     if ms < 1000:
         return "%dms" % ms
     out, shown = [], 0

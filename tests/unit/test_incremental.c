@@ -416,7 +416,7 @@ struct seen {
 };
 
 /*
- * What the daemon does (src/timeline.c apply_stored): a case event older than
+ * What the daemon does (src/store/timeline.c apply_stored): a case event older than
  * the newest case event seen is folded in without its case effect, and the
  * cases are rebuilt from the timeline (here: `seen`, already holding x) in time order.
  */

@@ -1012,7 +1012,7 @@ static void test_store_full(void **state)
  * (PROTOCOL.md §3.3: the daemon keeps serving).
  */
 /*
- * The group commit (src/group_commit.c) writes more after the fold: here a
+ * The group commit (src/ingest/group_commit.c) writes more after the fold: here a
  * failure, or a value too large for the map, stands in for that write.
  */
 struct after_fold {

@@ -1,5 +1,5 @@
 /*
- * src/tz.c: TZif files and POSIX TZ rules, against fixed instants (DST edges
+ * src/common/tz.c: TZif files and POSIX TZ rules, against fixed instants (DST edges
  * both ways, southern hemisphere, numeric abbreviations) and against glibc's
  * localtime_r() over two centuries of instants in zones with odd offsets.
  */

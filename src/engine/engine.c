@@ -15,7 +15,7 @@
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
-#include "hearth/engine_impl.h"
+#include "engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
 #include "hearth/json.h"

@@ -15,7 +15,7 @@
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
-#include "hearth/timeline_impl.h"
+#include "timeline_impl.h"
 #include "hearth/units.h"
 
 /*

@@ -25,7 +25,7 @@
 #include "hearth/state.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
-#include "hearth/timeline_impl.h"
+#include "timeline_impl.h"
 #include "hearth/units.h"
 
 

@@ -1,5 +1,5 @@
 /*
- * What the command files share (src/commands.c and src/cmd_*.c), not for use elsewhere:
+ * What the command files share (src/control/commands.c and src/cmd_*.c), not for use elsewhere:
  * the argument readers of args.c and the handlers the command table names.
  */
 #ifndef HEARTH_COMMANDS_IMPL_H

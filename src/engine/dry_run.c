@@ -16,7 +16,7 @@
 #include "hearth/cust_walk.h"
 #include "hearth/dry_run.h"
 #include "hearth/engine.h"
-#include "hearth/engine_impl.h"
+#include "engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/job.h"
 #include "hearth/rules.h"

@@ -16,7 +16,7 @@
 
 #include "hearth/config.h"
 #include "hearth/engine.h"
-#include "hearth/engine_impl.h"
+#include "engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"

@@ -9,7 +9,7 @@
 
 #include "hearth/codec.h"
 #include "hearth/config.h"
-#include "hearth/engine_impl.h"
+#include "engine_impl.h"
 #include "hearth/event.h"
 #include "hearth/json.h"
 #include "hearth/log.h"
