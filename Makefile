@@ -20,9 +20,12 @@ CC      ?= cc
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-format-nonliteral -Wvla -Walloca
+# CPPFLAGS, CFLAGS and LDFLAGS come last so that a packager's flags win (dpkg-buildflags:
+# hardening, and -ffile-prefix-map so that no build path ends up in the binaries).
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE \
-           -DHEARTH_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) $(SAN)
-LDLIBS_ALL := $(shell pkg-config --libs $(PKGS)) -lm $(SAN)
+           -DHEARTH_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS)) $(SAN) \
+           $(CPPFLAGS) $(CFLAGS)
+LDLIBS_ALL := $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lm $(SAN)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # The daemon allocates and frees millions of small objects per second under ingest;
 # jemalloc takes ~20% less of its CPU than glibc's malloc (docs/PERFORMANCE.md).
