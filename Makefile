@@ -3,6 +3,7 @@
 #   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var
 #   make check      unit + end-to-end tests, plain and under ASan+UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        Debian packages under build/deb (docs/PACKAGING.md)
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
@@ -41,7 +42,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build
+.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build deb
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -169,6 +170,12 @@ install: all man
 
 clean:
 	rm -rf build
+
+# ---- Debian packages (issue 18; docs/PACKAGING.md) ----------------------------
+#   make deb        hearth_*.deb and hearth-relay_*.deb in build/deb, lintian-checked
+deb:
+	@tools/deps.sh deb
+	tools/deb.sh build/deb
 
 # ---- benchmarks (issue 6): tools/bench → build/hearth-bench -------------------
 #   make bench        full sizes, 3 runs where feasible (several minutes)
