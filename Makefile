@@ -4,6 +4,7 @@
 #   make check      unit + end-to-end tests, plain and under ASan+UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        Debian packages under build/deb (docs/PACKAGING.md)
+#   make deb-check  builds, lints, installs, upgrades and purges them (root; changes this machine)
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
@@ -42,7 +43,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build deb
+.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build deb deb-check
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -173,9 +174,17 @@ clean:
 
 # ---- Debian packages (issue 18; docs/PACKAGING.md) ----------------------------
 #   make deb        hearth_*.deb and hearth-relay_*.deb in build/deb, lintian-checked
+#   make deb-check  tests/e2e/test_deb.py: builds twice, lintian, reproducibility, dpkg
+#                   install/upgrade/remove/purge on this machine (root), and the service
+#                   under systemd in a Debian 12 container (systemd-nspawn). A few minutes,
+#                   so not part of `make check`; .ci/run runs it after.
 deb:
 	@tools/deps.sh deb
 	tools/deb.sh build/deb
+
+deb-check:
+	@tools/deps.sh deb
+	HEARTH_DEB_CHECK=1 $(PYTHON) -m pytest -q -s -rs -p no:cacheprovider tests/e2e/test_deb.py
 
 # ---- benchmarks (issue 6): tools/bench → build/hearth-bench -------------------
 #   make bench        full sizes, 3 runs where feasible (several minutes)
