@@ -396,7 +396,7 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
         assert sh(["man", "-w", "hearthd"]).stdout.strip() == "/usr/share/man/man8/hearthd.8.gz"
 
     # -- the installed binaries: by hand on a scratch config, then as the service would
-    d = short_dir(tmp_path)[0]
+    d, cleanup = short_dir(tmp_path)
     cfg = Config(d)
     proc = start_installed(["-c", cfg.path], log, cwd=d)
     try:
@@ -406,6 +406,8 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        if cleanup:
+            shutil.rmtree(d, ignore_errors=True)
     proc = as_service(log)
     try:
         wait_ping("/run/hearth/control.sock", proc)
@@ -459,7 +461,7 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
         assert dpkg_status(pkg) == "gone", (pkg, dpkg_status(pkg))
     left = sorted(traces() - before)
     assert not left, "left behind after purge: %s" % left
-    pwd.getpwnam("hearth")      # KEPT_AFTER_PURGE
+    assert "hearth" in [u.pw_name for u in pwd.getpwall()], "purge keeps " + KEPT_AFTER_PURGE
     log.close()
     print("deb: install, upgrade, remove, purge %.0fs" % (time.monotonic() - started))
 
