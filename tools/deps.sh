@@ -2,6 +2,8 @@
 # Installs the Debian packages hearth needs to build, run and test.
 # As root it uses apt-get; otherwise it prints the exact command and fails,
 # so `make run` / `make check` never half-build on a machine that lacks them.
+#   tools/deps.sh       building, running, testing
+#   tools/deps.sh deb   that, and building and checking the Debian packages (make deb, deb-check)
 set -eu
 
 PACKAGES="gcc make pkg-config libc6-dev
@@ -10,6 +12,14 @@ libcurl4-openssl-dev libssl-dev libsqlite3-dev libjemalloc-dev
 libcmocka-dev python3 python3-zmq python3-pytest systemd scdoc man-db clang libclang-rt-14-dev
 openssl prometheus-alertmanager gnuplot-nox
 libmicrohttpd-dev chromium chromium-driver python3-selenium fonts-wqy-microhei prometheus"
+
+# The packages' own build dependencies are in debian/control (apt-get build-dep ./);
+# these are the tools around them. systemd-container and debootstrap boot a Debian 12
+# container for deb-check's test under real systemd.
+if [ "${1:-}" = deb ]; then
+	PACKAGES="$PACKAGES
+debhelper dpkg-dev devscripts fakeroot lintian systemd-container debootstrap"
+fi
 
 missing=""
 for p in $PACKAGES; do
