@@ -35,7 +35,7 @@ deb_check = pytest.mark.skipif(
     not DEB_CHECK, reason="builds and installs the Debian packages on this machine: "
                           "`make deb-check` runs it (HEARTH_DEB_CHECK=1)")
 
-PACKAGES = ("hearth", "hearth-relay")
+PACKAGES = ("hearth", "hearth-relay", "hearth-web")
 # Everything the packages may leave on a machine after a purge, by Debian's convention.
 KEPT_AFTER_PURGE = "the system user and group hearth"
 DEADLINE = 15.0
@@ -361,12 +361,14 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
     out = sh(["dpkg", "-i"] + a.debs()).stdout
     for pkg in PACKAGES:
         assert dpkg_status(pkg) == "ii " + a.version, (pkg, dpkg_status(pkg), out)
-    for path in ("/usr/sbin/hearthd", "/usr/bin/hearthctl", "/usr/sbin/hearth-relay"):
+    for path in ("/usr/sbin/hearthd", "/usr/bin/hearthctl", "/usr/sbin/hearth-relay", "/usr/sbin/hearth-web"):
         assert os.access(path, os.X_OK), path
     assert conffiles("hearth") == {"/etc/hearth/hearth.yaml"}
     assert conffiles("hearth-relay") == {"/etc/hearth/relay.yaml"}
+    assert conffiles("hearth-web") == {"/etc/hearth/web.yaml"}
+    sh(["/usr/sbin/hearth-web", "--check", "-c", "/etc/hearth/web.yaml"])
     for page in ("man8/hearthd.8.gz", "man1/hearthctl.1.gz", "man5/hearth.yaml.5.gz",
-                 "man8/hearth-relay.8.gz"):
+                 "man8/hearth-relay.8.gz", "man8/hearth-web.8.gz"):
         assert os.path.exists("/usr/share/man/" + page), page
     service = open(unit_path("hearthd.service")).read()
     assert "ExecStart=/usr/sbin/hearthd -c /etc/hearth/hearth.yaml" in service
@@ -444,7 +446,7 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
             proc.kill()
 
     # -- remove: programs go, data and configs stay, and the operator is told
-    out = sh(["dpkg", "--remove", "hearth-relay", "hearth"]).stdout
+    out = sh(["dpkg", "--remove", "hearth-web", "hearth-relay", "hearth"]).stdout
     print(out)
     assert "/var/lib/hearth (customer timelines, alerts) is kept" in out, out
     for pkg in PACKAGES:
@@ -454,7 +456,7 @@ def test_install_upgrade_remove_purge(builds, machine, tmp_path):
     assert os.path.exists("/etc/hearth/hearth.yaml") and os.path.exists("/etc/hearth/relay.yaml")
 
     # -- purge: the data too, said so; nothing the packages made remains
-    out = sh(["dpkg", "--purge", "hearth-relay", "hearth"]).stdout
+    out = sh(["dpkg", "--purge", "hearth-web", "hearth-relay", "hearth"]).stdout
     print(out)
     assert "purge deletes /var/lib/hearth" in out, out
     for pkg in PACKAGES:
@@ -483,26 +485,29 @@ systemctl is-system-running --wait
 r boot "$(systemctl is-system-running)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q || { r install apt-get-update-failed; exit 1; }
-apt-get install -y -q /root/debs/a/hearth_*.deb /root/debs/a/hearth-relay_*.deb || { r install failed; exit 1; }
+apt-get install -y -q /root/debs/a/hearth_*.deb /root/debs/a/hearth-relay_*.deb /root/debs/a/hearth-web_*.deb || { r install failed; exit 1; }
 r install ok
 r enabled "$(systemctl is-enabled hearthd.service) $(systemctl is-enabled hearthd.socket)"
 r active "$(systemctl is-active hearthd.service) $(systemctl is-active hearthd.socket)"
 r ping "$(yes_no hearthctl ping)"
 r user "$(systemctl show -p User --value hearthd.service)"
 r relay "$(systemctl is-enabled hearth-relay.service) $(systemctl is-active hearth-relay.service)"
+# dash has no /dev/tcp: bash (Essential in Debian) speaks the one HTTP request
+web_status() { bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET /api/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 && head -n 1 <&3' | cut -d' ' -f2; }
+r web "$(systemctl is-active hearth-web.socket) $(web_status)"
 r exposure "$(systemd-analyze security hearthd.service | sed -n 's/.*Overall exposure level for hearthd.service: //p')"
 hearthctl ingest --events "[{\"customer\":\"NSPAWN1\",\"ts\":$(date +%s)000,\"type\":\"call\"}]"
 systemctl enable --now hearth-relay.service
 r relay_started "$(systemctl is-active hearth-relay.service)"
 pid=$(systemctl show -p MainPID --value hearthd.service)
 relay_pid=$(systemctl show -p MainPID --value hearth-relay.service)
-apt-get install -y -q /root/debs/b/hearth_*.deb /root/debs/b/hearth-relay_*.deb || { r upgrade failed; exit 1; }
+apt-get install -y -q /root/debs/b/hearth_*.deb /root/debs/b/hearth-relay_*.deb /root/debs/b/hearth-web_*.deb || { r upgrade failed; exit 1; }
 r upgrade "$(dpkg-query -W -f='${Version}' hearth)"
 r restarted "$(test "$(systemctl show -p MainPID --value hearthd.service)" != "$pid" && echo yes || echo no) $(test "$(systemctl show -p MainPID --value hearth-relay.service)" != "$relay_pid" && echo yes || echo no)"
 r active_after_upgrade "$(systemctl is-active hearthd.service) $(systemctl is-active hearth-relay.service)"
 r kept "$(yes_no hearthctl customer NSPAWN1)"
-journalctl -b --no-pager -u hearthd.service -u hearth-relay.service | tail -n 40
-apt-get purge -y -q hearth-relay hearth || { r purge failed; exit 1; }
+journalctl -b --no-pager -u hearthd.service -u hearth-relay.service -u hearth-web.service -u hearth-web.socket | tail -n 60
+apt-get purge -y -q hearth-web hearth-relay hearth || { r purge failed; exit 1; }
 r after_purge "$(systemctl is-active hearthd.service) $(systemctl is-active hearthd.socket) $(systemctl is-active hearth-relay.service)"
 r left "$(find /etc /usr /var/lib /run -name '*hearth*' 2>/dev/null | tr '\n' ' ')"
 """
@@ -587,6 +592,7 @@ def test_service_starts_under_systemd_in_a_debian12_container(builds, tmp_path):
             "ping": "yes",
             "user": "hearth",
             "relay": "disabled inactive",
+            "web": "active 200",
             "relay_started": "active",
             "upgrade": b.version,
             "restarted": "yes yes",
