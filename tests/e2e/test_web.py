@@ -1248,7 +1248,10 @@ def test_users_reload_on_sighup_and_failures_are_limited(fresh, tmp_path):
         # repeated failures from one address: refused without a check for a while
         codes = [login(WRITER, "guess-%d" % i) for i in range(12)]
         assert codes == [401] * 10 + [429] * 2, codes
-        assert login(WRITER, WRITER_PASSWORD) == 429
+        status, headers, body = http(web.base + "/api/login", context=web.ctx,
+                                     headers={"Authorization": basic(WRITER, WRITER_PASSWORD)})
+        assert status == 429 and json.loads(body)["error"]["code"] == "rate_limited"
+        assert 1 <= int(headers["Retry-After"]) <= 300
         status, _, text = http(web.base + "/metrics", context=web.ctx)
         assert status == 200
         failures = [l for l in text.decode().splitlines() if l.startswith("hearth_web_login_failures_total ")]
@@ -1267,3 +1270,25 @@ def test_readonly_refuses_write_routes(fresh):
     status, body = api(web, "/api/")
     assert body["readonly"] is True and body["writes"] is False and body["user"] is None
     assert api(web, "/api/login")[0] == 404
+
+
+def test_page_without_login_offers_it(writer):
+    """No credentials yet: the bar offers Log in. (What follows a click, the browser's own
+    name-and-password prompt, is not something headless Chromium shows.)"""
+    d, web, _ = writer
+    driver = tls_browser_for(web, user=None, lang="zh-CN")
+    try:
+        open_page(driver, web.base + "/alerts")
+        assert texts(driver, "#login") == ["登录"]
+        assert not driver.find_elements("id", "who-name")
+        # the buttons are there: the browser asks for the login when one is used
+        assert driver.find_elements("css selector", 'button.ack[data-customer="W3"]')
+        # credentials in the URL, as some people type them: the page still works (its
+        # fetches are made on location.origin, which has none)
+        host = web.base.split("//", 1)[1]
+        driver.get("https://%s:%s@%s/alerts" % (WRITER, urllib.parse.quote(WRITER_PASSWORD), host))
+        wait_js(driver, "return document.body.dataset.loaded && document.querySelector('#tab-firing tr')",
+                "the page opened with credentials in the URL")
+        assert driver.execute_script("return document.getElementById('banner').hidden")
+    finally:
+        close_browser(driver)

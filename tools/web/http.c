@@ -115,23 +115,21 @@ static enum MHD_Result send_text(struct web_http *h, struct MHD_Connection *conn
 /*
  * A JSON refusal of a write ({"ok": false, "error": {code, message}}, as hearthd
  * words its own), so that the page shows one kind of error. 401 carries the Basic
- * challenge, which is what makes a browser ask for a name and password.
+ * challenge, which is what makes a browser ask for a name and password; 429 says
+ * when to come back (retry_s).
  */
-static enum MHD_Result send_error(struct web_http *h, struct MHD_Connection *conn, unsigned status,
-				  const char *code, const char *fmt, ...)
+static enum MHD_Result vsend_error(struct web_http *h, struct MHD_Connection *conn, unsigned status,
+				   const char *code, long long retry_s, const char *fmt, va_list ap)
 {
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 	struct MHD_Response *r = NULL;
 	enum MHD_Result rc = MHD_NO;
 	const char *text;
-	char msg[512];
+	char msg[512], retry[24];
 	size_t len;
-	va_list ap;
 
 	h->refused++;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
@@ -146,13 +144,42 @@ static enum MHD_Result send_error(struct web_http *h, struct MHD_Connection *con
 	}
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "POST");
-	if (status == MHD_HTTP_TOO_MANY_REQUESTS)
-		MHD_add_response_header(r, "Retry-After", "60");
+	if (retry_s > 0) {
+		snprintf(retry, sizeof(retry), "%lld", retry_s);
+		MHD_add_response_header(r, "Retry-After", retry);
+	}
 	rc = MHD_queue_response(conn, status, r);
 out:
 	if (r)
 		MHD_destroy_response(r);
 	json_object_put(o);
+	return rc;
+}
+
+static enum MHD_Result send_error(struct web_http *h, struct MHD_Connection *conn, unsigned status,
+				  const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	enum MHD_Result rc;
+
+	va_start(ap, fmt);
+	rc = vsend_error(h, conn, status, code, 0, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static enum MHD_Result send_retry(struct web_http *h, struct MHD_Connection *conn, long long retry_s,
+				  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result send_retry(struct web_http *h, struct MHD_Connection *conn, long long retry_s,
+				  const char *fmt, ...)
+{
+	va_list ap;
+	enum MHD_Result rc;
+
+	va_start(ap, fmt);
+	rc = vsend_error(h, conn, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", retry_s, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -288,10 +315,11 @@ static enum web_auth_result login(struct web_http *h, struct MHD_Connection *con
 static enum MHD_Result refuse_login(struct web_http *h, struct MHD_Connection *conn, enum web_auth_result rc,
 				    int64_t retry_ms)
 {
+	long long retry_s = (long long)(retry_ms / 1000 + 1);
+
 	if (rc == WEB_AUTH_LIMITED)
-		return send_error(h, conn, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
-				  "too many failed logins from this address; try again in %lld s",
-				  (long long)(retry_ms / 1000 + 1));
+		return send_retry(h, conn, retry_s, "too many failed logins from this address; try again in %lld s",
+				  retry_s);
 	return send_error(h, conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 			  rc == WEB_AUTH_NONE ? "log in to change anything (a name and password from web.users)"
 					      : "wrong name or password");

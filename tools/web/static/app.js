@@ -287,12 +287,17 @@
 
   class Unreachable extends Error {}
 
+  // A path on this origin. Not relative to the document: a page opened as
+  // https://name:password@host/ would make every relative fetch a URL with
+  // credentials, which fetch() refuses.
+  function here(path) { return location.origin + path; }
+
   async function getJSON(url) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 15000);
     let res;
     try {
-      res = await fetch(url, { signal: ctl.signal, headers: { Accept: "application/json" },
+      res = await fetch(here(url), { signal: ctl.signal, headers: { Accept: "application/json" },
                                credentials: "same-origin", cache: "no-store" });
     } catch (e) {
       throw new Unreachable(String(e && e.message || e));
@@ -365,7 +370,7 @@
   async function postJSON(url, data) {
     let res;
     try {
-      res = await fetch(url, { method: "POST", body: JSON.stringify(data), credentials: "same-origin",
+      res = await fetch(here(url), { method: "POST", body: JSON.stringify(data), credentials: "same-origin",
                                cache: "no-store",
                                headers: { "Content-Type": "application/json", Accept: "application/json" } });
     } catch (e) {
