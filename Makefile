@@ -99,11 +99,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 # is rebuilt when one changes.
 WEB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/web/*.c))
 $(WEB_OBJS): tools/web/web.h
-$(WEB_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libmicrohttpd)
+$(WEB_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libmicrohttpd libcrypt)
 $(BUILD)/tools/web/assets.o: $(wildcard tools/web/static/*)
 
 $(BUILD)/hearth-web: $(WEB_OBJS) $(BUILD)/libhearth.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd)
+	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd libcrypt)
 
 # `make install` installs the web too (the Debian packaging splits it into hearth-web)
 .PHONY: install-web

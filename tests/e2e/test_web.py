@@ -65,11 +65,12 @@ def wait_for(what, fn, deadline=DEADLINE):
 class Web:
     """A real hearth-web on a config of its own, observed from the outside."""
 
-    def __init__(self, directory, control, refresh="30s", extra_web=""):
+    def __init__(self, directory, control, refresh="30s", extra_web="", ctx=None):
         require_binary(WEB)
         self.dir = directory
         self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.ctx = ctx                  # an ssl.SSLContext when it serves HTTPS
+        self.base = "%s://127.0.0.1:%d" % ("https" if ctx else "http", self.port)
         self.path = os.path.join(directory, "web.yaml")
         with open(self.path, "w") as f:
             f.write("web:\n  listen: \"127.0.0.1:1\"\n  refresh: %s\n%s"
@@ -78,12 +79,13 @@ class Web:
         self.proc = None
         self.log = os.path.join(directory, "hearth-web.log")
 
-    def start(self):
+    def start(self, preexec_fn=None):
         with open(self.log, "wb") as f:
             # --listen overrides the file, as documented
             self.proc = subprocess.Popen([WEB, "-c", self.path, "--listen", "127.0.0.1:%d" % self.port],
-                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f)
-        wait_for("hearth-web answering", lambda: self.alive() and http(self.base + "/api/")[0] == 200)
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f, preexec_fn=preexec_fn)
+        wait_for("hearth-web answering",
+                 lambda: self.alive() and http(self.base + "/api/", context=self.ctx)[0] == 200)
         return self
 
     def alive(self):
@@ -119,11 +121,11 @@ class Web:
         assert rc == 0, "hearth-web exited %s:\n%s" % (rc, self.log_text()[-4000:])
 
 
-def http(url, method="GET", headers=None, data=None, timeout=10):
+def http(url, method="GET", headers=None, data=None, timeout=10, context=None):
     """(status, headers, body bytes) without raising on 4xx/5xx."""
     req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
@@ -149,7 +151,7 @@ def load_examples(d):
 # The browser
 # --------------------------------------------------------------------------------------
 
-def make_browser(lang="zh-CN", width=1280, height=900):
+def make_browser(lang="zh-CN", width=1280, height=900, args=()):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -164,7 +166,7 @@ def make_browser(lang="zh-CN", width=1280, height=900):
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage", "--user-data-dir=" + profile, "--lang=" + lang,
-              "--window-size=%d,%d" % (width, height)):
+              "--window-size=%d,%d" % (width, height)) + tuple(args):
         o.add_argument(a)
     o.add_experimental_option("prefs", {"intl.accept_languages": lang})
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -823,3 +825,470 @@ def test_socket_activation(tmp_path, fresh):
         assert "the socket systemd passed" in web.log_text()
     finally:
         web.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Writes (v2, web.readonly: false): ack and silences over HTTPS for logged-in users
+# --------------------------------------------------------------------------------------
+
+WRITER, WRITER_PASSWORD = "zhang", "s3cret-张"
+WRITE_AT = EXAMPLES_AT
+
+
+def self_signed(directory):
+    """(cert, key) for 127.0.0.1 and localhost, made by openssl; skips without it."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    key, crt = os.path.join(directory, "web.key"), os.path.join(directory, "web.crt")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       capture_output=True, timeout=60)
+    if p.returncode != 0:
+        pytest.skip("openssl cannot make a test certificate: %s" % p.stderr[-300:])
+    return crt, key
+
+
+def password_hash(password, method="sha-512"):
+    """A crypt(3) hash as `mkpasswd -m sha-512` (or `-m yescrypt`) makes it (docs/WEB.md)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import crypt
+        except ImportError:
+            crypt = None
+    if crypt is not None:
+        if method == "yescrypt":
+            # Python's crypt has no yescrypt salt maker: libcrypt's own, through ctypes
+            import ctypes
+            lib = ctypes.CDLL("libcrypt.so.1")
+            lib.crypt_gensalt_rn.restype = ctypes.c_char_p
+            buf = ctypes.create_string_buffer(256)
+            setting = lib.crypt_gensalt_rn(b"$y$", 0, None, 0, buf, len(buf))
+            assert setting, "libcrypt cannot make a yescrypt setting"
+            return crypt.crypt(password, setting.decode())
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+    if shutil.which("mkpasswd"):
+        return subprocess.run(["mkpasswd", "-m", method, "--stdin"], input=password.encode(),
+                              capture_output=True, check=True, timeout=30).stdout.decode().strip()
+    pytest.skip("neither Python's crypt module nor mkpasswd (Debian's whois) is available")
+
+
+def write_users(path, users, yescrypt=()):
+    with open(path, "w") as f:
+        f.write("# name:hash (mkpasswd -m yescrypt)\n")
+        for name, password in users.items():
+            f.write("%s:%s\n" % (name, password_hash(password, "yescrypt" if name in yescrypt else "sha-512")))
+    os.chmod(path, 0o640)
+
+
+def basic(user, password):
+    import base64
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def tls_context(crt):
+    import ssl
+    return ssl.create_default_context(cafile=crt)
+
+
+def write_web(directory, control, users=None):
+    """A hearth-web with writes on: TLS, a users file (zhang by default)."""
+    crt, key = self_signed(directory)
+    users_path = os.path.join(directory, "web-users")
+    write_users(users_path, users or {WRITER: WRITER_PASSWORD})
+    extra = ("  readonly: false\n  users: %s\n  tls: {cert: %s, key: %s}\n"
+             % (json.dumps(users_path), json.dumps(crt), json.dumps(key)))
+    web = Web(directory, control, extra_web=extra, ctx=tls_context(crt))
+    web.users, web.crt, web.key = users_path, crt, key
+    return web
+
+
+def writes_data():
+    """Customers the shipped rules alert on at WRITE_AT: customer_cooling for W1..W6
+    (owners li and wang), complaint_unresolved for X1."""
+    out = []
+    for i, (owner, tier) in enumerate([("li", "C")] * 4 + [("wang", "B")] * 2, 1):
+        cid = "W%d" % i
+        out += [ev(cid, "2026-08-01T10:00:00+08:00", "profile", attrs={"name": "客户%d" % i, "owner": owner,
+                                                                         "tier": tier, "value": 1000 * i}),
+                ev(cid, "2026-09-01T10:00:00+08:00", "call")]
+    out += [ev("X1", "2026-08-01T10:00:00+08:00", "profile", attrs={"name": "X", "owner": "wang", "tier": "A"}),
+            ev("X1", "2026-11-10T10:00:00+08:00", "complaint", ref="T-1")]
+    return out
+
+
+@pytest.fixture(scope="module")
+def writer(tmp_path_factory):
+    """(daemon, web, headers): hearthd with writes_data(), hearth-web with writes on,
+    and the headers of a request the page would make (login, origin, JSON)."""
+    d_dir, cleanup = short_dir(tmp_path_factory.mktemp("webw"))
+    d = shipped_daemon(d_dir)
+    d.start()
+    web = None
+    try:
+        d.clock_set(WRITE_AT)
+        d.ingest_ctl(writes_data())
+        web = write_web(d_dir, d.cfg.control).start()
+        headers = {"Authorization": basic(WRITER, WRITER_PASSWORD), "Origin": web.base,
+                   "Content-Type": "application/json"}
+        yield d, web, headers
+    finally:
+        if web is not None:
+            web.stop()
+        msg = d.teardown()
+        if cleanup:
+            shutil.rmtree(d_dir, ignore_errors=True)
+        if msg:
+            pytest.fail(msg)
+
+
+def post(web, path, body, headers, raw=None):
+    status, h, data = http(web.base + path, method="POST", headers=headers, context=web.ctx,
+                           data=raw if raw is not None else json.dumps(body).encode())
+    try:
+        return status, h, json.loads(data)
+    except ValueError:
+        return status, h, data
+
+
+def tls_browser_for(web, user=WRITER, password=WRITER_PASSWORD, lang="en-US"):
+    """Chromium that accepts the test certificate and logs in as the users file's user
+    (the Authorization header on every request, as a browser sends it once it has asked)."""
+    driver = make_browser(lang=lang, args=("--ignore-certificate-errors",))
+    if user:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                               {"headers": {"Authorization": basic(user, password)}})
+    return driver
+
+
+@pytest.fixture(scope="module")
+def tls_browser(writer):
+    driver = tls_browser_for(writer[1])
+    yield driver
+    close_browser(driver)
+
+
+def test_write_config_needs_tls_and_users(tmp_path):
+    require_binary(WEB)
+    crt, key = self_signed(str(tmp_path))
+    users = str(tmp_path / "users")
+    write_users(users, {WRITER: WRITER_PASSWORD})
+    cases = [
+        ("", "web.tls (cert and key) and web.users"),
+        ("  users: %s\n" % json.dumps(users), "web.tls (cert and key)"),
+        ("  tls: {cert: %s, key: %s}\n" % (json.dumps(crt), json.dumps(key)), "web.users"),
+    ]
+    for extra, names in cases:
+        bad = tmp_path / "w.yaml"
+        bad.write_text("web:\n  listen: \"127.0.0.1:8443\"\n  readonly: false\n" + extra +
+                       "control:\n  path: /run/hearth/control.sock\n")
+        p = subprocess.run([WEB, "--check", "-c", str(bad)], capture_output=True, timeout=10)
+        err = p.stderr.decode()
+        assert p.returncode == 78, (extra, p)
+        assert "%s:3:13: web.readonly: false needs %s" % (bad, names) in err, (extra, err)
+    good = tmp_path / "ok.yaml"
+    good.write_text("web:\n  readonly: false\n  users: %s\n  tls: {cert: %s, key: %s}\n"
+                    % (json.dumps(users), json.dumps(crt), json.dumps(key)))
+    p = subprocess.run([WEB, "--check", "-c", str(good)], capture_output=True, timeout=10)
+    assert p.returncode == 0 and b"configuration OK" in p.stdout, p
+    # the users file's own errors, by line and column
+    with open(users, "a") as f:
+        f.write("li\n")                                  # line 3: no hash
+        f.write("wang:$1$abc$0123456789abcdef012345\n")  # line 4: MD5
+        f.write("%s:%s\n" % (WRITER, password_hash("x")))  # line 5: twice
+        f.write("bad name:%s\n" % password_hash("x"))   # line 6: a space
+    p = subprocess.run([WEB, "--check", "-c", str(good)], capture_output=True, timeout=10)
+    err = p.stderr.decode()
+    assert p.returncode == 78, p
+    for where, what in (("3:1", "name:hash"), ("4:6", "yescrypt"), ("5:1", "twice"), ("6:1", "no space")):
+        assert "%s:%s: " % (users, where) in err and what in err, (where, what, err)
+
+
+def test_writes_need_login_origin_and_json(writer):
+    d, web, ok_headers = writer
+    ack = {"rule": "customer_cooling", "customer": "W6", "comment": "called back"}
+
+    def without(key, **more):
+        h = {k: v for k, v in ok_headers.items() if k != key}
+        h.update(more)
+        return h
+
+    # no login: 401 with the Basic challenge that makes a browser ask
+    status, headers, body = post(web, "/api/ack", ack, without("Authorization"))
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    assert headers["WWW-Authenticate"] == 'Basic realm="hearth"'
+    assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+    # a wrong password, an unknown user
+    for user, password in ((WRITER, "wrong-password-1"), ("nobody", WRITER_PASSWORD)):
+        status, headers, body = post(web, "/api/ack", ack, without("Authorization", Authorization=basic(user, password)))
+        assert status == 401 and "WWW-Authenticate" in headers, (user, status, body)
+    log = web.log_text()
+    assert "login refused for 'zhang' from 127.0.0.1" in log and "login refused for 'nobody'" in log
+    assert "wrong-password-1" not in log and WRITER_PASSWORD not in log
+    # another site's page (the browser sends its Origin), or no origin at all
+    status, _, body = post(web, "/api/ack", ack, without("Origin", Origin="https://evil.example"))
+    assert status == 403 and body["error"]["code"] == "cross_origin"
+    status, _, body = post(web, "/api/ack", ack, without("Origin"))
+    assert status == 403 and body["error"]["code"] == "cross_origin"
+    status, _, body = post(web, "/api/ack", ack, without("Origin", Referer="https://evil.example/alerts"))
+    assert status == 403
+    status, _, body = post(web, "/api/ack", ack, without("Origin", Origin=web.base.replace("https", "http")))
+    assert status == 403
+    # a Host this server does not answer to, even from "its own" origin
+    evil = "evil.example:%d" % web.port
+    status, _, body = post(web, "/api/ack", ack, without("Origin", Origin="https://" + evil, Host=evil))
+    assert status == 403 and body["error"]["code"] == "cross_origin"
+    # JSON only (a form post cannot be made into one without CORS), bounded
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        status, _, body = post(web, "/api/ack", ack, without("Content-Type", **{"Content-Type": ctype}))
+        assert status == 415 and body["error"]["code"] == "unsupported_media_type", ctype
+    status, _, body = post(web, "/api/ack", None, ok_headers, raw=b'{"comment":"' + b"x" * 20000 + b'"}')
+    assert status == 413
+    # the body never says who: `by` is the login
+    status, _, body = post(web, "/api/ack", dict(ack, by="boss"), ok_headers)
+    assert status == 400 and "by" in body["error"]["message"]
+    for bad in (b"not json", b"[1]", b'{"rule": 1, "customer": "W6"}', b'{"rule": "customer_cooling"}',
+                b'{"rule": "customer_cooling", "customer": "W6", "colour": "red"}'):
+        status, _, body = post(web, "/api/ack", None, ok_headers, raw=bad)
+        assert status == 400 and body["error"]["code"] == "bad_request", bad
+    # a silence must say what it matches, for how long and why
+    for bad in ({"for": "1h", "comment": "x"}, {"rule": "customer_cooling", "comment": "x"},
+                {"rule": "customer_cooling", "for": "1h"},
+                {"rule": "customer_cooling", "for": "1h", "until": "2027-01-01T00:00:00Z", "comment": "x"}):
+        status, _, body = post(web, "/api/silence", bad, ok_headers)
+        assert status == 400, (bad, body)
+    # methods: GET of a write route, PUT anywhere
+    status, headers, _ = http(web.base + "/api/ack", context=web.ctx)
+    assert status == 405 and headers["Allow"] == "POST"
+    status, headers, _ = http(web.base + "/api/ack", method="PUT", headers=ok_headers, data=b"{}", context=web.ctx)
+    assert status == 405 and headers["Allow"] == "POST"
+    status, headers, _ = http(web.base + "/api/status", method="POST", headers=ok_headers, data=b"{}",
+                              context=web.ctx)
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    # nothing of it reached hearthd
+    assert not [a for a in d.alerts(limit=10000) if a["acked"]]
+    assert assert_ok(d.ctl({"cmd": "silence.list"}))["silences"] == []
+
+
+def test_forget_reload_ingest_clock_are_never_reachable(writer):
+    d, web, headers = writer
+    before = d.status()
+    for path in ("/api/forget", "/api/forget/W1", "/api/reload", "/api/ingest", "/api/load.end",
+                 "/api/clock.set", "/api/clock.advance", "/api/replay", "/api/silence.add", "/api/silence/1",
+                 "/api/ack/customer_cooling/W1", "/api/cmd"):
+        status, _, _ = http(web.base + path, context=web.ctx)
+        assert status in (404, 405), (path, status)
+        for body in ({"cmd": "forget", "id": "W1"}, {"id": "W1", "at": "2030-01-01T00:00:00Z", "events": []}):
+            status, _, _ = post(web, path, body, headers)
+            assert status in (404, 405), (path, status)
+    after = d.status()
+    assert (after["customers"], after["events"]) == (before["customers"], before["events"])
+    assert after["now"][:10] == before["now"][:10] == "2026-11-20"          # the test clock was not set
+    assert d.customer("W1")["id"] == "W1"
+
+
+def test_preview_is_what_alerts_matches(writer):
+    d, web, _ = writer
+    for q, want in (({"rule": "customer_cooling", "owner": "li"}, {"rule": "customer_cooling", "owner": "li"}),
+                    ({"customer": "X1"}, {"customer": "X1"}),
+                    ({"owner": "wang"}, {"owner": "wang"})):
+        status, _, body = http(web.base + "/api/silence/preview?" + urllib.parse.urlencode(q), context=web.ctx)
+        body = json.loads(body)
+        expected = d.alerts(limit=10000, **want)
+        assert status == 200 and body["count"] == len(expected) > 0, (q, body)
+        assert sorted((a["rule"], a["customer"]) for a in body["alerts"]) == \
+            sorted((a["rule"], a["customer"]) for a in expected)
+    status, _, body = http(web.base + "/api/silence/preview", context=web.ctx)
+    assert status == 400
+
+
+def test_ack_and_silence_from_the_page(writer, tls_browser):
+    d, web, _ = writer
+    b = tls_browser
+    open_page(b, web.base + "/alerts")
+    assert texts(b, "#who-name") == ["logged in as %s" % WRITER]
+    # Ack: the button of one firing alert, a comment, Confirm
+    b.find_element("css selector", 'button.ack[data-rule="customer_cooling"][data-customer="W1"]').click()
+    wait_js(b, "return document.getElementById('write').open", "the ack dialog")
+    b.find_element("id", "w-comment").send_keys("called, will visit Monday")
+    b.find_element("id", "w-confirm").click()
+    wait_for("hearthd records the ack", lambda: [a for a in d.alerts(customer="W1") if a["acked"]])
+    acked = [a for a in d.alerts(customer="W1") if a["rule"] == "customer_cooling"][0]
+    assert acked["acked_by"] == WRITER
+    wait_js(b, "return !document.getElementById('write').open", "the dialog closed")
+    wait_js(b, "return !document.querySelector('button.ack[data-customer=\"W1\"]')", "the Ack button gone")
+    # hearthd keeps no ack comment (PROTOCOL.md §5.14): hearth-web's log does
+    wait_for("the ack in hearth-web's log", lambda: "acked customer_cooling/W1: called, will visit Monday" in web.log_text())
+    # Silence: what it matches and how many fire now, before Confirm
+    expected = d.alerts(rule="customer_cooling", owner="li", limit=10000)
+    b.find_element("id", "new-silence").click()
+    wait_js(b, "return document.getElementById('write').open", "the silence dialog")
+    b.find_element("id", "w-rule").send_keys("customer_cooling")
+    b.find_element("id", "w-owner").send_keys("li")
+    wait_js(b, "const c = document.getElementById('w-count'); return c && c.dataset.count === '%d' && "
+               "!document.getElementById('w-confirm').disabled" % len(expected), "the preview's count")
+    assert sorted(attrs(b, "#w-preview li[data-customer]", "data-customer")) == \
+        sorted(a["customer"] for a in expected)
+    from selenium.webdriver.support.ui import Select
+    Select(b.find_element("id", "w-for")).select_by_value("4h")
+    b.find_element("id", "w-comment").send_keys("<b>campaign</b> week")
+    b.find_element("id", "w-confirm").click()
+    silences = wait_for("hearthd holds the silence", lambda: assert_ok(d.ctl({"cmd": "silence.list"}))["silences"])
+    assert len(silences) == 1
+    s = silences[0]
+    assert (s["rule"], s["owner"], s["by"], s["comment"]) == ("customer_cooling", "li", WRITER, "<b>campaign</b> week")
+    assert "customer" not in s or s["customer"] is None
+    until = parse_rfc3339_ms(s["until"]) - parse_rfc3339_ms(d.status()["now"])
+    assert 4 * 3600000 - 60000 <= until <= 4 * 3600000
+    # shown as text in the Silenced tab, and removed from there
+    open_page(b, web.base + "/alerts?tab=silenced")
+    assert "<b>campaign</b> week" in texts(b, "#silence-%d" % s["id"])[0]
+    assert b.execute_script("return document.querySelectorAll('#main b').length") == 0
+    b.find_element("css selector", 'button.unsilence[data-id="%d"]' % s["id"]).click()
+    wait_js(b, "return document.getElementById('write').open", "the remove dialog")
+    b.find_element("id", "w-confirm").click()
+    wait_for("the silence removed", lambda: assert_ok(d.ctl({"cmd": "silence.list"}))["silences"] == [])
+    wait_for("the removal in hearth-web's log", lambda: "%s removed silence %d" % (WRITER, s["id"]) in web.log_text())
+    no_console_errors(b)
+
+
+def test_ack_from_the_customer_page(writer, tls_browser):
+    d, web, _ = writer
+    b = tls_browser
+    open_page(b, web.base + "/c/W2")
+    b.find_element("css selector", '#alerts button.ack[data-rule="customer_cooling"]').click()
+    wait_js(b, "return document.getElementById('write').open", "the ack dialog")
+    b.find_element("id", "w-confirm").click()
+    wait_for("hearthd records the ack", lambda: [a for a in d.alerts(customer="W2") if a["acked"]])
+    assert [a["acked_by"] for a in d.alerts(customer="W2") if a["rule"] == "customer_cooling"] == [WRITER]
+    # the page draws itself again: acked by whom, and no Ack button any more
+    wait_js(b, "return !document.querySelector('#alerts button.ack[data-rule=\"customer_cooling\"]')",
+            "the card redrawn")
+    assert "acked by %s" % WRITER in texts(b, "#alert-customer_cooling")[0]
+    # Silence from the card: the form comes filled in with the alert's rule and customer
+    b.find_element("css selector", '#alerts button.silence[data-rule="customer_cooling"]').click()
+    wait_js(b, "return document.getElementById('write').open", "the silence dialog")
+    assert b.find_element("id", "w-customer").get_attribute("value") == "W2"
+    wait_js(b, "const c = document.getElementById('w-count'); return c && c.dataset.count === '1'", "preview")
+    b.find_element("id", "w-cancel").click()
+    assert assert_ok(d.ctl({"cmd": "silence.list"}))["silences"] == []
+
+
+def parse_rfc3339_ms(text):
+    import datetime
+    return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run hearth-web as another uid")
+def test_hearthd_stays_the_gate(new_config, make_daemon):
+    """hearth-web's uid not among hearthd's admins: the login succeeds, hearthd says
+    forbidden, and the page says why in words."""
+    cfg = new_config(world_readable=True, mode="0666", rules_yaml=etc_section("rules"), priority=etc_priority())
+    d = make_daemon(cfg, args=["--test-clock"])
+    d.clock_set(WRITE_AT)
+    d.ingest_ctl(writes_data())
+    web = write_web(cfg.dir, cfg.control)
+    for f in (web.users, web.key, web.path):
+        os.chmod(f, 0o644)          # readable by nobody (a test directory, a test key)
+
+    def nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    driver = None
+    try:
+        web.start(preexec_fn=nobody)
+        headers = {"Authorization": basic(WRITER, WRITER_PASSWORD), "Origin": web.base,
+                   "Content-Type": "application/json"}
+        status, _, body = post(web, "/api/ack", {"rule": "customer_cooling", "customer": "W1"}, headers)
+        assert status == 403 and body["error"]["code"] == "forbidden", body
+        assert "control.admin_groups" in body["error"]["message"]
+        status, _, body = post(web, "/api/silence", {"customer": "W1", "for": "1h", "comment": "x"}, headers)
+        assert status == 403 and body["error"]["code"] == "forbidden", body
+        assert "hearthd refused" in web.log_text()
+        driver = tls_browser_for(web)
+        open_page(driver, web.base + "/alerts")
+        driver.find_element("css selector", 'button.ack[data-customer="W1"]').click()
+        wait_js(driver, "return document.getElementById('write').open", "the ack dialog")
+        driver.find_element("id", "w-confirm").click()
+        wait_js(driver, "return !document.getElementById('w-error').hidden", "the refusal shown")
+        assert "control.admin_groups" in driver.find_element("id", "w-error").text
+        assert not [a for a in d.alerts(limit=10000) if a["acked"]]
+        assert assert_ok(d.ctl({"cmd": "silence.list"}))["silences"] == []
+    finally:
+        if driver is not None:
+            close_browser(driver)
+        web.stop()
+
+
+def test_users_reload_on_sighup_and_failures_are_limited(fresh, tmp_path):
+    d, _ = fresh()
+    web = write_web(str(tmp_path), d.cfg.control).start()
+    try:
+        def login(user, password):
+            return http(web.base + "/api/login", headers={"Authorization": basic(user, password)},
+                        context=web.ctx)[0]
+
+        assert login(WRITER, WRITER_PASSWORD) == 200
+        assert login("li", "pw-li") == 401
+        # a new user, without a restart
+        write_users(web.users, {WRITER: WRITER_PASSWORD, "li": "pw-li"}, yescrypt=("li",))
+        assert "\nli:$y$" in open(web.users).read()
+        web.proc.send_signal(signal.SIGHUP)
+        wait_for("li can log in after SIGHUP", lambda: login("li", "pw-li") == 200)
+        # a broken file keeps the users loaded before
+        with open(web.users, "a") as f:
+            f.write("broken line\n")
+        web.proc.send_signal(signal.SIGHUP)
+        wait_for("the broken file reported", lambda: "error(s); the users loaded before stay" in web.log_text())
+        assert login("li", "pw-li") == 200
+        # repeated failures from one address: refused without a check for a while
+        codes = [login(WRITER, "guess-%d" % i) for i in range(12)]
+        assert codes == [401] * 10 + [429] * 2, codes
+        status, headers, body = http(web.base + "/api/login", context=web.ctx,
+                                     headers={"Authorization": basic(WRITER, WRITER_PASSWORD)})
+        assert status == 429 and json.loads(body)["error"]["code"] == "rate_limited"
+        assert 1 <= int(headers["Retry-After"]) <= 300
+        status, _, text = http(web.base + "/metrics", context=web.ctx)
+        assert status == 200
+        failures = [l for l in text.decode().splitlines() if l.startswith("hearth_web_login_failures_total ")]
+        assert failures and int(failures[0].split()[1]) >= 10
+    finally:
+        web.stop()
+
+
+def test_readonly_refuses_write_routes(fresh):
+    d, web = fresh()
+    for path in ("/api/ack", "/api/silence", "/api/silence/1/remove"):
+        status, headers, _ = http(web.base + path, method="POST", data=b'{"rule":"r","customer":"c"}',
+                                  headers={"Content-Type": "application/json", "Origin": web.base})
+        assert status == 405 and headers["Allow"] == "GET, HEAD", path
+        assert api(web, path)[0] == 404, path
+    status, body = api(web, "/api/")
+    assert body["readonly"] is True and body["writes"] is False and body["user"] is None
+    assert api(web, "/api/login")[0] == 404
+
+
+def test_page_without_login_offers_it(writer):
+    """No credentials yet: the bar offers Log in. (What follows a click, the browser's own
+    name-and-password prompt, is not something headless Chromium shows.)"""
+    d, web, _ = writer
+    driver = tls_browser_for(web, user=None, lang="zh-CN")
+    try:
+        open_page(driver, web.base + "/alerts")
+        assert texts(driver, "#login") == ["登录"]
+        assert not driver.find_elements("id", "who-name")
+        # the buttons are there: the browser asks for the login when one is used
+        assert driver.find_elements("css selector", 'button.ack[data-customer="W3"]')
+        # credentials in the URL, as some people type them: the page still works (its
+        # fetches are made on location.origin, which has none)
+        host = web.base.split("//", 1)[1]
+        driver.get("https://%s:%s@%s/alerts" % (WRITER, urllib.parse.quote(WRITER_PASSWORD), host))
+        wait_js(driver, "return document.body.dataset.loaded && document.querySelector('#tab-firing tr')",
+                "the page opened with credentials in the URL")
+        assert driver.execute_script("return document.getElementById('banner').hidden")
+    finally:
+        close_browser(driver)

@@ -9,9 +9,12 @@
  *  - views (/api/view/…): what one page shows, gathered from several commands
  *    pipelined on one connection (a round trip or three instead of dozens).
  *
- * Only the commands in `routes` and the views are reachable. Commands that change
- * state, and forget, reload, ingest and clock.*, are not among them, so nothing
- * the web receives can change hearthd.
+ * Only the commands in `routes` and the views are reachable by GET. With
+ * web.readonly false, three writes are reachable by POST (http.c has checked the
+ * login, the origin and the body's type first): ack, silence.add and
+ * silence.remove, each with `by` set to the logged-in user, never to anything the
+ * body says. forget, reload, ingest, load.end, replay and clock.* have no route
+ * at all, so nothing the web receives can make hearthd do them.
  */
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -19,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/json.h"
+#include "hearth/log.h"
 #include "hearth/units.h"
 #include "web.h"
 
@@ -836,7 +841,309 @@ out:
 	return view;
 }
 
-static void api_index(const struct web_config *cfg, struct web_reply *out)
+/* -------------------------------------------------------------------------------- */
+/* Silences: what one would match, and the writes                                     */
+
+/*
+ * The firing alerts a silence with these fields would match now: PROTOCOL.md §4.7
+ * matches a silence to an alert when every field it gives is equal (rule name,
+ * customer id, the customer's profile owner), and `alerts` filters by the same
+ * three in the same way, so its answer is the preview. The page requires at least
+ * one field, as the writes do: a silence of everything is not made from the web.
+ */
+static void silence_preview(struct web_ctl *ctl, web_arg_fn arg, void *actx, struct web_reply *out)
+{
+	static const char *const keys[] = { "rule", "customer", "owner" };
+	struct json_object *req = req_new("alerts"), *ans = NULL, *o = NULL, *match = json_object_new_object();
+	struct herr err = { 0 };
+	size_t n;
+	int given = 0;
+
+	json_object_object_add(req, "state", json_object_new_string("firing"));
+	json_object_object_add(req, "limit", json_object_new_int(WEB_LIST_MAX));
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = nonempty(arg(actx, keys[i]));
+		if (!v)
+			continue;
+		json_object_object_add(req, keys[i], json_object_new_string(v));
+		json_object_object_add(match, keys[i], json_object_new_string(v));
+		given++;
+	}
+	if (!given) {
+		reply_error(out, 400, "bad_request", "give at least one of rule, customer and owner");
+		goto out;
+	}
+	if (web_ctl_calls(ctl, &req, &ans, 1, &err) < 0) {
+		reply_unreachable(out, &err);
+		goto out;
+	}
+	if (!answer_ok(ans)) {
+		reply_refusal(out, ans);
+		goto out;
+	}
+	n = json_object_array_length(field(ans, "alerts"));
+	o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "match", json_object_get(match));
+	json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
+	json_object_object_add(o, "complete", json_object_new_boolean(n < WEB_LIST_MAX));
+	json_object_object_add(o, "alerts", json_object_get(field(ans, "alerts")));
+	reply_json(out, 200, o);
+out:
+	json_object_put(req);
+	json_object_put(ans);
+	json_object_put(match);
+	json_object_put(o);
+}
+
+/* Text from a person, made safe for one log line: no control characters, bounded. */
+static const char *loggable(char *buf, size_t size, const char *s)
+{
+	size_t o = 0;
+
+	if (!s)
+		return "";
+	for (; *s && o + 4 < size; s++)
+		buf[o++] = (unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s;
+	if (*s)
+		buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* The body's string field key: NULL when absent or null; -1 when of another type or too long. */
+static int body_str(struct json_object *body, const char *key, size_t max, const char **out, struct herr *err)
+{
+	struct json_object *v = field(body, key);
+
+	*out = NULL;
+	if (!v || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return herr_set(err, HERR_BAD_REQUEST, "%s: expected a string", key);
+	if ((size_t)json_object_get_string_len(v) > max)
+		return herr_set(err, HERR_BAD_REQUEST, "%s: at most %zu bytes", key, max);
+	if (json_object_get_string_len(v) > 0)
+		*out = json_object_get_string(v);
+	return 0;
+}
+
+/* Fields the body may carry; anything else is refused, `by` above all (it is the login). */
+static int body_keys(struct json_object *body, const char *const *allowed, struct herr *err)
+{
+	json_object_object_foreach(body, k, v) {
+		int known = 0;
+		(void)v;
+		for (size_t i = 0; allowed[i]; i++)
+			known |= !strcmp(k, allowed[i]);
+		if (!strcmp(k, "by"))
+			return herr_set(err, HERR_BAD_REQUEST, "by: not taken from the body; it is the logged-in user");
+		if (!known)
+			return herr_set(err, HERR_BAD_REQUEST, "unknown field '%s'", k);
+	}
+	return 0;
+}
+
+/*
+ * hearthd's answer to a write. `forbidden` means hearthd does not count
+ * hearth-web's uid as an admin (PROTOCOL.md §5.4): say so in words a person can
+ * act on, since the login itself succeeded.
+ */
+static int write_answer(struct web_ctl *ctl, struct json_object *req, const char *what, const char *user,
+			struct web_reply *out)
+{
+	struct json_object *ans = NULL, *o;
+	struct herr err = { 0 };
+	const char *code;
+	char w[160];
+	int ok = 0;
+
+	if (web_ctl_write(ctl, req, &ans, &err) < 0) {
+		log_warning("web, %s's %s was not sent: %s", user, what, err.msg);
+		reply_unreachable(out, &err);
+		goto out;
+	}
+	if (!answer_ok(ans)) {
+		code = field_str(field(ans, "error"), "code");
+		log_warning("web, hearthd refused %s's %s: %s", user, what,
+			    loggable(w, sizeof(w), field_str(field(ans, "error"), "message")));
+		if (code && !strcmp(code, "forbidden"))
+			reply_error(out, 403, "forbidden",
+				    "hearthd refused the change: hearth-web's user is not one of its admins "
+				    "(control.admin_groups, PROTOCOL.md 5.4); ask the operator");
+		else
+			reply_refusal(out, ans);
+		goto out;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "by", json_object_new_string(user));
+	json_object_object_foreach(ans, k, v) {
+		if (strcmp(k, "ok"))
+			json_object_object_add(o, k, json_object_get(v));
+	}
+	reply_json(out, 200, o);
+	json_object_put(o);
+	ok = 1;
+out:
+	json_object_put(ans);
+	return ok ? 0 : -1;
+}
+
+static void api_ack(struct web_ctl *ctl, const char *user, struct json_object *body, struct web_reply *out)
+{
+	static const char *const allowed[] = { "rule", "customer", "comment", NULL };
+	const char *rule, *customer, *comment;
+	struct json_object *req = NULL;
+	struct herr err = { 0 };
+	char b1[96], b2[96], b3[300];
+
+	if (body_keys(body, allowed, &err) < 0 || body_str(body, "rule", 255, &rule, &err) < 0 ||
+	    body_str(body, "customer", 255, &customer, &err) < 0 ||
+	    body_str(body, "comment", WEB_COMMENT_MAX, &comment, &err) < 0) {
+		reply_error(out, 400, "bad_request", "%s", err.msg);
+		goto out;
+	}
+	if (!rule || !customer) {
+		reply_error(out, 400, "bad_request", "ack: give rule and customer");
+		goto out;
+	}
+	req = req_new("ack");
+	json_object_object_add(req, "rule", json_object_new_string(rule));
+	json_object_object_add(req, "customer", json_object_new_string(customer));
+	json_object_object_add(req, "by", json_object_new_string(user));
+	if (comment)
+		json_object_object_add(req, "comment", json_object_new_string(comment));
+	/* hearthd does not keep an ack's comment (PROTOCOL.md §5.14): the log does */
+	if (write_answer(ctl, req, "ack", user, out) == 0)
+		log_with(LOG_LEVEL_INFO, &(struct log_fields){ .rule = rule, .customer = customer },
+			 "web, %s acked %s/%s: %s", user, loggable(b1, sizeof(b1), rule),
+			 loggable(b2, sizeof(b2), customer), loggable(b3, sizeof(b3), comment));
+out:
+	json_object_put(req);
+}
+
+static void api_silence_add(struct web_ctl *ctl, const char *user, struct json_object *body,
+			    struct web_reply *out)
+{
+	static const char *const allowed[] = { "rule", "customer", "owner", "for", "until", "comment", NULL };
+	const char *rule, *customer, *owner, *dur, *comment;
+	struct json_object *req = NULL, *until = field(body, "until");
+	struct herr err = { 0 };
+	char b1[96], b2[96], b3[96], b4[300];
+
+	if (body_keys(body, allowed, &err) < 0 || body_str(body, "rule", 255, &rule, &err) < 0 ||
+	    body_str(body, "customer", 255, &customer, &err) < 0 || body_str(body, "owner", 255, &owner, &err) < 0 ||
+	    body_str(body, "for", 64, &dur, &err) < 0 || body_str(body, "comment", WEB_COMMENT_MAX, &comment, &err) < 0) {
+		reply_error(out, 400, "bad_request", "%s", err.msg);
+		goto out;
+	}
+	if (!rule && !customer && !owner) {
+		reply_error(out, 400, "bad_request", "give at least one of rule, customer and owner: "
+						     "a silence of every alert is not made from the web");
+		goto out;
+	}
+	if (until && json_object_is_type(until, json_type_null))
+		until = NULL;
+	if (until && !json_object_is_type(until, json_type_string) && !json_object_is_type(until, json_type_int)) {
+		reply_error(out, 400, "bad_request", "until: expected an RFC 3339 time or unix milliseconds");
+		goto out;
+	}
+	if (!dur == !until) {
+		reply_error(out, 400, "bad_request", "give either for (a duration such as 4h) or until (a time)");
+		goto out;
+	}
+	if (!comment) {
+		reply_error(out, 400, "bad_request", "comment: say why (it is shown with the silence)");
+		goto out;
+	}
+	req = req_new("silence.add");
+	if (rule)
+		json_object_object_add(req, "rule", json_object_new_string(rule));
+	if (customer)
+		json_object_object_add(req, "customer", json_object_new_string(customer));
+	if (owner)
+		json_object_object_add(req, "owner", json_object_new_string(owner));
+	if (dur)
+		json_object_object_add(req, "for", json_object_new_string(dur));
+	else
+		json_object_object_add(req, "until", json_object_get(until));
+	json_object_object_add(req, "by", json_object_new_string(user));
+	json_object_object_add(req, "comment", json_object_new_string(comment));
+	if (write_answer(ctl, req, "silence", user, out) == 0)
+		log_with(LOG_LEVEL_INFO, &(struct log_fields){ .rule = rule, .customer = customer },
+			 "web, %s added a silence (rule %s, customer %s, owner %s; %s): %s", user,
+			 loggable(b1, sizeof(b1), rule ? rule : "any"), loggable(b2, sizeof(b2), customer ? customer : "any"),
+			 loggable(b3, sizeof(b3), owner ? owner : "any"), dur ? dur : "until a time",
+			 loggable(b4, sizeof(b4), comment));
+out:
+	json_object_put(req);
+}
+
+static void api_silence_remove(struct web_ctl *ctl, const char *user, long long id, struct json_object *body,
+			       struct web_reply *out)
+{
+	static const char *const allowed[] = { "comment", NULL };
+	const char *comment;
+	struct json_object *req = NULL;
+	struct herr err = { 0 };
+	char b[300];
+
+	if (body_keys(body, allowed, &err) < 0 || body_str(body, "comment", WEB_COMMENT_MAX, &comment, &err) < 0) {
+		reply_error(out, 400, "bad_request", "%s", err.msg);
+		goto out;
+	}
+	req = req_new("silence.remove");
+	json_object_object_add(req, "id", json_object_new_int64(id));
+	/* silence.remove keeps no `by`: who ended it, and why, is in the log */
+	if (write_answer(ctl, req, "silence removal", user, out) == 0)
+		log_info("web, %s removed silence %lld: %s", user, id, loggable(b, sizeof(b), comment));
+out:
+	json_object_put(req);
+}
+
+/* "silence/<id>/remove" → id; -1 for any other path. */
+static long long remove_id(const char *path)
+{
+	long long id;
+	char *end;
+
+	if (strncmp(path, "silence/", 8) || path[8] < '0' || path[8] > '9')
+		return -1;
+	id = strtoll(path + 8, &end, 10);
+	if (strcmp(end, "/remove") || id < 0 || id > 9007199254740991LL)
+		return -1;
+	return id;
+}
+
+int web_api_is_write(const char *path)
+{
+	return !strcmp(path, "ack") || !strcmp(path, "silence") || remove_id(path) >= 0;
+}
+
+void web_api_write(struct web_ctl *ctl, const char *path, const char *user, const char *text, size_t len,
+		   struct web_reply *out)
+{
+	struct json_object *body = json_parse_once(text, len);
+	long long id;
+
+	if (!body || !json_object_is_type(body, json_type_object)) {
+		reply_error(out, 400, "bad_request", "the body must be one JSON object");
+		goto out;
+	}
+	if (!strcmp(path, "ack"))
+		api_ack(ctl, user, body, out);
+	else if (!strcmp(path, "silence"))
+		api_silence_add(ctl, user, body, out);
+	else if ((id = remove_id(path)) >= 0)
+		api_silence_remove(ctl, user, id, body, out);
+	else
+		reply_error(out, 404, "not_found", "no write /api/%s", path);
+out:
+	json_object_put(body);
+}
+
+static void api_index(const struct web_config *cfg, const char *user, struct web_reply *out)
 {
 	struct json_object *o = json_object_new_object(), *list = json_object_new_array();
 
@@ -850,9 +1157,19 @@ static void api_index(const struct web_config *cfg, struct web_reply *out)
 	json_object_array_add(list, json_object_new_string("/api/view/today.csv"));
 	json_object_array_add(list, json_object_new_string("/api/view/alerts"));
 	json_object_array_add(list, json_object_new_string("/api/view/customer/ID"));
+	json_object_array_add(list, json_object_new_string("/api/silence/preview"));
+	if (!cfg->readonly) {
+		json_object_array_add(list, json_object_new_string("/api/login"));
+		json_object_array_add(list, json_object_new_string("POST /api/ack"));
+		json_object_array_add(list, json_object_new_string("POST /api/silence"));
+		json_object_array_add(list, json_object_new_string("POST /api/silence/ID/remove"));
+	}
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "version", json_object_new_string(HEARTH_VERSION));
 	json_object_object_add(o, "readonly", json_object_new_boolean(cfg->readonly));
+	json_object_object_add(o, "writes", json_object_new_boolean(!cfg->readonly));
+	/* who the browser's credentials name, when it sent any (the page greets them) */
+	json_object_object_add(o, "user", user ? json_object_new_string(user) : NULL);
 	json_object_object_add(o, "refresh_ms", json_object_new_int64(cfg->refresh_ms));
 	json_object_object_add(o, "top", json_object_new_int(cfg->top));
 	json_object_object_add(o, "routes", list);
@@ -861,13 +1178,17 @@ static void api_index(const struct web_config *cfg, struct web_reply *out)
 }
 
 void web_api(struct web_ctl *ctl, const struct web_config *cfg, const char *path, web_arg_fn arg,
-	     void *actx, struct web_reply *out)
+	     void *actx, const char *user, struct web_reply *out)
 {
 	struct json_object *view = NULL;
 
 	/* path is what follows /api/ */
 	if (!*path || !strcmp(path, "/")) {
-		api_index(cfg, out);
+		api_index(cfg, user, out);
+		return;
+	}
+	if (!strcmp(path, "silence/preview")) {
+		silence_preview(ctl, arg, actx, out);
 		return;
 	}
 	if (!strcmp(path, "view/today") || !strcmp(path, "view/today.csv")) {
@@ -924,14 +1245,21 @@ void web_metrics(struct web_ctl *ctl, const struct web_metrics_in *in, struct we
 	fprintf(f, "# HELP hearth_web_requests_total HTTP requests answered by hearth-web.\n"
 		   "# TYPE hearth_web_requests_total counter\n"
 		   "hearth_web_requests_total %llu\n"
-		   "# HELP hearth_web_refused_total HTTP requests refused (method, Host, path).\n"
+		   "# HELP hearth_web_refused_total HTTP requests refused (method, Host, login, origin, body).\n"
 		   "# TYPE hearth_web_refused_total counter\n"
 		   "hearth_web_refused_total %llu\n"
 		   "# HELP hearth_web_control_failures_total Times hearthd could not be reached.\n"
 		   "# TYPE hearth_web_control_failures_total counter\n"
-		   "hearth_web_control_failures_total %llu\n",
+		   "hearth_web_control_failures_total %llu\n"
+		   "# HELP hearth_web_login_failures_total Logins refused (unknown user, wrong password).\n"
+		   "# TYPE hearth_web_login_failures_total counter\n"
+		   "hearth_web_login_failures_total %llu\n"
+		   "# HELP hearth_web_writes_total Writes (ack, silence) hearthd accepted from the page.\n"
+		   "# TYPE hearth_web_writes_total counter\n"
+		   "hearth_web_writes_total %llu\n",
 		(unsigned long long)in->requests, (unsigned long long)in->refused,
-		(unsigned long long)web_ctl_failures(ctl));
+		(unsigned long long)web_ctl_failures(ctl), (unsigned long long)in->auth_failures,
+		(unsigned long long)in->writes);
 	if (fclose(f) != 0) {
 		free(buf);
 		reply_text(out, 500, "text/plain; charset=utf-8", "out of memory\n", 14);

@@ -113,10 +113,10 @@ static int valid_host_name(const char *s)
 
 static void load_web(struct loader *ld, const struct ynode *v, struct web_config *cfg)
 {
-	const struct ynode *cert = NULL, *key = NULL;
+	const struct ynode *cert = NULL, *key = NULL, *readonly = NULL;
 
 	if (v->kind != YNODE_MAP) {
-		cerr(ld, v, "web: expected a map (listen, hosts, readonly, refresh, top, tls)");
+		cerr(ld, v, "web: expected a map (listen, hosts, readonly, users, refresh, top, tls)");
 		return;
 	}
 	for (size_t i = 0; i < v->n; i++) {
@@ -155,9 +155,11 @@ static void load_web(struct loader *ld, const struct ynode *v, struct web_config
 				}
 			}
 		} else if (strcmp(k->value, "readonly") == 0) {
-			/* v1 has no writes: anything but true would promise what is not there */
-			if (get_bool(ld, x, "web.readonly", &cfg->readonly) == 0 && !cfg->readonly)
-				cerr(ld, x, "web.readonly: this version is read-only; writes (ack, silence) are not implemented yet");
+			if (get_bool(ld, x, "web.readonly", &cfg->readonly) == 0)
+				readonly = x;
+		} else if (strcmp(k->value, "users") == 0) {
+			free(cfg->users);
+			cfg->users = get_str(ld, x, "web.users");
 		} else if (strcmp(k->value, "refresh") == 0) {
 			if (x->kind != YNODE_SCALAR || duration_parse(x->value, x->len, &cfg->refresh_ms) < 0 ||
 			    cfg->refresh_ms < MS_PER_SECOND || cfg->refresh_ms > 10 * MS_PER_MINUTE)
@@ -189,9 +191,18 @@ static void load_web(struct loader *ld, const struct ynode *v, struct web_config
 			if (!cert != !key)
 				cerr(ld, x, "web.tls: give both cert and key, or neither");
 		} else {
-			cerr(ld, k, "web: unknown key '%s' (listen, hosts, readonly, refresh, top, tls)", k->value);
+			cerr(ld, k, "web: unknown key '%s' (listen, hosts, readonly, users, refresh, top, tls)",
+			     k->value);
 		}
 	}
+	/* Writes ride on a password sent with every request: never in clear, never
+	 * without knowing who is asking. hearthd's own admin check (PROTOCOL.md §5.4)
+	 * still decides whether they go through. */
+	if (readonly && !cfg->readonly && (!cert || !key || !cfg->users))
+		cerr(ld, readonly, "web.readonly: false needs %s: writes are served only over HTTPS to people who "
+			       "log in; keep the page read-only (true) until both are set",
+		     !cfg->users && (!cert || !key) ? "web.tls (cert and key) and web.users"
+		     : !cfg->users ? "web.users (the file of name:hash lines)" : "web.tls (cert and key)");
 }
 
 static void load_control(struct loader *ld, const struct ynode *v, struct web_config *cfg)
@@ -289,5 +300,6 @@ void web_config_free(struct web_config *cfg)
 		free(cfg->hosts[i]);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->users);
 	free(cfg);
 }

@@ -5,9 +5,12 @@
  * Every answer must come within the configured deadline, so a hung hearthd
  * costs a page a few seconds and a banner, not a hung hearth-web.
  *
- * Every request sent from here is read-only (api.c keeps the list), so a batch
- * whose connection broke is simply sent again once on a fresh connection: the
- * kept connection may have been closed by a hearthd that restarted since.
+ * The reads (api.c keeps their list) are harmless to repeat, so a batch whose
+ * connection broke is simply sent again once on a fresh connection: the kept
+ * connection may have been closed by a hearthd that restarted since. A write
+ * (ack, silence.add, silence.remove) is not: hearthd may have done it before the
+ * connection broke, and a silence added twice is two silences. It is sent once,
+ * on a new connection, so that a stale kept one cannot be why it fails.
  */
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -94,19 +97,8 @@ static int attempt(struct web_ctl *c, struct json_object **reqs, struct json_obj
 	return 0;
 }
 
-int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
-		  size_t n, struct herr *err)
+static int failed(struct web_ctl *c, struct json_object **answers, size_t n, const struct herr *err)
 {
-	int reused = c->cc != NULL;
-	size_t got = 0;
-
-	memset(answers, 0, n * sizeof(*answers));
-	if (attempt(c, reqs, answers, n, &got, err) == 0)
-		goto ok;
-	drop(c);
-	/* a kept connection that broke before any answer: hearthd may have restarted */
-	if (reused && got == 0 && err->code == HERR_IO && attempt(c, reqs, answers, n, &got, err) == 0)
-		goto ok;
 	drop(c);
 	for (size_t i = 0; i < n; i++) {
 		json_object_put(answers[i]);
@@ -117,9 +109,39 @@ int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_obje
 		log_warning("control, %s", err->msg);
 	c->down = 1;
 	return -1;
-ok:
+}
+
+static int answered(struct web_ctl *c)
+{
 	if (c->down)
 		log_info("control, hearthd answers again at %s", c->path);
 	c->down = 0;
 	return 0;
+}
+
+int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
+		  size_t n, struct herr *err)
+{
+	int reused = c->cc != NULL;
+	size_t got = 0;
+
+	memset(answers, 0, n * sizeof(*answers));
+	if (attempt(c, reqs, answers, n, &got, err) == 0)
+		return answered(c);
+	drop(c);
+	/* a kept connection that broke before any answer: hearthd may have restarted */
+	if (reused && got == 0 && err->code == HERR_IO && attempt(c, reqs, answers, n, &got, err) == 0)
+		return answered(c);
+	return failed(c, answers, n, err);
+}
+
+int web_ctl_write(struct web_ctl *c, struct json_object *req, struct json_object **answer, struct herr *err)
+{
+	size_t got = 0;
+
+	*answer = NULL;
+	drop(c);
+	if (attempt(c, &req, answer, 1, &got, err) == 0)
+		return answered(c);
+	return failed(c, answer, 1, err);
 }

@@ -73,7 +73,7 @@ static int open_signals(void)
 	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static int run(struct web_http *h, int sfd)
+static int run(struct web_http *h, struct web_auth *auth, int sfd)
 {
 	int64_t wd = notify_watchdog_interval_ms(), next_wd = 0;
 
@@ -96,7 +96,11 @@ static int run(struct web_http *h, int sfd)
 		}
 		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			if (si.ssi_signo == SIGHUP) {
-				log_info("web, SIGHUP: the configuration is read at start only; restart to apply a change");
+				/* people come and go more often than the configuration changes */
+				if (auth)
+					web_auth_reload(auth);
+				log_info("web, SIGHUP: %sthe configuration is read at start only; restart to apply a change",
+					 auth ? "the users file was read again; " : "");
 				continue;
 			}
 			log_info("web, stopping on signal %u", si.ssi_signo);
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
 	const char *path = "/etc/hearth/web.yaml", *listen_arg = NULL, *control_arg = NULL;
 	struct web_config *cfg = NULL;
 	struct web_ctl *ctl = NULL;
+	struct web_auth *auth = NULL;
 	struct web_http *h = NULL;
 	struct herr err = { 0 };
 	int check = 0, nerrors = 0, c, rc = WEB_EXIT_FAIL, fd = -1, sfd = -1, activated = 0;
@@ -176,11 +181,21 @@ int main(int argc, char **argv)
 				fclose(f);
 			}
 		}
+		if (cfg->users && !(auth = web_auth_new(cfg->users, &nerrors))) {
+			fprintf(stderr, "%s: %d error(s)\n", cfg->users, nerrors);
+			rc = WEB_EXIT_CONFIG;
+			goto out;
+		}
 		printf("configuration OK\n");
 		rc = WEB_EXIT_OK;
 		goto out;
 	}
 	log_init("hearth-web", (enum log_level)cfg->log_level);
+	if (cfg->users && !(auth = web_auth_new(cfg->users, &nerrors))) {
+		log_error("web, %s: %d error(s)", cfg->users, nerrors);
+		rc = WEB_EXIT_CONFIG;
+		goto out;
+	}
 	if ((sfd = open_signals()) < 0) {
 		log_error("web, cannot open a signalfd (%s)", strerror(errno));
 		goto out;
@@ -195,18 +210,20 @@ int main(int argc, char **argv)
 		log_error("web, out of memory");
 		goto out;
 	}
-	if (!(h = web_http_new(cfg, ctl, fd, &err))) {
+	if (!(h = web_http_new(cfg, ctl, auth, fd, &err))) {
 		log_error("web, %s", err.msg);
 		goto out;
 	}
 	fd = -1;                        /* MHD owns it now */
-	log_info("web, listening on %s://%s%s (hearthd at %s)", cfg->tls_cert ? "https" : "http",
-		 activated ? "the socket systemd passed, configured as " : "", cfg->listen, cfg->control);
+	log_info("web, listening on %s://%s%s (hearthd at %s), %s", cfg->tls_cert ? "https" : "http",
+		 activated ? "the socket systemd passed, configured as " : "", cfg->listen, cfg->control,
+		 cfg->readonly ? "read-only" : "writes (ack, silence) for the users of web.users");
 	notify_ready();
-	if (run(h, sfd) == 0)
+	if (run(h, auth, sfd) == 0)
 		rc = WEB_EXIT_OK;
 out:
 	web_http_free(h);
+	web_auth_free(auth);
 	web_ctl_free(ctl);
 	if (fd >= 0)
 		close(fd);

@@ -2,16 +2,20 @@
  * hearth-web: the page sales managers open every morning (docs/WEB.md).
  *
  * A companion process beside hearthd, as systemd-journal-gatewayd sits beside
- * journald: it serves a small read-only web application over HTTP
+ * journald: it serves a small web application over HTTP, read-only unless
+ * web.readonly is false
  * (libmicrohttpd, driven from our own poll loop) and speaks to hearthd only
  * through the control socket (PROTOCOL.md §5), so HTTP parsing never runs in the
  * process that holds the store.
  *
  *   config.c  web.yaml → struct web_config (file:line:col errors, as the relay)
+ *   auth.c    the users file and HTTP Basic authentication (writes, v2)
  *   ctl.c     the control connection: pipelined calls with a deadline
- *   api.c     /api/…: one read-only control command per route, and the views the
- *             pages use (several commands answered in one round trip)
- *   http.c    the HTTP side: routes, methods, Host check, security headers, TLS
+ *   api.c     /api/…: one read-only control command per route, the views the
+ *             pages use (several commands answered in one round trip), and the
+ *             writes: ack, silence.add, silence.remove, nothing else
+ *   http.c    the HTTP side: routes, methods, Host check, security headers, TLS,
+ *             and for writes: login, same-origin check, JSON bodies
  *   assets.c  the static files, embedded at build time
  *   main.c    options, signals, the loop
  */
@@ -35,6 +39,9 @@ struct json_object;
 #define WEB_LIST_MAX      10000     /* PROTOCOL.md §5.5 */
 #define WEB_TIMELINE_PAGE 50
 #define WEB_HOSTS_MAX     32
+#define WEB_USER_MAX      63        /* hearthd's `by` (PROTOCOL.md §5.14) */
+#define WEB_BODY_MAX      16384     /* a write's JSON body */
+#define WEB_COMMENT_MAX   255       /* silence.add's `comment` (PROTOCOL.md §5.15) */
 
 struct web_config {
 	char *path;
@@ -46,7 +53,8 @@ struct web_config {
 	char *hosts[WEB_HOSTS_MAX];     /* extra names allowed in Host */
 	size_t nhosts;
 	char *tls_cert, *tls_key;       /* both or neither */
-	int readonly;
+	char *users;                    /* web.users: name:hash lines, or NULL */
+	int readonly;                   /* 0 only with TLS and users (config.c) */
 	int64_t refresh_ms;
 	int top;
 	int log_level;
@@ -57,6 +65,24 @@ struct web_config *web_config_load(const char *path, int *nerrors);
 void web_config_free(struct web_config *cfg);
 /* Splits "HOST:PORT" / "[V6]:PORT" into host (no brackets) and port; -1 if malformed. */
 int web_split_listen(const char *text, char **host, char **port);
+
+/* auth.c: the users file, and HTTP Basic credentials checked against it. */
+struct web_auth;
+struct sockaddr;
+enum web_auth_result { WEB_AUTH_OK, WEB_AUTH_NONE, WEB_AUTH_BAD, WEB_AUTH_LIMITED };
+/* Reads the file; NULL after printing every error as file:line:col (*nerrors). */
+struct web_auth *web_auth_new(const char *path, int *nerrors);
+void web_auth_free(struct web_auth *a);
+/* Reads the file again (SIGHUP); on errors the users loaded before stay, and -1. */
+int web_auth_reload(struct web_auth *a);
+/*
+ * Checks a user and password from the client at peer. WEB_AUTH_OK sets *name (the
+ * file's copy, valid until the next reload); WEB_AUTH_LIMITED (too many failures
+ * from that address) sets *retry_ms. user NULL is WEB_AUTH_NONE.
+ */
+enum web_auth_result web_auth_check(struct web_auth *a, const char *user, const char *password,
+				    const struct sockaddr *peer, const char **name, int64_t *retry_ms);
+uint64_t web_auth_failures(const struct web_auth *a);
 
 /* ctl.c: a connection to hearthd, reopened when it fails. */
 struct web_ctl;
@@ -69,6 +95,11 @@ void web_ctl_free(struct web_ctl *c);
  */
 int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
 		  size_t n, struct herr *err);
+/*
+ * One command that changes state (ack, silence.*): sent once, on a new connection,
+ * never again after a failure, since hearthd may have done it already.
+ */
+int web_ctl_write(struct web_ctl *c, struct json_object *req, struct json_object **answer, struct herr *err);
 uint64_t web_ctl_failures(const struct web_ctl *c);
 
 /* api.c: an answer to one /api/ request. */
@@ -81,11 +112,17 @@ struct web_reply {
 };
 /* A lookup of one query argument of the request being answered. */
 typedef const char *(*web_arg_fn)(void *ctx, const char *key);
+/* A GET of /api/<path>; user is who logged in (NULL: nobody, or writes are off). */
 void web_api(struct web_ctl *ctl, const struct web_config *cfg, const char *path,
-	     web_arg_fn arg, void *arg_ctx, struct web_reply *out);
+	     web_arg_fn arg, void *arg_ctx, const char *user, struct web_reply *out);
+/* 1 when /api/<path> is a write route: ack, silence, silence/<id>/remove. */
+int web_api_is_write(const char *path);
+/* A POST of /api/<path> (a write route) by user, with its JSON body. */
+void web_api_write(struct web_ctl *ctl, const char *path, const char *user, const char *body, size_t len,
+		   struct web_reply *out);
 /* /metrics: hearthd's exposition plus hearth-web's own counters. */
 struct web_metrics_in {
-	uint64_t requests, refused;
+	uint64_t requests, refused, auth_failures, writes;
 };
 void web_metrics(struct web_ctl *ctl, const struct web_metrics_in *in, struct web_reply *out);
 void web_reply_clear(struct web_reply *r);
@@ -103,8 +140,9 @@ const struct web_asset *web_asset_shell(void);
 
 /* http.c */
 struct web_http;
-struct web_http *web_http_new(const struct web_config *cfg, struct web_ctl *ctl, int listen_fd,
-			      struct herr *err);
+/* auth is NULL without web.users; writes need it (and TLS). */
+struct web_http *web_http_new(const struct web_config *cfg, struct web_ctl *ctl, struct web_auth *auth,
+			      int listen_fd, struct herr *err);
 void web_http_free(struct web_http *h);
 /* The fd to poll for input (MHD's epoll fd), and how long until MHD wants a turn. */
 int web_http_fd(const struct web_http *h);

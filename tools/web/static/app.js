@@ -64,6 +64,23 @@
       "not.found": "No such customer.", "error": "Error: {m}",
       "sev.critical": "critical", "sev.warning": "warning", "sev.info": "info",
       "state.firing": "firing", "state.pending": "pending", "state.resolved": "resolved",
+      "w.login": "Log in", "w.as": "logged in as {who}", "w.ack": "Ack", "w.silence": "Silence",
+      "w.new": "New silence…", "w.remove": "Remove", "w.confirm": "Confirm", "w.cancel": "Cancel",
+      "w.comment": "comment", "w.comment.opt": "comment (optional)", "w.for": "for",
+      "w.ack.title": "Acknowledge {rule} for {customer}",
+      "w.ack.note": "Stops this alert's repeat notifications until it resolves; recorded as acked by {who}. hearthd does not keep the comment, hearth-web's log does.",
+      "w.sil.title": "Silence alerts",
+      "w.sil.note": "While it lasts, a silence mutes the notifications of every alert it matches. It matches an alert when each field given is equal: the rule's name, the customer's id, the customer's owner. Leave a field empty to match any.",
+      "w.preview.need": "Give a rule, a customer or an owner.", "w.preview.wait": "Looking for the alerts it matches…",
+      "w.preview": "{n} firing alert(s) match now:", "w.preview.none": "No firing alert matches now; it will still mute any that fire while it lasts.",
+      "w.preview.more": "and {n} more", "w.rm.title": "Remove silence #{id}",
+      "w.rm.note": "The alerts it matches notify again as usual.",
+      "w.done.ack": "Acked {rule} for {customer}.", "w.done.sil": "Silence #{id} added.", "w.done.rm": "Silence #{id} removed.",
+      "w.e.login": "Log in first: the browser asks for a name and password (the users of web.users).",
+      "w.e.forbidden": "hearthd refused the change: hearth-web's user is not one of hearthd's admins (control.admin_groups). Ask the operator.",
+      "w.e.origin": "Refused: the request did not come from this page.",
+      "w.e.limited": "Too many failed logins from this address; try again in a few minutes.",
+      "w.e.gone": "Not found: {m}", "w.e.comment": "Say why in the comment.", "w.you": "you",
     },
     zh: {
       "nav.today": "今日", "nav.alerts": "预警", "nav.rules": "规则", "nav.status": "状态",
@@ -118,6 +135,23 @@
       "p.stage": "阶段", "p.value": "预期价值", "p.city": "城市", "p.area": "面积", "p.budget": "预算",
       "p.quote": "报价", "p.contract": "合同", "p.segment": "客户类型", "p.source": "来源", "p.note": "备注",
       "p.name": "姓名",
+      "w.login": "登录", "w.as": "已登录：{who}", "w.ack": "确认", "w.silence": "静默",
+      "w.new": "新建静默…", "w.remove": "解除", "w.confirm": "确定", "w.cancel": "取消",
+      "w.comment": "备注", "w.comment.opt": "备注（可选）", "w.for": "时长",
+      "w.ack.title": "确认预警 {rule}（客户 {customer}）",
+      "w.ack.note": "确认后，这条预警在解除前不再重复提醒；记录为由 {who} 确认。hearthd 不保存备注，hearth-web 的日志会记下。",
+      "w.sil.title": "静默预警",
+      "w.sil.note": "静默期间，它匹配的预警都不发通知。每个填写的字段都相等才算匹配：规则名、客户编号、客户的负责人；留空表示任意。",
+      "w.preview.need": "请填写规则、客户或负责人中的至少一项。", "w.preview.wait": "正在查找匹配的预警…",
+      "w.preview": "当前匹配 {n} 条触发中的预警：", "w.preview.none": "当前没有匹配的触发中预警；静默期间新触发的匹配预警同样不会通知。",
+      "w.preview.more": "另有 {n} 条", "w.rm.title": "解除静默 #{id}",
+      "w.rm.note": "解除后，它匹配的预警照常通知。",
+      "w.done.ack": "已确认 {rule}（客户 {customer}）。", "w.done.sil": "已添加静默 #{id}。", "w.done.rm": "已解除静默 #{id}。",
+      "w.e.login": "请先登录：浏览器会询问用户名和密码（web.users 中的用户）。",
+      "w.e.forbidden": "hearthd 拒绝了这次修改：hearth-web 的运行用户不是 hearthd 的管理员（control.admin_groups）。请联系运维。",
+      "w.e.origin": "已拒绝：请求不是从本页面发出的。",
+      "w.e.limited": "此地址登录失败次数过多，请几分钟后再试。",
+      "w.e.gone": "未找到：{m}", "w.e.comment": "请在备注中说明原因。", "w.you": "你",
     },
   };
 
@@ -253,12 +287,17 @@
 
   class Unreachable extends Error {}
 
+  // A path on this origin. Not relative to the document: a page opened as
+  // https://name:password@host/ would make every relative fetch a URL with
+  // credentials, which fetch() refuses.
+  function here(path) { return location.origin + path; }
+
   async function getJSON(url) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 15000);
     let res;
     try {
-      res = await fetch(url, { signal: ctl.signal, headers: { Accept: "application/json" },
+      res = await fetch(here(url), { signal: ctl.signal, headers: { Accept: "application/json" },
                                credentials: "same-origin", cache: "no-store" });
     } catch (e) {
       throw new Unreachable(String(e && e.message || e));
@@ -318,6 +357,227 @@
   }
 
   function nowFrom(status) { if (status && status.now) state.now = ms(status.now); }
+
+
+  // ---------------------------------------------------------------- Writes (web.readonly: false)
+  // Ack, add and remove silences, for people logged in with HTTP Basic authentication:
+  // the browser asks for the name and password on the first 401 and sends them again
+  // by itself. The server sets `by` from the login, checks that the request comes from
+  // this page, and hearthd checks that hearth-web may change anything at all. The
+  // forms live in one <dialog> outside <main>, so a refresh never redraws them away.
+  function writable() { return !!(state.cfg && state.cfg.writes); }
+
+  async function postJSON(url, data) {
+    let res;
+    try {
+      res = await fetch(here(url), { method: "POST", body: JSON.stringify(data), credentials: "same-origin",
+                               cache: "no-store",
+                               headers: { "Content-Type": "application/json", Accept: "application/json" } });
+    } catch (e) {
+      return { status: 0, body: { ok: false, error: { code: "unreachable", message: String(e && e.message || e) } } };
+    }
+    let body = null;
+    try { body = await res.json(); } catch (e) { /* not JSON */ }
+    return { status: res.status, body: body || { ok: false, error: { code: "http", message: "HTTP " + res.status } } };
+  }
+
+  // what went wrong, in words that say what to do
+  function writeError(status, body) {
+    const e = (body && body.error) || {};
+    if (status === 401) return t("w.e.login");
+    if (status === 429) return t("w.e.limited");
+    if (status === 403 && e.code === "forbidden") return t("w.e.forbidden");
+    if (status === 403) return t("w.e.origin");
+    if (status === 404) return t("w.e.gone", { m: e.message || "" });
+    if (status === 0 || status === 503) return t("banner.never", { why: e.message || "" });
+    return t("error", { m: e.message || ("HTTP " + status) });
+  }
+
+  function note(text, bad) {
+    const n = $("note");
+    n.textContent = text;
+    n.className = "note" + (bad ? " bad" : "");
+    n.hidden = false;
+    clearTimeout(note.timer);
+    note.timer = setTimeout(() => { n.hidden = true; }, 8000);
+  }
+
+  function showWho() {
+    const w = $("who");
+    clear(w);
+    w.hidden = !writable();
+    if (!writable()) return;
+    if (state.cfg.user) w.appendChild(el("span", { id: "who-name" }, t("w.as", { who: state.cfg.user })));
+    else w.appendChild(el("button", { type: "button", class: "lang", id: "login", on: { click: login } }, t("w.login")));
+  }
+
+  async function login() {
+    try {
+      const { status, body } = await getJSON("/api/login");
+      if (status === 200 && body.ok) { state.cfg.user = body.user; showWho(); refresh(); return; }
+      note(writeError(status, body), true);
+    } catch (e) {
+      note(String(e.message || e), true);
+    }
+  }
+
+  function loggedIn(user) {
+    if (user && user !== state.cfg.user) { state.cfg.user = user; showWho(); }
+  }
+
+  function dialog(title, content, onSubmit) {
+    let d = $("write");
+    if (!d) {
+      d = el("dialog", { id: "write", class: "write" });
+      document.body.appendChild(d);
+    }
+    if (d.open) d.close();
+    clear(d);
+    const err = el("p", { class: "error", id: "w-error", hidden: true });
+    const confirm = el("button", { type: "submit", class: "btn primary", id: "w-confirm" }, t("w.confirm"));
+    const form = el("form", { id: "w-form" }, el("h2", null, title), content, err,
+      el("div", { class: "actions" },
+        el("button", { type: "button", class: "btn", id: "w-cancel", on: { click: () => d.close() } }, t("w.cancel")),
+        confirm));
+    const fail = (text) => { err.textContent = text; err.hidden = false; };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (confirm.disabled) return;
+      err.hidden = true;
+      confirm.disabled = true;
+      try { await onSubmit(fail, () => d.close()); } finally { confirm.disabled = d.holdConfirm ? true : false; }
+    });
+    d.holdConfirm = false;
+    d.appendChild(form);
+    d.showModal();
+    d.confirm = confirm;
+    return d;
+  }
+
+  // the answer of a write: close and say so, or keep the form open with the reason
+  function finish(r, fail, close, done) {
+    if (r.status === 200 && r.body.ok) {
+      loggedIn(r.body.by);
+      close();
+      note(done);
+      refresh();
+      return;
+    }
+    fail(writeError(r.status, r.body));
+  }
+
+  function ackDialog(a) {
+    const comment = el("input", { id: "w-comment", name: "comment", maxlength: 255, autocomplete: "off" });
+    dialog(t("w.ack.title", { rule: a.rule, customer: a.customer }), [
+      el("p", { class: "muted" }, t("w.ack.note", { who: state.cfg.user || t("w.you") })),
+      a.summary ? el("p", { class: "summary" }, a.summary) : null,
+      el("label", null, t("w.comment.opt"), comment)],
+    async (fail, close) => {
+      const body = { rule: a.rule, customer: a.customer };
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      finish(await postJSON("/api/ack", body), fail, close, t("w.done.ack", { rule: a.rule, customer: a.customer }));
+    });
+    comment.focus();
+  }
+
+  const SILENCE_FOR = [["1h", 3600000], ["4h", 14400000], ["1d", 86400000], ["3d", 259200000],
+                       ["7d", 604800000], ["14d", 1209600000], ["30d", 2592000000]];
+
+  // A silence: what it matches, for how long, why; the firing alerts it would match are
+  // shown before Confirm, and Confirm adds only what was shown.
+  function silenceDialog(pre) {
+    const input = (k, v, extra) => el("input", Object.assign({ id: "w-" + k, name: k, value: v || "", autocomplete: "off" }, extra || {}));
+    const rule = input("rule", pre.rule, { list: "w-rules" }), customer = input("customer", pre.customer);
+    const owner = input("owner", pre.owner), comment = input("comment", "", { maxlength: 255 });
+    const rules = el("datalist", { id: "w-rules" }, (state.rules || []).map((r) => el("option", { value: r })));
+    const forSel = el("select", { id: "w-for", name: "for" },
+      SILENCE_FOR.map(([k, v]) => el("option", { value: k, selected: k === "1d" }, dur(v))));
+    const preview = el("div", { id: "w-preview", class: "preview" });
+    let shown = null, timer = null, seq = 0;
+    const fields = () => [rule.value.trim(), customer.value.trim(), owner.value.trim()];
+    const key = () => JSON.stringify(fields());
+    const d = dialog(t("w.sil.title"), [
+      el("p", { class: "muted" }, t("w.sil.note")),
+      el("div", { class: "fields" },
+        el("label", null, t("rule"), rule, rules), el("label", null, t("col.customer"), customer),
+        el("label", null, t("owner"), owner), el("label", null, t("w.for"), forSel)),
+      el("label", { class: "wide" }, t("w.comment"), comment),
+      preview],
+    async (fail, close) => {
+      if (shown !== key()) { await update(); return; }
+      if (!comment.value.trim()) { fail(t("w.e.comment")); return; }
+      const [r, c, o] = fields(), body = { for: forSel.value, comment: comment.value.trim() };
+      if (r) body.rule = r;
+      if (c) body.customer = c;
+      if (o) body.owner = o;
+      const res = await postJSON("/api/silence", body);
+      finish(res, fail, close, t("w.done.sil", { id: res.body.id }));
+    });
+    const hold = (on) => { d.holdConfirm = on; d.confirm.disabled = on; };
+    async function update() {
+      const k = key(), [r, c, o] = fields(), my = ++seq;
+      shown = null;
+      hold(true);
+      clear(preview);
+      if (!r && !c && !o) { preview.appendChild(el("p", { class: "muted" }, t("w.preview.need"))); return; }
+      preview.appendChild(el("p", { class: "muted" }, t("w.preview.wait")));
+      const q = new URLSearchParams();
+      if (r) q.set("rule", r);
+      if (c) q.set("customer", c);
+      if (o) q.set("owner", o);
+      let res;
+      try {
+        res = await getJSON("/api/silence/preview?" + q);
+      } catch (e) {
+        res = { status: 503, body: { ok: false, error: { message: String(e.message || e) } } };
+      }
+      if (my !== seq || k !== key()) return;      // the fields changed meanwhile: a newer look is coming
+      clear(preview);
+      const b = res.body;
+      if (!b.ok) { preview.appendChild(el("p", { class: "error" }, writeError(res.status, b))); return; }
+      preview.appendChild(el("p", { id: "w-count", "data-count": b.count },
+        b.count ? t("w.preview", { n: b.count }) : t("w.preview.none")));
+      const ul = el("ul", { class: "preview-list" });
+      for (const a of b.alerts.slice(0, 50))
+        ul.appendChild(el("li", { "data-rule": a.rule, "data-customer": a.customer }, badge(a.severity),
+          a.rule, " · ", a.customer, " ", el("span", { class: "muted" }, a.summary || "")));
+      if (b.count > 50) ul.appendChild(el("li", { class: "muted" }, t("w.preview.more", { n: b.count - 50 })));
+      preview.appendChild(ul);
+      shown = k;
+      hold(false);
+    }
+    const changed = () => { shown = null; hold(true); clearTimeout(timer); timer = setTimeout(update, 250); };
+    for (const i of [rule, customer, owner]) i.addEventListener("input", changed);
+    update();
+    if (!state.rules)
+      getJSON("/api/rules").then(({ body }) => {
+        if (!body.ok) return;
+        state.rules = body.rules.map((x) => x.name);
+        for (const n of state.rules) rules.appendChild(el("option", { value: n }));
+      }).catch(() => { /* the list is a convenience */ });
+  }
+
+  function removeDialog(s, match) {
+    const comment = el("input", { id: "w-comment", name: "comment", maxlength: 255, autocomplete: "off" });
+    dialog(t("w.rm.title", { id: s.id }), [
+      el("p", null, match), s.comment ? el("p", { class: "muted" }, t("silence.why", { c: s.comment })) : null,
+      el("p", { class: "muted" }, t("w.rm.note")), el("label", null, t("w.comment.opt"), comment)],
+    async (fail, close) => {
+      const body = comment.value.trim() ? { comment: comment.value.trim() } : {};
+      finish(await postJSON("/api/silence/" + encodeURIComponent(s.id) + "/remove", body), fail, close,
+             t("w.done.rm", { id: s.id }));
+    });
+  }
+
+  // Ack and Silence for one firing alert
+  function writeButtons(a) {
+    if (!writable() || a.state !== "firing") return null;
+    return el("span", { class: "wbtns" },
+      a.acked ? null : el("button", { type: "button", class: "btn small ack", "data-rule": a.rule,
+                                      "data-customer": a.customer, on: { click: () => ackDialog(a) } }, t("w.ack")),
+      el("button", { type: "button", class: "btn small silence", "data-rule": a.rule, "data-customer": a.customer,
+                     on: { click: () => silenceDialog({ rule: a.rule, customer: a.customer }) } }, t("w.silence")));
+  }
 
   // ---------------------------------------------------------------- Today
   function params() { return new URLSearchParams(location.search); }
@@ -419,6 +679,7 @@
       if (!body.ok) throw new Error(body.error ? body.error.message : "HTTP " + status);
       nowFrom(body.status);
       this.data = body;
+      state.rules = (body.rules || []).map((r) => r.name);
       this.draw();
     },
     tab() {
@@ -452,7 +713,9 @@
       else if (tab === "silenced") this.silences(body, v.silences || []);
       else this.list(body, v.resolved, "resolved");
       clear(main);
-      main.appendChild(el("h1", null, t("alerts.title")));
+      main.appendChild(el("h1", null, t("alerts.title"), writable()
+        ? el("button", { type: "button", class: "btn small", id: "new-silence",
+                         on: { click: () => silenceDialog({}) } }, t("w.new")) : null));
       main.appendChild(tabs);
       main.appendChild(body);
       this.focus();
@@ -486,6 +749,7 @@
     },
     table(list, kind) {
       const tbody = el("tbody");
+      const writes = writable() && (kind === "firing" || kind === "acked");
       for (const a of list) {
         let info;
         if (kind === "resolved") info = t("resolved.at", { t: rel(a.resolved_at) });
@@ -498,24 +762,30 @@
           el("td", { "data-label": t("col.customer") }, custLink(a.customer, null)),
           kind === "firing" ? null : el("td", { "data-label": t("rule") }, badge(a.severity), a.rule),
           el("td", { class: "summary", "data-label": t("col.alert") }, a.summary || "–"),
-          el("td", { "data-label": "" }, info)));
+          el("td", { "data-label": "" }, info),
+          writes ? el("td", { class: "write" }, writeButtons(a)) : null));
       }
       return el("table", { class: "list" }, el("thead", null, el("tr", null, el("th", null, t("col.customer")),
-        kind === "firing" ? null : el("th", null, t("rule")), el("th", null, t("col.alert")), el("th", null, ""))), tbody);
+        kind === "firing" ? null : el("th", null, t("rule")), el("th", null, t("col.alert")), el("th", null, ""),
+        writes ? el("th", null, "") : null)), tbody);
     },
     silences(body, list) {
       if (!list.length) { body.appendChild(el("p", { class: "empty" }, t("none.silenced"))); return; }
       const tbody = el("tbody");
       for (const s of list) {
         const match = ["rule", "customer", "owner"].filter((k) => s[k]).map((k) => k + "=" + s[k]).join(", ");
-        tbody.appendChild(el("tr", { id: "silence-" + s.id },
+        tbody.appendChild(el("tr", { id: "silence-" + s.id, "data-id": s.id },
           el("td", { "data-label": t("silence.match") }, match || t("silence.everything")),
           el("td", { "data-label": "" }, t("silence.until", { t: when(s.until) })),
           el("td", { "data-label": "" }, s.by ? t("silence.by", { who: s.by }) : "–"),
-          el("td", { "data-label": "" }, s.comment ? t("silence.why", { c: s.comment }) : "–")));
+          el("td", { "data-label": "" }, s.comment ? t("silence.why", { c: s.comment }) : "–"),
+          writable() ? el("td", { class: "write" }, el("button", { type: "button", class: "btn small unsilence",
+            "data-id": s.id, on: { click: () => removeDialog(s, match || t("silence.everything")) } }, t("w.remove")))
+            : null));
       }
       body.appendChild(el("table", { class: "list" }, el("thead", null, el("tr", null,
-        el("th", null, t("silence.match")), el("th", null, ""), el("th", null, ""), el("th", null, ""))), tbody));
+        el("th", null, t("silence.match")), el("th", null, ""), el("th", null, ""), el("th", null, ""),
+        writable() ? el("th", null, "") : null)), tbody));
     },
   };
 
@@ -619,7 +889,7 @@
           el("div", null, badge(a.severity), el("span", { class: "badge " + a.state }, t("state." + a.state)), " ",
              el("a", { href: alertHref(a.rule, a.customer) }, el("strong", null, a.rule)), " · ",
              a.state === "resolved" ? t("resolved.at", { t: rel(a.resolved_at) }) : firingSince(a),
-             a.acked ? [" · ", t("acked.by", { who: a.acked_by || "?" })] : null),
+             a.acked ? [" · ", t("acked.by", { who: a.acked_by || "?" })] : null, " ", writeButtons(a)),
           el("div", { class: "summary" }, a.summary || ""),
           x && x.ok ? [el("code", { class: "when" }, t("explain.when") + ": " + x.when),
                        el("div", { class: "muted" }, t("explain.value") + ": " + JSON.stringify(x.value)),
@@ -834,6 +1104,7 @@
       lang = lang === "zh" ? "en" : "zh";
       try { localStorage.setItem("hearth.lang", lang); } catch (e) { /* storage may be off */ }
       translateStatic();
+      showWho();
       refresh();
     });
     window.addEventListener("hashchange", () => { alertsPage.scrolled = false; if (state.page === alertsPage && alertsPage.data) alertsPage.draw(); });
@@ -841,6 +1112,7 @@
       const { body } = await getJSON("/api/");
       if (body && body.ok) state.cfg = body;
     } catch (e) { /* the first refresh reports it */ }
+    showWho();
     await refresh();
     // 30 to 60 s (web.refresh); "updated N s ago" ticks every second
     setInterval(refresh, Math.max(1000, state.cfg.refresh_ms || 30000));
