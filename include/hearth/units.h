@@ -34,4 +34,8 @@ int64_t mono_now_ms(void);
 /* Monotonic clock in microseconds, for latency figures. */
 int64_t mono_now_us(void);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms). */
+int64_t days_from_civil(int64_t y, int m, int d);
+void civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+
 #endif
