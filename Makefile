@@ -15,7 +15,7 @@ BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c
+PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c libnats
 CC      ?= cc
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -59,7 +59,7 @@ $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(DAEMON_MALLOC)
 
 CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
-              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o)
+              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o ctl_nats.o)
 $(CTL_OBJS): tools/ctl.h
 
 $(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a

@@ -8,7 +8,8 @@ PACKAGES="gcc make pkg-config libc6-dev
 libzmq3-dev libyaml-dev liblmdb-dev lmdb-utils libsystemd-dev libjson-c-dev
 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjemalloc-dev
 libcmocka-dev python3 python3-zmq python3-pytest systemd scdoc man-db clang libclang-rt-14-dev
-openssl prometheus-alertmanager gnuplot-nox"
+openssl prometheus-alertmanager gnuplot-nox
+nats-server libnats-dev"
 
 missing=""
 for p in $PACKAGES; do
