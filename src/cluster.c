@@ -760,6 +760,20 @@ static void *alerts_main(void *arg)
 	if (!stopping(cl))
 		log_info("cluster, alerts: the stream has this shard's notifications up to seq %llu",
 			 (unsigned long long)published);
+	/*
+	 * A store that never reached what the stream holds (new, or restored from a backup)
+	 * numbers its notifications anew: publish them rather than wait for ever, and say
+	 * that this shard's seq in the stream is no longer one sequence.
+	 */
+	pthread_mutex_lock(&cl->mu);
+	if (published > cl->committed) {
+		log_error("cluster, alerts: %s holds seq %llu of shard %s but this store's last is %llu "
+			  "(a new or restored store): its seq restarts below; give such a store a new "
+			  "cluster.shard name (docs/SCALING.md §6)", cl->cc->alerts_stream,
+			  (unsigned long long)published, cl->cc->shard, (unsigned long long)cl->committed);
+		published = cl->committed;
+	}
+	pthread_mutex_unlock(&cl->mu);
 	while (!stopping(cl)) {
 		struct item it = { .kind = ITEM_OUTBOX, .after = published };
 

@@ -810,7 +810,7 @@ int main(int argc, char **argv)
 {
 	struct ctl_opts o = { .socket = getenv("HEARTH_CONTROL"), .nats = getenv("HEARTH_NATS") };
 	struct invocation inv = { 0 };
-	int rc, first;
+	int rc = CTL_EXIT_USAGE, first;
 
 	if (!o.socket || !*o.socket)
 		o.socket = CTL_DEFAULT_SOCKET;

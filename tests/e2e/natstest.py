@@ -184,30 +184,41 @@ class NatsCluster:
 
 class NatsClient:
     def __init__(self, urls, user=USER, password=PASSWORD, timeout=10.0):
+        self.urls = list(urls)
+        self.auth = (user, password)
+        self.timeout = timeout
+        self.at = 0
+        self.connect()
+
+    def connect(self, deadline=DEADLINE):
+        """To the first server of the list that answers, starting after the last one used
+        (a killed server is skipped). Subscriptions do not survive: callers resubscribe."""
+        end = time.monotonic() + deadline
         last = None
-        for url in urls:
+        while time.monotonic() < end:
+            url = self.urls[self.at % len(self.urls)]
+            self.at += 1
             host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
             try:
-                self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-                break
+                self.sock = socket.create_connection((host, int(port)), timeout=self.timeout)
+                self.buf = b""
+                self.sid = getattr(self, "sid", 0)
+                self.inbox_n = getattr(self, "inbox_n", 0)
+                self.pending = []
+                self._line()                       # INFO
+                self.sock.sendall(b"CONNECT " + json.dumps({
+                    "verbose": False, "pedantic": False, "user": self.auth[0], "pass": self.auth[1],
+                    "headers": True, "no_responders": True, "protocol": 1}).encode() + b"\r\nPING\r\n")
+                while True:
+                    line = self._line()
+                    if line.startswith(b"-ERR"):
+                        raise RuntimeError(line.decode())
+                    if line == b"PONG":
+                        return
             except OSError as e:
                 last = e
-        else:
-            raise last
-        self.buf = b""
-        self.sid = 0
-        self.inbox_n = 0
-        self.pending = []
-        self._line()                       # INFO
-        self.sock.sendall(b"CONNECT " + json.dumps({
-            "verbose": False, "pedantic": False, "user": user, "pass": password, "headers": True,
-            "no_responders": True, "protocol": 1}).encode() + b"\r\nPING\r\n")
-        while True:
-            line = self._line()
-            if line.startswith(b"-ERR"):
-                raise RuntimeError(line.decode())
-            if line == b"PONG":
-                break
+                time.sleep(0.1)
+        raise ConnectionError("no NATS server answered (last: %r)" % last)
 
     def close(self):
         self.sock.close()
@@ -312,6 +323,21 @@ class NatsClient:
                 self.pending.append(m)
 
     def request(self, subject, data, headers=None, timeout=10.0):
+        """One request and its reply. A connection that broke (its server was killed) is
+        made again to another server, and the request sent again: callers only send
+        requests that may be repeated (reads, or publishes with a Nats-Msg-Id)."""
+        for attempt in range(3):
+            try:
+                return self._request(subject, data, headers, timeout)
+            except socket.timeout:
+                raise
+            except OSError:
+                if attempt == 2:
+                    raise
+                self.sock.close()
+                self.connect()
+
+    def _request(self, subject, data, headers, timeout):
         self.inbox_n += 1
         inbox = "_INBOX.hearthtest.%d.%d" % (os.getpid(), self.inbox_n)
         sid = self.subscribe(inbox)
@@ -357,5 +383,9 @@ class NatsClient:
                     last = "no responders"
             except socket.timeout as e:
                 last = e
+            except OSError as e:                # the server went away: to another one
+                last = e
+                self.sock.close()
+                self.connect(max(1.0, end - time.monotonic()))
             time.sleep(0.05)
         raise RuntimeError("no PubAck for %s within %.0fs (last: %r)" % (subject, deadline, last))

@@ -49,13 +49,27 @@ class Deployment:
         self.nats = nats
         self.nc = NatsClient(nats.urls)
         for s in (EVENTS_STREAM, ALERTS_STREAM):
-            self.nc.js_api("STREAM.DELETE." + s)
+            self.delete_stream(s)
         self.shards = []
         for name, owns in (("s0", range(0, PARTITIONS, 2)), ("s1", range(1, PARTITIONS, 2))):
             cfg = new_config(rules_yaml=rules, priority=priority, extra_yaml=self.cluster_yaml(name, owns))
             self.shards.append(make_daemon(cfg))
         self.nc.wait_stream(EVENTS_STREAM)
         self.nc.wait_stream(ALERTS_STREAM)
+
+    def delete_stream(self, name, deadline=DEADLINE):
+        """A fresh stream for each test (the previous test may have just restarted a server)."""
+        end = time.monotonic() + deadline
+        last = None
+        while time.monotonic() < end:
+            try:
+                last = self.nc.js_api("STREAM.DELETE." + name, timeout=5)
+                if last.get("success") or (last.get("error") or {}).get("err_code") == 10059:
+                    return
+            except OSError as e:
+                last = e
+            time.sleep(0.2)
+        pytest.fail("cannot delete stream %s: %r" % (name, last))
 
     def cluster_yaml(self, name, owns):
         return ("cluster:\n"
@@ -334,3 +348,30 @@ def test_alerts_stream_one_sequence_no_gap(deployment):
     # nothing more: the stream holds exactly one message per notification
     info = dep.nc.js_api("STREAM.INFO." + ALERTS_STREAM)
     assert info["state"]["messages"] == len(custs)
+
+
+CLUSTER_OK = ("cluster:\n"
+              "  servers: [\"nats://127.0.0.1:4222\"]\n"
+              "  user: hearth\n"
+              "  password: \"pw\"\n"
+              "  shard: s0\n"
+              "  partitions: 8\n"
+              "  owns: [0, 1, 2, 3]\n")
+
+
+@pytest.mark.parametrize("old,new,needle", [
+    ("  owns: [0, 1, 2, 3]\n", "  owns: [0, 1, 9]\n", "9]"),
+    ("  owns: [0, 1, 2, 3]\n", "  owns: [0, 1, 1]\n", "1]"),
+    ("  shard: s0\n", "  shard: \"Shard 0\"\n", "\"Shard 0\""),
+    ("  partitions: 8\n", "  partitions: zero\n", "zero"),
+    ("  user: hearth\n  password: \"pw\"\n", "", "servers:"),     # a section's errors: its first key
+    ("  shard: s0\n", "  shard: s0\n  replica: 3\n", "replica:"),
+])
+def test_cluster_config_errors_name_their_place(new_config, old, new, needle):
+    """`cluster:` is checked like every section: each mistake as file:line:col (no NATS needed)."""
+    from test_config import assert_config_error_at, hearthd
+    cfg = new_config(extra_yaml=CLUSTER_OK)
+    p = hearthd("--check", "-c", cfg.path)
+    assert p.returncode == 0, p.stderr.decode()
+    cfg.write(cfg.text.replace(old, new))
+    assert_config_error_at(cfg, needle)
