@@ -455,12 +455,13 @@ static void complete(struct cluster *cl, struct item **items, size_t n)
 }
 
 #define TURN_MAX 64
+#define TURN_MAX_MSGS 256       /* bounds a loop turn (and its transaction) as ingest groups do */
 
 static void on_wake(struct loop *loop, short revents, void *ctx)
 {
 	struct cluster *cl = ctx;
 	struct item *list, *batches[TURN_MAX], *others[TURN_MAX];
-	size_t nb = 0, no = 0;
+	size_t nb = 0, no = 0, nmsgs = 0;
 	uint64_t count;
 
 	(void)loop;
@@ -470,11 +471,13 @@ static void on_wake(struct loop *loop, short revents, void *ctx)
 	pthread_mutex_lock(&cl->mu);
 	list = cl->head;
 	/* a bounded turn: the rest stays queued and the eventfd is kicked again */
-	while (list && nb < TURN_MAX && no < TURN_MAX) {
-		if (list->kind == ITEM_BATCH)
+	while (list && nb < TURN_MAX && no < TURN_MAX && nmsgs < TURN_MAX_MSGS) {
+		if (list->kind == ITEM_BATCH) {
 			batches[nb++] = list;
-		else
+			nmsgs += (size_t)list->nmsgs;
+		} else {
 			others[no++] = list;
+		}
 		list = list->next;
 	}
 	cl->head = list;
