@@ -38,7 +38,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build
+.PHONY: all run check unit e2e asan tsan deps install clean man stress fuzz fuzz-quick fuzz-build
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -132,10 +132,20 @@ fuzz-quick: fuzz-build
 fuzz:
 	$(MAKE) fuzz-quick FUZZ_SECONDS=600
 
-# longer fault runs than `make check` affords: 200 kill -9 trials
+# longer fault runs than `make check` affords: 200 kill -9 trials, and 20 of a cluster shard
 stress: all
 	HEARTH_BUILD=$(BUILD) HEARTH_KILL9_TRIALS=200 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_durability.py -k kill9
+	HEARTH_BUILD=$(BUILD) HEARTH_CLUSTER_TRIALS=20 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+		tests/e2e/test_cluster.py -k kill9
+
+# hearthd's cluster threads (src/cluster.c) under ThreadSanitizer: the cluster tests on a
+# TSan build (jemalloc is not linked into sanitizer builds); tests/tsan.supp silences only
+# the uninstrumented libzmq and libnats
+tsan:
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" HEARTH_BUILD=build/tsan \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_cluster.py
 
 asan:
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all

@@ -583,7 +583,10 @@ int phase_cluster(struct bench *b, struct herr *err)
 	one.pid = 0;
 	say("cluster: the same events into one hearthd over ZeroMQ: %.0f events/s", r->cluster_zmq_eps);
 
-	/* event → alert in the alerts stream, at rest */
+	/* event → alert in the alerts stream, at rest: the shards' derived state written first */
+	for (int k = 0; k < cb.nshards; k++)
+		if (daemon_wait_flushed(&cb.shards[k], err) < 0)
+			goto out;
 	if (!(lat = calloc(nlat > nq ? nlat : nq, sizeof(*lat)))) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto out;
