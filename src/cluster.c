@@ -563,6 +563,12 @@ static int ensure_stream(struct cluster *cl, const char *name, const char *subje
 	return 0;
 }
 
+/* JetStream calls wait for their whole timeout while no server is there: don't start one. */
+static int connected(struct cluster *cl)
+{
+	return natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
 /* Replaces the partition's consumer by one starting after the watermark. */
 static int consumer_start(struct part *p)
 {
@@ -677,8 +683,8 @@ static void *fetch_main(void *arg)
 		jsErrCode jerr = 0;
 		natsStatus s;
 
-		if (!p->sub && consumer_start(p) < 0) {
-			nap(cl, 1000);
+		if (!p->sub && (!connected(cl) || consumer_start(p) < 0)) {
+			nap(cl, connected(cl) ? 1000 : 100);
 			continue;
 		}
 		s = natsSubscription_Fetch(&list, p->sub, cl->cc->fetch, FETCH_WAIT_MS, &jerr);
@@ -757,9 +763,10 @@ static void *alerts_main(void *arg)
 	int64_t backoff = 100;
 
 	snprintf(subject, sizeof(subject), "%s.alerts.>", cl->cc->prefix);
-	while (!stopping(cl) && (ensure_stream(cl, cl->cc->alerts_stream, subject, cl->alerts_max_age_ms) < 0 ||
+	while (!stopping(cl) && (!connected(cl) ||
+				 ensure_stream(cl, cl->cc->alerts_stream, subject, cl->alerts_max_age_ms) < 0 ||
 				 last_published(cl, &published) < 0))
-		nap(cl, 1000);
+		nap(cl, connected(cl) ? 1000 : 100);
 	if (!stopping(cl))
 		log_info("cluster, alerts: the stream has this shard's notifications up to seq %llu",
 			 (unsigned long long)published);
@@ -873,6 +880,16 @@ static void on_reconnected(natsConnection *nc, void *closure)
 	log_info("cluster, reconnected to %s", url);
 }
 
+/* With this callback set, the first connect returns at once when no server answers yet. */
+static void on_connected(natsConnection *nc, void *closure)
+{
+	char url[256] = "";
+
+	(void)closure;
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	log_info("cluster, connected to %s", url);
+}
+
 static int connect_nats(struct cluster *cl, struct herr *err)
 {
 	struct cluster_config *cc = cl->cc;
@@ -896,7 +913,7 @@ static int connect_nats(struct cluster *cl, struct herr *err)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectWait(opts, 250);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(opts, true, NULL, NULL);
+		s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, cl);
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(opts, on_disconnected, cl);
 	if (s == NATS_OK)

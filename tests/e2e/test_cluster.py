@@ -375,3 +375,14 @@ def test_cluster_config_errors_name_their_place(new_config, old, new, needle):
     assert p.returncode == 0, p.stderr.decode()
     cfg.write(cfg.text.replace(old, new))
     assert_config_error_at(cfg, needle)
+
+
+def test_shard_starts_and_stops_without_nats(make_daemon, new_config):
+    """No NATS server reachable: the shard serves its control socket, retries in the
+    background and stops promptly (no NATS needed for this test)."""
+    from natstest import free_port
+    cfg = new_config(extra_yaml=CLUSTER_OK.replace("4222", str(free_port())))
+    d = make_daemon(cfg)
+    assert ctl_at(cfg.control, {"cmd": "ping"})["ok"]
+    d.stop()                               # within the harness's stop deadline, exit 0
+    assert "no NATS server reachable yet" in d.stderr()
