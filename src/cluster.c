@@ -99,6 +99,7 @@ struct part {
 	char rejects_subject[128];
 	uint64_t applied;               /* fetcher's copy: the last watermark it saw committed */
 	uint64_t mark;                  /* loop's copy */
+	int load_ended;                 /* loop's: {"load": "end"} came on this partition */
 	natsSubscription *sub;
 	pthread_t thread;
 	int started;
@@ -291,6 +292,24 @@ out:
 }
 
 /*
+ * A history load's end is sent on every partition (hearthctl import --nats): the
+ * shard's load ends once each partition it owns has brought its end, so that no
+ * customer is evaluated while batches of the load still wait on another
+ * partition. A producer that ends on some partitions only is ended by
+ * evaluation.load_idle.
+ */
+static void load_end_seen(struct cluster *cl, struct part *p)
+{
+	p->load_ended = 1;
+	for (size_t i = 0; i < cl->nparts; i++)
+		if (!cl->parts[i].load_ended)
+			return;
+	for (size_t i = 0; i < cl->nparts; i++)
+		cl->parts[i].load_ended = 0;
+	engine_load_end(cl->srv->engine);
+}
+
+/*
  * Applies fetched batches of any partitions in one transaction with their
  * watermarks. Messages at or below a watermark were applied before (a
  * redelivery) and are skipped. On a store failure nothing moves and every
@@ -365,7 +384,7 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 			if (b->nrejects || b->fail.code != HERR_OK)
 				add_reject(it, reject_report(cl, it->part, it->msgs[j], it->seqs[j], b));
 			if (b->load_end && b->fail.code == HERR_OK)
-				engine_load_end(srv->engine);
+				load_end_seen(cl, it->part);
 		}
 		if (it->mark > it->part->mark)
 			it->part->mark = it->mark;

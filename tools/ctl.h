@@ -181,7 +181,7 @@ int watch_run(const struct ctl_opts *o, const char *endpoint, const char *topic,
 
 /* The answer of the owning shard (a command naming a customer) or the merged answers of all. */
 struct json_object *nats_call(const struct ctl_opts *o, struct json_object *req, char **raw);
-int nats_import_run(const struct ctl_opts *o, int nfiles, char **files);
+int nats_import_run(const struct ctl_opts *o, int nfiles, char **files, int live);
 int nats_watch_run(const struct ctl_opts *o, long after, long count);
 
 #endif

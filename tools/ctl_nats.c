@@ -257,15 +257,16 @@ static struct json_object *merge(struct json_object *req, struct json_object *an
 	return out;
 }
 
-static struct json_object *scatter(struct nats *n, struct json_object *req, const char *text)
+/* Every shard's answer to text on <prefix>.ctl.all, gathered until they cover all partitions. */
+static struct json_object *gather(struct nats *n, const char *text, uint32_t *partitions, int quiet)
 {
-	struct json_object *answers = json_object_new_array(), *missing = json_object_new_array(), *out = NULL;
+	struct json_object *answers = json_object_new_array();
 	natsSubscription *sub = NULL;
 	natsInbox *inbox = NULL;
 	char subject[160];
 	int64_t end = mono_now_ms() + SCATTER_WAIT_MS;
-	uint32_t partitions = n->partitions;
 
+	*partitions = n->partitions;
 	snprintf(subject, sizeof(subject), "%s.ctl.all", n->prefix);
 	if (natsInbox_Create(&inbox) != NATS_OK ||
 	    natsConnection_SubscribeSync(&sub, n->nc, inbox) != NATS_OK ||
@@ -275,29 +276,38 @@ static struct json_object *scatter(struct nats *n, struct json_object *req, cons
 		natsMsg *m = NULL;
 		if (natsSubscription_NextMsg(&m, sub, end - mono_now_ms()) != NATS_OK)
 			break;
-		struct json_object *a = json_tokener_parse(natsMsg_GetData(m));
+		struct json_object *a = json_tokener_parse(natsMsg_GetData(m)), *p;
 		natsMsg_Destroy(m);
 		if (!a)
 			continue;
-		struct json_object *p;
 		if (json_object_object_get_ex(a, "partitions", &p))
-			partitions = (uint32_t)json_object_get_int64(p);
+			*partitions = (uint32_t)json_object_get_int64(p);
 		json_object_array_add(answers, a);
-		if (covered(answers, partitions, NULL))
+		if (covered(answers, *partitions, NULL))
 			break;
 	}
-	if (json_object_array_length(answers) == 0) {
+	if (json_object_array_length(answers) == 0 && !quiet)
 		ctl_warn("no shard answered on %s within %d ms", subject, SCATTER_WAIT_MS);
+out:
+	natsSubscription_Destroy(sub);
+	natsInbox_Destroy(inbox);
+	return answers;
+}
+
+static struct json_object *scatter(struct nats *n, struct json_object *req, const char *text)
+{
+	struct json_object *missing = json_object_new_array(), *out = NULL;
+	uint32_t partitions;
+	struct json_object *answers = gather(n, text, &partitions, 0);
+
+	if (json_object_array_length(answers) == 0)
 		goto out;
-	}
 	covered(answers, partitions, missing);
 	if (json_object_array_length(missing) > 0)
 		ctl_warn("partitions %s did not answer: the merged answer is partial",
 			 json_object_to_json_string(missing));
 	out = merge(req, answers, missing);
 out:
-	natsSubscription_Destroy(sub);
-	natsInbox_Destroy(inbox);
 	json_object_put(answers);
 	json_object_put(missing);
 	return out;
@@ -345,6 +355,7 @@ struct pbuf {
 
 struct nimport {
 	const struct ctl_opts *o;
+	int live;                       /* 0: one quiet history load (PROTOCOL.md §3.6, §9.3) */
 	struct nats n;
 	struct pbuf *parts;
 	char run[48];                   /* Nats-Msg-Id prefix of this run */
@@ -441,7 +452,7 @@ static int send_part(struct nimport *im, uint32_t p, int64_t deadline)
 
 	if (b->n == 0)
 		return 0;
-	if (put(b, "]", 1) < 0)
+	if (put(b, im->live ? "]" : "]}", im->live ? 1 : 2) < 0)
 		return -1;
 	snprintf(subject, sizeof(subject), "%s.ev.%u.batch", im->n.prefix, p);
 	snprintf(id, sizeof(id), "%s-%u-%llu", im->run, p, (unsigned long long)b->batch++);
@@ -471,9 +482,93 @@ static int send_part(struct nimport *im, uint32_t p, int64_t deadline)
 	return 0;
 }
 
-int nats_import_run(const struct ctl_opts *o, int nfiles, char **files)
+/* The value of `name{partition="p"} V` in a metrics text, or -1. */
+static double watermark_of(const char *text, uint32_t p)
 {
-	struct nimport im = { .o = o };
+	char needle[96];
+	const char *at;
+
+	snprintf(needle, sizeof(needle), "hearth_cluster_watermark{partition=\"%u\"} ", p);
+	at = text ? strstr(text, needle) : NULL;
+	return at ? strtod(at + strlen(needle), NULL) : -1;
+}
+
+/*
+ * The load's end went to every partition: wait until each shard has applied it
+ * (its watermark reached the end's stream sequence) and then evaluated the
+ * customers the load deferred.
+ */
+static int wait_load_end(struct nimport *im, const uint64_t *end_seq, int64_t deadline)
+{
+	uint32_t partitions;
+	int applied = 0;
+
+	while (mono_now_ms() < deadline) {
+		struct json_object *answers = gather(&im->n, applied ? "{\"cmd\":\"status\"}" : "{\"cmd\":\"metrics\"}",
+						     &partitions, 1);
+		size_t n = json_object_array_length(answers);
+		int done = n > 0 && covered(answers, partitions, NULL);
+		for (uint32_t p = 0; done && !applied && p < im->n.partitions; p++) {
+			int seen = 0;
+			for (size_t i = 0; !seen && i < n; i++) {
+				struct json_object *t = json_object_object_get(json_object_array_get_idx(answers, i), "text");
+				seen = watermark_of(json_object_get_string(t), p) >= (double)end_seq[p];
+			}
+			done = seen;
+		}
+		for (size_t i = 0; done && applied && i < n; i++) {
+			struct json_object *a = json_object_array_get_idx(answers, i);
+			done = json_object_get_int64(json_object_object_get(a, "deferred")) == 0 &&
+			       !json_object_get_boolean(json_object_object_get(a, "load_ending"));
+		}
+		json_object_put(answers);
+		if (done && applied)
+			return 0;
+		if (done)
+			applied = 1;
+		else
+			usleep(100000);
+	}
+	ctl_warn("the shards did not finish evaluating the load in time (--timeout)");
+	return -1;
+}
+
+/* {"load": "end"} on every partition, each with its own id; their stream sequences into end_seq. */
+static int send_load_end(struct nimport *im, uint64_t *end_seq, int64_t deadline)
+{
+	static const char body[] = "{\"load\":\"end\"}";
+	char subject[160], id[96];
+
+	for (uint32_t p = 0; p < im->n.partitions; p++) {
+		snprintf(subject, sizeof(subject), "%s.ev.%u.batch", im->n.prefix, p);
+		snprintf(id, sizeof(id), "%s-%u-end", im->run, p);
+		for (;;) {
+			jsPubAck *pa = NULL;
+			jsPubOptions po;
+			jsPubOptions_Init(&po);
+			po.MsgId = id;
+			po.MaxWait = ACK_WAIT_MS;
+			natsStatus s = js_Publish(&pa, im->n.js, subject, body, (int)strlen(body), &po, NULL);
+			if (s == NATS_OK)
+				end_seq[p] = pa->Sequence;
+			jsPubAck_Destroy(pa);
+			if (s == NATS_OK)
+				break;
+			if (mono_now_ms() > deadline) {
+				ctl_warn("publishing the load's end to %s failed (%s)", subject, natsStatus_GetText(s));
+				return -1;
+			}
+			im->n.retries++;
+			usleep(100000);
+		}
+	}
+	return 0;
+}
+
+int nats_import_run(const struct ctl_opts *o, int nfiles, char **files, int live)
+{
+	struct nimport im = { .o = o, .live = live };
+	uint64_t *end_seq = NULL;
 	int64_t deadline;
 	int rc = CTL_EXIT_NO;
 
@@ -517,7 +612,8 @@ int nats_import_run(const struct ctl_opts *o, int nfiles, char **files)
 			struct pbuf *b = &im.parts[p];
 			const char *text = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
 									  JSON_C_TO_STRING_NOSLASHESCAPE);
-			if (put(b, b->n ? "," : "[", 1) < 0 || put(b, text, strlen(text)) < 0) {
+			const char *head = im.live ? "[" : "{\"load\":true,\"events\":[";
+			if (put(b, b->n ? "," : head, b->n ? 1 : strlen(head)) < 0 || put(b, text, strlen(text)) < 0) {
 				ctl_warn("out of memory");
 				im.failed = 1;
 			}
@@ -536,18 +632,25 @@ int nats_import_run(const struct ctl_opts *o, int nfiles, char **files)
 			im.failed = 1;
 	if (!im.failed && settle(&im, deadline) < 0)
 		im.failed = 1;
+	if (!im.failed && !live) {
+		if (!(end_seq = calloc(im.n.partitions, sizeof(*end_seq))) ||
+		    send_load_end(&im, end_seq, deadline) < 0 || wait_load_end(&im, end_seq, deadline) < 0)
+			im.failed = 1;
+	}
 	if (o->json)
 		printf("{\"ok\":%s,\"published\":%llu,\"messages\":%llu,\"rejected\":%llu,\"retries\":%llu}\n",
 		       im.failed ? "false" : "true", (unsigned long long)im.events,
 		       (unsigned long long)im.messages, (unsigned long long)im.rejected,
 		       (unsigned long long)im.n.retries);
 	else
-		printf("%llu events published in %llu messages (%llu rejected here)%s; rejections of the "
+		printf("%llu events published in %llu messages (%llu rejected here)%s%s; rejections of the "
 		       "shards are reported on %s.rejects.>\n", (unsigned long long)im.events,
 		       (unsigned long long)im.messages, (unsigned long long)im.rejected,
+		       live || im.failed ? "" : ", evaluated once by every shard at the load's end",
 		       im.failed ? ", INCOMPLETE" : "", im.n.prefix);
 	rc = im.failed ? CTL_EXIT_NO : im.rejected ? CTL_EXIT_NO : CTL_EXIT_OK;
 out:
+	free(end_seq);
 	for (uint32_t p = 0; im.parts && p < im.n.partitions; p++)
 		free(im.parts[p].text);
 	free(im.parts);

@@ -735,8 +735,9 @@ static int run_import(const struct ctl_opts *o, int argc, char **argv, struct js
 
 	if (argc == 0)
 		return usage_error(find_subcommand("import"), "%s", "FILE... is missing");
-	if (o->nats)    /* each batch is evaluated as it lands: a quiet load is single-server only */
-		return nats_import_run(o, argc, argv);
+	if (o->nats)
+		return nats_import_run(o, argc, argv,
+				       json_object_object_get_ex(opts, "live", &live) && json_object_get_boolean(live));
 	return import_run(o, argc, argv,
 			  json_object_object_get_ex(opts, "live", &live) && json_object_get_boolean(live));
 }

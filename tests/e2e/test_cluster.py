@@ -252,6 +252,37 @@ def test_hearthctl_import_and_one_entry_point(deployment, tmp_path):
     assert top == ["K%03d" % k for k in (79, 78, 77, 76, 75)]
 
 
+def test_import_is_one_quiet_load_on_every_shard(deployment, tmp_path):
+    """import --nats sends a history load (PROTOCOL.md §3.6) and its end on every partition:
+    each shard evaluates the deferred customers once, against their whole history, and
+    the import returns when that is done. A complaint resolved later in the file never
+    fires; one left open fires once."""
+    dep = deployment(rules=rules_yaml(rule_yaml("complaint_open", "open(complaint) > 0")))
+    events, still_open = [], []
+    for k in range(40):
+        c = "Q%03d" % k
+        events.append(event(c, 2 * k, "complaint", ref="R%d" % k))
+        if k % 2:
+            still_open.append(c)
+        else:
+            events.append(event(c, 2 * k + 1, "complaint_resolved", ref="R%d" % k))
+    path = str(tmp_path / "history.jsonl")
+    write_jsonl(path, events)
+    r = dep.hearthctl(["--json", "import", path])
+    assert r.returncode == 0, r.stderr.decode()
+    # returned: both shards applied the load and its end, and evaluated what it deferred
+    for a in dep.status():
+        assert a["deferred"] == 0 and a["load_ending"] is False, a
+    assert dep.events() == len(events)
+    assert sum(a["seq"] for a in dep.status()) == len(still_open)
+    r = dep.hearthctl(["--json", "watch", "--after", "0", "--count", str(len(still_open))], timeout=90)
+    assert r.returncode == 0, r.stderr.decode()
+    got = [json.loads(line)["body"] for line in r.stdout.decode().splitlines()]
+    assert sorted(b["alert"]["customer"] for b in got) == still_open
+    assert {b["kind"] for b in got} == {"firing"}
+    assert {json.loads(line)["shard"] for line in r.stdout.decode().splitlines()} == {"s0", "s1"}
+
+
 def publish_batches(nc, batches, state):
     """A producer: each batch one message with its own Nats-Msg-Id, published again
     with the same id until a PubAck comes."""
