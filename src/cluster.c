@@ -347,6 +347,9 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 					  (size_t)natsMsg_GetDataLength(it->msgs[j]), server_now(srv),
 					  srv->cfg->max_future_ms);
 			reject_strays(cl, p, b);
+			/* out of memory is no verdict on the message: it is fetched again, not skipped */
+			if (b->fail.code == HERR_NOMEM)
+				goto out;
 			if (b->nevents && b->fail.code == HERR_OK)
 				good[ngood++] = b;
 			mark = it->seqs[j];
