@@ -281,6 +281,10 @@ def test_import_is_one_quiet_load_on_every_shard(deployment, tmp_path):
     assert sorted(b["alert"]["customer"] for b in got) == still_open
     assert {b["kind"] for b in got} == {"firing"}
     assert {json.loads(line)["shard"] for line in r.stdout.decode().splitlines()} == {"s0", "s1"}
+    # the firing alerts of the deployment, asked once
+    r = dep.hearthctl(["--json", "alerts"])
+    assert r.returncode == 0, r.stderr.decode()
+    assert sorted(a["customer"] for a in json.loads(r.stdout)["alerts"]) == still_open
 
 
 def publish_batches(nc, batches, state):
