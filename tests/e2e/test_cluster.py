@@ -421,3 +421,64 @@ def test_shard_starts_and_stops_without_nats(make_daemon, new_config):
     assert ctl_at(cfg.control, {"cmd": "ping"})["ok"]
     d.stop()                               # within the harness's stop deadline, exit 0
     assert "no NATS server reachable yet" in d.stderr()
+
+
+def test_relay_follows_the_alerts_stream(deployment, tmp_path):
+    """hearth-relay with source.nats delivers every notification of every shard once,
+    in the stream's order, across a restart of the relay (PROTOCOL.md §9.5)."""
+    from test_relay import RELAY, Hook, target_yaml
+    require_binary(RELAY)
+    dep = deployment(rules=rules_yaml(rule_yaml("complaint_open", "open(complaint) > 0")))
+    hook = Hook()
+    conf = str(tmp_path / "relay.yaml")
+    with open(conf, "w") as f:
+        f.write("source:\n  nats: %s\n  user: %s\n  password: %s\nstate: %s\nlog: {level: debug}\n"
+                "targets:\n%s" % (json.dumps(",".join(dep.nats.urls)), USER, json.dumps(PASSWORD),
+                                  json.dumps(str(tmp_path / "state")),
+                                  target_yaml("raw", "webhook", hook.url)))
+    runs = []
+
+    def start():
+        log = str(tmp_path / ("relay.%d.log" % len(runs)))
+        runs.append(log)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([RELAY, "-c", conf], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        end = time.monotonic() + DEADLINE
+        while "source, following stream" not in open(log).read():
+            assert proc.poll() is None and time.monotonic() < end, open(log).read()
+            time.sleep(0.05)
+        return proc
+
+    def stop(proc):
+        proc.terminate()
+        assert proc.wait(DEADLINE) == 0, open(runs[-1]).read()
+
+    def complaints(first, n):
+        for k in range(first, first + n):
+            c = "R%03d" % k
+            dep.nc.js_publish("hearth.in." + c, json.dumps(event(c, k, "complaint", ref="r")),
+                              msg_id="relay-%d" % k)
+
+    try:
+        proc = start()
+        complaints(0, 6)
+        got = hook.wait(6)
+        stop(proc)
+        complaints(6, 6)             # while the relay is down
+        dep.wait_total(12)
+        proc = start()
+        got = hook.wait(12)
+        stop(proc)
+    finally:
+        hook.close()
+    bodies = [g["json"] for g in hook.ok()]
+    assert [b["seq"] for b in bodies] == list(range(1, 13)), "each stream seq once, in order"
+    assert sorted(b["alert"]["customer"] for b in bodies) == ["R%03d" % k for k in range(12)]
+    assert {b["shard"] for b in bodies} == {"s0", "s1"}
+    for shard in ("s0", "s1"):
+        own = [b["shard_seq"] for b in bodies if b["shard"] == shard]
+        assert own == list(range(1, len(own) + 1)), (shard, own)
+    for log in runs:
+        text = open(log).read()
+        for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer"):
+            assert m not in text, text[-4000:]
