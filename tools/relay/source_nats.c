@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@ struct relay_nats {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;
-	void *push;                     /* used by the subscription's thread only */
+	pthread_mutex_t mu;             /* the PUSH socket: the subscription's thread, until closed */
+	void *push;
+	int closed;
 	char *stream, *subject;         /* as started: a reload keeps the source */
 	char endpoint[64];
 };
@@ -72,9 +75,11 @@ static void on_alert(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
 		 json_object_get_string(json_at(alert, "rule")));
 	const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	/* an unbounded inproc queue (alerts are few): nothing is dropped while the loop is busy */
-	if (zmq_send(rn->push, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
-	    zmq_send(rn->push, text, strlen(text), 0) < 0)
+	pthread_mutex_lock(&rn->mu);
+	if (!rn->closed && (zmq_send(rn->push, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
+			    zmq_send(rn->push, text, strlen(text), 0) < 0))
 		log_warning("source, cannot hand an alert to the loop (%s)", zmq_strerror(errno));
+	pthread_mutex_unlock(&rn->mu);
 out:
 	json_object_put(body);
 	jsMsgMetaData_Destroy(meta);
@@ -98,6 +103,7 @@ int nats_source_open(struct relay *r, struct herr *err)
 		free(urls);
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	}
+	pthread_mutex_init(&rn->mu, NULL);
 	r->nats = rn;
 	snprintf(rn->endpoint, sizeof(rn->endpoint), "inproc://relay-nats-%p", (void *)rn);
 	if (!(r->zctx = zmq_ctx_new()) || !(r->sub = zmq_socket(r->zctx, ZMQ_PULL)) ||
@@ -146,19 +152,23 @@ void nats_source_close(struct relay *r)
 
 	if (!rn)
 		return;
-	/* the callback's thread is done with the PUSH socket once the drain completes */
-	if (rn->sub && natsSubscription_Drain(rn->sub) == NATS_OK)
-		natsSubscription_WaitForDrainCompletion(rn->sub, 2000);
+	/* no callback touches the PUSH socket after this; none runs once libnats has stopped */
+	if (rn->sub)
+		natsSubscription_Unsubscribe(rn->sub);
+	pthread_mutex_lock(&rn->mu);
+	rn->closed = 1;
+	pthread_mutex_unlock(&rn->mu);
 	natsSubscription_Destroy(rn->sub);
 	jsCtx_Destroy(rn->js);
 	natsConnection_Destroy(rn->nc);
+	nats_CloseAndWait(2000);
 	if (rn->push)
 		zmq_close(rn->push);
+	pthread_mutex_destroy(&rn->mu);
 	free(rn->stream);
 	free(rn->subject);
 	free(rn);
 	r->nats = NULL;
-	nats_Close();
 }
 
 int nats_source_fill(struct relay *r, uint64_t upto, int64_t now)
