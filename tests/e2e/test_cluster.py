@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from hearthtest import BASE_MS, HEARTHCTL, Config, ctl_at, require_binary, rule_yaml, rules_yaml
+from hearthtest import (BASE_MS, HEARTHCTL, HEARTHD, check_no_sanitizer, ctl_at, require_binary,
+                        rule_yaml, rules_yaml)
 from natstest import (DEADLINE, PARTITIONS, PASSWORD, USER, NatsClient, NatsCluster,
                       partition_of, require_nats)
 
@@ -462,12 +463,12 @@ def test_relay_follows_the_alerts_stream(deployment, tmp_path):
     try:
         proc = start()
         complaints(0, 6)
-        got = hook.wait(6)
+        hook.wait(6)
         stop(proc)
         complaints(6, 6)             # while the relay is down
         dep.wait_total(12)
         proc = start()
-        got = hook.wait(12)
+        hook.wait(12)
         stop(proc)
     finally:
         hook.close()
@@ -482,3 +483,18 @@ def test_relay_follows_the_alerts_stream(deployment, tmp_path):
         text = open(log).read()
         for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer"):
             assert m not in text, text[-4000:]
+
+
+def test_store_keeps_its_partition_count(make_daemon, new_config):
+    """Another cluster.partitions would move customers between partitions: a store
+    filled with N refuses to start with another N (no NATS needed)."""
+    from natstest import free_port
+    cfg = new_config(extra_yaml=CLUSTER_OK.replace("4222", str(free_port())))
+    d = make_daemon(cfg)
+    d.stop()
+    cfg.write(cfg.text.replace("  partitions: 8\n", "  partitions: 4\n"))
+    p = subprocess.run([HEARTHD, "-c", cfg.path], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
+    check_no_sanitizer(p)
+    assert p.returncode == 1, p.stderr.decode()
+    assert b"cluster.partitions is 4 but this store was filled with 8 partitions" in p.stderr
