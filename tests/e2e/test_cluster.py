@@ -334,6 +334,32 @@ def test_shard_kill9_mid_ingest_loses_and_duplicates_nothing(deployment, trial):
     assert "consuming hearth.ev." in victim.stderr()
 
 
+def test_full_store_stops_its_partitions_and_skips_nothing(deployment):
+    """A shard whose store is full applies nothing, acks nothing and moves no watermark:
+    restarted with room, it applies every event the stream holds for it, once."""
+    dep = deployment()
+    victim = dep.shards[0]
+    victim.stop()
+    victim.cfg.write(victim.cfg.text.replace("  map_size: 64MiB\n  max_size: 1GiB\n",
+                                             "  map_size: 1MiB\n  max_size: 1MiB\n"))
+    victim.start()
+    batches = make_batches(400, 50, 200, "M")
+    for _, evs in batches:           # 10,000 events of ~1 KiB: more than 1 MiB for each shard
+        for e in evs:
+            e["attrs"] = {"note": "x" * 1000}
+    total = sum(len(ev) for _, ev in batches)
+    publish_batches(dep.nc, batches, {"sent": 0})
+    end = time.monotonic() + DEADLINE
+    while "fetched again" not in victim.stderr() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert "fetched again" in victim.stderr(), victim.stderr()
+    victim.stop()
+    victim.cfg.write(victim.cfg.text.replace("  map_size: 1MiB\n  max_size: 1MiB\n",
+                                             "  map_size: 64MiB\n  max_size: 1GiB\n"))
+    victim.start()
+    dep.wait_total(total)
+
+
 def test_stream_leader_kill9_loses_nothing(deployment, nats_cluster):
     dep = deployment()
     batches = make_batches(200, 50, 120, "L")
