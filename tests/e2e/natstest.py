@@ -131,9 +131,13 @@ class NatsCluster:
         return [n.url for n in self.nodes]
 
     def start(self):
-        for n in self.nodes:
-            n.start()
-        self.wait_ready()
+        try:
+            for n in self.nodes:
+                n.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()          # a cluster that never came up leaves no server behind
+            raise
         return self
 
     def wait_ready(self, deadline=DEADLINE):
