@@ -18,7 +18,7 @@ BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c
+PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c libnats
 CC      ?= cc
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -46,7 +46,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay $(BUILD)
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan deps install clean man stress fuzz fuzz-quick fuzz-build deb deb-check
+.PHONY: all run check unit e2e asan tsan deps install clean man stress fuzz fuzz-quick fuzz-build deb deb-check
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -67,7 +67,7 @@ $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(DAEMON_MALLOC)
 
 CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
-              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o)
+              ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o ctl_nats.o)
 $(CTL_OBJS): tools/ctl.h
 
 $(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a
@@ -171,10 +171,20 @@ fuzz-quick: fuzz-build
 fuzz:
 	$(MAKE) fuzz-quick FUZZ_SECONDS=600
 
-# longer fault runs than `make check` affords: 200 kill -9 trials
+# longer fault runs than `make check` affords: 200 kill -9 trials, and 20 of a cluster shard
 stress: all
 	HEARTH_BUILD=$(BUILD) HEARTH_KILL9_TRIALS=200 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_durability.py -k kill9
+	HEARTH_BUILD=$(BUILD) HEARTH_CLUSTER_TRIALS=20 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+		tests/e2e/test_cluster.py -k kill9
+
+# hearthd's cluster threads (src/cluster/cluster.c) under ThreadSanitizer: the cluster tests on a
+# TSan build (jemalloc is not linked into sanitizer builds); tests/tsan.supp silences only
+# the uninstrumented libzmq and libnats
+tsan:
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" HEARTH_BUILD=build/tsan \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_cluster.py
 
 asan:
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "hearth/cluster.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
 #include "hearth/curve.h"
@@ -87,6 +88,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
 	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
+	cluster_pause(srv->cluster, timeline_backlogged(srv->tl));
 	return timeline_flush_due_in(srv->tl);
 }
 
@@ -138,6 +140,9 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 	srv->control = control_open(srv, notify_listen_fd("control"), err);
 	if (!srv->control)
 		return -1;
+	/* cluster mode: last, once everything it hands work to is there */
+	if (srv->cfg->cluster && !(srv->cluster = cluster_open(srv, err)))
+		return -1;
 	loop_set_prepare(srv->loop, before_poll, srv);
 	if (notify_watchdog_interval_ms() > 0)
 		loop_timer_add(srv->loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
@@ -146,6 +151,8 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 
 static void server_stop(struct server *srv)
 {
+	cluster_close(srv->cluster);    /* first: its threads wait on the loop's work */
+	srv->cluster = NULL;
 	control_close(srv->control);
 	ingest_close(srv->ingest);
 	engine_close(srv->engine);

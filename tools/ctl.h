@@ -30,6 +30,11 @@ enum {
 struct ctl_opts {
 	const char *socket;
 	int json;                 /* print answers as received */
+	/* cluster mode (ctl_nats.c): the NATS URL(s) instead of the control socket */
+	const char *nats;
+	const char *nats_prefix;  /* "hearth" */
+	unsigned partitions;      /* 16 */
+	long timeout_ms;          /* import: how long PubAcks may take in all */
 };
 
 /* Prints "hearthctl: ..." on stderr. */
@@ -171,5 +176,12 @@ int backup_run(const struct ctl_opts *o, const char *file);
 /* ctl_backtest.c: rule NULL when opts holds a `when` */
 int backtest_run(const struct ctl_opts *o, const char *rule, struct json_object *opts);
 int watch_run(const struct ctl_opts *o, const char *endpoint, const char *topic, long after, long count);
+
+/* ---- ctl_nats.c: --nats, one entry point to a cluster (PROTOCOL.md §9) -------------- */
+
+/* The answer of the owning shard (a command naming a customer) or the merged answers of all. */
+struct json_object *nats_call(const struct ctl_opts *o, struct json_object *req, char **raw);
+int nats_import_run(const struct ctl_opts *o, int nfiles, char **files, int live);
+int nats_watch_run(const struct ctl_opts *o, long after, long count);
 
 #endif

@@ -11,7 +11,8 @@ libzmq3-dev libyaml-dev liblmdb-dev lmdb-utils libsystemd-dev libjson-c-dev
 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjemalloc-dev
 libcmocka-dev python3 python3-zmq python3-pytest systemd scdoc man-db clang libclang-rt-14-dev
 openssl prometheus-alertmanager gnuplot-nox
-libmicrohttpd-dev libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei prometheus"
+libmicrohttpd-dev libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei prometheus
+nats-server libnats-dev"
 
 # The packages' own build dependencies are in debian/control (apt-get build-dep ./);
 # these are the tools around them. systemd-container and debootstrap boot a Debian 12

@@ -334,12 +334,17 @@ static void print_synopsis(FILE *out, const struct subcommand *sub)
 
 static void print_usage(FILE *out)
 {
-	fputs("usage: hearthctl [-s SOCKET] [--json] [--tz ZONE] [-h] COMMAND [ARGS]\n\n"
+	fputs("usage: hearthctl [-s SOCKET | --nats URL] [--json] [--tz ZONE] [-h] COMMAND [ARGS]\n\n"
 	      "Talks to hearthd over its control socket (default " CTL_DEFAULT_SOCKET
 	      ", or $HEARTH_CONTROL).\n--json prints the daemon's answer as it came. "
 	      "--tz shows times in ZONE (Asia/Shanghai;\ndefault $TZ, else the system's). "
 	      "Options a command does not list go through\nas --KEY VALUE. "
 	      "Exit codes: 0 ok, 1 the daemon said no, 2 usage, 3 cannot reach the daemon.\n\n"
+	      "Cluster mode (PROTOCOL.md §9): --nats URL (or $HEARTH_NATS) asks the shards over NATS\n"
+	      "instead: a command naming a customer goes to the shard owning it, the others to every\n"
+	      "shard, answers merged. Credentials from $HEARTH_NATS_USER and $HEARTH_NATS_PASSWORD, or\n"
+	      "$HEARTH_NATS_CREDS. --partitions N (16) and --nats-prefix P (hearth) as configured;\n"
+	      "--timeout D bounds how long `import --nats` waits for PubAcks (2m).\n\n"
 	      "commands:\n", out);
 	for (size_t i = 0; i < NSUBCOMMANDS; i++) {
 		fputs("  ", out);
@@ -635,12 +640,16 @@ static int run_remote(const struct ctl_opts *o, const struct invocation *inv)
 	char *raw = NULL;
 	int rc = CTL_EXIT_UNREACHABLE, pages = 1;
 
-	if (!(cc = ctl_connect(o->socket, &err))) {
+	if (o->nats) {
+		cc = NULL;
+		if (!(ans = nats_call(o, inv->req, &raw)))
+			goto out;
+	} else if (!(cc = ctl_connect(o->socket, &err))) {
 		ctl_warn("%s", err.msg);
 		return CTL_EXIT_UNREACHABLE;
-	}
-	if (!(ans = call(cc, inv->req, &raw)))
+	} else if (!(ans = call(cc, inv->req, &raw))) {
 		goto out;
+	}
 	if (!said_yes(ans)) {
 		if (o->json)
 			puts(raw);
@@ -648,14 +657,16 @@ static int run_remote(const struct ctl_opts *o, const struct invocation *inv)
 		rc = CTL_EXIT_NO;
 		goto out;
 	}
-	if (inv->all && (rc = follow_cursor(cc, inv, ans, &raw, &pages)) != CTL_EXIT_OK)
+	/* over NATS, lists are merged from every shard's first page: cursors are per shard */
+	if (inv->all && cc && (rc = follow_cursor(cc, inv, ans, &raw, &pages)) != CTL_EXIT_OK)
 		goto out;
 	print_answer(o, inv, ans, raw, pages);
 	rc = rejected_some(ans) ? CTL_EXIT_NO : CTL_EXIT_OK;
 out:
 	free(raw);
 	json_object_put(ans);
-	ctl_close(cc);
+	if (cc)
+		ctl_close(cc);
 	return rc;
 }
 
@@ -676,6 +687,8 @@ static int run_watch(const struct ctl_opts *o, int argc, char **argv, struct jso
 	(void)argv;
 	if (argc > 0)
 		return usage_error(find_subcommand("watch"), "%s", "watch takes no positionals");
+	if (o->nats)
+		return nats_watch_run(o, opt_long(opts, "after", -1), opt_long(opts, "count", -1));
 	return watch_run(o, opt_str(opts, "endpoint"), opt_str(opts, "topic"),
 			 opt_long(opts, "after", -1), opt_long(opts, "count", -1));
 }
@@ -722,6 +735,9 @@ static int run_import(const struct ctl_opts *o, int argc, char **argv, struct js
 
 	if (argc == 0)
 		return usage_error(find_subcommand("import"), "%s", "FILE... is missing");
+	if (o->nats)
+		return nats_import_run(o, argc, argv,
+				       json_object_object_get_ex(opts, "live", &live) && json_object_get_boolean(live));
 	return import_run(o, argc, argv,
 			  json_object_object_get_ex(opts, "live", &live) && json_object_get_boolean(live));
 }
@@ -744,6 +760,26 @@ static int global_options(struct ctl_opts *o, int argc, char **argv, int *exit_c
 			o->socket = a + 9;
 		} else if (!strcmp(a, "--json")) {
 			o->json = 1;
+		} else if (!strcmp(a, "--nats") && i + 1 < argc) {
+			o->nats = argv[++i];
+		} else if (!strncmp(a, "--nats=", 7)) {
+			o->nats = a + 7;
+		} else if (!strcmp(a, "--nats-prefix") && i + 1 < argc) {
+			o->nats_prefix = argv[++i];
+		} else if (!strcmp(a, "--partitions") && i + 1 < argc) {
+			o->partitions = (unsigned)strtoul(argv[++i], NULL, 10);
+			if (o->partitions < 1 || o->partitions > 1024) {
+				*exit_code = usage_error(NULL, "%s", "--partitions: 1 to 1024");
+				return -1;
+			}
+		} else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+			int64_t ms;
+			const char *v = argv[++i];
+			if (duration_parse(v, strlen(v), &ms) < 0) {
+				*exit_code = usage_error(NULL, "--timeout: bad duration '%s'", v);
+				return -1;
+			}
+			o->timeout_ms = (long)ms;
 		} else if ((!strcmp(a, "--tz") && i + 1 < argc) || !strncmp(a, "--tz=", 5)) {
 			struct herr err;
 			const char *zone = a[4] == '=' ? a + 5 : argv[++i];
@@ -773,12 +809,14 @@ static int global_options(struct ctl_opts *o, int argc, char **argv, int *exit_c
 
 int main(int argc, char **argv)
 {
-	struct ctl_opts o = { .socket = getenv("HEARTH_CONTROL") };
+	struct ctl_opts o = { .socket = getenv("HEARTH_CONTROL"), .nats = getenv("HEARTH_NATS") };
 	struct invocation inv = { 0 };
-	int rc, first;
+	int rc = CTL_EXIT_USAGE, first;
 
 	if (!o.socket || !*o.socket)
 		o.socket = CTL_DEFAULT_SOCKET;
+	if (o.nats && !*o.nats)
+		o.nats = NULL;
 	if ((first = global_options(&o, argc, argv, &rc)) < 0)
 		return rc;
 	if (!(inv.sub = find_subcommand(argv[first])))

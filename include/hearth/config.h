@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct ynode;
+struct cluster_config;
 
 enum severity { SEVERITY_INFO, SEVERITY_WARNING, SEVERITY_CRITICAL };
 const char *severity_name(enum severity severity);
@@ -89,6 +90,9 @@ struct config {
 	char *curve_public_key_file;
 	char *curve_authorized_keys;    /* directory of client public keys */
 	int insecure;                   /* allow plain tcp:// on non-loopback addresses */
+
+	/* cluster mode on NATS JetStream (hearth/cluster.h); NULL: single-server */
+	struct cluster_config *cluster;
 };
 
 /*

@@ -7,6 +7,7 @@
 #define HEARTH_GROUP_COMMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct batch;
 struct server;
@@ -17,5 +18,18 @@ struct server;
  * batch gets b->fail set and nothing is stored or published. Returns 0 or -1.
  */
 int group_commit(struct server *srv, struct batch **batches, size_t n);
+
+/*
+ * Cluster mode (hearth/cluster.h): the same, and the meta values in marks (each
+ * partition's watermark) are written in the same transaction, so that what was
+ * applied and how far the stream was read commit together or not at all.
+ * n may be 0: a fetched batch whose events were all rejected still moves its mark.
+ */
+struct group_mark {
+	const char *name;
+	uint64_t value;
+};
+int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
+			const struct group_mark *marks, size_t nmarks);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct cluster;
 struct config;
 struct control;
 struct engine;
@@ -35,6 +36,7 @@ struct server {
 	struct ingest *ingest;
 	struct control *control;
 	struct zap *zap;                /* CURVE client check, NULL without curve */
+	struct cluster *cluster;        /* cluster mode (hearth/cluster.h), NULL single-server */
 	int signal_fd;
 	int test_clock;
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/cluster.h"
 #include "hearth/config.h"
 #include "hearth/log.h"
 #include "hearth/units.h"
@@ -475,6 +476,141 @@ static void check_exposed(struct loader *ld, const struct config *cfg, const str
 			       "(or set 'insecure: true' to send in clear)", list->items[i]->value);
 }
 
+/* ---- cluster: (PROTOCOL.md §9.1) ------------------------------------------------------ */
+
+void cluster_config_free(struct cluster_config *cc)
+{
+	if (!cc)
+		return;
+	free_strings(cc->servers, cc->nservers);
+	free(cc->user);
+	free(cc->password);
+	free(cc->creds);
+	free(cc->shard);
+	free(cc->owns);
+	free(cc->prefix);
+	free(cc->events_stream);
+	free(cc->alerts_stream);
+	free(cc);
+}
+
+static int cluster_uint(struct loader *ld, const struct ynode *node, const char *what,
+			unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (get_scalar(ld, node, what) < 0)
+		return -1;
+	errno = 0;
+	*out = strtoul(node->value, &end, 10);
+	if (errno || end == node->value || *end || node->value[0] == '-' || *out < min || *out > max) {
+		report(ld, node, "%s must be a whole number from %lu to %lu, not '%s'", what, min, max,
+		       node->value);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stream names and the subject prefix end up in subjects and API paths: no dots, no wildcards. */
+static void cluster_token(struct loader *ld, const struct ynode *node, const char *what, char **out)
+{
+	set_string(ld, node, what, out);
+	if (!*out)
+		return;
+	for (const char *p = *out; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '-')) {
+			report(ld, node, "%s '%s' may hold only letters, digits, '_' and '-'", what, *out);
+			return;
+		}
+}
+
+static void load_cluster_owns(struct loader *ld, struct cluster_config *cc, const struct ynode *v)
+{
+	if (v->kind != YNODE_SEQ || v->n == 0) {
+		report(ld, v, "cluster.owns must be a non-empty list of partition numbers");
+		return;
+	}
+	if (!(cc->owns = calloc(v->n, sizeof(*cc->owns)))) {
+		report(ld, v, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		unsigned long p;
+		if (cluster_uint(ld, v->items[i], "a partition of cluster.owns", 0, 1023, &p) < 0)
+			continue;
+		for (size_t j = 0; j < cc->nowns; j++)
+			if (cc->owns[j] == p)
+				report(ld, v->items[i], "partition %lu is listed twice in cluster.owns", p);
+		cc->owns[cc->nowns++] = (uint32_t)p;
+	}
+}
+
+static void load_cluster(struct loader *ld, struct config *cfg, const struct ynode *node)
+{
+	static const char *const keys[] = { "servers", "user", "password", "creds", "shard",
+					    "partitions", "owns", "prefix", "events_stream",
+					    "alerts_stream", "replicas", "events_max_age",
+					    "alerts_max_age", "fetch", NULL };
+	struct cluster_config *cc;
+	const struct ynode *v;
+	unsigned long n;
+
+	if (expect_map(ld, node, "cluster", keys) < 0)
+		return;
+	if (!(cc = cfg->cluster = calloc(1, sizeof(*cc))) || !(cc->prefix = strdup("hearth")) ||
+	    !(cc->events_stream = strdup("HEARTH_EVENTS")) || !(cc->alerts_stream = strdup("HEARTH_ALERTS"))) {
+		report(ld, node, "out of memory");
+		return;
+	}
+	cc->partitions = 16;
+	cc->replicas = 3;
+	cc->fetch = 64;
+	if ((v = ynode_get(node, "servers")))
+		set_string_list(ld, v, "cluster.servers", &cc->servers, &cc->nservers);
+	if (!v || cc->nservers == 0)
+		report(ld, v ? v : node, "cluster.servers needs at least one nats:// URL");
+	if ((v = ynode_get(node, "user")))
+		set_string(ld, v, "cluster.user", &cc->user);
+	if ((v = ynode_get(node, "password")))
+		set_string(ld, v, "cluster.password", &cc->password);
+	if ((v = ynode_get(node, "creds")))
+		set_string(ld, v, "cluster.creds", &cc->creds);
+	/* nats-server 2.9 predates the fix for CVE-2023-47090: never without a user */
+	if (!cc->creds && !(cc->user && cc->password))
+		report(ld, node, "cluster needs credentials: user and password, or creds");
+	if (cc->creds && cc->user)
+		report(ld, ynode_get(node, "creds"), "cluster: give either user/password or creds, not both");
+	if ((v = ynode_get(node, "shard")) && check_name(ld, v, "cluster.shard") == 0)
+		set_string(ld, v, "cluster.shard", &cc->shard);
+	else if (!v)
+		report(ld, node, "cluster needs a 'shard' name");
+	if ((v = ynode_get(node, "partitions")) && cluster_uint(ld, v, "cluster.partitions", 1, 1024, &n) == 0)
+		cc->partitions = (uint32_t)n;
+	if ((v = ynode_get(node, "owns")))
+		load_cluster_owns(ld, cc, v);
+	else
+		report(ld, node, "cluster needs 'owns', the partitions this shard consumes");
+	for (size_t i = 0; i < cc->nowns; i++)
+		if (cc->owns[i] >= cc->partitions)
+			report(ld, ynode_get(node, "owns")->items[i],
+			       "partition %u is not below cluster.partitions (%u)", cc->owns[i], cc->partitions);
+	if ((v = ynode_get(node, "prefix")))
+		cluster_token(ld, v, "cluster.prefix", &cc->prefix);
+	if ((v = ynode_get(node, "events_stream")))
+		cluster_token(ld, v, "cluster.events_stream", &cc->events_stream);
+	if ((v = ynode_get(node, "alerts_stream")))
+		cluster_token(ld, v, "cluster.alerts_stream", &cc->alerts_stream);
+	if ((v = ynode_get(node, "replicas")) && cluster_uint(ld, v, "cluster.replicas", 1, 5, &n) == 0)
+		cc->replicas = (int)n;
+	if ((v = ynode_get(node, "events_max_age")))
+		set_duration(ld, v, "cluster.events_max_age", &cc->events_max_age_ms);
+	if ((v = ynode_get(node, "alerts_max_age")))
+		set_duration(ld, v, "cluster.alerts_max_age", &cc->alerts_max_age_ms);
+	if ((v = ynode_get(node, "fetch")) && cluster_uint(ld, v, "cluster.fetch", 1, 1024, &n) == 0)
+		cc->fetch = (int)n;
+}
+
 static int set_defaults(struct config *cfg)
 {
 	static const char *const ingest = "ipc:///run/hearth/ingest.sock";
@@ -512,7 +648,7 @@ static struct config *config_from_tree(const struct ynode *root, const char *nam
 {
 	static const char *const keys[] = { "store", "ingest", "publish", "control", "evaluation",
 					    "log", "events", "priority", "rules", "curve", "insecure",
-					    NULL };
+					    "cluster", NULL };
 	struct loader ld = { .file = name, .errors = errors, .size = size };
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	const struct ynode *v;
@@ -552,6 +688,8 @@ static struct config *config_from_tree(const struct ynode *root, const char *nam
 				report(&ld, v, "insecure must be true or false");
 			cfg->insecure = strcmp(v->value, "true") == 0;
 		}
+		if ((v = ynode_get(root, "cluster")))
+			load_cluster(&ld, cfg, v);
 		check_exposed(&ld, cfg, ynode_get(ynode_get(root, "ingest"), "listen"));
 		check_exposed(&ld, cfg, ynode_get(ynode_get(root, "publish"), "listen"));
 	}
@@ -629,6 +767,7 @@ void config_free(struct config *cfg)
 	free(cfg->curve_secret_key_file);
 	free(cfg->curve_public_key_file);
 	free(cfg->curve_authorized_keys);
+	cluster_config_free(cfg->cluster);
 	free(cfg);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hearth/cluster.h"
 #include "hearth/codec.h"
 #include "hearth/control.h"
 #include "hearth/engine.h"
@@ -120,4 +121,5 @@ void metrics_render(struct server *srv, struct wbuf *out)
 	    (double)srv->counters.reloads);
 	one(out, "hearth_reload_failures_total", "counter", "Reloads refused for configuration errors.",
 	    (double)srv->counters.reload_failures);
+	cluster_metrics(srv->cluster, out);     /* cluster mode only */
 }

@@ -13,6 +13,8 @@ struct group {
 	size_t n;
 	int folded;                     /* events are in pending state, rules evaluated */
 	const struct strmap *live;      /* with load events in the group: customers of live ones */
+	const struct group_mark *marks; /* cluster mode: watermarks written with the group */
+	size_t nmarks;
 };
 
 /*
@@ -28,6 +30,8 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 		return -1;
 	if (!folded)
 		engine_ingest_evaluate(g->srv->engine, w->txn, g->live);
+	for (size_t i = 0; i < g->nmarks; i++)
+		wtxn_meta_u64(w, g->marks[i].name, g->marks[i].value);
 	return engine_ingest_write(g->srv->engine, w, err);
 }
 
@@ -57,7 +61,13 @@ static int live_customers(struct batch **batches, size_t n, struct strmap *live,
 
 int group_commit(struct server *srv, struct batch **batches, size_t n)
 {
-	struct group g = { .srv = srv, .batches = batches, .n = n };
+	return group_commit_marked(srv, batches, n, NULL, 0);
+}
+
+int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
+			const struct group_mark *marks, size_t nmarks)
+{
+	struct group g = { .srv = srv, .batches = batches, .n = n, .marks = marks, .nmarks = nmarks };
 	struct herr err = { 0 };
 	struct strmap live;
 	int loading, rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "hearth/cluster.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
@@ -118,6 +119,7 @@ void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size
 void outbox_committed(struct outbox *ob, uint64_t last_seq)
 {
 	ob->last_seq = last_seq;
+	cluster_outbox_committed(ob->srv->cluster, last_seq);   /* NULL in single-server mode */
 }
 
 void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len)

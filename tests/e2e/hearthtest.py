@@ -35,7 +35,7 @@ START_DEADLINE = 30.0
 STOP_DEADLINE = 30.0
 REPLY_DEADLINE = 30.0
 
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer")
 
 # A fixed instant well in the past (the daemon rejects ts more than max_future ahead).
 BASE_MS = 1709258400000          # 2024-03-01T02:00:00.000Z

@@ -130,6 +130,8 @@ struct bench_env {
 };
 
 extern struct bench_env benv;
+/* YAML appended to the next daemon_start's configuration (cluster.c: a `cluster:` section). */
+extern const char *daemon_extra_yaml;
 
 /* Writes the config into d->dir and starts hearthd --test-clock on a fresh store. */
 int daemon_start(struct daemon *d, const char *name, struct herr *err);
@@ -295,6 +297,13 @@ struct results {
 	uint64_t shard_generated;                       /* distinct customers in the stream */
 	size_t fanin_published[SHARD_CONFIGS];          /* seq advanced by the clock.set, summed */
 	size_t fanin_received[SHARD_CONFIGS];           /* of those, received by the one SUB */
+	/* phase_cluster (cluster.c) */
+	double cluster_eps, cluster_acked_eps, cluster_zmq_eps;
+	size_t cluster_events, cluster_messages;
+	double cluster_alert_p50_ms, cluster_alert_p99_ms, cluster_query_p50_ms, cluster_query_p99_ms;
+	size_t cluster_alert_n, cluster_query_n;
+	double cluster_stall_ms;
+	size_t cluster_stall_acked;
 };
 
 struct bench {
@@ -315,5 +324,9 @@ int phase_big(struct bench *b, struct herr *err);
 /* FNV-1a (32 bits) of a customer id; a customer lives on instance shard_hash(id) % N. */
 uint32_t shard_hash(const char *id, size_t len);
 int phase_shard(struct bench *b, struct herr *err);
+
+/* ---- cluster.c: cluster mode on NATS JetStream ---------------------------------- */
+
+int phase_cluster(struct bench *b, struct herr *err);
 
 #endif

@@ -92,6 +92,8 @@ int rm_rf(const char *path)
 /* ---- configuration ---------------------------------------------------------- */
 
 /* Copies `events:` to the end of the rules config: events, priority, rules. */
+const char *daemon_extra_yaml;
+
 static int write_config(struct daemon *d, struct herr *err)
 {
 	FILE *in = fopen(benv.rules_from, "r"), *out = NULL;
@@ -125,6 +127,8 @@ static int write_config(struct daemon *d, struct herr *err)
 		herr_set(err, HERR_IO, "bench, no 'events:' section in '%s'", benv.rules_from);
 		goto out;
 	}
+	if (daemon_extra_yaml)
+		fprintf(out, "\n%s", daemon_extra_yaml);
 	rc = 0;
 out:
 	if (out && fclose(out) != 0 && rc == 0)

@@ -54,7 +54,7 @@ static void usage(FILE *out)
 		"  --rules FILE    config whose events, priority and rules are used (default etc/hearth.yaml)\n"
 		"  --scratch DIR   parent of the scratch directory (default /tmp)\n"
 		"  --keep          keep the scratch stores and logs\n"
-		"  --phases LIST   a subset of ingest,import,big,shard (the table then has gaps);\n"
+		"  --phases LIST   a subset of ingest,import,big,shard,cluster (the table then has gaps);\n"
 		"                  ingest-only: hearth's ingest alone, for experiments\n"
 		"  --runs N        repeat each measurement N times (default: 3 full, 1 quick)\n"
 		"environment: HEARTH_BENCH_WRAP=\"perf record -g -o FILE\" runs hearthd under a profiler\n");
@@ -105,6 +105,34 @@ static void report_shard(const struct bench *b)
 		 (unsigned long long)r->fanout_listed[last], (unsigned long long)r->fanout_open[last],
 		 (unsigned long long)r->fanout_open[0]);
 	table_add(f, (double)r->fanout_customers[last], "%.0f", "customers", INFO, 0, note);
+}
+
+/* The rows of phase_cluster (docs/SCALING.md §8), when it ran. */
+static void report_cluster(const struct bench *b)
+{
+	const struct results *r = &b->r;
+	char f[160], a[16], note[256];
+
+	if (r->cluster_events == 0)
+		return;
+	snprintf(f, sizeof(f), "cluster ingest: 3-node R3 JetStream into 2 shards, %s events, %d per message",
+		 count((double)r->cluster_events, a, sizeof(a)), 100);
+	snprintf(note, sizeof(note), "applied by the shards; PubAcks alone %.0f/s; %.2f× one hearthd over ZeroMQ",
+		 r->cluster_acked_eps, r->cluster_eps / r->cluster_zmq_eps);
+	table_add(f, r->cluster_eps, "%.0f", "events/s", AT_LEAST, 100000, note);
+	table_add("the same events, one hearthd over ZeroMQ (same run)", r->cluster_zmq_eps, "%.0f", "events/s",
+		  INFO, 0, NULL);
+	snprintf(note, sizeof(note), "%zu samples, one at a time; p50 %.2f ms", r->cluster_alert_n,
+		 r->cluster_alert_p50_ms);
+	table_add("cluster: event -> alert in HEARTH_ALERTS, p99", r->cluster_alert_p99_ms, "%.2f", "ms",
+		  AT_MOST, 20, note);
+	snprintf(note, sizeof(note), "%zu calls at rest; p50 %.2f ms", r->cluster_query_n, r->cluster_query_p50_ms);
+	table_add("cluster: customer via NATS to its shard, p99", r->cluster_query_p99_ms, "%.2f", "ms", AT_MOST, 5,
+		  note);
+	snprintf(note, sizeof(note), "one event per message, synchronous; %zu acked, all applied",
+		 r->cluster_stall_acked);
+	table_add("cluster: stall after kill -9 of the stream leader", r->cluster_stall_ms, "%.0f", "ms", INFO, 0,
+		  note);
 }
 
 static void report(const struct bench *b)
@@ -187,6 +215,7 @@ static void report(const struct bench *b)
 	snprintf(f, sizeof(f), "ingest over ZeroMQ into the big store");
 	table_add(f, r->big_ingest_eps, "%.0f", "events/s", INFO, 0, NULL);
 	report_shard(b);
+	report_cluster(b);
 	table_print();
 	if (z->runs > 1) {
 		char t[128];
@@ -323,7 +352,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct bench b;
-	const char *scratch_parent = "/tmp", *phases = "ingest,import,big,shard";
+	const char *scratch_parent = "/tmp", *phases = "ingest,import,big,shard,cluster";
 	char self[512];
 	struct herr err = { 0 };
 	double t0 = now_s();
@@ -371,7 +400,8 @@ int main(int argc, char **argv)
 	if ((strstr(phases, "ingest") && phase_ingest(&b, &err) < 0) ||
 	    (strstr(phases, "import") && phase_import(&b, &err) < 0) ||
 	    (strstr(phases, "big") && phase_big(&b, &err) < 0) ||
-	    (strstr(phases, "shard") && phase_shard(&b, &err) < 0)) {
+	    (strstr(phases, "shard") && phase_shard(&b, &err) < 0) ||
+	    (strstr(phases, "cluster") && phase_cluster(&b, &err) < 0)) {
 		fprintf(stderr, "hearth-bench: %s\n", err.msg);
 		fprintf(stderr, "hearth-bench: scratch kept in %s\n", benv.scratch);
 		goto out;

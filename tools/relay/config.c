@@ -423,6 +423,18 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 					cfg->publish = get_str(ld, sv, "source.publish");
 				} else if (strcmp(sk->value, "control") == 0) {
 					cfg->control = get_str(ld, sv, "source.control");
+				} else if (strcmp(sk->value, "nats") == 0) {
+					cfg->nats = get_str(ld, sv, "source.nats");
+				} else if (strcmp(sk->value, "user") == 0) {
+					cfg->nats_user = get_str(ld, sv, "source.user");
+				} else if (strcmp(sk->value, "password") == 0) {
+					cfg->nats_password = get_str(ld, sv, "source.password");
+				} else if (strcmp(sk->value, "creds") == 0) {
+					cfg->nats_creds = get_str(ld, sv, "source.creds");
+				} else if (strcmp(sk->value, "stream") == 0) {
+					cfg->nats_stream = get_str(ld, sv, "source.stream");
+				} else if (strcmp(sk->value, "prefix") == 0) {
+					cfg->nats_prefix = get_str(ld, sv, "source.prefix");
 				} else if (strcmp(sk->value, "server_key_file") == 0) {
 					load_key(ld, sv, "public", cfg->curve_server);
 					server_key = sv;
@@ -432,7 +444,7 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 					client_key = sv;
 				} else {
 					cerr(ld, sk, "source: unknown key '%s' (publish, control, server_key_file, "
-					     "client_key_file)", sk->value);
+					     "client_key_file; or nats, user, password, creds, stream, prefix)", sk->value);
 				}
 			}
 			if (!server_key != !client_key)
@@ -466,6 +478,23 @@ static void load_root(struct loader *ld, const struct ynode *root, struct relay_
 	/* times in messages: the system's zone unless the file names one */
 	if (!cfg->tz && !(cfg->tz = tz_system()))
 		cerr(ld, root, "out of memory");
+	if (cfg->nats) {
+		/* the alerts stream replaces both: publish carries the URLs for the log lines */
+		if (cfg->publish || cfg->control)
+			cerr(ld, root, "source: nats replaces publish and control; give one or the other");
+		if (!cfg->nats_creds && !(cfg->nats_user && cfg->nats_password))
+			cerr(ld, root, "source.nats needs user and password, or creds");
+		free(cfg->publish);
+		free(cfg->control);
+		cfg->publish = strdup(cfg->nats);
+		cfg->control = strdup("");
+		if (!cfg->nats_stream)
+			cfg->nats_stream = strdup("HEARTH_ALERTS");
+		if (!cfg->nats_prefix)
+			cfg->nats_prefix = strdup("hearth");
+		if (!cfg->publish || !cfg->control || !cfg->nats_stream || !cfg->nats_prefix)
+			cerr(ld, root, "out of memory");
+	}
 	if (!cfg->publish)
 		cerr(ld, root, "missing source.publish");
 	if (!cfg->control)
@@ -558,6 +587,14 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->path);
 	free(cfg->publish);
 	free(cfg->control);
+	free(cfg->nats);
+	free(cfg->nats_user);
+	if (cfg->nats_password)
+		explicit_bzero(cfg->nats_password, strlen(cfg->nats_password));
+	free(cfg->nats_password);
+	free(cfg->nats_creds);
+	free(cfg->nats_stream);
+	free(cfg->nats_prefix);
 	free(cfg->state_dir);
 	tz_free(cfg->tz);
 	free(cfg->web_url);

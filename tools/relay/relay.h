@@ -77,8 +77,13 @@ struct target_conf {
 
 struct relay_config {
 	char *path;
-	char *publish;
-	char *control;
+	char *publish;                  /* in NATS mode: the URLs, as `nats` */
+	char *control;                  /* in NATS mode: "" */
+	/* source.nats (cluster mode, PROTOCOL.md §9.5): the alerts stream instead of PUB + replay */
+	char *nats;                     /* "nats://a:4222,nats://b:4222"; NULL: ZeroMQ */
+	char *nats_user, *nats_password, *nats_creds;
+	char *nats_stream;              /* HEARTH_ALERTS */
+	char *nats_prefix;              /* hearth */
 	char *state_dir;
 	/* CURVE, when hearthd's publish socket is a CURVE server (docs/SECURITY.md) */
 	char curve_server[41], curve_public[41], curve_secret[41];

@@ -72,6 +72,7 @@ struct relay {
 	CURLM *multi;
 	void *zctx, *sub;
 	struct ctl_client *cc;
+	struct relay_nats *nats;          /* source.nats: source_nats.c; NULL with ZeroMQ */
 	uint64_t last;                    /* the last seq handed to the targets */
 	int synced;                       /* the start point has been established */
 	int64_t next_sync;
@@ -103,5 +104,19 @@ int source_drain(struct relay *r, int64_t now);
 int source_sync(struct relay *r, int64_t now);
 /* Hands what the outbox holds after r->last up to (excluding) upto to the targets. */
 int source_fill(struct relay *r, uint64_t upto, int64_t now);
+/* One notification to every target; r->last becomes its seq. */
+void source_dispatch(struct relay *r, struct json_object *body, int64_t now);
+
+/*
+ * source_nats.c: the same four for source.nats. The alerts stream's sequence is
+ * the relay's seq: bodies are handed on with "seq" set to it ("shard" and
+ * "shard_seq" added), live through an ordered consumer feeding r->sub (an
+ * inproc PULL), gaps and catch-ups read message by message from the stream.
+ */
+struct relay_nats;
+int nats_source_open(struct relay *r, struct herr *err);
+void nats_source_close(struct relay *r);
+int nats_source_sync(struct relay *r, int64_t now);
+int nats_source_fill(struct relay *r, uint64_t upto, int64_t now);
 
 #endif

@@ -24,6 +24,8 @@ int source_open(struct relay *r, struct herr *err)
 {
 	int hwm = 100000, linger = 0;
 
+	if (r->cfg->nats)
+		return nats_source_open(r, err);
 	if (!(r->zctx = zmq_ctx_new()) || !(r->sub = zmq_socket(r->zctx, ZMQ_SUB)))
 		return herr_set(err, HERR_IO, "source, cannot create a SUB socket (%s)", zmq_strerror(errno));
 	if (r->cfg->curve &&
@@ -42,6 +44,7 @@ int source_open(struct relay *r, struct herr *err)
 
 void source_close(struct relay *r)
 {
+	nats_source_close(r);
 	if (r->sub)
 		zmq_close(r->sub);
 	if (r->zctx)
@@ -56,7 +59,7 @@ void *source_socket(struct relay *r)
 	return r->sub;
 }
 
-static void dispatch(struct relay *r, struct json_object *body, int64_t now)
+void source_dispatch(struct relay *r, struct json_object *body, int64_t now)
 {
 	for (size_t i = 0; i < r->ntargets; i++)
 		target_offer(r->targets[i], body, now);
@@ -113,6 +116,8 @@ static void skip_gone(struct relay *r, uint64_t upto, const char *why)
 
 int source_fill(struct relay *r, uint64_t upto, int64_t now)
 {
+	if (r->nats)
+		return nats_source_fill(r, upto, now);
 	while (r->last + 1 < upto) {
 		struct json_object *req = json_object_new_object(), *ans, *list;
 		struct herr err;
@@ -146,7 +151,7 @@ int source_fill(struct relay *r, uint64_t upto, int64_t now)
 			if (seq >= upto)
 				break;
 			if (seq > r->last)
-				dispatch(r, body, now);
+				source_dispatch(r, body, now);
 		}
 		json_object_put(ans);
 		if (n == 0) {
@@ -169,6 +174,10 @@ int source_sync(struct relay *r, int64_t now)
 		return -1;
 	}
 	r->next_sync = now + SYNC_RETRY_MS;
+	if (r->nats) {
+		json_object_put(req);
+		return nats_source_sync(r, now);
+	}
 	json_object_object_add(req, "cmd", json_object_new_string("status"));
 	ans = control_call(r, req, &err);
 	json_object_put(req);
@@ -222,7 +231,7 @@ static void on_message(struct relay *r, const char *topic, const char *data, siz
 			log_info("source, seq jumped from %llu to %llu; replaying the gap",
 				 (unsigned long long)r->last, (unsigned long long)seq);
 		if (source_fill(r, seq, now) == 0 && r->last + 1 == seq)
-			dispatch(r, body, now);
+			source_dispatch(r, body, now);
 	}
 	json_object_put(body);
 }
