@@ -2,7 +2,8 @@
 #   make            build/hearthd build/hearthctl build/hearth-relay build/hearth-web
 #   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var,
 #                   and hearth-web beside it on http://127.0.0.1:8080/
-#   make check      unit + end-to-end tests, plain and under ASan+UBSan
+#   make check      unit + end-to-end tests, plain and under ASan+UBSan; the threaded
+#                   cluster under ThreadSanitizer
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        Debian packages under build/deb (docs/PACKAGING.md)
 #   make deb-check  builds, lints, installs, upgrades and purges them (root; changes this machine)
@@ -193,6 +194,7 @@ check: deps
 	$(MAKE) all unit
 	$(MAKE) e2e
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
+	$(MAKE) tsan
 	$(MAKE) fuzz-quick
 	$(MAKE) bench-quick
 
