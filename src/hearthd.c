@@ -9,19 +9,23 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <json-c/json.h>
 #include <zmq.h>
 
 #include "hearth/cluster.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
 #include "hearth/curve.h"
+#include "hearth/dry_run.h"
 #include "hearth/engine.h"
+#include "hearth/limits.h"
 #include "hearth/rules.h"
 #include "hearth/ingest.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
 #include "hearth/server.h"
+#include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
@@ -32,9 +36,13 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: hearthd [-c FILE] [--check] [--test-clock] [--version]\n"
+		"usage: hearthd [-c FILE] [--check [--against STORE [--at TIME] [--json]]] [--test-clock] [--version]\n"
 		"  -c, --config FILE  configuration (default /etc/hearth/hearth.yaml)\n"
 		"      --check        validate the configuration and exit\n"
+		"      --against STORE  and say which alerts it would fire, resolve or change\n"
+		"                     now in that store (read-only; hearthd may be running on it)\n"
+		"      --at TIME      judge at this RFC 3339 time instead of now\n"
+		"      --json         print that answer as JSON\n"
 		"      --test-clock   allow clock.set / clock.advance (tests only)\n"
 		"      --restore FILE replace the configured store by a backup and exit\n"
 		"      --version      print the version and exit\n");
@@ -167,6 +175,83 @@ static void server_stop(struct server *srv)
 	config_free(srv->cfg);
 }
 
+static void print_against(struct json_object *ans, const char *store, int64_t at)
+{
+	struct json_object *rules, *alerts, *v;
+	char when[TIME_BUF];
+
+	time_format(at, when, sizeof(when));
+	printf("applied to %s at %s, it would fire %s, resolve %s, change %s and start %s pending "
+	       "alert(s) over %s customer(s)\n", store, when,
+	       json_object_get_string(json_object_object_get(ans, "fire")),
+	       json_object_get_string(json_object_object_get(ans, "resolve")),
+	       json_object_get_string(json_object_object_get(ans, "change")),
+	       json_object_get_string(json_object_object_get(ans, "pending")),
+	       json_object_get_string(json_object_object_get(ans, "customers")));
+	printf("%-32s %-8s %8s %8s %8s %8s\n", "RULE", "STATUS", "FIRE", "RESOLVE", "CHANGE", "PENDING");
+	rules = json_object_object_get(ans, "rules");
+	for (size_t i = 0; i < json_object_array_length(rules); i++) {
+		v = json_object_array_get_idx(rules, i);
+		printf("%-32s %-8s %8s %8s %8s %8s\n",
+		       json_object_get_string(json_object_object_get(v, "rule")),
+		       json_object_get_string(json_object_object_get(v, "status")),
+		       json_object_get_string(json_object_object_get(v, "fire")),
+		       json_object_get_string(json_object_object_get(v, "resolve")),
+		       json_object_get_string(json_object_object_get(v, "change")),
+		       json_object_get_string(json_object_object_get(v, "pending")));
+	}
+	alerts = json_object_object_get(ans, "alerts");
+	if (json_object_array_length(alerts) > 0)
+		printf("\n%-32s %-8s %s\n", "RULE", "WOULD", "CUSTOMER");
+	for (size_t i = 0; i < json_object_array_length(alerts); i++) {
+		v = json_object_array_get_idx(alerts, i);
+		printf("%-32s %-8s %s\n", json_object_get_string(json_object_object_get(v, "rule")),
+		       json_object_get_string(json_object_object_get(v, "kind")),
+		       json_object_get_string(json_object_object_get(v, "customer")));
+	}
+	if (json_object_get_boolean(json_object_object_get(ans, "truncated")))
+		printf("(the list stops at %d alerts; the counts are complete)\n", HEARTH_LIST_MAX);
+}
+
+/*
+ * --check --against: the configuration's rules over a store, read-only, as
+ * reload.dry_run would judge them in the daemon running on it (PROTOCOL.md §5.20).
+ * Takes cfg and rs.
+ */
+static int check_against(struct config *cfg, struct ruleset *rs, const char *path, int64_t at,
+			 int json)
+{
+	struct server srv = { .cfg = cfg, .config_path = cfg->file };
+	struct json_object *ans = json_object_new_object();
+	struct herr err = { 0 };
+	int rc = 1;
+
+	if (at == TIME_NONE)
+		at = time_now_ms();
+	if (!ans || !(srv.st = store_open_readonly(path, &err)) ||
+	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(&srv, &err))) {
+		ruleset_free(rs);
+		config_free(cfg);
+		goto out;
+	}
+	srv.cfg = NULL; /* dry_run_against owns it now */
+	if (dry_run_against(&srv, cfg, rs, at, ans, &err) < 0)
+		goto out;
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
+	else
+		print_against(ans, path, at);
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "hearthd: %s\n", err.msg[0] ? err.msg : "out of memory");
+	engine_close(srv.engine);
+	timeline_close(srv.tl);
+	store_close(srv.st);
+	json_object_put(ans);
+	return rc;
+}
+
 /*
  * Read by jemalloc (linked into the daemon, see the Makefile) when it starts:
  * freed pages go back to the system from its own thread, not in the middle of
@@ -179,6 +264,9 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
+		{ "against", required_argument, NULL, 'a' },
+		{ "at", required_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "test-clock", no_argument, NULL, 't' },
 		{ "restore", required_argument, NULL, 'r' },
 		{ "version", no_argument, NULL, 'V' },
@@ -189,13 +277,22 @@ int main(int argc, char **argv)
 	struct herr err = { 0 };
 	struct ruleset *rs = NULL;
 	char errors[8192];
-	const char *restore = NULL;
-	int opt, check = 0;
+	const char *restore = NULL, *against = NULL;
+	int64_t at = TIME_NONE;
+	int opt, check = 0, json = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': srv.config_path = optarg; break;
 		case 'k': check = 1; break;
+		case 'a': against = optarg; break;
+		case 'A':
+			if (time_parse_rfc3339(optarg, strlen(optarg), &at) < 0) {
+				fprintf(stderr, "hearthd: --at: '%s' is not an RFC 3339 time\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j': json = 1; break;
 		case 't': srv.test_clock = 1; break;
 		case 'r': restore = optarg; break;
 		case 'V': printf("hearthd %s\n", HEARTH_VERSION); return 0;
@@ -203,7 +300,8 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc || ((against || json || at != TIME_NONE) && !check) ||
+	    ((json || at != TIME_NONE) && !against)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -222,6 +320,10 @@ int main(int argc, char **argv)
 		ruleset_free(rs);
 		config_free(srv.cfg);
 		return rc < 0 ? 1 : 0;
+	}
+	if (check && against) {
+		fprintf(stderr, "%s: configuration OK\n", srv.config_path);
+		return check_against(srv.cfg, rs, against, at, json);
 	}
 	if (check) {
 		ruleset_free(rs);

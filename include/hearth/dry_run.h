@@ -2,12 +2,26 @@
 #ifndef HEARTH_DRY_RUN_H
 #define HEARTH_DRY_RUN_H
 
+#include <stdint.h>
+
 #include "hearth/err.h"
 
+struct config;
 struct job;
+struct json_object;
+struct ruleset;
 struct server;
 
 /* Loads and compiles the configuration file as a reload would; NULL with err set. */
 struct job *dry_run_job_new(struct server *srv, struct herr *err);
+
+/*
+ * The same dry run to its end, outside a running daemon (hearthd --check
+ * --against): srv holds the store, its timeline and a reader engine
+ * (engine_open_reader); the running rules are those the store records. Takes
+ * next_cfg and next; at is the moment to judge (TIME_NONE: now).
+ */
+int dry_run_against(struct server *srv, struct config *next_cfg, struct ruleset *next, int64_t at,
+		    struct json_object *ans, struct herr *err);
 
 #endif

@@ -32,6 +32,8 @@ struct engine_stats {
 };
 
 struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err);
+/* An engine that only evaluates for others (dry runs against a store): never writes. */
+struct engine *engine_open_reader(struct server *srv, struct herr *err);
 void engine_close(struct engine *eng);
 /* Takes ownership of rs; starts a re-evaluation of everyone in slices. */
 void engine_set_rules(struct engine *eng, struct ruleset *rs);

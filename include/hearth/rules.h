@@ -12,11 +12,13 @@
 
 #include "hearth/eval.h"
 #include "hearth/expr.h"
+#include "hearth/limits.h"
 
 struct config;
 struct config_rule;
 struct cust;
 struct json_object;
+struct wbuf;
 
 /* A summary template: literal text and {expr} holes. */
 struct tmpl_part {
@@ -54,5 +56,28 @@ ssize_t ruleset_index(const struct ruleset *rs, const char *name);
 void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t size);
 /* The rule's terms as evaluated: {"since(touch)": 2678400000, ...}. */
 struct json_object *rule_values(const struct rule *r, struct eval_env *env);
+
+/*
+ * What each rule is, as a digest of everything that shapes its alerts (when, for,
+ * repeat, severity, summary, labels): two rules of one name differ iff their
+ * digests do. The store keeps the running rules' digests (meta "rules"), so that a
+ * dry run against a store (`hearthd --check --against`) knows what changed.
+ */
+struct rule_digest {
+	char name[HEARTH_NAME_MAX + 1];
+	uint64_t digest;
+};
+
+struct rule_digests {
+	struct rule_digest *v;
+	size_t n;
+};
+
+uint64_t rule_digest(const struct config_rule *r);
+int rule_digests_of(const struct ruleset *rs, struct rule_digests *out);
+void rule_digests_encode(const struct rule_digests *d, struct wbuf *b);
+int rule_digests_decode(const void *data, size_t len, struct rule_digests *out);
+void rule_digests_free(struct rule_digests *d);
+ssize_t rule_digests_index(const struct rule_digests *d, const char *name);
 
 #endif

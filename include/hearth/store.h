@@ -32,6 +32,9 @@ struct store;
 
 struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 			 struct herr *err);
+/* Read-only, without the one-hearthd lock: for looking at a store in use (--check --against). */
+struct store *store_open_readonly(const char *path, struct herr *err);
+int store_is_read_only(const struct store *st);
 void store_close(struct store *st);
 MDB_env *store_env(struct store *st);
 MDB_dbi store_dbi(struct store *st, enum store_db db);
@@ -80,6 +83,9 @@ int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key,
 /* Meta values (u64, big-endian) read inside any transaction. */
 uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);
 void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
+/* Other meta values, as bytes; 0 found, else an MDB code. */
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val);
+void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len);
 
 /* Maps an MDB error to hearth's code and message. */
 int store_error(struct herr *err, int rc, const char *what);

@@ -5,6 +5,10 @@
  * evaluated under the new rules at this moment and each alert's stored state
  * stepped, on a copy, by the lifecycle the engine uses. A control job: a few
  * customers per slice.
+ *
+ * `hearthd --check -c FILE --against STORE` runs the same walk to its end
+ * outside any daemon, on a store opened read-only; what "the running rules" are
+ * then comes from the digests the daemon records in the store (rules.h).
  */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 #include "hearth/rules.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
+#include "hearth/store.h"
 #include "hearth/units.h"
 
 #define STEP_CUSTOMERS 32
@@ -43,53 +48,40 @@ struct dry_run {
 	const struct config *running;   /* a reload meanwhile makes the comparison moot */
 	struct config *next_cfg;
 	struct ruleset *next;
+	struct rule_digests now;        /* the running rules */
 	struct rule_outcome *rules;
+	struct alert *stored;           /* one customer's stored state, by outcome */
 	size_t nrules;
+	int64_t at;                     /* TIME_NONE: the daemon's now at each customer */
 	struct cust_walk walk;
 	uint64_t customers;
 	struct json_object *alerts;
 	int truncated;
 };
 
-static int labels_differ(const struct config_rule *a, const struct config_rule *b)
-{
-	if (a->nlabels != b->nlabels)
-		return 1;
-	for (size_t i = 0; i < a->nlabels; i++)
-		if (strcmp(a->labels[i].key, b->labels[i].key) || strcmp(a->labels[i].value, b->labels[i].value))
-			return 1;
-	return 0;
-}
-
-static int rule_changed(const struct config_rule *a, const struct config_rule *b)
-{
-	return strcmp(a->when, b->when) || a->for_ms != b->for_ms || a->repeat_ms != b->repeat_ms ||
-	       a->severity != b->severity || labels_differ(a, b) ||
-	       strcmp(a->summary ? a->summary : "", b->summary ? b->summary : "");
-}
-
 /* The union of both rule lists: the new ones in order, then those the new file drops. */
 static int list_rules(struct dry_run *dr, struct herr *err)
 {
-	const struct ruleset *now = engine_rules(dr->srv->engine);
+	const struct rule_digests *now = &dr->now;
 
 	dr->rules = calloc(now->n + dr->next->n + 1, sizeof(*dr->rules));
-	if (!dr->rules)
+	dr->stored = calloc(now->n + dr->next->n + 1, sizeof(*dr->stored));
+	if (!dr->rules || !dr->stored)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < dr->next->n; i++) {
 		const struct rule *r = &dr->next->rules[i];
 		struct rule_outcome *o = &dr->rules[dr->nrules++];
 		o->name = r->cfg->name;
 		o->next_index = (ssize_t)i;
-		o->now_index = ruleset_index(now, r->cfg->name);
+		o->now_index = rule_digests_index(now, r->cfg->name);
 		o->status = o->now_index < 0 ? RULE_NEW
-			    : rule_changed(now->rules[o->now_index].cfg, r->cfg) ? RULE_CHANGED : RULE_SAME;
+			    : now->v[o->now_index].digest != rule_digest(r->cfg) ? RULE_CHANGED : RULE_SAME;
 	}
 	for (size_t i = 0; i < now->n; i++) {
-		if (ruleset_index(dr->next, now->rules[i].cfg->name) >= 0)
+		if (ruleset_index(dr->next, now->v[i].name) >= 0)
 			continue;
 		struct rule_outcome *o = &dr->rules[dr->nrules++];
-		o->name = now->rules[i].cfg->name;
+		o->name = now->v[i].name;
 		o->status = RULE_REMOVED;
 		o->now_index = (ssize_t)i;
 		o->next_index = -1;
@@ -148,22 +140,36 @@ static int outcome(struct dry_run *dr, struct rule_outcome *o, MDB_txn *txn, str
 	return 0;
 }
 
+static void take_stored(const char *rule, const MDB_val *val, void *ctx)
+{
+	struct dry_run *dr = ctx;
+
+	for (size_t i = 0; i < dr->nrules; i++) {
+		if (dr->rules[i].now_index < 0 || strcmp(dr->rules[i].name, rule) != 0)
+			continue;
+		if (alert_decode(val->mv_data, val->mv_size, &dr->stored[i]) < 0)
+			alert_clear(&dr->stored[i]);
+		return;
+	}
+}
+
 static int dry_run_customer(void *ctx, MDB_txn *txn, const char *id, size_t len, struct herr *err)
 {
 	struct dry_run *dr = ctx;
-	struct engine *eng = dr->srv->engine;
-	int64_t now = server_now(dr->srv);
+	int64_t now = dr->at != TIME_NONE ? dr->at : server_now(dr->srv);
 	int owned = 0, rc = 0;
 	struct cust *c = timeline_customer(dr->srv->tl, txn, id, len, &owned, err);
 
 	if (!c)
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
-	engine_load_alerts(eng, txn, c);
+	for (size_t i = 0; i < dr->nrules; i++)
+		alert_clear(&dr->stored[i]);
+	engine_stored_alerts(dr->srv->st, txn, id, len, take_stored, dr);
 	for (size_t i = 0; i < dr->nrules && rc == 0; i++) {
 		struct rule_outcome *o = &dr->rules[i];
-		rc = outcome(dr, o, txn, c, o->now_index >= 0 ? &eng->alerts[o->now_index] : NULL, now);
+		rc = outcome(dr, o, txn, c, o->now_index >= 0 ? &dr->stored[i] : NULL, now);
 	}
-	eng->txn = NULL;
+	dr->srv->engine->txn = NULL;
 	dr->customers++;
 	if (owned)
 		cust_free(c);
@@ -202,7 +208,7 @@ static int dry_run_step(struct job *job, struct json_object *ans, struct herr *e
 	struct dry_run *dr = (struct dry_run *)job;
 	int more;
 
-	if (dr->srv->cfg != dr->running)
+	if (dr->running && dr->srv->cfg != dr->running)
 		return herr_set(err, HERR_GONE, "the configuration was reloaded meanwhile; run the dry run again");
 	if ((more = cust_walk_step(&dr->walk, STEP_CUSTOMERS, dry_run_customer, dr, err)) != 0)
 		return more;
@@ -216,40 +222,113 @@ static void dry_run_free(struct job *job)
 
 	cust_walk_free(&dr->walk);
 	json_object_put(dr->alerts);
+	for (size_t i = 0; dr->stored && i < dr->nrules; i++)
+		alert_clear(&dr->stored[i]);
+	free(dr->stored);
 	free(dr->rules);
+	rule_digests_free(&dr->now);
 	ruleset_free(dr->next);
 	config_free(dr->next_cfg);
 	free(dr);
 }
 
-struct job *dry_run_job_new(struct server *srv, struct herr *err)
+/* Takes next_cfg and next (also on failure) and the running rules' digests in now. */
+static struct dry_run *dry_run_new(struct server *srv, struct config *next_cfg, struct ruleset *next,
+				   struct rule_digests *now, struct herr *err)
 {
 	struct dry_run *dr = calloc(1, sizeof(*dr));
-	char msg[4096];
 
 	if (!dr) {
 		herr_set(err, HERR_NOMEM, "out of memory");
+		ruleset_free(next);
+		config_free(next_cfg);
+		rule_digests_free(now);
 		return NULL;
 	}
 	dr->job.step = dry_run_step;
 	dr->job.free = dry_run_free;
 	dr->srv = srv;
-	dr->running = srv->cfg;
-	if (!(dr->next_cfg = server_load_config(srv->config_path, &dr->next, msg, sizeof(msg)))) {
-		size_t n = strlen(msg);
-		while (n > 0 && msg[n - 1] == '\n')
-			msg[--n] = '\0';
-		herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
-		goto fail;
-	}
+	dr->next_cfg = next_cfg;
+	dr->next = next;
+	dr->now = *now;
+	dr->at = TIME_NONE;
 	if (list_rules(dr, err) < 0 || cust_walk_init(&dr->walk, srv, err) < 0)
 		goto fail;
 	if (!(dr->alerts = json_object_new_array())) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	return &dr->job;
+	return dr;
 fail:
 	dry_run_free(&dr->job);
 	return NULL;
+}
+
+struct job *dry_run_job_new(struct server *srv, struct herr *err)
+{
+	struct rule_digests now = { 0 };
+	struct ruleset *next;
+	struct config *next_cfg;
+	struct dry_run *dr;
+	char msg[4096];
+
+	if (!(next_cfg = server_load_config(srv->config_path, &next, msg, sizeof(msg)))) {
+		size_t n = strlen(msg);
+		while (n > 0 && msg[n - 1] == '\n')
+			msg[--n] = '\0';
+		herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
+		return NULL;
+	}
+	if (rule_digests_of(engine_rules(srv->engine), &now) < 0) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		ruleset_free(next);
+		config_free(next_cfg);
+		return NULL;
+	}
+	if (!(dr = dry_run_new(srv, next_cfg, next, &now, err)))
+		return NULL;
+	dr->running = srv->cfg;
+	return &dr->job;
+}
+
+static int stored_rules(struct server *srv, struct rule_digests *now, struct herr *err)
+{
+	MDB_txn *txn;
+	MDB_val val;
+	int rc;
+
+	if (store_read_begin(srv->st, &txn, err) < 0)
+		return -1;
+	rc = store_meta_get(txn, srv->st, "rules", &val);
+	if (rc == 0 && rule_digests_decode(val.mv_data, val.mv_size, now) < 0)
+		herr_set(err, HERR_STORE_ERROR, "store at %s: its record of the running rules is damaged",
+			 store_path(srv->st));
+	else if (rc == MDB_NOTFOUND)
+		herr_set(err, HERR_STORE_ERROR, "store at %s does not record which rules run on it "
+			 "(an older hearthd wrote it): start this hearthd on it once", store_path(srv->st));
+	else if (rc)
+		store_error(err, rc, "reading the running rules");
+	mdb_txn_abort(txn);
+	return err->code == HERR_OK ? 0 : -1;
+}
+
+int dry_run_against(struct server *srv, struct config *next_cfg, struct ruleset *next, int64_t at,
+		    struct json_object *ans, struct herr *err)
+{
+	struct rule_digests now = { 0 };
+	struct dry_run *dr;
+	int rc;
+
+	if (stored_rules(srv, &now, err) < 0) {
+		ruleset_free(next);
+		config_free(next_cfg);
+		return -1;
+	}
+	if (!(dr = dry_run_new(srv, next_cfg, next, &now, err)))
+		return -1;
+	dr->at = at;
+	while ((rc = dry_run_step(&dr->job, ans, err)) > 0)
+		;
+	dry_run_free(&dr->job);
+	return rc;
 }

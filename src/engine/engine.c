@@ -93,13 +93,52 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 }
 /* ---- evaluation ------------------------------------------------------------ */
 
-void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
+void engine_stored_alerts(struct store *st, MDB_txn *txn, const char *id, size_t len,
+			  stored_alert_fn fn, void *ctx)
 {
-	struct store *st = eng->srv->st;
 	uint8_t prefix[HEARTH_ID_MAX + 1];
 	MDB_cursor *cur;
-	MDB_val key = { c->id_len + 1, prefix }, val;
+	MDB_val key = { len + 1, prefix }, val;
 	int rc;
+
+	if (len > HEARTH_ID_MAX)
+		return;
+	memcpy(prefix, id, len);
+	prefix[len] = 0;
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
+		return;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		char rule[HEARTH_NAME_MAX + 1];
+		size_t rlen = key.mv_size - len - 1;
+		if (rlen > HEARTH_NAME_MAX)
+			continue;
+		memcpy(rule, (const char *)key.mv_data + len + 1, rlen);
+		rule[rlen] = '\0';
+		fn(rule, &val, ctx);
+	}
+	mdb_cursor_close(cur);
+}
+
+struct load_ctx {
+	struct engine *eng;
+	const struct cust *c;
+};
+
+static void load_alert(const char *rule, const MDB_val *val, void *vctx)
+{
+	struct load_ctx *ctx = vctx;
+	ssize_t idx = ruleset_index(ctx->eng->rs, rule);
+
+	if (idx >= 0 && alert_decode(val->mv_data, val->mv_size, &ctx->eng->alerts[idx]) < 0)
+		log_warning("alerts, damaged state of rule '%s' for '%.*s'; starting afresh", rule,
+			    (int)ctx->c->id_len, ctx->c->id);
+}
+
+void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
+{
+	struct load_ctx ctx = { eng, c };
 
 	for (size_t i = 0; i < eng->rs->n; i++) {
 		struct alert *a = &eng->alerts[i];
@@ -110,25 +149,7 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 		a->acked = 0;
 		a->acked_by[0] = a->summary[0] = '\0';
 	}
-	memcpy(prefix, c->id, c->id_len);
-	prefix[c->id_len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > c->id_len + 1 && memcmp(key.mv_data, prefix, c->id_len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		char rule[HEARTH_NAME_MAX + 1];
-		size_t rlen = key.mv_size - c->id_len - 1;
-		if (rlen > HEARTH_NAME_MAX)
-			continue;
-		memcpy(rule, (const char *)key.mv_data + c->id_len + 1, rlen);
-		rule[rlen] = '\0';
-		ssize_t idx = ruleset_index(eng->rs, rule);
-		if (idx >= 0 && alert_decode(val.mv_data, val.mv_size, &eng->alerts[idx]) < 0)
-			log_warning("alerts, damaged state of rule '%s' for '%.*s'; starting afresh", rule,
-				    (int)c->id_len, c->id);
-	}
-	mdb_cursor_close(cur);
+	engine_stored_alerts(eng->srv->st, txn, c->id, c->id_len, load_alert, &ctx);
 }
 
 struct change *engine_push_change(struct engine *eng)
@@ -691,6 +712,50 @@ static int size_rules(struct engine *eng)
 	return 0;
 }
 
+static int put_rules_record(struct wtxn *w, void *ctx, struct herr *err)
+{
+	const struct wbuf *b = ctx;
+
+	(void)err;
+	wtxn_meta_put(w, "rules", b->data, b->len);
+	return 0;
+}
+
+/* The running rules' digests in the store: what `hearthd --check --against` compares with. */
+static void record_rules(struct engine *eng)
+{
+	struct rule_digests d = { 0 };
+	struct wbuf b;
+	struct herr err = { 0 };
+
+	wbuf_init(&b);
+	if (rule_digests_of(eng->rs, &d) < 0)
+		herr_set(&err, HERR_NOMEM, "out of memory");
+	else
+		rule_digests_encode(&d, &b);
+	if (err.code == HERR_OK && b.failed)
+		herr_set(&err, HERR_NOMEM, "out of memory");
+	if (err.code != HERR_OK || store_write(eng->srv->st, put_rules_record, &b, &err) < 0)
+		log_warning("rules, cannot record the running rules in the store (%s)", err.msg);
+	rule_digests_free(&d);
+	wbuf_free(&b);
+}
+
+/* Evaluates for others (window scans of engine_env) and never writes: no rules, outbox or timers. */
+struct engine *engine_open_reader(struct server *srv, struct herr *err)
+{
+	struct engine *eng = calloc(1, sizeof(*eng));
+
+	if (!eng || !(eng->tok = json_tokener_new())) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		engine_close(eng);
+		return NULL;
+	}
+	eng->srv = srv;
+	eng->stats.last_tick = TIME_NONE;
+	return eng;
+}
+
 struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err)
 {
 	struct engine *eng = calloc(1, sizeof(*eng));
@@ -714,6 +779,7 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		goto fail;
 	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
 	drop_removed_rules(eng, NULL);
+	record_rules(eng);
 	check_cases(eng);
 	/* the rules may have changed while we were stopped, and a crash may have left work */
 	engine_reevaluate_all(eng);
@@ -824,6 +890,7 @@ void engine_set_rules(struct engine *eng, struct ruleset *rs)
 	eng->rs = rs;
 	if (size_rules(eng) < 0)
 		log_error("rules, out of memory sizing the rule table");
+	record_rules(eng);
 	check_cases(eng);
 	engine_reevaluate_all(eng);
 }

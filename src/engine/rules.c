@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/event.h"
 #include "hearth/limits.h"
@@ -258,4 +259,102 @@ struct json_object *rule_values(const struct rule *r, struct eval_env *env)
 	if (ctx.out)
 		expr_walk_terms(r->when, add_term, &ctx);
 	return ctx.out;
+}
+
+/* ---- what a rule is, as a digest ------------------------------------------- */
+
+static uint64_t fnv64(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t fnv64_str(uint64_t h, const char *s)
+{
+	return fnv64(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+uint64_t rule_digest(const struct config_rule *r)
+{
+	uint64_t h = 14695981039346656037ULL;
+	int64_t numbers[3] = { r->for_ms, r->repeat_ms, (int64_t)r->severity };
+
+	h = fnv64_str(h, r->when);
+	h = fnv64(h, numbers, sizeof(numbers));
+	h = fnv64_str(h, r->summary);
+	for (size_t i = 0; i < r->nlabels; i++) {
+		h = fnv64_str(h, r->labels[i].key);
+		h = fnv64_str(h, r->labels[i].value);
+	}
+	return h;
+}
+
+int rule_digests_of(const struct ruleset *rs, struct rule_digests *out)
+{
+	out->n = 0;
+	if (!(out->v = calloc(rs->n ? rs->n : 1, sizeof(*out->v))))
+		return -1;
+	for (size_t i = 0; i < rs->n; i++) {
+		struct rule_digest *d = &out->v[out->n++];
+		snprintf(d->name, sizeof(d->name), "%s", rs->rules[i].cfg->name);
+		d->digest = rule_digest(rs->rules[i].cfg);
+	}
+	return 0;
+}
+
+void rule_digests_encode(const struct rule_digests *d, struct wbuf *b)
+{
+	wbuf_u8(b, 1); /* version */
+	wbuf_u32(b, (uint32_t)d->n);
+	for (size_t i = 0; i < d->n; i++) {
+		wbuf_str8(b, d->v[i].name, strlen(d->v[i].name));
+		wbuf_u64(b, d->v[i].digest);
+	}
+}
+
+int rule_digests_decode(const void *data, size_t len, struct rule_digests *out)
+{
+	struct rbuf r;
+	uint32_t n;
+
+	out->v = NULL;
+	out->n = 0;
+	rbuf_init(&r, data, len);
+	if (rbuf_u8(&r) != 1 || (n = rbuf_u32(&r)) > len || r.failed)
+		return -1;
+	if (!(out->v = calloc(n ? n : 1, sizeof(*out->v))))
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t nlen;
+		const char *name = rbuf_str8(&r, &nlen);
+		uint64_t digest = rbuf_u64(&r);
+		if (r.failed || nlen > HEARTH_NAME_MAX)
+			goto fail;
+		memcpy(out->v[i].name, name, nlen);
+		out->v[i].name[nlen] = '\0';
+		out->v[i].digest = digest;
+		out->n++;
+	}
+	return 0;
+fail:
+	rule_digests_free(out);
+	return -1;
+}
+
+void rule_digests_free(struct rule_digests *d)
+{
+	free(d->v);
+	d->v = NULL;
+	d->n = 0;
+}
+
+ssize_t rule_digests_index(const struct rule_digests *d, const char *name)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->v[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
 }

@@ -30,6 +30,7 @@ struct store {
 	int lock_fd;                    /* flock'd: one hearthd per store */
 	uint64_t map_size, max_size;
 	unsigned growths;
+	int read_only;                  /* store_open_readonly: never written, not locked */
 };
 
 int store_error(struct herr *err, int rc, const char *what)
@@ -93,6 +94,9 @@ static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
 	uint8_t buf[4];
 	int rc = mdb_get(txn, st->dbi[DB_META], &key, &val);
 
+	if (rc == MDB_NOTFOUND && st->read_only)
+		return herr_set(err, HERR_STORE_ERROR, "'%s' is not a hearth store (no schema record)",
+				st->path);
 	if (rc == MDB_NOTFOUND) {
 		buf[0] = buf[1] = buf[2] = 0;
 		buf[3] = STORE_SCHEMA_VERSION;
@@ -120,12 +124,18 @@ static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
 static int store_open_dbs(struct store *st, struct herr *err)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	int rc = mdb_txn_begin(st->env, NULL, st->read_only ? MDB_RDONLY : 0, &txn);
 
 	if (rc)
 		return store_error(err, rc, "opening databases");
 	for (int i = 0; i < DB__COUNT; i++) {
-		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st->dbi[i]);
+		rc = mdb_dbi_open(txn, db_names[i], st->read_only ? 0 : MDB_CREATE, &st->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return herr_set(err, HERR_STORE_ERROR, "store at %s has no table '%s': it is not a "
+					"hearth store, or an older hearthd wrote it (start this hearthd on it "
+					"once to upgrade it)", st->path, db_names[i]);
+		}
 		if (rc) {
 			mdb_txn_abort(txn);
 			return store_error(err, rc, db_names[i]);
@@ -183,6 +193,52 @@ struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 fail:
 	store_close(st);
 	return NULL;
+}
+
+/*
+ * For looking at a store another hearthd may be running on: LMDB's readers never
+ * wait for its writer, nor it for them, so no lock is taken and nothing is written
+ * (what a running hearthd has not flushed yet is folded from the log in memory).
+ */
+struct store *store_open_readonly(const char *path, struct herr *err)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	struct stat sb;
+	int rc;
+
+	if (!st || !(st->path = strdup(path))) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	st->read_only = 1;
+	st->lock_fd = -1;
+	if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		herr_set(err, HERR_STORE_ERROR, "store, '%s' is not a directory (%s)", path,
+			 errno ? strerror(errno) : "a file");
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, 126))) {
+		store_error(err, rc, "creating the environment");
+		goto fail;
+	}
+	if ((rc = mdb_env_open(st->env, path, MDB_NOTLS | MDB_RDONLY, 0640))) {
+		herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s' read-only (%s)", path,
+			 mdb_strerror(rc));
+		goto fail;
+	}
+	st->map_size = 0;
+	if (store_open_dbs(st, err) < 0)
+		goto fail;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+int store_is_read_only(const struct store *st)
+{
+	return st->read_only;
 }
 
 void store_close(struct store *st)
@@ -301,6 +357,8 @@ static int store_grow(struct store *st)
 
 int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err)
 {
+	if (st->read_only)
+		return herr_set(err, HERR_STORE_ERROR, "store at %s is open read-only", st->path);
 	for (;;) {
 		struct wtxn w = { .st = st };
 		int rc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
@@ -370,6 +428,16 @@ uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name)
 	if (store_get(txn, st, DB_META, name, strlen(name), &val) || val.mv_size != 8)
 		return 0;
 	return be64_get(val.mv_data);
+}
+
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val)
+{
+	return store_get(txn, st, DB_META, name, strlen(name), val);
+}
+
+void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len)
+{
+	wtxn_put(w, DB_META, name, strlen(name), data, len, 0);
 }
 
 void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value)

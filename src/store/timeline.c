@@ -281,7 +281,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 		return NULL;
 	}
 	/* A full store must still start: what is recovered stays in memory until it fits. */
-	if (timeline_flush(tl, 1, err) < 0) {
+	if (!store_is_read_only(st) && timeline_flush(tl, 1, err) < 0) {
 		if (err->code != HERR_STORE_FULL) {
 			timeline_close(tl);
 			return NULL;
@@ -301,7 +301,7 @@ void timeline_close(struct timeline *tl)
 
 	if (!tl)
 		return;
-	if (tl->dirty.count && timeline_flush(tl, 1, &err) < 0)
+	if (tl->dirty.count && !store_is_read_only(tl->st) && timeline_flush(tl, 1, &err) < 0)
 		log_warning("store, final flush failed (%s); the log still holds everything",
 			    err.msg);
 	pending_clear(tl);
