@@ -149,39 +149,52 @@ static int store_open_dbs(struct store *st, struct herr *err)
 	return rc ? store_error(err, rc, "opening databases") : 0;
 }
 
-struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
-			 struct herr *err)
+static struct store *store_alloc(const char *path, struct herr *err)
 {
 	struct store *st = calloc(1, sizeof(*st));
-	MDB_envinfo info;
-	int rc, dead = 0;
 
 	if (!st || !(st->path = strdup(path))) {
 		herr_set(err, HERR_NOMEM, "out of memory");
-		goto fail;
+		free(st);
+		return NULL;
 	}
-	st->max_size = max_size;
 	st->lock_fd = -1;
+	return st;
+}
+
+/* map_size 0 keeps the file's. */
+static int env_open(struct store *st, uint64_t map_size, unsigned flags, struct herr *err)
+{
+	int rc;
+
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
+	    (map_size && (rc = mdb_env_set_mapsize(st->env, map_size))) ||
+	    (rc = mdb_env_set_maxreaders(st->env, 126)))
+		return store_error(err, rc, "creating the environment");
+	/* MDB_NOTLS: read transactions are not tied to threads (backup runs in one). */
+	if ((rc = mdb_env_open(st->env, st->path, MDB_NOTLS | flags, 0640)))
+		return herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s'%s (%s)", st->path,
+				flags & MDB_RDONLY ? " read-only" : "", mdb_strerror(rc));
+	return 0;
+}
+
+struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
+			 struct herr *err)
+{
+	struct store *st = store_alloc(path, err);
+	MDB_envinfo info;
+	int dead = 0;
+
+	if (!st)
+		return NULL;
+	st->max_size = max_size;
 	if (mkdir_p(path) < 0) {
 		herr_set(err, HERR_STORE_ERROR, "store, cannot create directory '%s' (%s)", path,
 			 strerror(errno));
 		goto fail;
 	}
-	if (store_lock(st, err) < 0)
+	if (store_lock(st, err) < 0 || env_open(st, map_size, 0, err) < 0)
 		goto fail;
-	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
-	    (rc = mdb_env_set_mapsize(st->env, map_size)) ||
-	    (rc = mdb_env_set_maxreaders(st->env, 126))) {
-		store_error(err, rc, "creating the environment");
-		goto fail;
-	}
-	/* MDB_NOTLS: read transactions are not tied to threads (backup runs in one). */
-	rc = mdb_env_open(st->env, path, MDB_NOTLS, 0640);
-	if (rc) {
-		herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s' (%s)", path,
-			 mdb_strerror(rc));
-		goto fail;
-	}
 	mdb_reader_check(st->env, &dead);
 	if (dead > 0)
 		log_info("store, cleared %d stale reader slot(s)", dead);
@@ -202,33 +215,18 @@ fail:
  */
 struct store *store_open_readonly(const char *path, struct herr *err)
 {
-	struct store *st = calloc(1, sizeof(*st));
+	struct store *st = store_alloc(path, err);
 	struct stat sb;
-	int rc;
 
-	if (!st || !(st->path = strdup(path))) {
-		herr_set(err, HERR_NOMEM, "out of memory");
-		goto fail;
-	}
+	if (!st)
+		return NULL;
 	st->read_only = 1;
-	st->lock_fd = -1;
 	if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		herr_set(err, HERR_STORE_ERROR, "store, '%s' is not a directory (%s)", path,
 			 errno ? strerror(errno) : "a file");
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 16)) ||
-	    (rc = mdb_env_set_maxreaders(st->env, 126))) {
-		store_error(err, rc, "creating the environment");
-		goto fail;
-	}
-	if ((rc = mdb_env_open(st->env, path, MDB_NOTLS | MDB_RDONLY, 0640))) {
-		herr_set(err, HERR_STORE_ERROR, "store, cannot open '%s' read-only (%s)", path,
-			 mdb_strerror(rc));
-		goto fail;
-	}
-	st->map_size = 0;
-	if (store_open_dbs(st, err) < 0)
+	if (env_open(st, 0, MDB_RDONLY, err) < 0 || store_open_dbs(st, err) < 0)
 		goto fail;
 	return st;
 fail:
