@@ -3,18 +3,24 @@
  * §9.6): a connection, and batches of requests routed to their partition or
  * scattered to every shard, all sent at once and answered on one inbox.
  *
- * Each request of a batch gets its own reply subject, <inbox>.<index>, under
- * one wildcard subscription, so answers are told apart by subject and the
- * batch waits once for all of them. A partition that did not answer the last
+ * Each request of a batch gets its own reply subject, <inbox>.<batch>.<index>,
+ * under one wildcard subscription kept for the connection's life, so answers
+ * are told apart by subject, late ones of an earlier batch are dropped, and
+ * the batch waits once for all of them. The subscription is asynchronous
+ * because only a message handler sees which request a "no responders" status
+ * answers (a synchronous one reports the status without the subject): libnats'
+ * thread queues the messages, the caller's thread takes them. A partition that did not answer the last
  * scatter in time (its shard is down) is waited for only briefly by the next
  * one: a page of several scattered commands then costs one full wait while a
  * shard is down, not one per command, and a shard that is back answers within
  * the brief wait and is waited for in full again.
  */
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hearth/cluster.h"
 #include "hearth/json.h"
@@ -34,6 +40,15 @@ struct natsctl {
 	struct json_tokener *tok;
 	unsigned char *lagging;         /* [p]: p missed the last scatter's full wait */
 	uint32_t nlagging;
+	/* the inbox: answers arrive on libnats' thread, queued under mu */
+	char inbox[128];
+	uint64_t batch;
+	natsSubscription *sub;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	natsMsg **queue;
+	size_t head, len, cap;
+	int sub_closed;                 /* libnats will call on_msg no more */
 };
 
 /* One request of a batch. */
@@ -94,12 +109,109 @@ static natsStatus connect_with(const struct natsctl_opts *o, natsConnection **nc
 	return s;
 }
 
+/* ---- the inbox ------------------------------------------------------------------------ */
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	struct natsctl *c = closure;
+
+	(void)nc;
+	(void)sub;
+	pthread_mutex_lock(&c->mu);
+	if (c->head == c->len)
+		c->head = c->len = 0;
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		natsMsg **q = realloc(c->queue, cap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&c->mu);
+			natsMsg_Destroy(msg);   /* lost: its request ends at its deadline */
+			return;
+		}
+		c->queue = q;
+		c->cap = cap;
+	}
+	c->queue[c->len++] = msg;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void on_closed(void *closure)
+{
+	struct natsctl *c = closure;
+
+	pthread_mutex_lock(&c->mu);
+	c->sub_closed = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The next queued message, waiting until the monotonic deadline; NULL when none came. */
+static natsMsg *next_msg(struct natsctl *c, int64_t deadline)
+{
+	struct timespec ts = { .tv_sec = deadline / 1000, .tv_nsec = (long)(deadline % 1000) * 1000000 };
+	natsMsg *m = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	while (c->head == c->len && mono_now_ms() < deadline)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
+			break;
+	if (c->head < c->len)
+		m = c->queue[c->head++];
+	pthread_mutex_unlock(&c->mu);
+	return m;
+}
+
+static natsStatus open_inbox(struct natsctl *c)
+{
+	natsInbox *inbox = NULL;
+	char wild[160];
+	natsStatus s = natsInbox_Create(&inbox);
+
+	if (s != NATS_OK)
+		return s;
+	snprintf(c->inbox, sizeof(c->inbox), "%s", (const char *)inbox);
+	natsInbox_Destroy(inbox);
+	snprintf(wild, sizeof(wild), "%s.>", c->inbox);
+	if ((s = natsConnection_Subscribe(&c->sub, c->nc, wild, on_msg, c)) == NATS_OK)
+		s = natsSubscription_SetOnCompleteCB(c->sub, on_closed, c);
+	return s;
+}
+
+/* Stops the subscription and waits until libnats is done calling on_msg. */
+static void close_inbox(struct natsctl *c)
+{
+	if (!c->sub)
+		return;
+	if (natsSubscription_Unsubscribe(c->sub) == NATS_OK) {
+		pthread_mutex_lock(&c->mu);
+		while (!c->sub_closed)
+			pthread_cond_wait(&c->cv, &c->mu);
+		pthread_mutex_unlock(&c->mu);
+	}
+	natsSubscription_Destroy(c->sub);
+	c->sub = NULL;
+	for (size_t i = c->head; i < c->len; i++)
+		natsMsg_Destroy(c->queue[i]);
+	c->head = c->len = 0;
+}
+
 struct natsctl *natsctl_new(const struct natsctl_opts *o, struct herr *err)
 {
 	struct natsctl *c = calloc(1, sizeof(*c));
+	pthread_condattr_t ca;
 	natsStatus s;
 
-	if (!c || !(c->prefix = strdup(o->prefix ? o->prefix : "hearth")) || !(c->tok = json_tokener_new())) {
+	if (!c) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);      /* deadlines are mono_now_ms() */
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!(c->prefix = strdup(o->prefix ? o->prefix : "hearth")) || !(c->tok = json_tokener_new())) {
 		natsctl_free(c);
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
@@ -107,7 +219,7 @@ struct natsctl *natsctl_new(const struct natsctl_opts *o, struct herr *err)
 	c->partitions = o->partitions ? o->partitions : 16;
 	c->request_ms = o->request_ms > 0 ? o->request_ms : DEFAULT_REQUEST_MS;
 	c->scatter_ms = o->scatter_ms > 0 ? o->scatter_ms : DEFAULT_SCATTER_MS;
-	if ((s = connect_with(o, &c->nc)) != NATS_OK) {
+	if ((s = connect_with(o, &c->nc)) != NATS_OK || (s = open_inbox(c)) != NATS_OK) {
 		const char *last = nats_GetLastError(NULL);
 		herr_set(err, HERR_IO, "cannot reach NATS at %s (%s)", o->urls ? o->urls : "",
 			 last && *last ? last : natsStatus_GetText(s));
@@ -121,7 +233,11 @@ void natsctl_free(struct natsctl *c)
 {
 	if (!c)
 		return;
+	close_inbox(c);
 	natsConnection_Destroy(c->nc);
+	free(c->queue);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
 	json_tokener_free(c->tok);
 	free(c->prefix);
 	free(c->lagging);
@@ -271,7 +387,7 @@ static int64_t next_deadline(struct pending *p, size_t n)
 }
 
 /* Sends every request with its reply subject; 0, or -1 with err. */
-static int send_all(struct natsctl *c, struct pending *p, size_t n, const char *inbox, struct herr *err)
+static int send_all(struct natsctl *c, struct pending *p, size_t n, struct herr *err)
 {
 	int64_t now = mono_now_ms();
 
@@ -289,7 +405,7 @@ static int send_all(struct natsctl *c, struct pending *p, size_t n, const char *
 			if (!(p[i].answers = json_object_new_array()))
 				return herr_set(err, HERR_NOMEM, "out of memory");
 		}
-		snprintf(reply, sizeof(reply), "%s.%zu", inbox, i);
+		snprintf(reply, sizeof(reply), "%s.%llu.%zu", c->inbox, (unsigned long long)c->batch, i);
 		natsStatus s = natsConnection_PublishRequestString(c->nc, p[i].subject, reply, text);
 		if (s != NATS_OK)
 			return herr_set(err, HERR_IO, "cannot send on %s (%s)", p[i].subject, natsStatus_GetText(s));
@@ -297,32 +413,43 @@ static int send_all(struct natsctl *c, struct pending *p, size_t n, const char *
 	return 0;
 }
 
+/* Which request of this batch a message on the inbox answers; n when none. */
+static size_t request_of(const struct natsctl *c, natsMsg *m, size_t n)
+{
+	const char *subject = natsMsg_GetSubject(m);
+	size_t len = strlen(c->inbox);
+	char *end = NULL;
+	unsigned long long batch;
+	size_t i;
+
+	if (strncmp(subject, c->inbox, len) || subject[len] != '.')
+		return n;
+	batch = strtoull(subject + len + 1, &end, 10);
+	if (batch != c->batch || *end != '.')
+		return n;               /* late, for a batch that has ended */
+	i = strtoul(end + 1, &end, 10);
+	return *end ? n : i;
+}
+
 /* Waits until every request is done or past its deadline. */
-static int wait_all(struct natsctl *c, struct pending *p, size_t n, natsSubscription *sub, size_t inbox_len,
-		    struct herr *err)
+static void wait_all(struct natsctl *c, struct pending *p, size_t n)
 {
 	for (;;) {
-		int64_t first = next_deadline(p, n), left;
-		natsMsg *m = NULL;
-		natsStatus s;
+		int64_t first = next_deadline(p, n);
+		natsMsg *m;
 
 		if (first == INT64_MAX)
-			return 0;
-		if ((left = first - mono_now_ms()) <= 0) {
+			return;
+		if (first <= mono_now_ms()) {
 			for (size_t i = 0; i < n; i++)
 				if (!p[i].done && p[i].deadline <= first)
 					expire(&p[i]);
 			continue;
 		}
-		s = natsSubscription_NextMsg(&m, sub, left);
-		if (s == NATS_TIMEOUT)
+		if (!(m = next_msg(c, first)))
 			continue;
-		if (s != NATS_OK)
-			return herr_set(err, HERR_IO, "NATS: %s", natsStatus_GetText(s));
-		const char *subject = natsMsg_GetSubject(m);
-		char *end = NULL;
-		size_t i = strlen(subject) > inbox_len + 1 ? strtoul(subject + inbox_len + 1, &end, 10) : n;
-		if (i < n && end && !*end)
+		size_t i = request_of(c, m, n);
+		if (i < n)
 			deliver(c, &p[i], m);
 		natsMsg_Destroy(m);
 	}
@@ -355,9 +482,6 @@ int natsctl_calls(struct natsctl *c, struct json_object **reqs, struct json_obje
 		  struct herr *err)
 {
 	struct pending *p = calloc(n ? n : 1, sizeof(*p));
-	natsSubscription *sub = NULL;
-	natsInbox *inbox = NULL;
-	char wild[160];
 	int rc = -1;
 
 	memset(answers, 0, n * sizeof(*answers));
@@ -365,20 +489,13 @@ int natsctl_calls(struct natsctl *c, struct json_object **reqs, struct json_obje
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto out;
 	}
+	c->batch++;
 	for (size_t i = 0; i < n; i++)
 		p[i].req = reqs[i];
-	if (natsInbox_Create(&inbox) != NATS_OK) {
-		herr_set(err, HERR_NOMEM, "out of memory");
+	if (send_all(c, p, n, err) < 0)
 		goto out;
-	}
-	snprintf(wild, sizeof(wild), "%s.*", (const char *)inbox);
-	natsStatus s = natsConnection_SubscribeSync(&sub, c->nc, wild);
-	if (s != NATS_OK) {
-		herr_set(err, HERR_IO, "cannot subscribe to %s (%s)", wild, natsStatus_GetText(s));
-		goto out;
-	}
-	if (send_all(c, p, n, (const char *)inbox, err) < 0 ||
-	    wait_all(c, p, n, sub, strlen((const char *)inbox), err) < 0 || settle(c, p, n, answers, err) < 0)
+	wait_all(c, p, n);
+	if (settle(c, p, n, answers, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -391,8 +508,6 @@ out:
 		}
 	}
 	free(p);
-	natsSubscription_Destroy(sub);
-	natsInbox_Destroy(inbox);
 	return rc;
 }
 

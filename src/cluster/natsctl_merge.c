@@ -1,7 +1,9 @@
 /*
  * Many shards' answers to one scattered control request as one answer
  * (PROTOCOL.md §9.7): what a client of the cluster sees instead of a single
- * hearthd's answer.
+ * hearthd's answer. Every shard has the same rules, so `rules` (and a
+ * backtest's `per_day`) are one row per rule (day) with the shards' counts
+ * added, not one per shard.
  */
 #include <json-c/json.h>
 #include <string.h>
@@ -51,8 +53,11 @@ static int by_score_desc(const void *a, const void *b)
 
 static int summed_key(const char *key, struct json_object *val)
 {
+	/* backtest's totals too: each shard replayed its own customers (peak_firing is the
+	 * sum of the shards' peaks, which need not have come at once: an upper bound) */
 	static const char *const sums[] = { "customers", "events", "firing", "pending", "deferred",
-					    "seq_total", NULL };
+					    "seq_total", "fired", "resolved", "repeats", "firing_at_end",
+					    "peak_firing", NULL };
 
 	for (const char *const *s = sums; *s; s++)
 		if (!strcmp(key, *s) && json_object_is_type(val, json_type_int))
@@ -85,6 +90,41 @@ static struct json_object *shards_of(struct json_object *answers)
 		json_object_array_add(shards, s);
 	}
 	return shards;
+}
+
+/*
+ * Rows that every shard lists once each, the same `by` (a rule's name, a day) on
+ * every shard, made one row per value: integers added, the rest the first
+ * shard's (or the first that is not null).
+ */
+static struct json_object *rows_by(struct json_object *answers, const char *key, const char *by)
+{
+	struct json_object *list = json_object_new_array(), *index = json_object_new_object();
+
+	for (size_t i = 0; i < json_object_array_length(answers); i++) {
+		struct json_object *part = json_object_object_get(json_object_array_get_idx(answers, i), key);
+		for (size_t j = 0; part && j < json_object_array_length(part); j++) {
+			struct json_object *row = json_object_array_get_idx(part, j), *have = NULL;
+			const char *name = json_object_get_string(json_object_object_get(row, by));
+			if (!name || !json_object_object_get_ex(index, name, &have)) {
+				struct json_object *copy = NULL;
+				json_object_deep_copy(row, &copy, NULL);
+				json_object_array_add(list, copy);
+				if (name)
+					json_object_object_add(index, name, json_object_get(copy));
+				continue;
+			}
+			json_object_object_foreach(row, k, v) {
+				struct json_object *mine = json_object_object_get(have, k);
+				if (json_object_is_type(v, json_type_int) && json_object_is_type(mine, json_type_int))
+					json_object_set_int64(mine, json_object_get_int64(mine) + json_object_get_int64(v));
+				else if (!mine && v)
+					json_object_object_add(have, k, json_object_get(v));
+			}
+		}
+	}
+	json_object_put(index);
+	return list;
 }
 
 /* `top`: ranked again and cut to n; every shard cut its own list to n (or its
@@ -126,6 +166,10 @@ struct json_object *natsctl_merge(struct json_object *req, struct json_object *a
 			for (size_t i = 0; i < n; i++)
 				total += json_object_get_int64(json_object_object_get(json_object_array_get_idx(answers, i), key));
 			json_object_object_add(out, key, json_object_new_int64(total));
+		} else if (cmd && !strcmp(cmd, "rules") && !strcmp(key, "rules")) {
+			json_object_object_add(out, key, rows_by(answers, key, "name"));
+		} else if (cmd && !strcmp(cmd, "backtest") && !strcmp(key, "per_day")) {
+			json_object_object_add(out, key, rows_by(answers, key, "day"));
 		} else if (json_object_is_type(val, json_type_array)) {
 			json_object_object_add(out, key, joined(answers, key));
 		} else {
