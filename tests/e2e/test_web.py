@@ -1019,6 +1019,7 @@ def test_write_config_needs_tls_and_users(tmp_path):
         assert "%s:3:13: web.readonly: false needs %s" % (bad, names) in err, (extra, err)
     good = tmp_path / "ok.yaml"
     good.write_text("web:\n  readonly: false\n  users: %s\n  tls: {cert: %s, key: %s}\n"
+                    "control:\n  path: /run/hearth/control.sock\n"
                     % (json.dumps(users), json.dumps(crt), json.dumps(key)))
     p = subprocess.run([WEB, "--check", "-c", str(good)], capture_output=True, timeout=10)
     assert p.returncode == 0 and b"configuration OK" in p.stdout, p
