@@ -1,14 +1,9 @@
 /*
  * hearthctl --nats URL (PROTOCOL.md §9): one entry point to a cluster of shards.
  *
- * - A command about one customer (`id`, or `customer` for eval, explain, ack)
- *   is a request on <prefix>.ctl.p.<partition>, which only the owning shard
- *   subscribes to; the partition is FNV-1a of the id modulo the partition count.
- * - Anything else is scattered on <prefix>.ctl.all; every shard answers with
- *   the partitions it owns, answers are gathered until those cover every
- *   partition (or the wait ends: the answer then says which are missing), and
- *   merged: counts added, lists joined, `top` ranked again and cut to n (each
- *   shard's top n holds the deployment's top n, so the merge is exact).
+ * - Commands: libhearth's natsctl (include/hearth/natsctl.h) routes a command
+ *   about one customer to its partition's subject, scatters the others on
+ *   <prefix>.ctl.all and merges the answers; hearth-web uses the same.
  * - import publishes JetStream messages of up to IMPORT_BATCH events, one
  *   partition each, with a Nats-Msg-Id per message; a message whose PubAck did
  *   not come is published again with the same id, and the stream keeps one copy.
@@ -26,17 +21,17 @@
 
 #include "ctl.h"
 #include "hearth/cluster.h"
+#include "hearth/natsctl.h"
 #include "hearth/units.h"
 
 #define IMPORT_BATCH      500
 #define IMPORT_BYTES      (512 * 1024)
 #define IMPORT_PENDING    256               /* PubAcks awaited at once */
 #define ACK_WAIT_MS       5000
-#define SCATTER_WAIT_MS   5000
-#define REQUEST_WAIT_MS   10000
 
 struct nats {
-	natsConnection *nc;
+	struct natsctl *ctl;            /* the connection, routing and merging: libhearth */
+	natsConnection *nc;             /* ctl's */
 	jsCtx *js;
 	const char *prefix;
 	uint32_t partitions;
@@ -68,62 +63,10 @@ static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 	pthread_mutex_unlock(&n->mu);
 }
 
-static int nats_open(const struct ctl_opts *o, struct nats *n)
-{
-	const char *user = getenv("HEARTH_NATS_USER"), *password = getenv("HEARTH_NATS_PASSWORD");
-	const char *creds = getenv("HEARTH_NATS_CREDS");
-	natsOptions *opts = NULL;
-	jsOptions jo;
-	natsStatus s;
-
-	memset(n, 0, sizeof(*n));
-	pthread_mutex_init(&n->mu, NULL);
-	n->prefix = o->nats_prefix ? o->nats_prefix : "hearth";
-	n->partitions = o->partitions ? o->partitions : 16;
-	/* "url,url,...": every server of the cluster, any one of them will do */
-	char *urls = strdup(o->nats), *save = NULL;
-	const char *list[16];
-	int nurls = 0;
-	for (char *u = strtok_r(urls, ", ", &save); u && nurls < 16; u = strtok_r(NULL, ", ", &save))
-		list[nurls++] = u;
-	s = natsOptions_Create(&opts);
-	if (s == NATS_OK)
-		s = nurls ? natsOptions_SetServers(opts, list, nurls) : NATS_INVALID_ARG;
-	if (s == NATS_OK)
-		s = natsOptions_SetName(opts, "hearthctl");
-	if (s == NATS_OK && creds && *creds)
-		s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
-	else if (s == NATS_OK && user && *user)
-		s = natsOptions_SetUserInfo(opts, user, password ? password : "");
-	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(opts, -1);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectWait(opts, 250);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(&n->nc, opts);
-	natsOptions_Destroy(opts);
-	free(urls);
-	if (s == NATS_OK) {
-		jsOptions_Init(&jo);
-		jo.Wait = ACK_WAIT_MS;
-		jo.PublishAsync.MaxPending = IMPORT_PENDING;
-		jo.PublishAsync.StallWait = ACK_WAIT_MS;
-		jo.PublishAsync.ErrHandler = on_pub_error;
-		jo.PublishAsync.ErrHandlerClosure = n;
-		s = natsConnection_JetStream(&n->js, n->nc, &jo);
-	}
-	if (s != NATS_OK) {
-		const char *last = nats_GetLastError(NULL);
-		ctl_warn("cannot reach NATS at %s (%s)", o->nats, last && *last ? last : natsStatus_GetText(s));
-		return -1;
-	}
-	return 0;
-}
-
 static void nats_close(struct nats *n)
 {
 	jsCtx_Destroy(n->js);
-	natsConnection_Destroy(n->nc);
+	natsctl_free(n->ctl);
 	for (size_t i = 0; i < n->nfailed; i++)
 		natsMsg_Destroy(n->failed[i]);
 	free(n->failed);
@@ -131,212 +74,60 @@ static void nats_close(struct nats *n)
 	nats_Close();
 }
 
-/* ---- one customer, or every shard ---------------------------------------------------- */
-
-static const char *route_key(struct json_object *req)
+/* Connects (libhearth's natsctl) and adds JetStream for import; closes n itself on failure. */
+static int nats_open(const struct ctl_opts *o, struct nats *n)
 {
-	struct json_object *v;
+	const char *creds = getenv("HEARTH_NATS_CREDS");
+	struct natsctl_opts no = {
+		.urls = o->nats, .user = getenv("HEARTH_NATS_USER"), .password = getenv("HEARTH_NATS_PASSWORD"),
+		.creds = creds && *creds ? creds : NULL, .prefix = o->nats_prefix, .partitions = o->partitions,
+		.name = "hearthctl",
+	};
+	struct herr err;
+	jsOptions jo;
+	natsStatus s;
 
-	if ((json_object_object_get_ex(req, "id", &v) || json_object_object_get_ex(req, "customer", &v)) &&
-	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
-
-static int has_partition(struct json_object *ans, uint32_t p)
-{
-	struct json_object *owns;
-
-	if (!json_object_object_get_ex(ans, "owns", &owns) || !json_object_is_type(owns, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(owns); i++)
-		if (json_object_get_int64(json_object_array_get_idx(owns, i)) == (int64_t)p)
-			return 1;
+	memset(n, 0, sizeof(*n));
+	pthread_mutex_init(&n->mu, NULL);
+	if (!(n->ctl = natsctl_new(&no, &err))) {
+		ctl_warn("%s", err.msg);
+		nats_close(n);
+		return -1;
+	}
+	n->nc = natsctl_connection(n->ctl);
+	n->prefix = natsctl_prefix(n->ctl);
+	n->partitions = natsctl_partitions(n->ctl);
+	jsOptions_Init(&jo);
+	jo.Wait = ACK_WAIT_MS;
+	jo.PublishAsync.MaxPending = IMPORT_PENDING;
+	jo.PublishAsync.StallWait = ACK_WAIT_MS;
+	jo.PublishAsync.ErrHandler = on_pub_error;
+	jo.PublishAsync.ErrHandlerClosure = n;
+	if ((s = natsConnection_JetStream(&n->js, n->nc, &jo)) != NATS_OK) {
+		const char *last = nats_GetLastError(NULL);
+		ctl_warn("cannot reach NATS at %s (%s)", o->nats, last && *last ? last : natsStatus_GetText(s));
+		nats_close(n);
+		return -1;
+	}
 	return 0;
 }
 
-static int covered(struct json_object *answers, uint32_t partitions, struct json_object *missing)
-{
-	int all = 1;
-
-	for (uint32_t p = 0; p < partitions; p++) {
-		int have = 0;
-		for (size_t i = 0; !have && i < json_object_array_length(answers); i++)
-			have = has_partition(json_object_array_get_idx(answers, i), p);
-		if (!have) {
-			all = 0;
-			if (missing)
-				json_object_array_add(missing, json_object_new_int64(p));
-		}
-	}
-	return all;
-}
-
-static double score_of(struct json_object *row)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(row, "score", &v) && v ? json_object_get_double(v) : -1e300;
-}
-
-static int by_score_desc(const void *a, const void *b)
-{
-	double x = score_of(*(struct json_object *const *)a), y = score_of(*(struct json_object *const *)b);
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* Counts added, lists joined; `top` ranked again and cut to n, `alerts` cut to limit. */
-static struct json_object *merge(struct json_object *req, struct json_object *answers,
-				 struct json_object *missing)
-{
-	static const char *const sums[] = { "customers", "events", "firing", "pending", "deferred",
-					    "seq_total", NULL };
-	struct json_object *first = json_object_array_get_idx(answers, 0), *out, *shards, *v;
-	const char *cmd = json_object_get_string(json_object_object_get(req, "cmd"));
-	size_t n = json_object_array_length(answers);
-
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *ok, *a = json_object_array_get_idx(answers, i);
-		if (!json_object_object_get_ex(a, "ok", &ok) || !json_object_get_boolean(ok))
-			return json_object_get(a);      /* the first refusal explains itself */
-	}
-	out = json_object_new_object();
-	shards = json_object_new_array();
-	json_object_object_foreach(first, key, val) {
-		if (!strcmp(key, "shard") || !strcmp(key, "owns") || !strcmp(key, "seq"))
-			continue;
-		int summed = 0;
-		for (const char *const *s = sums; *s; s++)
-			summed |= !strcmp(key, *s) && json_object_is_type(val, json_type_int);
-		if (summed) {
-			int64_t total = 0;
-			for (size_t i = 0; i < n; i++)
-				total += json_object_get_int64(json_object_object_get(json_object_array_get_idx(answers, i), key));
-			json_object_object_add(out, key, json_object_new_int64(total));
-		} else if (json_object_is_type(val, json_type_array)) {
-			struct json_object *list = json_object_new_array();
-			for (size_t i = 0; i < n; i++) {
-				struct json_object *part = json_object_object_get(json_object_array_get_idx(answers, i), key);
-				for (size_t j = 0; part && j < json_object_array_length(part); j++)
-					json_object_array_add(list, json_object_get(json_object_array_get_idx(part, j)));
-			}
-			json_object_object_add(out, key, list);
-		} else {
-			json_object_object_add(out, key, json_object_get(val));
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *a = json_object_array_get_idx(answers, i), *s = json_object_new_object();
-		json_object_object_add(s, "shard", json_object_get(json_object_object_get(a, "shard")));
-		json_object_object_add(s, "owns", json_object_get(json_object_object_get(a, "owns")));
-		if (json_object_object_get_ex(a, "seq", &v))
-			json_object_object_add(s, "seq", json_object_get(v));
-		json_object_array_add(shards, s);
-	}
-	json_object_object_add(out, "shards", shards);
-	json_object_object_del(out, "cursor");  /* cursors are per shard */
-	if (cmd && !strcmp(cmd, "top") && json_object_object_get_ex(out, "customers", &v)) {
-		struct json_object *nv;
-		size_t want = json_object_object_get_ex(req, "n", &nv) ? (size_t)json_object_get_int64(nv) : 0;
-		json_object_array_sort(v, by_score_desc);
-		/* every shard cut its own list to n (or its default): none is longer than n */
-		if (!want)
-			for (size_t i = 0; i < n; i++) {
-				struct json_object *l = json_object_object_get(json_object_array_get_idx(answers, i), "customers");
-				if (l && json_object_array_length(l) > want)
-					want = json_object_array_length(l);
-			}
-		if (json_object_array_length(v) > want)
-			json_object_array_del_idx(v, want, json_object_array_length(v) - want);
-	}
-	if (json_object_array_length(missing) > 0) {
-		json_object_object_add(out, "complete", json_object_new_boolean(0));
-		json_object_object_add(out, "missing_partitions", json_object_get(missing));
-	} else {
-		json_object_object_add(out, "complete", json_object_new_boolean(1));
-	}
-	return out;
-}
-
-/* Every shard's answer to text on <prefix>.ctl.all, gathered until they cover all partitions. */
-static struct json_object *gather(struct nats *n, const char *text, uint32_t *partitions, int quiet)
-{
-	struct json_object *answers = json_object_new_array();
-	natsSubscription *sub = NULL;
-	natsInbox *inbox = NULL;
-	char subject[160];
-	int64_t end = mono_now_ms() + SCATTER_WAIT_MS;
-
-	*partitions = n->partitions;
-	snprintf(subject, sizeof(subject), "%s.ctl.all", n->prefix);
-	if (natsInbox_Create(&inbox) != NATS_OK ||
-	    natsConnection_SubscribeSync(&sub, n->nc, inbox) != NATS_OK ||
-	    natsConnection_PublishRequestString(n->nc, subject, inbox, text) != NATS_OK)
-		goto out;
-	while (mono_now_ms() < end) {
-		natsMsg *m = NULL;
-		if (natsSubscription_NextMsg(&m, sub, end - mono_now_ms()) != NATS_OK)
-			break;
-		struct json_object *a = json_tokener_parse(natsMsg_GetData(m)), *p;
-		natsMsg_Destroy(m);
-		if (!a)
-			continue;
-		if (json_object_object_get_ex(a, "partitions", &p))
-			*partitions = (uint32_t)json_object_get_int64(p);
-		json_object_array_add(answers, a);
-		if (covered(answers, *partitions, NULL))
-			break;
-	}
-	if (json_object_array_length(answers) == 0 && !quiet)
-		ctl_warn("no shard answered on %s within %d ms", subject, SCATTER_WAIT_MS);
-out:
-	natsSubscription_Destroy(sub);
-	natsInbox_Destroy(inbox);
-	return answers;
-}
-
-static struct json_object *scatter(struct nats *n, struct json_object *req, const char *text)
-{
-	struct json_object *missing = json_object_new_array(), *out = NULL;
-	uint32_t partitions;
-	struct json_object *answers = gather(n, text, &partitions, 0);
-
-	if (json_object_array_length(answers) == 0)
-		goto out;
-	covered(answers, partitions, missing);
-	if (json_object_array_length(missing) > 0)
-		ctl_warn("partitions %s did not answer: the merged answer is partial",
-			 json_object_to_json_string(missing));
-	out = merge(req, answers, missing);
-out:
-	json_object_put(answers);
-	json_object_put(missing);
-	return out;
-}
+/* ---- one customer, or every shard: natsctl_calls ------------------------------------- */
 
 struct json_object *nats_call(const struct ctl_opts *o, struct json_object *req, char **raw)
 {
-	struct json_object *ans = NULL;
-	const char *text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), *key;
+	struct json_object *ans = NULL, *missing;
+	struct herr err;
 	struct nats n;
 
 	*raw = NULL;
 	if (nats_open(o, &n) < 0)
 		return NULL;
-	if ((key = route_key(req))) {
-		char subject[160];
-		natsMsg *m = NULL;
-		uint32_t p = cluster_fnv1a32(key, strlen(key)) % n.partitions;
-		snprintf(subject, sizeof(subject), "%s.ctl.p.%u", n.prefix, p);
-		natsStatus s = natsConnection_RequestString(&m, n.nc, subject, text, REQUEST_WAIT_MS);
-		if (s != NATS_OK)
-			ctl_warn("partition %u (%s): %s", p, subject,
-				 s == NATS_NO_RESPONDERS ? "no shard owns it" : natsStatus_GetText(s));
-		else
-			ans = json_tokener_parse(natsMsg_GetData(m));
-		natsMsg_Destroy(m);
-	} else {
-		ans = scatter(&n, req, text);
-	}
+	if (natsctl_calls(n.ctl, &req, &ans, 1, &err) < 0)
+		ctl_warn("%s", err.msg);
+	else if (json_object_object_get_ex(ans, "missing_partitions", &missing))
+		ctl_warn("partitions %s did not answer: the merged answer is partial",
+			 json_object_to_json_string(missing));
 	if (ans)
 		*raw = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
 							     JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -504,10 +295,10 @@ static int wait_load_end(struct nimport *im, const uint64_t *end_seq, int64_t de
 	int applied = 0;
 
 	while (mono_now_ms() < deadline) {
-		struct json_object *answers = gather(&im->n, applied ? "{\"cmd\":\"status\"}" : "{\"cmd\":\"metrics\"}",
-						     &partitions, 1);
+		struct json_object *answers = natsctl_gather(im->n.ctl, applied ? "{\"cmd\":\"status\"}"
+							     : "{\"cmd\":\"metrics\"}", &partitions);
 		size_t n = json_object_array_length(answers);
-		int done = n > 0 && covered(answers, partitions, NULL);
+		int done = n > 0 && natsctl_covered(answers, partitions, NULL);
 		for (uint32_t p = 0; done && !applied && p < im->n.partitions; p++) {
 			int seen = 0;
 			for (size_t i = 0; !seen && i < n; i++) {

@@ -524,3 +524,122 @@ def test_store_keeps_its_partition_count(make_daemon, new_config):
     check_no_sanitizer(p)
     assert p.returncode == 1, p.stderr.decode()
     assert b"cluster.partitions is 4 but this store was filled with 8 partitions" in p.stderr
+
+
+# --------------------------------------------------------------------------------------
+# hearth-web in front of the cluster (docs/WEB.md, `nats:`): the same entry point
+# --------------------------------------------------------------------------------------
+
+def web_for(dep, directory, timeout="2s"):
+    """A real hearth-web whose web.yaml names the cluster instead of a control socket."""
+    from test_web import Web
+    web = Web(directory, "unused")
+    with open(web.path, "w") as f:
+        f.write("web:\n  listen: \"127.0.0.1:1\"\n"
+                "nats:\n  url: [%s]\n  user: %s\n  password: \"%s\"\n  partitions: %d\n"
+                "control:\n  timeout: %s\nlog:\n  level: debug\n"
+                % (", ".join('"%s"' % u for u in dep.nats.urls), USER, PASSWORD, PARTITIONS, timeout))
+    return web.start()
+
+
+def web_get(web, path):
+    """(status, JSON body). Generous: the answer must come, how fast is not asserted."""
+    from test_web import http
+    status, _, body = http(web.base + path, timeout=120)
+    return status, json.loads(body)
+
+
+def shard_page_sees_partial(web, missing):
+    """The page, in Chromium when it is installed: the warning names the missing partitions."""
+    try:
+        from test_web import CHROMIUM, CHROMEDRIVER, close_browser, make_browser, open_page, wait_js
+        import selenium  # noqa: F401
+    except ImportError:
+        return
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        return
+    driver = make_browser(lang="en-US")
+    try:
+        open_page(driver, web.base + "/")
+        wait_js(driver, "return !document.getElementById('partial').hidden", "the partial-answer warning")
+        text = driver.find_element("id", "partial").text
+        assert "Partitions " + ", ".join(str(p) for p in missing) in text, text
+        assert driver.find_element("id", "banner").get_attribute("hidden") is not None
+    finally:
+        close_browser(driver)
+
+
+def test_web_through_nats(deployment, tmp_path):
+    """hearth-web with `nats:` serves every shard's customers over HTTP: one customer's
+    pages from its owner, lists and views merged from both shards; with a shard stopped
+    the pages still answer, its customers' pages with the unreachable banner's 503, the
+    others with a warning that names its partitions."""
+    dep = deployment(rules=rules_yaml(rule_yaml("complaint_open", "open(complaint) > 0")),
+                     priority="count(contact, 36500d)")
+    names = ["W%03d" % i for i in range(200)]
+    on = {0: [c for c in names if partition_of(c) % 2 == 0][:3], 1: [c for c in names if partition_of(c) % 2][:3]}
+    custs = on[0] + on[1]
+    complaining = [on[0][0], on[1][0]]
+    published = 0
+    for k, c in enumerate(custs):
+        for j in range(k + 1):              # distinct counts: a known ranking
+            dep.nc.js_publish("hearth.in." + c, json.dumps(event(c, 10 * k + j)), msg_id="w-%s-%d" % (c, j))
+            published += 1
+        if c in complaining:
+            dep.nc.js_publish("hearth.in." + c, json.dumps(event(c, 10 * k + 9, "complaint", ref="R" + c)),
+                              msg_id="w-%s-complaint" % c)
+            published += 1
+    dep.wait_total(published)
+    web = web_for(dep, str(tmp_path))
+    try:
+        # one customer: its owner answers, on either shard
+        for k, c in enumerate(custs):
+            status, body = web_get(web, "/api/customer/" + c)
+            assert status == 200, body
+            assert body["customer"]["id"] == c and body["shard"] == "s%d" % (partition_of(c) % 2)
+            status, view = web_get(web, "/api/view/customer/" + c)
+            assert status == 200, view
+            assert view["customer"]["id"] == c and len(view["events"]) == view["customer"]["events"]
+            assert "missing_partitions" not in view
+        status, body = web_get(web, "/api/customer/NOBODY")
+        assert status == 404 and body["error"]["code"] == "not_found"
+
+        # deployment-wide: merged from both shards
+        status, body = web_get(web, "/api/alerts?state=firing")
+        assert status == 200 and body["complete"] is True, body
+        assert sorted(a["customer"] for a in body["alerts"]) == sorted(complaining)
+        status, body = web_get(web, "/api/customers")
+        assert status == 200 and body["complete"] is True
+        assert sorted(c["id"] for c in body["customers"]) == sorted(custs)
+        status, body = web_get(web, "/api/status")
+        assert body["customers"] == len(custs) and sorted(s["shard"] for s in body["shards"]) == ["s0", "s1"]
+        status, view = web_get(web, "/api/view/today")
+        assert status == 200 and "missing_partitions" not in view, view
+        assert [r["id"] for r in view["rows"]] == list(reversed(custs))     # ranked by events
+        assert view["funnel"]["watched"] == len(custs) and view["funnel"]["tracked"] == 2
+        status, view = web_get(web, "/api/view/alerts")
+        assert status == 200 and sorted(a["customer"] for a in view["firing"]) == sorted(complaining)
+        status, body = web_get(web, "/api/rules")
+        assert status == 200 and [r["name"] for r in body["rules"]][:1] == ["complaint_open"]
+
+        # s1 stops: its partitions are missing, the page answers and says so
+        dep.shards[1].stop()
+        odd = list(range(1, PARTITIONS, 2))
+        status, view = web_get(web, "/api/view/today")
+        assert status == 200, view
+        assert view["missing_partitions"] == odd
+        assert [r["id"] for r in view["rows"]] == list(reversed(on[0]))
+        status, body = web_get(web, "/api/alerts?state=firing")
+        assert status == 200 and body["complete"] is False and body["missing_partitions"] == odd
+        assert [a["customer"] for a in body["alerts"]] == [on[0][0]]
+        status, view = web_get(web, "/api/view/alerts")
+        assert status == 200 and view["missing_partitions"] == odd
+        status, view = web_get(web, "/api/view/customer/" + on[0][1])
+        assert status == 200 and view["customer"]["id"] == on[0][1]
+        status, body = web_get(web, "/api/view/customer/" + on[1][1])
+        assert status == 503 and body["error"]["code"] == "unreachable", body
+        assert "partition %d" % partition_of(on[1][1]) in body["error"]["message"], body
+        shard_page_sees_partial(web, odd)
+        assert "control, partition" in web.log_text()
+    finally:
+        web.stop()

@@ -746,6 +746,35 @@ def test_check_and_config_errors(tmp_path):
     assert p.returncode == 0 and p.stdout.startswith(b"hearth-web ")
 
 
+def test_nats_and_control_socket_are_exclusive(tmp_path):
+    """hearth-web reaches hearthd one way: control.path (or --control), or nats (a cluster,
+    tested against a real one in test_cluster.py). Both, or neither, is an error with its place."""
+    require_binary(WEB)
+
+    def check(text, *args):
+        f = tmp_path / "w.yaml"
+        f.write_text(text)
+        p = subprocess.run([WEB, "--check", "-c", str(f)] + list(args), capture_output=True, timeout=10)
+        return p, p.stderr.decode(), str(f)
+
+    nats = "nats:\n  url: [\"nats://127.0.0.1:4222\", \"nats://127.0.0.1:4223\"]\n  user: hearth\n  password: pw\n"
+    p, err, f = check(nats)
+    assert p.returncode == 0 and b"configuration OK" in p.stdout, err
+    p, err, f = check("control:\n  path: /run/x.sock\n" + nats)
+    assert p.returncode == 78 and "%s:4:3:" % f in err and "control.path (line 2, column 9)" in err, err
+    p, err, f = check(nats, "--control", "/run/x.sock")
+    assert p.returncode == 78 and "%s:2:3:" % f in err and "--control" in err, err
+    p, err, f = check("web:\n  top: 5\n")
+    assert p.returncode == 78 and "%s:1:1:" % f in err and "control.path" in err and "nats" in err, err
+    p, err, f = check("web:\n  top: 5\n", "--control", "/run/x.sock")
+    assert p.returncode == 0, err
+    p, err, f = check("nats:\n  user: hearth\n  password: pw\n  creds: /x.creds\n  partitions: 0\n  colour: red\n")
+    assert p.returncode == 78, err
+    for where, what in (("2:3", "nats.url: required"), ("4:10", "not both"), ("5:15", "nats.partitions"),
+                        ("6:3", "colour")):
+        assert "%s:%s:" % (f, where) in err and what in err, (where, what, err)
+
+
 def test_tls(tmp_path, fresh):
     """With web.tls the page is served over HTTPS (libmicrohttpd's GnuTLS)."""
     import ssl
@@ -990,6 +1019,7 @@ def test_write_config_needs_tls_and_users(tmp_path):
         assert "%s:3:13: web.readonly: false needs %s" % (bad, names) in err, (extra, err)
     good = tmp_path / "ok.yaml"
     good.write_text("web:\n  readonly: false\n  users: %s\n  tls: {cert: %s, key: %s}\n"
+                    "control:\n  path: /run/hearth/control.sock\n"
                     % (json.dumps(users), json.dumps(crt), json.dumps(key)))
     p = subprocess.run([WEB, "--check", "-c", str(good)], capture_output=True, timeout=10)
     assert p.returncode == 0 and b"configuration OK" in p.stdout, p

@@ -295,6 +295,19 @@ out:
 /* -------------------------------------------------------------------------------- */
 /* Views                                                                              */
 
+/*
+ * A view made of merged answers (hearth-web in front of a cluster) that lacked
+ * some partitions says which: the page warns that their customers are left out.
+ * A single command's answer says so itself (`complete`, `missing_partitions`).
+ */
+static void mark_partial(struct web_ctl *ctl, struct json_object *view)
+{
+	struct json_object *missing = web_ctl_take_missing(ctl);
+
+	if (missing)
+		json_object_object_add(view, "missing_partitions", missing);
+}
+
 /* Sends the n requests, answers into ans; frees the requests. -1 after a 503 reply. */
 static int round_trip(struct web_ctl *ctl, struct json_object **reqs, struct json_object **ans, size_t n,
 		      struct web_reply *out)
@@ -888,6 +901,7 @@ static void silence_preview(struct web_ctl *ctl, web_arg_fn arg, void *actx, str
 	json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
 	json_object_object_add(o, "complete", json_object_new_boolean(n < WEB_LIST_MAX));
 	json_object_object_add(o, "alerts", json_object_get(field(ans, "alerts")));
+	mark_partial(ctl, o);
 	reply_json(out, 200, o);
 out:
 	json_object_put(req);
@@ -1182,6 +1196,7 @@ void web_api(struct web_ctl *ctl, const struct web_config *cfg, const char *path
 {
 	struct json_object *view = NULL;
 
+	json_object_put(web_ctl_take_missing(ctl));     /* what earlier requests missed is theirs */
 	/* path is what follows /api/ */
 	if (!*path || !strcmp(path, "/")) {
 		api_index(cfg, user, out);
@@ -1193,17 +1208,22 @@ void web_api(struct web_ctl *ctl, const struct web_config *cfg, const char *path
 	}
 	if (!strcmp(path, "view/today") || !strcmp(path, "view/today.csv")) {
 		if ((view = today(ctl, cfg, arg, actx, out))) {
+			mark_partial(ctl, view);
 			if (!strcmp(path, "view/today.csv"))
 				today_csv(view, out);
 			else
 				reply_json(out, 200, view);
 		}
 	} else if (!strcmp(path, "view/alerts")) {
-		if ((view = alerts_view(ctl, out)))
+		if ((view = alerts_view(ctl, out))) {
+			mark_partial(ctl, view);
 			reply_json(out, 200, view);
+		}
 	} else if (!strncmp(path, "view/customer/", 14) && path[14]) {
-		if ((view = customer_view(ctl, path + 14, out)))
+		if ((view = customer_view(ctl, path + 14, out))) {
+			mark_partial(ctl, view);
 			reply_json(out, 200, view);
+		}
 	} else {
 		for (size_t i = 0; i < sizeof(routes) / sizeof(*routes); i++) {
 			size_t len = strlen(routes[i].name);

@@ -18,6 +18,8 @@
 struct loader {
 	const char *file;
 	int errors;
+	const struct ynode *control_path;       /* where control.path was given */
+	const struct ynode *nats;               /* where nats: was given */
 };
 
 static void cerr(struct loader *ld, const struct ynode *n, const char *fmt, ...)
@@ -216,6 +218,7 @@ static void load_control(struct loader *ld, const struct ynode *v, struct web_co
 		if (strcmp(k->value, "path") == 0) {
 			free(cfg->control);
 			cfg->control = get_str(ld, x, "control.path");
+			ld->control_path = x;
 		} else if (strcmp(k->value, "timeout") == 0) {
 			if (x->kind != YNODE_SCALAR ||
 			    duration_parse(x->value, x->len, &cfg->control_timeout_ms) < 0 ||
@@ -227,10 +230,89 @@ static void load_control(struct loader *ld, const struct ynode *v, struct web_co
 	}
 }
 
+/* One URL, or a list of them, into "url,url" (any one of them will do). */
+static char *get_urls(struct loader *ld, const struct ynode *x)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (x->kind == YNODE_SCALAR)
+		return get_str(ld, x, "nats.url");
+	if (x->kind != YNODE_SEQ || x->n == 0) {
+		cerr(ld, x, "nats.url: expected a URL such as nats://10.0.0.1:4222, or a list of them");
+		return NULL;
+	}
+	if (!(f = open_memstream(&out, &len))) {
+		cerr(ld, x, "nats.url: out of memory");
+		return NULL;
+	}
+	for (size_t j = 0; j < x->n; j++) {
+		char *u = get_str(ld, x->items[j], "nats.url");
+		if (u)
+			fprintf(f, "%s%s", j ? "," : "", u);
+		free(u);
+	}
+	if (fclose(f) != 0) {
+		free(out);
+		cerr(ld, x, "nats.url: out of memory");
+		return NULL;
+	}
+	return out;
+}
+
+static void load_nats(struct loader *ld, const struct ynode *v, struct web_config *cfg)
+{
+	struct web_nats_config *n = &cfg->nats;
+	const struct ynode *password = NULL, *creds = NULL;
+
+	ld->nats = v;
+	if (v->kind != YNODE_MAP) {
+		cerr(ld, v, "nats: expected a map (url, user, password, creds, prefix, partitions)");
+		return;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *k = ynode_key(v, i), *x = ynode_val(v, i);
+		if (strcmp(k->value, "url") == 0) {
+			free(n->urls);
+			n->urls = get_urls(ld, x);
+		} else if (strcmp(k->value, "user") == 0) {
+			free(n->user);
+			n->user = get_str(ld, x, "nats.user");
+		} else if (strcmp(k->value, "password") == 0) {
+			free(n->password);
+			n->password = get_str(ld, x, "nats.password");
+			password = x;
+		} else if (strcmp(k->value, "creds") == 0) {
+			free(n->creds);
+			n->creds = get_str(ld, x, "nats.creds");
+			creds = x;
+		} else if (strcmp(k->value, "prefix") == 0) {
+			free(n->prefix);
+			n->prefix = get_str(ld, x, "nats.prefix");
+		} else if (strcmp(k->value, "partitions") == 0) {
+			char *end = NULL;
+			long p = x->kind == YNODE_SCALAR ? strtol(x->value, &end, 10) : 0;
+			if (!end || *end || p < 1 || p > 65536)
+				cerr(ld, x, "nats.partitions: expected a count from 1 to 65536, the shards' cluster.partitions");
+			else
+				n->partitions = (uint32_t)p;
+		} else {
+			cerr(ld, k, "nats: unknown key '%s' (url, user, password, creds, prefix, partitions)", k->value);
+		}
+	}
+	if (!ynode_get(v, "url"))
+		cerr(ld, v, "nats.url: required, the cluster's NATS servers (nats://host:4222, or a list)");
+	if (password && creds)
+		cerr(ld, creds, "nats.creds: give user and password, or creds, not both");
+	else if (password && !n->user)
+		cerr(ld, password, "nats.password: needs nats.user");
+}
+
 static void load_root(struct loader *ld, const struct ynode *root, struct web_config *cfg)
 {
 	if (root->kind != YNODE_MAP) {
-		cerr(ld, root, "expected a map with web, control and log");
+		cerr(ld, root, "expected a map with web, control (or nats) and log");
 		return;
 	}
 	for (size_t i = 0; i < root->n; i++) {
@@ -239,18 +321,41 @@ static void load_root(struct loader *ld, const struct ynode *root, struct web_co
 			load_web(ld, v, cfg);
 		} else if (strcmp(k->value, "control") == 0) {
 			load_control(ld, v, cfg);
+		} else if (strcmp(k->value, "nats") == 0) {
+			load_nats(ld, v, cfg);
 		} else if (strcmp(k->value, "log") == 0) {
 			const struct ynode *lv = v->kind == YNODE_MAP ? ynode_get(v, "level") : NULL;
 			if (v->kind != YNODE_MAP || v->n != 1 || !lv || lv->kind != YNODE_SCALAR ||
 			    (cfg->log_level = log_level_parse(lv->value)) < 0)
 				cerr(ld, v, "log: expected {level: error|warning|info|debug}");
 		} else {
-			cerr(ld, k, "unknown key '%s' (web, control, log)", k->value);
+			cerr(ld, k, "unknown key '%s' (web, control, nats, log)", k->value);
 		}
 	}
 }
 
-struct web_config *web_config_load(const char *path, int *nerrors)
+/* hearthd is reached one way: its control socket, or a cluster's shards through NATS. */
+static void check_transport(struct loader *ld, const struct ynode *root, const char *control_arg,
+			    struct web_config *cfg)
+{
+	if (control_arg) {
+		free(cfg->control);
+		if (!(cfg->control = strdup(control_arg)))
+			cerr(ld, root, "out of memory");
+		if (ld->nats)
+			cerr(ld, ld->nats, "nats: and --control are exclusive: hearth-web reaches hearthd through "
+					   "its control socket or through a cluster's NATS servers, not both");
+	} else if (ld->nats && ld->control_path) {
+		cerr(ld, ld->nats, "nats: and control.path (line %d, column %d) are exclusive: hearth-web reaches "
+				   "hearthd through its control socket or through a cluster's NATS servers, not both",
+		     ld->control_path->line, ld->control_path->col);
+	} else if (!ld->nats && !ld->control_path) {
+		cerr(ld, root, "no way to hearthd: give control.path (its control socket, such as "
+			       "/run/hearth/control.sock) or nats (a cluster's NATS servers)");
+	}
+}
+
+struct web_config *web_config_load(const char *path, const char *control_arg, int *nerrors)
 {
 	struct loader ld = { .file = path };
 	struct web_config *cfg = NULL;
@@ -272,11 +377,13 @@ struct web_config *web_config_load(const char *path, int *nerrors)
 	cfg->refresh_ms = 30 * MS_PER_SECOND;
 	cfg->top = WEB_TOP_DEFAULT;
 	cfg->control_timeout_ms = 5 * MS_PER_SECOND;
-	if (!(cfg->listen = strdup("127.0.0.1:8080")) || !(cfg->control = strdup("/run/hearth/control.sock"))) {
+	if (!(cfg->listen = strdup("127.0.0.1:8080"))) {
 		cerr(&ld, root, "out of memory");
 		goto out;
 	}
 	load_root(&ld, root, cfg);
+	if (root->kind == YNODE_MAP)
+		check_transport(&ld, root, control_arg, cfg);
 out:
 	ynode_free(root);
 	*nerrors = ld.errors;
@@ -296,6 +403,11 @@ void web_config_free(struct web_config *cfg)
 	free(cfg->host);
 	free(cfg->port);
 	free(cfg->control);
+	free(cfg->nats.urls);
+	free(cfg->nats.user);
+	free(cfg->nats.password);
+	free(cfg->nats.creds);
+	free(cfg->nats.prefix);
 	for (size_t i = 0; i < cfg->nhosts; i++)
 		free(cfg->hosts[i]);
 	free(cfg->tls_cert);

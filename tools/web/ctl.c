@@ -1,45 +1,46 @@
 /*
- * The control connection to hearthd (PROTOCOL.md §5). One connection is kept
- * open and reused; a page's requests are pipelined on it (sent together, the
- * answers read in order), so a view of several commands costs one round trip.
- * Every answer must come within the configured deadline, so a hung hearthd
- * costs a page a few seconds and a banner, not a hung hearth-web.
- *
- * The reads (api.c keeps their list) are harmless to repeat, so a batch whose
- * connection broke is simply sent again once on a fresh connection: the kept
- * connection may have been closed by a hearthd that restarted since. A write
- * (ack, silence.add, silence.remove) is not: hearthd may have done it before the
- * connection broke, and a silence added twice is two silences. It is sent once,
- * on a new connection, so that a stale kept one cannot be why it fails.
+ * The way to hearthd, whichever transport web.yaml names (web.h): the control
+ * socket (ctl_socket.c) or the shards of a cluster over NATS (ctl_nats.c). What
+ * does not depend on the transport lives here: counting failures, logging when
+ * hearthd goes away and comes back (once each), and collecting the partitions
+ * merged answers say are missing, so that a page can warn about them.
  */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hearth/ctlclient.h"
-#include "hearth/json.h"
 #include "hearth/log.h"
-#include "hearth/units.h"
 #include "web.h"
 
 struct web_ctl {
-	char *path;
-	int64_t timeout_ms;
-	struct ctl_client *cc;
-	struct json_tokener *tok;
+	struct web_transport *t;
+	char where[512];
 	uint64_t failures;
 	int down;                       /* the last attempt failed: log the recovery */
+	struct json_object *missing;    /* partitions missing since the last take, or NULL */
 };
 
-struct web_ctl *web_ctl_new(const char *path, int64_t timeout_ms)
+struct web_ctl *web_ctl_new(const struct web_config *cfg, struct herr *err)
 {
 	struct web_ctl *c = calloc(1, sizeof(*c));
 
-	if (!c || !(c->path = strdup(path)) || !(c->tok = json_tokener_new())) {
-		web_ctl_free(c);
+	if (!c) {
+		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	c->timeout_ms = timeout_ms;
+	if (cfg->nats.urls) {
+		snprintf(c->where, sizeof(c->where), "NATS %s", cfg->nats.urls);
+		c->t = web_nats_transport_new(&cfg->nats, cfg->control_timeout_ms, err);
+	} else {
+		snprintf(c->where, sizeof(c->where), "%s", cfg->control);
+		if (!(c->t = web_socket_transport_new(cfg->control, cfg->control_timeout_ms)))
+			herr_set(err, HERR_NOMEM, "out of memory");
+	}
+	if (!c->t) {
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -47,9 +48,8 @@ void web_ctl_free(struct web_ctl *c)
 {
 	if (!c)
 		return;
-	ctl_close(c->cc);
-	json_tokener_free(c->tok);
-	free(c->path);
+	c->t->ops->free(c->t);
+	json_object_put(c->missing);
 	free(c);
 }
 
@@ -58,63 +58,55 @@ uint64_t web_ctl_failures(const struct web_ctl *c)
 	return c->failures;
 }
 
-static void drop(struct web_ctl *c)
+const char *web_ctl_where(const struct web_ctl *c)
 {
-	ctl_close(c->cc);
-	c->cc = NULL;
+	return c->where;
 }
 
-/* One attempt: send all, read all. 0, or -1 with *got answers read (and kept). */
-static int attempt(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
-		   size_t n, size_t *got, struct herr *err)
+struct json_object *web_ctl_take_missing(struct web_ctl *c)
 {
-	int64_t deadline = mono_now_ms() + c->timeout_ms;
+	struct json_object *m = c->missing;
 
-	*got = 0;
-	if (!c->cc && !(c->cc = ctl_connect(c->path, err)))
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (ctl_send_json(c->cc, reqs[i], err) < 0)
-			return -1;
-	for (size_t i = 0; i < n; i++) {
-		const char *line;
-		size_t len;
-		int64_t left = deadline - mono_now_ms();
-		int rc = ctl_recv(c->cc, &line, &len, left > 0 ? (int)left : 0, err);
-		if (rc == 1)
-			return herr_set(err, HERR_IO, "hearthd did not answer within %lld ms",
-					(long long)c->timeout_ms);
-		if (rc < 0)
-			return -1;
-		answers[i] = json_parse_whole(c->tok, line, len, NULL);
-		if (!answers[i] || !json_object_is_type(answers[i], json_type_object)) {
-			json_object_put(answers[i]);
-			answers[i] = NULL;
-			return herr_set(err, HERR_IO, "hearthd sent an answer that is not a JSON object");
-		}
-		(*got)++;
-	}
+	c->missing = NULL;
+	return m;
+}
+
+static int has_int(struct json_object *list, int64_t v)
+{
+	for (size_t i = 0; i < json_object_array_length(list); i++)
+		if (json_object_get_int64(json_object_array_get_idx(list, i)) == v)
+			return 1;
 	return 0;
 }
 
-static int failed(struct web_ctl *c, struct json_object **answers, size_t n, const struct herr *err)
+static void note_missing(struct web_ctl *c, struct json_object **answers, size_t n)
 {
-	drop(c);
 	for (size_t i = 0; i < n; i++) {
-		json_object_put(answers[i]);
-		answers[i] = NULL;
+		struct json_object *m;
+		if (!answers[i] || !json_object_object_get_ex(answers[i], "missing_partitions", &m) ||
+		    !json_object_is_type(m, json_type_array))
+			continue;
+		if (!c->missing && !(c->missing = json_object_new_array()))
+			return;
+		for (size_t j = 0; j < json_object_array_length(m); j++) {
+			int64_t p = json_object_get_int64(json_object_array_get_idx(m, j));
+			if (!has_int(c->missing, p))
+				json_object_array_add(c->missing, json_object_new_int64(p));
+		}
 	}
-	c->failures++;
-	if (!c->down)
-		log_warning("control, %s", err->msg);
-	c->down = 1;
-	return -1;
 }
 
-static int answered(struct web_ctl *c)
+static int outcome(struct web_ctl *c, int rc, const struct herr *err)
 {
+	if (rc < 0) {
+		c->failures++;
+		if (!c->down)
+			log_warning("control, %s", err->msg);
+		c->down = 1;
+		return -1;
+	}
 	if (c->down)
-		log_info("control, hearthd answers again at %s", c->path);
+		log_info("control, hearthd answers again at %s", c->where);
 	c->down = 0;
 	return 0;
 }
@@ -122,26 +114,14 @@ static int answered(struct web_ctl *c)
 int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
 		  size_t n, struct herr *err)
 {
-	int reused = c->cc != NULL;
-	size_t got = 0;
+	int rc = c->t->ops->calls(c->t, reqs, answers, n, err);
 
-	memset(answers, 0, n * sizeof(*answers));
-	if (attempt(c, reqs, answers, n, &got, err) == 0)
-		return answered(c);
-	drop(c);
-	/* a kept connection that broke before any answer: hearthd may have restarted */
-	if (reused && got == 0 && err->code == HERR_IO && attempt(c, reqs, answers, n, &got, err) == 0)
-		return answered(c);
-	return failed(c, answers, n, err);
+	if (rc == 0)
+		note_missing(c, answers, n);
+	return outcome(c, rc, err);
 }
 
 int web_ctl_write(struct web_ctl *c, struct json_object *req, struct json_object **answer, struct herr *err)
 {
-	size_t got = 0;
-
-	*answer = NULL;
-	drop(c);
-	if (attempt(c, &req, answer, 1, &got, err) == 0)
-		return answered(c);
-	return failed(c, answer, 1, err);
+	return outcome(c, c->t->ops->write(c->t, req, answer, err), err);
 }

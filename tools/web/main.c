@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return WEB_EXIT_USAGE;
 	}
-	if (!(cfg = web_config_load(path, &nerrors))) {
+	if (!(cfg = web_config_load(path, control_arg, &nerrors))) {
 		fprintf(stderr, "%s: %d error(s)\n", path, nerrors);
 		return WEB_EXIT_CONFIG;
 	}
@@ -154,11 +154,7 @@ int main(int argc, char **argv)
 		free(cfg->listen);
 		cfg->listen = strdup(listen_arg);
 	}
-	if (control_arg) {
-		free(cfg->control);
-		cfg->control = strdup(control_arg);
-	}
-	if (!cfg->listen || !cfg->control) {
+	if (!cfg->listen) {
 		fprintf(stderr, "hearth-web: out of memory\n");
 		goto out;
 	}
@@ -206,8 +202,8 @@ int main(int argc, char **argv)
 		log_error("web, %s", err.msg);
 		goto out;
 	}
-	if (!(ctl = web_ctl_new(cfg->control, cfg->control_timeout_ms))) {
-		log_error("web, out of memory");
+	if (!(ctl = web_ctl_new(cfg, &err))) {
+		log_error("web, %s", err.msg);
 		goto out;
 	}
 	if (!(h = web_http_new(cfg, ctl, auth, fd, &err))) {
@@ -216,7 +212,7 @@ int main(int argc, char **argv)
 	}
 	fd = -1;                        /* MHD owns it now */
 	log_info("web, listening on %s://%s%s (hearthd at %s), %s", cfg->tls_cert ? "https" : "http",
-		 activated ? "the socket systemd passed, configured as " : "", cfg->listen, cfg->control,
+		 activated ? "the socket systemd passed, configured as " : "", cfg->listen, web_ctl_where(ctl),
 		 cfg->readonly ? "read-only" : "writes (ack, silence) for the users of web.users");
 	notify_ready();
 	if (run(h, auth, sfd) == 0)

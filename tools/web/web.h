@@ -48,8 +48,14 @@ struct web_config {
 	char *listen;                   /* HOST:PORT as written */
 	char *host;                     /* HOST without brackets */
 	char *port;
-	char *control;                  /* hearthd's control socket */
-	int64_t control_timeout_ms;
+	char *control;                  /* hearthd's control socket, or NULL with nats */
+	int64_t control_timeout_ms;     /* for either transport */
+	struct web_nats_config {        /* `nats:`, a cluster of shards (PROTOCOL.md §9) */
+		char *urls;             /* "nats://a:4222,nats://b:4222"; NULL: no cluster */
+		char *user, *password, *creds;
+		char *prefix;           /* "hearth" */
+		uint32_t partitions;    /* 16 */
+	} nats;
 	char *hosts[WEB_HOSTS_MAX];     /* extra names allowed in Host */
 	size_t nhosts;
 	char *tls_cert, *tls_key;       /* both or neither */
@@ -60,8 +66,11 @@ struct web_config {
 	int log_level;
 };
 
-/* config.c: every error printed as file:line:col; NULL when there were any. */
-struct web_config *web_config_load(const char *path, int *nerrors);
+/*
+ * config.c: every error printed as file:line:col; NULL when there were any.
+ * control_arg (--control, may be NULL) replaces control.path.
+ */
+struct web_config *web_config_load(const char *path, const char *control_arg, int *nerrors);
 void web_config_free(struct web_config *cfg);
 /* Splits "HOST:PORT" / "[V6]:PORT" into host (no brackets) and port; -1 if malformed. */
 int web_split_listen(const char *text, char **host, char **port);
@@ -84,23 +93,53 @@ enum web_auth_result web_auth_check(struct web_auth *a, const char *user, const 
 				    const struct sockaddr *peer, const char **name, int64_t *retry_ms);
 uint64_t web_auth_failures(const struct web_auth *a);
 
-/* ctl.c: a connection to hearthd, reopened when it fails. */
+/*
+ * ctl.c: the way to hearthd, whichever transport the configuration names: its
+ * control socket (ctl_socket.c) or a cluster's shards over NATS (ctl_nats.c).
+ * api.c sees only this.
+ */
 struct web_ctl;
-struct web_ctl *web_ctl_new(const char *path, int64_t timeout_ms);
+struct web_ctl *web_ctl_new(const struct web_config *cfg, struct herr *err);
 void web_ctl_free(struct web_ctl *c);
 /*
- * Sends n requests at once (pipelined) and reads their n answers, in order, each
- * within the deadline. On a transport failure every answer is NULL and err says
- * why (HERR_IO): hearthd cannot be reached. Answers belong to the caller.
+ * Sends n requests at once and reads their n answers, in order, each within the
+ * deadline. On a transport failure every answer is NULL and err says why
+ * (HERR_IO): hearthd (or the shard owning a customer) cannot be reached.
+ * Answers belong to the caller.
  */
 int web_ctl_calls(struct web_ctl *c, struct json_object **reqs, struct json_object **answers,
 		  size_t n, struct herr *err);
 /*
- * One command that changes state (ack, silence.*): sent once, on a new connection,
- * never again after a failure, since hearthd may have done it already.
+ * One command that changes state (ack, silence.*): sent once, never again after
+ * a failure, since hearthd may have done it already.
  */
 int web_ctl_write(struct web_ctl *c, struct json_object *req, struct json_object **answer, struct herr *err);
 uint64_t web_ctl_failures(const struct web_ctl *c);
+/* Where hearthd is reached, for log lines: the socket path, or "NATS <urls>". */
+const char *web_ctl_where(const struct web_ctl *c);
+/*
+ * The partitions missing from merged answers (a shard did not answer in time)
+ * since the last take, as a new array, or NULL when every answer was complete.
+ */
+struct json_object *web_ctl_take_missing(struct web_ctl *c);
+
+/* A transport: what ctl.c needs of one. Both send writes once. */
+struct web_transport_ops;
+struct web_transport {
+	const struct web_transport_ops *ops;
+};
+struct web_transport_ops {
+	int (*calls)(struct web_transport *t, struct json_object **reqs, struct json_object **answers, size_t n,
+		     struct herr *err);
+	int (*write)(struct web_transport *t, struct json_object *req, struct json_object **answer,
+		     struct herr *err);
+	void (*free)(struct web_transport *t);
+};
+/* ctl_socket.c: hearthd's control socket, one kept connection, pipelined requests. */
+struct web_transport *web_socket_transport_new(const char *path, int64_t timeout_ms);
+/* ctl_nats.c: the shards through NATS (libhearth's natsctl): routed or scattered and merged. */
+struct web_transport *web_nats_transport_new(const struct web_nats_config *n, int64_t timeout_ms,
+					     struct herr *err);
 
 /* api.c: an answer to one /api/ request. */
 struct web_reply {

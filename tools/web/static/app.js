@@ -20,6 +20,7 @@
       "updated": "updated {n} ago", "updated.never": "not updated yet",
       "banner": "hearthd cannot be reached ({why}). The figures below are from {n} ago; retrying.",
       "banner.never": "hearthd cannot be reached ({why}); retrying.",
+      "partial": "Partitions {p} did not answer (a shard is down or slow): customers of those partitions are missing below.",
       "today.title": "Today: who to call", "funnel.watched": "customers watched",
       "funnel.tracked": "tracked (an alert firing)", "funnel.act": "to act on today",
       "tier": "tier", "owner": "owner", "rule": "rule", "all": "all", "rows": "rows",
@@ -88,6 +89,7 @@
       "updated": "{n}前更新", "updated.never": "尚未更新",
       "banner": "无法连接 hearthd（{why}）。下面的数据是{n}前的；正在重试。",
       "banner.never": "无法连接 hearthd（{why}）；正在重试。",
+      "partial": "分区 {p} 没有应答（有分片停机或过慢）：下面缺少这些分区的客户。",
       "today.title": "今日：该联系谁", "funnel.watched": "关注的客户",
       "funnel.tracked": "跟踪中（有预警）", "funnel.act": "今日待办",
       "tier": "级别", "owner": "负责人", "rule": "规则", "all": "全部", "rows": "行数",
@@ -283,7 +285,7 @@
 
   // ---------------------------------------------------------------- fetching, refresh, banner
   const state = { now: null, lastOk: null, failure: null, page: null, cfg: { refresh_ms: 30000, top: 16 },
-                  timer: null };
+                  timer: null, missing: new Set() };
 
   class Unreachable extends Error {}
 
@@ -309,6 +311,9 @@
     if (res.status === 503 || (!body && res.status >= 500))
       throw new Unreachable((body && body.error && body.error.message) || ("HTTP " + res.status));
     if (!body) throw new Error("HTTP " + res.status);
+    // in front of a cluster: an answer merged without some shards names their partitions
+    if (Array.isArray(body.missing_partitions))
+      for (const p of body.missing_partitions) state.missing.add(p);
     return { status: res.status, body };
   }
 
@@ -317,6 +322,12 @@
     if (!state.failure) { b.hidden = true; clear(b); return; }
     const ago = state.lastOk ? dur(Date.now() - state.lastOk) : null;
     b.textContent = ago ? t("banner", { why: state.failure, n: ago }) : t("banner.never", { why: state.failure });
+    b.hidden = false;
+  }
+  function showPartial() {
+    const b = $("partial");
+    if (!state.missing.size) { b.hidden = true; clear(b); return; }
+    b.textContent = t("partial", { p: [...state.missing].sort((x, y) => x - y).join(", ") });
     b.hidden = false;
   }
   function showUpdated() {
@@ -336,6 +347,7 @@
   }
 
   async function refreshOnce() {
+    state.missing = new Set();
     try {
       await state.page.load();
       state.failure = null;
@@ -353,6 +365,7 @@
       }
     }
     showBanner();
+    showPartial();
     showUpdated();
   }
 
