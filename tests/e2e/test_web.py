@@ -748,13 +748,14 @@ def test_check_and_config_errors(tmp_path):
 
 def test_nats_and_control_socket_are_exclusive(tmp_path):
     """hearth-web reaches hearthd one way: control.path (or --control), or nats (a cluster,
-    tested against a real one in test_cluster.py). Both, or neither, is an error with its place."""
+    tested against a real one in test_cluster.py). Both is an error with its place; neither
+    means the server layout's control socket."""
     require_binary(WEB)
 
     def check(text, *args):
         f = tmp_path / "w.yaml"
         f.write_text(text)
-        p = subprocess.run([WEB, "--check", "-c", str(f)] + list(args), capture_output=True, timeout=10)
+        p = subprocess.run([WEB, "--check", "-c", str(f)] + list(args), capture_output=True, timeout=60)
         return p, p.stderr.decode(), str(f)
 
     nats = "nats:\n  url: [\"nats://127.0.0.1:4222\", \"nats://127.0.0.1:4223\"]\n  user: hearth\n  password: pw\n"
@@ -765,7 +766,7 @@ def test_nats_and_control_socket_are_exclusive(tmp_path):
     p, err, f = check(nats, "--control", "/run/x.sock")
     assert p.returncode == 78 and "%s:2:3:" % f in err and "--control" in err, err
     p, err, f = check("web:\n  top: 5\n")
-    assert p.returncode == 78 and "%s:1:1:" % f in err and "control.path" in err and "nats" in err, err
+    assert p.returncode == 0, err
     p, err, f = check("web:\n  top: 5\n", "--control", "/run/x.sock")
     assert p.returncode == 0, err
     p, err, f = check("nats:\n  user: hearth\n  password: pw\n  creds: /x.creds\n  partitions: 0\n  colour: red\n")

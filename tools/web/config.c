@@ -334,7 +334,8 @@ static void load_root(struct loader *ld, const struct ynode *root, struct web_co
 	}
 }
 
-/* hearthd is reached one way: its control socket, or a cluster's shards through NATS. */
+/* hearthd is reached one way: its control socket (by default the server layout's), or a
+ * cluster's shards through NATS. */
 static void check_transport(struct loader *ld, const struct ynode *root, const char *control_arg,
 			    struct web_config *cfg)
 {
@@ -350,8 +351,10 @@ static void check_transport(struct loader *ld, const struct ynode *root, const c
 				   "hearthd through its control socket or through a cluster's NATS servers, not both",
 		     ld->control_path->line, ld->control_path->col);
 	} else if (!ld->nats && !ld->control_path) {
-		cerr(ld, root, "no way to hearthd: give control.path (its control socket, such as "
-			       "/run/hearth/control.sock) or nats (a cluster's NATS servers)");
+		/* the server layout's socket, as before there was a choice */
+		free(cfg->control);
+		if (!(cfg->control = strdup(WEB_CONTROL_DEFAULT)))
+			cerr(ld, root, "out of memory");
 	}
 }
 

@@ -22,6 +22,9 @@
 #ifndef HEARTH_WEB_H
 #define HEARTH_WEB_H
 
+/* where hearth-web finds hearthd when its file names neither control.path nor nats */
+#define WEB_CONTROL_DEFAULT "/run/hearth/control.sock"
+
 #include <stddef.h>
 #include <stdint.h>
 
