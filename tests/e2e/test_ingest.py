@@ -559,3 +559,23 @@ def test_backpressure_pauses_and_loses_nothing(daemon):
     assert _metric(text, "hearth_ingest_requests_total") == nreq
     if _metric(text, "hearth_ingest_pauses_total") == 0:
         pytest.skip("the flush kept up: no pause to test on this machine")
+
+
+def test_the_parser_thread_sees_the_test_clock_and_a_reloaded_max_future(make_daemon, config):
+    """ts_in_future is checked on the parser thread against the daemon's clock: a clock.set
+    or a reload answered before a request was sent holds for that request."""
+    d = make_daemon(args=("--test-clock",))
+    later = now_ms() + 30 * DAY
+    d.clock_set(rfc3339(later))
+    rep = d.ingest_ok([ev("CLK-1", later + HOUR // 2, "call", id="clk-a"),
+                       ev("CLK-1", later + 2 * HOUR, "call", id="clk-b")])
+    assert rep["accepted"] == 1, rep                       # max_future is 1h
+    assert [(r["index"], r["code"]) for r in rep["rejected"]] == [(1, "ts_in_future")], rep
+    config.write(config.text.replace("max_future: 1h", "max_future: 3h"))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    rep = d.ingest_ok(ev("CLK-1", later + 2 * HOUR, "call", id="clk-b"))
+    assert (rep["accepted"], rep["rejected"]) == (1, []), rep
+    d.clock_set(rfc3339(now_ms()))
+    rep = d.ingest_ok(ev("CLK-1", later, "call", id="clk-c"))
+    assert [r["code"] for r in rep["rejected"]] == ["ts_in_future"], rep
+    assert ids_of(d, "CLK-1") == ["clk-a", "clk-b"]
