@@ -181,10 +181,11 @@ stress: all
 
 # hearthd's threads under ThreadSanitizer (jemalloc is not linked into sanitizer builds):
 # the ingest parser thread and its handoff to the loop (src/ingest/ingest.c) with the tests
-# that drive ingest, clock and reloads (~35 s), and the cluster threads (src/cluster/cluster.c)
+# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/cluster.c)
 # with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq and libnats.
 TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
-            tests/e2e/test_history_load.py tests/e2e/test_control.py tests/e2e/test_cluster.py
+            tests/e2e/test_history_load.py tests/e2e/test_control.py tests/e2e/test_curve.py \
+            tests/e2e/test_cluster.py
 tsan:
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" HEARTH_BUILD=build/tsan \
