@@ -2,8 +2,8 @@
 #   make            build/hearthd build/hearthctl build/hearth-relay build/hearth-web
 #   make run        the daemon in the foreground on etc/hearth.yaml, state under ./var,
 #                   and hearth-web beside it on http://127.0.0.1:8080/
-#   make check      unit + end-to-end tests, plain and under ASan+UBSan; the threaded
-#                   cluster under ThreadSanitizer
+#   make check      unit + end-to-end tests, plain and under ASan+UBSan; ingest's parser
+#                   thread and the threaded cluster under ThreadSanitizer
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        Debian packages under build/deb (docs/PACKAGING.md)
 #   make deb-check  builds, lints, installs, upgrades and purges them (root; changes this machine)
@@ -179,13 +179,18 @@ stress: all
 	HEARTH_BUILD=$(BUILD) HEARTH_CLUSTER_TRIALS=20 $(PYTHON) -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_cluster.py -k kill9
 
-# hearthd's cluster threads (src/cluster/cluster.c) under ThreadSanitizer: the cluster tests on a
-# TSan build (jemalloc is not linked into sanitizer builds); tests/tsan.supp silences only
-# the uninstrumented libzmq and libnats
+# hearthd's threads under ThreadSanitizer (jemalloc is not linked into sanitizer builds):
+# the ingest parser thread and its handoff to the loop (src/ingest/ingest.c) with the tests
+# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/cluster.c)
+# with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
+# and libsodium.
+TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
+            tests/e2e/test_history_load.py tests/e2e/test_control.py tests/e2e/test_curve.py \
+            tests/e2e/test_cluster.py
 tsan:
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" HEARTH_BUILD=build/tsan \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_cluster.py
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_E2E)
 
 asan:
 	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all

@@ -10,6 +10,7 @@
 #include "hearth/control.h"
 #include "hearth/curve.h"
 #include "hearth/engine.h"
+#include "hearth/ingest.h"
 #include "hearth/rules.h"
 #include "hearth/log.h"
 #include "hearth/server.h"
@@ -77,6 +78,7 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	srv->cfg = cfg;
 	log_set_level(cfg->log_level);
 	timeline_set_config(srv->tl, cfg);
+	ingest_refresh(srv->ingest);    /* max_future */
 	if (srv->engine)
 		engine_set_rules(srv->engine, rs); /* frees the rules that pointed into old */
 	else

@@ -1,7 +1,9 @@
 /*
- * ZeroMQ ingest (PROTOCOL.md §3): a ROUTER socket on every ingest.listen endpoint.
- * Requests that are ready together are committed in one transaction (group
- * commit) and each is answered only after that commit.
+ * ZeroMQ ingest (PROTOCOL.md §3): a ROUTER socket on every ingest.listen endpoint,
+ * read by a parser thread of its own. Parsed requests that are ready together are
+ * committed on the loop thread in one transaction (group commit) and each is
+ * answered only after that commit. Everything here but the parser is called
+ * from the loop thread.
  */
 #ifndef HEARTH_INGEST_H
 #define HEARTH_INGEST_H
@@ -16,6 +18,9 @@ void ingest_close(struct ingest *in);
 
 /* Stops (or resumes) reading requests; producers wait in ZeroMQ's queues meanwhile. */
 void ingest_pause(struct ingest *in, int paused);
+
+/* Hands the parser thread the clock offset and max_future: call after either changes. */
+void ingest_refresh(struct ingest *in);
 
 struct ingest_stats {
 	unsigned long long requests, groups, events_rejected, too_large, pauses;

@@ -3,6 +3,7 @@
  * them with their priority (notify.c switches the sink).
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@
 #include "hearth/log.h"
 
 static const char *log_ident = "hearth";
-static enum log_level log_threshold = LOG_LEVEL_INFO;
+/* atomic: a reload sets it on the loop thread while other threads log */
+static atomic_int log_threshold = LOG_LEVEL_INFO;
 static int log_to_journal;
 
 /* systemd sets JOURNAL_STREAM=dev:ino when stderr is its journal stream. */
@@ -41,13 +43,13 @@ static const char *const level_names[] = { "error", "warning", "info", "debug" }
 void log_init(const char *ident, enum log_level level)
 {
 	log_ident = ident;
-	log_threshold = level;
+	atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
 	log_to_journal = stderr_is_journal();
 }
 
 void log_set_level(enum log_level level)
 {
-	log_threshold = level;
+	atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *name)
@@ -65,7 +67,7 @@ static void log_emit_fields(enum log_level level, const struct log_fields *f, co
 {
 	char line[1024];
 
-	if (level > log_threshold)
+	if ((int)level > atomic_load_explicit(&log_threshold, memory_order_relaxed))
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (!log_to_journal) {

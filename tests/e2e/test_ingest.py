@@ -9,8 +9,9 @@ import socket
 import pytest
 import zmq
 
-from hearthtest import (BASE_MS, DAY, HOUR, assert_error, assert_ok, check_ingest_reply,
-                        dealer_recv, dealer_send, ev, jsonl, now_ms, rfc3339, zmq_recv)
+from hearthtest import (BASE_MS, DAY, HOUR, REPLY_DEADLINE, assert_error, assert_ok,
+                        check_ingest_reply, dealer_recv, dealer_send, encode_frame, ev, jsonl,
+                        now_ms, rfc3339, zmq_recv)
 
 
 def ids_of(d, cid, **kw):
@@ -448,3 +449,133 @@ def test_control_and_zmq_ingest_agree(shared_daemon):
     for k in ("ts", "type", "ref", "attrs"):
         assert a[k] == b[k], (k, a, b)
     assert assert_ok(d.ctl({"cmd": "ping"}))["pong"] is True
+
+
+# -- the parser thread's handoff ----------------------------------------------------------
+
+def _metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric %s in %r" % (name, text[:200]))
+
+
+def _collect_replies(socks, want, deadline_s=REPLY_DEADLINE * 4):
+    """Every reply of every DEALER, as (socket index -> list of [tag, empty, reply])."""
+    got = {i: [] for i in range(len(socks))}
+    poller = zmq.Poller()
+    for s in socks:
+        poller.register(s, zmq.POLLIN)
+    deadline = now_ms() + deadline_s * 1000
+    while sum(len(v) for v in got.values()) < want and now_ms() < deadline:
+        for s, _ in poller.poll(1000):
+            while True:
+                try:
+                    got[socks.index(s)].append(s.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+    return got
+
+
+def test_concurrent_pipelined_producers_each_get_their_own_replies(daemon):
+    """Many DEALERs with many requests in flight each (more than the daemon keeps between
+    its parser thread and its writer): every request is answered once, on its own socket,
+    in its own order, with its own envelope and its own counts; and every acknowledged
+    event is there. Some requests repeat an id of the producer's previous request, which
+    is a duplicate only if the requests are committed in the order they were sent."""
+    d = daemon
+    producers, per = 12, 24
+    socks = [d.zsock(zmq.DEALER) for _ in range(producers)]
+    expected = {}                  # (p, k) -> (accepted, duplicates, rejected indexes)
+    stored = {p: set() for p in range(producers)}
+    try:
+        for k in range(per):
+            for p in range(producers):
+                cid = "HO-%d" % p
+                n = k % 5 + 1
+                events = [ev(cid, BASE_MS + k * 10 + i, "call", id="ho-%d-%d-%d" % (p, k, i))
+                          for i in range(n)]
+                dups, rej = 0, []
+                if k % 4 == 3:             # the previous request's first id again
+                    events.append(ev(cid, BASE_MS, "visit", id="ho-%d-%d-0" % (p, k - 1)))
+                    dups = 1
+                if k % 2:
+                    events.append({"customer": cid, "ts": BASE_MS, "type": "call", "colour": "x"})
+                    rej = [len(events) - 1]
+                expected[(p, k)] = (n, dups, rej)
+                stored[p].update("ho-%d-%d-%d" % (p, k, i) for i in range(n))
+                frame = json.dumps(events) if k % 3 else jsonl(events)
+                socks[p].send_multipart([("tag-%d-%d" % (p, k)).encode(), b"", encode_frame(frame)])
+        got = _collect_replies(socks, producers * per)
+        for p in range(producers):
+            assert len(got[p]) == per, "producer %d: %d of %d replies" % (p, len(got[p]), per)
+            for k, msg in enumerate(got[p]):
+                assert len(msg) == 3 and msg[1] == b"", msg[:3]
+                assert msg[0] == ("tag-%d-%d" % (p, k)).encode(), (p, k, msg[0])
+                rep = check_ingest_reply(json.loads(msg[2]))
+                got_k = (rep["accepted"], rep["duplicates"], [r["index"] for r in rep["rejected"]])
+                assert got_k == expected[(p, k)], (p, k, rep)
+    finally:
+        for s in socks:
+            s.close(0)
+    accepted = sum(a for a, _, _ in expected.values())
+    assert d.status()["events"] == accepted
+    for p in range(producers):
+        cid = "HO-%d" % p
+        assert d.customer(cid)["events"] == len(stored[p])
+        assert set(ids_of(d, cid)) == stored[p]
+    text = assert_ok(d.ctl({"cmd": "metrics"}))["text"]
+    assert _metric(text, "hearth_ingest_requests_total") == producers * per
+    groups = _metric(text, "hearth_ingest_groups_total")
+    assert 1 <= groups <= producers * per, groups
+
+
+def test_backpressure_pauses_and_loses_nothing(daemon):
+    """Producers that outrun the flush of derived state (every event a new customer: the
+    flush writes each one's record) make ingest pause (PROTOCOL.md §3.5); requests wait in
+    the queues meanwhile and every one is answered and stored once ingest resumes. Whether
+    a pause comes depends on this machine's speeds: if none came, the test says so."""
+    d = daemon
+    nreq, per = 250, 1000
+    socks = [d.zsock(zmq.DEALER) for _ in range(4)]
+    try:
+        for r in range(nreq):
+            events = [ev("BP-%d-%d" % (r, i), BASE_MS + i, "call", id="bp-%d-%d" % (r, i))
+                      for i in range(per)]
+            socks[r % len(socks)].send_multipart([str(r).encode(), b"", json.dumps(events).encode()])
+        got = _collect_replies(socks, nreq, deadline_s=600)
+    finally:
+        for s in socks:
+            s.close(0)
+    for i, msgs in got.items():
+        assert [int(m[0]) for m in msgs] == list(range(i, nreq, len(socks))), i
+        for m in msgs:
+            rep = check_ingest_reply(json.loads(m[2]))
+            assert (rep["accepted"], rep["duplicates"], rep["rejected"]) == (per, 0, []), rep
+    assert d.status()["events"] == nreq * per
+    for r in (0, nreq // 2, nreq - 1):
+        assert ids_of(d, "BP-%d-%d" % (r, per - 1)) == ["bp-%d-%d" % (r, per - 1)]
+    text = assert_ok(d.ctl({"cmd": "metrics"}))["text"]
+    assert _metric(text, "hearth_ingest_requests_total") == nreq
+    if _metric(text, "hearth_ingest_pauses_total") == 0:
+        pytest.skip("the flush kept up: no pause to test on this machine")
+
+
+def test_the_parser_thread_sees_the_test_clock_and_a_reloaded_max_future(make_daemon, config):
+    """ts_in_future is checked on the parser thread against the daemon's clock: a clock.set
+    or a reload answered before a request was sent holds for that request."""
+    d = make_daemon(args=("--test-clock",))
+    later = now_ms() + 30 * DAY
+    d.clock_set(rfc3339(later))
+    rep = d.ingest_ok([ev("CLK-1", later + HOUR // 2, "call", id="clk-a"),
+                       ev("CLK-1", later + 2 * HOUR, "call", id="clk-b")])
+    assert rep["accepted"] == 1, rep                       # max_future is 1h
+    assert [(r["index"], r["code"]) for r in rep["rejected"]] == [(1, "ts_in_future")], rep
+    config.write(config.text.replace("max_future: 1h", "max_future: 3h"))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    rep = d.ingest_ok(ev("CLK-1", later + 2 * HOUR, "call", id="clk-b"))
+    assert (rep["accepted"], rep["rejected"]) == (1, []), rep
+    d.clock_set(rfc3339(now_ms()))
+    rep = d.ingest_ok(ev("CLK-1", later, "call", id="clk-c"))
+    assert [r["code"] for r in rep["rejected"]] == ["ts_in_future"], rep
+    assert ids_of(d, "CLK-1") == ["clk-a", "clk-b"]
