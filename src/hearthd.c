@@ -117,6 +117,7 @@ static void feed_watchdog(struct loop *loop, void *ctx)
 static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
 {
 	srv->started_mono_ms = mono_now_ms();
+	server_publish_clock(srv);
 	srv->loop = loop_new();
 	srv->zctx = zmq_ctx_new();
 	if (!srv->loop || !srv->zctx || signals_open(srv) < 0) {

@@ -10,7 +10,6 @@
 #include "hearth/control.h"
 #include "hearth/curve.h"
 #include "hearth/engine.h"
-#include "hearth/ingest.h"
 #include "hearth/rules.h"
 #include "hearth/log.h"
 #include "hearth/server.h"
@@ -20,6 +19,11 @@
 int64_t server_now(const struct server *srv)
 {
 	return time_now_ms() + srv->clock_offset_ms;
+}
+
+void server_publish_clock(struct server *srv)
+{
+	ingest_clock_publish(&srv->ingest_clock, srv->clock_offset_ms, srv->cfg->max_future_ms);
 }
 
 static int lists_differ(char **a, size_t na, char **b, size_t nb)
@@ -78,7 +82,7 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	srv->cfg = cfg;
 	log_set_level(cfg->log_level);
 	timeline_set_config(srv->tl, cfg);
-	ingest_refresh(srv->ingest);    /* max_future */
+	server_publish_clock(srv);      /* max_future */
 	if (srv->engine)
 		engine_set_rules(srv->engine, rs); /* frees the rules that pointed into old */
 	else

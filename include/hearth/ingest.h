@@ -19,9 +19,6 @@ void ingest_close(struct ingest *in);
 /* Stops (or resumes) reading requests; producers wait in ZeroMQ's queues meanwhile. */
 void ingest_pause(struct ingest *in, int paused);
 
-/* Hands the parser thread the clock offset and max_future: call after either changes. */
-void ingest_refresh(struct ingest *in);
-
 struct ingest_stats {
 	unsigned long long requests, groups, events_rejected, too_large, pauses;
 };

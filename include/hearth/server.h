@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hearth/ingest_clock.h"
+
 struct cluster;
 struct config;
 struct control;
@@ -40,6 +42,7 @@ struct server {
 	int signal_fd;
 	int test_clock;
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */
+	struct ingest_clock ingest_clock; /* that and max_future, published for parsing threads */
 	int64_t started_mono_ms;
 	int exit_code;
 	struct server_counters counters;
@@ -50,6 +53,8 @@ int64_t server_now(const struct server *srv);
 /* Loads a configuration and compiles its rules; errors as file:line:col lines. */
 struct config *server_load_config(const char *path, struct ruleset **rs, char *errors,
 				  size_t size);
+/* Publishes the clock and max_future to the parsing threads: after either changes. */
+void server_publish_clock(struct server *srv);
 /* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 

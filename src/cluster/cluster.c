@@ -2,8 +2,8 @@
  * Cluster mode on NATS JetStream; see include/hearth/cluster.h.
  *
  * One fetcher thread per owned partition pulls from its durable consumer,
- * hands each fetched batch to the loop thread and waits until it has been
- * applied; only then does it ack. The loop commits the events and the
+ * parses what it fetched, hands the batch to the loop thread and waits until
+ * it has been applied; only then does it ack. The loop commits the events and the
  * partition's watermark (the stream sequence of the batch's last message) in
  * one LMDB transaction, and skips messages at or below the watermark, so a
  * redelivery, or a crash between the commit and the ack, applies nothing
@@ -39,6 +39,7 @@
 #include "hearth/control.h"
 #include "hearth/engine.h"
 #include "hearth/group_commit.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/metrics.h"
@@ -75,6 +76,7 @@ struct item {
 	struct part *part;
 	natsMsg **msgs;
 	uint64_t *seqs;
+	struct batch **batches;         /* the messages parsed by the fetcher, one each */
 	int nmsgs;
 	char **rejects;                 /* rejection reports to publish, JSON */
 	size_t nrejects;
@@ -99,6 +101,7 @@ struct part {
 	char rejects_subject[128];
 	uint64_t applied;               /* fetcher's copy: the last watermark it saw committed */
 	uint64_t mark;                  /* loop's copy */
+	struct json_tokener *tok;       /* the fetcher's: it parses what it fetched */
 	int load_ended;                 /* loop's: {"load": "end"} came on this partition */
 	natsSubscription *sub;
 	pthread_t thread;
@@ -140,7 +143,8 @@ struct cluster {
 	int efd;
 	int paused;                     /* loop thread only */
 
-	struct json_tokener *tok;       /* loop thread only */
+	struct json_tokener *tok;       /* loop thread only: control requests */
+	const struct ingest_clock *clock; /* the writer's clock and max_future, for the fetchers */
 	struct cluster_stats stats;     /* loop thread only */
 	uint64_t alerts_published;      /* atomic: the alerts thread writes it */
 	uint64_t alerts_retries;        /* atomic */
@@ -339,17 +343,8 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 				cl->stats.skipped++;
 				continue;
 			}
-			struct batch *b = batch_new();
-			if (!b)
-				goto out;
+			struct batch *b = it->batches[j];
 			all[nall++] = b;
-			batch_parse_frame(b, cl->tok, natsMsg_GetData(it->msgs[j]),
-					  (size_t)natsMsg_GetDataLength(it->msgs[j]), server_now(srv),
-					  srv->cfg->max_future_ms);
-			reject_strays(cl, p, b);
-			/* out of memory is no verdict on the message: it is fetched again, not skipped */
-			if (b->fail.code == HERR_NOMEM)
-				goto out;
 			if (b->nevents && b->fail.code == HERR_OK)
 				good[ngood++] = b;
 			mark = it->seqs[j];
@@ -396,8 +391,6 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 	}
 	cl->stats.batches++;
 out:
-	for (size_t i = 0; i < nall; i++)
-		batch_free(all[i]);
 	free(all);
 	free(good);
 	free(marks);
@@ -660,6 +653,40 @@ static void publish_rejects(struct part *p, struct item *it)
 	it->nrejects = 0;
 }
 
+static void free_parsed(struct item *it)
+{
+	for (int i = 0; it->batches && i < it->nmsgs; i++)
+		batch_free(it->batches[i]);
+	free(it->batches);
+	it->batches = NULL;
+}
+
+/*
+ * Parsing here, beside the loop's commits, rather than on the loop: the loop
+ * gets finished batches. 0, or -1 out of memory, which is no verdict on a
+ * message: it is fetched again, not skipped.
+ */
+static int parse_fetched(struct part *p, struct item *it)
+{
+	struct cluster *cl = p->cl;
+
+	free_parsed(it);
+	if (!(it->batches = calloc((size_t)it->nmsgs, sizeof(*it->batches))))
+		return -1;
+	for (int i = 0; i < it->nmsgs; i++) {
+		struct batch *b = it->batches[i] = batch_new();
+		if (!b)
+			return -1;
+		batch_parse_frame(b, p->tok, natsMsg_GetData(it->msgs[i]),
+				  (size_t)natsMsg_GetDataLength(it->msgs[i]), ingest_clock_now(cl->clock),
+				  ingest_clock_max_future(cl->clock));
+		reject_strays(cl, p, b);
+		if (b->fail.code == HERR_NOMEM)
+			return -1;
+	}
+	return 0;
+}
+
 /* Hands the fetched messages to the loop until they are applied; then acks them. */
 static void hand_over(struct part *p, natsMsgList *list)
 {
@@ -678,6 +705,9 @@ static void hand_over(struct part *p, natsMsgList *list)
 		jsMsgMetaData_Destroy(meta);
 	}
 	for (;;) {
+		/* again after a failed commit: that attempt marked the batches */
+		if (parse_fetched(p, &it) < 0)
+			goto out;
 		item_push(cl, &it);
 		item_wait(cl, &it);
 		if (it.ok)
@@ -691,6 +721,7 @@ static void hand_over(struct part *p, natsMsgList *list)
 	natsMsg_Ack(list->Msgs[list->Count - 1], NULL);
 out:
 	publish_rejects(p, &it);
+	free_parsed(&it);
 	free(it.seqs);
 }
 
@@ -999,6 +1030,7 @@ struct cluster *cluster_open(struct server *srv, struct herr *err)
 	pthread_mutex_init(&cl->mu, NULL);
 	pthread_mutex_init(&cl->setup_mu, NULL);
 	pthread_cond_init(&cl->cv, NULL);
+	cl->clock = &srv->ingest_clock;
 	cl->cc = srv->cfg->cluster;
 	srv->cfg->cluster = NULL;       /* ours now: a reload keeps the cluster as started */
 	cl->alerts_max_age_ms = cl->cc->alerts_max_age_ms ? cl->cc->alerts_max_age_ms : srv->cfg->retain_ms;
@@ -1017,6 +1049,10 @@ struct cluster *cluster_open(struct server *srv, struct herr *err)
 		snprintf(p->filter, sizeof(p->filter), "%s.ev.%u.>", cl->cc->prefix, p->id);
 		snprintf(p->mark_name, sizeof(p->mark_name), "cluster.p.%u", p->id);
 		snprintf(p->rejects_subject, sizeof(p->rejects_subject), "%s.rejects.%u", cl->cc->prefix, p->id);
+		if (!(p->tok = batch_tokener_new())) {
+			herr_set(err, HERR_NOMEM, "out of memory");
+			goto fail;
+		}
 	}
 	if (read_marks(cl, err) < 0)
 		goto fail;
@@ -1090,6 +1126,9 @@ void cluster_close(struct cluster *cl)
 		close(cl->efd);
 	}
 	json_tokener_free(cl->tok);
+	for (size_t i = 0; cl->parts && i < cl->nparts; i++)
+		if (cl->parts[i].tok)
+			json_tokener_free(cl->parts[i].tok);
 	free(cl->parts);
 	cluster_config_free(cl->cc);
 	pthread_cond_destroy(&cl->cv);

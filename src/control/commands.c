@@ -21,7 +21,6 @@
 #include "hearth/event.h"
 #include "hearth/expr.h"
 #include "hearth/group_commit.h"
-#include "hearth/ingest.h"
 #include "hearth/limits.h"
 #include "hearth/metrics.h"
 #include "hearth/notify.h"
@@ -98,7 +97,7 @@ static int clock_move(struct server *srv, int64_t to, struct json_object *ans, s
 	if (!srv->test_clock)
 		return herr_set(err, HERR_FORBIDDEN, "the clock moves only under hearthd --test-clock");
 	srv->clock_offset_ms += to - server_now(srv);
-	ingest_refresh(srv->ingest);    /* before the answer: a request sent after it sees the new clock */
+	server_publish_clock(srv);      /* before the answer: a request sent after it sees the new clock */
 	size_t n = engine_tick(srv->engine);
 	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
 	json_object_object_add(ans, "evaluated", json_object_new_int64((int64_t)n));

@@ -33,6 +33,7 @@
 #include "hearth/engine.h"
 #include "hearth/group_commit.h"
 #include "hearth/ingest.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
@@ -99,16 +100,13 @@ struct ingest {
 	pthread_t thread;
 	int started;
 	/*
-	 * What validation needs of the writer's state, published by it. The
-	 * parser validates "ts not beyond now + max_future" itself rather than
+	 * The parser validates "ts not beyond now + max_future" itself rather than
 	 * leaving that check to the writer: validation stays in one place
 	 * (batch_parse_frame) and the writer gets finished batches. A request is
 	 * checked against the clock of when it was parsed, which is when it was
-	 * received as before; a clock.set answered before a request was sent is
-	 * always seen by it (ingest_refresh runs before the answer goes out).
+	 * received as before.
 	 */
-	atomic_int_fast64_t clock_offset_ms;
-	atomic_int_fast64_t max_future_ms;
+	const struct ingest_clock *clock;
 };
 
 static void request_free(struct request *req)
@@ -152,11 +150,6 @@ static int recv_note(void *pair, struct note *note, enum owner me)
 
 /* ---- the parser thread ---------------------------------------------------------- */
 
-static int64_t parser_now(struct ingest *in)
-{
-	return time_now_ms() + atomic_load(&in->clock_offset_ms);
-}
-
 /* Receives one whole message; 0 ok, 1 nothing waiting, -1 error. */
 static int receive_request(struct ingest *in, struct request *req)
 {
@@ -190,7 +183,7 @@ static int receive_request(struct ingest *in, struct request *req)
 	if (!req->batch)
 		goto fail;
 	batch_parse_frame(req->batch, in->p.tok, zmq_msg_data(&payload), zmq_msg_size(&payload),
-			  parser_now(in), atomic_load(&in->max_future_ms));
+			  ingest_clock_now(in->clock), ingest_clock_max_future(in->clock));
 	zmq_msg_close(&payload);
 	return 0;
 fail:
@@ -386,14 +379,6 @@ void ingest_pause(struct ingest *in, int paused)
 			  paused ? "pause" : "resume", zmq_strerror(errno));
 }
 
-void ingest_refresh(struct ingest *in)
-{
-	if (!in)
-		return;
-	atomic_store(&in->clock_offset_ms, in->srv->clock_offset_ms);
-	atomic_store(&in->max_future_ms, in->srv->cfg->max_future_ms);
-}
-
 void ingest_get_stats(const struct ingest *in, struct ingest_stats *out)
 {
 	*out = in->w.stats;
@@ -487,7 +472,7 @@ struct ingest *ingest_open(struct server *srv, struct herr *err)
 		goto fail;
 	}
 	in->srv = srv;
-	ingest_refresh(in);
+	in->clock = &srv->ingest_clock;
 	if (open_router(in, err) < 0 || open_pair(in, err) < 0 || start_parser(in, err) < 0)
 		goto fail;
 	return in;
