@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct board;
+struct board_status;
 struct cluster;
 struct config;
 struct control;
@@ -35,6 +37,7 @@ struct server {
 	void *zctx;
 	struct ingest *ingest;
 	struct control *control;
+	struct board *board;            /* counters shown to the control thread (hearth/board.h) */
 	struct zap *zap;                /* CURVE client check, NULL without curve */
 	struct cluster *cluster;        /* cluster mode (hearth/cluster.h), NULL single-server */
 	int signal_fd;
@@ -50,6 +53,10 @@ int64_t server_now(const struct server *srv);
 /* Loads a configuration and compiles its rules; errors as file:line:col lines. */
 struct config *server_load_config(const char *path, struct ruleset **rs, char *errors,
 				  size_t size);
+/* The writer's counters for `status`, read now (on the writer). */
+void server_status_fill(struct server *srv, struct board_status *out);
+/* Posts them to srv->board (if any): after a loop turn, a commit, a control command. */
+void server_post_status(struct server *srv);
 /* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 
