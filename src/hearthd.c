@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "hearth/cluster.h"
+#include "hearth/board.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
 #include "hearth/curve.h"
@@ -95,6 +96,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	(void)loop;
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
+	server_post_status(srv);        /* for `status` on the control thread */
 	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
 	cluster_pause(srv->cluster, timeline_backlogged(srv->tl));
 	return timeline_flush_due_in(srv->tl);
@@ -146,6 +148,10 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 	srv->ingest = ingest_open(srv, err);
 	if (!srv->ingest)
 		return -1;
+	srv->board = board_new();
+	if (!srv->board)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	server_post_status(srv);
 	srv->control = control_open(srv, notify_listen_fd("control"), err);
 	if (!srv->control)
 		return -1;
@@ -163,6 +169,9 @@ static void server_stop(struct server *srv)
 	cluster_close(srv->cluster);    /* first: its threads wait on the loop's work */
 	srv->cluster = NULL;
 	control_close(srv->control);
+	srv->control = NULL;
+	board_free(srv->board);
+	srv->board = NULL;
 	ingest_close(srv->ingest);
 	engine_close(srv->engine);
 	zap_close(srv->zap);

@@ -6,13 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hearth/board.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
 #include "hearth/curve.h"
 #include "hearth/engine.h"
 #include "hearth/rules.h"
+#include "hearth/store.h"
 #include "hearth/log.h"
 #include "hearth/server.h"
+#include "hearth/state.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
 
@@ -24,6 +27,34 @@ int64_t server_now(const struct server *srv)
 void server_publish_clock(struct server *srv)
 {
 	ingest_clock_publish(&srv->ingest_clock, srv->clock_offset_ms, srv->cfg->max_future_ms);
+}
+
+void server_status_fill(struct server *srv, struct board_status *out)
+{
+	struct engine_stats es = { .last_tick = TIME_NONE };
+
+	if (srv->engine)
+		engine_get_stats(srv->engine, &es);
+	*out = (struct board_status){
+		.customers = timeline_customer_count(srv->tl),
+		.events = timeline_event_count(srv->tl),
+		.firing = es.firing, .pending = es.pending, .deferred = es.deferred,
+		.seq = srv->engine ? engine_seq(srv->engine) : 0,
+		.last_tick = es.last_tick, .tick_ms = es.tick_us / 1000,
+		.reevaluating = es.reevaluating, .load_ending = es.load_ending,
+		.clock_offset_ms = srv->clock_offset_ms,
+		.map_size = store_map_size(srv->st), .used = store_used(srv->st),
+	};
+}
+
+void server_post_status(struct server *srv)
+{
+	struct board_status s;
+
+	if (!srv->board)
+		return;
+	server_status_fill(srv, &s);
+	board_put_status(srv->board, &s);
 }
 
 static int lists_differ(char **a, size_t na, char **b, size_t nb)

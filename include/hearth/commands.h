@@ -6,13 +6,44 @@
 #ifndef HEARTH_COMMANDS_H
 #define HEARTH_COMMANDS_H
 
+#include <stdint.h>
+
 #include "hearth/err.h"
 
+struct board;
+struct config;
 struct job;
 struct json_object;
+struct json_tokener;
+struct overlay;
+struct ruleset;
 struct server;
+struct store;
+struct timeline;
 
 #define CMD_CHANGES_STATE 0x1   /* admins only (PROTOCOL.md §5.4) */
+#define CMD_READER        0x2   /* answered by `read` off the writer (issue 14) */
+
+/*
+ * What a reader command may use: never the writer's mutable state. On the
+ * control thread its pending state is the overlay of the writer's notes
+ * (hearth/overlay.h), its status what the writer posted (hearth/board.h) and
+ * its rules a snapshot of its own; on the writer (control_answer, for the
+ * cluster's control and the fuzzer) the same reads go to the writer's own.
+ */
+struct reader {
+	struct store *st;
+	struct overlay *ov;             /* control thread: the overlay */
+	struct board *board;            /* control thread: the posted status */
+	struct server *srv;             /* writer: pending state and status, read directly */
+	const struct config *cfg;
+	const struct ruleset *rs;
+	int64_t started_mono_ms;
+	struct json_tokener *tok;       /* attribute sums of window scans */
+};
+
+typedef int (*command_read_fn)(struct reader *rd, struct json_object *req, struct json_object *ans,
+			       struct herr *err);
 
 /* Fills ans (which already holds "ok": true) or returns -1 with err set. */
 typedef int (*command_fn)(struct server *srv, struct json_object *req, struct json_object *ans,
@@ -27,6 +58,7 @@ struct command {
 	unsigned flags;
 	const char *help;
 	command_job_fn start;
+	command_read_fn read;           /* CMD_READER: instead of fn */
 };
 
 const struct command *command_find(const char *name);

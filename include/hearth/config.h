@@ -5,6 +5,7 @@
 #ifndef HEARTH_CONFIG_H
 #define HEARTH_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,8 @@ struct config_rule {
 
 struct config {
 	char *file;
+	/* references besides the loader's (config_ref): the control thread holds one */
+	atomic_int refs;
 
 	char *store_path;
 	uint64_t map_size, max_size;
@@ -102,6 +105,8 @@ struct config {
 struct config *config_load(const char *path, char *errors, size_t size);
 struct config *config_load_string(const char *text, size_t len, const char *name,
 				  char *errors, size_t size);
+/* Another reference to cfg, for another thread; config_free drops one, the last frees. */
+struct config *config_ref(struct config *cfg);
 void config_free(struct config *cfg);
 
 const struct config_set *config_find_set(const struct config *cfg, const char *name);

@@ -15,6 +15,7 @@
 
 struct cust;
 struct json_object;
+struct store;
 struct ruleset;
 struct server;
 struct engine;
@@ -63,6 +64,27 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 /* The alerts of one customer (answer form). */
 struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
 					   size_t len);
+/* The same for a reader off the writer: the store as of txn, severities from rs. */
+struct json_object *engine_alerts_of(struct store *st, const struct ruleset *rs, MDB_txn *txn,
+				     const char *id, size_t len);
+
+/*
+ * An environment whose window scans go through query (the writer's timeline
+ * or a reader's overlay, hearth/overlay.h) rather than the engine's own.
+ */
+struct timeline_query;
+struct event;
+struct json_tokener;
+typedef int (*engine_query_fn)(void *qctx, MDB_txn *txn, const struct timeline_query *q,
+			       int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more,
+			       struct herr *err);
+struct engine_scan {
+	engine_query_fn query;
+	void *qctx;
+	MDB_txn *txn;
+	struct json_tokener *tok;       /* for attribute sums */
+};
+void engine_scan_env(struct engine_scan *s, const struct cust *c, int64_t now, struct eval_env *env);
 int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
 		  struct herr *err);
 int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,

@@ -10,6 +10,8 @@
 
 #include "hearth/ingest_clock.h"
 
+struct board;
+struct board_status;
 struct cluster;
 struct config;
 struct control;
@@ -37,6 +39,7 @@ struct server {
 	void *zctx;
 	struct ingest *ingest;
 	struct control *control;
+	struct board *board;            /* counters shown to the control thread (hearth/board.h) */
 	struct zap *zap;                /* CURVE client check, NULL without curve */
 	struct cluster *cluster;        /* cluster mode (hearth/cluster.h), NULL single-server */
 	int signal_fd;
@@ -55,6 +58,10 @@ struct config *server_load_config(const char *path, struct ruleset **rs, char *e
 				  size_t size);
 /* Publishes the clock and max_future to the parsing threads: after either changes. */
 void server_publish_clock(struct server *srv);
+/* The writer's counters for `status`, read now (on the writer). */
+void server_status_fill(struct server *srv, struct board_status *out);
+/* Posts them to srv->board (if any): after a loop turn, a commit, a control command. */
+void server_post_status(struct server *srv);
 /* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 

@@ -74,6 +74,12 @@ int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err
 
 /* Read transactions are cheap in LMDB; callers abort them when done. */
 int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err);
+/*
+ * A read transaction for a thread other than the writer's: the map does not
+ * grow under it. Ended by store_shared_end (not mdb_txn_abort).
+ */
+int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err);
+void store_shared_end(struct store *st, MDB_txn *txn);
 /* Calls fn on every record of db in key order, in one read transaction (which fn may read with). */
 typedef void (*store_each_fn)(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx);
 int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err);

@@ -123,6 +123,15 @@ size_t timeline_touched(struct timeline *tl, struct cust ***list);
 size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
 		    struct herr *err);
 
+/*
+ * The reader's notes (hearth/overlay.h): from now on every successful append,
+ * flush slice and forget sends one to fn, which takes it; what is pending now
+ * is sent at once. fn runs on the writer, before the append's replies go out.
+ */
+struct overlay_note;
+typedef void (*timeline_sink_fn)(struct overlay_note *note, void *ctx);
+void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx);
+
 uint64_t timeline_customer_count(struct timeline *tl);
 uint64_t timeline_event_count(struct timeline *tl);
 void timeline_get_stats(const struct timeline *tl, struct timeline_stats *out);

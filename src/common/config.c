@@ -729,9 +729,15 @@ struct config *config_load(const char *path, char *errors, size_t size)
 	return cfg;
 }
 
+struct config *config_ref(struct config *cfg)
+{
+	atomic_fetch_add(&cfg->refs, 1);
+	return cfg;
+}
+
 void config_free(struct config *cfg)
 {
-	if (!cfg)
+	if (!cfg || atomic_fetch_sub(&cfg->refs, 1) > 0)
 		return;
 	free(cfg->file);
 	free(cfg->store_path);

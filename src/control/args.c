@@ -116,20 +116,6 @@ struct json_object *time_or_null(int64_t ms)
 }
 
 /* The config's priority for a customer now; null without a priority. */
-struct json_object *score_json(struct server *srv, MDB_txn *txn, const struct cust *c)
-{
-	const struct ruleset *rs = engine_rules(srv->engine);
-	struct eval_env env;
-	struct value v;
-
-	if (!rs->priority)
-		return NULL;
-	engine_env(srv->engine, txn, c, server_now(srv), &env);
-	if (expr_eval(rs->priority, &env, &v, NULL) < 0)
-		return NULL;
-	return value_to_json(&v);
-}
-
 /* Compiles an expression given in a request; bad_expr names the column. */
 struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name,
 			     int required, struct herr *err)

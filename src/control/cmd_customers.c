@@ -86,8 +86,8 @@ int cmd_load_end(struct server *srv, struct json_object *req, struct json_object
 	return 0;
 }
 
-int cmd_customer(struct server *srv, struct json_object *req, struct json_object *ans,
-			struct herr *err)
+int cmd_customer(struct reader *rd, struct json_object *req, struct json_object *ans,
+		 struct herr *err)
 {
 	const char *id;
 	size_t len;
@@ -96,19 +96,19 @@ int cmd_customer(struct server *srv, struct json_object *req, struct json_object
 	struct json_object *o;
 	int owned;
 
-	if (arg_id(req, "id", &id, &len, err) < 0 || store_read_begin(srv->st, &txn, err) < 0)
+	if (arg_id(req, "id", &id, &len, err) < 0 || reader_begin(rd, &txn, err) < 0)
 		return -1;
-	c = timeline_customer(srv->tl, txn, id, len, &owned, err);
+	c = reader_customer(rd, txn, id, len, &owned, err);
 	if (!c) {
-		mdb_txn_abort(txn);
+		reader_end(rd, txn);
 		return -1;
 	}
 	o = cust_to_json(c);
 	if (o) {
-		json_object_object_add(o, "alerts", engine_customer_alerts(srv->engine, txn, id, len));
-		json_object_object_add(o, "score", score_json(srv, txn, c));
+		json_object_object_add(o, "alerts", engine_alerts_of(rd->st, rd->rs, txn, id, len));
+		json_object_object_add(o, "score", reader_score(rd, txn, c));
 	}
-	mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	if (owned)
 		cust_free(c);
 	if (!o)
@@ -412,8 +412,8 @@ static int timeline_types(struct json_object *req, struct timeline_query *q, con
 	return 0;
 }
 
-int cmd_timeline(struct server *srv, struct json_object *req, struct json_object *ans,
-			struct herr *err)
+int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object *ans,
+		 struct herr *err)
 {
 	struct timeline_query q = { .since = INT64_MIN, .until = INT64_MAX };
 	struct timeline_answer ctx = { 0 };
@@ -432,10 +432,10 @@ int cmd_timeline(struct server *srv, struct json_object *req, struct json_object
 		herr_set(err, HERR_BAD_REQUEST, "cursor: not one this daemon handed out");
 		goto out;
 	}
-	if (store_read_begin(srv->st, &txn, err) < 0)
+	if (reader_begin(rd, &txn, err) < 0)
 		goto out;
 	ctx.events = json_object_new_array();
-	if (timeline_query(srv->tl, txn, &q, add_event, &ctx, &more, err) < 0) {
+	if (reader_query(rd, txn, &q, add_event, &ctx, &more, err) < 0) {
 		json_object_put(ctx.events);
 		goto out;
 	}
@@ -448,8 +448,7 @@ int cmd_timeline(struct server *srv, struct json_object *req, struct json_object
 	}
 	rc = 0;
 out:
-	if (txn)
-		mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	free(types);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include "hearth/alert.h"
 #include "hearth/backtest.h"
 #include "hearth/batch.h"
+#include "hearth/board.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/dry_run.h"
@@ -34,42 +35,43 @@
 
 /* ---- commands -------------------------------------------------------------- */
 
-static int cmd_ping(struct server *srv, struct json_object *req, struct json_object *ans,
+static int cmd_ping(struct reader *rd, struct json_object *req, struct json_object *ans,
 		    struct herr *err)
 {
-	(void)srv, (void)req, (void)err;
+	(void)rd, (void)req, (void)err;
 	json_object_object_add(ans, "pong", json_object_new_boolean(1));
 	return 0;
 }
 
-static int cmd_status(struct server *srv, struct json_object *req, struct json_object *ans,
+/* Counts as the writer last posted them (a loop turn old at most, PROTOCOL.md §5.6). */
+static int cmd_status(struct reader *rd, struct json_object *req, struct json_object *ans,
 		      struct herr *err)
 {
 	struct json_object *store = json_object_new_object();
+	struct board_status s;
 
 	(void)req, (void)err;
+	reader_status(rd, &s);
 	json_object_object_add(ans, "version", json_object_new_string(HEARTH_VERSION));
-	json_object_object_add(ans, "uptime_ms", json_object_new_int64(mono_now_ms() - srv->started_mono_ms));
-	json_object_object_add(ans, "customers", json_object_new_int64((int64_t)timeline_customer_count(srv->tl)));
-	json_object_object_add(ans, "events", json_object_new_int64((int64_t)timeline_event_count(srv->tl)));
-	struct engine_stats es;
-	engine_get_stats(srv->engine, &es);
-	json_object_object_add(ans, "firing", json_object_new_int64((int64_t)es.firing));
-	json_object_object_add(ans, "pending", json_object_new_int64((int64_t)es.pending));
-	json_object_object_add(ans, "seq", json_object_new_int64((int64_t)engine_seq(srv->engine)));
-	json_object_object_add(ans, "last_tick", time_or_null(es.last_tick));
-	json_object_object_add(ans, "tick_ms", json_object_new_int64(es.tick_us / 1000));
-	json_object_object_add(ans, "reevaluating", json_object_new_boolean(es.reevaluating));
-	json_object_object_add(ans, "deferred", json_object_new_int64((int64_t)es.deferred));
-	json_object_object_add(ans, "load_ending", json_object_new_boolean(es.load_ending));
-	json_object_object_add(ans, "now", time_or_null(server_now(srv)));
+	json_object_object_add(ans, "uptime_ms", json_object_new_int64(mono_now_ms() - rd->started_mono_ms));
+	json_object_object_add(ans, "customers", json_object_new_int64((int64_t)s.customers));
+	json_object_object_add(ans, "events", json_object_new_int64((int64_t)s.events));
+	json_object_object_add(ans, "firing", json_object_new_int64((int64_t)s.firing));
+	json_object_object_add(ans, "pending", json_object_new_int64((int64_t)s.pending));
+	json_object_object_add(ans, "seq", json_object_new_int64((int64_t)s.seq));
+	json_object_object_add(ans, "last_tick", time_or_null(s.last_tick));
+	json_object_object_add(ans, "tick_ms", json_object_new_int64(s.tick_ms));
+	json_object_object_add(ans, "reevaluating", json_object_new_boolean(s.reevaluating));
+	json_object_object_add(ans, "deferred", json_object_new_int64((int64_t)s.deferred));
+	json_object_object_add(ans, "load_ending", json_object_new_boolean(s.load_ending));
+	json_object_object_add(ans, "now", time_or_null(time_now_ms() + s.clock_offset_ms));
 	struct json_object *publish = json_object_new_array();
-	for (size_t i = 0; i < srv->cfg->npublish_listen; i++)
-		json_object_array_add(publish, json_object_new_string(srv->cfg->publish_listen[i]));
+	for (size_t i = 0; i < rd->cfg->npublish_listen; i++)
+		json_object_array_add(publish, json_object_new_string(rd->cfg->publish_listen[i]));
 	json_object_object_add(ans, "publish", publish);
-	json_object_object_add(store, "path", json_object_new_string(store_path(srv->st)));
-	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)store_map_size(srv->st)));
-	json_object_object_add(store, "used", json_object_new_int64((int64_t)store_used(srv->st)));
+	json_object_object_add(store, "path", json_object_new_string(store_path(rd->st)));
+	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)s.map_size));
+	json_object_object_add(store, "used", json_object_new_int64((int64_t)s.used));
 	json_object_object_add(ans, "store", store);
 	return 0;
 }
@@ -136,34 +138,34 @@ static int cmd_help(struct server *srv, struct json_object *req, struct json_obj
 		    struct herr *err);
 
 const struct command command_table[] = {
-	{ "ping", cmd_ping, 0, "answers pong: is the daemon there", NULL },
-	{ "status", cmd_status, 0, "version, uptime, counts, store size", NULL },
-	{ "metrics", cmd_metrics, 0, "Prometheus text exposition", NULL },
-	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}", NULL },
-	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers", NULL },
-	{ "customer", cmd_customer, 0, "one customer's profile and summary: {id}", NULL },
-	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}", NULL },
-	{ "timeline", cmd_timeline, 0, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}", NULL },
-	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}", NULL },
-	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL },
-	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}", NULL },
-	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}", NULL },
-	{ "silence.list", cmd_silence_list, 0, "active silences", NULL },
-	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}", NULL },
-	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error", NULL },
-	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}", NULL },
-	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}", NULL },
-	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}", NULL },
-	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}", NULL },
-	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL },
-	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick", NULL },
-	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration", NULL },
+	{ "ping", NULL, CMD_READER, "answers pong: is the daemon there", NULL, cmd_ping },
+	{ "status", NULL, CMD_READER, "version, uptime, counts, store size", NULL, cmd_status },
+	{ "metrics", cmd_metrics, 0, "Prometheus text exposition", NULL, NULL },
+	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}", NULL, NULL },
+	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers", NULL, NULL },
+	{ "customer", NULL, CMD_READER, "one customer's profile and summary: {id}", NULL, cmd_customer },
+	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}", NULL, NULL },
+	{ "timeline", NULL, CMD_READER, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}", NULL, cmd_timeline },
+	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}", NULL, NULL },
+	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL, NULL },
+	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}", NULL, NULL },
+	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}", NULL, NULL },
+	{ "silence.list", cmd_silence_list, 0, "active silences", NULL, NULL },
+	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}", NULL, NULL },
+	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error", NULL, NULL },
+	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}", NULL, NULL },
+	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}", NULL, NULL },
+	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}", NULL, NULL },
+	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}", NULL, NULL },
+	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL, NULL },
+	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick", NULL, NULL },
+	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration", NULL, NULL },
 	{ "reload.dry_run", NULL, CMD_CHANGES_STATE,
-	  "what re-reading the configuration would fire, resolve or change now, without applying it", cmd_reload_dry_run },
-	{ "help", cmd_help, 0, "the commands this daemon knows", NULL },
+	  "what re-reading the configuration would fire, resolve or change now, without applying it", cmd_reload_dry_run, NULL },
+	{ "help", cmd_help, 0, "the commands this daemon knows", NULL, NULL },
 	{ "backtest", NULL, 0, "what a rule would have done over a window: "
-	  "{rule | when, for?, repeat?, from?, to?, where?, detail?, compare?}", cmd_backtest },
-	{ NULL, NULL, 0, NULL, NULL },
+	  "{rule | when, for?, repeat?, from?, to?, where?, detail?, compare?}", cmd_backtest, NULL },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
 
 static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,

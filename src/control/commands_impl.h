@@ -31,17 +31,30 @@ int arg_duration(struct json_object *req, const char *name, int64_t *out, struct
 struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name, int required,
 		      struct herr *err);
 struct json_object *time_or_null(int64_t ms);
-/* The config's priority for a customer now; NULL without a priority. */
-struct json_object *score_json(struct server *srv, MDB_txn *txn, const struct cust *c);
 
-/* cmd_customers.c, cmd_rules.c, cmd_alerts.c: the handlers (command_fn, command_job_fn) */
+/* reader.c: what reader commands read through (struct reader) */
+struct board_status;
+struct event;
+struct timeline_query;
+void reader_status(struct reader *rd, struct board_status *out);
+int64_t reader_now(struct reader *rd);
+int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err);
+void reader_end(struct reader *rd, MDB_txn *txn);
+struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
+			     struct herr *err);
+int reader_query(struct reader *rd, MDB_txn *txn, const struct timeline_query *q,
+		 int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more, struct herr *err);
+/* The config's priority for a customer now; NULL without a priority. */
+struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct cust *c);
+
+/* cmd_customers.c, cmd_rules.c, cmd_alerts.c: the handlers (command_fn, command_job_fn, command_read_fn) */
 int cmd_ingest(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_load_end(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_customer(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customer(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_customers_ranked(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_customers(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_timeline(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_forget(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_reload(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);

@@ -1,14 +1,28 @@
 /*
- * Control socket connections. Every descriptor is non-blocking; a connection
- * owns an input buffer capped at one request line and an output buffer that,
- * past HEARTH_CONTROL_OUTBUF, stops us reading more of its requests until the
- * peer drains it. So neither an idle, a half-written nor a non-reading peer
- * can hold up the loop or grow memory without bound.
+ * The control socket, served by its own thread (issue 14: readers never
+ * wait). The control thread owns the listening socket and every connection:
+ * each descriptor is non-blocking; a connection owns an input buffer capped at
+ * one request line and an output buffer that, past HEARTH_CONTROL_OUTBUF,
+ * stops us reading more of its requests until the peer drains it. So neither
+ * an idle, a half-written nor a non-reading peer can hold up the thread or
+ * grow memory without bound.
+ *
+ * Each line is parsed and checked here. Reader commands (CMD_READER) are
+ * answered here too, on a read transaction of their own over the store and
+ * the overlay of the writer's pending state (hearth/overlay.h), which is
+ * brought up to date before the transaction begins: whatever the writer
+ * acknowledged before the request came is seen. Every other command goes to
+ * the writer (relay.c) and its answer comes back; meanwhile the connection's
+ * later lines wait, so its answers go out in the order of its requests.
+ *
+ * From pthread_create to pthread_join the listening socket, the connections,
+ * the thread's loop and its end of the queue belong to the control thread.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +32,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "control_impl.h"
 #include "hearth/codec.h"
 #include "hearth/commands.h"
 #include "hearth/config.h"
-#include "hearth/control.h"
-#include "hearth/job.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
+#include "hearth/overlay.h"
 #include "hearth/server.h"
 #include "hearth/units.h"
 
@@ -35,7 +49,7 @@
 
 struct client {
 	struct control *ctl;
-	int fd;
+	int fd;                         /* -1: closed, waiting for its forwarded request to come back */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -48,24 +62,12 @@ struct client {
 	size_t outoff;
 	int closing;
 	int resume_timer;               /* more complete lines wait: served next turn */
-	struct job *job;                /* a request answered in slices: later lines wait for it */
-	struct json_object *job_ans;
-	int job_timer;
-};
-
-struct control {
-	struct server *srv;
-	int listen_fd;
-	char *path;                     /* set when we bound it and must unlink it */
-	struct client **clients;
-	size_t n, cap;
-	gid_t *admin_gids;
-	size_t nadmin;
-	struct json_tokener *tok;
+	struct fwd *waiting;            /* at the writer: later lines wait for its answer */
 };
 
 static void client_close(struct client *c);
 static void client_update_events(struct client *c);
+static void on_resume(struct loop *loop, void *ctx);
 
 static int set_nonblocking(int fd)
 {
@@ -94,15 +96,15 @@ static void read_peer(struct client *c)
 
 static int client_is_admin(const struct client *c)
 {
-	const struct control *ctl = c->ctl;
+	const struct snapshot *s = c->ctl->snap;
 
 	if (c->uid == 0 || c->uid == geteuid())
 		return 1;
-	for (size_t i = 0; i < ctl->nadmin; i++) {
-		if (c->gid == ctl->admin_gids[i])
+	for (size_t i = 0; i < s->nadmin; i++) {
+		if (c->gid == s->admin_gids[i])
 			return 1;
 		for (int j = 0; j < c->ngroups; j++)
-			if (c->groups[j] == ctl->admin_gids[i])
+			if (c->groups[j] == s->admin_gids[i])
 				return 1;
 	}
 	return 0;
@@ -112,6 +114,10 @@ static void append_answer(struct client *c, struct json_object *ans)
 {
 	const char *text = json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
 								JSON_C_TO_STRING_NOSLASHESCAPE);
+	struct json_object *ok;
+
+	if (!json_object_object_get_ex(ans, "ok", &ok) || !json_object_get_boolean(ok))
+		c->ctl->counters.errors++;
 	if (!text) {
 		static const char oom[] =
 			"{\"ok\":false,\"error\":{\"code\":\"store_error\",\"message\":\"out of memory\"}}";
@@ -121,172 +127,148 @@ static void append_answer(struct client *c, struct json_object *ans)
 	wbuf_u8(&c->out, '\n');
 }
 
-static struct json_object *error_answer(const struct herr *err)
+static void append_error(struct client *c, const struct herr *err)
 {
-	struct json_object *ans = json_object_new_object(), *e = json_object_new_object();
+	struct json_object *ans = error_answer(err);
 
-	json_object_object_add(ans, "ok", json_object_new_boolean(0));
-	json_object_object_add(e, "code", json_object_new_string(herr_name(err->code)));
-	json_object_object_add(e, "message", json_object_new_string(err->msg));
-	json_object_object_add(ans, "error", e);
-	return ans;
-}
-
-/* One request line to its answer: parse, find the command, check the peer, run it. */
-struct json_object *control_job_answer(struct server *srv, struct json_object *ans, int rc,
-				       const struct herr *err)
-{
-	if (rc == 0)
-		return ans;
+	append_answer(c, ans);
 	json_object_put(ans);
-	srv->counters.control_errors++;
-	return error_answer(err);
 }
 
-/* A job with nobody to wait for it (the fuzzer): its slices, one after another. */
-static struct json_object *run_job(struct server *srv, struct job *job, struct json_object *ans)
+static void want_resume(struct client *c)
 {
-	struct herr err = { 0 };
+	if (!c->resume_timer)
+		c->resume_timer = loop_timer_add(c->ctl->loop, 0, on_resume, c);
+}
+
+/* ---- the queue from the writer ------------------------------------------------- */
+
+static void take_snapshot(struct control *ctl, struct snapshot *s)
+{
+	snapshot_free(ctl->snap);
+	ctl->snap = s;
+}
+
+/* A forwarded request is back: its answer goes out, then the lines after it. */
+static void take_answer(struct fwd *f)
+{
+	struct client *c = f->c;
+
+	if (c->fd < 0) {                /* the peer went away meanwhile */
+		c->waiting = NULL;
+		client_close(c);
+	} else {
+		c->waiting = NULL;
+		append_answer(c, f->ans);
+		want_resume(c);
+	}
+	json_object_put(f->ans);
+	free(f);
+}
+
+/*
+ * Everything the writer has sent so far. Answers are only queued for their
+ * connections (served on a timer), never served from in here: this runs in
+ * the middle of answering other connections too.
+ */
+static void drain(struct control *ctl)
+{
+	struct msg m;
 	int rc;
 
-	while ((rc = job->step(job, ans, &err)) == 1)
-		;
-	job->free(job);
-	return control_job_answer(srv, ans, rc, &err);
+	while ((rc = relay_recv(ctl, ctl->t_pair, &m)) == 0) {
+		switch (m.kind) {
+		case MSG_NOTE:
+			if (overlay_apply(ctl->ov, m.ptr) < 0)
+				log_error("control, out of memory following the writer: queries may "
+					  "miss pending state until it is flushed");
+			break;
+		case MSG_ANSWER: take_answer(m.ptr); break;
+		case MSG_SNAPSHOT: take_snapshot(ctl, m.ptr); break;
+		case MSG_STOP:
+			ctl->stopping = 1;
+			loop_stop(ctl->loop);
+			break;
+		default:
+			msg_drop(&m);
+			break;
+		}
+	}
+	if (rc < 0)
+		log_error("control, bad message from the writer (%s)", zmq_strerror(errno));
 }
 
-struct json_object *control_answer(struct server *srv, struct json_tokener *tok, const char *line,
-				   size_t len, const struct control_peer *peer, struct job **later)
+static void on_pair(struct loop *loop, short revents, void *ctx)
 {
-	struct json_object *req, *cmd, *ans = NULL;
-	const struct command *command;
+	(void)loop, (void)revents;
+	drain(ctx);
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static struct json_object *answer_here(struct control *ctl, const struct command *command,
+				       struct json_object *req)
+{
+	struct json_object *ans = json_object_new_object();
 	struct herr err = { 0 };
 
-	srv->counters.control_requests++;
-	json_tokener_reset(tok);
-	req = json_tokener_parse_ex(tok, line, (int)len);
-	if (!req || json_tokener_get_parse_end(tok) < len) {
-		size_t end = json_tokener_get_parse_end(tok);
-		int trailing = req != NULL;
-		while (trailing && end < len && (line[end] == ' ' || line[end] == '\t' || line[end] == '\r'))
-			end++;
-		if (!req || end < len) {
-			herr_set(&err, HERR_BAD_REQUEST, "not valid JSON: %s",
-				 req ? "text after the request"
-				     : json_tokener_error_desc(json_tokener_get_error(tok)));
-			goto out;
-		}
-	}
-	if (!json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "cmd", &cmd) || !json_object_is_type(cmd, json_type_string)) {
-		herr_set(&err, HERR_BAD_REQUEST, "a request is an object with a string \"cmd\"");
-		goto out;
-	}
-	command = command_find(json_object_get_string(cmd));
-	if (!command) {
-		herr_set(&err, HERR_UNKNOWN_COMMAND, "unknown command '%.60s'", json_object_get_string(cmd));
-		goto out;
-	}
-	if ((command->flags & CMD_CHANGES_STATE) && !peer->admin) {
-		srv->counters.control_forbidden++;
-		log_warning("control, refused '%s' to uid %d pid %d (not an admin)", command->name,
-			    (int)peer->uid, (int)peer->pid);
-		herr_set(&err, HERR_FORBIDDEN, "'%s' changes state: only root, the daemon's user "
-			 "and members of control.admin_groups may use it", command->name);
-		goto out;
-	}
-	ans = json_object_new_object();
+	drain(ctl);                     /* before the read transaction: read-your-writes */
+	struct reader rd = {
+		.st = ctl->srv->st, .ov = ctl->ov, .board = ctl->board, .cfg = ctl->snap->cfg,
+		.rs = ctl->snap->rs, .started_mono_ms = ctl->srv->started_mono_ms, .tok = ctl->scan_tok,
+	};
 	json_object_object_add(ans, "ok", json_object_new_boolean(1));
-	if (!command->fn) {
-		struct job *job = command->start(srv, req, &err);
-		if (!job) {
-			json_object_put(ans);
-			ans = NULL;
-		} else if (later) {
-			*later = job;
-			json_object_put(ans);
-			ans = NULL;
-			json_object_put(req);
-			return NULL;
-		} else {
-			ans = run_job(srv, job, ans);
-		}
-	} else if (command->fn(srv, req, ans, &err) < 0) {
+	if (command->read(&rd, req, ans, &err) < 0) {
 		json_object_put(ans);
-		ans = NULL;
-	}
-out:
-	if (!ans) {
-		srv->counters.control_errors++;
 		ans = error_answer(&err);
 	}
-	json_object_put(req);
 	return ans;
 }
 
-static void on_job_slice(struct loop *loop, void *ctx);
-
-/* Runs one request line and queues its answer, or starts its job. */
+/* One request line: answered here, or handed to the writer (c->waiting). */
 static void handle_line(struct client *c, const char *line, size_t len)
 {
+	struct control *ctl = c->ctl;
 	struct control_peer peer = { .uid = c->uid, .pid = c->pid, .admin = client_is_admin(c) };
-	struct job *job = NULL;
-	struct json_object *ans = control_answer(c->ctl->srv, c->ctl->tok, line, len, &peer, &job);
-
-	if (job) {
-		c->job = job;
-		c->job_ans = json_object_new_object();
-		json_object_object_add(c->job_ans, "ok", json_object_new_boolean(1));
-		c->job_timer = loop_timer_add(c->ctl->srv->loop, 0, on_job_slice, c);
-		return;
-	}
-	append_answer(c, ans);
-	json_object_put(ans);
-}
-
-static void job_end(struct client *c)
-{
-	if (c->job_timer)
-		loop_timer_cancel(c->ctl->srv->loop, c->job_timer);
-	c->job_timer = 0;
-	if (c->job)
-		c->job->free(c->job);
-	c->job = NULL;
-	json_object_put(c->job_ans);
-	c->job_ans = NULL;
-}
-
-static void process_input(struct client *c);
-static void client_flush(struct client *c);
-static int has_line(const struct client *c);
-
-/* Slices of the job until their budget is spent; its answer, then the lines after it. */
-static void on_job_slice(struct loop *loop, void *ctx)
-{
-	struct client *c = ctx;
+	const struct command *command = NULL;
 	struct herr err = { 0 };
-	int64_t until = mono_now_us() + JOB_SLICE_US;
-	int rc;
+	struct json_object *req, *ans;
+	struct fwd *f;
 
-	c->job_timer = 0;
-	while ((rc = c->job->step(c->job, c->job_ans, &err)) == 1 && mono_now_us() < until)
-		;
-	if (rc == 1) {
-		c->job_timer = loop_timer_add(loop, 0, on_job_slice, c);
+	ctl->counters.requests++;
+	req = request_parse(ctl->tok, line, len, &command, &err);
+	if (req && request_allowed(command, &peer, &err) < 0) {
+		ctl->counters.forbidden++;
+		json_object_put(req);
+		req = NULL;
+	}
+	if (!req) {
+		append_error(c, &err);
 		return;
 	}
-	struct json_object *ans = control_job_answer(c->ctl->srv, c->job_ans, rc, &err);
-	c->job_ans = NULL;
-	append_answer(c, ans);
-	json_object_put(ans);
-	job_end(c);
-	process_input(c);
-	client_flush(c);
-	if (c->closing && !has_line(c) && c->outoff == c->out.len) {
-		client_close(c);
+	if (command->flags & CMD_READER) {
+		ans = answer_here(ctl, command, req);
+		json_object_put(req);
+		append_answer(c, ans);
+		json_object_put(ans);
 		return;
 	}
-	client_update_events(c);
+	if (!(f = calloc(1, sizeof(*f)))) {
+		json_object_put(req);
+		herr_set(&err, HERR_NOMEM, "out of memory");
+		append_error(c, &err);
+		return;
+	}
+	*f = (struct fwd){ .c = c, .cmd = command, .req = req };
+	if (relay_send(ctl, ctl->t_pair, MSG_REQUEST, f) < 0) {
+		log_error("control, cannot hand a request to the writer (%s)", zmq_strerror(errno));
+		json_object_put(req);
+		free(f);
+		herr_set(&err, HERR_IO, "the daemon is stopping");
+		append_error(c, &err);
+		return;
+	}
+	c->waiting = f;
 }
 
 static void client_flush(struct client *c)
@@ -316,9 +298,6 @@ static int backlogged(const struct client *c)
 	return c->out.len - c->outoff > HEARTH_CONTROL_OUTBUF;
 }
 
-/* Answers every complete line in the input buffer (until backlogged). */
-static void on_resume(struct loop *loop, void *ctx);
-
 static int has_line(const struct client *c)
 {
 	return c->inlen && memchr(c->in, '\n', c->inlen) != NULL;
@@ -326,7 +305,7 @@ static int has_line(const struct client *c)
 
 /*
  * Answers complete lines until this peer has had its turn (TURN_BUDGET_US):
- * a peer pipelining large ingests must not hold up a `status` on another
+ * a peer pipelining large requests must not hold up a `status` on another
  * connection. What is left is served on the next turn of the loop.
  */
 static void process_input(struct client *c)
@@ -334,7 +313,7 @@ static void process_input(struct client *c)
 	size_t start = 0;
 	int64_t until = mono_now_us() + TURN_BUDGET_US;
 
-	while (start < c->inlen && !c->job && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
+	while (start < c->inlen && !c->waiting && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		if (!nl)
 			break;
@@ -345,9 +324,7 @@ static void process_input(struct client *c)
 			struct herr err;
 			herr_set(&err, HERR_TOO_LARGE, "request line longer than %u bytes",
 				 HEARTH_CONTROL_LINE);
-			struct json_object *ans = error_answer(&err);
-			append_answer(c, ans);
-			json_object_put(ans);
+			append_error(c, &err);
 		} else {
 			handle_line(c, c->in + start, len);
 		}
@@ -359,16 +336,14 @@ static void process_input(struct client *c)
 	if (c->inlen > HEARTH_CONTROL_LINE && !c->discarding) {
 		struct herr err;
 		herr_set(&err, HERR_TOO_LARGE, "request line longer than %u bytes", HEARTH_CONTROL_LINE);
-		struct json_object *ans = error_answer(&err);
-		append_answer(c, ans);
-		json_object_put(ans);
+		append_error(c, &err);
 		c->discarding = 1;
 		c->inlen = 0;
 	} else if (c->discarding && !memchr(c->in, '\n', c->inlen)) {
 		c->inlen = 0;
 	}
-	if (has_line(c) && !c->job && !backlogged(c) && !c->resume_timer)
-		c->resume_timer = loop_timer_add(c->ctl->srv->loop, 0, on_resume, c);
+	if (has_line(c) && !c->waiting && !backlogged(c))
+		want_resume(c);
 }
 
 static int client_read(struct client *c)
@@ -395,22 +370,23 @@ static int client_read(struct client *c)
 	return 0;
 }
 
+/* A peer that closed its side still gets the answers to every line it sent. */
+static int finished(const struct client *c)
+{
+	return c->closing && !c->waiting && !has_line(c) && c->outoff == c->out.len;
+}
+
 static void on_client(struct loop *loop, short revents, void *ctx)
 {
 	struct client *c = ctx;
 
 	(void)loop;
-	if (revents & ZMQ_POLLIN) {
-		if (client_read(c) < 0) {
-			/* the peer closed: still deliver answers to what it sent */
-			c->closing = 1;
-		}
-	}
+	if ((revents & ZMQ_POLLIN) && client_read(c) < 0)
+		c->closing = 1;         /* the peer closed: still deliver answers to what it sent */
 	if (c->inlen && !backlogged(c))
 		process_input(c);
 	client_flush(c);
-	/* a peer that closed its side still gets the answers to every line it sent */
-	if ((c->closing && !c->job && !has_line(c) && c->outoff == c->out.len) || (revents & ZMQ_POLLERR)) {
+	if (finished(c) || (revents & ZMQ_POLLERR)) {
 		client_close(c);
 		return;
 	}
@@ -425,7 +401,7 @@ static void on_resume(struct loop *loop, void *ctx)
 	c->resume_timer = 0;
 	process_input(c);
 	client_flush(c);
-	if (c->closing && !c->job && !has_line(c) && c->outoff == c->out.len) {
+	if (finished(c)) {
 		client_close(c);
 		return;
 	}
@@ -440,25 +416,35 @@ static void client_update_events(struct client *c)
 		events |= ZMQ_POLLIN;
 	if (c->outoff < c->out.len)
 		events |= ZMQ_POLLOUT;
-	loop_set_events(c->ctl->srv->loop, NULL, c->fd, events);
+	loop_set_events(c->ctl->loop, NULL, c->fd, events);
 }
 
+/*
+ * A client with a request at the writer stays listed, closed (fd -1), until
+ * its answer comes back (take_answer) or the thread stops.
+ */
 static void client_close(struct client *c)
 {
 	struct control *ctl = c->ctl;
 
+	if (c->fd >= 0) {
+		if (c->resume_timer)
+			loop_timer_cancel(ctl->loop, c->resume_timer);
+		c->resume_timer = 0;
+		loop_unwatch(ctl->loop, NULL, c->fd);
+		close(c->fd);
+		c->fd = -1;
+		free(c->in);
+		c->in = NULL;
+		wbuf_free(&c->out);
+	}
+	if (c->waiting && !ctl->stopping)
+		return;
 	for (size_t i = 0; i < ctl->n; i++)
 		if (ctl->clients[i] == c) {
 			ctl->clients[i] = ctl->clients[--ctl->n];
 			break;
 		}
-	if (c->resume_timer)
-		loop_timer_cancel(ctl->srv->loop, c->resume_timer);
-	job_end(c);
-	loop_unwatch(ctl->srv->loop, NULL, c->fd);
-	close(c->fd);
-	free(c->in);
-	wbuf_free(&c->out);
 	free(c);
 }
 
@@ -501,23 +487,54 @@ static void on_accept(struct loop *loop, short revents, void *ctx)
 	}
 }
 
-void control_reload(struct control *ctl)
-{
-	const struct config *cfg = ctl->srv->cfg;
+/* ---- the thread ------------------------------------------------------------------ */
 
-	free(ctl->admin_gids);
-	ctl->nadmin = 0;
-	ctl->admin_gids = calloc(cfg->nadmin_groups ? cfg->nadmin_groups : 1, sizeof(gid_t));
-	for (size_t i = 0; ctl->admin_gids && i < cfg->nadmin_groups; i++) {
-		struct group *g = getgrnam(cfg->admin_groups[i]);
-		if (!g) {
-			log_warning("control, admin group '%s' does not exist; ignoring it",
-				    cfg->admin_groups[i]);
-			continue;
-		}
-		ctl->admin_gids[ctl->nadmin++] = g->gr_gid;
-	}
+/* Before each poll: the counters `metrics` shows, posted for the writer. */
+static int64_t post_counters(struct loop *loop, void *ctx)
+{
+	struct control *ctl = ctx;
+
+	(void)loop;
+	ctl->counters.connections = ctl->n;
+	board_put_control(ctl->board, &ctl->counters);
+	return -1;
 }
+
+static void *control_main(void *arg)
+{
+	struct control *ctl = arg;
+
+	if (loop_run(ctl->loop) < 0)
+		log_error("control, the control thread stops: control requests go unanswered");
+	ctl->stopping = 1;
+	while (ctl->n > 0) {
+		struct client *c = ctl->clients[0];
+		if (c->fd >= 0)
+			client_flush(c);
+		client_close(c);
+	}
+	return NULL;
+}
+
+/* Signals belong to the writer's signalfd: the control thread takes none of them. */
+static int start_thread(struct control *ctl, struct herr *err)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (rc == 0) {
+		rc = pthread_create(&ctl->thread, NULL, control_main, ctl);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (rc != 0)
+		return herr_set(err, HERR_IO, "control, cannot start the control thread (%s)", strerror(rc));
+	ctl->started = 1;
+	return 0;
+}
+
+/* ---- open and close (on the writer) ----------------------------------------------- */
 
 static int make_parent_dir(const char *path)
 {
@@ -574,54 +591,75 @@ struct control *control_open(struct server *srv, int listen_fd, struct herr *err
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 
-	if (!ctl || !(ctl->tok = json_tokener_new_ex(64))) {
+	if (!ctl) {
 		herr_set(err, HERR_NOMEM, "out of memory");
-		free(ctl);
 		return NULL;
 	}
-	json_tokener_set_flags(ctl->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	ctl->srv = srv;
 	ctl->listen_fd = -1;
+	ctl->tok = json_tokener_new_ex(64);
+	ctl->scan_tok = json_tokener_new();
+	ctl->loop = loop_new();
+	ctl->ov = overlay_new();
+	ctl->board = srv->board;
+	ctl->snap = snapshot_new(srv);
+	if (!ctl->tok || !ctl->scan_tok || !ctl->loop || !ctl->ov || !ctl->board || !ctl->snap) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	json_tokener_set_flags(ctl->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	if (listen_fd >= 0) {
 		ctl->listen_fd = listen_fd;
 		set_nonblocking(listen_fd);
 	} else if (bind_path(ctl, srv->cfg->control_path, srv->cfg->control_mode, err) < 0) {
-		control_close(ctl);
-		return NULL;
+		goto fail;
 	}
-	control_reload(ctl);
-	if (loop_watch(srv->loop, NULL, ctl->listen_fd, ZMQ_POLLIN, on_accept, ctl) < 0) {
+	if (relay_open(ctl, err) < 0)
+		goto fail;
+	if (loop_watch(ctl->loop, NULL, ctl->listen_fd, ZMQ_POLLIN, on_accept, ctl) < 0 ||
+	    loop_watch(ctl->loop, ctl->t_pair, -1, ZMQ_POLLIN, on_pair, ctl) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
-		control_close(ctl);
-		return NULL;
+		goto fail;
 	}
+	loop_set_prepare(ctl->loop, post_counters, ctl);
+	if (start_thread(ctl, err) < 0)
+		goto fail;
 	return ctl;
+fail:
+	control_close(ctl);
+	return NULL;
 }
 
 void control_close(struct control *ctl)
 {
 	if (!ctl)
 		return;
-	while (ctl->n > 0) {
-		struct client *c = ctl->clients[0];
-		client_flush(c);
-		client_close(c);
+	if (ctl->started) {
+		if (relay_send(ctl, ctl->w_pair, MSG_STOP, NULL) < 0)
+			log_error("control, cannot stop the control thread (%s)", zmq_strerror(errno));
+		pthread_join(ctl->thread, NULL);
 	}
+	/* the thread's side is ours again */
+	relay_close(ctl);
 	free(ctl->clients);
-	if (ctl->listen_fd >= 0) {
-		loop_unwatch(ctl->srv->loop, NULL, ctl->listen_fd);
+	if (ctl->listen_fd >= 0)
 		close(ctl->listen_fd);
-	}
 	if (ctl->path) {
 		unlink(ctl->path);
 		free(ctl->path);
 	}
-	free(ctl->admin_gids);
+	snapshot_free(ctl->snap);
+	overlay_free(ctl->ov);
+	loop_free(ctl->loop);
 	json_tokener_free(ctl->tok);
+	json_tokener_free(ctl->scan_tok);
 	free(ctl);
 }
 
 size_t control_client_count(const struct control *ctl)
 {
-	return ctl->n;
+	struct board_control c;
+
+	board_get_control(ctl->board, &c);
+	return c.connections;
 }

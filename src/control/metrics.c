@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hearth/board.h"
 #include "hearth/cluster.h"
 #include "hearth/codec.h"
 #include "hearth/control.h"
@@ -80,15 +81,19 @@ void metrics_render(struct server *srv, struct wbuf *out)
 	one(out, "hearth_customers", "gauge", "Customers in the store.",
 	    (double)timeline_customer_count(srv->tl));
 	one(out, "hearth_events", "gauge", "Events in the store.", (double)timeline_event_count(srv->tl));
+	/* the control thread's (posted on the board) and those answered on the writer (cluster) */
+	struct board_control bc = { 0 };
+	if (srv->board)
+		board_get_control(srv->board, &bc);
 	one(out, "hearth_control_connections", "gauge", "Open control connections.",
-	    (double)(srv->control ? control_client_count(srv->control) : 0));
+	    (double)bc.connections);
 	one(out, "hearth_control_requests_total", "counter", "Control requests answered.",
-	    (double)srv->counters.control_requests);
+	    (double)(bc.requests + srv->counters.control_requests));
 	one(out, "hearth_control_errors_total", "counter", "Control requests answered with an error.",
-	    (double)srv->counters.control_errors);
+	    (double)(bc.errors + srv->counters.control_errors));
 	one(out, "hearth_control_forbidden_total", "counter",
 	    "State-changing control requests refused to non-admins.",
-	    (double)srv->counters.control_forbidden);
+	    (double)(bc.forbidden + srv->counters.control_forbidden));
 	struct engine_stats es;
 	struct outbox_stats os;
 	engine_get_stats(srv->engine, &es);

@@ -81,6 +81,34 @@ static int scan_window(void *vctx, const struct cust *c, const char *const *type
 	return 0;
 }
 
+static int scan_window_over(void *vctx, const struct cust *c, const char *const *types, size_t ntypes,
+			    const char *attr, int64_t from, int64_t to, double *total, int64_t *oldest)
+{
+	struct engine_scan *s = vctx;
+	struct scan_ctx ctx = { .tok = s->tok, .attr = attr, .oldest = EVAL_NEVER };
+	struct timeline_query q = {
+		.customer = c->id, .customer_len = c->id_len, .since = from + 1, .until = to,
+		.types = types, .ntypes = ntypes, .limit = SIZE_MAX,
+	};
+	struct herr err;
+	int more;
+
+	if (!s->txn || s->query(s->qctx, s->txn, &q, scan_event, &ctx, &more, &err) < 0)
+		return -1;
+	*total = ctx.total;
+	*oldest = ctx.oldest;
+	return 0;
+}
+
+void engine_scan_env(struct engine_scan *s, const struct cust *c, int64_t now, struct eval_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->c = c;
+	env->now = now;
+	env->scan = scan_window_over;
+	env->scan_ctx = s;
+}
+
 void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t now,
 		struct eval_env *env)
 {

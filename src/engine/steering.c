@@ -131,7 +131,18 @@ const char *engine_rule_severity(const struct engine *eng, const char *rule)
 struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
 					   size_t len)
 {
-	struct store *st = eng->srv->st;
+	return engine_alerts_of(eng->srv->st, eng->rs, txn, id, len);
+}
+
+static const char *rule_severity(const struct ruleset *rs, const char *rule)
+{
+	const struct rule *r = rs ? ruleset_find(rs, rule) : NULL;
+	return r ? severity_name(r->cfg->severity) : "unknown";
+}
+
+struct json_object *engine_alerts_of(struct store *st, const struct ruleset *rs, MDB_txn *txn,
+				     const char *id, size_t len)
+{
 	struct json_object *list = json_object_new_array();
 	uint8_t prefix[HEARTH_ID_MAX + 1];
 	MDB_cursor *cur;
@@ -153,7 +164,7 @@ struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, con
 		}
 		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
 		a.rule[rlen] = '\0';
-		json_object_array_add(list, alert_to_json(&a, id, len, engine_rule_severity(eng, a.rule), NULL));
+		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(rs, a.rule), NULL));
 		alert_clear(&a);
 	}
 	mdb_cursor_close(cur);

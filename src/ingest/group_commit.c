@@ -80,6 +80,7 @@ int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
 	/* the engine's changes point at pending customers: dropped before any rollback */
 	engine_ingest_end(srv->engine, rc == 0);
 	timeline_append_end(srv->tl, batches, n, g.folded, rc < 0 ? &err : NULL);
+	server_post_status(srv);        /* before the replies: a `status` after them counts these */
 	strmap_clear(&live);
 	return rc;
 }

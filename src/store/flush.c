@@ -223,6 +223,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 	ctx.last = ctx.cust_to == job->ncusts && ctx.id_to == job->nids;
 	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
 		return -1;
+	timeline_publish_flushed(tl, ctx.cust_from, ctx.cust_to);
 	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
 		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);
 		if (!d)

@@ -129,7 +129,7 @@ static void copy_str(char *dst, size_t size, const char *src, size_t len)
 /* An empty text is an empty profile, kept as NULL: no json-c table to build. */
 static int read_json(struct rbuf *r, struct json_object **out)
 {
-	static struct json_tokener *tok;
+	struct json_tokener *tok;       /* not kept: records are decoded on several threads */
 	uint32_t len = rbuf_u32(r);
 	const char *text = rbuf_bytes(r, len);
 
@@ -138,10 +138,10 @@ static int read_json(struct rbuf *r, struct json_object **out)
 		return -1;
 	if (len == 0 || (len == 2 && text[0] == '{' && text[1] == '}'))
 		return 0;
-	if (!tok && !(tok = json_tokener_new()))
+	if (!(tok = json_tokener_new()))
 		return -1;
-	json_tokener_reset(tok);
 	*out = json_tokener_parse_ex(tok, text, (int)len);
+	json_tokener_free(tok);
 	if (*out && !json_object_is_type(*out, json_type_object)) {
 		json_object_put(*out);
 		*out = NULL;

@@ -4,6 +4,7 @@
  * writes, so a full map never leaves a partial batch behind.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@ static const char *const db_names[DB__COUNT] = {
 };
 
 struct store {
+	/*
+	 * Growing the map remaps it: no transaction of another thread may be open
+	 * then (mdb_env_set_mapsize). Other threads' reads hold this shared, a growth
+	 * holds it exclusively; the writer's own transactions need not take it.
+	 */
+	pthread_rwlock_t grow_lock;
 	MDB_env *env;
 	MDB_dbi dbi[DB__COUNT];
 	char *path;
@@ -159,6 +166,7 @@ static struct store *store_alloc(const char *path, struct herr *err)
 		return NULL;
 	}
 	st->lock_fd = -1;
+	pthread_rwlock_init(&st->grow_lock, NULL);
 	return st;
 }
 
@@ -248,6 +256,7 @@ void store_close(struct store *st)
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	free(st->path);
+	pthread_rwlock_destroy(&st->grow_lock);
 	free(st);
 }
 
@@ -340,7 +349,9 @@ static int store_grow(struct store *st)
 		return -1;
 	if (next > st->max_size)
 		next = st->max_size;
+	pthread_rwlock_wrlock(&st->grow_lock);
 	rc = mdb_env_set_mapsize(st->env, next);
+	pthread_rwlock_unlock(&st->grow_lock);
 	if (rc) {
 		log_error("store, growing the map to %llu bytes failed (%s)",
 			  (unsigned long long)next, mdb_strerror(rc));
@@ -389,6 +400,24 @@ int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err)
 {
 	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
 	return rc ? store_error(err, rc, "beginning a read") : 0;
+}
+
+int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err)
+{
+	pthread_rwlock_rdlock(&st->grow_lock);
+	if (store_read_begin(st, txn, err) < 0) {
+		pthread_rwlock_unlock(&st->grow_lock);
+		return -1;
+	}
+	return 0;
+}
+
+void store_shared_end(struct store *st, MDB_txn *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->grow_lock);
 }
 
 int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err)

@@ -22,6 +22,7 @@
 #include "hearth/json.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
+#include "hearth/overlay.h"
 #include "hearth/state.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
@@ -78,12 +79,11 @@ static void pending_clear(struct timeline *tl)
 	tl->ntouched = 0;
 }
 
-/* The customer's state from the store, or a new one; NULL on failure. */
-static struct cust *cust_load(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
-			      int *found, struct herr *err)
+struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_t len, int *found,
+			   struct herr *err)
 {
 	MDB_val val;
-	int rc = store_get(txn, tl->st, DB_CUSTOMERS, id, len, &val);
+	int rc = store_get(txn, st, DB_CUSTOMERS, id, len, &val);
 	struct cust *c;
 
 	*found = rc == 0;
@@ -117,7 +117,7 @@ static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	d->c = cust_load(tl, txn, id, len, &found, err);
+	d->c = timeline_load(tl->st, txn, id, len, &found, err);
 	if (!d->c || (!found && !create)) {
 		if (d->c)
 			herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
@@ -321,6 +321,9 @@ struct store *timeline_store(struct timeline *tl)
 	return tl->st;
 }
 
+static void publish_append(struct timeline *tl, struct batch **batches, size_t n);
+static void publish_forget(struct timeline *tl, const char *id, size_t len);
+
 /* ---- append ---------------------------------------------------------------- */
 
 static int is_duplicate(struct strmap *group, struct timeline *tl, struct wtxn *w, const struct event *ev)
@@ -473,6 +476,8 @@ void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, 
 		tl->stats.events_accepted += batches[i]->accepted;
 		tl->stats.events_duplicate += batches[i]->duplicates;
 	}
+	if (tl->sink && tl->ntouched)
+		publish_append(tl, batches, n);
 }
 
 struct append_ctx {
@@ -498,6 +503,112 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 	return rc;
 }
 
+/* ---- the reader's notes ---------------------------------------------------- */
+
+static void send_note(struct timeline *tl, struct overlay_note *n)
+{
+	if (!n) {
+		log_error("store, out of memory telling the readers about pending state");
+		return;
+	}
+	tl->sink(n, tl->sink_ctx);
+}
+
+/* One pending customer's copy into n; its entries too when all_events, else those of the batches. */
+static ssize_t note_customer(struct timeline *tl, struct overlay_note *n, const struct dirty *d,
+			     int all_events)
+{
+	ssize_t ci;
+
+	wbuf_reset(&tl->rec);
+	if (cust_encode(d->c, &tl->rec) < 0 || tl->rec.failed)
+		return -1;
+	ci = overlay_note_cust(n, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len);
+	for (size_t j = 0; all_events && ci >= 0 && j < d->n; j++)
+		if (overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
+				       strlen(d->ev[j].type)) < 0)
+			return -1;
+	return ci;
+}
+
+/* What the append changed: the touched customers and the batches' accepted events. */
+static void publish_append(struct timeline *tl, struct batch **batches, size_t n)
+{
+	struct overlay_note *note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
+	struct strmap index;                 /* customer id → index in the note, plus one */
+
+	strmap_init(&index);
+	for (size_t i = 0; note && i < tl->ntouched; i++) {
+		const struct cust *c = tl->touched[i];
+		struct dirty *d = strmap_get(&tl->dirty, c->id, c->id_len);
+		ssize_t ci = d ? note_customer(tl, note, d, 0) : -1;
+		if (ci < 0 || strmap_put(&index, c->id, c->id_len, (void *)(uintptr_t)(ci + 1)) < 0)
+			goto nomem;
+	}
+	for (size_t i = 0; note && i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
+			const struct batch_event *be = &batches[i]->events[j];
+			uintptr_t ci;
+			if (be->status != BATCH_ACCEPTED)
+				continue;
+			ci = (uintptr_t)strmap_get(&index, be->ev.customer, be->ev.customer_len);
+			if (!ci || overlay_note_event(note, ci - 1, be->ev.ts, be->ev.seq, be->ev.type,
+						      be->ev.type_len) < 0)
+				goto nomem;
+		}
+	strmap_clear(&index);
+	send_note(tl, note);
+	return;
+nomem:
+	strmap_clear(&index);
+	overlay_note_free(note);
+	send_note(tl, NULL);
+}
+
+void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to)
+{
+	struct overlay_note *note;
+
+	if (!tl->sink || from == to)
+		return;
+	note = overlay_note_new(OVERLAY_FLUSHED, tl->gen);
+	for (size_t i = from; note && i < to; i++)
+		if (overlay_note_cust(note, tl->job.custs[i], tl->job.lens[i], NULL, 0) < 0) {
+			overlay_note_free(note);
+			note = NULL;
+		}
+	send_note(tl, note);
+}
+
+static void publish_forget(struct timeline *tl, const char *id, size_t len)
+{
+	struct overlay_note *note = overlay_note_new(OVERLAY_FORGET, tl->gen);
+
+	if (note && overlay_note_cust(note, id, len, NULL, 0) < 0) {
+		overlay_note_free(note);
+		note = NULL;
+	}
+	send_note(tl, note);
+}
+
+void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx)
+{
+	const struct strmap_slot *slot;
+	struct overlay_note *note;
+
+	tl->sink = fn;
+	tl->sink_ctx = ctx;
+	if (!fn || tl->dirty.count == 0)
+		return;
+	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
+	for (size_t i = 0; note && strmap_next(&tl->dirty, &i, &slot);)
+		if (note_customer(tl, note, slot->value, 1) < 0) {
+			overlay_note_free(note);
+			note = NULL;
+		}
+	send_note(tl, note);
+}
+
 /* ---- reads ----------------------------------------------------------------- */
 
 struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
@@ -512,7 +623,7 @@ struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id
 		return d->c;
 	}
 	*owned = 1;
-	c = cust_load(tl, txn, id, len, &found, err);
+	c = timeline_load(tl->st, txn, id, len, &found, err);
 	if (c && !found) {
 		cust_free(c);
 		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
@@ -590,7 +701,7 @@ static int type_wanted(const struct timeline_query *q, const char *type)
 	return 0;
 }
 
-static int emit_event(struct timeline *tl, MDB_txn *txn, uint64_t seq, timeline_event_fn fn,
+static int emit_event(struct store *st, MDB_txn *txn, uint64_t seq, timeline_event_fn fn,
 		      void *ctx, struct herr *err)
 {
 	uint8_t key[8];
@@ -599,7 +710,7 @@ static int emit_event(struct timeline *tl, MDB_txn *txn, uint64_t seq, timeline_
 	int rc;
 
 	be64_put(key, seq);
-	rc = store_get(txn, tl->st, DB_LOG, key, 8, &val);
+	rc = store_get(txn, st, DB_LOG, key, 8, &val);
 	if (rc)
 		return store_error(err, rc, "reading the log");
 	if (event_decode(val.mv_data, val.mv_size, &ev) < 0)
@@ -613,9 +724,24 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 		   timeline_event_fn fn, void *ctx, int *more, struct herr *err)
 {
 	struct dirty *d = strmap_get(&tl->dirty, q->customer, q->customer_len);
+
+	if (d && d->n)
+		qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
+	return timeline_merge(tl->st, txn, q, d ? d->ev : NULL, d ? d->n : 0, fn, ctx, more, err);
+}
+
+/*
+ * The stored time index and the pending entries pev (sorted), walked together.
+ * An entry in both (a flush committed between the reader's note and its
+ * transaction) is taken once, from the store.
+ */
+int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *q,
+		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
+		   struct herr *err)
+{
 	struct stored_iter it = { .cust = q->customer, .len = q->customer_len, .desc = q->desc };
 	struct tpos lo = { q->since, 0 }, hi = { q->until, UINT64_MAX };
-	size_t pi = 0, pn = d ? d->n : 0, emitted = 0;
+	size_t pi = 0, emitted = 0;
 	int rc;
 
 	*more = 0;
@@ -631,9 +757,7 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 				hi.ts--;
 		}
 	}
-	if (d && d->n)
-		qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
-	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_TIMELINE), &it.cur)))
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_TIMELINE), &it.cur)))
 		return store_error(err, rc, "reading a timeline");
 	stored_seek(&it, q->desc ? hi : lo);
 	/* pending events walk the same direction; pi counts from the walk's start */
@@ -641,7 +765,7 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 		const struct pending_ev *p = NULL;
 		struct tpos ppos = { 0, 0 };
 		while (pi < pn) {
-			p = &d->ev[q->desc ? pn - 1 - pi : pi];
+			p = &pev[q->desc ? pn - 1 - pi : pi];
 			ppos = (struct tpos){ p->ts, p->seq };
 			if ((q->desc ? tpos_cmp(ppos, hi) > 0 : tpos_cmp(ppos, lo) < 0)) {
 				pi++;
@@ -656,6 +780,10 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 			it.valid = 0;
 		if (!p && !it.valid)
 			break;
+		if (p && it.valid && tpos_cmp(it.pos, ppos) == 0) {
+			pi++;
+			continue;
+		}
 		int take_stored = it.valid &&
 				  (!p || (q->desc ? tpos_cmp(it.pos, ppos) > 0 : tpos_cmp(it.pos, ppos) < 0));
 		const char *type = take_stored ? it.type : p->type;
@@ -665,7 +793,7 @@ int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_quer
 				*more = 1;
 				break;
 			}
-			if (emit_event(tl, txn, seq, fn, ctx, err) < 0) {
+			if (emit_event(st, txn, seq, fn, ctx, err) < 0) {
 				mdb_cursor_close(it.cur);
 				return -1;
 			}
@@ -865,6 +993,8 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 		return herr_set(err, HERR_BAD_REQUEST, "id: longer than %d bytes", HEARTH_ID_MAX);
 	if (timeline_flush(tl, 1, err) < 0 || store_write(tl->st, forget_fn, &ctx, err) < 0)
 		return -1;
+	if (tl->sink)
+		publish_forget(tl, id, len);
 	if (!ctx.found && ctx.removed == 0)
 		return herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
 	*removed = ctx.removed;

@@ -70,6 +70,9 @@ struct timeline {
 	uint64_t mark;
 	struct flush_job job;
 	struct timeline_stats stats;
+	timeline_sink_fn sink;          /* the reader's notes (hearth/overlay.h), NULL: none */
+	void *sink_ctx;
+	uint64_t gen;                   /* of the last note sent */
 };
 
 /* timeline.c: the keys of the time and deadline indexes, and a pending entry's end */
@@ -78,6 +81,15 @@ size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_
 void timeline_dirty_free(struct dirty *d);
 /* qsort order of pending events: time, then log seq. */
 int pending_ev_cmp(const void *a, const void *b);
+/* The customer's state from the store, or a new one (*found = 0); NULL on failure. */
+struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_t len, int *found,
+			   struct herr *err);
+/* timeline_query over the store and the sorted pending entries pev (also the overlay's). */
+int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *q,
+		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
+		   struct herr *err);
+/* overlay notes (hearth/overlay.h) to the sink, if one is set */
+void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to);
 /* flush.c */
 void flush_job_free(struct flush_job *job);
 

@@ -4,7 +4,9 @@ daemon flushes derived state in between, every `customer` and `timeline` answer 
 at least what was acknowledged before the query was sent, and never half a batch."""
 
 import json
+import os
 import re
+import socket
 import threading
 import time
 
@@ -100,3 +102,126 @@ def test_queries_beside_ingest_read_their_writes_and_see_whole_batches(daemon):
     assert stored == 2 * BATCHES
     # the queries ran across writes of derived state, not only before the first
     assert flushes() >= start_flushes + BATCHES // FLUSH_EVERY
+
+
+IMPORT_CUSTOMERS = 40
+IMPORT_REQUESTS = 100      # of 400 events each, 100 for each of 4 customers: 40 000 events
+PER_CUSTOMER = 100
+
+
+def import_batch(n):
+    """Request n: 100 events for each of 4 customers, ids that say where they belong."""
+    events = []
+    for j in range(4):
+        cid = "I%d" % ((n * 4 + j) % IMPORT_CUSTOMERS)
+        for k in range(PER_CUSTOMER):
+            ts = rfc3339(T0 + (n * PER_CUSTOMER + k) * 1000)
+            events.append(ev(cid, ts, "call", id="%s-%d-%d" % (cid, n, k)))
+    return events
+
+
+def test_queries_during_a_large_import_see_every_acknowledged_event_whole(daemon):
+    """A producer streams 40 000 events; a second client asks about the customers of
+    the batch just acknowledged. Every answer holds all their acknowledged events, and
+    customer/timeline/customer brackets each other: no half-applied state is shown."""
+    acked = {}                  # customer -> events acknowledged
+    latest = []                 # customers of the last acknowledged batch
+    lock = threading.Lock()
+    done = threading.Event()
+    problems = []
+
+    def produce():
+        s = zmq.Context.instance().socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(daemon.cfg.ingest_ep)
+        try:
+            for n in range(IMPORT_REQUESTS):
+                batch_events = import_batch(n)
+                s.send(json.dumps(batch_events).encode())
+                if not s.poll(60000):
+                    problems.append("no ingest reply in 60 s")
+                    return
+                rep = json.loads(s.recv())
+                if rep.get("accepted") != len(batch_events):
+                    problems.append("ingest: %r" % rep)
+                    return
+                with lock:
+                    cids = sorted({e["customer"] for e in batch_events})
+                    for cid in cids:
+                        acked[cid] = acked.get(cid, 0) + PER_CUSTOMER
+                    latest[:] = cids
+        finally:
+            s.close()
+            done.set()
+
+    t = threading.Thread(target=produce)
+    t.start()
+    checked = 0
+    with CtlConn(daemon.cfg.control) as c:
+        end = time.monotonic() + 300
+        while not done.is_set() and time.monotonic() < end:
+            with lock:
+                floors = {cid: acked[cid] for cid in latest}
+            for cid, floor in floors.items():
+                before = assert_ok(c.request({"cmd": "customer", "id": cid}))["customer"]["events"]
+                tl = assert_ok(c.request({"cmd": "timeline", "id": cid, "limit": 10000}))["events"]
+                after = assert_ok(c.request({"cmd": "customer", "id": cid}))["customer"]["events"]
+                # read-your-writes: what was acknowledged before the queries is there
+                assert before >= floor, (cid, before, floor)
+                # whole batches only, and the timeline between the two counts around it
+                assert before % PER_CUSTOMER == 0 and after % PER_CUSTOMER == 0, (cid, before, after)
+                assert before <= len(tl) <= after, (cid, before, len(tl), after)
+                assert len({e["id"] for e in tl}) == len(tl), cid   # no event twice
+                checked += 1
+    t.join(60)
+    assert not problems, problems
+    assert done.is_set(), "the producer did not finish"
+    assert checked > 0
+    # at the end every customer shows all of its events, in the timeline too
+    for cid, n in acked.items():
+        assert daemon.customer(cid)["events"] == n
+        assert len(assert_ok(daemon.ctl({"cmd": "timeline", "id": cid, "limit": 10000}))["events"]) == n
+    assert daemon.status()["events"] == IMPORT_REQUESTS * 4 * PER_CUSTOMER
+
+
+def test_readers_answer_while_the_writer_is_held(daemon):
+    """The writer is held inside one request: a `reload` whose configuration file is a
+    FIFO nobody writes yet blocks it in open(2). Meanwhile `ping`, `status`, `customer`
+    and `timeline` on another connection are answered, by the control thread, and see
+    what was acknowledged before; `metrics` (a writer command) is not answered until
+    the writer is let go."""
+    assert_ok(daemon.ctl({"cmd": "ingest", "events": [
+        ev("W1", rfc3339(T0), "call", id="w1-1"), ev("W1", rfc3339(T0 + 1000), "visit", id="w1-2")]}))
+    text = open(daemon.cfg.path).read()
+    os.rename(daemon.cfg.path, daemon.cfg.path + ".real")
+    os.mkfifo(daemon.cfg.path)
+    held = CtlConn(daemon.cfg.control)
+    other = CtlConn(daemon.cfg.control)
+    try:
+        held.send({"cmd": "reload"})
+        # the writer takes the reload: its metrics request then waits behind it
+        other.send({"cmd": "metrics"})
+        with CtlConn(daemon.cfg.control) as c:
+            assert assert_ok(c.request({"cmd": "ping"}))["pong"] is True
+            assert assert_ok(c.request({"cmd": "status"}))["events"] == 2
+            assert assert_ok(c.request({"cmd": "customer", "id": "W1"}))["customer"]["events"] == 2
+            tl = assert_ok(c.request({"cmd": "timeline", "id": "W1"}))["events"]
+            assert [e["id"] for e in tl] == ["w1-1", "w1-2"]
+        # nothing came back on the writer's side yet: it is still held in open(2)
+        timeout = held.sock.gettimeout()
+        held.sock.setblocking(False)
+        try:
+            got = held.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            got = None
+        held.sock.settimeout(timeout)
+        assert got is None and held.buf == b"", "the reload was answered while the writer was held"
+        with open(daemon.cfg.path, "w") as f:      # lets the writer go
+            f.write(text)
+        assert_ok(held.recv())
+        assert "hearth_control_requests_total" in assert_ok(other.recv())["text"]
+    finally:
+        held.close()
+        other.close()
+        os.unlink(daemon.cfg.path)
+        os.rename(daemon.cfg.path + ".real", daemon.cfg.path)

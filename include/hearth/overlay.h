@@ -1,0 +1,70 @@
+/*
+ * The reader's view of the writer's pending derived state (issue 14).
+ *
+ * The writer keeps customers changed since the last flush in memory
+ * (timeline.h) and writes them to the store lazily, so a reader on its own
+ * LMDB transaction would miss what was acknowledged but not flushed yet. The
+ * writer therefore sends the reader notes, over a queue, before the replies
+ * of the commit they describe go out: for each customer a commit touched an
+ * immutable copy of its record (the store's encoding) and its new time-index
+ * entries; after each flush slice, the customers it wrote and the generation
+ * they are written up to. The reader folds the notes into its overlay and
+ * answers from the overlay first, the store second. The overlay mirrors the
+ * writer's pending set, which the flush bounds.
+ *
+ * A note belongs to one thread at a time: built by the writer, applied (and
+ * freed) by the reader.
+ */
+#ifndef HEARTH_OVERLAY_H
+#define HEARTH_OVERLAY_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hearth/err.h"
+#include "hearth/timeline.h"
+
+struct cust;
+struct overlay;
+struct overlay_note;
+struct store;
+
+enum overlay_kind {
+	OVERLAY_UPDATE,                 /* customers' records and new time-index entries */
+	OVERLAY_FLUSHED,                /* these customers are in the store up to gen */
+	OVERLAY_FORGET,                 /* these customers are gone */
+};
+
+/* ---- the writer: building notes ---------------------------------------------- */
+
+struct overlay_note *overlay_note_new(enum overlay_kind kind, uint64_t gen);
+void overlay_note_free(struct overlay_note *n);
+/* Adds a customer (rec NULL for FLUSHED and FORGET); its index, or -1 out of memory. */
+ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, const void *rec,
+			  size_t rec_len);
+/* Adds a time-index entry of customer index ci; -1 out of memory. */
+int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t seq,
+		       const char *type, size_t type_len);
+size_t overlay_note_count(const struct overlay_note *n);
+
+/* ---- the reader ------------------------------------------------------------------ */
+
+struct overlay *overlay_new(void);
+void overlay_free(struct overlay *ov);
+/* Folds a note in and frees it; -1 when out of memory (the overlay is then cleared of its customers). */
+int overlay_apply(struct overlay *ov, struct overlay_note *n);
+/* Customers held (pending at the writer as far as the reader knows). */
+size_t overlay_count(const struct overlay *ov);
+/*
+ * The customer as of the last note applied and the store as of txn: owned,
+ * or NULL with err HERR_NOT_FOUND when there is no such customer.
+ */
+struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const char *id,
+			      size_t len, struct herr *err);
+/* timeline_query over the store as of txn and the overlay's entries (hearth/timeline.h). */
+int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const struct timeline_query *q,
+		  timeline_event_fn fn, void *ctx, int *more, struct herr *err);
+
+#endif

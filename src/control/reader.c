@@ -1,0 +1,89 @@
+/*
+ * Reads for reader commands (hearth/commands.h, struct reader): the same
+ * calls whether the reader is the control thread (overlay, posted status,
+ * shared transactions) or the writer itself (control_answer).
+ */
+#include <json-c/json.h>
+
+#include "commands_impl.h"
+#include "hearth/board.h"
+#include "hearth/engine.h"
+#include "hearth/eval.h"
+#include "hearth/overlay.h"
+#include "hearth/rules.h"
+#include "hearth/server.h"
+#include "hearth/state.h"
+#include "hearth/store.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+
+void reader_status(struct reader *rd, struct board_status *out)
+{
+	if (rd->srv)
+		server_status_fill(rd->srv, out);
+	else
+		board_get_status(rd->board, out);
+}
+
+int64_t reader_now(struct reader *rd)
+{
+	struct board_status s;
+
+	if (rd->srv)
+		return server_now(rd->srv);
+	board_get_status(rd->board, &s);
+	return time_now_ms() + s.clock_offset_ms;
+}
+
+int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err)
+{
+	return rd->srv ? store_read_begin(rd->st, txn, err) : store_shared_begin(rd->st, txn, err);
+}
+
+void reader_end(struct reader *rd, MDB_txn *txn)
+{
+	if (!txn)
+		return;
+	if (rd->srv)
+		mdb_txn_abort(txn);
+	else
+		store_shared_end(rd->st, txn);
+}
+
+struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
+			     struct herr *err)
+{
+	if (rd->srv)
+		return timeline_customer(rd->srv->tl, txn, id, len, owned, err);
+	*owned = 1;
+	return overlay_customer(rd->ov, rd->st, txn, id, len, err);
+}
+
+int reader_query(struct reader *rd, MDB_txn *txn, const struct timeline_query *q,
+		 timeline_event_fn fn, void *ctx, int *more, struct herr *err)
+{
+	if (rd->srv)
+		return timeline_query(rd->srv->tl, txn, q, fn, ctx, more, err);
+	return overlay_query(rd->ov, rd->st, txn, q, fn, ctx, more, err);
+}
+
+static int query_fn(void *qctx, MDB_txn *txn, const struct timeline_query *q,
+		    int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more, struct herr *err)
+{
+	return reader_query(qctx, txn, q, fn, ctx, more, err);
+}
+
+/* The priority's window scans go through the reader's view, not the writer's timeline. */
+struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct cust *c)
+{
+	struct engine_scan scan = { .query = query_fn, .qctx = rd, .txn = txn, .tok = rd->tok };
+	struct eval_env env;
+	struct value v;
+
+	if (!rd->rs || !rd->rs->priority)
+		return NULL;
+	engine_scan_env(&scan, c, reader_now(rd), &env);
+	if (expr_eval(rd->rs->priority, &env, &v, NULL) < 0)
+		return NULL;
+	return value_to_json(&v);
+}

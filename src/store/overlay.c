@@ -1,0 +1,280 @@
+/*
+ * The reader's overlay of pending derived state (see include/hearth/overlay.h).
+ * Notes are built by the writer (timeline.c, flush.c) and folded in here by
+ * the reader; reads merge the overlay with the store through the same code
+ * the writer's own reads use (timeline_merge, timeline_impl.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/overlay.h"
+#include "hearth/state.h"
+#include "hearth/store.h"
+#include "hearth/strmap.h"
+#include "timeline_impl.h"
+
+struct note_cust {
+	char *id;
+	size_t len;
+	void *rec;                      /* NULL: not an update */
+	size_t rec_len;
+};
+
+struct note_ev {
+	size_t ci;
+	struct pending_ev ev;
+};
+
+struct overlay_note {
+	enum overlay_kind kind;
+	uint64_t gen;
+	struct note_cust *custs;
+	size_t ncusts, custs_cap;
+	struct note_ev *evs;
+	size_t nevs, evs_cap;
+};
+
+/* One customer as the reader knows it from notes. */
+struct entry {
+	uint64_t gen;                   /* of the last update folded in */
+	void *rec;                      /* the record, as the store encodes it */
+	size_t rec_len;
+	struct pending_ev *ev;          /* time-index entries not known to be stored */
+	size_t n, cap;
+	int sorted;
+};
+
+struct overlay {
+	struct strmap custs;            /* id → struct entry */
+};
+
+/* ---- notes ----------------------------------------------------------------------- */
+
+struct overlay_note *overlay_note_new(enum overlay_kind kind, uint64_t gen)
+{
+	struct overlay_note *n = calloc(1, sizeof(*n));
+
+	if (n) {
+		n->kind = kind;
+		n->gen = gen;
+	}
+	return n;
+}
+
+void overlay_note_free(struct overlay_note *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->ncusts; i++) {
+		free(n->custs[i].id);
+		free(n->custs[i].rec);
+	}
+	free(n->custs);
+	free(n->evs);
+	free(n);
+}
+
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 16;
+	void *more = realloc(*p, c * size);
+	if (!more)
+		return -1;
+	*p = more;
+	*cap = c;
+	return 0;
+}
+
+ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, const void *rec,
+			  size_t rec_len)
+{
+	struct note_cust nc = { .len = len, .rec_len = rec_len };
+
+	if (grow((void **)&n->custs, &n->custs_cap, n->ncusts, sizeof(*n->custs)) < 0 ||
+	    !(nc.id = malloc(len ? len : 1)))
+		return -1;
+	memcpy(nc.id, id, len);
+	if (rec && !(nc.rec = malloc(rec_len ? rec_len : 1))) {
+		free(nc.id);
+		return -1;
+	}
+	if (rec)
+		memcpy(nc.rec, rec, rec_len);
+	n->custs[n->ncusts] = nc;
+	return (ssize_t)n->ncusts++;
+}
+
+int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t seq,
+		       const char *type, size_t type_len)
+{
+	struct note_ev *e;
+
+	if (ci >= n->ncusts || grow((void **)&n->evs, &n->evs_cap, n->nevs, sizeof(*n->evs)) < 0)
+		return -1;
+	e = &n->evs[n->nevs++];
+	e->ci = ci;
+	e->ev.ts = ts;
+	e->ev.seq = seq;
+	if (type_len > HEARTH_NAME_MAX)
+		type_len = HEARTH_NAME_MAX;
+	memcpy(e->ev.type, type, type_len);
+	e->ev.type[type_len] = '\0';
+	return 0;
+}
+
+size_t overlay_note_count(const struct overlay_note *n)
+{
+	return n->ncusts;
+}
+
+/* ---- the overlay ----------------------------------------------------------------- */
+
+static void entry_free(struct entry *e)
+{
+	if (!e)
+		return;
+	free(e->rec);
+	free(e->ev);
+	free(e);
+}
+
+struct overlay *overlay_new(void)
+{
+	struct overlay *ov = calloc(1, sizeof(*ov));
+
+	if (ov)
+		strmap_init(&ov->custs);
+	return ov;
+}
+
+static void overlay_clear(struct overlay *ov)
+{
+	const struct strmap_slot *slot;
+
+	for (size_t i = 0; strmap_next(&ov->custs, &i, &slot);)
+		entry_free(slot->value);
+	strmap_clear(&ov->custs);
+}
+
+void overlay_free(struct overlay *ov)
+{
+	if (!ov)
+		return;
+	overlay_clear(ov);
+	free(ov);
+}
+
+size_t overlay_count(const struct overlay *ov)
+{
+	return ov->custs.count;
+}
+
+static struct entry *entry_get(struct overlay *ov, const char *id, size_t len)
+{
+	struct entry *e = strmap_get(&ov->custs, id, len);
+
+	if (e)
+		return e;
+	if (!(e = calloc(1, sizeof(*e))) || strmap_put(&ov->custs, id, len, e) < 0) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The record replaces the one held (it is newer), the entries add to them. */
+static int apply_update(struct overlay *ov, struct overlay_note *n)
+{
+	struct entry **map = calloc(n->ncusts ? n->ncusts : 1, sizeof(*map));
+
+	if (!map)
+		return -1;
+	for (size_t i = 0; i < n->ncusts; i++) {
+		struct note_cust *nc = &n->custs[i];
+		struct entry *e = entry_get(ov, nc->id, nc->len);
+		if (!e)
+			goto fail;
+		free(e->rec);
+		e->rec = nc->rec;            /* taken from the note */
+		e->rec_len = nc->rec_len;
+		nc->rec = NULL;
+		e->gen = n->gen;
+		map[i] = e;
+	}
+	for (size_t i = 0; i < n->nevs; i++) {
+		struct entry *e = map[n->evs[i].ci];
+		if (grow((void **)&e->ev, &e->cap, e->n, sizeof(*e->ev)) < 0)
+			goto fail;
+		e->ev[e->n++] = n->evs[i].ev;
+		e->sorted = 0;
+	}
+	free(map);
+	return 0;
+fail:
+	free(map);
+	return -1;
+}
+
+static void apply_drop(struct overlay *ov, const struct overlay_note *n)
+{
+	for (size_t i = 0; i < n->ncusts; i++) {
+		struct entry *e = strmap_get(&ov->custs, n->custs[i].id, n->custs[i].len);
+		/* an update newer than what the flush wrote keeps its entry */
+		if (e && (n->kind == OVERLAY_FORGET || e->gen <= n->gen))
+			entry_free(strmap_del(&ov->custs, n->custs[i].id, n->custs[i].len));
+	}
+}
+
+int overlay_apply(struct overlay *ov, struct overlay_note *n)
+{
+	int rc = 0;
+
+	if (n->kind == OVERLAY_UPDATE)
+		rc = apply_update(ov, n);
+	else
+		apply_drop(ov, n);
+	/*
+	 * Half an update would show a customer without some acknowledged events:
+	 * better none (the store's older state and a logged error) than a wrong one.
+	 */
+	if (rc < 0)
+		overlay_clear(ov);
+	overlay_note_free(n);
+	return rc;
+}
+
+struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const char *id,
+			      size_t len, struct herr *err)
+{
+	struct entry *e = strmap_get(&ov->custs, id, len);
+	struct cust *c;
+	int found;
+
+	if (e) {
+		c = cust_decode(id, len, e->rec, e->rec_len);
+		if (!c)
+			herr_set(err, HERR_NOMEM, "out of memory");
+		return c;
+	}
+	c = timeline_load(st, txn, id, len, &found, err);
+	if (c && !found) {
+		cust_free(c);
+		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
+		return NULL;
+	}
+	return c;
+}
+
+int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const struct timeline_query *q,
+		  timeline_event_fn fn, void *ctx, int *more, struct herr *err)
+{
+	struct entry *e = strmap_get(&ov->custs, q->customer, q->customer_len);
+
+	if (e && !e->sorted && e->n) {
+		qsort(e->ev, e->n, sizeof(*e->ev), pending_ev_cmp);
+		e->sorted = 1;
+	}
+	return timeline_merge(st, txn, q, e ? e->ev : NULL, e ? e->n : 0, fn, ctx, more, err);
+}
