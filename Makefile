@@ -74,8 +74,8 @@ $(CTL_OBJS): tools/ctl.h
 $(BUILD)/hearthctl: $(CTL_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-RELAY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/relay/*.c))
-$(RELAY_OBJS): $(wildcard tools/relay/*.h)
+RELAY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard relay/*.c))
+$(RELAY_OBJS): $(wildcard relay/*.h)
 $(RELAY_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libcurl libcrypto)
 
 $(BUILD)/hearth-relay: $(RELAY_OBJS) $(BUILD)/libhearth.a
@@ -95,13 +95,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libhearth.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
-# ---- hearth-web (issue 15): tools/web → build/hearth-web ------------------------
-# The page's static files are embedded (tools/web/assets.c, .incbin): assets.o
+# ---- hearth-web (issue 15): web → build/hearth-web ------------------------
+# The page's static files are embedded (web/assets.c, .incbin): assets.o
 # is rebuilt when one changes.
-WEB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/web/*.c))
-$(WEB_OBJS): tools/web/web.h
+WEB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard web/*.c))
+$(WEB_OBJS): web/web.h
 $(WEB_OBJS): CFLAGS_ALL += $(shell pkg-config --cflags libmicrohttpd libcrypt)
-$(BUILD)/tools/web/assets.o: $(wildcard tools/web/static/*)
+$(BUILD)/web/assets.o: $(wildcard web/static/*)
 
 $(BUILD)/hearth-web: $(WEB_OBJS) $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd libcrypt)
@@ -150,7 +150,7 @@ fuzz-build:
 	$(MAKE) CC=clang BUILD=$(FUZZ_DIR) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT="-O1 -g" \
 		$(FUZZ_DIR)/libhearth.a $(FUZZ_TARGETS)
 
-# the relay's loader lives in tools/relay: link its objects (all but main)
+# the relay's loader lives in relay: link its objects (all but main)
 $(FUZZ_DIR)/fuzz_relay_config: tests/fuzz/fuzz_relay_config.c $(filter-out %/main.o,$(RELAY_OBJS)) $(FUZZ_DIR)/libhearth.a
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libcurl libcrypto) -fsanitize=fuzzer
 

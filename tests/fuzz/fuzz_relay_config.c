@@ -4,7 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../tools/relay/relay.h"
+#include "../../relay/relay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

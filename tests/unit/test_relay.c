@@ -1,5 +1,5 @@
 /*
- * tools/relay: the pure parts of the relay — templates, signatures, matching,
+ * relay: the pure parts of the relay — templates, signatures, matching,
  * message shapes per target type, and the durable seq file. The network side
  * is covered end to end by tests/e2e/test_relay.py.
  */
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../tools/relay/runtime.h"
+#include "../../relay/runtime.h"
 #include "hearth/tz.h"
 
 static const char body_text[] =

@@ -1,5 +1,5 @@
 /*
- * The static files of tools/web/static, embedded in the binary at build time
+ * The static files of web/static, embedded in the binary at build time
  * (the assembler's .incbin), so that the program, its page and its version
  * always travel together and the service needs no directory of its own. The
  * Makefile makes this object depend on every file in static/.
@@ -10,7 +10,7 @@
 #include "web.h"
 
 #ifndef WEB_STATIC_DIR
-#define WEB_STATIC_DIR "tools/web/static"
+#define WEB_STATIC_DIR "web/static"
 #endif
 
 /* sym##_start .. sym##_end hold the file's bytes */

@@ -1,4 +1,4 @@
-/* The relay's loop and its reload (tools/relay/loop.c). */
+/* The relay's loop and its reload (relay/loop.c). */
 #ifndef HEARTH_RELAY_LOOP_H
 #define HEARTH_RELAY_LOOP_H
 
