@@ -213,7 +213,7 @@ struct sim_ev {
 	uint64_t seq;
 	const char *type;
 	enum ev_class cls;
-	char ref[12];
+	char ref[16];                  /* "P" and any int: gcc -O1 cannot bound k */
 	char attrs[200];
 	struct json_object *parsed;     /* for the brute-force rebuilds */
 };
