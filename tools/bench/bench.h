@@ -149,6 +149,8 @@ double daemon_metric(struct daemon *d, const char *sample, struct herr *err);
 int daemon_wait_flushed(struct daemon *d, struct herr *err);
 /* VmRSS minus the Rss of the data.mdb mapping, and both parts, in bytes. */
 int daemon_rss(struct daemon *d, uint64_t *rss, uint64_t *map_rss, struct herr *err);
+/* Bytes the daemon handed to write calls (wchar) and sent to storage (write_bytes) so far. */
+int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes);
 /* User + system CPU seconds the daemon has used so far. */
 double daemon_cpu_seconds(struct daemon *d);
 /* Allocated bytes of data.mdb (what du reports). */
@@ -262,6 +264,7 @@ extern const size_t shard_counts[SHARD_CONFIGS];
 /* Index 0: the smaller store (the import's), 1: the big one. */
 struct results {
 	struct figure ingest_eps, raw_eps, sql_eps, ratio_raw, ratio_sql;
+	struct figure wchar_per_event, disk_per_event;  /* written per ingested event, flush included */
 	double json_bytes, record_bytes;
 	struct figure import_eps;
 	struct figure backtest_s, backtest_ping_p99_ms;   /* one rule over the import's year */

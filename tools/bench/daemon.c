@@ -444,6 +444,26 @@ double daemon_cpu_seconds(struct daemon *d)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes)
+{
+	char path[64], line[128];
+	unsigned long long v;
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)d->pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "wchar: %llu", &v) == 1)
+			*wchar = v, found++;
+		else if (sscanf(line, "write_bytes: %llu", &v) == 1)
+			*write_bytes = v, found++;
+	}
+	fclose(f);
+	return found == 2 ? 0 : -1;
+}
+
 uint64_t daemon_store_bytes(struct daemon *d)
 {
 	char path[600];

@@ -208,6 +208,9 @@ static void report(const struct bench *b)
 	snprintf(f, sizeof(f), "daemon RSS minus LMDB map, %s customers", count((double)r->customers[1], a, sizeof(a)));
 	snprintf(note, sizeof(note), "the data.mdb mapping's own Rss was %.1f MiB", r->map_rss_mib);
 	table_add(f, r->rss_mib, "%.1f", "MiB", AT_MOST, 150, note);
+	snprintf(note, sizeof(note), "to storage (write_bytes): %.0f B", fig_median(&r->disk_per_event));
+	table_add("bytes written per ingested event (wchar, flush included)", fig_median(&r->wchar_per_event),
+		  "%.0f", "B", AT_MOST, 500, note);
 	snprintf(f, sizeof(f), "store bytes per event (%s events)", count((double)z->ingest_events, a, sizeof(a)));
 	table_add(f, r->bytes_per_event, "%.0f", "B", AT_MOST, 250, NULL);
 	snprintf(f, sizeof(f), "store bytes per event (big store)");

@@ -404,9 +404,20 @@ int phase_ingest(struct bench *b, struct herr *err)
 	for (size_t r = 0; r < b->sz.runs; r++) {
 		double h, raw, sql;
 		snprintf(name, sizeof(name), "ingest-%zu", r + 1);
-		if (daemon_start(&d, name, err) < 0 || daemon_clock_set(&d, b->end_ms, err) < 0 ||
-		    ingest_all(b, &d, &f, &h, err) < 0 || daemon_wait_flushed(&d, err) < 0)
+		uint64_t w0 = 0, d0 = 0, w1 = 0, d1 = 0;
+		if (daemon_start(&d, name, err) < 0 || daemon_clock_set(&d, b->end_ms, err) < 0)
 			goto out;
+		int io = daemon_io(&d, &w0, &d0);
+		if (ingest_all(b, &d, &f, &h, err) < 0 || daemon_wait_flushed(&d, err) < 0)
+			goto out;
+		/* the flush included: what an event costs the disk until it is fully indexed */
+		if (io == 0 && daemon_io(&d, &w1, &d1) == 0) {
+			fig_add(&b->r.wchar_per_event, (double)(w1 - w0) / (double)f.events);
+			fig_add(&b->r.disk_per_event, (double)(d1 - d0) / (double)f.events);
+			say("hearthd wrote %.0f B per event through write calls (wchar), %.0f B to storage "
+			    "(write_bytes), flush included", (double)(w1 - w0) / (double)f.events,
+			    (double)(d1 - d0) / (double)f.events);
+		}
 		if (b->ingest_only) {
 			fig_add(&b->r.ingest_eps, h);
 			say("run %zu: hearth %.0f events/s", r + 1, h);
