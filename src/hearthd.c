@@ -94,6 +94,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	struct herr err;
 
 	(void)loop;
+	timeline_publish_restated(srv->tl);     /* before the flush can take them */
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
 	server_post_status(srv);        /* for `status` on the control thread */

@@ -85,8 +85,15 @@ struct engine_scan {
 	struct json_tokener *tok;       /* for attribute sums */
 };
 void engine_scan_env(struct engine_scan *s, const struct cust *c, int64_t now, struct eval_env *env);
-int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
-		  struct herr *err);
+/*
+ * `alerts` over the store as of txn, severities from rs; the owner filter
+ * loads customers through cust (the writer's timeline or a reader's overlay):
+ * owned says whether the caller frees what it returns.
+ */
+typedef struct cust *(*engine_cust_fn)(void *cctx, MDB_txn *txn, const char *id, size_t len,
+				       int *owned, struct herr *err);
+int engine_alerts_list(struct store *st, const struct ruleset *rs, MDB_txn *txn, engine_cust_fn cust,
+		       void *cctx, struct json_object *req, struct json_object *ans, struct herr *err);
 int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
 	       const char *by, struct herr *err);
 int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,

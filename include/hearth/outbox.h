@@ -8,6 +8,7 @@
 #ifndef HEARTH_OUTBOX_H
 #define HEARTH_OUTBOX_H
 
+#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,9 +29,12 @@ void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size
 void outbox_committed(struct outbox *ob, uint64_t last_seq);
 void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len);
 
-/* Bodies with seq > after (at most limit) into list; HERR_GONE if pruned. */
-int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_object *list,
-		  struct herr *err);
+/*
+ * Bodies with seq > after (at most limit) into list, as of txn (any thread's);
+ * HERR_GONE if pruned. last_seq: the last seq committed as of txn.
+ */
+int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limit,
+		     struct json_object *list, uint64_t *last_seq, struct herr *err);
 /* Deletes up to max entries older than now - retain. */
 int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err);
 

@@ -66,5 +66,12 @@ struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn
 /* timeline_query over the store as of txn and the overlay's entries (hearth/timeline.h). */
 int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const struct timeline_query *q,
 		  timeline_event_fn fn, void *ctx, int *more, struct herr *err);
+/*
+ * timeline_customers over the store as of txn and the overlay: customers
+ * after `after` (NULL: from the first) in id order, at most limit.
+ */
+int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const char *after,
+		      size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx, int *more,
+		      struct herr *err);
 
 #endif

@@ -131,6 +131,12 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 struct overlay_note;
 typedef void (*timeline_sink_fn)(struct overlay_note *note, void *ctx);
 void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx);
+/*
+ * Sends the reader the pending customers changed since the last call without
+ * an append (timeline_rebuild_cases): called before each poll and before the
+ * answer of a control command, so a reader is at most a loop turn behind.
+ */
+void timeline_publish_restated(struct timeline *tl);
 
 uint64_t timeline_customer_count(struct timeline *tl);
 uint64_t timeline_event_count(struct timeline *tl);

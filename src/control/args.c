@@ -117,7 +117,7 @@ struct json_object *time_or_null(int64_t ms)
 
 /* The config's priority for a customer now; null without a priority. */
 /* Compiles an expression given in a request; bad_expr names the column. */
-struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name,
+struct expr *arg_expr(const struct config *cfg, struct json_object *req, const char *name,
 			     int required, struct herr *err)
 {
 	const char *src;
@@ -127,7 +127,7 @@ struct expr *arg_expr(struct server *srv, struct json_object *req, const char *n
 
 	if (arg_string(req, name, required, &src, &len, err) < 0 || !src)
 		return NULL;
-	e = expr_compile(src, srv->cfg, msg, sizeof(msg), &pos);
+	e = expr_compile(src, cfg, msg, sizeof(msg), &pos);
 	if (!e)
 		herr_set(err, HERR_BAD_EXPR, "%s: column %zu: %s", name, pos + 1, msg);
 	return e;

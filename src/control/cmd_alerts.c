@@ -30,10 +30,24 @@
 #include "hearth/timeline.h"
 #include "hearth/units.h"
 
-int cmd_alerts(struct server *srv, struct json_object *req, struct json_object *ans,
-		      struct herr *err)
+static struct cust *load_customer(void *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
+				  struct herr *err)
 {
-	return engine_alerts(srv->engine, req, ans, err);
+	return reader_customer(rd, txn, id, len, owned, err);
+}
+
+/* Alert state is committed before the answers of what changed it: the read transaction sees it. */
+int cmd_alerts(struct reader *rd, struct json_object *req, struct json_object *ans,
+	       struct herr *err)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (reader_begin(rd, &txn, err) < 0)
+		return -1;
+	rc = engine_alerts_list(rd->st, rd->rs, txn, load_customer, rd, req, ans, err);
+	reader_end(rd, txn);
+	return rc;
 }
 
 int cmd_ack(struct server *srv, struct json_object *req, struct json_object *ans,
@@ -74,23 +88,30 @@ int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_
 	return engine_silence_remove(srv->engine, (uint64_t)json_object_get_int64(v), err);
 }
 
-int cmd_replay(struct server *srv, struct json_object *req, struct json_object *ans,
-		      struct herr *err)
+int cmd_replay(struct reader *rd, struct json_object *req, struct json_object *ans,
+	       struct herr *err)
 {
 	struct json_object *v = arg(req, "after"), *list;
 	size_t limit = HEARTH_REPLAY_DEFAULT;
+	uint64_t last_seq;
+	MDB_txn *txn;
+	int rc;
 
 	if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
 		return herr_set(err, HERR_BAD_REQUEST, "after: required, a seq (0 for the start)");
 	if ((v = arg(req, "limit")) && arg_limit(req, limit, &limit, err) < 0)
 		return -1;
+	if (reader_begin(rd, &txn, err) < 0)
+		return -1;
 	list = json_object_new_array();
-	if (outbox_replay(engine_outbox(srv->engine), (uint64_t)json_object_get_int64(arg(req, "after")),
-			  limit, list, err) < 0) {
+	rc = outbox_replay_in(rd->st, txn, (uint64_t)json_object_get_int64(arg(req, "after")), limit,
+			      list, &last_seq, err);
+	reader_end(rd, txn);
+	if (rc < 0) {
 		json_object_put(list);
 		return -1;
 	}
 	json_object_object_add(ans, "notifications", list);
-	json_object_object_add(ans, "last_seq", json_object_new_int64((int64_t)engine_seq(srv->engine)));
+	json_object_object_add(ans, "last_seq", json_object_new_int64((int64_t)last_seq));
 	return 0;
 }

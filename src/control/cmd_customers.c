@@ -132,7 +132,7 @@ struct ranked {
 };
 
 struct rank_scan {
-	struct server *srv;
+	struct reader *rd;
 	MDB_txn *txn;
 	struct expr *where, *order;
 	int64_t now;
@@ -144,11 +144,12 @@ struct rank_scan {
 static int rank_collect(const struct cust *c, void *vctx)
 {
 	struct rank_scan *ctx = vctx;
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 
 	if (ctx->where) {
-		engine_env(ctx->srv->engine, ctx->txn, c, ctx->now, &env);
+		reader_env(ctx->rd, ctx->txn, &scan, c, ctx->now, &env);
 		if (expr_eval(ctx->where, &env, &v, NULL) < 0 || !value_truthy(&v))
 			return 0;
 	}
@@ -164,7 +165,7 @@ static int rank_collect(const struct cust *c, void *vctx)
 	memset(r, 0, sizeof(*r));
 	r->key.type = TYPE_NULL;
 	if (ctx->order) {
-		engine_env(ctx->srv->engine, ctx->txn, c, ctx->now, &env);
+		reader_env(ctx->rd, ctx->txn, &scan, c, ctx->now, &env);
 		if (expr_eval(ctx->order, &env, &v, NULL) == 0)
 			r->key = v;
 		if (v.type == TYPE_STR) {
@@ -224,6 +225,8 @@ static int ranked_cmp_desc(const void *pa, const void *pb)
 
 static void rank_free(struct rank_scan *ctx)
 {
+	struct reader *rd = ctx->rd;
+
 	for (size_t i = 0; i < ctx->n; i++) {
 		free(ctx->items[i].id);
 		free(ctx->items[i].key_text);
@@ -232,27 +235,27 @@ static void rank_free(struct rank_scan *ctx)
 	free(ctx->items);
 	expr_free(ctx->where);
 	expr_free(ctx->order);
-	if (ctx->txn)
-		mdb_txn_abort(ctx->txn);
+	if (rd)
+		reader_end(rd, ctx->txn);
 }
 
 /* Runs where/order over every customer, sorted; the caller pages or cuts. */
-static int rank_scan(struct server *srv, struct rank_scan *ctx, int desc, struct herr *err)
+static int rank_scan(struct reader *rd, struct rank_scan *ctx, int desc, struct herr *err)
 {
 	int more;
 
-	ctx->srv = srv;
-	ctx->now = server_now(srv);
-	if (store_read_begin(srv->st, &ctx->txn, err) < 0)
+	ctx->rd = rd;
+	ctx->now = reader_now(rd);
+	if (reader_settle(rd, err) < 0 || reader_begin(rd, &ctx->txn, err) < 0)
 		return -1;
-	if (timeline_customers(srv->tl, NULL, 0, SIZE_MAX, rank_collect, ctx, &more, err) < 0)
+	if (reader_customers(rd, ctx->txn, NULL, 0, SIZE_MAX, rank_collect, ctx, &more, err) < 0)
 		return -1;
 	if (ctx->n)
 		qsort(ctx->items, ctx->n, sizeof(*ctx->items), desc ? ranked_cmp_desc : ranked_cmp);
 	return 0;
 }
 
-int cmd_customers_ranked(struct server *srv, struct json_object *req, struct json_object *ans,
+int cmd_customers_ranked(struct reader *rd, struct json_object *req, struct json_object *ans,
 				struct herr *err)
 {
 	struct rank_scan ctx = { 0 };
@@ -265,13 +268,13 @@ int cmd_customers_ranked(struct server *srv, struct json_object *req, struct jso
 		return -1;
 	if (cursor && sscanf(cursor, "@%zu", &offset) != 1)
 		return herr_set(err, HERR_BAD_REQUEST, "cursor: not one this daemon handed out");
-	ctx.where = arg_expr(srv, req, "where", 0, err);
+	ctx.where = arg_expr(rd->cfg, req, "where", 0, err);
 	if (!ctx.where && err->code == HERR_BAD_EXPR)
 		goto out;
-	ctx.order = arg_expr(srv, req, "order", 0, err);
+	ctx.order = arg_expr(rd->cfg, req, "order", 0, err);
 	if (!ctx.order && err->code == HERR_BAD_EXPR)
 		goto out;
-	if (rank_scan(srv, &ctx, desc, err) < 0)
+	if (rank_scan(rd, &ctx, desc, err) < 0)
 		goto out;
 	struct json_object *list = json_object_new_array();
 	for (size_t i = offset; i < ctx.n && i < offset + limit; i++)
@@ -288,21 +291,25 @@ out:
 	return rc;
 }
 
-int cmd_customers(struct server *srv, struct json_object *req, struct json_object *ans,
-			 struct herr *err)
+int cmd_customers(struct reader *rd, struct json_object *req, struct json_object *ans,
+		  struct herr *err)
 {
 	const char *cursor;
 	size_t limit, cursor_len;
 	struct json_object *list;
-	int more;
+	MDB_txn *txn = NULL;
+	int more, rc;
 
 	if (arg(req, "where") || arg(req, "order"))
-		return cmd_customers_ranked(srv, req, ans, err);
+		return cmd_customers_ranked(rd, req, ans, err);
 	if (arg_limit(req, HEARTH_LIST_DEFAULT, &limit, err) < 0 ||
-	    arg_string(req, "cursor", 0, &cursor, &cursor_len, err) < 0)
+	    arg_string(req, "cursor", 0, &cursor, &cursor_len, err) < 0 ||
+	    reader_settle(rd, err) < 0 || reader_begin(rd, &txn, err) < 0)
 		return -1;
 	list = json_object_new_array();
-	if (timeline_customers(srv->tl, cursor, cursor_len, limit, add_row, list, &more, err) < 0) {
+	rc = reader_customers(rd, txn, cursor, cursor_len, limit, add_row, list, &more, err);
+	reader_end(rd, txn);
+	if (rc < 0) {
 		json_object_put(list);
 		return -1;
 	}
@@ -316,10 +323,10 @@ int cmd_customers(struct server *srv, struct json_object *req, struct json_objec
 	return 0;
 }
 
-int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans,
-		   struct herr *err)
+int cmd_top(struct reader *rd, struct json_object *req, struct json_object *ans,
+	    struct herr *err)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
+	const struct ruleset *rs = rd->rs;
 	struct rank_scan ctx = { 0 };
 	struct json_object *v, *list;
 	size_t n = HEARTH_TOP_DEFAULT;
@@ -334,12 +341,12 @@ int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans
 					HEARTH_LIST_MAX);
 		n = (size_t)json_object_get_int64(v);
 	}
-	ctx.where = arg_expr(srv, req, "where", 0, err);
+	ctx.where = arg_expr(rd->cfg, req, "where", 0, err);
 	if (!ctx.where && err->code == HERR_BAD_EXPR)
 		return -1;
 	/* borrowed for the scan; released before rank_free */
 	ctx.order = rs->priority;
-	rc = rank_scan(srv, &ctx, 1, err);
+	rc = rank_scan(rd, &ctx, 1, err);
 	ctx.order = NULL;
 	if (rc == 0) {
 		list = json_object_new_array();

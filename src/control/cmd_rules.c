@@ -108,7 +108,7 @@ static struct cust *cust_for_eval(struct server *srv, MDB_txn *txn, struct json_
 int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans,
 		    struct herr *err)
 {
-	struct expr *e = arg_expr(srv, req, "expr", 1, err);
+	struct expr *e = arg_expr(srv->cfg, req, "expr", 1, err);
 	struct cust *c = NULL;
 	MDB_txn *txn = NULL;
 	struct eval_env env;
@@ -304,7 +304,7 @@ struct job *cmd_backtest(struct server *srv, struct json_object *req, struct her
 		if (backtest_rule_named(srv, "rule", name, first, err) < 0)
 			goto fail;
 	} else {
-		if (!(first->when = arg_expr(srv, req, "when", 1, err)) ||
+		if (!(first->when = arg_expr(srv->cfg, req, "when", 1, err)) ||
 		    arg_duration(req, "for", &first->for_ms, err) < 0 ||
 		    arg_duration(req, "repeat", &first->repeat_ms, err) < 0)
 			goto fail;
@@ -322,7 +322,7 @@ struct job *cmd_backtest(struct server *srv, struct json_object *req, struct her
 		herr_set(err, HERR_BAD_REQUEST, "from: must be before to, and at most 3660 days before it");
 		goto fail;
 	}
-	if (arg(req, "where") && !(p.where = arg_expr(srv, req, "where", 0, err)))
+	if (arg(req, "where") && !(p.where = arg_expr(srv->cfg, req, "where", 0, err)))
 		goto fail;
 	return backtest_job_new(srv, &p, err);
 fail:

@@ -134,7 +134,7 @@ static int cmd_clock_advance(struct server *srv, struct json_object *req, struct
 }
 
 
-static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,
+static int cmd_help(struct reader *rd, struct json_object *req, struct json_object *ans,
 		    struct herr *err);
 
 const struct command command_table[] = {
@@ -144,10 +144,10 @@ const struct command command_table[] = {
 	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}", NULL, NULL },
 	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers", NULL, NULL },
 	{ "customer", NULL, CMD_READER, "one customer's profile and summary: {id}", NULL, cmd_customer },
-	{ "customers", cmd_customers, 0, "list customers: {limit?, cursor?}", NULL, NULL },
+	{ "customers", NULL, CMD_READER, "list customers: {limit?, cursor?}", NULL, cmd_customers },
 	{ "timeline", NULL, CMD_READER, "a customer's events: {id, since?, until?, types?, desc?, limit?, cursor?}", NULL, cmd_timeline },
 	{ "forget", cmd_forget, CMD_CHANGES_STATE, "remove every trace of a customer: {id}", NULL, NULL },
-	{ "alerts", cmd_alerts, 0, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL, NULL },
+	{ "alerts", NULL, CMD_READER, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL, cmd_alerts },
 	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}", NULL, NULL },
 	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}", NULL, NULL },
 	{ "silence.list", cmd_silence_list, 0, "active silences", NULL, NULL },
@@ -155,25 +155,25 @@ const struct command command_table[] = {
 	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error", NULL, NULL },
 	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}", NULL, NULL },
 	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}", NULL, NULL },
-	{ "top", cmd_top, 0, "customers ranked by the configured priority: {n?, where?}", NULL, NULL },
-	{ "replay", cmd_replay, 0, "notifications after a seq from the outbox: {after, limit?}", NULL, NULL },
+	{ "top", NULL, CMD_READER, "customers ranked by the configured priority: {n?, where?}", NULL, cmd_top },
+	{ "replay", NULL, CMD_READER, "notifications after a seq from the outbox: {after, limit?}", NULL, cmd_replay },
 	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL, NULL },
 	{ "clock.advance", cmd_clock_advance, CMD_CHANGES_STATE, "--test-clock only: move the clock {by} and tick", NULL, NULL },
 	{ "reload", cmd_reload, CMD_CHANGES_STATE, "re-read the configuration", NULL, NULL },
 	{ "reload.dry_run", NULL, CMD_CHANGES_STATE,
 	  "what re-reading the configuration would fire, resolve or change now, without applying it", cmd_reload_dry_run, NULL },
-	{ "help", cmd_help, 0, "the commands this daemon knows", NULL, NULL },
+	{ "help", NULL, CMD_READER, "the commands this daemon knows", NULL, cmd_help },
 	{ "backtest", NULL, 0, "what a rule would have done over a window: "
 	  "{rule | when, for?, repeat?, from?, to?, where?, detail?, compare?}", cmd_backtest, NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
 
-static int cmd_help(struct server *srv, struct json_object *req, struct json_object *ans,
+static int cmd_help(struct reader *rd, struct json_object *req, struct json_object *ans,
 		    struct herr *err)
 {
 	struct json_object *list = json_object_new_array();
 
-	(void)srv, (void)req, (void)err;
+	(void)rd, (void)req, (void)err;
 	for (const struct command *c = command_table; c->name; c++) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "cmd", json_object_new_string(c->name));

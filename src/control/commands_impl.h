@@ -28,7 +28,8 @@ int arg_bool(struct json_object *req, const char *name, int *out, struct herr *e
 int arg_time(struct json_object *req, const char *name, int64_t *out, struct herr *err);
 int arg_duration(struct json_object *req, const char *name, int64_t *out, struct herr *err);
 /* Compiles an expression given in a request; bad_expr names the column. */
-struct expr *arg_expr(struct server *srv, struct json_object *req, const char *name, int required,
+struct config;
+struct expr *arg_expr(const struct config *cfg, struct json_object *req, const char *name, int required,
 		      struct herr *err);
 struct json_object *time_or_null(int64_t ms);
 
@@ -44,6 +45,17 @@ struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, si
 			     struct herr *err);
 int reader_query(struct reader *rd, MDB_txn *txn, const struct timeline_query *q,
 		 int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more, struct herr *err);
+/* Customers after `after` in id order, with what is pending (timeline_customers). */
+int reader_customers(struct reader *rd, MDB_txn *txn, const char *after, size_t after_len,
+		     size_t limit, int (*fn)(const struct cust *c, void *ctx), void *ctx, int *more,
+		     struct herr *err);
+/* Before a read transaction that walks every customer: on the writer, pending state is flushed. */
+int reader_settle(struct reader *rd, struct herr *err);
+/* An environment for expressions about c whose window scans read the reader's view (scan: its storage). */
+struct engine_scan;
+struct eval_env;
+void reader_env(struct reader *rd, MDB_txn *txn, struct engine_scan *scan, const struct cust *c,
+		int64_t now, struct eval_env *env);
 /* The config's priority for a customer now; NULL without a priority. */
 struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct cust *c);
 
@@ -51,9 +63,9 @@ struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct c
 int cmd_ingest(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_load_end(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_customer(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_customers_ranked(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_customers(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_top(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customers_ranked(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_customers(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_top(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_forget(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_reload(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
@@ -62,11 +74,11 @@ int cmd_explain(struct server *srv, struct json_object *req, struct json_object 
 int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err);
 struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err);
-int cmd_alerts(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_alerts(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_ack(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_silence_add(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_silence_list(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_replay(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_replay(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 
 #endif

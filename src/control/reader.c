@@ -73,16 +73,41 @@ static int query_fn(void *qctx, MDB_txn *txn, const struct timeline_query *q,
 	return reader_query(qctx, txn, q, fn, ctx, more, err);
 }
 
-/* The priority's window scans go through the reader's view, not the writer's timeline. */
+/*
+ * The writer's listing walks the stored customers after a flush of what is
+ * pending (timeline_customers); the control thread's merges the overlay in.
+ */
+int reader_customers(struct reader *rd, MDB_txn *txn, const char *after, size_t after_len,
+		     size_t limit, int (*fn)(const struct cust *c, void *ctx), void *ctx, int *more,
+		     struct herr *err)
+{
+	if (rd->srv)
+		return timeline_customers(rd->srv->tl, after, after_len, limit, fn, ctx, more, err);
+	return overlay_customers(rd->ov, rd->st, txn, after, after_len, limit, fn, ctx, more, err);
+}
+
+int reader_settle(struct reader *rd, struct herr *err)
+{
+	return rd->srv ? timeline_flush(rd->srv->tl, 1, err) : 0;
+}
+
+/* Window scans go through the reader's view, not the writer's timeline. */
+void reader_env(struct reader *rd, MDB_txn *txn, struct engine_scan *scan, const struct cust *c,
+		int64_t now, struct eval_env *env)
+{
+	*scan = (struct engine_scan){ .query = query_fn, .qctx = rd, .txn = txn, .tok = rd->tok };
+	engine_scan_env(scan, c, now, env);
+}
+
 struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct cust *c)
 {
-	struct engine_scan scan = { .query = query_fn, .qctx = rd, .txn = txn, .tok = rd->tok };
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 
 	if (!rd->rs || !rd->rs->priority)
 		return NULL;
-	engine_scan_env(&scan, c, reader_now(rd), &env);
+	reader_env(rd, txn, &scan, c, reader_now(rd), &env);
 	if (expr_eval(rd->rs->priority, &env, &v, NULL) < 0)
 		return NULL;
 	return value_to_json(&v);

@@ -122,7 +122,8 @@ void control_reload(struct control *ctl)
 
 static void answer(struct control *ctl, struct fwd *f)
 {
-	/* status read after this answer sees what the request changed (a clock move) */
+	/* reads after this answer see what the request changed (a clock move, cases rebuilt) */
+	timeline_publish_restated(ctl->srv->tl);
 	server_post_status(ctl->srv);
 	json_object_put(f->req);
 	f->req = NULL;

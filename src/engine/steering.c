@@ -184,28 +184,50 @@ static int want_string(struct json_object *req, const char *key, const char **ou
 	return 0;
 }
 
-int engine_alerts(struct engine *eng, struct json_object *req, struct json_object *ans,
-		  struct herr *err)
+static int alerts_args(struct json_object *req, const char **state_s, const char **rule,
+		       const char **customer, const char **owner, size_t *limit, struct herr *err)
 {
-	struct store *st = eng->srv->st;
-	const char *state_s, *rule, *customer, *owner;
-	struct json_object *list, *v;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	size_t limit = 1000, n = 0;
-	int state = ALERT_FIRING, all = 0, rc;
+	struct json_object *v;
 
-	if (want_string(req, "state", &state_s, err) < 0 || want_string(req, "rule", &rule, err) < 0 ||
-	    want_string(req, "customer", &customer, err) < 0 || want_string(req, "owner", &owner, err) < 0)
+	if (want_string(req, "state", state_s, err) < 0 || want_string(req, "rule", rule, err) < 0 ||
+	    want_string(req, "customer", customer, err) < 0 || want_string(req, "owner", owner, err) < 0)
 		return -1;
 	if (json_object_object_get_ex(req, "limit", &v)) {
 		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
 		    json_object_get_int64(v) > HEARTH_LIST_MAX)
 			return herr_set(err, HERR_BAD_REQUEST, "limit: must be an integer from 1 to %d",
 					HEARTH_LIST_MAX);
-		limit = (size_t)json_object_get_int64(v);
+		*limit = (size_t)json_object_get_int64(v);
 	}
+	return 0;
+}
+
+static int owner_matches(engine_cust_fn cust, void *cctx, MDB_txn *txn, const char *id, size_t len,
+			 const char *owner)
+{
+	struct herr e2;
+	int owned = 0;
+	struct cust *c = cust(cctx, txn, id, len, &owned, &e2);
+	const char *o = c ? cust_profile_string(c, "owner") : NULL;
+	int match = o && strcmp(o, owner) == 0;
+
+	if (c && owned)
+		cust_free(c);
+	return match;
+}
+
+int engine_alerts_list(struct store *st, const struct ruleset *rs, MDB_txn *txn, engine_cust_fn cust,
+		       void *cctx, struct json_object *req, struct json_object *ans, struct herr *err)
+{
+	const char *state_s, *rule, *customer, *owner;
+	struct json_object *list;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	size_t limit = 1000, n = 0;
+	int state = ALERT_FIRING, all = 0, rc;
+
+	if (alerts_args(req, &state_s, &rule, &customer, &owner, &limit, err) < 0)
+		return -1;
 	if (state_s) {
 		all = strcmp(state_s, "all") == 0;
 		state = alert_state_parse(state_s);
@@ -213,12 +235,8 @@ int engine_alerts(struct engine *eng, struct json_object *req, struct json_objec
 			return herr_set(err, HERR_BAD_REQUEST,
 					"state: one of firing, pending, resolved, all");
 	}
-	if (store_read_begin(st, &txn, err) < 0)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))) {
-		mdb_txn_abort(txn);
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)))
 		return store_error(err, rc, "listing alerts");
-	}
 	list = json_object_new_array();
 	/* alert keys are customer 0x00 rule: a customer filter is a prefix seek */
 	size_t clen = customer ? strlen(customer) : 0;
@@ -245,24 +263,14 @@ int engine_alerts(struct engine *eng, struct json_object *req, struct json_objec
 		a.rule[rlen] = '\0';
 		if ((!all && (int)a.state != state) || (rule && strcmp(rule, a.rule) != 0))
 			goto next;
-		if (owner) {
-			struct herr e2;
-			int owned;
-			struct cust *c = timeline_customer(eng->srv->tl, txn, k, idlen, &owned, &e2);
-			const char *o = c ? cust_profile_string(c, "owner") : NULL;
-			int match = o && strcmp(o, owner) == 0;
-			if (c && owned)
-				cust_free(c);
-			if (!match)
-				goto next;
-		}
-		json_object_array_add(list, alert_to_json(&a, k, idlen, engine_rule_severity(eng, a.rule), NULL));
+		if (owner && !owner_matches(cust, cctx, txn, k, idlen, owner))
+			goto next;
+		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(rs, a.rule), NULL));
 		n++;
 next:
 		alert_clear(&a);
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
 	json_object_object_add(ans, "alerts", list);
 	return 0;
 }

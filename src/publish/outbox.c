@@ -133,34 +133,32 @@ void outbox_publish(struct outbox *ob, const char *topic, const char *body, size
 		ob->stats.published++;
 }
 
-int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_object *list,
-		  struct herr *err)
+/* The outbox and its last seq as of txn: each commit writes both (outbox_put, alert_seq). */
+int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limit,
+		     struct json_object *list, uint64_t *last_seq, struct herr *err)
 {
-	struct store *st = ob->srv->st;
 	struct json_tokener *tok;
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key, val;
 	uint8_t start[8];
 	size_t n = 0;
 	int rc, ret = -1;
 
-	if (after >= ob->last_seq)
+	*last_seq = store_meta_u64(txn, st, "alert_seq");
+	if (after >= *last_seq)
 		return 0;
 	if (!(tok = json_tokener_new()))
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	if (store_read_begin(st, &txn, err) < 0)
-		goto out_tok;
 	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur))) {
 		store_error(err, rc, "replay");
-		goto out_txn;
+		goto out_tok;
 	}
 	/* gone when retention pruned past `after`; `forget` may leave holes later on */
 	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
 	if (rc == MDB_NOTFOUND || (rc == 0 && be64_get(key.mv_data) > after + 1)) {
 		herr_set(err, HERR_GONE, "notifications after seq %llu are no longer kept "
 			 "(publish.retain); resume from the current seq %llu",
-			 (unsigned long long)after, (unsigned long long)ob->last_seq);
+			 (unsigned long long)after, (unsigned long long)*last_seq);
 		goto out;
 	}
 	be64_put(start, after + 1);
@@ -177,8 +175,6 @@ int outbox_replay(struct outbox *ob, uint64_t after, size_t limit, struct json_o
 	ret = 0;
 out:
 	mdb_cursor_close(cur);
-out_txn:
-	mdb_txn_abort(txn);
 out_tok:
 	json_tokener_free(tok);
 	return ret;

@@ -278,3 +278,104 @@ int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const stru
 	}
 	return timeline_merge(st, txn, q, e ? e->ev : NULL, e ? e->n : 0, fn, ctx, more, err);
 }
+
+/* ---- listing ---------------------------------------------------------------------- */
+
+/* LMDB's default order of keys: bytes, then the shorter first. */
+static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int slot_cmp(const void *pa, const void *pb)
+{
+	const struct strmap_slot *a = *(const struct strmap_slot *const *)pa;
+	const struct strmap_slot *b = *(const struct strmap_slot *const *)pb;
+
+	return key_cmp(a->key, a->len, b->key, b->len);
+}
+
+/* The overlay's customers after `after`, in key order: a list the caller frees. */
+static const struct strmap_slot **held_after(struct overlay *ov, const char *after, size_t after_len,
+					     size_t *n)
+{
+	const struct strmap_slot **list = calloc(ov->custs.count ? ov->custs.count : 1, sizeof(*list));
+	const struct strmap_slot *slot;
+
+	*n = 0;
+	if (!list)
+		return NULL;
+	for (size_t i = 0; strmap_next(&ov->custs, &i, &slot);)
+		if (!after || key_cmp(slot->key, slot->len, after, after_len) > 0)
+			list[(*n)++] = slot;
+	qsort(list, *n, sizeof(*list), slot_cmp);
+	return list;
+}
+
+static int stored_first(MDB_cursor *cur, const char *after, size_t after_len, MDB_val *key, MDB_val *val)
+{
+	int rc;
+
+	*key = (MDB_val){ after_len, (void *)after };
+	rc = after ? mdb_cursor_get(cur, key, val, MDB_SET_RANGE) : mdb_cursor_get(cur, key, val, MDB_FIRST);
+	if (rc == 0 && after && key->mv_size == after_len && memcmp(key->mv_data, after, after_len) == 0)
+		rc = mdb_cursor_get(cur, key, val, MDB_NEXT);
+	return rc;
+}
+
+/*
+ * The stored customers merged with the held ones, in id order: a held copy
+ * replaces the stored record (it is newer), one not stored yet comes in its place.
+ */
+int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const char *after,
+		      size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx, int *more,
+		      struct herr *err)
+{
+	const struct strmap_slot **held;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	size_t nheld, hi = 0, emitted = 0;
+	int rc, ret = -1;
+
+	*more = 0;
+	if (!(held = held_after(ov, after, after_len, &nheld)))
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))) {
+		store_error(err, rc, "listing customers");
+		goto out;
+	}
+	rc = stored_first(cur, after, after_len, &key, &val);
+	while (rc == 0 || hi < nheld) {
+		/* <0: the stored one first, 0: the held copy of it, >0: a held one first */
+		int c = rc != 0 ? 1 : hi == nheld ? -1 :
+			key_cmp(key.mv_data, key.mv_size, held[hi]->key, held[hi]->len);
+		const struct entry *e = c >= 0 ? held[hi]->value : NULL;
+		struct cust *cu;
+		if (emitted == limit) {
+			*more = 1;
+			break;
+		}
+		cu = e ? cust_decode(held[hi]->key, held[hi]->len, e->rec, e->rec_len)
+		       : cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size);
+		if (!cu) {
+			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
+			goto out;
+		}
+		int frc = fn(cu, ctx);
+		cust_free(cu);
+		if (frc < 0)
+			goto out;
+		emitted++;
+		if (c >= 0)
+			hi++;
+		if (c <= 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	ret = 0;
+out:
+	mdb_cursor_close(cur);
+	free(held);
+	return ret;
+}

@@ -273,6 +273,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	tl->st = st;
 	tl->cfg = cfg;
 	strmap_init(&tl->dirty);
+	strmap_init(&tl->restated);
 	strmap_init(&tl->ids);
 	wbuf_init(&tl->rec);
 	tl->pending_min_deadline = INT64_MIN;
@@ -307,6 +308,7 @@ void timeline_close(struct timeline *tl)
 	pending_clear(tl);
 	flush_job_free(&tl->job);
 	wbuf_free(&tl->rec);
+	strmap_clear(&tl->restated);
 	free(tl->touched);
 	free(tl);
 }
@@ -588,6 +590,30 @@ static void publish_forget(struct timeline *tl, const char *id, size_t len)
 		overlay_note_free(note);
 		note = NULL;
 	}
+	send_note(tl, note);
+}
+
+/*
+ * Only customers still pending: one flushed meanwhile is in the store as
+ * changed, and its FLUSHED note has gone out; an UPDATE after it would leave
+ * the reader an entry no later note drops.
+ */
+void timeline_publish_restated(struct timeline *tl)
+{
+	const struct strmap_slot *slot;
+	struct overlay_note *note;
+
+	if (!tl->sink || tl->restated.count == 0)
+		return;
+	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
+	for (size_t i = 0; note && strmap_next(&tl->restated, &i, &slot);) {
+		struct dirty *d = strmap_get(&tl->dirty, slot->key, slot->len);
+		if (d && note_customer(tl, note, d, 0) < 0) {
+			overlay_note_free(note);
+			note = NULL;
+		}
+	}
+	strmap_clear(&tl->restated);
 	send_note(tl, note);
 }
 
@@ -1017,7 +1043,12 @@ int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, st
 	if (!d || d->c != c)
 		return herr_set(err, HERR_STORE_ERROR, "rebuilding cases of a customer not held");
 	d->changed = 1;
-	return rebuild_cases(tl, txn, c, err);
+	if (rebuild_cases(tl, txn, c, err) < 0)
+		return -1;
+	/* its open cases are shown by `customer`: the reader must not keep the older copy */
+	if (tl->sink && strmap_put(&tl->restated, c->id, c->id_len, d) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	return 0;
 }
 
 int timeline_pending_new(struct timeline *tl, struct id_list *out)
@@ -1054,6 +1085,12 @@ void id_list_free(struct id_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/*
+ * No note for the reader here: a deadline is the writer's schedule alone. No
+ * reader command shows it (cust_to_json, cust_row_json) and no expression reads
+ * it (eval.c), so the reader's older copy cannot show it stale; the tick that
+ * acts on it changes alerts, which are in the store before its answers.
+ */
 void timeline_deadline_set(struct timeline *tl, const struct cust *c)
 {
 	if (c->deadline < tl->pending_min_deadline)

@@ -73,6 +73,11 @@ struct timeline {
 	timeline_sink_fn sink;          /* the reader's notes (hearth/overlay.h), NULL: none */
 	void *sink_ctx;
 	uint64_t gen;                   /* of the last note sent */
+	/*
+	 * Pending customers whose record changed without an append (their cases
+	 * rebuilt): the reader learns of them by timeline_publish_restated.
+	 */
+	struct strmap restated;
 };
 
 /* timeline.c: the keys of the time and deadline indexes, and a pending entry's end */

@@ -3,6 +3,7 @@ threads to come): while a producer's batches are acknowledged over ZeroMQ and th
 daemon flushes derived state in between, every `customer` and `timeline` answer shows
 at least what was acknowledged before the query was sent, and never half a batch."""
 
+import contextlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import time
 
 import zmq
 
-from hearthtest import CtlConn, assert_ok, ev, rfc3339
+from hearthtest import CtlConn, T0_MS, assert_ok, ev, rfc3339, rule_yaml, rules_yaml
 
 CUSTOMERS = 10
 BATCHES = 400              # per run: each batch is one call and one profile change
@@ -225,3 +226,87 @@ def test_readers_answer_while_the_writer_is_held(daemon):
         other.close()
         os.unlink(daemon.cfg.path)
         os.rename(daemon.cfg.path + ".real", daemon.cfg.path)
+
+
+@contextlib.contextmanager
+def writer_held(daemon):
+    """Holds the writer inside a `reload` (its configuration file a FIFO nobody writes
+    yet: open(2) blocks) for the body, then checks that the reload had not been answered
+    meanwhile and lets the writer go. A forwarded request sent before the body
+    (`load.end`) is answered only after."""
+    text = open(daemon.cfg.path).read()
+    os.rename(daemon.cfg.path, daemon.cfg.path + ".real")
+    os.mkfifo(daemon.cfg.path)
+    held = CtlConn(daemon.cfg.control)
+    other = CtlConn(daemon.cfg.control)
+    released = False
+    try:
+        held.send({"cmd": "reload"})
+        other.send({"cmd": "load.end"})
+        yield
+        timeout = held.sock.gettimeout()
+        held.sock.setblocking(False)
+        try:
+            got = held.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            got = None
+        held.sock.settimeout(timeout)
+        assert got is None and held.buf == b"", "the reload was answered while the writer was held"
+        with open(daemon.cfg.path, "w") as f:      # lets the writer go
+            f.write(text)
+        released = True
+        assert_ok(held.recv())
+        assert_ok(other.recv())
+    finally:
+        if not released:                            # a failed check: still let it go
+            try:
+                fd = os.open(daemon.cfg.path, os.O_WRONLY | os.O_NONBLOCK)
+                os.write(fd, text.encode())
+                os.close(fd)
+            except OSError:
+                pass
+        held.close()
+        other.close()
+        os.unlink(daemon.cfg.path)
+        os.rename(daemon.cfg.path + ".real", daemon.cfg.path)
+
+
+def test_listings_alerts_and_replay_answer_while_the_writer_is_held(clock_daemon):
+    """`alerts`, `replay`, `customers` (plain and ranked), `top` and `help` are answered
+    by the control thread while the writer is held, and see what was acknowledged
+    before: alerts fired by the ingest, its notifications, and customers that are only
+    pending (not flushed yet: the overlay), merged in id order with the stored ones."""
+    d = clock_daemon(rules_yaml(rule_yaml("open_now", "open(complaint) > 0")),
+                     priority="open(complaint)")
+    at = lambda ms: rfc3339(ms)
+    # Z5 stored: `forget` flushes what is pending first (here it finds nobody to forget)
+    assert_ok(d.ctl({"cmd": "ingest", "events": [ev("Z5", at(T0_MS), "call", id="z5-1")]}))
+    assert d.ctl({"cmd": "forget", "id": "nobody"})["error"]["code"] == "not_found"
+    seq0 = d.status()["seq"]
+    # then acknowledged just before the queries, ids out of order
+    assert_ok(d.ctl({"cmd": "ingest", "events": [
+        ev("Z2", at(T0_MS + 1000), "complaint", ref="c"),
+        ev("Z1", at(T0_MS + 2000), "complaint", ref="c"),
+        ev("Z3", at(T0_MS + 3000), "call", id="z3-1")]}))
+    seq = d.status()["seq"]
+    assert seq == seq0 + 2
+    with writer_held(d), CtlConn(d.cfg.control) as c:
+        firing = assert_ok(c.request({"cmd": "alerts"}))["alerts"]
+        assert sorted((a["rule"], a["customer"]) for a in firing) == [
+            ("open_now", "Z1"), ("open_now", "Z2")]
+        rep = assert_ok(c.request({"cmd": "replay", "after": seq0}))
+        assert rep["last_seq"] == seq
+        assert sorted(n["customer"]["id"] for n in rep["notifications"]) == ["Z1", "Z2"]
+        ids = [r["id"] for r in assert_ok(c.request({"cmd": "customers"}))["customers"]]
+        assert ids == ["Z1", "Z2", "Z3", "Z5"]
+        page = assert_ok(c.request({"cmd": "customers", "limit": 2}))
+        assert [r["id"] for r in page["customers"]] == ["Z1", "Z2"]
+        page = assert_ok(c.request({"cmd": "customers", "limit": 2, "cursor": page["cursor"]}))
+        assert [r["id"] for r in page["customers"]] == ["Z3", "Z5"] and "cursor" not in page
+        ranked = assert_ok(c.request({"cmd": "customers", "where": "open(complaint) > 0",
+                                      "order": "events"}))["customers"]
+        assert [r["id"] for r in ranked] == ["Z1", "Z2"]
+        top = assert_ok(c.request({"cmd": "top", "n": 2}))["customers"]
+        assert sorted((r["id"], r["score"]) for r in top) == [("Z1", 1), ("Z2", 1)]
+        names = {h["cmd"] for h in assert_ok(c.request({"cmd": "help"}))["commands"]}
+        assert {"alerts", "replay", "customers", "top"} <= names
