@@ -239,6 +239,8 @@ static int check_against(struct config *cfg, struct ruleset *rs, const char *pat
 
 	if (at == TIME_NONE)
 		at = time_now_ms();
+	/* folding the log's tail in memory is routine here, not news ("recovered N events") */
+	log_set_level(LOG_LEVEL_WARNING);
 	if (!ans || !(srv.st = store_open_readonly(path, &err)) ||
 	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(&srv, &err))) {
 		ruleset_free(rs);
