@@ -62,19 +62,19 @@ static int rebuild_event(const struct event *ev, void *vctx)
 }
 
 /* The customer as their timeline stood at `at` (for eval/explain of the past). */
-static struct cust *cust_at(struct server *srv, MDB_txn *txn, const char *id, size_t len,
+static struct cust *cust_at(struct reader *rd, MDB_txn *txn, const char *id, size_t len,
 			    int64_t at, struct herr *err)
 {
 	struct timeline_query q = { .customer = id, .customer_len = len, .since = INT64_MIN,
 				    .until = at, .limit = SIZE_MAX };
-	struct rebuild_ctx ctx = { cust_new(id, len), srv->cfg };
+	struct rebuild_ctx ctx = { cust_new(id, len), rd->cfg };
 	int more;
 
 	if (!ctx.c) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	if (timeline_query(srv->tl, txn, &q, rebuild_event, &ctx, &more, err) < 0) {
+	if (reader_query(rd, txn, &q, rebuild_event, &ctx, &more, err) < 0) {
 		cust_free(ctx.c);
 		return NULL;
 	}
@@ -87,69 +87,76 @@ static struct cust *cust_at(struct server *srv, MDB_txn *txn, const char *id, si
 }
 
 /* The customer now (state as kept) or at a past time (rebuilt from the timeline). */
-static struct cust *cust_for_eval(struct server *srv, MDB_txn *txn, struct json_object *req,
+static struct cust *cust_for_eval(struct reader *rd, MDB_txn *txn, struct json_object *req,
 				  const char *id_arg, int64_t *at, int *owned, struct herr *err)
 {
 	const char *id;
 	size_t len;
 
-	*at = server_now(srv);
+	*at = reader_now(rd);
 	if (arg_id(req, id_arg, &id, &len, err) < 0)
 		return NULL;
 	if (arg(req, "at")) {
 		if (arg_time(req, "at", at, err) < 0)
 			return NULL;
 		*owned = 1;
-		return cust_at(srv, txn, id, len, *at, err);
+		return cust_at(rd, txn, id, len, *at, err);
 	}
-	return timeline_customer(srv->tl, txn, id, len, owned, err);
+	return reader_customer(rd, txn, id, len, owned, err);
 }
 
-int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans,
-		    struct herr *err)
+/* When the value changes next, and any warning of the evaluation. */
+static void add_eval_tail(struct json_object *ans, const struct eval_env *env, int64_t at, int64_t next)
 {
-	struct expr *e = arg_expr(srv->cfg, req, "expr", 1, err);
+	json_object_object_add(ans, "at", time_or_null(at));
+	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
+	if (env->error[0])
+		json_object_object_add(ans, "warning", json_object_new_string(env->error));
+}
+
+int cmd_eval(struct reader *rd, struct json_object *req, struct json_object *ans,
+	     struct herr *err)
+{
+	struct expr *e = arg_expr(rd->cfg, req, "expr", 1, err);
 	struct cust *c = NULL;
 	MDB_txn *txn = NULL;
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 	int64_t at, next;
 	int owned = 0, rc = -1;
 
-	if (!e || store_read_begin(srv->st, &txn, err) < 0)
+	if (!e || reader_begin(rd, &txn, err) < 0)
 		goto out;
-	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;
-	engine_env(srv->engine, txn, c, at, &env);
+	reader_env(rd, txn, &scan, c, at, &env);
 	if (expr_eval(e, &env, &v, &next) < 0) {
 		herr_set(err, HERR_BAD_EXPR, "evaluation failed");
 		goto out;
 	}
 	json_object_object_add(ans, "value", value_to_json(&v));
 	json_object_object_add(ans, "type", json_object_new_string(vtype_name(v.type)));
-	json_object_object_add(ans, "at", time_or_null(at));
-	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
-	if (env.error[0])
-		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	add_eval_tail(ans, &env, at, next);
 	rc = 0;
 out:
 	if (owned)
 		cust_free(c);
-	if (txn)
-		mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	expr_free(e);
 	return rc;
 }
 
-int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans,
-		       struct herr *err)
+/* The rule from the reader's own rules (its snapshot, or the writer's on the writer). */
+int cmd_explain(struct reader *rd, struct json_object *req, struct json_object *ans,
+		struct herr *err)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
 	const struct rule *r;
 	const char *name;
 	size_t len;
 	struct cust *c = NULL;
 	MDB_txn *txn = NULL;
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 	int64_t at, next;
@@ -158,13 +165,13 @@ int cmd_explain(struct server *srv, struct json_object *req, struct json_object 
 
 	if (arg_string(req, "rule", 1, &name, &len, err) < 0)
 		return -1;
-	if (!(r = ruleset_find(rs, name)))
+	if (!(r = ruleset_find(rd->rs, name)))
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%.40s'", name);
-	if (store_read_begin(srv->st, &txn, err) < 0)
+	if (reader_begin(rd, &txn, err) < 0)
 		return -1;
-	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;
-	engine_env(srv->engine, txn, c, at, &env);
+	reader_env(rd, txn, &scan, c, at, &env);
 	if (expr_eval(r->when, &env, &v, &next) < 0)
 		v.type = TYPE_NULL;
 	json_object_object_add(ans, "rule", json_object_new_string(r->cfg->name));
@@ -173,15 +180,12 @@ int cmd_explain(struct server *srv, struct json_object *req, struct json_object 
 	json_object_object_add(ans, "terms", rule_values(r, &env));
 	tmpl_render(&r->summary, &env, summary, sizeof(summary));
 	json_object_object_add(ans, "summary", json_object_new_string(summary));
-	json_object_object_add(ans, "at", time_or_null(at));
-	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
-	if (env.error[0])
-		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	add_eval_tail(ans, &env, at, next);
 	rc = 0;
 out:
 	if (owned)
 		cust_free(c);
-	mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	return rc;
 }
 

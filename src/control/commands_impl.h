@@ -69,8 +69,8 @@ int cmd_top(struct reader *rd, struct json_object *req, struct json_object *ans,
 int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_forget(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_reload(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_eval(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_explain(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err);
 struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err);
