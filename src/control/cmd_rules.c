@@ -189,74 +189,82 @@ out:
 	return rc;
 }
 
-static int count_rule_states(struct server *srv, uint64_t *firing, uint64_t *pending)
+/* Alert states by rule, as committed: the reader's transaction sees what was answered before. */
+static void count_rule_states(struct reader *rd, MDB_txn *txn, uint64_t *firing, uint64_t *pending)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
-	struct store *st = srv->st;
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key, val;
-	struct herr err;
 	int rc;
 
-	if (store_read_begin(st, &txn, &err) < 0)
-		return -1;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur) == 0) {
-		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-			const char *zero = memchr(key.mv_data, 0, key.mv_size);
-			char rule[HEARTH_NAME_MAX + 1];
-			if (!zero || val.mv_size < 2)
-				continue;
-			size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
-			if (rlen > HEARTH_NAME_MAX)
-				continue;
-			memcpy(rule, zero + 1, rlen);
-			rule[rlen] = '\0';
-			ssize_t i = ruleset_index(rs, rule);
-			uint8_t state = ((const uint8_t *)val.mv_data)[1];
-			if (i >= 0 && state == ALERT_FIRING)
-				firing[i]++;
-			else if (i >= 0 && state == ALERT_PENDING)
-				pending[i]++;
-		}
-		mdb_cursor_close(cur);
+	if (mdb_cursor_open(txn, store_dbi(rd->st, DB_ALERTS), &cur) != 0)
+		return;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const char *zero = memchr(key.mv_data, 0, key.mv_size);
+		char rule[HEARTH_NAME_MAX + 1];
+		if (!zero || val.mv_size < 2)
+			continue;
+		size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
+		if (rlen > HEARTH_NAME_MAX)
+			continue;
+		memcpy(rule, zero + 1, rlen);
+		rule[rlen] = '\0';
+		ssize_t i = ruleset_index(rd->rs, rule);
+		uint8_t state = ((const uint8_t *)val.mv_data)[1];
+		if (i >= 0 && state == ALERT_FIRING)
+			firing[i]++;
+		else if (i >= 0 && state == ALERT_PENDING)
+			pending[i]++;
 	}
-	mdb_txn_abort(txn);
-	return 0;
+	mdb_cursor_close(cur);
 }
 
-int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans,
-		     struct herr *err)
+static struct json_object *rule_row(struct reader *rd, const struct rule *r, uint64_t firing, uint64_t pending)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
+	struct json_object *o = json_object_new_object();
+	char last_error[sizeof(r->last_error)];
+
+	json_object_object_add(o, "name", json_object_new_string(r->cfg->name));
+	json_object_object_add(o, "severity", json_object_new_string(severity_name(r->cfg->severity)));
+	json_object_object_add(o, "when", json_object_new_string(r->cfg->when));
+	json_object_object_add(o, "for", json_object_new_int64(r->cfg->for_ms));
+	json_object_object_add(o, "repeat", json_object_new_int64(r->cfg->repeat_ms));
+	json_object_object_add(o, "firing", json_object_new_int64((int64_t)firing));
+	json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending));
+	json_object_object_add(o, "last_error", reader_rule_error(rd, r, last_error, sizeof(last_error))
+				? json_object_new_string(last_error) : NULL);
+	return o;
+}
+
+int cmd_rules(struct reader *rd, struct json_object *req, struct json_object *ans,
+	      struct herr *err)
+{
+	const struct ruleset *rs = rd->rs;
 	uint64_t *firing = calloc(rs->n + 1, sizeof(uint64_t)), *pending = calloc(rs->n + 1, sizeof(uint64_t));
-	struct json_object *list = json_object_new_array();
+	struct json_object *list;
+	MDB_txn *txn = NULL;
+	int rc = -1;
 
 	(void)req;
-	if (!firing || !pending || count_rule_states(srv, firing, pending) < 0) {
-		free(firing);
-		free(pending);
-		json_object_put(list);
-		return herr_set(err, HERR_STORE_ERROR, "cannot count alert states");
+	if (!firing || !pending) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto out;
 	}
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct rule *r = &rs->rules[i];
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(r->cfg->name));
-		json_object_object_add(o, "severity", json_object_new_string(severity_name(r->cfg->severity)));
-		json_object_object_add(o, "when", json_object_new_string(r->cfg->when));
-		json_object_object_add(o, "for", json_object_new_int64(r->cfg->for_ms));
-		json_object_object_add(o, "repeat", json_object_new_int64(r->cfg->repeat_ms));
-		json_object_object_add(o, "firing", json_object_new_int64((int64_t)firing[i]));
-		json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending[i]));
-		json_object_object_add(o, "last_error", r->last_error[0] ? json_object_new_string(r->last_error) : NULL);
-		json_object_array_add(list, o);
+	if (reader_begin(rd, &txn, err) < 0) {
+		herr_set(err, HERR_STORE_ERROR, "cannot count alert states");
+		goto out;
 	}
+	count_rule_states(rd, txn, firing, pending);
+	list = json_object_new_array();
+	for (size_t i = 0; i < rs->n; i++)
+		json_object_array_add(list, rule_row(rd, &rs->rules[i], firing[i], pending[i]));
 	json_object_object_add(ans, "rules", list);
+	rc = 0;
+out:
+	reader_end(rd, txn);
 	free(firing);
 	free(pending);
-	return 0;
+	return rc;
 }
 
 
