@@ -86,6 +86,24 @@ static struct cust *cust_at(struct reader *rd, MDB_txn *txn, const char *id, siz
 	return ctx.c;
 }
 
+/*
+ * The customer as kept; while the case state is rebuilt after a reload changed
+ * events.cases (the store's signature is not this config's yet), rebuilt here
+ * from the timeline: the writer may not have reached this customer.
+ */
+static struct cust *cust_now(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
+			     struct herr *err)
+{
+	struct cust *c = reader_customer(rd, txn, id, len, owned, err);
+
+	if (!c || store_meta_u64(txn, rd->st, "cases_sig") == config_cases_signature(rd->cfg))
+		return c;
+	if (*owned)
+		cust_free(c);
+	*owned = 1;
+	return cust_at(rd, txn, id, len, INT64_MAX, err);
+}
+
 /* The customer now (state as kept) or at a past time (rebuilt from the timeline). */
 static struct cust *cust_for_eval(struct reader *rd, MDB_txn *txn, struct json_object *req,
 				  const char *id_arg, int64_t *at, int *owned, struct herr *err)
@@ -102,7 +120,7 @@ static struct cust *cust_for_eval(struct reader *rd, MDB_txn *txn, struct json_o
 		*owned = 1;
 		return cust_at(rd, txn, id, len, *at, err);
 	}
-	return reader_customer(rd, txn, id, len, owned, err);
+	return cust_now(rd, txn, id, len, owned, err);
 }
 
 /* When the value changes next, and any warning of the evaluation. */
