@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "hearth/board.h"
+#include "hearth/cluster.h"
+#include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/control.h"
 #include "hearth/curve.h"
@@ -14,6 +16,7 @@
 #include "hearth/rules.h"
 #include "hearth/store.h"
 #include "hearth/log.h"
+#include "hearth/metrics.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/timeline.h"
@@ -47,6 +50,34 @@ void server_status_fill(struct server *srv, struct board_status *out)
 	};
 }
 
+/* The cluster's part is text rendered here: its counters are the writer's alone. */
+static void post_metrics(struct server *srv)
+{
+	struct metrics_writer m;
+	struct wbuf extra;
+
+	wbuf_init(&extra);
+	metrics_fill(srv, &m);
+	cluster_metrics(srv->cluster, &extra);
+	if (extra.failed || board_put_metrics(srv->board, &m, extra.data, extra.len) < 0)
+		log_error("metrics, out of memory: the cluster's metrics are left out");
+	wbuf_free(&extra);
+}
+
+/* Copies only after a change: an evaluation error, a reload, a silence added or removed. */
+static void post_engine_state(struct server *srv)
+{
+	const struct silence *sl;
+	size_t n;
+	uint64_t gen = engine_errors_gen(srv->engine);
+
+	if (gen != srv->posted_errors_gen && board_put_rule_errors(srv->board, engine_rules(srv->engine)) == 0)
+		srv->posted_errors_gen = gen;
+	engine_silences(srv->engine, &sl, &n, &gen);
+	if (gen != srv->posted_silences_gen && board_put_silences(srv->board, sl, n) == 0)
+		srv->posted_silences_gen = gen;
+}
+
 void server_post_status(struct server *srv)
 {
 	struct board_status s;
@@ -55,6 +86,9 @@ void server_post_status(struct server *srv)
 		return;
 	server_status_fill(srv, &s);
 	board_put_status(srv->board, &s);
+	post_metrics(srv);
+	if (srv->engine)
+		post_engine_state(srv);
 }
 
 static int lists_differ(char **a, size_t na, char **b, size_t nb)

@@ -27,8 +27,8 @@ struct timeline;
 /*
  * What a reader command may use: never the writer's mutable state. On the
  * control thread its pending state is the overlay of the writer's notes
- * (hearth/overlay.h), its status what the writer posted (hearth/board.h) and
- * its rules a snapshot of its own; on the writer (control_answer, for the
+ * (hearth/overlay.h), its status, counters, rule errors and silences what the
+ * writer posted (hearth/board.h) and its rules a snapshot of its own; on the writer (control_answer, for the
  * cluster's control and the fuzzer) the same reads go to the writer's own.
  */
 struct reader {

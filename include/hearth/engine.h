@@ -98,7 +98,11 @@ int engine_ack(struct engine *eng, const char *rule, const char *customer, size_
 	       const char *by, struct herr *err);
 int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,
 		       struct herr *err);
-int engine_silence_list(struct engine *eng, struct json_object *ans, struct herr *err);
+/* The silences as kept (for the board) and the count of changes so far. */
+struct silence;
+void engine_silences(const struct engine *eng, const struct silence **s, size_t *n, uint64_t *gen);
+/* The count of changes to the rules' last errors (a reload, an evaluation error). */
+uint64_t engine_errors_gen(const struct engine *eng);
 int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err);
 /* Removes a customer's alert state, publishing `resolved` for firing alerts. */
 int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *err);

@@ -49,6 +49,8 @@ struct server {
 	int64_t started_mono_ms;
 	int exit_code;
 	struct server_counters counters;
+	uint64_t posted_errors_gen;     /* what the board has of the engine's (server_post_status) */
+	uint64_t posted_silences_gen;
 };
 
 /* The daemon's notion of now: the wall clock, moved by clock.* under --test-clock. */
@@ -60,7 +62,11 @@ struct config *server_load_config(const char *path, struct ruleset **rs, char *e
 void server_publish_clock(struct server *srv);
 /* The writer's counters for `status`, read now (on the writer). */
 void server_status_fill(struct server *srv, struct board_status *out);
-/* Posts them to srv->board (if any): after a loop turn, a commit, a control command. */
+/*
+ * Posts them to srv->board (if any), with the counters of `metrics` and, when
+ * they changed, the rules' last errors and the silences: after a loop turn, a
+ * commit, a control command.
+ */
 void server_post_status(struct server *srv);
 /* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);

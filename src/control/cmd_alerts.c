@@ -25,6 +25,7 @@
 #include "hearth/outbox.h"
 #include "hearth/rules.h"
 #include "hearth/server.h"
+#include "hearth/silence.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -70,11 +71,21 @@ int cmd_silence_add(struct server *srv, struct json_object *req, struct json_obj
 	return engine_silence_add(srv->engine, req, ans, err);
 }
 
-int cmd_silence_list(struct server *srv, struct json_object *req, struct json_object *ans,
-			    struct herr *err)
+/* The silences as the writer last posted them (on the writer: its own). */
+int cmd_silence_list(struct reader *rd, struct json_object *req, struct json_object *ans,
+		     struct herr *err)
 {
+	struct silence *s;
+	size_t n;
+	int owned;
+
 	(void)req;
-	return engine_silence_list(srv->engine, ans, err);
+	if (reader_silences(rd, &s, &n, &owned, err) < 0)
+		return -1;
+	silences_answer(s, n, reader_now(rd), ans);
+	if (owned)
+		free(s);
+	return 0;
 }
 
 int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_object *ans,

@@ -62,19 +62,19 @@ static int rebuild_event(const struct event *ev, void *vctx)
 }
 
 /* The customer as their timeline stood at `at` (for eval/explain of the past). */
-static struct cust *cust_at(struct server *srv, MDB_txn *txn, const char *id, size_t len,
+static struct cust *cust_at(struct reader *rd, MDB_txn *txn, const char *id, size_t len,
 			    int64_t at, struct herr *err)
 {
 	struct timeline_query q = { .customer = id, .customer_len = len, .since = INT64_MIN,
 				    .until = at, .limit = SIZE_MAX };
-	struct rebuild_ctx ctx = { cust_new(id, len), srv->cfg };
+	struct rebuild_ctx ctx = { cust_new(id, len), rd->cfg };
 	int more;
 
 	if (!ctx.c) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	if (timeline_query(srv->tl, txn, &q, rebuild_event, &ctx, &more, err) < 0) {
+	if (reader_query(rd, txn, &q, rebuild_event, &ctx, &more, err) < 0) {
 		cust_free(ctx.c);
 		return NULL;
 	}
@@ -86,70 +86,95 @@ static struct cust *cust_at(struct server *srv, MDB_txn *txn, const char *id, si
 	return ctx.c;
 }
 
+/*
+ * The customer as kept; while the case state is rebuilt after a reload changed
+ * events.cases (the store's signature is not this config's yet), rebuilt here
+ * from the timeline: the writer may not have reached this customer.
+ */
+static struct cust *cust_now(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
+			     struct herr *err)
+{
+	struct cust *c = reader_customer(rd, txn, id, len, owned, err);
+
+	if (!c || store_meta_u64(txn, rd->st, "cases_sig") == config_cases_signature(rd->cfg))
+		return c;
+	if (*owned)
+		cust_free(c);
+	*owned = 1;
+	return cust_at(rd, txn, id, len, INT64_MAX, err);
+}
+
 /* The customer now (state as kept) or at a past time (rebuilt from the timeline). */
-static struct cust *cust_for_eval(struct server *srv, MDB_txn *txn, struct json_object *req,
+static struct cust *cust_for_eval(struct reader *rd, MDB_txn *txn, struct json_object *req,
 				  const char *id_arg, int64_t *at, int *owned, struct herr *err)
 {
 	const char *id;
 	size_t len;
 
-	*at = server_now(srv);
+	*at = reader_now(rd);
 	if (arg_id(req, id_arg, &id, &len, err) < 0)
 		return NULL;
 	if (arg(req, "at")) {
 		if (arg_time(req, "at", at, err) < 0)
 			return NULL;
 		*owned = 1;
-		return cust_at(srv, txn, id, len, *at, err);
+		return cust_at(rd, txn, id, len, *at, err);
 	}
-	return timeline_customer(srv->tl, txn, id, len, owned, err);
+	return cust_now(rd, txn, id, len, owned, err);
 }
 
-int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans,
-		    struct herr *err)
+/* When the value changes next, and any warning of the evaluation. */
+static void add_eval_tail(struct json_object *ans, const struct eval_env *env, int64_t at, int64_t next)
 {
-	struct expr *e = arg_expr(srv->cfg, req, "expr", 1, err);
+	json_object_object_add(ans, "at", time_or_null(at));
+	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
+	if (env->error[0])
+		json_object_object_add(ans, "warning", json_object_new_string(env->error));
+}
+
+int cmd_eval(struct reader *rd, struct json_object *req, struct json_object *ans,
+	     struct herr *err)
+{
+	struct expr *e = arg_expr(rd->cfg, req, "expr", 1, err);
 	struct cust *c = NULL;
 	MDB_txn *txn = NULL;
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 	int64_t at, next;
 	int owned = 0, rc = -1;
 
-	if (!e || store_read_begin(srv->st, &txn, err) < 0)
+	if (!e || reader_begin(rd, &txn, err) < 0)
 		goto out;
-	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;
-	engine_env(srv->engine, txn, c, at, &env);
+	reader_env(rd, txn, &scan, c, at, &env);
 	if (expr_eval(e, &env, &v, &next) < 0) {
 		herr_set(err, HERR_BAD_EXPR, "evaluation failed");
 		goto out;
 	}
 	json_object_object_add(ans, "value", value_to_json(&v));
 	json_object_object_add(ans, "type", json_object_new_string(vtype_name(v.type)));
-	json_object_object_add(ans, "at", time_or_null(at));
-	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
-	if (env.error[0])
-		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	add_eval_tail(ans, &env, at, next);
 	rc = 0;
 out:
 	if (owned)
 		cust_free(c);
-	if (txn)
-		mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	expr_free(e);
 	return rc;
 }
 
-int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans,
-		       struct herr *err)
+/* The rule from the reader's own rules (its snapshot, or the writer's on the writer). */
+int cmd_explain(struct reader *rd, struct json_object *req, struct json_object *ans,
+		struct herr *err)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
 	const struct rule *r;
 	const char *name;
 	size_t len;
 	struct cust *c = NULL;
 	MDB_txn *txn = NULL;
+	struct engine_scan scan;
 	struct eval_env env;
 	struct value v;
 	int64_t at, next;
@@ -158,13 +183,13 @@ int cmd_explain(struct server *srv, struct json_object *req, struct json_object 
 
 	if (arg_string(req, "rule", 1, &name, &len, err) < 0)
 		return -1;
-	if (!(r = ruleset_find(rs, name)))
+	if (!(r = ruleset_find(rd->rs, name)))
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%.40s'", name);
-	if (store_read_begin(srv->st, &txn, err) < 0)
+	if (reader_begin(rd, &txn, err) < 0)
 		return -1;
-	if (!(c = cust_for_eval(srv, txn, req, "customer", &at, &owned, err)))
+	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;
-	engine_env(srv->engine, txn, c, at, &env);
+	reader_env(rd, txn, &scan, c, at, &env);
 	if (expr_eval(r->when, &env, &v, &next) < 0)
 		v.type = TYPE_NULL;
 	json_object_object_add(ans, "rule", json_object_new_string(r->cfg->name));
@@ -173,86 +198,91 @@ int cmd_explain(struct server *srv, struct json_object *req, struct json_object 
 	json_object_object_add(ans, "terms", rule_values(r, &env));
 	tmpl_render(&r->summary, &env, summary, sizeof(summary));
 	json_object_object_add(ans, "summary", json_object_new_string(summary));
-	json_object_object_add(ans, "at", time_or_null(at));
-	json_object_object_add(ans, "changes_at", time_or_null(next == EVAL_NEVER ? TIME_NONE : next));
-	if (env.error[0])
-		json_object_object_add(ans, "warning", json_object_new_string(env.error));
+	add_eval_tail(ans, &env, at, next);
 	rc = 0;
 out:
 	if (owned)
 		cust_free(c);
-	mdb_txn_abort(txn);
+	reader_end(rd, txn);
 	return rc;
 }
 
-static int count_rule_states(struct server *srv, uint64_t *firing, uint64_t *pending)
+/* Alert states by rule, as committed: the reader's transaction sees what was answered before. */
+static void count_rule_states(struct reader *rd, MDB_txn *txn, uint64_t *firing, uint64_t *pending)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
-	struct store *st = srv->st;
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key, val;
-	struct herr err;
 	int rc;
 
-	if (store_read_begin(st, &txn, &err) < 0)
-		return -1;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur) == 0) {
-		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-			const char *zero = memchr(key.mv_data, 0, key.mv_size);
-			char rule[HEARTH_NAME_MAX + 1];
-			if (!zero || val.mv_size < 2)
-				continue;
-			size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
-			if (rlen > HEARTH_NAME_MAX)
-				continue;
-			memcpy(rule, zero + 1, rlen);
-			rule[rlen] = '\0';
-			ssize_t i = ruleset_index(rs, rule);
-			uint8_t state = ((const uint8_t *)val.mv_data)[1];
-			if (i >= 0 && state == ALERT_FIRING)
-				firing[i]++;
-			else if (i >= 0 && state == ALERT_PENDING)
-				pending[i]++;
-		}
-		mdb_cursor_close(cur);
+	if (mdb_cursor_open(txn, store_dbi(rd->st, DB_ALERTS), &cur) != 0)
+		return;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const char *zero = memchr(key.mv_data, 0, key.mv_size);
+		char rule[HEARTH_NAME_MAX + 1];
+		if (!zero || val.mv_size < 2)
+			continue;
+		size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
+		if (rlen > HEARTH_NAME_MAX)
+			continue;
+		memcpy(rule, zero + 1, rlen);
+		rule[rlen] = '\0';
+		ssize_t i = ruleset_index(rd->rs, rule);
+		uint8_t state = ((const uint8_t *)val.mv_data)[1];
+		if (i >= 0 && state == ALERT_FIRING)
+			firing[i]++;
+		else if (i >= 0 && state == ALERT_PENDING)
+			pending[i]++;
 	}
-	mdb_txn_abort(txn);
-	return 0;
+	mdb_cursor_close(cur);
 }
 
-int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans,
-		     struct herr *err)
+static struct json_object *rule_row(struct reader *rd, const struct rule *r, uint64_t firing, uint64_t pending)
 {
-	const struct ruleset *rs = engine_rules(srv->engine);
+	struct json_object *o = json_object_new_object();
+	char last_error[sizeof(r->last_error)];
+
+	json_object_object_add(o, "name", json_object_new_string(r->cfg->name));
+	json_object_object_add(o, "severity", json_object_new_string(severity_name(r->cfg->severity)));
+	json_object_object_add(o, "when", json_object_new_string(r->cfg->when));
+	json_object_object_add(o, "for", json_object_new_int64(r->cfg->for_ms));
+	json_object_object_add(o, "repeat", json_object_new_int64(r->cfg->repeat_ms));
+	json_object_object_add(o, "firing", json_object_new_int64((int64_t)firing));
+	json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending));
+	json_object_object_add(o, "last_error", reader_rule_error(rd, r, last_error, sizeof(last_error))
+				? json_object_new_string(last_error) : NULL);
+	return o;
+}
+
+int cmd_rules(struct reader *rd, struct json_object *req, struct json_object *ans,
+	      struct herr *err)
+{
+	const struct ruleset *rs = rd->rs;
 	uint64_t *firing = calloc(rs->n + 1, sizeof(uint64_t)), *pending = calloc(rs->n + 1, sizeof(uint64_t));
-	struct json_object *list = json_object_new_array();
+	struct json_object *list;
+	MDB_txn *txn = NULL;
+	int rc = -1;
 
 	(void)req;
-	if (!firing || !pending || count_rule_states(srv, firing, pending) < 0) {
-		free(firing);
-		free(pending);
-		json_object_put(list);
-		return herr_set(err, HERR_STORE_ERROR, "cannot count alert states");
+	if (!firing || !pending) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto out;
 	}
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct rule *r = &rs->rules[i];
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(r->cfg->name));
-		json_object_object_add(o, "severity", json_object_new_string(severity_name(r->cfg->severity)));
-		json_object_object_add(o, "when", json_object_new_string(r->cfg->when));
-		json_object_object_add(o, "for", json_object_new_int64(r->cfg->for_ms));
-		json_object_object_add(o, "repeat", json_object_new_int64(r->cfg->repeat_ms));
-		json_object_object_add(o, "firing", json_object_new_int64((int64_t)firing[i]));
-		json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending[i]));
-		json_object_object_add(o, "last_error", r->last_error[0] ? json_object_new_string(r->last_error) : NULL);
-		json_object_array_add(list, o);
+	if (reader_begin(rd, &txn, err) < 0) {
+		herr_set(err, HERR_STORE_ERROR, "cannot count alert states");
+		goto out;
 	}
+	count_rule_states(rd, txn, firing, pending);
+	list = json_object_new_array();
+	for (size_t i = 0; i < rs->n; i++)
+		json_object_array_add(list, rule_row(rd, &rs->rules[i], firing[i], pending[i]));
 	json_object_object_add(ans, "rules", list);
+	rc = 0;
+out:
+	reader_end(rd, txn);
 	free(firing);
 	free(pending);
-	return 0;
+	return rc;
 }
 
 

@@ -76,14 +76,15 @@ static int cmd_status(struct reader *rd, struct json_object *req, struct json_ob
 	return 0;
 }
 
-static int cmd_metrics(struct server *srv, struct json_object *req, struct json_object *ans,
+/* The writer's counters as last posted (a loop turn old at most), the control thread's own. */
+static int cmd_metrics(struct reader *rd, struct json_object *req, struct json_object *ans,
 		       struct herr *err)
 {
 	struct wbuf out;
 
 	(void)req;
 	wbuf_init(&out);
-	metrics_render(srv, &out);
+	reader_metrics(rd, &out);
 	if (out.failed) {
 		wbuf_free(&out);
 		return herr_set(err, HERR_NOMEM, "out of memory");
@@ -140,7 +141,7 @@ static int cmd_help(struct reader *rd, struct json_object *req, struct json_obje
 const struct command command_table[] = {
 	{ "ping", NULL, CMD_READER, "answers pong: is the daemon there", NULL, cmd_ping },
 	{ "status", NULL, CMD_READER, "version, uptime, counts, store size", NULL, cmd_status },
-	{ "metrics", cmd_metrics, 0, "Prometheus text exposition", NULL, NULL },
+	{ "metrics", NULL, CMD_READER, "Prometheus text exposition", NULL, cmd_metrics },
 	{ "ingest", cmd_ingest, CMD_CHANGES_STATE, "store events: {events: [...], load?: true|\"end\"}", NULL, NULL },
 	{ "load.end", cmd_load_end, CMD_CHANGES_STATE, "a history load is complete: evaluate its customers", NULL, NULL },
 	{ "customer", NULL, CMD_READER, "one customer's profile and summary: {id}", NULL, cmd_customer },
@@ -150,11 +151,11 @@ const struct command command_table[] = {
 	{ "alerts", NULL, CMD_READER, "alerts: {state? (firing|pending|resolved|all), rule?, customer?, owner?, limit?}", NULL, cmd_alerts },
 	{ "ack", cmd_ack, CMD_CHANGES_STATE, "stop repeats of a firing alert: {rule, customer, by?, comment?}", NULL, NULL },
 	{ "silence.add", cmd_silence_add, CMD_CHANGES_STATE, "mute matching alerts: {rule?, customer?, owner?, until | for, by?, comment?}", NULL, NULL },
-	{ "silence.list", cmd_silence_list, 0, "active silences", NULL, NULL },
+	{ "silence.list", NULL, CMD_READER, "active silences", NULL, cmd_silence_list },
 	{ "silence.remove", cmd_silence_remove, CMD_CHANGES_STATE, "end a silence: {id}", NULL, NULL },
-	{ "rules", cmd_rules, 0, "each rule with its firing and pending counts and last error", NULL, NULL },
-	{ "eval", cmd_eval, 0, "evaluate an expression for a customer: {expr, customer, at?}", NULL, NULL },
-	{ "explain", cmd_explain, 0, "a rule's value and every term for a customer: {rule, customer, at?}", NULL, NULL },
+	{ "rules", NULL, CMD_READER, "each rule with its firing and pending counts and last error", NULL, cmd_rules },
+	{ "eval", NULL, CMD_READER, "evaluate an expression for a customer: {expr, customer, at?}", NULL, cmd_eval },
+	{ "explain", NULL, CMD_READER, "a rule's value and every term for a customer: {rule, customer, at?}", NULL, cmd_explain },
 	{ "top", NULL, CMD_READER, "customers ranked by the configured priority: {n?, where?}", NULL, cmd_top },
 	{ "replay", NULL, CMD_READER, "notifications after a seq from the outbox: {after, limit?}", NULL, cmd_replay },
 	{ "clock.set", cmd_clock_set, CMD_CHANGES_STATE, "--test-clock only: move the clock to {at} and tick", NULL, NULL },

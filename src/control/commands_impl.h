@@ -56,6 +56,15 @@ struct engine_scan;
 struct eval_env;
 void reader_env(struct reader *rd, MDB_txn *txn, struct engine_scan *scan, const struct cust *c,
 		int64_t now, struct eval_env *env);
+/* A rule's last error (the writer's, posted to the board off it): 1 and out set, or 0. */
+struct rule;
+int reader_rule_error(struct reader *rd, const struct rule *r, char *out, size_t size);
+/* The silences as the writer keeps them: *owned says whether the caller frees *s. */
+struct silence;
+int reader_silences(struct reader *rd, struct silence **s, size_t *n, int *owned, struct herr *err);
+/* The text of `metrics`: the writer's counters (posted off it) and the control thread's. */
+struct wbuf;
+void reader_metrics(struct reader *rd, struct wbuf *out);
 /* The config's priority for a customer now; NULL without a priority. */
 struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct cust *c);
 
@@ -69,15 +78,15 @@ int cmd_top(struct reader *rd, struct json_object *req, struct json_object *ans,
 int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_forget(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_reload(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_eval(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_explain(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_rules(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_eval(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_explain(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_rules(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err);
 struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err);
 int cmd_alerts(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_ack(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_silence_add(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
-int cmd_silence_list(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
+int cmd_silence_list(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_silence_remove(struct server *srv, struct json_object *req, struct json_object *ans, struct herr *err);
 int cmd_replay(struct reader *rd, struct json_object *req, struct json_object *ans, struct herr *err);
 

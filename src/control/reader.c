@@ -4,14 +4,19 @@
  * shared transactions) or the writer itself (control_answer).
  */
 #include <json-c/json.h>
+#include <stdio.h>
 
 #include "commands_impl.h"
 #include "hearth/board.h"
+#include "hearth/codec.h"
+#include "hearth/config.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
+#include "hearth/metrics.h"
 #include "hearth/overlay.h"
 #include "hearth/rules.h"
 #include "hearth/server.h"
+#include "hearth/silence.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -111,4 +116,52 @@ struct json_object *reader_score(struct reader *rd, MDB_txn *txn, const struct c
 	if (expr_eval(rd->rs->priority, &env, &v, NULL) < 0)
 		return NULL;
 	return value_to_json(&v);
+}
+
+/* On the writer rd->rs is the writer's own rules, whose last_error is live. */
+int reader_rule_error(struct reader *rd, const struct rule *r, char *out, size_t size)
+{
+	if (!rd->srv)
+		return board_get_rule_error(rd->board, r->cfg->name, out, size);
+	if (!r->last_error[0])
+		return 0;
+	snprintf(out, size, "%s", r->last_error);
+	return 1;
+}
+
+int reader_silences(struct reader *rd, struct silence **s, size_t *n, int *owned, struct herr *err)
+{
+	const struct silence *kept;
+	uint64_t gen;
+
+	*owned = !rd->srv;
+	if (rd->srv) {
+		engine_silences(rd->srv->engine, &kept, n, &gen);
+		*s = (struct silence *)kept;
+		return 0;
+	}
+	if (board_get_silences(rd->board, s, n) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	return 0;
+}
+
+void reader_metrics(struct reader *rd, struct wbuf *out)
+{
+	struct metrics_writer m;
+	struct board_control bc;
+	struct wbuf extra;
+
+	if (rd->srv) {
+		metrics_render(rd->srv, out);
+		return;
+	}
+	wbuf_init(&extra);
+	board_get_metrics(rd->board, &m, &extra);
+	board_get_control(rd->board, &bc);
+	metrics_format(&m, &bc, mono_now_ms() - rd->started_mono_ms, out);
+	if (extra.failed)
+		out->failed = 1;
+	else if (extra.len)
+		wbuf_put(out, extra.data, extra.len);
+	wbuf_free(&extra);
 }

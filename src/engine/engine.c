@@ -265,8 +265,10 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 		engine_env(eng, txn, c, now, &env);
 		if (expr_eval(r->when, &env, &v, &next_change) < 0)
 			v.type = TYPE_NULL;
-		if (env.error[0])
+		if (env.error[0]) {
 			snprintf(r->last_error, sizeof(r->last_error), "%.*s: %s", (int)c->id_len, c->id, env.error);
+			eng->errors_gen++;
+		}
 		enum alert_state before = a->state;
 		int64_t since_before = a->since;
 		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
@@ -796,6 +798,7 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 	eng->srv = srv;
 	eng->rs = rs;
 	eng->stats.last_tick = TIME_NONE;
+	eng->errors_gen = eng->silences_gen = 1;        /* the board's first post differs (0) */
 	eng->due = calloc(TICK_SLICE > REEVAL_SLICE ? TICK_SLICE : REEVAL_SLICE, sizeof(*eng->due));
 	eng->tok = json_tokener_new();
 	if (!eng->due || !eng->tok || size_rules(eng) < 0) {
@@ -916,6 +919,7 @@ void engine_set_rules(struct engine *eng, struct ruleset *rs)
 		alert_clear(&eng->alerts[i]);
 	ruleset_free(eng->rs);
 	eng->rs = rs;
+	eng->errors_gen++;
 	if (size_rules(eng) < 0)
 		log_error("rules, out of memory sizing the rule table");
 	record_rules(eng);
@@ -926,6 +930,11 @@ void engine_set_rules(struct engine *eng, struct ruleset *rs)
 const struct ruleset *engine_rules(const struct engine *eng)
 {
 	return eng->rs;
+}
+
+uint64_t engine_errors_gen(const struct engine *eng)
+{
+	return eng->errors_gen;
 }
 
 uint64_t engine_seq(const struct engine *eng)

@@ -14,6 +14,7 @@
 #include "hearth/alert.h"
 #include "hearth/engine.h"
 #include "hearth/limits.h"
+#include "hearth/silence.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
@@ -21,16 +22,6 @@ struct cust;
 struct store;
 
 #define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
-
-struct silence {
-	uint64_t id;
-	char rule[HEARTH_NAME_MAX + 1];
-	char customer[HEARTH_ID_MAX + 1];
-	char owner[HEARTH_ID_MAX + 1];
-	int64_t until, created;
-	char by[64];
-	char comment[256];
-};
 
 struct change {
 	struct cust *c;
@@ -57,6 +48,8 @@ struct engine {
 	struct silence *silences;
 	size_t nsilences;
 	uint64_t next_silence_id;
+	uint64_t silences_gen;          /* bumped at each change: re-posted to the board */
+	uint64_t errors_gen;            /* bumped when a rule's last_error is set or the rules change */
 	MDB_txn *txn;                   /* the read transaction of the evaluation in hand */
 	int64_t ingest_now;             /* the group commit's evaluation time */
 	uint64_t ingest_seq;            /* and its last notification */

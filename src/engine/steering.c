@@ -41,7 +41,7 @@ int engine_silenced(struct engine *eng, const char *rule, const struct cust *c, 
 	return 0;
 }
 
-static struct json_object *silence_to_json(const struct silence *s)
+struct json_object *silence_to_json(const struct silence *s)
 {
 	struct json_object *o = json_object_new_object();
 	char buf[TIME_BUF];
@@ -391,22 +391,27 @@ int engine_silence_add(struct engine *eng, struct json_object *req, struct json_
 	eng->silences = more;
 	eng->silences[eng->nsilences++] = s;
 	eng->next_silence_id++;
+	eng->silences_gen++;
 	json_object_object_add(ans, "id", json_object_new_int64((int64_t)s.id));
 	log_info("silence, %llu added by '%s'", (unsigned long long)s.id, s.by[0] ? s.by : "?");
 	return 0;
 }
 
-int engine_silence_list(struct engine *eng, struct json_object *ans, struct herr *err)
+void silences_answer(const struct silence *s, size_t n, int64_t now, struct json_object *ans)
 {
 	struct json_object *list = json_object_new_array();
-	int64_t now = server_now(eng->srv);
 
-	(void)err;
-	for (size_t i = 0; i < eng->nsilences; i++)
-		if (eng->silences[i].until > now)
-			json_object_array_add(list, silence_to_json(&eng->silences[i]));
+	for (size_t i = 0; i < n; i++)
+		if (s[i].until > now)
+			json_object_array_add(list, silence_to_json(&s[i]));
 	json_object_object_add(ans, "silences", list);
-	return 0;
+}
+
+void engine_silences(const struct engine *eng, const struct silence **s, size_t *n, uint64_t *gen)
+{
+	*s = eng->silences;
+	*n = eng->nsilences;
+	*gen = eng->silences_gen;
 }
 
 int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err)
@@ -419,6 +424,7 @@ int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err)
 		if (store_write(eng->srv->st, silence_fn, &ctx, err) < 0)
 			return -1;
 		eng->silences[i] = eng->silences[--eng->nsilences];
+		eng->silences_gen++;
 		return 0;
 	}
 	return herr_set(err, HERR_NOT_FOUND, "no silence %llu", (unsigned long long)id);

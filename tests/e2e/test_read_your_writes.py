@@ -189,7 +189,7 @@ def test_readers_answer_while_the_writer_is_held(daemon):
     """The writer is held inside one request: a `reload` whose configuration file is a
     FIFO nobody writes yet blocks it in open(2). Meanwhile `ping`, `status`, `customer`
     and `timeline` on another connection are answered, by the control thread, and see
-    what was acknowledged before; `metrics` (a writer command) is not answered until
+    what was acknowledged before; `load.end` (a writer command) is not answered until
     the writer is let go."""
     assert_ok(daemon.ctl({"cmd": "ingest", "events": [
         ev("W1", rfc3339(T0), "call", id="w1-1"), ev("W1", rfc3339(T0 + 1000), "visit", id="w1-2")]}))
@@ -200,8 +200,8 @@ def test_readers_answer_while_the_writer_is_held(daemon):
     other = CtlConn(daemon.cfg.control)
     try:
         held.send({"cmd": "reload"})
-        # the writer takes the reload: its metrics request then waits behind it
-        other.send({"cmd": "metrics"})
+        # the writer takes the reload: its load.end then waits behind it
+        other.send({"cmd": "load.end"})
         with CtlConn(daemon.cfg.control) as c:
             assert assert_ok(c.request({"cmd": "ping"}))["pong"] is True
             assert assert_ok(c.request({"cmd": "status"}))["events"] == 2
@@ -220,7 +220,7 @@ def test_readers_answer_while_the_writer_is_held(daemon):
         with open(daemon.cfg.path, "w") as f:      # lets the writer go
             f.write(text)
         assert_ok(held.recv())
-        assert "hearth_control_requests_total" in assert_ok(other.recv())["text"]
+        assert assert_ok(other.recv())["deferred"] == 0
     finally:
         held.close()
         other.close()
@@ -310,3 +310,43 @@ def test_listings_alerts_and_replay_answer_while_the_writer_is_held(clock_daemon
         assert sorted((r["id"], r["score"]) for r in top) == [("Z1", 1), ("Z2", 1)]
         names = {h["cmd"] for h in assert_ok(c.request({"cmd": "help"}))["commands"]}
         assert {"alerts", "replay", "customers", "top"} <= names
+
+
+def test_rules_metrics_silences_eval_and_explain_answer_while_the_writer_is_held(clock_daemon):
+    """`eval` and `explain` (the reader's own rules, window scans through its view of
+    pending state), `rules` (alert counts from the store, last errors the writer posted),
+    `metrics` (the writer's counters as posted after its last commit) and
+    `silence.list` (the silences as posted when they changed) are answered by the control
+    thread while the writer is held, and show what was acknowledged before."""
+    d = clock_daemon(rules_yaml(rule_yaml("per_call", "value / count(call, 30d) > 1000"),
+                                rule_yaml("open_now", "open(complaint) > 0")))
+    at = lambda ms: rfc3339(ms)
+    sid = assert_ok(d.ctl({"cmd": "silence.add", "rule": "open_now", "for": "1h",
+                           "comment": "held"}))["id"]
+    # acknowledged just before the queries: Y1 divides by zero (per_call's last error)
+    assert_ok(d.ctl({"cmd": "ingest", "events": [
+        ev("Y1", at(T0_MS - 5000), "profile", attrs={"value": 5000}),
+        ev("Y1", at(T0_MS - 1000), "complaint", ref="c"),
+        ev("Y2", at(T0_MS - 5000), "profile", attrs={"value": 5000}),
+        ev("Y2", at(T0_MS - 2000), "call", id="y2-1")]}))
+    with writer_held(d), CtlConn(d.cfg.control) as c:
+        e = assert_ok(c.request({"cmd": "eval", "customer": "Y2", "expr": "count(call, 30d)"}))
+        assert e["value"] == 1 and e["type"] == "number", e
+        past = assert_ok(c.request({"cmd": "eval", "customer": "Y2", "expr": "count(call, 30d)",
+                                    "at": at(T0_MS - 3000)}))
+        assert past["value"] == 0, past
+        x = assert_ok(c.request({"cmd": "explain", "rule": "open_now", "customer": "Y1"}))
+        assert x["rule"] == "open_now" and x["value"] is True, x
+        x = assert_ok(c.request({"cmd": "explain", "rule": "per_call", "customer": "Y2"}))
+        assert x["value"] is True and x["terms"], x
+        assert c.request({"cmd": "explain", "rule": "nope", "customer": "Y2"})["error"]["code"] == "not_found"
+        rules = {r["name"]: r for r in assert_ok(c.request({"cmd": "rules"}))["rules"]}
+        assert (rules["open_now"]["firing"], rules["per_call"]["firing"]) == (1, 1), rules
+        assert rules["per_call"]["last_error"] and "Y1" in rules["per_call"]["last_error"], rules
+        assert rules["open_now"]["last_error"] is None, rules
+        text = assert_ok(c.request({"cmd": "metrics"}))["text"]
+        accepted = re.search(r'^hearth_ingest_events_total\{result="accepted"\} (\S+)$', text, re.M)
+        assert accepted and float(accepted.group(1)) == 4, text
+        assert "hearth_control_requests_total" in text
+        sil = assert_ok(c.request({"cmd": "silence.list"}))["silences"]
+        assert [(s["id"], s.get("rule"), s.get("comment")) for s in sil] == [(sid, "open_now", "held")]
