@@ -46,6 +46,7 @@
 #define PEER_GROUPS_MAX 64
 #define READ_CHUNK      65536
 #define TURN_BUDGET_US  2000    /* then other peers get their turn */
+#define FWD_PIPELINE    16      /* a peer's requests at the writer at once */
 
 struct client {
 	struct control *ctl;
@@ -62,7 +63,22 @@ struct client {
 	size_t outoff;
 	int closing;
 	int resume_timer;               /* more complete lines wait: served next turn */
-	struct fwd *waiting;            /* at the writer: later lines wait for its answer */
+	/*
+	 * Requests at the writer, answered there in order: a peer pipelining writes
+	 * (an import) keeps the writer busy while its next lines are parsed here.
+	 * What must come after their answers waits, parked: a read (it must see
+	 * them), an error answer (it must not overtake them), a job (answered after
+	 * its slices, so nothing may be at the writer beside it). While a job is
+	 * there, later lines wait for it.
+	 */
+	unsigned forwarded;
+	int job_out;
+	struct {
+		int used;
+		const struct command *cmd;
+		struct json_object *req;        /* NULL: answer err */
+		struct herr err;
+	} parked;
 };
 
 static void client_close(struct client *c);
@@ -154,11 +170,13 @@ static void take_answer(struct fwd *f)
 {
 	struct client *c = f->c;
 
+	c->forwarded--;
+	if (!f->cmd->fn)
+		c->job_out = 0;
 	if (c->fd < 0) {                /* the peer went away meanwhile */
-		c->waiting = NULL;
-		client_close(c);
+		if (!c->forwarded)
+			client_close(c);
 	} else {
-		c->waiting = NULL;
 		append_answer(c, f->ans);
 		want_resume(c);
 	}
@@ -225,25 +243,16 @@ static struct json_object *answer_here(struct control *ctl, const struct command
 	return ans;
 }
 
-/* One request line: answered here, or handed to the writer (c->waiting). */
-static void handle_line(struct client *c, const char *line, size_t len)
+/* A parsed line: answered here, or handed to the writer; req NULL: the error err. */
+static void serve(struct client *c, const struct command *command, struct json_object *req,
+		  struct herr *err)
 {
 	struct control *ctl = c->ctl;
-	struct control_peer peer = { .uid = c->uid, .pid = c->pid, .admin = client_is_admin(c) };
-	const struct command *command = NULL;
-	struct herr err = { 0 };
-	struct json_object *req, *ans;
+	struct json_object *ans;
 	struct fwd *f;
 
-	ctl->counters.requests++;
-	req = request_parse(ctl->tok, line, len, &command, &err);
-	if (req && request_allowed(command, &peer, &err) < 0) {
-		ctl->counters.forbidden++;
-		json_object_put(req);
-		req = NULL;
-	}
 	if (!req) {
-		append_error(c, &err);
+		append_error(c, err);
 		return;
 	}
 	if (command->flags & CMD_READER) {
@@ -255,8 +264,8 @@ static void handle_line(struct client *c, const char *line, size_t len)
 	}
 	if (!(f = calloc(1, sizeof(*f)))) {
 		json_object_put(req);
-		herr_set(&err, HERR_NOMEM, "out of memory");
-		append_error(c, &err);
+		herr_set(err, HERR_NOMEM, "out of memory");
+		append_error(c, err);
 		return;
 	}
 	*f = (struct fwd){ .c = c, .cmd = command, .req = req };
@@ -264,11 +273,45 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		log_error("control, cannot hand a request to the writer (%s)", zmq_strerror(errno));
 		json_object_put(req);
 		free(f);
-		herr_set(&err, HERR_IO, "the daemon is stopping");
-		append_error(c, &err);
+		herr_set(err, HERR_IO, "the daemon is stopping");
+		append_error(c, err);
 		return;
 	}
-	c->waiting = f;
+	c->forwarded++;
+	c->job_out = !command->fn;
+}
+
+/* One request line; 1 when it waits, parked, for the answers at the writer. */
+static int handle_line(struct client *c, const char *line, size_t len)
+{
+	struct control *ctl = c->ctl;
+	struct control_peer peer = { .uid = c->uid, .pid = c->pid, .admin = client_is_admin(c) };
+	const struct command *command = NULL;
+	struct herr err = { 0 };
+	struct json_object *req;
+
+	ctl->counters.requests++;
+	req = request_parse(ctl->tok, line, len, &command, &err);
+	if (req && request_allowed(command, &peer, &err) < 0) {
+		ctl->counters.forbidden++;
+		json_object_put(req);
+		req = NULL;
+	}
+	if (c->forwarded && (!req || (command->flags & CMD_READER) || !command->fn)) {
+		c->parked.used = 1;
+		c->parked.cmd = command;
+		c->parked.req = req;
+		c->parked.err = err;
+		return 1;
+	}
+	serve(c, command, req, &err);
+	return 0;
+}
+
+/* Whether the next line must wait for answers at the writer. */
+static int blocked(const struct client *c)
+{
+	return c->job_out || c->parked.used || c->forwarded >= FWD_PIPELINE;
 }
 
 static void client_flush(struct client *c)
@@ -313,7 +356,12 @@ static void process_input(struct client *c)
 	size_t start = 0;
 	int64_t until = mono_now_us() + TURN_BUDGET_US;
 
-	while (start < c->inlen && !c->waiting && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
+	if (c->parked.used && !c->forwarded) {
+		c->parked.used = 0;
+		serve(c, c->parked.cmd, c->parked.req, &c->parked.err);
+		c->parked.req = NULL;
+	}
+	while (start < c->inlen && !blocked(c) && !backlogged(c) && (start == 0 || mono_now_us() < until)) {
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		if (!nl)
 			break;
@@ -325,8 +373,9 @@ static void process_input(struct client *c)
 			herr_set(&err, HERR_TOO_LARGE, "request line longer than %u bytes",
 				 HEARTH_CONTROL_LINE);
 			append_error(c, &err);
-		} else {
-			handle_line(c, c->in + start, len);
+		} else if (handle_line(c, c->in + start, len)) {
+			start += len + 1;
+			break;
 		}
 		start += len + 1;
 	}
@@ -342,7 +391,7 @@ static void process_input(struct client *c)
 	} else if (c->discarding && !memchr(c->in, '\n', c->inlen)) {
 		c->inlen = 0;
 	}
-	if (has_line(c) && !c->waiting && !backlogged(c))
+	if (has_line(c) && !blocked(c) && !backlogged(c))
 		want_resume(c);
 }
 
@@ -373,7 +422,7 @@ static int client_read(struct client *c)
 /* A peer that closed its side still gets the answers to every line it sent. */
 static int finished(const struct client *c)
 {
-	return c->closing && !c->waiting && !has_line(c) && c->outoff == c->out.len;
+	return c->closing && !c->forwarded && !c->parked.used && !has_line(c) && c->outoff == c->out.len;
 }
 
 static void on_client(struct loop *loop, short revents, void *ctx)
@@ -438,8 +487,11 @@ static void client_close(struct client *c)
 		c->in = NULL;
 		wbuf_free(&c->out);
 	}
-	if (c->waiting && !ctl->stopping)
+	if (c->forwarded && !ctl->stopping)
 		return;
+	json_object_put(c->parked.req);
+	c->parked.req = NULL;
+	c->parked.used = 0;
 	for (size_t i = 0; i < ctl->n; i++)
 		if (ctl->clients[i] == c) {
 			ctl->clients[i] = ctl->clients[--ctl->n];

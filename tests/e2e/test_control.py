@@ -326,6 +326,34 @@ def test_pipelined_requests_answered_in_order(daemon):
     assert ans[5]["pong"] is True
 
 
+def test_pipelined_writes_then_reads_keep_their_order(daemon):
+    """Writes pipelined on one connection go to the writer together (more than the 16 it
+    takes at once), while what follows them waits for their answers: a read sees every
+    write sent before it, an error answer never overtakes them, a job starts after them."""
+    def ingest(i):
+        return {"cmd": "ingest", "events": [ev("Q-1", BASE_MS + i * HOUR, "call", id="q-%d" % i)]}
+    reqs = ([ingest(0), ingest(1), {"cmd": "bogus"}, {"cmd": "customer", "id": "Q-1"}]
+            + [ingest(i) for i in range(2, 22)]
+            + ["not json", {"cmd": "timeline", "id": "Q-1", "limit": 100},
+               {"cmd": "backtest", "when": "since(call) > 1d", "from": BASE_MS, "to": BASE_MS + 30 * DAY},
+               ingest(22), {"cmd": "customer", "id": "Q-1"}])
+    lines = [r.encode() if isinstance(r, str) else json.dumps(r).encode() for r in reqs]
+    with daemon.conn() as c:
+        c.send_raw(b"".join(line + b"\n" for line in lines))
+        ans = [c.recv() for _ in reqs]
+    for i in (0, 1):
+        assert ans[i]["accepted"] == 1, ans[i]
+    assert_error(ans[2], "unknown_command")
+    assert ans[3]["customer"]["events"] == 2, ans[3]
+    for a in ans[4:24]:
+        assert a["accepted"] == 1, a
+    assert_error(ans[24], "bad_request")
+    assert len(ans[25]["events"]) == 22, ans[25]
+    assert_ok(ans[26])
+    assert ans[27]["accepted"] == 1
+    assert ans[28]["customer"]["events"] == 23, ans[28]
+
+
 def test_many_pipelined_requests(shared_daemon):
     n = 500
     with shared_daemon.conn() as c:
