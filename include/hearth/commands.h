@@ -34,6 +34,7 @@ struct timeline;
 struct reader {
 	struct store *st;
 	struct overlay *ov;             /* control thread: the overlay */
+	struct alert_states *as;        /* alert states: the writer's, or the control thread's copy */
 	struct board *board;            /* control thread: the posted status */
 	struct server *srv;             /* writer: pending state and status, read directly */
 	const struct config *cfg;

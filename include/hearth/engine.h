@@ -61,12 +61,10 @@ void engine_reevaluate_all(struct engine *eng);
 /* For `eval`, `explain`, `top`: an environment for one customer at `now`. */
 void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t now,
 		struct eval_env *env);
-/* The alerts of one customer (answer form). */
-struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
-					   size_t len);
-/* The same for a reader off the writer: the store as of txn, severities from rs. */
-struct json_object *engine_alerts_of(struct store *st, const struct ruleset *rs, MDB_txn *txn,
-				     const char *id, size_t len);
+/* The alerts of one customer (answer form) as of txn and as, severities from rs. */
+struct alert_states;
+struct json_object *engine_alerts_of(struct alert_states *as, struct store *st, const struct ruleset *rs,
+				     MDB_txn *txn, const char *id, size_t len);
 
 /*
  * An environment whose window scans go through query (the writer's timeline
@@ -92,8 +90,9 @@ void engine_scan_env(struct engine_scan *s, const struct cust *c, int64_t now, s
  */
 typedef struct cust *(*engine_cust_fn)(void *cctx, MDB_txn *txn, const char *id, size_t len,
 				       int *owned, struct herr *err);
-int engine_alerts_list(struct store *st, const struct ruleset *rs, MDB_txn *txn, engine_cust_fn cust,
-		       void *cctx, struct json_object *req, struct json_object *ans, struct herr *err);
+int engine_alerts_list(struct alert_states *as, struct store *st, const struct ruleset *rs, MDB_txn *txn,
+		       engine_cust_fn cust, void *cctx, struct json_object *req, struct json_object *ans,
+		       struct herr *err);
 int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
 	       const char *by, struct herr *err);
 int engine_silence_add(struct engine *eng, struct json_object *req, struct json_object *ans,

@@ -20,11 +20,12 @@ enum store_db {
 	DB_TIMELINE,    /* customer 0x00 ts seq → type: per-customer time order */
 	DB_CUSTOMERS,   /* customer → customer record (profile + summary) */
 	DB_IDS,         /* event id → seq: idempotency */
-	DB_ALERTS,      /* rule 0x00 customer → alert state */
+	DB_ALERTS,      /* customer 0x00 rule → alert state, as of the last apply (hearth/alert_states.h) */
 	DB_OUTBOX,      /* notification seq u64 → body */
 	DB_DEADLINES,   /* when 0x00 customer → (): who is due when */
 	DB_SILENCES,    /* silence id → silence */
 	DB_DEFERRED,    /* customer → (): stored by a history load, evaluated when it ends */
+	DB_ALERT_LOG,   /* seq u64 → alert state change since the last apply (hearth/alert_states.h) */
 	DB__COUNT
 };
 
@@ -53,6 +54,7 @@ struct wtxn {
 	MDB_txn *txn;
 	int rc;                 /* first MDB error, 0 if none */
 	const char *what;       /* the operation that failed */
+	uint64_t attempt;       /* differs on each try of store_write: what was staged for a failed try goes */
 };
 
 void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,

@@ -34,6 +34,8 @@ struct timeline_stats {
 struct timeline *timeline_open(struct store *st, const struct config *cfg, struct herr *err);
 /* Flushes what is pending (best effort) and frees. */
 void timeline_close(struct timeline *tl);
+/* The writer's alert states (hearth/alert_states.h), applied with the flush. */
+struct alert_states *timeline_alert_states(struct timeline *tl);
 void timeline_set_config(struct timeline *tl, const struct config *cfg);
 
 /*

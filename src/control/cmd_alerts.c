@@ -46,7 +46,7 @@ int cmd_alerts(struct reader *rd, struct json_object *req, struct json_object *a
 
 	if (reader_begin(rd, &txn, err) < 0)
 		return -1;
-	rc = engine_alerts_list(rd->st, rd->rs, txn, load_customer, rd, req, ans, err);
+	rc = engine_alerts_list(rd->as, rd->st, rd->rs, txn, load_customer, rd, req, ans, err);
 	reader_end(rd, txn);
 	return rc;
 }

@@ -33,6 +33,7 @@
 #include <zmq.h>
 
 #include "control_impl.h"
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/commands.h"
 #include "hearth/config.h"
@@ -232,7 +233,7 @@ static struct json_object *answer_here(struct control *ctl, const struct command
 
 	drain(ctl);                     /* before the read transaction: read-your-writes */
 	struct reader rd = {
-		.st = ctl->srv->st, .ov = ctl->ov, .board = ctl->board, .cfg = ctl->snap->cfg,
+		.st = ctl->srv->st, .ov = ctl->ov, .as = ctl->alerts, .board = ctl->board, .cfg = ctl->snap->cfg,
 		.rs = ctl->snap->rs, .started_mono_ms = ctl->srv->started_mono_ms, .tok = ctl->scan_tok,
 	};
 	json_object_object_add(ans, "ok", json_object_new_boolean(1));
@@ -653,9 +654,10 @@ struct control *control_open(struct server *srv, int listen_fd, struct herr *err
 	ctl->scan_tok = json_tokener_new();
 	ctl->loop = loop_new();
 	ctl->ov = overlay_new();
+	ctl->alerts = alert_states_new();
 	ctl->board = srv->board;
 	ctl->snap = snapshot_new(srv);
-	if (!ctl->tok || !ctl->scan_tok || !ctl->loop || !ctl->ov || !ctl->board || !ctl->snap) {
+	if (!ctl->tok || !ctl->scan_tok || !ctl->loop || !ctl->ov || !ctl->alerts || !ctl->board || !ctl->snap) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -702,6 +704,7 @@ void control_close(struct control *ctl)
 	}
 	snapshot_free(ctl->snap);
 	overlay_free(ctl->ov);
+	alert_states_free(ctl->alerts);
 	loop_free(ctl->loop);
 	json_tokener_free(ctl->tok);
 	json_tokener_free(ctl->scan_tok);

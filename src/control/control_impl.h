@@ -82,6 +82,7 @@ struct control {
 	size_t n, cap;
 	struct snapshot *snap;
 	struct overlay *ov;
+	struct alert_states *alerts;    /* the alert journal as this thread last read it */
 	struct json_tokener *tok;
 	struct json_tokener *scan_tok;
 	struct board_control counters;

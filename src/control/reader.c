@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "commands_impl.h"
+#include "hearth/alert_states.h"
 #include "hearth/board.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
@@ -42,7 +43,17 @@ int64_t reader_now(struct reader *rd)
 
 int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err)
 {
-	return rd->srv ? store_read_begin(rd->st, txn, err) : store_shared_begin(rd->st, txn, err);
+	if (rd->srv)
+		return store_read_begin(rd->st, txn, err);
+	if (store_shared_begin(rd->st, txn, err) < 0)
+		return -1;
+	/* the writer's alert changes since the last read, as of this transaction */
+	if (alert_states_sync(rd->as, rd->st, *txn, err) < 0) {
+		store_shared_end(rd->st, *txn);
+		*txn = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 void reader_end(struct reader *rd, MDB_txn *txn)

@@ -13,6 +13,7 @@
 #include "hearth/job.h"
 #include "hearth/log.h"
 #include "hearth/server.h"
+#include "hearth/timeline.h"
 
 struct json_object *error_answer(const struct herr *err)
 {
@@ -98,7 +99,8 @@ static int run_read(struct server *srv, const struct command *command, struct js
 		    struct json_object *ans, struct herr *err)
 {
 	struct reader rd = {
-		.st = srv->st, .srv = srv, .cfg = srv->cfg, .rs = engine_rules(srv->engine),
+		.st = srv->st, .srv = srv, .as = timeline_alert_states(srv->tl), .cfg = srv->cfg,
+		.rs = engine_rules(srv->engine),
 		.started_mono_ms = srv->started_mono_ms, .tok = json_tokener_new(),
 	};
 	int rc;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hearth/alert.h"
+#include "hearth/alert_states.h"
 #include "hearth/config.h"
 #include "hearth/cust_walk.h"
 #include "hearth/dry_run.h"
@@ -140,14 +141,14 @@ static int outcome(struct dry_run *dr, struct rule_outcome *o, MDB_txn *txn, str
 	return 0;
 }
 
-static void take_stored(const char *rule, const MDB_val *val, void *ctx)
+static void take_stored(const char *rule, const void *rec, size_t len, void *ctx)
 {
 	struct dry_run *dr = ctx;
 
 	for (size_t i = 0; i < dr->nrules; i++) {
 		if (dr->rules[i].now_index < 0 || strcmp(dr->rules[i].name, rule) != 0)
 			continue;
-		if (alert_decode(val->mv_data, val->mv_size, &dr->stored[i]) < 0)
+		if (alert_decode(rec, len, &dr->stored[i]) < 0)
 			alert_clear(&dr->stored[i]);
 		return;
 	}
@@ -164,7 +165,7 @@ static int dry_run_customer(void *ctx, MDB_txn *txn, const char *id, size_t len,
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
 	for (size_t i = 0; i < dr->nrules; i++)
 		alert_clear(&dr->stored[i]);
-	engine_stored_alerts(dr->srv->st, txn, id, len, take_stored, dr);
+	alert_states_customer(timeline_alert_states(dr->srv->tl), dr->srv->st, txn, id, len, take_stored, dr);
 	for (size_t i = 0; i < dr->nrules && rc == 0; i++) {
 		struct rule_outcome *o = &dr->rules[i];
 		rc = outcome(dr, o, txn, c, o->now_index >= 0 ? &dr->stored[i] : NULL, now);

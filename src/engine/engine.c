@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hearth/alert.h"
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
@@ -121,45 +122,17 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 }
 /* ---- evaluation ------------------------------------------------------------ */
 
-void engine_stored_alerts(struct store *st, MDB_txn *txn, const char *id, size_t len,
-			  stored_alert_fn fn, void *ctx)
-{
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_cursor *cur;
-	MDB_val key = { len + 1, prefix }, val;
-	int rc;
-
-	if (len > HEARTH_ID_MAX)
-		return;
-	memcpy(prefix, id, len);
-	prefix[len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		char rule[HEARTH_NAME_MAX + 1];
-		size_t rlen = key.mv_size - len - 1;
-		if (rlen > HEARTH_NAME_MAX)
-			continue;
-		memcpy(rule, (const char *)key.mv_data + len + 1, rlen);
-		rule[rlen] = '\0';
-		fn(rule, &val, ctx);
-	}
-	mdb_cursor_close(cur);
-}
-
 struct load_ctx {
 	struct engine *eng;
 	const struct cust *c;
 };
 
-static void load_alert(const char *rule, const MDB_val *val, void *vctx)
+static void load_alert(const char *rule, const void *rec, size_t len, void *vctx)
 {
 	struct load_ctx *ctx = vctx;
 	ssize_t idx = ruleset_index(ctx->eng->rs, rule);
 
-	if (idx >= 0 && alert_decode(val->mv_data, val->mv_size, &ctx->eng->alerts[idx]) < 0)
+	if (idx >= 0 && alert_decode(rec, len, &ctx->eng->alerts[idx]) < 0)
 		log_warning("alerts, damaged state of rule '%s' for '%.*s'; starting afresh", rule,
 			    (int)ctx->c->id_len, ctx->c->id);
 }
@@ -177,7 +150,8 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 		a->acked = 0;
 		a->acked_by[0] = a->summary[0] = '\0';
 	}
-	engine_stored_alerts(eng->srv->st, txn, c->id, c->id_len, load_alert, &ctx);
+	alert_states_customer(timeline_alert_states(eng->srv->tl), eng->srv->st, txn, c->id, c->id_len,
+			      load_alert, &ctx);
 }
 
 struct change *engine_push_change(struct engine *eng)
@@ -355,22 +329,21 @@ static char *notification_body(struct engine *eng, const struct change *ch, uint
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
 static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
 {
-	uint8_t key[ALERT_KEY_MAX];
+	struct alert_states *as = timeline_alert_states(eng->srv->tl);
 	struct wbuf rec;
 
 	*seq = outbox_last_seq(eng->ob);
 	wbuf_init(&rec);
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
-		size_t klen = alert_key(key, ch->c->id, ch->c->id_len, ch->a.rule);
 		free(ch->body);
 		ch->body = NULL;
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
-			wtxn_del(w, DB_ALERTS, key, klen);
+			alert_states_put(as, w, ch->c->id, ch->c->id_len, ch->a.rule, NULL, 0);
 		} else {
 			wbuf_reset(&rec);
 			alert_encode(&ch->a, &rec);
-			wtxn_put(w, DB_ALERTS, key, klen, rec.data, rec.len, 0);
+			alert_states_put(as, w, ch->c->id, ch->c->id_len, ch->a.rule, rec.data, rec.len);
 		}
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
@@ -450,6 +423,7 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 	if (eng->nchanges == 0 && eng->nundefer == 0)
 		return;
 	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
+		alert_states_discard(timeline_alert_states(eng->srv->tl));
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
@@ -458,6 +432,7 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 			timeline_deadline_set(eng->srv->tl, eng->changes[i].c);
 		}
 	} else {
+		alert_states_commit(timeline_alert_states(eng->srv->tl));
 		publish_changes(eng, ctx.seq);
 	}
 	free_changes(eng);
@@ -502,6 +477,10 @@ int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
 
 void engine_ingest_end(struct engine *eng, int committed)
 {
+	if (committed)
+		alert_states_commit(timeline_alert_states(eng->srv->tl));
+	else
+		alert_states_discard(timeline_alert_states(eng->srv->tl));
 	if (committed && eng->nchanges)
 		publish_changes(eng, eng->ingest_seq);
 	free_changes(eng);
@@ -715,17 +694,35 @@ void engine_reevaluate_all(struct engine *eng)
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next);
 
-static void count_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+/* fn over every alert state the writer knows, in one read transaction (given to fn's ctx as needed). */
+static int walk_alerts(struct engine *eng, MDB_txn **txn, alert_walk_fn fn, void *ctx, struct herr *err)
 {
-	(void)txn;
-	(void)key;
-	if (val->mv_size > 1)
-		count_state(ctx, (enum alert_state)((const uint8_t *)val->mv_data)[1], +1);
+	int rc;
+
+	if (store_read_begin(eng->srv->st, txn, err) < 0)
+		return -1;
+	rc = alert_states_walk(timeline_alert_states(eng->srv->tl), eng->srv->st, *txn, NULL, 0, fn, ctx,
+			       err);
+	mdb_txn_abort(*txn);
+	*txn = NULL;
+	return rc;
+}
+
+static int count_alert(const char *id, size_t idlen, const char *rule, const void *rec, size_t len,
+		       void *ctx)
+{
+	(void)id;
+	(void)idlen;
+	(void)rule;
+	if (len > 1)
+		count_state(ctx, (enum alert_state)((const uint8_t *)rec)[1], +1);
+	return 0;
 }
 
 static int count_alerts(struct engine *eng, struct herr *err)
 {
-	return store_each(eng->srv->st, DB_ALERTS, count_alert, eng, err);
+	MDB_txn *txn;
+	return walk_alerts(eng, &txn, count_alert, eng, err);
 }
 
 /* One alert slot per rule, named once: evaluation only resets their state. */
@@ -849,52 +846,47 @@ struct drop_ctx {
 	struct engine *eng;
 	const struct ruleset *next;
 	int64_t now;
+	MDB_txn *txn;
 };
 
-static void drop_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *vctx)
+static int drop_alert(const char *k, size_t idlen, const char *rule, const void *rec, size_t len,
+		      void *vctx)
 {
 	struct drop_ctx *ctx = vctx;
 	struct engine *eng = ctx->eng;
-	const char *k = key->mv_data, *zero = memchr(k, 0, key->mv_size);
-	char rule[HEARTH_NAME_MAX + 1];
 	struct herr err;
-	size_t idlen, rlen;
 	int64_t wake;
 
-	if (!zero || (rlen = key->mv_size - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
-		return;
-	idlen = (size_t)(zero - k);
-	memcpy(rule, zero + 1, rlen);
-	rule[rlen] = '\0';
 	ssize_t old = ruleset_index(eng->rs, rule);
 	if ((ctx->next && ruleset_index(ctx->next, rule) >= 0) || (!ctx->next && old >= 0))
-		return;
-	struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
+		return 0;
+	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, k, idlen, &err);
 	struct change *ch = c ? engine_push_change(eng) : NULL;
 	if (!ch)
-		return;
+		return 0;
 	ch->c = c;
 	ch->drop = 1;
 	snprintf(ch->a.rule, sizeof(ch->a.rule), "%s", rule);
-	if (alert_decode(val->mv_data, val->mv_size, &ch->a) < 0 || old < 0) {
+	if (alert_decode(rec, len, &ch->a) < 0 || old < 0) {
 		/* no rule config to notify with: the record just goes */
 		ch->rule = 0;
 		ch->before = ch->a.state;
 		ch->a.state = ALERT_INACTIVE;
-		return;
+		return 0;
 	}
 	ch->rule = (size_t)old;
 	ch->before = ch->a.state;
 	ch->kind = alert_step(&ch->a, 0, ctx->now, 0, 0, &wake);
 	ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, ctx->now);
+	return 0;
 }
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 {
-	struct drop_ctx ctx = { eng, next, server_now(eng->srv) };
+	struct drop_ctx ctx = { eng, next, server_now(eng->srv), NULL };
 	struct herr err;
 
-	if (store_each(eng->srv->st, DB_ALERTS, drop_alert, &ctx, &err) < 0)
+	if (walk_alerts(eng, &ctx.txn, drop_alert, &ctx, &err) < 0)
 		log_error("rules, cannot read alert states to drop those of removed rules (%s)", err.msg);
 	if (eng->nchanges)
 		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "engine_impl.h"
@@ -128,47 +129,39 @@ const char *engine_rule_severity(const struct engine *eng, const char *rule)
 	return r ? severity_name(r->cfg->severity) : "unknown";
 }
 
-struct json_object *engine_customer_alerts(struct engine *eng, MDB_txn *txn, const char *id,
-					   size_t len)
-{
-	return engine_alerts_of(eng->srv->st, eng->rs, txn, id, len);
-}
-
 static const char *rule_severity(const struct ruleset *rs, const char *rule)
 {
 	const struct rule *r = rs ? ruleset_find(rs, rule) : NULL;
 	return r ? severity_name(r->cfg->severity) : "unknown";
 }
 
-struct json_object *engine_alerts_of(struct store *st, const struct ruleset *rs, MDB_txn *txn,
-				     const char *id, size_t len)
-{
-	struct json_object *list = json_object_new_array();
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_cursor *cur;
-	MDB_val key = { len + 1, prefix }, val;
-	int rc;
+struct alerts_of_ctx {
+	const struct ruleset *rs;
+	const char *id;
+	size_t len;
+	struct json_object *list;
+};
 
-	memcpy(prefix, id, len);
-	prefix[len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return list;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct alert a = { 0 };
-		size_t rlen = key.mv_size - len - 1;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0) {
-			alert_clear(&a);
-			continue;
-		}
-		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
-		a.rule[rlen] = '\0';
-		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(rs, a.rule), NULL));
-		alert_clear(&a);
+static void add_alert_of(const char *rule, const void *rec, size_t len, void *vctx)
+{
+	struct alerts_of_ctx *ctx = vctx;
+	struct alert a = { 0 };
+
+	if (alert_decode(rec, len, &a) == 0) {
+		snprintf(a.rule, sizeof(a.rule), "%s", rule);
+		json_object_array_add(ctx->list, alert_to_json(&a, ctx->id, ctx->len,
+								 rule_severity(ctx->rs, a.rule), NULL));
 	}
-	mdb_cursor_close(cur);
-	return list;
+	alert_clear(&a);
+}
+
+struct json_object *engine_alerts_of(struct alert_states *as, struct store *st, const struct ruleset *rs,
+				     MDB_txn *txn, const char *id, size_t len)
+{
+	struct alerts_of_ctx ctx = { rs, id, len, json_object_new_array() };
+
+	alert_states_customer(as, st, txn, id, len, add_alert_of, &ctx);
+	return ctx.list;
 }
 
 static int want_string(struct json_object *req, const char *key, const char **out, struct herr *err)
@@ -216,113 +209,130 @@ static int owner_matches(engine_cust_fn cust, void *cctx, MDB_txn *txn, const ch
 	return match;
 }
 
-int engine_alerts_list(struct store *st, const struct ruleset *rs, MDB_txn *txn, engine_cust_fn cust,
-		       void *cctx, struct json_object *req, struct json_object *ans, struct herr *err)
-{
-	const char *state_s, *rule, *customer, *owner;
+struct list_ctx {
+	const struct ruleset *rs;
+	engine_cust_fn cust;
+	void *cctx;
+	MDB_txn *txn;
+	const char *rule, *customer, *owner;
+	int state, all;
+	size_t limit, n;
 	struct json_object *list;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	size_t limit = 1000, n = 0;
-	int state = ALERT_FIRING, all = 0, rc;
+};
 
-	if (alerts_args(req, &state_s, &rule, &customer, &owner, &limit, err) < 0)
+static int list_alert(const char *id, size_t idlen, const char *rule, const void *rec, size_t len,
+		      void *vctx)
+{
+	struct list_ctx *ctx = vctx;
+	struct alert a = { 0 };
+
+	if (ctx->customer && (idlen != strlen(ctx->customer) || memcmp(id, ctx->customer, idlen) != 0))
+		return 1;
+	if (alert_decode(rec, len, &a) < 0)
+		goto next;
+	snprintf(a.rule, sizeof(a.rule), "%s", rule);
+	if ((!ctx->all && (int)a.state != ctx->state) || (ctx->rule && strcmp(ctx->rule, a.rule) != 0))
+		goto next;
+	if (ctx->owner && !owner_matches(ctx->cust, ctx->cctx, ctx->txn, id, idlen, ctx->owner))
+		goto next;
+	json_object_array_add(ctx->list, alert_to_json(&a, id, idlen, rule_severity(ctx->rs, a.rule), NULL));
+	ctx->n++;
+next:
+	alert_clear(&a);
+	return ctx->n >= ctx->limit;
+}
+
+int engine_alerts_list(struct alert_states *as, struct store *st, const struct ruleset *rs, MDB_txn *txn,
+		       engine_cust_fn cust, void *cctx, struct json_object *req, struct json_object *ans,
+		       struct herr *err)
+{
+	struct list_ctx ctx = { .rs = rs, .cust = cust, .cctx = cctx, .txn = txn, .state = ALERT_FIRING,
+				.limit = 1000 };
+	const char *state_s;
+	int rc;
+
+	if (alerts_args(req, &state_s, &ctx.rule, &ctx.customer, &ctx.owner, &ctx.limit, err) < 0)
 		return -1;
 	if (state_s) {
-		all = strcmp(state_s, "all") == 0;
-		state = alert_state_parse(state_s);
-		if (!all && (state < ALERT_PENDING))
+		ctx.all = strcmp(state_s, "all") == 0;
+		ctx.state = alert_state_parse(state_s);
+		if (!ctx.all && (ctx.state < ALERT_PENDING))
 			return herr_set(err, HERR_BAD_REQUEST,
 					"state: one of firing, pending, resolved, all");
 	}
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)))
-		return store_error(err, rc, "listing alerts");
-	list = json_object_new_array();
-	/* alert keys are customer 0x00 rule: a customer filter is a prefix seek */
-	size_t clen = customer ? strlen(customer) : 0;
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	if (customer && clen <= HEARTH_ID_MAX) {
-		memcpy(prefix, customer, clen);
-		prefix[clen] = 0;
-		key = (MDB_val){ clen + 1, prefix };
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (ctx.limit == 0 || (ctx.customer && strlen(ctx.customer) > HEARTH_ID_MAX)) {
+		json_object_object_add(ans, "alerts", json_object_new_array());
+		return 0;
 	}
-	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
-		struct alert a = { 0 };
-		if (!zero)
-			continue;
-		size_t idlen = (size_t)(zero - k), rlen = key.mv_size - idlen - 1;
-		if (customer && (idlen != clen || memcmp(k, customer, clen) != 0))
-			break;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0)
-			goto next;
-		memcpy(a.rule, zero + 1, rlen);
-		a.rule[rlen] = '\0';
-		if ((!all && (int)a.state != state) || (rule && strcmp(rule, a.rule) != 0))
-			goto next;
-		if (owner && !owner_matches(cust, cctx, txn, k, idlen, owner))
-			goto next;
-		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(rs, a.rule), NULL));
-		n++;
-next:
-		alert_clear(&a);
+	ctx.list = json_object_new_array();
+	/* alert keys are customer 0x00 rule: a customer filter starts the walk there */
+	rc = alert_states_walk(as, st, txn, ctx.customer, ctx.customer ? strlen(ctx.customer) : 0,
+			       list_alert, &ctx, err);
+	if (rc < 0) {
+		json_object_put(ctx.list);
+		return -1;
 	}
-	mdb_cursor_close(cur);
-	json_object_object_add(ans, "alerts", list);
+	json_object_object_add(ans, "alerts", ctx.list);
 	return 0;
 }
 
 struct ack_ctx {
-	uint8_t key[ALERT_KEY_MAX];
-	size_t klen;
+	struct alert_states *as;
+	const char *rule, *customer;
+	size_t clen;
 	const char *by;
 	int found;
+	struct alert a;
 };
+
+static void take_alert(const char *rule, const void *rec, size_t len, void *vctx)
+{
+	struct ack_ctx *ctx = vctx;
+
+	if (strcmp(rule, ctx->rule) == 0 && alert_decode(rec, len, &ctx->a) == 0)
+		ctx->found = ctx->a.state == ALERT_FIRING;
+}
 
 static int ack_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct ack_ctx *ctx = vctx;
-	struct alert a = { 0 };
 	struct wbuf rec;
-	MDB_val val;
 
 	ctx->found = 0;
-	if (wtxn_get(w, DB_ALERTS, ctx->key, ctx->klen, &val) != 0)
-		return w->rc ? -1 : 0;
-	if (alert_decode(val.mv_data, val.mv_size, &a) < 0 || a.state != ALERT_FIRING) {
-		alert_clear(&a);
+	alert_clear(&ctx->a);
+	alert_states_customer(ctx->as, w->st, w->txn, ctx->customer, ctx->clen, take_alert, ctx);
+	if (!ctx->found)
 		return 0;
-	}
-	ctx->found = 1;
-	a.acked = 1;
-	snprintf(a.acked_by, sizeof(a.acked_by), "%s", ctx->by ? ctx->by : "");
+	ctx->a.acked = 1;
+	snprintf(ctx->a.acked_by, sizeof(ctx->a.acked_by), "%s", ctx->by ? ctx->by : "");
 	wbuf_init(&rec);
-	if (alert_encode(&a, &rec) < 0) {
-		alert_clear(&a);
+	if (alert_encode(&ctx->a, &rec) < 0) {
 		wbuf_free(&rec);
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	}
-	wtxn_put(w, DB_ALERTS, ctx->key, ctx->klen, rec.data, rec.len, 0);
+	alert_states_put(ctx->as, w, ctx->customer, ctx->clen, ctx->rule, rec.data, rec.len);
 	wbuf_free(&rec);
-	alert_clear(&a);
 	return w->rc ? -1 : 0;
 }
 
 int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
 	       const char *by, struct herr *err)
 {
-	struct ack_ctx ctx = { .by = by };
+	struct ack_ctx ctx = { .as = timeline_alert_states(eng->srv->tl), .rule = rule,
+			       .customer = customer, .clen = clen, .by = by };
+	int rc;
 
 	if (!ruleset_find(eng->rs, rule))
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", rule);
 	if (clen > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
-	ctx.klen = alert_key(ctx.key, customer, clen, rule);
-	if (store_write(eng->srv->st, ack_fn, &ctx, err) < 0)
+	rc = store_write(eng->srv->st, ack_fn, &ctx, err);
+	alert_clear(&ctx.a);
+	if (rc < 0) {
+		alert_states_discard(ctx.as);
 		return -1;
+	}
+	alert_states_commit(ctx.as);
 	if (!ctx.found)
 		return herr_set(err, HERR_NOT_FOUND, "no firing alert '%s' for '%.*s'", rule, (int)clen, customer);
 	log_info("alert, %s for '%.*s' acknowledged by '%s'", rule, (int)clen, customer, by ? by : "?");

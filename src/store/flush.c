@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
@@ -121,8 +122,10 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 		be64_put(seq, job->ids[i].seq);
 		wtxn_put(w, DB_IDS, job->ids[i].id, job->ids[i].len, seq, 8, 0);
 	}
-	if (ctx->last)
+	if (ctx->last) {
 		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
+		alert_states_apply(tl->alerts, w);
+	}
 	return w->rc ? -1 : 0;
 }
 
@@ -221,8 +224,11 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 	if (ctx.cust_to == job->ncusts)
 		ctx.id_to = ctx.id_from + FLUSH_SLICE_IDS < job->nids ? ctx.id_from + FLUSH_SLICE_IDS : job->nids;
 	ctx.last = ctx.cust_to == job->ncusts && ctx.id_to == job->nids;
-	if (store_write(tl->st, flush_fn, &ctx, err) < 0)
+	if (store_write(tl->st, flush_fn, &ctx, err) < 0) {
+		alert_states_discard(tl->alerts);
 		return -1;
+	}
+	alert_states_commit(tl->alerts);
 	timeline_publish_flushed(tl, ctx.cust_from, ctx.cust_to);
 	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
 		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);

@@ -21,7 +21,7 @@ static const char *const db_names[DB__COUNT] = {
 	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
 	[DB_CUSTOMERS] = "customers", [DB_IDS] = "ids", [DB_ALERTS] = "alerts",
 	[DB_OUTBOX] = "outbox", [DB_DEADLINES] = "deadlines", [DB_SILENCES] = "silences",
-	[DB_DEFERRED] = "deferred",
+	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog",
 };
 
 struct store {
@@ -33,6 +33,7 @@ struct store {
 	pthread_rwlock_t grow_lock;
 	MDB_env *env;
 	MDB_dbi dbi[DB__COUNT];
+	uint64_t attempts;              /* store_write tries, for wtxn.attempt */
 	char *path;
 	int lock_fd;                    /* flock'd: one hearthd per store */
 	uint64_t map_size, max_size;
@@ -369,7 +370,7 @@ int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err
 	if (st->read_only)
 		return herr_set(err, HERR_STORE_ERROR, "store at %s is open read-only", st->path);
 	for (;;) {
-		struct wtxn w = { .st = st };
+		struct wtxn w = { .st = st, .attempt = ++st->attempts };
 		int rc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
 
 		if (rc)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hearth/batch.h"
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/event.h"
@@ -277,7 +278,12 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	strmap_init(&tl->ids);
 	wbuf_init(&tl->rec);
 	tl->pending_min_deadline = INT64_MIN;
-	if (recover(tl, err) < 0) {
+	if (!(tl->alerts = alert_states_new())) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		timeline_close(tl);
+		return NULL;
+	}
+	if (alert_states_recover(tl->alerts, st, err) < 0 || recover(tl, err) < 0) {
 		timeline_close(tl);
 		return NULL;
 	}
@@ -307,10 +313,16 @@ void timeline_close(struct timeline *tl)
 			    err.msg);
 	pending_clear(tl);
 	flush_job_free(&tl->job);
+	alert_states_free(tl->alerts);
 	wbuf_free(&tl->rec);
 	strmap_clear(&tl->restated);
 	free(tl->touched);
 	free(tl);
+}
+
+struct alert_states *timeline_alert_states(struct timeline *tl)
+{
+	return tl->alerts;
 }
 
 void timeline_set_config(struct timeline *tl, const struct config *cfg)
@@ -934,6 +946,8 @@ static void forget_related(struct wtxn *w, struct forget_ctx *ctx)
 	int rc;
 
 	wtxn_del(w, DB_DEFERRED, ctx->id, ctx->len);
+	/* the customer's journaled states go to DB_ALERTS first, to be deleted there with the rest */
+	alert_states_apply(ctx->tl->alerts, w);
 	memcpy(prefix, ctx->id, ctx->len);
 	prefix[ctx->len] = 0;
 	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_ALERTS), &cur))) {
@@ -1017,8 +1031,13 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 
 	if (len > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "id: longer than %d bytes", HEARTH_ID_MAX);
-	if (timeline_flush(tl, 1, err) < 0 || store_write(tl->st, forget_fn, &ctx, err) < 0)
+	if (timeline_flush(tl, 1, err) < 0)
 		return -1;
+	if (store_write(tl->st, forget_fn, &ctx, err) < 0) {
+		alert_states_discard(tl->alerts);
+		return -1;
+	}
+	alert_states_commit(tl->alerts);
 	if (tl->sink)
 		publish_forget(tl, id, len);
 	if (!ctx.found && ctx.removed == 0)

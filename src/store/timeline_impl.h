@@ -69,6 +69,7 @@ struct timeline {
 	size_t ntouched, touched_cap;
 	uint64_t mark;
 	struct flush_job job;
+	struct alert_states *alerts;    /* the writer's: the journal since the last apply */
 	struct timeline_stats stats;
 	timeline_sink_fn sink;          /* the reader's notes (hearth/overlay.h), NULL: none */
 	void *sink_ctx;

@@ -312,6 +312,9 @@ def test_kill9_alert_seq_has_no_gaps_or_repeats(make_daemon, new_config):
     assert d.status()["seq"] == len(seqs)
     # every stored complaint customer fired exactly once
     assert len(seen) == d.status()["customers"]
+    # and their alert states came back through the journal: every one of them is firing
+    firing = {a["customer"] for a in d.alerts(limit=10000)}
+    assert firing == {customer for _, customer, _ in seen}
     print("kill -9 with alerts: 5 trials, %d notifications, seq 1..%d without gaps" % (len(seqs), len(seqs)))
 
 

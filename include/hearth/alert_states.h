@@ -1,0 +1,57 @@
+/*
+ * Alert states, and where their changes go. A change is durable in the group
+ * commit that causes it, but as an append to a journal (DB_ALERT_LOG, log seq
+ * order), not as a rewrite of the customer's page in DB_ALERTS: that rewrite,
+ * at random keys in every group, was half of all bytes hearthd wrote. The
+ * flush folds the journal into DB_ALERTS once, sorted, and empties it.
+ *
+ * What a thread reads is DB_ALERTS overlaid with the journal's latest entry
+ * per (customer, rule), both from the same read transaction: the writer knows
+ * its own entries; any other thread brings its copy up to its transaction
+ * with alert_states_sync. Records are alert_encode's (hearth/alert.h).
+ */
+#ifndef HEARTH_ALERT_STATES_H
+#define HEARTH_ALERT_STATES_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hearth/err.h"
+#include "hearth/store.h"
+
+struct alert_states;
+
+struct alert_states *alert_states_new(void);
+void alert_states_free(struct alert_states *as);
+
+/* A reader's copy brought up to txn's snapshot: journal entries it has not seen, flushes since. */
+int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err);
+
+/* The customer's states, in rule order. */
+typedef void (*alert_state_fn)(const char *rule, const void *rec, size_t len, void *ctx);
+void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
+			   size_t len, alert_state_fn fn, void *ctx);
+
+/* Every state in (customer, rule) order, from customer `from` on (NULL: the first); fn != 0 stops. */
+typedef int (*alert_walk_fn)(const char *id, size_t idlen, const char *rule, const void *rec,
+			     size_t len, void *ctx);
+int alert_states_walk(struct alert_states *as, struct store *st, MDB_txn *txn, const char *from,
+		      size_t flen, alert_walk_fn fn, void *ctx, struct herr *err);
+
+/*
+ * The writer's side. A put journals the state in w (rec NULL: the state is
+ * gone); it counts in as once alert_states_commit says w committed.
+ */
+void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, size_t len,
+		      const char *rule, const void *rec, size_t rlen);
+void alert_states_commit(struct alert_states *as);
+void alert_states_discard(struct alert_states *as);
+/* Writes every journaled state into DB_ALERTS and empties the journal, in w (then commit or discard). */
+void alert_states_apply(struct alert_states *as, struct wtxn *w);
+/* Journal entries not applied yet. */
+size_t alert_states_pending(const struct alert_states *as);
+/* At start: what the journal holds (a previous run's) read, and applied unless the store is read-only. */
+int alert_states_recover(struct alert_states *as, struct store *st, struct herr *err);
+
+#endif

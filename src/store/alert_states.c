@@ -1,0 +1,553 @@
+/*
+ * Alert states: DB_ALERTS (customer 0x00 rule → record) as of the last
+ * apply, and the journal since (DB_ALERT_LOG: seq → u8 len | customer |
+ * u8 len | rule | u8 gone | record), held in memory per customer so that a
+ * lookup costs a hash probe. See hearth/alert_states.h.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/alert_states.h"
+#include "hearth/codec.h"
+#include "hearth/limits.h"
+#include "hearth/strmap.h"
+
+#define KEY_MAX (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
+#define FLUSHED_META "alerts_flushed"
+
+struct entry {
+	char rule[HEARTH_NAME_MAX + 1];
+	uint64_t seq;
+	int gone;
+	size_t len;
+	uint8_t *rec;
+};
+
+struct cust_states {
+	struct entry *e;
+	size_t n, cap;
+};
+
+struct staged {
+	char id[HEARTH_ID_MAX];
+	size_t idlen;
+	struct entry e;
+};
+
+struct alert_states {
+	struct strmap custs;            /* customer id → struct cust_states */
+	size_t entries;
+	uint64_t flushed;               /* journal seqs up to this are in DB_ALERTS */
+	uint64_t last;                  /* the last journal seq in memory */
+	struct staged *stage;           /* put in the transaction under way */
+	size_t nstage, stage_cap;
+	int applying;                   /* the transaction under way applies the journal */
+	uint64_t applied_upto;          /* ... up to this seq */
+	uint64_t attempt;               /* the store_write try the stage belongs to */
+	/* customer ids in key order, for walks; rebuilt when stale */
+	const struct strmap_slot **order;
+	size_t norder;
+	int order_stale;
+};
+
+struct alert_states *alert_states_new(void)
+{
+	struct alert_states *as = calloc(1, sizeof(*as));
+
+	if (as) {
+		strmap_init(&as->custs);
+		as->order_stale = 1;
+	}
+	return as;
+}
+
+static void cust_states_free(struct cust_states *cs)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		free(cs->e[i].rec);
+	free(cs->e);
+	free(cs);
+}
+
+static void forget_all(struct alert_states *as)
+{
+	const struct strmap_slot *slot;
+
+	for (size_t i = 0; strmap_next(&as->custs, &i, &slot);)
+		cust_states_free(slot->value);
+	strmap_clear(&as->custs);
+	strmap_init(&as->custs);
+	as->entries = 0;
+	as->order_stale = 1;
+}
+
+void alert_states_discard(struct alert_states *as)
+{
+	for (size_t i = 0; i < as->nstage; i++)
+		free(as->stage[i].e.rec);
+	as->nstage = 0;
+	as->applying = 0;
+}
+
+void alert_states_free(struct alert_states *as)
+{
+	if (!as)
+		return;
+	alert_states_discard(as);
+	forget_all(as);
+	strmap_clear(&as->custs);
+	free(as->stage);
+	free(as->order);
+	free(as);
+}
+
+size_t alert_states_pending(const struct alert_states *as)
+{
+	return as->entries;
+}
+
+/* Takes e (its record included); -1 out of memory (e is freed). */
+static int remember(struct alert_states *as, const char *id, size_t idlen, struct entry *e)
+{
+	struct cust_states *cs = strmap_get(&as->custs, id, idlen);
+
+	if (!cs) {
+		if (!(cs = calloc(1, sizeof(*cs))) || strmap_put(&as->custs, id, idlen, cs) < 0) {
+			free(cs);
+			goto nomem;
+		}
+		as->order_stale = 1;
+	}
+	for (size_t i = 0; i < cs->n; i++) {
+		if (strcmp(cs->e[i].rule, e->rule) == 0) {
+			free(cs->e[i].rec);
+			cs->e[i] = *e;
+			goto out;
+		}
+	}
+	if (cs->n == cs->cap) {
+		size_t cap = cs->cap ? cs->cap * 2 : 4;
+		struct entry *more = realloc(cs->e, cap * sizeof(*more));
+		if (!more)
+			goto nomem;
+		cs->e = more;
+		cs->cap = cap;
+	}
+	cs->e[cs->n++] = *e;
+	as->entries++;
+out:
+	if (e->seq > as->last)
+		as->last = e->seq;
+	return 0;
+nomem:
+	free(e->rec);
+	return -1;
+}
+
+/* ---- the journal's records ------------------------------------------------- */
+
+static void journal_record(struct wbuf *b, const char *id, size_t idlen, const struct entry *e)
+{
+	wbuf_str8(b, id, idlen);
+	wbuf_str8(b, e->rule, strlen(e->rule));
+	wbuf_u8(b, (uint8_t)e->gone);
+	if (!e->gone)
+		wbuf_put(b, e->rec, e->len);
+}
+
+static int journal_parse(const MDB_val *val, const char **id, size_t *idlen, struct entry *e)
+{
+	struct rbuf r;
+	const char *rule;
+	size_t rlen;
+
+	rbuf_init(&r, val->mv_data, val->mv_size);
+	*id = rbuf_str8(&r, idlen);
+	rule = rbuf_str8(&r, &rlen);
+	e->gone = rbuf_u8(&r);
+	if (r.failed || !*id || *idlen == 0 || *idlen > HEARTH_ID_MAX || !rule || rlen == 0 ||
+	    rlen > HEARTH_NAME_MAX)
+		return -1;
+	memcpy(e->rule, rule, rlen);
+	e->rule[rlen] = '\0';
+	e->len = e->gone ? 0 : (size_t)(r.end - r.p);
+	e->rec = NULL;
+	if (e->len && !(e->rec = malloc(e->len)))
+		return -1;
+	if (e->len)
+		memcpy(e->rec, rbuf_bytes(&r, e->len), e->len);
+	return 0;
+}
+
+/* ---- the writer ------------------------------------------------------------ */
+
+/* A store_write tried again starts from nothing: so does its stage. */
+static void stage_for(struct alert_states *as, const struct wtxn *w)
+{
+	if (as->attempt != w->attempt) {
+		alert_states_discard(as);
+		as->attempt = w->attempt;
+	}
+}
+
+void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, size_t len,
+		      const char *rule, const void *rec, size_t rlen)
+{
+	struct staged *s;
+	uint8_t key[8];
+	struct wbuf b;
+
+	if (w->rc)
+		return;
+	stage_for(as, w);
+	if (len == 0 || len > HEARTH_ID_MAX || strlen(rule) > HEARTH_NAME_MAX) {
+		wtxn_fail(w, EINVAL, "alert journal");
+		return;
+	}
+	if (as->nstage == as->stage_cap) {
+		size_t cap = as->stage_cap ? as->stage_cap * 2 : 64;
+		struct staged *more = realloc(as->stage, cap * sizeof(*more));
+		if (!more) {
+			wtxn_fail(w, ENOMEM, "alert journal");
+			return;
+		}
+		as->stage = more;
+		as->stage_cap = cap;
+	}
+	s = &as->stage[as->nstage];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->id, id, len);
+	s->idlen = len;
+	snprintf(s->e.rule, sizeof(s->e.rule), "%s", rule);
+	s->e.seq = as->last + 1 + as->nstage;
+	s->e.gone = rec == NULL;
+	if (rec && !(s->e.rec = malloc(rlen ? rlen : 1))) {
+		wtxn_fail(w, ENOMEM, "alert journal");
+		return;
+	}
+	if (rec) {
+		memcpy(s->e.rec, rec, rlen);
+		s->e.len = rlen;
+	}
+	as->nstage++;
+	wbuf_init(&b);
+	journal_record(&b, id, len, &s->e);
+	be64_put(key, s->e.seq);
+	if (b.failed)
+		wtxn_fail(w, ENOMEM, "alert journal");
+	else
+		wtxn_put(w, DB_ALERT_LOG, key, 8, b.data, b.len, MDB_APPEND);
+	wbuf_free(&b);
+}
+
+static void apply_entry(struct wtxn *w, const char *id, size_t idlen, const struct entry *e)
+{
+	uint8_t key[KEY_MAX];
+	size_t rlen = strlen(e->rule);
+
+	memcpy(key, id, idlen);
+	key[idlen] = 0;
+	memcpy(key + idlen + 1, e->rule, rlen);
+	if (e->gone)
+		wtxn_del(w, DB_ALERTS, key, idlen + 1 + rlen);
+	else
+		wtxn_put(w, DB_ALERTS, key, idlen + 1 + rlen, e->rec, e->len, 0);
+}
+
+static int sort_customers(struct alert_states *as);
+
+void alert_states_apply(struct alert_states *as, struct wtxn *w)
+{
+	uint64_t upto;
+	int rc;
+
+	if (w->rc)
+		return;
+	stage_for(as, w);
+	upto = as->last + as->nstage;
+	if (upto == as->flushed)
+		return;
+	/* sorted, so that the writes go page after page */
+	if (sort_customers(as) < 0) {
+		wtxn_fail(w, ENOMEM, "applying alert states");
+		return;
+	}
+	for (size_t i = 0; i < as->norder; i++) {
+		const struct cust_states *cs = as->order[i]->value;
+		for (size_t j = 0; j < cs->n; j++)
+			apply_entry(w, as->order[i]->key, as->order[i]->len, &cs->e[j]);
+	}
+	for (size_t i = 0; i < as->nstage; i++)
+		apply_entry(w, as->stage[i].id, as->stage[i].idlen, &as->stage[i].e);
+	if (w->rc)
+		return;
+	/* everything journaled is now in DB_ALERTS: the journal goes whole, pages and all */
+	if ((rc = mdb_drop(w->txn, store_dbi(w->st, DB_ALERT_LOG), 0))) {
+		wtxn_fail(w, rc, "emptying the alert journal");
+		return;
+	}
+	wtxn_meta_u64(w, FLUSHED_META, upto);
+	as->applying = 1;
+	as->applied_upto = upto;
+}
+
+void alert_states_commit(struct alert_states *as)
+{
+	if (as->applying) {
+		forget_all(as);
+		as->flushed = as->last = as->applied_upto;
+	}
+	for (size_t i = 0; i < as->nstage; i++) {
+		struct staged *s = &as->stage[i];
+		if (s->e.seq > as->flushed)
+			remember(as, s->id, s->idlen, &s->e);
+		else
+			free(s->e.rec);
+		s->e.rec = NULL;
+	}
+	as->nstage = 0;
+	as->applying = 0;
+}
+
+/* ---- readers ---------------------------------------------------------------- */
+
+int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
+{
+	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META);
+	uint8_t from[8];
+	MDB_cursor *cur;
+	MDB_val key = { 8, from }, val;
+	int rc;
+
+	if (flushed > as->flushed) {
+		/* the journal was applied up to there: what is left of it is newer */
+		forget_all(as);
+		as->flushed = flushed;
+		if (as->last < flushed)
+			as->last = flushed;
+	}
+	be64_put(from, as->last + 1);
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERT_LOG), &cur)))
+		return store_error(err, rc, "reading the alert journal");
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct entry e = { 0 };
+		const char *id;
+		size_t idlen;
+		if (key.mv_size != 8)
+			continue;
+		e.seq = be64_get(key.mv_data);
+		if (journal_parse(&val, &id, &idlen, &e) < 0) {
+			free(e.rec);
+			as->last = e.seq; /* damaged: DB_ALERTS keeps the older state */
+			continue;
+		}
+		if (remember(as, id, idlen, &e) < 0) {
+			rc = ENOMEM;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? store_error(err, rc, "reading the alert journal") : 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->rule, ((const struct entry *)b)->rule);
+}
+
+/* fn over the customer's merged states; stops when fn != 0, which it returns. */
+static int merge_customer(struct alert_states *as, MDB_cursor *cur, const char *id, size_t len,
+			  alert_walk_fn fn, void *ctx)
+{
+	struct cust_states *cs = strmap_get(&as->custs, id, len);
+	uint8_t prefix[HEARTH_ID_MAX + 1];
+	MDB_val key = { len + 1, prefix }, val;
+	size_t j = 0;
+	int rc, stop = 0;
+
+	if (len > HEARTH_ID_MAX)
+		return 0;
+	if (cs && cs->n > 1)
+		qsort(cs->e, cs->n, sizeof(*cs->e), entry_cmp);
+	memcpy(prefix, id, len);
+	prefix[len] = 0;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     !stop && rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		char rule[HEARTH_NAME_MAX + 1];
+		size_t rlen = key.mv_size - len - 1;
+		int c = 1;
+		if (rlen > HEARTH_NAME_MAX)
+			continue;
+		memcpy(rule, (const char *)key.mv_data + len + 1, rlen);
+		rule[rlen] = '\0';
+		/* the journal's states of rules before this one, then this one's newer state */
+		for (; cs && j < cs->n && !stop && (c = strcmp(cs->e[j].rule, rule)) <= 0; j++)
+			if (!cs->e[j].gone)
+				stop = fn(id, len, cs->e[j].rule, cs->e[j].rec, cs->e[j].len, ctx);
+		(void)c;
+		if (!stop && !(cs && j > 0 && strcmp(cs->e[j - 1].rule, rule) == 0))
+			stop = fn(id, len, rule, val.mv_data, val.mv_size, ctx);
+	}
+	for (; cs && j < cs->n && !stop; j++)
+		if (!cs->e[j].gone)
+			stop = fn(id, len, cs->e[j].rule, cs->e[j].rec, cs->e[j].len, ctx);
+	return stop;
+}
+
+struct customer_ctx {
+	alert_state_fn fn;
+	void *ctx;
+};
+
+static int customer_state(const char *id, size_t idlen, const char *rule, const void *rec, size_t len,
+			  void *vctx)
+{
+	struct customer_ctx *c = vctx;
+
+	(void)id;
+	(void)idlen;
+	c->fn(rule, rec, len, c->ctx);
+	return 0;
+}
+
+void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
+			   size_t len, alert_state_fn fn, void *ctx)
+{
+	struct customer_ctx c = { fn, ctx };
+	MDB_cursor *cur;
+
+	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
+		return;
+	merge_customer(as, cur, id, len, customer_state, &c);
+	mdb_cursor_close(cur);
+}
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int slot_order(const void *a, const void *b)
+{
+	const struct strmap_slot *x = *(const struct strmap_slot *const *)a;
+	const struct strmap_slot *y = *(const struct strmap_slot *const *)b;
+	return key_cmp(x->key, x->len, y->key, y->len);
+}
+
+static int sort_customers(struct alert_states *as)
+{
+	const struct strmap_slot *slot;
+
+	if (!as->order_stale)
+		return 0;
+	const struct strmap_slot **order = realloc(as->order, (as->custs.count + 1) * sizeof(*order));
+	if (!order)
+		return -1;
+	as->order = order;
+	as->norder = 0;
+	for (size_t i = 0; strmap_next(&as->custs, &i, &slot);)
+		as->order[as->norder++] = slot;
+	qsort(as->order, as->norder, sizeof(*as->order), slot_order);
+	as->order_stale = 0;
+	return 0;
+}
+
+/* The first stored customer at or after (id, len), or after it when `past`; 0 found. */
+static int stored_customer(MDB_cursor *cur, const char *id, size_t len, int past, char *out, size_t *olen)
+{
+	uint8_t seek[HEARTH_ID_MAX + 1];
+	MDB_val key = { len + (past ? 1 : 0), seek }, val;
+	const char *zero;
+	int rc;
+
+	memcpy(seek, id, len);
+	if (past)
+		seek[len] = 1; /* keys are customer 0x00 rule: 0x01 is past all of them */
+	rc = len || past ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+			 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		zero = memchr(key.mv_data, 0, key.mv_size);
+		if (zero && (size_t)(zero - (const char *)key.mv_data) <= HEARTH_ID_MAX) {
+			*olen = (size_t)(zero - (const char *)key.mv_data);
+			memcpy(out, key.mv_data, *olen);
+			return 0;
+		}
+	}
+	return rc;
+}
+
+int alert_states_walk(struct alert_states *as, struct store *st, MDB_txn *txn, const char *from,
+		      size_t flen, alert_walk_fn fn, void *ctx, struct herr *err)
+{
+	char next[HEARTH_ID_MAX];
+	size_t nlen = 0, m = 0;
+	MDB_cursor *cur;
+	int rc, have, stop = 0;
+
+	if (sort_customers(as) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)))
+		return store_error(err, rc, "listing alerts");
+	if (from && flen > HEARTH_ID_MAX)
+		flen = HEARTH_ID_MAX;
+	while (m < as->norder && from && key_cmp(as->order[m]->key, as->order[m]->len, from, flen) < 0)
+		m++;
+	have = stored_customer(cur, from ? from : "", from ? flen : 0, 0, next, &nlen) == 0;
+	while (!stop && (have || m < as->norder)) {
+		const char *id;
+		size_t len;
+		int c = !have ? 1 : m == as->norder ? -1
+			: key_cmp(next, nlen, as->order[m]->key, as->order[m]->len);
+		if (c <= 0) {
+			id = next;
+			len = nlen;
+			if (c == 0)
+				m++;
+		} else {
+			id = as->order[m]->key;
+			len = as->order[m]->len;
+			m++;
+		}
+		char cur_id[HEARTH_ID_MAX];
+		memcpy(cur_id, id, len);
+		stop = merge_customer(as, cur, cur_id, len, fn, ctx);
+		if (c <= 0)
+			have = stored_customer(cur, cur_id, len, 1, next, &nlen) == 0;
+	}
+	mdb_cursor_close(cur);
+	return 0;
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+static int recover_fn(struct wtxn *w, void *ctx, struct herr *err)
+{
+	(void)err;
+	alert_states_apply(ctx, w);
+	return w->rc ? -1 : 0;
+}
+
+int alert_states_recover(struct alert_states *as, struct store *st, struct herr *err)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (store_read_begin(st, &txn, err) < 0)
+		return -1;
+	rc = alert_states_sync(as, st, txn, err);
+	mdb_txn_abort(txn);
+	if (rc < 0 || store_is_read_only(st) || as->entries == 0)
+		return rc;
+	if (store_write(st, recover_fn, as, err) < 0) {
+		alert_states_discard(as);
+		return -1;
+	}
+	alert_states_commit(as);
+	return 0;
+}

@@ -1,0 +1,312 @@
+/*
+ * alert_states.h against a real LMDB store: changes go to the journal, not to
+ * DB_ALERTS, until applied; what the writer and a reader see is DB_ALERTS
+ * overlaid with the journal's newest entry per (customer, rule), in key order;
+ * a failed transaction leaves nothing behind; recovery applies a journal a
+ * crash left.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hearth/alert_states.h"
+#include "hearth/log.h"
+#include "hearth/store.h"
+
+struct fx {
+	char dir[64];
+	struct store *st;
+	struct alert_states *writer, *reader;
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct herr err;
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/hearth-as-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	fx->st = store_open(fx->dir, 8 << 20, 1 << 30, &err);
+	assert_non_null(fx->st);
+	fx->writer = alert_states_new();
+	fx->reader = alert_states_new();
+	*state = fx;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	alert_states_free(fx->writer);
+	alert_states_free(fx->reader);
+	store_close(fx->st);
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+struct change {
+	const char *id, *rule, *rec; /* rec NULL: gone */
+};
+
+struct changes {
+	struct alert_states *as;
+	const struct change *c;
+	size_t n;
+	int apply_first, fail;
+};
+
+static int put_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct changes *ch = vctx;
+
+	if (ch->apply_first)
+		alert_states_apply(ch->as, w);
+	for (size_t i = 0; i < ch->n; i++)
+		alert_states_put(ch->as, w, ch->c[i].id, strlen(ch->c[i].id), ch->c[i].rule, ch->c[i].rec,
+				 ch->c[i].rec ? strlen(ch->c[i].rec) : 0);
+	if (ch->fail)
+		return herr_set(err, HERR_IO, "failing on purpose");
+	return w->rc ? -1 : 0;
+}
+
+static void put(struct fx *fx, const struct change *c, size_t n)
+{
+	struct changes ch = { fx->writer, c, n, 0, 0 };
+	struct herr err;
+
+	assert_int_equal(store_write(fx->st, put_fn, &ch, &err), 0);
+	alert_states_commit(fx->writer);
+}
+
+static void apply(struct fx *fx)
+{
+	struct changes ch = { fx->writer, NULL, 0, 1, 0 };
+	struct herr err;
+
+	assert_int_equal(store_write(fx->st, put_fn, &ch, &err), 0);
+	alert_states_commit(fx->writer);
+}
+
+/* ---- reads -------------------------------------------------------------------- */
+
+struct seen {
+	char text[1024];
+};
+
+static int walk_one(const char *id, size_t idlen, const char *rule, const void *rec, size_t len, void *vctx)
+{
+	struct seen *s = vctx;
+	size_t at = strlen(s->text);
+
+	snprintf(s->text + at, sizeof(s->text) - at, "%.*s/%s=%.*s ", (int)idlen, id, rule, (int)len,
+		 (const char *)rec);
+	return 0;
+}
+
+static void customer_one(const char *rule, const void *rec, size_t len, void *vctx)
+{
+	struct seen *s = vctx;
+	size_t at = strlen(s->text);
+
+	snprintf(s->text + at, sizeof(s->text) - at, "%s=%.*s ", rule, (int)len, (const char *)rec);
+}
+
+/* What as shows, as of a fresh read transaction (synced first when sync). */
+static void look(struct fx *fx, struct alert_states *as, int sync, const char *from, const char *customer,
+		 struct seen *all, struct seen *one)
+{
+	MDB_txn *txn;
+	struct herr err;
+
+	memset(all, 0, sizeof(*all));
+	memset(one, 0, sizeof(*one));
+	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
+	if (sync)
+		assert_int_equal(alert_states_sync(as, fx->st, txn, &err), 0);
+	assert_int_equal(alert_states_walk(as, fx->st, txn, from, from ? strlen(from) : 0, walk_one, all, &err), 0);
+	if (customer)
+		alert_states_customer(as, fx->st, txn, customer, strlen(customer), customer_one, one);
+	mdb_txn_abort(txn);
+}
+
+static const char *stored(struct fx *fx, const char *key, size_t klen, char *buf, size_t size)
+{
+	MDB_txn *txn;
+	MDB_val val;
+	struct herr err;
+
+	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
+	if (store_get(txn, fx->st, DB_ALERTS, key, klen, &val) != 0) {
+		mdb_txn_abort(txn);
+		return NULL;
+	}
+	snprintf(buf, size, "%.*s", (int)val.mv_size, (const char *)val.mv_data);
+	mdb_txn_abort(txn);
+	return buf;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+static void test_changes_are_journaled_then_applied(void **state)
+{
+	struct fx *fx = *state;
+	const struct change c[] = { { "B", "r2", "b2" }, { "A", "r1", "a1" }, { "A", "r0", "a0" } };
+	struct seen all, one;
+	char buf[64];
+
+	put(fx, c, 3);
+	/* durable in the journal, not in DB_ALERTS */
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 3);
+	assert_int_equal(store_count(fx->st, DB_ALERTS), 0);
+	assert_int_equal(alert_states_pending(fx->writer), 3);
+	/* the writer knows them; a reader learns them from the journal; both in key order */
+	look(fx, fx->writer, 0, NULL, "A", &all, &one);
+	assert_string_equal(all.text, "A/r0=a0 A/r1=a1 B/r2=b2 ");
+	assert_string_equal(one.text, "r0=a0 r1=a1 ");
+	look(fx, fx->reader, 1, NULL, "B", &all, &one);
+	assert_string_equal(all.text, "A/r0=a0 A/r1=a1 B/r2=b2 ");
+	assert_string_equal(one.text, "r2=b2 ");
+
+	apply(fx);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 0);
+	assert_int_equal(store_count(fx->st, DB_ALERTS), 3);
+	assert_int_equal(alert_states_pending(fx->writer), 0);
+	assert_non_null(stored(fx, "A\0r1", 4, buf, sizeof(buf)));
+	assert_string_equal(buf, "a1");
+	/* the reader drops its copy on the next sync and reads the same from DB_ALERTS */
+	look(fx, fx->reader, 1, NULL, "A", &all, &one);
+	assert_string_equal(all.text, "A/r0=a0 A/r1=a1 B/r2=b2 ");
+	assert_int_equal(alert_states_pending(fx->reader), 0);
+}
+
+static void test_newest_entry_wins_over_the_store(void **state)
+{
+	struct fx *fx = *state;
+	const struct change base[] = { { "A", "r1", "old" }, { "C", "r1", "c1" }, { "C", "r2", "c2" },
+				       { "E", "r1", "e1" } };
+	const struct change later[] = { { "A", "r1", "mid" }, { "C", "r1", NULL }, { "D", "r3", "d3" },
+					{ "A", "r1", "new" }, { "A", "r0", "a0" }, { "E", "r1", NULL } };
+	struct seen all, one;
+
+	put(fx, base, 4);
+	apply(fx);
+	put(fx, later, 6);
+	/* gone states vanish, newer ones replace, new customers fall in key order */
+	const char *want = "A/r0=a0 A/r1=new C/r2=c2 D/r3=d3 ";
+	look(fx, fx->writer, 0, NULL, "C", &all, &one);
+	assert_string_equal(all.text, want);
+	assert_string_equal(one.text, "r2=c2 ");
+	look(fx, fx->reader, 1, NULL, "E", &all, &one);
+	assert_string_equal(all.text, want);
+	assert_string_equal(one.text, "");
+	/* a walk from a customer on */
+	look(fx, fx->reader, 1, "C", NULL, &all, &one);
+	assert_string_equal(all.text, "C/r2=c2 D/r3=d3 ");
+	look(fx, fx->reader, 1, "B", NULL, &all, &one);
+	assert_string_equal(all.text, "C/r2=c2 D/r3=d3 ");
+	/* and once applied, the store says the same */
+	apply(fx);
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, want);
+	assert_int_equal(store_count(fx->st, DB_ALERTS), 4);
+}
+
+static void test_a_failed_transaction_leaves_nothing(void **state)
+{
+	struct fx *fx = *state;
+	const struct change c[] = { { "A", "r1", "a1" } };
+	struct changes ch = { fx->writer, c, 1, 0, 1 };
+	struct seen all, one;
+	struct herr err;
+
+	assert_int_equal(store_write(fx->st, put_fn, &ch, &err), -1);
+	alert_states_discard(fx->writer);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 0);
+	look(fx, fx->writer, 0, NULL, "A", &all, &one);
+	assert_string_equal(all.text, "");
+	/* the next one numbers on from where the failed one began */
+	put(fx, c, 1);
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a1 ");
+}
+
+static void test_puts_after_an_apply_in_one_transaction_stay_journaled(void **state)
+{
+	struct fx *fx = *state;
+	const struct change first[] = { { "A", "r1", "a1" } }, second[] = { { "B", "r1", "b1" } };
+	struct changes ch = { fx->writer, second, 1, 1, 0 };
+	struct seen all, one;
+	struct herr err;
+
+	put(fx, first, 1);
+	assert_int_equal(store_write(fx->st, put_fn, &ch, &err), 0);
+	alert_states_commit(fx->writer);
+	assert_int_equal(store_count(fx->st, DB_ALERTS), 1);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 1);
+	assert_int_equal(alert_states_pending(fx->writer), 1);
+	look(fx, fx->writer, 0, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a1 B/r1=b1 ");
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a1 B/r1=b1 ");
+}
+
+static void test_recovery_applies_what_a_crash_left(void **state)
+{
+	struct fx *fx = *state;
+	const struct change c[] = { { "A", "r1", "a1" }, { "B", "r1", "b1" }, { "A", "r1", "a2" } };
+	struct alert_states *after;
+	struct seen all, one;
+	struct herr err;
+
+	put(fx, c, 3);
+	/* the writer dies here: a new one starts on the same store */
+	assert_non_null(after = alert_states_new());
+	assert_int_equal(alert_states_recover(after, fx->st, &err), 0);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 0);
+	assert_int_equal(store_count(fx->st, DB_ALERTS), 2);
+	look(fx, after, 0, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 ");
+	/* and numbers its own entries on from there */
+	const struct change more[] = { { "C", "r1", "c1" } };
+	struct changes ch = { after, more, 1, 0, 0 };
+	assert_int_equal(store_write(fx->st, put_fn, &ch, &err), 0);
+	alert_states_commit(after);
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 C/r1=c1 ");
+	alert_states_free(after);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_changes_are_journaled_then_applied, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_newest_entry_wins_over_the_store, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_failed_transaction_leaves_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_puts_after_an_apply_in_one_transaction_stay_journaled,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_applies_what_a_crash_left, fx_setup, fx_teardown),
+	};
+	log_set_level(LOG_LEVEL_WARNING);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
