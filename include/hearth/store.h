@@ -72,11 +72,12 @@ void wtxn_fail(struct wtxn *w, int rc, const char *what);
 typedef int (*store_write_fn)(struct wtxn *w, void *ctx, struct herr *err);
 int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err);
 
-/* Read transactions are cheap in LMDB; callers abort them when done. */
+/* Read transactions are cheap in LMDB; callers end them when done. */
 int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err);
+void store_read_end(MDB_txn *txn);
 /*
  * A read transaction for a thread other than the writer's: the map does not
- * grow under it. Ended by store_shared_end (not mdb_txn_abort).
+ * grow under it. Ended by store_shared_end (not store_read_end).
  */
 int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err);
 void store_shared_end(struct store *st, MDB_txn *txn);

@@ -434,7 +434,7 @@ static void read_outbox(struct cluster *cl, struct item *it)
 		return;
 	if (!(it->entries = calloc(OUTBOX_PAGE, sizeof(*it->entries))) ||
 	    mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur)) {
-		mdb_txn_abort(txn);
+		store_read_end(txn);
 		return;
 	}
 	be64_put(start, it->after + 1);
@@ -456,7 +456,7 @@ static void read_outbox(struct cluster *cl, struct item *it)
 	if (rc == MDB_NOTFOUND)
 		it->upto = engine_seq(cl->srv->engine) > it->upto ? engine_seq(cl->srv->engine) : it->upto;
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	it->ok = 1;
 }
 
@@ -1000,7 +1000,7 @@ static int read_marks(struct cluster *cl, struct herr *err)
 	uint64_t had = store_meta_u64(txn, st, "cluster.partitions");
 	for (size_t i = 0; i < cl->nparts; i++)
 		cl->parts[i].applied = cl->parts[i].mark = store_meta_u64(txn, st, cl->parts[i].mark_name);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	/* another N moves customers between partitions: the stores would no longer match */
 	if (had && had != cl->cc->partitions)
 		return herr_set(err, HERR_CONFIG_ERROR, "cluster.partitions is %u but this store was filled "

@@ -308,7 +308,7 @@ static int stored_rules(struct server *srv, struct rule_digests *now, struct her
 			 "(an older hearthd wrote it): start this hearthd on it once", store_path(srv->st));
 	else if (rc)
 		store_error(err, rc, "reading the running rules");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return err->code == HERR_OK ? 0 : -1;
 }
 

@@ -474,7 +474,7 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 				int64_t now)
 {
 	evaluate_each(eng, txn, custs, n, now);
-	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
+	store_read_end(txn); /* the map may grow in the write: no reader may be open */
 	engine_commit_changes(eng, now);
 }
 
@@ -557,7 +557,7 @@ static void check_cases(struct engine *eng)
 	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
 		return;
 	stored = store_meta_u64(txn, eng->srv->st, "cases_sig");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	/* a store without a signature has state built by this config's cases, unless it has customers */
 	if (stored == sig || (stored == 0 && timeline_customer_count(eng->srv->tl) == 0)) {
 		if (stored == 0) {

@@ -441,7 +441,7 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 		return -1;
 	c = timeline_hold(eng->srv->tl, txn, id, len, err);
 	if (!c) {
-		mdb_txn_abort(txn);
+		store_read_end(txn);
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
 	}
 	/* resolve what fires, then drop every state record of the customer */
@@ -465,7 +465,7 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 		ch->kind = kind;
 	}
 	eng->txn = NULL;
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	engine_commit_changes(eng, now);
 	return 0;
 }

@@ -56,7 +56,7 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 	if (store_read_begin(srv->st, &txn, err) < 0)
 		goto fail;
 	ob->last_seq = store_meta_u64(txn, srv->st, "alert_seq");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	ob->pub = zmq_socket(srv->zctx, ZMQ_PUB);
 	if (!ob->pub || zmq_setsockopt(ob->pub, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
 	    zmq_setsockopt(ob->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0) {
@@ -233,7 +233,7 @@ int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	if (!due)
 		return 0;
 	if (store_write(ob->srv->st, prune_fn, &ctx, err) < 0)

@@ -74,6 +74,6 @@ int cust_walk_step(struct cust_walk *w, size_t n, cust_walk_fn fn, void *ctx, st
 		return -1;
 	rc = w->next_fresh < w->fresh.n ? fresh_step(w, txn, n, fn, ctx, err)
 					: stored_step(w, txn, n, fn, ctx, err);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return rc;
 }

@@ -402,6 +402,11 @@ int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err)
 	return rc ? store_error(err, rc, "beginning a read") : 0;
 }
 
+void store_read_end(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+}
+
 int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err)
 {
 	pthread_rwlock_rdlock(&st->grow_lock);

@@ -258,7 +258,7 @@ static int recover(struct timeline *tl, struct herr *err)
 	ret = 0;
 out:
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return ret;
 }
 
@@ -874,7 +874,7 @@ int timeline_customers(struct timeline *tl, const char *after, size_t after_len,
 	ret = 0;
 out:
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return ret;
 }
 
