@@ -81,9 +81,20 @@ void store_read_end(MDB_txn *txn);
  */
 int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err);
 void store_shared_end(struct store *st, MDB_txn *txn);
-/* Calls fn on every record of db in key order, in one read transaction (which fn may read with). */
-typedef void (*store_each_fn)(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx);
-int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err);
+/* A record of a walk, whose data is valid only during the call; non-zero stops the walk. */
+typedef int (*store_walk_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx);
+/*
+ * Calls fn on records of db in key order, in txn (a read's, or a write's w->txn): from
+ * the first key after `after` (alen 0: from the first key, or from prefix), as long as
+ * keys begin with prefix (plen 0: all). 1 when fn stopped the walk, 0 past its last
+ * record, -1 with err set.
+ */
+int store_walk(MDB_txn *txn, struct store *st, enum store_db db, const void *after, size_t alen,
+	       const void *prefix, size_t plen, store_walk_fn fn, void *ctx, struct herr *err);
+/* Deletes db's records from the first on, each once fn has seen it, until fn stops the walk. */
+void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx);
+/* store_walk over all of db, in a read transaction of its own; 0 or -1 with err set. */
+int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err);
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
 	      MDB_val *val);
 

@@ -583,29 +583,37 @@ static void reeval_hold(struct engine *eng, MDB_txn *txn, const char *id, size_t
 		eng->due[(*n)++] = c;
 }
 
+struct reeval_walk {
+	struct engine *eng;
+	MDB_txn *txn;
+	size_t *n;
+};
+
+static int reeval_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct reeval_walk *ctx = vctx;
+	struct engine *eng = ctx->eng;
+
+	(void)val;
+	(void)vlen;
+	if (*ctx->n >= REEVAL_SLICE)
+		return 1;
+	reeval_hold(eng, ctx->txn, key, klen, ctx->n);
+	memcpy(eng->reeval_after, key, klen);
+	eng->reeval_after_len = klen;
+	return 0;
+}
+
 /* The walk over stored customers; returns 1 once it has passed the last. */
 static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 {
-	struct store *st = eng->srv->st;
-	MDB_cursor *cur;
-	MDB_val key = { eng->reeval_after_len, eng->reeval_after }, val;
-	int rc;
+	struct reeval_walk ctx = { eng, txn, n };
+	struct herr err;
+	int rc = store_walk(txn, eng->srv->st, DB_CUSTOMERS, eng->reeval_after,
+			    eng->reeval_started ? eng->reeval_after_len : 0, NULL, 0, reeval_one, &ctx, &err);
 
-	if (mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))
-		return 0;
-	rc = eng->reeval_started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
-				 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == 0 && eng->reeval_started && key.mv_size == eng->reeval_after_len &&
-	    memcmp(key.mv_data, eng->reeval_after, key.mv_size) == 0)
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	for (; rc == 0 && *n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		reeval_hold(eng, txn, key.mv_data, key.mv_size, n);
-		memcpy(eng->reeval_after, key.mv_data, key.mv_size);
-		eng->reeval_after_len = key.mv_size;
-	}
 	eng->reeval_started = 1;
-	mdb_cursor_close(cur);
-	return rc != 0;
+	return rc != 1;
 }
 
 static size_t reeval_slice(struct engine *eng, int64_t now)
@@ -715,12 +723,13 @@ void engine_reevaluate_all(struct engine *eng)
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next);
 
-static void count_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+static int count_alert(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
-	(void)txn;
 	(void)key;
-	if (val->mv_size > 1)
-		count_state(ctx, (enum alert_state)((const uint8_t *)val->mv_data)[1], +1);
+	(void)klen;
+	if (vlen > 1)
+		count_state(ctx, (enum alert_state)((const uint8_t *)val)[1], +1);
+	return 0;
 }
 
 static int count_alerts(struct engine *eng, struct herr *err)
@@ -849,52 +858,59 @@ struct drop_ctx {
 	struct engine *eng;
 	const struct ruleset *next;
 	int64_t now;
+	MDB_txn *txn;
 };
 
-static void drop_alert(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *vctx)
+static int drop_alert(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
 {
 	struct drop_ctx *ctx = vctx;
 	struct engine *eng = ctx->eng;
-	const char *k = key->mv_data, *zero = memchr(k, 0, key->mv_size);
+	const char *k = key, *zero = memchr(k, 0, klen);
 	char rule[HEARTH_NAME_MAX + 1];
 	struct herr err;
 	size_t idlen, rlen;
 	int64_t wake;
 
-	if (!zero || (rlen = key->mv_size - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
-		return;
+	if (!zero || (rlen = klen - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
+		return 0;
 	idlen = (size_t)(zero - k);
 	memcpy(rule, zero + 1, rlen);
 	rule[rlen] = '\0';
 	ssize_t old = ruleset_index(eng->rs, rule);
 	if ((ctx->next && ruleset_index(ctx->next, rule) >= 0) || (!ctx->next && old >= 0))
-		return;
-	struct cust *c = timeline_hold(eng->srv->tl, txn, k, idlen, &err);
+		return 0;
+	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, k, idlen, &err);
 	struct change *ch = c ? engine_push_change(eng) : NULL;
 	if (!ch)
-		return;
+		return 0;
 	ch->c = c;
 	ch->drop = 1;
 	snprintf(ch->a.rule, sizeof(ch->a.rule), "%s", rule);
-	if (alert_decode(val->mv_data, val->mv_size, &ch->a) < 0 || old < 0) {
+	if (alert_decode(val, vlen, &ch->a) < 0 || old < 0) {
 		/* no rule config to notify with: the record just goes */
 		ch->rule = 0;
 		ch->before = ch->a.state;
 		ch->a.state = ALERT_INACTIVE;
-		return;
+		return 0;
 	}
 	ch->rule = (size_t)old;
 	ch->before = ch->a.state;
 	ch->kind = alert_step(&ch->a, 0, ctx->now, 0, 0, &wake);
 	ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, ctx->now);
+	return 0;
 }
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 {
-	struct drop_ctx ctx = { eng, next, server_now(eng->srv) };
+	struct drop_ctx ctx = { eng, next, server_now(eng->srv), NULL };
 	struct herr err;
+	int rc = store_read_begin(eng->srv->st, &ctx.txn, &err);
 
-	if (store_each(eng->srv->st, DB_ALERTS, drop_alert, &ctx, &err) < 0)
+	if (rc == 0) {
+		rc = store_walk(ctx.txn, eng->srv->st, DB_ALERTS, NULL, 0, NULL, 0, drop_alert, &ctx, &err);
+		store_read_end(ctx.txn);
+	}
+	if (rc < 0)
 		log_error("rules, cannot read alert states to drop those of removed rules (%s)", err.msg);
 	if (eng->nchanges)
 		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);

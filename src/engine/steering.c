@@ -91,14 +91,14 @@ static int silence_from_json(struct json_object *o, struct silence *s)
 	return 0;
 }
 
-static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+static int load_silence(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
 	struct engine *eng = ctx;
-	struct json_object *o = json_parse_whole(eng->tok, val->mv_data, val->mv_size, NULL);
+	struct json_object *o = json_parse_whole(eng->tok, val, vlen, NULL);
 	struct silence s;
 
-	(void)txn;
 	(void)key;
+	(void)klen;
 	if (o && silence_from_json(o, &s) == 0) {
 		struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
 		if (more) {
@@ -109,6 +109,7 @@ static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, v
 		}
 	}
 	json_object_put(o);
+	return 0;
 }
 
 int engine_load_silences(struct engine *eng, struct herr *err)

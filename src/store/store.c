@@ -425,25 +425,73 @@ void store_shared_end(struct store *st, MDB_txn *txn)
 	pthread_rwlock_unlock(&st->grow_lock);
 }
 
-int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err)
+/*
+ * The cursor loop of every walk: from the first key after `after` (or, without it,
+ * at prefix, or the first key), while keys begin with prefix. *stopped when fn
+ * stopped it; del deletes each record fn let pass. 0 or MDB_NOTFOUND at the end.
+ */
+static int walk_cursor(MDB_cursor *cur, const void *after, size_t alen, const void *prefix,
+		       size_t plen, store_walk_fn fn, void *ctx, int del, int *stopped)
+{
+	MDB_val key = { alen ? alen : plen, (void *)(alen ? after : prefix) }, val;
+	int rc = mdb_cursor_get(cur, &key, &val, key.mv_size ? MDB_SET_RANGE : MDB_FIRST);
+
+	if (rc == 0 && alen && key.mv_size == alen && memcmp(key.mv_data, after, alen) == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (plen && (key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0))
+			return MDB_NOTFOUND;
+		if ((*stopped = fn(key.mv_data, key.mv_size, val.mv_data, val.mv_size, ctx) != 0))
+			return 0;
+		/* the cursor then stands on the next record, which MDB_NEXT returns */
+		if (del && (rc = mdb_cursor_del(cur, 0)))
+			return rc;
+	}
+	return rc;
+}
+
+int store_walk(MDB_txn *txn, struct store *st, enum store_db db, const void *after, size_t alen,
+	       const void *prefix, size_t plen, store_walk_fn fn, void *ctx, struct herr *err)
+{
+	MDB_cursor *cur;
+	int stopped = 0, rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+
+	if (rc)
+		return store_error(err, rc, db_names[db]);
+	rc = walk_cursor(cur, after, alen, prefix, plen, fn, ctx, 0, &stopped);
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return store_error(err, rc, db_names[db]);
+	return stopped;
+}
+
+void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	int stopped = 0, rc;
+
+	if (w->rc)
+		return;
+	if ((rc = mdb_cursor_open(w->txn, w->st->dbi[db], &cur))) {
+		wtxn_fail(w, rc, db_names[db]);
+		return;
+	}
+	rc = walk_cursor(cur, NULL, 0, NULL, 0, fn, ctx, 1, &stopped);
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		wtxn_fail(w, rc, db_names[db]);
+}
+
+int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err)
 {
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
 	int rc;
 
 	if (store_read_begin(st, &txn, err) < 0)
 		return -1;
-	if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "reading a table");
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-		fn(txn, &key, &val, ctx);
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : store_error(err, rc, "reading a table");
+	rc = store_walk(txn, st, db, NULL, 0, NULL, 0, fn, ctx, err);
+	store_read_end(txn);
+	return rc < 0 ? -1 : 0;
 }
 
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
