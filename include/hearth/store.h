@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hearth/err.h"
+#include "hearth/limits.h"
 
 #define STORE_SCHEMA_VERSION 1
 
@@ -20,7 +21,7 @@ enum store_db {
 	DB_TIMELINE,    /* customer 0x00 ts seq → type: per-customer time order */
 	DB_CUSTOMERS,   /* customer → customer record (profile + summary) */
 	DB_IDS,         /* event id → seq: idempotency */
-	DB_ALERTS,      /* rule 0x00 customer → alert state */
+	DB_ALERTS,      /* customer 0x00 rule → alert state */
 	DB_OUTBOX,      /* notification seq u64 → body */
 	DB_DEADLINES,   /* when 0x00 customer → (): who is due when */
 	DB_SILENCES,    /* silence id → silence */
@@ -97,6 +98,32 @@ void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx
 int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err);
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
 	      MDB_val *val);
+
+/*
+ * Key layouts (keys.c): other modules name their records by customer, rule or
+ * seq, and the store builds and parses the keys.
+ */
+#define STORE_ALERT_KEY_MAX (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
+size_t store_alert_key(uint8_t *buf, const char *customer, size_t clen, const char *rule);
+/* A stored alert state, by its customer and rule; non-zero stops the walk. */
+typedef int (*store_alert_fn)(const char *customer, size_t clen, const char *rule,
+			      const void *val, size_t vlen, void *ctx);
+/* The alerts of customer (NULL: everyone's) in key order, as store_walk. */
+int store_alerts(MDB_txn *txn, struct store *st, const char *customer, size_t clen,
+		 store_alert_fn fn, void *ctx, struct herr *err);
+
+/* Tables in seq order (log, outbox, silences): keyed by a u64. */
+#define STORE_SEQ_KEY 8
+size_t store_seq_key(uint8_t *buf, uint64_t seq);
+/* Puts val at seq, above every seq db holds. */
+void wtxn_append_seq(struct wtxn *w, enum store_db db, uint64_t seq, const void *val, size_t vlen);
+typedef int (*store_seq_fn)(uint64_t seq, const void *val, size_t vlen, void *ctx);
+/* The records of db with a seq above after, in order, as store_walk. */
+int store_seq_walk(MDB_txn *txn, struct store *st, enum store_db db, uint64_t after,
+		   store_seq_fn fn, void *ctx, struct herr *err);
+/* db's first record (val and vlen may be NULL): 0, 1 when db is empty, -1 with err set. */
+int store_seq_first(MDB_txn *txn, struct store *st, enum store_db db, uint64_t *seq,
+		    const void **val, size_t *vlen, struct herr *err);
 
 /* Meta values (u64, big-endian) read inside any transaction. */
 uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);

@@ -207,34 +207,34 @@ out:
 	return rc;
 }
 
+struct rule_states {
+	const struct ruleset *rs;
+	uint64_t *firing, *pending;
+};
+
+static int count_rule_state(const char *customer, size_t clen, const char *rule, const void *val,
+			    size_t vlen, void *vctx)
+{
+	struct rule_states *ctx = vctx;
+	ssize_t i = ruleset_index(ctx->rs, rule);
+	uint8_t state = vlen >= 2 ? ((const uint8_t *)val)[1] : ALERT_INACTIVE;
+
+	(void)customer;
+	(void)clen;
+	if (i >= 0 && state == ALERT_FIRING)
+		ctx->firing[i]++;
+	else if (i >= 0 && state == ALERT_PENDING)
+		ctx->pending[i]++;
+	return 0;
+}
+
 /* Alert states by rule, as committed: the reader's transaction sees what was answered before. */
 static void count_rule_states(struct reader *rd, MDB_txn *txn, uint64_t *firing, uint64_t *pending)
 {
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
+	struct rule_states ctx = { rd->rs, firing, pending };
+	struct herr err;
 
-	if (mdb_cursor_open(txn, store_dbi(rd->st, DB_ALERTS), &cur) != 0)
-		return;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const char *zero = memchr(key.mv_data, 0, key.mv_size);
-		char rule[HEARTH_NAME_MAX + 1];
-		if (!zero || val.mv_size < 2)
-			continue;
-		size_t rlen = key.mv_size - (size_t)(zero + 1 - (const char *)key.mv_data);
-		if (rlen > HEARTH_NAME_MAX)
-			continue;
-		memcpy(rule, zero + 1, rlen);
-		rule[rlen] = '\0';
-		ssize_t i = ruleset_index(rd->rs, rule);
-		uint8_t state = ((const uint8_t *)val.mv_data)[1];
-		if (i >= 0 && state == ALERT_FIRING)
-			firing[i]++;
-		else if (i >= 0 && state == ALERT_PENDING)
-			pending[i]++;
-	}
-	mdb_cursor_close(cur);
+	store_alerts(txn, rd->st, NULL, 0, count_rule_state, &ctx, &err);
 }
 
 static struct json_object *rule_row(struct reader *rd, const struct rule *r, uint64_t firing, uint64_t pending)

@@ -140,17 +140,21 @@ static int outcome(struct dry_run *dr, struct rule_outcome *o, MDB_txn *txn, str
 	return 0;
 }
 
-static void take_stored(const char *rule, const MDB_val *val, void *ctx)
+static int take_stored(const char *customer, size_t clen, const char *rule, const void *val,
+		       size_t vlen, void *ctx)
 {
 	struct dry_run *dr = ctx;
 
+	(void)customer;
+	(void)clen;
 	for (size_t i = 0; i < dr->nrules; i++) {
 		if (dr->rules[i].now_index < 0 || strcmp(dr->rules[i].name, rule) != 0)
 			continue;
-		if (alert_decode(val->mv_data, val->mv_size, &dr->stored[i]) < 0)
+		if (alert_decode(val, vlen, &dr->stored[i]) < 0)
 			alert_clear(&dr->stored[i]);
-		return;
+		return 0;
 	}
+	return 0;
 }
 
 static int dry_run_customer(void *ctx, MDB_txn *txn, const char *id, size_t len, struct herr *err)
@@ -159,12 +163,13 @@ static int dry_run_customer(void *ctx, MDB_txn *txn, const char *id, size_t len,
 	int64_t now = dr->at != TIME_NONE ? dr->at : server_now(dr->srv);
 	int owned = 0, rc = 0;
 	struct cust *c = timeline_customer(dr->srv->tl, txn, id, len, &owned, err);
+	struct herr e2;
 
 	if (!c)
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
 	for (size_t i = 0; i < dr->nrules; i++)
 		alert_clear(&dr->stored[i]);
-	engine_stored_alerts(dr->srv->st, txn, id, len, take_stored, dr);
+	store_alerts(txn, dr->srv->st, id, len, take_stored, dr, &e2);
 	for (size_t i = 0; i < dr->nrules && rc == 0; i++) {
 		struct rule_outcome *o = &dr->rules[i];
 		rc = outcome(dr, o, txn, c, o->now_index >= 0 ? &dr->stored[i] : NULL, now);

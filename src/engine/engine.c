@@ -121,52 +121,29 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 }
 /* ---- evaluation ------------------------------------------------------------ */
 
-void engine_stored_alerts(struct store *st, MDB_txn *txn, const char *id, size_t len,
-			  stored_alert_fn fn, void *ctx)
-{
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_cursor *cur;
-	MDB_val key = { len + 1, prefix }, val;
-	int rc;
-
-	if (len > HEARTH_ID_MAX)
-		return;
-	memcpy(prefix, id, len);
-	prefix[len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		char rule[HEARTH_NAME_MAX + 1];
-		size_t rlen = key.mv_size - len - 1;
-		if (rlen > HEARTH_NAME_MAX)
-			continue;
-		memcpy(rule, (const char *)key.mv_data + len + 1, rlen);
-		rule[rlen] = '\0';
-		fn(rule, &val, ctx);
-	}
-	mdb_cursor_close(cur);
-}
-
 struct load_ctx {
 	struct engine *eng;
 	const struct cust *c;
 };
 
-static void load_alert(const char *rule, const MDB_val *val, void *vctx)
+static int load_alert(const char *customer, size_t clen, const char *rule, const void *val,
+		      size_t vlen, void *vctx)
 {
 	struct load_ctx *ctx = vctx;
 	ssize_t idx = ruleset_index(ctx->eng->rs, rule);
 
-	if (idx >= 0 && alert_decode(val->mv_data, val->mv_size, &ctx->eng->alerts[idx]) < 0)
+	(void)customer;
+	(void)clen;
+	if (idx >= 0 && alert_decode(val, vlen, &ctx->eng->alerts[idx]) < 0)
 		log_warning("alerts, damaged state of rule '%s' for '%.*s'; starting afresh", rule,
 			    (int)ctx->c->id_len, ctx->c->id);
+	return 0;
 }
 
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 {
 	struct load_ctx ctx = { eng, c };
+	struct herr err;
 
 	for (size_t i = 0; i < eng->rs->n; i++) {
 		struct alert *a = &eng->alerts[i];
@@ -177,7 +154,7 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 		a->acked = 0;
 		a->acked_by[0] = a->summary[0] = '\0';
 	}
-	engine_stored_alerts(eng->srv->st, txn, c->id, c->id_len, load_alert, &ctx);
+	store_alerts(txn, eng->srv->st, c->id, c->id_len, load_alert, &ctx, &err);
 }
 
 struct change *engine_push_change(struct engine *eng)
@@ -355,14 +332,14 @@ static char *notification_body(struct engine *eng, const struct change *ch, uint
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
 static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
 {
-	uint8_t key[ALERT_KEY_MAX];
+	uint8_t key[STORE_ALERT_KEY_MAX];
 	struct wbuf rec;
 
 	*seq = outbox_last_seq(eng->ob);
 	wbuf_init(&rec);
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
-		size_t klen = alert_key(key, ch->c->id, ch->c->id_len, ch->a.rule);
+		size_t klen = store_alert_key(key, ch->c->id, ch->c->id_len, ch->a.rule);
 		free(ch->body);
 		ch->body = NULL;
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
@@ -861,25 +838,18 @@ struct drop_ctx {
 	MDB_txn *txn;
 };
 
-static int drop_alert(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+static int drop_alert(const char *customer, size_t clen, const char *rule, const void *val,
+		      size_t vlen, void *vctx)
 {
 	struct drop_ctx *ctx = vctx;
 	struct engine *eng = ctx->eng;
-	const char *k = key, *zero = memchr(k, 0, klen);
-	char rule[HEARTH_NAME_MAX + 1];
 	struct herr err;
-	size_t idlen, rlen;
 	int64_t wake;
 
-	if (!zero || (rlen = klen - (size_t)(zero - k) - 1) > HEARTH_NAME_MAX)
-		return 0;
-	idlen = (size_t)(zero - k);
-	memcpy(rule, zero + 1, rlen);
-	rule[rlen] = '\0';
 	ssize_t old = ruleset_index(eng->rs, rule);
 	if ((ctx->next && ruleset_index(ctx->next, rule) >= 0) || (!ctx->next && old >= 0))
 		return 0;
-	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, k, idlen, &err);
+	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, customer, clen, &err);
 	struct change *ch = c ? engine_push_change(eng) : NULL;
 	if (!ch)
 		return 0;
@@ -907,7 +877,7 @@ static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 	int rc = store_read_begin(eng->srv->st, &ctx.txn, &err);
 
 	if (rc == 0) {
-		rc = store_walk(ctx.txn, eng->srv->st, DB_ALERTS, NULL, 0, NULL, 0, drop_alert, &ctx, &err);
+		rc = store_alerts(ctx.txn, eng->srv->st, NULL, 0, drop_alert, &ctx, &err);
 		store_read_end(ctx.txn);
 	}
 	if (rc < 0)

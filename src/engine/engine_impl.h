@@ -21,7 +21,6 @@
 struct cust;
 struct store;
 
-#define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
 
 struct change {
 	struct cust *c;
@@ -87,10 +86,6 @@ struct change *engine_push_change(struct engine *eng);
 void engine_commit_changes(struct engine *eng, int64_t now);
 /* Fills eng->alerts with customer c's stored alert states. */
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
-/* Calls fn with each stored alert state of one customer, named by its rule. */
-typedef void (*stored_alert_fn)(const char *rule, const MDB_val *val, void *ctx);
-void engine_stored_alerts(struct store *st, MDB_txn *txn, const char *id, size_t len,
-			  stored_alert_fn fn, void *ctx);
 /* Evaluates custs[0..n) at now, then writes and publishes what changed. */
 void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
 				int64_t now);

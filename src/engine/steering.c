@@ -141,35 +141,34 @@ static const char *rule_severity(const struct ruleset *rs, const char *rule)
 	return r ? severity_name(r->cfg->severity) : "unknown";
 }
 
+struct alerts_of {
+	const struct ruleset *rs;
+	struct json_object *list;
+};
+
+static int add_alert_of(const char *customer, size_t clen, const char *rule, const void *val,
+			size_t vlen, void *vctx)
+{
+	struct alerts_of *ctx = vctx;
+	struct alert a = { 0 };
+
+	if (alert_decode(val, vlen, &a) == 0) {
+		snprintf(a.rule, sizeof(a.rule), "%s", rule);
+		json_object_array_add(ctx->list, alert_to_json(&a, customer, clen,
+							       rule_severity(ctx->rs, a.rule), NULL));
+	}
+	alert_clear(&a);
+	return 0;
+}
+
 struct json_object *engine_alerts_of(struct store *st, const struct ruleset *rs, MDB_txn *txn,
 				     const char *id, size_t len)
 {
-	struct json_object *list = json_object_new_array();
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_cursor *cur;
-	MDB_val key = { len + 1, prefix }, val;
-	int rc;
+	struct alerts_of ctx = { rs, json_object_new_array() };
+	struct herr err;
 
-	memcpy(prefix, id, len);
-	prefix[len] = 0;
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
-		return list;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct alert a = { 0 };
-		size_t rlen = key.mv_size - len - 1;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0) {
-			alert_clear(&a);
-			continue;
-		}
-		memcpy(a.rule, (const char *)key.mv_data + len + 1, rlen);
-		a.rule[rlen] = '\0';
-		json_object_array_add(list, alert_to_json(&a, id, len, rule_severity(rs, a.rule), NULL));
-		alert_clear(&a);
-	}
-	mdb_cursor_close(cur);
-	return list;
+	store_alerts(txn, st, id, len, add_alert_of, &ctx, &err);
+	return ctx.list;
 }
 
 static int want_string(struct json_object *req, const char *key, const char **out, struct herr *err)
@@ -217,67 +216,68 @@ static int owner_matches(engine_cust_fn cust, void *cctx, MDB_txn *txn, const ch
 	return match;
 }
 
+struct alerts_list {
+	const struct ruleset *rs;
+	MDB_txn *txn;
+	engine_cust_fn cust;
+	void *cctx;
+	const char *rule, *owner;
+	int state, all;
+	size_t limit, n;
+	struct json_object *list;
+};
+
+static int add_listed(const char *customer, size_t clen, const char *rule, const void *val,
+		      size_t vlen, void *vctx)
+{
+	struct alerts_list *ctx = vctx;
+	struct alert a = { 0 };
+
+	if (ctx->n >= ctx->limit)
+		return 1;
+	if (alert_decode(val, vlen, &a) < 0)
+		goto out;
+	snprintf(a.rule, sizeof(a.rule), "%s", rule);
+	if ((!ctx->all && (int)a.state != ctx->state) || (ctx->rule && strcmp(ctx->rule, a.rule) != 0))
+		goto out;
+	if (ctx->owner && !owner_matches(ctx->cust, ctx->cctx, ctx->txn, customer, clen, ctx->owner))
+		goto out;
+	json_object_array_add(ctx->list, alert_to_json(&a, customer, clen,
+						       rule_severity(ctx->rs, a.rule), NULL));
+	ctx->n++;
+out:
+	alert_clear(&a);
+	return 0;
+}
+
 int engine_alerts_list(struct store *st, const struct ruleset *rs, MDB_txn *txn, engine_cust_fn cust,
 		       void *cctx, struct json_object *req, struct json_object *ans, struct herr *err)
 {
-	const char *state_s, *rule, *customer, *owner;
-	struct json_object *list;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	size_t limit = 1000, n = 0;
-	int state = ALERT_FIRING, all = 0, rc;
+	struct alerts_list ctx = { .rs = rs, .txn = txn, .cust = cust, .cctx = cctx,
+				   .state = ALERT_FIRING, .limit = 1000 };
+	const char *state_s, *customer;
 
-	if (alerts_args(req, &state_s, &rule, &customer, &owner, &limit, err) < 0)
+	if (alerts_args(req, &state_s, &ctx.rule, &customer, &ctx.owner, &ctx.limit, err) < 0)
 		return -1;
 	if (state_s) {
-		all = strcmp(state_s, "all") == 0;
-		state = alert_state_parse(state_s);
-		if (!all && (state < ALERT_PENDING))
+		ctx.all = strcmp(state_s, "all") == 0;
+		ctx.state = alert_state_parse(state_s);
+		if (!ctx.all && (ctx.state < ALERT_PENDING))
 			return herr_set(err, HERR_BAD_REQUEST,
 					"state: one of firing, pending, resolved, all");
 	}
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)))
-		return store_error(err, rc, "listing alerts");
-	list = json_object_new_array();
+	ctx.list = json_object_new_array();
 	/* alert keys are customer 0x00 rule: a customer filter is a prefix seek */
-	size_t clen = customer ? strlen(customer) : 0;
-	uint8_t prefix[HEARTH_ID_MAX + 1];
-	if (customer && clen <= HEARTH_ID_MAX) {
-		memcpy(prefix, customer, clen);
-		prefix[clen] = 0;
-		key = (MDB_val){ clen + 1, prefix };
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (store_alerts(txn, st, customer, customer ? strlen(customer) : 0, add_listed, &ctx, err) < 0) {
+		json_object_put(ctx.list);
+		return -1;
 	}
-	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const char *k = key.mv_data, *zero = memchr(k, 0, key.mv_size);
-		struct alert a = { 0 };
-		if (!zero)
-			continue;
-		size_t idlen = (size_t)(zero - k), rlen = key.mv_size - idlen - 1;
-		if (customer && (idlen != clen || memcmp(k, customer, clen) != 0))
-			break;
-		if (rlen > HEARTH_NAME_MAX || alert_decode(val.mv_data, val.mv_size, &a) < 0)
-			goto next;
-		memcpy(a.rule, zero + 1, rlen);
-		a.rule[rlen] = '\0';
-		if ((!all && (int)a.state != state) || (rule && strcmp(rule, a.rule) != 0))
-			goto next;
-		if (owner && !owner_matches(cust, cctx, txn, k, idlen, owner))
-			goto next;
-		json_object_array_add(list, alert_to_json(&a, k, idlen, rule_severity(rs, a.rule), NULL));
-		n++;
-next:
-		alert_clear(&a);
-	}
-	mdb_cursor_close(cur);
-	json_object_object_add(ans, "alerts", list);
+	json_object_object_add(ans, "alerts", ctx.list);
 	return 0;
 }
 
 struct ack_ctx {
-	uint8_t key[ALERT_KEY_MAX];
+	uint8_t key[STORE_ALERT_KEY_MAX];
 	size_t klen;
 	const char *by;
 	int found;
@@ -321,7 +321,7 @@ int engine_ack(struct engine *eng, const char *rule, const char *customer, size_
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", rule);
 	if (clen > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
-	ctx.klen = alert_key(ctx.key, customer, clen, rule);
+	ctx.klen = store_alert_key(ctx.key, customer, clen, rule);
 	if (store_write(eng->srv->st, ack_fn, &ctx, err) < 0)
 		return -1;
 	if (!ctx.found)
@@ -338,14 +338,14 @@ struct silence_ctx {
 static int silence_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct silence_ctx *ctx = vctx;
-	uint8_t key[8];
+	uint8_t key[STORE_SEQ_KEY];
+	size_t klen = store_seq_key(key, ctx->id);
 
 	(void)err;
-	be64_put(key, ctx->id);
 	if (ctx->text)
-		wtxn_put(w, DB_SILENCES, key, 8, ctx->text, strlen(ctx->text), 0);
+		wtxn_put(w, DB_SILENCES, key, klen, ctx->text, strlen(ctx->text), 0);
 	else
-		wtxn_del(w, DB_SILENCES, key, 8);
+		wtxn_del(w, DB_SILENCES, key, klen);
 	return w->rc ? -1 : 0;
 }
 
