@@ -6,7 +6,6 @@
 #ifndef HEARTH_STORE_H
 #define HEARTH_STORE_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +13,9 @@
 #include "hearth/limits.h"
 
 #define STORE_SCHEMA_VERSION 1
+
+/* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
+typedef struct MDB_txn MDB_txn;
 
 enum store_db {
 	DB_META,        /* "schema" u32, "indexed_seq" u64, ... */
@@ -37,8 +39,6 @@ struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 struct store *store_open_readonly(const char *path, struct herr *err);
 int store_is_read_only(const struct store *st);
 void store_close(struct store *st);
-MDB_env *store_env(struct store *st);
-MDB_dbi store_dbi(struct store *st, enum store_db db);
 const char *store_path(const struct store *st);
 uint64_t store_map_size(const struct store *st);
 /* Bytes in use (last page number × page size). */
@@ -56,11 +56,16 @@ struct wtxn {
 	const char *what;       /* the operation that failed */
 };
 
+/* flags: LMDB's put flags, 0 outside the store (which appends with wtxn_append_seq). */
 void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,
 	      const void *val, size_t vlen, unsigned flags);
 void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen);
-/* Reads inside the write transaction; 0 found, 1 not found, -1 latched error. */
-int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val);
+/*
+ * Reads inside the write transaction (*val lasts until its next write);
+ * 0 found, 1 not found, -1 latched error.
+ */
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, const void **val,
+	     size_t *vlen);
 void wtxn_fail(struct wtxn *w, int rc, const char *what);
 
 /*
@@ -96,8 +101,6 @@ int store_walk(MDB_txn *txn, struct store *st, enum store_db db, const void *aft
 void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx);
 /* store_walk over all of db, in a read transaction of its own; 0 or -1 with err set. */
 int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err);
-int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
-	      MDB_val *val);
 
 /*
  * Key layouts (keys.c): other modules name their records by customer, rule or
@@ -128,8 +131,9 @@ int store_seq_first(MDB_txn *txn, struct store *st, enum store_db db, uint64_t *
 /* Meta values (u64, big-endian) read inside any transaction. */
 uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);
 void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
-/* Other meta values, as bytes; 0 found, else an MDB code. */
-int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val);
+/* Other meta values, as bytes valid as long as txn: 0 found, 1 not found, -1 with err set. */
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
+		   struct herr *err);
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len);
 
 /* Maps an MDB error to hearth's code and message. */

@@ -7,7 +7,6 @@
 #ifndef HEARTH_ENGINE_IMPL_H
 #define HEARTH_ENGINE_IMPL_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -288,12 +288,13 @@ static int ack_fn(struct wtxn *w, void *vctx, struct herr *err)
 	struct ack_ctx *ctx = vctx;
 	struct alert a = { 0 };
 	struct wbuf rec;
-	MDB_val val;
+	const void *val;
+	size_t vlen;
 
 	ctx->found = 0;
-	if (wtxn_get(w, DB_ALERTS, ctx->key, ctx->klen, &val) != 0)
+	if (wtxn_get(w, DB_ALERTS, ctx->key, ctx->klen, &val, &vlen) != 0)
 		return w->rc ? -1 : 0;
-	if (alert_decode(val.mv_data, val.mv_size, &a) < 0 || a.state != ALERT_FIRING) {
+	if (alert_decode(val, vlen, &a) < 0 || a.state != ALERT_FIRING) {
 		alert_clear(&a);
 		return 0;
 	}

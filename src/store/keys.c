@@ -4,11 +4,11 @@
  * tables in seq order (u64 big-endian, so that byte order is number order).
  * Callers name a record by customer, rule or seq; only this file knows the bytes.
  */
-#include <lmdb.h>
 #include <string.h>
 
 #include "hearth/codec.h"
 #include "hearth/store.h"
+#include "store_impl.h"
 
 size_t store_alert_key(uint8_t *buf, const char *customer, size_t clen, const char *rule)
 {

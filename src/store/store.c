@@ -16,6 +16,7 @@
 #include "hearth/codec.h"
 #include "hearth/log.h"
 #include "hearth/store.h"
+#include "store_impl.h"
 
 static const char *const db_names[DB__COUNT] = {
 	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
@@ -260,7 +261,6 @@ void store_close(struct store *st)
 	free(st);
 }
 
-MDB_env *store_env(struct store *st) { return st->env; }
 MDB_dbi store_dbi(struct store *st, enum store_db db) { return st->dbi[db]; }
 const char *store_path(const struct store *st) { return st->path; }
 uint64_t store_map_size(const struct store *st) { return st->map_size; }
@@ -323,20 +323,23 @@ void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen)
 		wtxn_fail(w, rc, db_names[db]);
 }
 
-int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val)
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, const void **val,
+	     size_t *vlen)
 {
-	MDB_val k = { klen, (void *)key };
+	MDB_val k = { klen, (void *)key }, v;
 	int rc;
 
 	if (w->rc)
 		return -1;
-	rc = mdb_get(w->txn, w->st->dbi[db], &k, val);
+	rc = mdb_get(w->txn, w->st->dbi[db], &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return 1;
 	if (rc) {
 		wtxn_fail(w, rc, db_names[db]);
 		return -1;
 	}
+	*val = v.mv_data;
+	*vlen = v.mv_size;
 	return 0;
 }
 
@@ -510,9 +513,19 @@ uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name)
 	return be64_get(val.mv_data);
 }
 
-int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val)
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
+		   struct herr *err)
 {
-	return store_get(txn, st, DB_META, name, strlen(name), val);
+	MDB_val v;
+	int rc = store_get(txn, st, DB_META, name, strlen(name), &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc)
+		return store_error(err, rc, db_names[DB_META]);
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
 }
 
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len)
