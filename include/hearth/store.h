@@ -144,5 +144,7 @@ int store_restore(const char *path, const char *file, struct herr *err);
 
 /* Copies a compacted snapshot of the live store into the directory or file path. */
 int store_backup(struct store *st, const char *path, struct herr *err);
+/* Writes a compacted snapshot of the store at path, read-only and unlocked, to fd. */
+int store_copy_fd(const char *path, int fd, struct herr *err);
 
 #endif

@@ -635,3 +635,26 @@ int store_backup(struct store *st, const char *path, struct herr *err)
 	int rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);
 	return rc ? store_error(err, rc, "backup") : 0;
 }
+
+/*
+ * Another process's copy (hearthctl backup): LMDB lets it read beside the
+ * running hearthd, whose writes never wait for the copy.
+ */
+int store_copy_fd(const char *path, int fd, struct herr *err)
+{
+	MDB_env *env = NULL;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+	    (rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0))) {
+		herr_set(err, HERR_STORE_ERROR, "cannot open the store at %s (%s)", path,
+			 mdb_strerror(rc));
+		goto out;
+	}
+	if ((rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT)))
+		herr_set(err, HERR_STORE_ERROR, "backup failed (%s)", mdb_strerror(rc));
+out:
+	if (env)
+		mdb_env_close(env);
+	return rc ? -1 : 0;
+}
