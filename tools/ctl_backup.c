@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 
 #include "ctl.h"
 #include "hearth/ctlclient.h"
+#include "hearth/store.h"
 #include "hearth/units.h"
 
 static int store_path_of(const struct ctl_opts *o, char *path, size_t size)
@@ -45,26 +45,21 @@ static int store_path_of(const struct ctl_opts *o, char *path, size_t size)
 int backup_run(const struct ctl_opts *o, const char *file)
 {
 	char store[4096], tmp[4096];
-	MDB_env *env = NULL;
 	int fd = -1, rc, exit_code = CTL_EXIT_NO;
 	int64_t started = mono_now_ms();
+	struct herr err;
 	struct stat sb;
 
 	if ((rc = store_path_of(o, store, sizeof(store))) != 0)
 		return rc;
 	snprintf(tmp, sizeof(tmp), "%s.partial", file);
-	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
-	    (rc = mdb_env_open(env, store, MDB_RDONLY | MDB_NOTLS, 0))) {
-		ctl_warn("cannot open the store at %s (%s)", store, mdb_strerror(rc));
-		goto out;
-	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		ctl_warn("cannot create %s (%s)", tmp, strerror(errno));
 		goto out;
 	}
-	if ((rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT))) {
-		ctl_warn("backup failed (%s)", mdb_strerror(rc));
+	if (store_copy_fd(store, fd, &err) < 0) {
+		ctl_warn("%s", err.msg);
 		goto out;
 	}
 	/* durable before it takes the name: a crash never leaves a half backup as FILE */
@@ -87,7 +82,5 @@ out:
 		close(fd);
 		unlink(tmp);
 	}
-	if (env)
-		mdb_env_close(env);
 	return exit_code;
 }

@@ -47,7 +47,6 @@ const char *notify_kind_name(enum notify_kind k);
 enum notify_kind alert_step(struct alert *a, int holds, int64_t now, int64_t for_ms,
 			    int64_t repeat_ms, int64_t *wake);
 
-size_t alert_key(uint8_t *buf, const char *customer, size_t clen, const char *rule);
 int alert_encode(const struct alert *a, struct wbuf *out);
 int alert_decode(const void *data, size_t len, struct alert *a);
 void alert_clear(struct alert *a);

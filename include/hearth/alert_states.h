@@ -13,7 +13,6 @@
 #ifndef HEARTH_ALERT_STATES_H
 #define HEARTH_ALERT_STATES_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -8,7 +8,6 @@
 #ifndef HEARTH_CUST_WALK_H
 #define HEARTH_CUST_WALK_H
 
-#include <lmdb.h>
 #include <stddef.h>
 
 #include "hearth/err.h"

@@ -8,7 +8,6 @@
 #ifndef HEARTH_OUTBOX_H
 #define HEARTH_OUTBOX_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -18,7 +18,6 @@
 #ifndef HEARTH_OVERLAY_H
 #define HEARTH_OVERLAY_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>

@@ -6,13 +6,16 @@
 #ifndef HEARTH_STORE_H
 #define HEARTH_STORE_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hearth/err.h"
+#include "hearth/limits.h"
 
 #define STORE_SCHEMA_VERSION 1
+
+/* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
+typedef struct MDB_txn MDB_txn;
 
 enum store_db {
 	DB_META,        /* "schema" u32, "indexed_seq" u64, ... */
@@ -37,8 +40,6 @@ struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 struct store *store_open_readonly(const char *path, struct herr *err);
 int store_is_read_only(const struct store *st);
 void store_close(struct store *st);
-MDB_env *store_env(struct store *st);
-MDB_dbi store_dbi(struct store *st, enum store_db db);
 const char *store_path(const struct store *st);
 uint64_t store_map_size(const struct store *st);
 /* Bytes in use (last page number × page size). */
@@ -57,11 +58,16 @@ struct wtxn {
 	uint64_t attempt;       /* differs on each try of store_write: what was staged for a failed try goes */
 };
 
+/* flags: LMDB's put flags, 0 outside the store (which appends with wtxn_append_seq). */
 void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,
 	      const void *val, size_t vlen, unsigned flags);
 void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen);
-/* Reads inside the write transaction; 0 found, 1 not found, -1 latched error. */
-int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val);
+/*
+ * Reads inside the write transaction (*val lasts until its next write);
+ * 0 found, 1 not found, -1 latched error.
+ */
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, const void **val,
+	     size_t *vlen);
 void wtxn_fail(struct wtxn *w, int rc, const char *what);
 
 /*
@@ -74,25 +80,56 @@ void wtxn_fail(struct wtxn *w, int rc, const char *what);
 typedef int (*store_write_fn)(struct wtxn *w, void *ctx, struct herr *err);
 int store_write(struct store *st, store_write_fn fn, void *ctx, struct herr *err);
 
-/* Read transactions are cheap in LMDB; callers abort them when done. */
+/* Read transactions are cheap in LMDB; callers end them when done. */
 int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err);
+void store_read_end(MDB_txn *txn);
 /*
  * A read transaction for a thread other than the writer's: the map does not
- * grow under it. Ended by store_shared_end (not mdb_txn_abort).
+ * grow under it. Ended by store_shared_end (not store_read_end).
  */
 int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err);
 void store_shared_end(struct store *st, MDB_txn *txn);
-/* Calls fn on every record of db in key order, in one read transaction (which fn may read with). */
-typedef void (*store_each_fn)(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx);
-int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err);
-int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
-	      MDB_val *val);
+/* A record of a walk, whose data is valid only during the call; non-zero stops the walk. */
+typedef int (*store_walk_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx);
+/*
+ * Calls fn on records of db in key order, in txn (a read's, or a write's w->txn): from
+ * the first key after `after` (alen 0: from the first key, or from prefix), as long as
+ * keys begin with prefix (plen 0: all). 1 when fn stopped the walk, 0 past its last
+ * record, -1 with err set.
+ */
+int store_walk(MDB_txn *txn, struct store *st, enum store_db db, const void *after, size_t alen,
+	       const void *prefix, size_t plen, store_walk_fn fn, void *ctx, struct herr *err);
+/* Deletes db's records from the first on, each once fn has seen it, until fn stops the walk. */
+void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx);
+/* store_walk over all of db, in a read transaction of its own; 0 or -1 with err set. */
+int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err);
+
+/*
+ * Key layouts (keys.c): other modules name their records by customer, rule or
+ * seq, and the store builds and parses the keys.
+ */
+#define STORE_ALERT_KEY_MAX (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
+size_t store_alert_key(uint8_t *buf, const char *customer, size_t clen, const char *rule);
+
+/* Tables in seq order (log, outbox, silences): keyed by a u64. */
+#define STORE_SEQ_KEY 8
+size_t store_seq_key(uint8_t *buf, uint64_t seq);
+/* Puts val at seq, above every seq db holds. */
+void wtxn_append_seq(struct wtxn *w, enum store_db db, uint64_t seq, const void *val, size_t vlen);
+typedef int (*store_seq_fn)(uint64_t seq, const void *val, size_t vlen, void *ctx);
+/* The records of db with a seq above after, in order, as store_walk. */
+int store_seq_walk(MDB_txn *txn, struct store *st, enum store_db db, uint64_t after,
+		   store_seq_fn fn, void *ctx, struct herr *err);
+/* db's first record (val and vlen may be NULL): 0, 1 when db is empty, -1 with err set. */
+int store_seq_first(MDB_txn *txn, struct store *st, enum store_db db, uint64_t *seq,
+		    const void **val, size_t *vlen, struct herr *err);
 
 /* Meta values (u64, big-endian) read inside any transaction. */
 uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);
 void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
-/* Other meta values, as bytes; 0 found, else an MDB code. */
-int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val);
+/* Other meta values, as bytes valid as long as txn: 0 found, 1 not found, -1 with err set. */
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
+		   struct herr *err);
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len);
 
 /* Maps an MDB error to hearth's code and message. */
@@ -103,5 +140,7 @@ int store_restore(const char *path, const char *file, struct herr *err);
 
 /* Copies a compacted snapshot of the live store into the directory or file path. */
 int store_backup(struct store *st, const char *path, struct herr *err);
+/* Writes a compacted snapshot of the store at path, read-only and unlocked, to fd. */
+int store_copy_fd(const char *path, int fd, struct herr *err);
 
 #endif

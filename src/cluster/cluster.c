@@ -418,45 +418,44 @@ static void answer_request(struct cluster *cl, struct item *it)
 	json_object_put(ans);
 }
 
+static int take_entry(uint64_t seq, const void *val, size_t vlen, void *ctx)
+{
+	struct item *it = ctx;
+	struct outbox_entry *e;
+
+	if (it->nentries >= OUTBOX_PAGE)
+		return 1;
+	if (vlen < 8)
+		return 0;
+	e = &it->entries[it->nentries];
+	e->seq = seq;
+	e->len = vlen - 8;
+	if (!(e->body = malloc(e->len)))
+		return 1;
+	memcpy(e->body, (const char *)val + 8, e->len);
+	it->upto = e->seq;
+	it->nentries++;
+	return 0;
+}
+
 /* A page of the outbox after it->after, for the alerts thread. */
 static void read_outbox(struct cluster *cl, struct item *it)
 {
 	struct store *st = cl->srv->st;
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
 	struct herr err;
-	uint8_t start[8];
-	int rc;
 
 	it->upto = it->after;
 	if (store_read_begin(st, &txn, &err) < 0)
 		return;
-	if (!(it->entries = calloc(OUTBOX_PAGE, sizeof(*it->entries))) ||
-	    mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur)) {
-		mdb_txn_abort(txn);
+	if (!(it->entries = calloc(OUTBOX_PAGE, sizeof(*it->entries)))) {
+		store_read_end(txn);
 		return;
 	}
-	be64_put(start, it->after + 1);
-	key = (MDB_val){ 8, start };
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && it->nentries < OUTBOX_PAGE;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct outbox_entry *e = &it->entries[it->nentries];
-		if (key.mv_size != 8 || val.mv_size < 8)
-			continue;
-		e->seq = be64_get(key.mv_data);
-		e->len = val.mv_size - 8;
-		if (!(e->body = malloc(e->len)))
-			break;
-		memcpy(e->body, (const char *)val.mv_data + 8, e->len);
-		it->upto = e->seq;
-		it->nentries++;
-	}
 	/* nothing left but holes (forget) up to the last seq: the thread moves past them */
-	if (rc == MDB_NOTFOUND)
+	if (store_seq_walk(txn, st, DB_OUTBOX, it->after, take_entry, it, &err) == 0)
 		it->upto = engine_seq(cl->srv->engine) > it->upto ? engine_seq(cl->srv->engine) : it->upto;
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	it->ok = 1;
 }
 
@@ -1000,7 +999,7 @@ static int read_marks(struct cluster *cl, struct herr *err)
 	uint64_t had = store_meta_u64(txn, st, "cluster.partitions");
 	for (size_t i = 0; i < cl->nparts; i++)
 		cl->parts[i].applied = cl->parts[i].mark = store_meta_u64(txn, st, cl->parts[i].mark_name);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	/* another N moves customers between partitions: the stores would no longer match */
 	if (had && had != cl->cc->partitions)
 		return herr_set(err, HERR_CONFIG_ERROR, "cluster.partitions is %u but this store was filled "

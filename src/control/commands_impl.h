@@ -5,12 +5,12 @@
 #ifndef HEARTH_COMMANDS_IMPL_H
 #define HEARTH_COMMANDS_IMPL_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hearth/commands.h"
 #include "hearth/err.h"
+#include "hearth/store.h"
 
 struct cust;
 struct expr;

@@ -61,7 +61,7 @@ void reader_end(struct reader *rd, MDB_txn *txn)
 	if (!txn)
 		return;
 	if (rd->srv)
-		mdb_txn_abort(txn);
+		store_read_end(txn);
 	else
 		store_shared_end(rd->st, txn);
 }

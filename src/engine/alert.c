@@ -87,16 +87,6 @@ enum notify_kind alert_step(struct alert *a, int holds, int64_t now, int64_t for
 	return NOTIFY_NONE;
 }
 
-size_t alert_key(uint8_t *buf, const char *customer, size_t clen, const char *rule)
-{
-	size_t rlen = strlen(rule);
-
-	memcpy(buf, customer, clen);
-	buf[clen] = 0;
-	memcpy(buf + clen + 1, rule, rlen);
-	return clen + 1 + rlen;
-}
-
 int alert_encode(const struct alert *a, struct wbuf *out)
 {
 	size_t slen = strlen(a->summary), vlen = a->values_json ? strlen(a->values_json) : 0;

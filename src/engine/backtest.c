@@ -1,6 +1,5 @@
 /* Backtests as control jobs; see include/hearth/backtest.h. */
 #include <json-c/json.h>
-#include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 

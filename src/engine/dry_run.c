@@ -295,21 +295,20 @@ struct job *dry_run_job_new(struct server *srv, struct herr *err)
 static int stored_rules(struct server *srv, struct rule_digests *now, struct herr *err)
 {
 	MDB_txn *txn;
-	MDB_val val;
+	const void *val;
+	size_t vlen;
 	int rc;
 
 	if (store_read_begin(srv->st, &txn, err) < 0)
 		return -1;
-	rc = store_meta_get(txn, srv->st, "rules", &val);
-	if (rc == 0 && rule_digests_decode(val.mv_data, val.mv_size, now) < 0)
+	rc = store_meta_get(txn, srv->st, "rules", &val, &vlen, err);
+	if (rc == 0 && rule_digests_decode(val, vlen, now) < 0)
 		herr_set(err, HERR_STORE_ERROR, "store at %s: its record of the running rules is damaged",
 			 store_path(srv->st));
-	else if (rc == MDB_NOTFOUND)
+	else if (rc == 1)
 		herr_set(err, HERR_STORE_ERROR, "store at %s does not record which rules run on it "
 			 "(an older hearthd wrote it): start this hearthd on it once", store_path(srv->st));
-	else if (rc)
-		store_error(err, rc, "reading the running rules");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return err->code == HERR_OK ? 0 : -1;
 }
 

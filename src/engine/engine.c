@@ -449,7 +449,7 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 				int64_t now)
 {
 	evaluate_each(eng, txn, custs, n, now);
-	mdb_txn_abort(txn); /* the map may grow in the write: no reader may be open */
+	store_read_end(txn); /* the map may grow in the write: no reader may be open */
 	engine_commit_changes(eng, now);
 }
 
@@ -536,7 +536,7 @@ static void check_cases(struct engine *eng)
 	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
 		return;
 	stored = store_meta_u64(txn, eng->srv->st, "cases_sig");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	/* a store without a signature has state built by this config's cases, unless it has customers */
 	if (stored == sig || (stored == 0 && timeline_customer_count(eng->srv->tl) == 0)) {
 		if (stored == 0) {
@@ -562,29 +562,37 @@ static void reeval_hold(struct engine *eng, MDB_txn *txn, const char *id, size_t
 		eng->due[(*n)++] = c;
 }
 
+struct reeval_walk {
+	struct engine *eng;
+	MDB_txn *txn;
+	size_t *n;
+};
+
+static int reeval_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct reeval_walk *ctx = vctx;
+	struct engine *eng = ctx->eng;
+
+	(void)val;
+	(void)vlen;
+	if (*ctx->n >= REEVAL_SLICE)
+		return 1;
+	reeval_hold(eng, ctx->txn, key, klen, ctx->n);
+	memcpy(eng->reeval_after, key, klen);
+	eng->reeval_after_len = klen;
+	return 0;
+}
+
 /* The walk over stored customers; returns 1 once it has passed the last. */
 static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 {
-	struct store *st = eng->srv->st;
-	MDB_cursor *cur;
-	MDB_val key = { eng->reeval_after_len, eng->reeval_after }, val;
-	int rc;
+	struct reeval_walk ctx = { eng, txn, n };
+	struct herr err;
+	int rc = store_walk(txn, eng->srv->st, DB_CUSTOMERS, eng->reeval_after,
+			    eng->reeval_started ? eng->reeval_after_len : 0, NULL, 0, reeval_one, &ctx, &err);
 
-	if (mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))
-		return 0;
-	rc = eng->reeval_started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
-				 : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == 0 && eng->reeval_started && key.mv_size == eng->reeval_after_len &&
-	    memcmp(key.mv_data, eng->reeval_after, key.mv_size) == 0)
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	for (; rc == 0 && *n < REEVAL_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		reeval_hold(eng, txn, key.mv_data, key.mv_size, n);
-		memcpy(eng->reeval_after, key.mv_data, key.mv_size);
-		eng->reeval_after_len = key.mv_size;
-	}
 	eng->reeval_started = 1;
-	mdb_cursor_close(cur);
-	return rc != 0;
+	return rc != 1;
 }
 
 static size_t reeval_slice(struct engine *eng, int64_t now)
@@ -703,7 +711,7 @@ static int walk_alerts(struct engine *eng, MDB_txn **txn, alert_walk_fn fn, void
 		return -1;
 	rc = alert_states_walk(timeline_alert_states(eng->srv->tl), eng->srv->st, *txn, NULL, 0, fn, ctx,
 			       err);
-	mdb_txn_abort(*txn);
+	store_read_end(*txn);
 	*txn = NULL;
 	return rc;
 }

@@ -7,7 +7,6 @@
 #ifndef HEARTH_ENGINE_IMPL_H
 #define HEARTH_ENGINE_IMPL_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +20,6 @@
 struct cust;
 struct store;
 
-#define ALERT_KEY_MAX   (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
 
 struct change {
 	struct cust *c;
@@ -87,7 +85,6 @@ struct change *engine_push_change(struct engine *eng);
 void engine_commit_changes(struct engine *eng, int64_t now);
 /* Fills eng->alerts with customer c's stored alert states. */
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
-/* Calls fn with each stored alert state of one customer, named by its rule. */
 /* Evaluates custs[0..n) at now, then writes and publishes what changed. */
 void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
 				int64_t now);

@@ -10,7 +10,6 @@
  * Ticks and re-evaluations pass deferred customers by; a live event for one
  * is evaluated as usual.
  */
-#include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,15 +35,16 @@ static void arm_idle_timer(struct engine *eng, int64_t after_ms)
 		eng->load_timer = loop_timer_add(eng->srv->loop, after_ms, on_load_idle, eng);
 }
 
-static void load_deferred(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+static int load_deferred(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
 	struct engine *eng = ctx;
 
-	(void)txn;
 	(void)val;
+	(void)vlen;
 	/* the value only marks presence: strmap_get answers NULL for absent */
-	if (strmap_put(&eng->deferred, key->mv_data, key->mv_size, eng) < 0)
+	if (strmap_put(&eng->deferred, key, klen, eng) < 0)
 		eng->stats.errors++;
+	return 0;
 }
 
 int engine_load_open(struct engine *eng, struct herr *err)
@@ -140,39 +140,44 @@ void engine_load_end(struct engine *eng)
 	engine_schedule_slice(eng);
 }
 
+struct undefer_walk {
+	struct engine *eng;
+	MDB_txn *txn;
+	size_t n;
+};
+
+static int undefer_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct undefer_walk *ctx = vctx;
+	struct engine *eng = ctx->eng;
+	struct herr err;
+
+	(void)val;
+	(void)vlen;
+	if (ctx->n >= UNDEFER_SLICE)
+		return 1;
+	if (klen > HEARTH_ID_MAX)
+		return 0;
+	memcpy(eng->undefer_after, key, klen);
+	eng->undefer_after_len = klen;
+	strmap_del(&eng->deferred, key, klen);
+	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, key, klen, &err);
+	if (c)
+		eng->due[ctx->n++] = c;
+	else if (err.code != HERR_NOT_FOUND)
+		log_error("load, cannot read '%.*s' (%s)", (int)klen, (const char *)key, err.msg);
+	return 0;
+}
+
 /* The next deferred customers after the walk's position, held for evaluation. */
 static size_t undefer_walk(struct engine *eng, MDB_txn *txn, int *done)
 {
-	MDB_cursor *cur;
-	MDB_val key = { eng->undefer_after_len, eng->undefer_after }, val;
+	struct undefer_walk ctx = { eng, txn, 0 };
 	struct herr err;
-	size_t n = 0;
-	int rc;
 
-	*done = 1;
-	if (mdb_cursor_open(txn, store_dbi(eng->srv->st, DB_DEFERRED), &cur))
-		return 0;
-	rc = eng->undefer_after_len ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
-				    : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == 0 && eng->undefer_after_len && key.mv_size == eng->undefer_after_len &&
-	    memcmp(key.mv_data, eng->undefer_after, key.mv_size) == 0)
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	for (; rc == 0 && n < UNDEFER_SLICE; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (key.mv_size > HEARTH_ID_MAX)
-			continue;
-		memcpy(eng->undefer_after, key.mv_data, key.mv_size);
-		eng->undefer_after_len = key.mv_size;
-		strmap_del(&eng->deferred, key.mv_data, key.mv_size);
-		struct cust *c = timeline_hold(eng->srv->tl, txn, key.mv_data, key.mv_size, &err);
-		if (c)
-			eng->due[n++] = c;
-		else if (err.code != HERR_NOT_FOUND)
-			log_error("load, cannot read '%.*s' (%s)", (int)key.mv_size, (const char *)key.mv_data,
-				  err.msg);
-	}
-	*done = rc != 0;
-	mdb_cursor_close(cur);
-	return n;
+	*done = store_walk(txn, eng->srv->st, DB_DEFERRED, eng->undefer_after, eng->undefer_after_len,
+			   NULL, 0, undefer_one, &ctx, &err) != 1;
+	return ctx.n;
 }
 
 int engine_undefer_slice(struct engine *eng, int64_t now)

@@ -92,14 +92,14 @@ static int silence_from_json(struct json_object *o, struct silence *s)
 	return 0;
 }
 
-static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx)
+static int load_silence(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
 	struct engine *eng = ctx;
-	struct json_object *o = json_parse_whole(eng->tok, val->mv_data, val->mv_size, NULL);
+	struct json_object *o = json_parse_whole(eng->tok, val, vlen, NULL);
 	struct silence s;
 
-	(void)txn;
 	(void)key;
+	(void)klen;
 	if (o && silence_from_json(o, &s) == 0) {
 		struct silence *more = realloc(eng->silences, (eng->nsilences + 1) * sizeof(*more));
 		if (more) {
@@ -110,6 +110,7 @@ static void load_silence(MDB_txn *txn, const MDB_val *key, const MDB_val *val, v
 		}
 	}
 	json_object_put(o);
+	return 0;
 }
 
 int engine_load_silences(struct engine *eng, struct herr *err)
@@ -347,14 +348,14 @@ struct silence_ctx {
 static int silence_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct silence_ctx *ctx = vctx;
-	uint8_t key[8];
+	uint8_t key[STORE_SEQ_KEY];
+	size_t klen = store_seq_key(key, ctx->id);
 
 	(void)err;
-	be64_put(key, ctx->id);
 	if (ctx->text)
-		wtxn_put(w, DB_SILENCES, key, 8, ctx->text, strlen(ctx->text), 0);
+		wtxn_put(w, DB_SILENCES, key, klen, ctx->text, strlen(ctx->text), 0);
 	else
-		wtxn_del(w, DB_SILENCES, key, 8);
+		wtxn_del(w, DB_SILENCES, key, klen);
 	return w->rc ? -1 : 0;
 }
 
@@ -451,7 +452,7 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 		return -1;
 	c = timeline_hold(eng->srv->tl, txn, id, len, err);
 	if (!c) {
-		mdb_txn_abort(txn);
+		store_read_end(txn);
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
 	}
 	/* resolve what fires, then drop every state record of the customer */
@@ -475,7 +476,7 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 		ch->kind = kind;
 	}
 	eng->txn = NULL;
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	engine_commit_changes(eng, now);
 	return 0;
 }

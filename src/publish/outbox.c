@@ -56,7 +56,7 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 	if (store_read_begin(srv->st, &txn, err) < 0)
 		goto fail;
 	ob->last_seq = store_meta_u64(txn, srv->st, "alert_seq");
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	ob->pub = zmq_socket(srv->zctx, ZMQ_PUB);
 	if (!ob->pub || zmq_setsockopt(ob->pub, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
 	    zmq_setsockopt(ob->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0) {
@@ -102,16 +102,14 @@ uint64_t outbox_last_seq(const struct outbox *ob)
 void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size_t len)
 {
 	struct wbuf rec;
-	uint8_t key[8];
 
 	wbuf_init(&rec);
 	wbuf_i64(&rec, ts);
 	wbuf_put(&rec, body, len);
-	be64_put(key, seq);
 	if (rec.failed)
 		wtxn_fail(w, ENOMEM, "outbox");
 	else
-		wtxn_put(w, DB_OUTBOX, key, 8, rec.data, rec.len, MDB_APPEND);
+		wtxn_append_seq(w, DB_OUTBOX, seq, rec.data, rec.len);
 	wbuf_free(&rec);
 	wtxn_meta_u64(w, "alert_seq", seq);
 }
@@ -133,50 +131,54 @@ void outbox_publish(struct outbox *ob, const char *topic, const char *body, size
 		ob->stats.published++;
 }
 
+struct replay {
+	struct json_tokener *tok;
+	struct json_object *list;
+	size_t limit, n;
+};
+
+static int replay_one(uint64_t seq, const void *val, size_t vlen, void *vctx)
+{
+	struct replay *ctx = vctx;
+	struct json_object *body;
+
+	(void)seq;
+	if (ctx->n++ >= ctx->limit)
+		return 1;
+	if (vlen < 8)
+		return 0;
+	if ((body = json_parse_whole(ctx->tok, (const char *)val + 8, vlen - 8, NULL)))
+		json_object_array_add(ctx->list, body);
+	return 0;
+}
+
 /* The outbox and its last seq as of txn: each commit writes both (outbox_put, alert_seq). */
 int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limit,
 		     struct json_object *list, uint64_t *last_seq, struct herr *err)
 {
-	struct json_tokener *tok;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	uint8_t start[8];
-	size_t n = 0;
+	struct replay ctx = { .list = list, .limit = limit };
+	uint64_t first;
 	int rc, ret = -1;
 
 	*last_seq = store_meta_u64(txn, st, "alert_seq");
 	if (after >= *last_seq)
 		return 0;
-	if (!(tok = json_tokener_new()))
+	if (!(ctx.tok = json_tokener_new()))
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_OUTBOX), &cur))) {
-		store_error(err, rc, "replay");
-		goto out_tok;
-	}
 	/* gone when retention pruned past `after`; `forget` may leave holes later on */
-	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == MDB_NOTFOUND || (rc == 0 && be64_get(key.mv_data) > after + 1)) {
+	if ((rc = store_seq_first(txn, st, DB_OUTBOX, &first, NULL, NULL, err)) < 0)
+		goto out;
+	if (rc == 1 || first > after + 1) {
 		herr_set(err, HERR_GONE, "notifications after seq %llu are no longer kept "
 			 "(publish.retain); resume from the current seq %llu",
 			 (unsigned long long)after, (unsigned long long)*last_seq);
 		goto out;
 	}
-	be64_put(start, after + 1);
-	key = (MDB_val){ 8, start };
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	for (; rc == 0 && n < limit; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
-		if (val.mv_size < 8)
-			continue;
-		struct json_object *body = json_parse_whole(tok, (const char *)val.mv_data + 8,
-							    val.mv_size - 8, NULL);
-		if (body)
-			json_object_array_add(list, body);
-	}
+	if (store_seq_walk(txn, st, DB_OUTBOX, after, replay_one, &ctx, err) < 0)
+		goto out;
 	ret = 0;
 out:
-	mdb_cursor_close(cur);
-out_tok:
-	json_tokener_free(tok);
+	json_tokener_free(ctx.tok);
 	return ret;
 }
 
@@ -185,32 +187,34 @@ struct prune_ctx {
 	size_t max, deleted;
 };
 
+/* Entries go oldest first until one is young enough to keep. */
+static int older(const void *val, size_t vlen, int64_t before)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, val, vlen);
+	return rbuf_i64(&r) < before;
+}
+
+static int prune_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct prune_ctx *ctx = vctx;
+
+	(void)key;
+	(void)klen;
+	if (ctx->deleted >= ctx->max || !older(val, vlen, ctx->before))
+		return 1;
+	ctx->deleted++;
+	return 0;
+}
+
 static int prune_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct prune_ctx *ctx = vctx;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
 
 	(void)err;
 	ctx->deleted = 0;
-	if ((rc = mdb_cursor_open(w->txn, store_dbi(w->st, DB_OUTBOX), &cur))) {
-		wtxn_fail(w, rc, "outbox prune");
-		return -1;
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && ctx->deleted < ctx->max;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct rbuf r;
-		rbuf_init(&r, val.mv_data, val.mv_size);
-		if (rbuf_i64(&r) >= ctx->before)
-			break;
-		if ((rc = mdb_cursor_del(cur, 0))) {
-			wtxn_fail(w, rc, "outbox prune");
-			break;
-		}
-		ctx->deleted++;
-	}
-	mdb_cursor_close(cur);
+	wtxn_walk_del(w, DB_OUTBOX, prune_one, ctx);
 	return w->rc ? -1 : 0;
 }
 
@@ -218,22 +222,18 @@ int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err)
 {
 	struct prune_ctx ctx = { .before = now - ob->srv->cfg->retain_ms, .max = max };
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int due = 0;
+	const void *val;
+	size_t vlen;
+	uint64_t seq;
+	struct herr e2;
+	int due;
 
 	/* a read first: most ticks have nothing to prune and need no write */
 	if (store_read_begin(ob->srv->st, &txn, err) < 0)
 		return -1;
-	if (mdb_cursor_open(txn, store_dbi(ob->srv->st, DB_OUTBOX), &cur) == 0) {
-		if (mdb_cursor_get(cur, &key, &val, MDB_FIRST) == 0 && val.mv_size >= 8) {
-			struct rbuf r;
-			rbuf_init(&r, val.mv_data, val.mv_size);
-			due = rbuf_i64(&r) < ctx.before;
-		}
-		mdb_cursor_close(cur);
-	}
-	mdb_txn_abort(txn);
+	due = store_seq_first(txn, ob->srv->st, DB_OUTBOX, &seq, &val, &vlen, &e2) == 0 && vlen >= 8 &&
+	      older(val, vlen, ctx.before);
+	store_read_end(txn);
 	if (!due)
 		return 0;
 	if (store_write(ob->srv->st, prune_fn, &ctx, err) < 0)

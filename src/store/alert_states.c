@@ -14,8 +14,8 @@
 #include "hearth/codec.h"
 #include "hearth/limits.h"
 #include "hearth/strmap.h"
+#include "store_impl.h"
 
-#define KEY_MAX (HEARTH_ID_MAX + 1 + HEARTH_NAME_MAX)
 #define FLUSHED_META "alerts_flushed"
 
 struct entry {
@@ -245,16 +245,13 @@ void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, s
 
 static void apply_entry(struct wtxn *w, const char *id, size_t idlen, const struct entry *e)
 {
-	uint8_t key[KEY_MAX];
-	size_t rlen = strlen(e->rule);
+	uint8_t key[STORE_ALERT_KEY_MAX];
+	size_t klen = store_alert_key(key, id, idlen, e->rule);
 
-	memcpy(key, id, idlen);
-	key[idlen] = 0;
-	memcpy(key + idlen + 1, e->rule, rlen);
 	if (e->gone)
-		wtxn_del(w, DB_ALERTS, key, idlen + 1 + rlen);
+		wtxn_del(w, DB_ALERTS, key, klen);
 	else
-		wtxn_put(w, DB_ALERTS, key, idlen + 1 + rlen, e->rec, e->len, 0);
+		wtxn_put(w, DB_ALERTS, key, klen, e->rec, e->len, 0);
 }
 
 static int sort_customers(struct alert_states *as);
@@ -541,7 +538,7 @@ int alert_states_recover(struct alert_states *as, struct store *st, struct herr 
 	if (store_read_begin(st, &txn, err) < 0)
 		return -1;
 	rc = alert_states_sync(as, st, txn, err);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	if (rc < 0 || store_is_read_only(st) || as->entries == 0)
 		return rc;
 	if (store_write(st, recover_fn, as, err) < 0) {

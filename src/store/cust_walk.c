@@ -33,36 +33,43 @@ static int fresh_step(struct cust_walk *w, MDB_txn *txn, size_t n, cust_walk_fn 
 	return 1;
 }
 
+struct stored_step {
+	struct cust_walk *w;
+	MDB_txn *txn;
+	size_t n, done;
+	cust_walk_fn fn;
+	void *ctx;
+	struct herr *err;
+	int failed;
+};
+
+static int stored_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct stored_step *s = vctx;
+	struct cust_walk *w = s->w;
+
+	(void)val;
+	(void)vlen;
+	if (s->done++ >= s->n)
+		return 1;
+	if (klen > HEARTH_ID_MAX)
+		return 0;
+	memcpy(w->after, key, klen);
+	w->after_len = klen;
+	s->failed = !strmap_get(&w->fresh_set, w->after, w->after_len) &&
+		    s->fn(s->ctx, s->txn, w->after, w->after_len, s->err) < 0;
+	return s->failed;
+}
+
 static int stored_step(struct cust_walk *w, MDB_txn *txn, size_t n, cust_walk_fn fn, void *ctx,
 		       struct herr *err)
 {
-	struct store *st = w->srv->st;
-	MDB_cursor *cur;
-	MDB_val key = { w->after_len, w->after }, val;
-	size_t done = 0;
-	int rc, ret = -1;
+	struct stored_step s = { w, txn, n, 0, fn, ctx, err, 0 };
+	int rc = store_walk(txn, w->srv->st, DB_CUSTOMERS, w->after, w->started ? w->after_len : 0,
+			    NULL, 0, stored_one, &s, err);
 
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur)))
-		return store_error(err, rc, "walking the customers");
-	rc = w->started ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
-			: mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	if (rc == 0 && w->started && key.mv_size == w->after_len &&
-	    memcmp(key.mv_data, w->after, key.mv_size) == 0)
-		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
 	w->started = 1;
-	for (; rc == 0 && done < n; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), done++) {
-		if (key.mv_size > HEARTH_ID_MAX)
-			continue;
-		memcpy(w->after, key.mv_data, key.mv_size);
-		w->after_len = key.mv_size;
-		if (!strmap_get(&w->fresh_set, w->after, w->after_len) &&
-		    fn(ctx, txn, w->after, w->after_len, err) < 0)
-			goto out;
-	}
-	ret = rc == 0;
-out:
-	mdb_cursor_close(cur);
-	return ret;
+	return s.failed ? -1 : rc;
 }
 
 int cust_walk_step(struct cust_walk *w, size_t n, cust_walk_fn fn, void *ctx, struct herr *err)
@@ -74,6 +81,6 @@ int cust_walk_step(struct cust_walk *w, size_t n, cust_walk_fn fn, void *ctx, st
 		return -1;
 	rc = w->next_fresh < w->fresh.n ? fresh_step(w, txn, n, fn, ctx, err)
 					: stored_step(w, txn, n, fn, ctx, err);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return rc;
 }

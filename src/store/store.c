@@ -16,6 +16,7 @@
 #include "hearth/codec.h"
 #include "hearth/log.h"
 #include "hearth/store.h"
+#include "store_impl.h"
 
 static const char *const db_names[DB__COUNT] = {
 	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
@@ -261,7 +262,6 @@ void store_close(struct store *st)
 	free(st);
 }
 
-MDB_env *store_env(struct store *st) { return st->env; }
 MDB_dbi store_dbi(struct store *st, enum store_db db) { return st->dbi[db]; }
 const char *store_path(const struct store *st) { return st->path; }
 uint64_t store_map_size(const struct store *st) { return st->map_size; }
@@ -324,20 +324,23 @@ void wtxn_del(struct wtxn *w, enum store_db db, const void *key, size_t klen)
 		wtxn_fail(w, rc, db_names[db]);
 }
 
-int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, MDB_val *val)
+int wtxn_get(struct wtxn *w, enum store_db db, const void *key, size_t klen, const void **val,
+	     size_t *vlen)
 {
-	MDB_val k = { klen, (void *)key };
+	MDB_val k = { klen, (void *)key }, v;
 	int rc;
 
 	if (w->rc)
 		return -1;
-	rc = mdb_get(w->txn, w->st->dbi[db], &k, val);
+	rc = mdb_get(w->txn, w->st->dbi[db], &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return 1;
 	if (rc) {
 		wtxn_fail(w, rc, db_names[db]);
 		return -1;
 	}
+	*val = v.mv_data;
+	*vlen = v.mv_size;
 	return 0;
 }
 
@@ -403,6 +406,11 @@ int store_read_begin(struct store *st, MDB_txn **txn, struct herr *err)
 	return rc ? store_error(err, rc, "beginning a read") : 0;
 }
 
+void store_read_end(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+}
+
 int store_shared_begin(struct store *st, MDB_txn **txn, struct herr *err)
 {
 	pthread_rwlock_rdlock(&st->grow_lock);
@@ -421,25 +429,73 @@ void store_shared_end(struct store *st, MDB_txn *txn)
 	pthread_rwlock_unlock(&st->grow_lock);
 }
 
-int store_each(struct store *st, enum store_db db, store_each_fn fn, void *ctx, struct herr *err)
+/*
+ * The cursor loop of every walk: from the first key after `after` (or, without it,
+ * at prefix, or the first key), while keys begin with prefix. *stopped when fn
+ * stopped it; del deletes each record fn let pass. 0 or MDB_NOTFOUND at the end.
+ */
+static int walk_cursor(MDB_cursor *cur, const void *after, size_t alen, const void *prefix,
+		       size_t plen, store_walk_fn fn, void *ctx, int del, int *stopped)
+{
+	MDB_val key = { alen ? alen : plen, (void *)(alen ? after : prefix) }, val;
+	int rc = mdb_cursor_get(cur, &key, &val, key.mv_size ? MDB_SET_RANGE : MDB_FIRST);
+
+	if (rc == 0 && alen && key.mv_size == alen && memcmp(key.mv_data, after, alen) == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (plen && (key.mv_size < plen || memcmp(key.mv_data, prefix, plen) != 0))
+			return MDB_NOTFOUND;
+		if ((*stopped = fn(key.mv_data, key.mv_size, val.mv_data, val.mv_size, ctx) != 0))
+			return 0;
+		/* the cursor then stands on the next record, which MDB_NEXT returns */
+		if (del && (rc = mdb_cursor_del(cur, 0)))
+			return rc;
+	}
+	return rc;
+}
+
+int store_walk(MDB_txn *txn, struct store *st, enum store_db db, const void *after, size_t alen,
+	       const void *prefix, size_t plen, store_walk_fn fn, void *ctx, struct herr *err)
+{
+	MDB_cursor *cur;
+	int stopped = 0, rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+
+	if (rc)
+		return store_error(err, rc, db_names[db]);
+	rc = walk_cursor(cur, after, alen, prefix, plen, fn, ctx, 0, &stopped);
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return store_error(err, rc, db_names[db]);
+	return stopped;
+}
+
+void wtxn_walk_del(struct wtxn *w, enum store_db db, store_walk_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	int stopped = 0, rc;
+
+	if (w->rc)
+		return;
+	if ((rc = mdb_cursor_open(w->txn, w->st->dbi[db], &cur))) {
+		wtxn_fail(w, rc, db_names[db]);
+		return;
+	}
+	rc = walk_cursor(cur, NULL, 0, NULL, 0, fn, ctx, 1, &stopped);
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		wtxn_fail(w, rc, db_names[db]);
+}
+
+int store_each(struct store *st, enum store_db db, store_walk_fn fn, void *ctx, struct herr *err)
 {
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val key, val;
 	int rc;
 
 	if (store_read_begin(st, &txn, err) < 0)
 		return -1;
-	if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
-		mdb_txn_abort(txn);
-		return store_error(err, rc, "reading a table");
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-		fn(txn, &key, &val, ctx);
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : store_error(err, rc, "reading a table");
+	rc = store_walk(txn, st, db, NULL, 0, NULL, 0, fn, ctx, err);
+	store_read_end(txn);
+	return rc < 0 ? -1 : 0;
 }
 
 int store_get(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
@@ -458,9 +514,19 @@ uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name)
 	return be64_get(val.mv_data);
 }
 
-int store_meta_get(MDB_txn *txn, struct store *st, const char *name, MDB_val *val)
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
+		   struct herr *err)
 {
-	return store_get(txn, st, DB_META, name, strlen(name), val);
+	MDB_val v;
+	int rc = store_get(txn, st, DB_META, name, strlen(name), &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc)
+		return store_error(err, rc, db_names[DB_META]);
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
 }
 
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len)
@@ -569,4 +635,27 @@ int store_backup(struct store *st, const char *path, struct herr *err)
 {
 	int rc = mdb_env_copy2(st->env, path, MDB_CP_COMPACT);
 	return rc ? store_error(err, rc, "backup") : 0;
+}
+
+/*
+ * Another process's copy (hearthctl backup): LMDB lets it read beside the
+ * running hearthd, whose writes never wait for the copy.
+ */
+int store_copy_fd(const char *path, int fd, struct herr *err)
+{
+	MDB_env *env = NULL;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+	    (rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0))) {
+		herr_set(err, HERR_STORE_ERROR, "cannot open the store at %s (%s)", path,
+			 mdb_strerror(rc));
+		goto out;
+	}
+	if ((rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT)))
+		herr_set(err, HERR_STORE_ERROR, "backup failed (%s)", mdb_strerror(rc));
+out:
+	if (env)
+		mdb_env_close(env);
+	return rc ? -1 : 0;
 }

@@ -259,7 +259,7 @@ static int recover(struct timeline *tl, struct herr *err)
 	ret = 0;
 out:
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return ret;
 }
 
@@ -342,22 +342,20 @@ static void publish_forget(struct timeline *tl, const char *id, size_t len);
 
 static int is_duplicate(struct strmap *group, struct timeline *tl, struct wtxn *w, const struct event *ev)
 {
-	MDB_val val;
+	const void *val;
+	size_t vlen;
 
 	if (strmap_get(group, ev->id, ev->id_len) || strmap_get(&tl->ids, ev->id, ev->id_len))
 		return 1;
-	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val) == 0;
+	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0;
 }
 
 static int put_record(struct timeline *tl, struct wtxn *w, const struct event *ev, struct herr *err)
 {
-	uint8_t key[8];
-
 	wbuf_reset(&tl->rec);
 	if (event_encode(ev, &tl->rec, err) < 0)
 		return -1;
-	be64_put(key, ev->seq);
-	wtxn_put(w, DB_LOG, key, 8, tl->rec.data, tl->rec.len, MDB_APPEND);
+	wtxn_append_seq(w, DB_LOG, ev->seq, tl->rec.data, tl->rec.len);
 	return 0;
 }
 
@@ -886,7 +884,7 @@ int timeline_customers(struct timeline *tl, const char *after, size_t after_len,
 	ret = 0;
 out:
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 	return ret;
 }
 
@@ -973,6 +971,8 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 	struct wbuf keys;
 	MDB_cursor *cur;
 	MDB_val key = { ctx->len + 1, prefix }, val;
+	const void *rec;
+	size_t rlen;
 	int rc;
 
 	ctx->removed = 0;
@@ -997,8 +997,8 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 	for (size_t off = 0; off < keys.len && !w->rc; off += klen) {
 		const uint8_t *seqkey = keys.data + off + ctx->len + 9;
 		struct event ev;
-		if (wtxn_get(w, DB_LOG, seqkey, 8, &val) == 0 &&
-		    event_decode(val.mv_data, val.mv_size, &ev) == 0 && ev.id) {
+		if (wtxn_get(w, DB_LOG, seqkey, 8, &rec, &rlen) == 0 &&
+		    event_decode(rec, rlen, &ev) == 0 && ev.id) {
 			char id[HEARTH_ID_MAX];
 			size_t id_len = ev.id_len;
 			memcpy(id, ev.id, id_len); /* the page may change under the delete */
@@ -1011,9 +1011,9 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 	wbuf_free(&keys);
 	forget_related(w, ctx);
 	forget_notifications(w, ctx);
-	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &val) == 0;
+	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &rec, &rlen) == 0;
 	if (ctx->found) {
-		struct cust *c = cust_decode(ctx->id, ctx->len, val.mv_data, val.mv_size);
+		struct cust *c = cust_decode(ctx->id, ctx->len, rec, rlen);
 		if (c && c->deadline != INT64_MAX) {
 			size_t dlen = timeline_deadline_key(prefix, c->deadline, ctx->id, ctx->len);
 			wtxn_del(w, DB_DEADLINES, prefix, dlen);

@@ -12,6 +12,7 @@
 #include "hearth/limits.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
+#include "store_impl.h"
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
 

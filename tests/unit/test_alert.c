@@ -15,6 +15,7 @@
 
 #include "hearth/alert.h"
 #include "hearth/codec.h"
+#include "hearth/store.h"
 #include "hearth/units.h"
 
 #define T0 1800000000000LL
@@ -215,8 +216,8 @@ static void test_pending_never_resolves(void **state)
 
 static void test_key(void **state)
 {
-	uint8_t buf[HEARTH_ID_MAX + HEARTH_NAME_MAX + 2];
-	size_t n = alert_key(buf, "C1001", 5, "customer_cooling");
+	uint8_t buf[STORE_ALERT_KEY_MAX];
+	size_t n = store_alert_key(buf, "C1001", 5, "customer_cooling");
 
 	(void)state;
 	assert_int_equal(n, 5 + 1 + 16);

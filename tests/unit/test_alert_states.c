@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <ftw.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,23 +146,38 @@ static void look(struct fx *fx, struct alert_states *as, int sync, const char *f
 	assert_int_equal(alert_states_walk(as, fx->st, txn, from, from ? strlen(from) : 0, walk_one, all, &err), 0);
 	if (customer)
 		alert_states_customer(as, fx->st, txn, customer, strlen(customer), customer_one, one);
-	mdb_txn_abort(txn);
+	store_read_end(txn);
 }
 
+struct lookup {
+	const char *key;
+	size_t klen;
+	char *buf;
+	size_t size;
+	int found;
+};
+
+static int lookup_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct lookup *l = vctx;
+	const void *val;
+	size_t vlen;
+
+	(void)err;
+	l->found = wtxn_get(w, DB_ALERTS, l->key, l->klen, &val, &vlen) == 0;
+	if (l->found)
+		snprintf(l->buf, l->size, "%.*s", (int)vlen, (const char *)val);
+	return -1; /* nothing to commit */
+}
+
+/* DB_ALERTS itself at key, or NULL. */
 static const char *stored(struct fx *fx, const char *key, size_t klen, char *buf, size_t size)
 {
-	MDB_txn *txn;
-	MDB_val val;
+	struct lookup l = { key, klen, buf, size, 0 };
 	struct herr err;
 
-	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
-	if (store_get(txn, fx->st, DB_ALERTS, key, klen, &val) != 0) {
-		mdb_txn_abort(txn);
-		return NULL;
-	}
-	snprintf(buf, size, "%.*s", (int)val.mv_size, (const char *)val.mv_data);
-	mdb_txn_abort(txn);
-	return buf;
+	store_write(fx->st, lookup_fn, &l, &err);
+	return l.found ? buf : NULL;
 }
 
 /* ---- tests -------------------------------------------------------------------- */
