@@ -17,6 +17,7 @@
 #include "hearth/store.h"
 #include "hearth/log.h"
 #include "hearth/metrics.h"
+#include "hearth/outbox.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/timeline.h"
@@ -148,9 +149,10 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	log_set_level(cfg->log_level);
 	timeline_set_config(srv->tl, cfg);
 	server_publish_clock(srv);      /* max_future */
-	if (srv->engine)
+	if (srv->engine) {
+		outbox_set_config(engine_outbox(srv->engine), cfg);
 		engine_set_rules(srv->engine, rs); /* frees the rules that pointed into old */
-	else
+	} else
 		ruleset_free(rs);
 	if (srv->control)
 		control_reload(srv->control);

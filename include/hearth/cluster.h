@@ -51,8 +51,6 @@ uint32_t cluster_fnv1a32(const char *s, size_t len);
 struct cluster *cluster_open(struct server *srv, struct herr *err);
 void cluster_close(struct cluster *cl);
 
-/* The outbox's last seq after a commit (from outbox_committed, loop thread). */
-void cluster_outbox_committed(struct cluster *cl, uint64_t last_seq);
 /* Stops (or resumes) taking fetched batches while derived state is backlogged. */
 void cluster_pause(struct cluster *cl, int paused);
 /* Prometheus lines for the metrics command. */

@@ -140,6 +140,7 @@ struct cluster {
 	struct item *head, *tail;
 	int stopping;
 	uint64_t committed;             /* the outbox's last seq */
+	struct outbox *ob;              /* tells us of commits (outbox_on_committed) */
 	int efd;
 	int paused;                     /* loop thread only */
 
@@ -524,10 +525,11 @@ void cluster_pause(struct cluster *cl, int paused)
 	loop_set_events(cl->srv->loop, NULL, cl->efd, paused ? 0 : ZMQ_POLLIN);
 }
 
-void cluster_outbox_committed(struct cluster *cl, uint64_t last_seq)
+/* The outbox's last seq after a commit (outbox_on_committed, loop thread). */
+static void on_outbox_committed(void *ctx, uint64_t last_seq)
 {
-	if (!cl)
-		return;
+	struct cluster *cl = ctx;
+
 	pthread_mutex_lock(&cl->mu);
 	if (last_seq > cl->committed) {
 		cl->committed = last_seq;
@@ -1060,6 +1062,8 @@ struct cluster *cluster_open(struct server *srv, struct herr *err)
 	if (store_write(srv->st, partitions_mark, &partitions, err) < 0)
 		goto fail;
 	cl->committed = engine_seq(srv->engine);
+	cl->ob = engine_outbox(srv->engine);
+	outbox_on_committed(cl->ob, on_outbox_committed, cl);
 	cl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (cl->efd < 0 || loop_watch(srv->loop, NULL, cl->efd, ZMQ_POLLIN, on_wake, cl) < 0) {
 		herr_set(err, HERR_IO, "cluster, cannot set up the wake-up (%s)", strerror(errno));
@@ -1091,6 +1095,8 @@ void cluster_close(struct cluster *cl)
 {
 	if (!cl)
 		return;
+	if (cl->ob)
+		outbox_on_committed(cl->ob, NULL, NULL);
 	/* stop first: whatever is queued or pushed from now on comes back done, not ok */
 	pthread_mutex_lock(&cl->mu);
 	cl->stopping = 1;

@@ -805,7 +805,7 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!(eng->ob = outbox_open(srv, err)) || engine_load_silences(eng, err) < 0 ||
+	if (!(eng->ob = outbox_open(srv->cfg, srv->st, srv->loop, srv->zctx, &srv->ingest_clock, err)) || engine_load_silences(eng, err) < 0 ||
 	    count_alerts(eng, err) < 0 || engine_load_open(eng, err) < 0)
 		goto fail;
 	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
