@@ -25,6 +25,7 @@
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
+#include "hearth/outbox.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
@@ -143,7 +144,13 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 		ruleset_free(rs);
 		return -1;
 	}
-	srv->engine = engine_open(srv, rs, err); /* takes rs */
+	srv->outbox = outbox_open(srv->cfg, srv->st, srv->loop, srv->zctx, &srv->ingest_clock, err);
+	if (!srv->outbox) {
+		ruleset_free(rs);
+		return -1;
+	}
+	srv->engine = engine_open(srv->cfg, srv->st, srv->tl, srv->outbox, srv->loop, &srv->ingest_clock,
+				  rs, err); /* takes rs */
 	if (!srv->engine)
 		return -1;
 	srv->ingest = ingest_open(srv, err);
@@ -175,6 +182,7 @@ static void server_stop(struct server *srv)
 	srv->board = NULL;
 	ingest_close(srv->ingest);
 	engine_close(srv->engine);
+	outbox_close(srv->outbox);
 	zap_close(srv->zap);
 	timeline_close(srv->tl);
 	store_close(srv->st);
@@ -242,7 +250,7 @@ static int check_against(struct config *cfg, struct ruleset *rs, const char *pat
 	/* folding the log's tail in memory is routine here, not news ("recovered N events") */
 	log_set_level(LOG_LEVEL_WARNING);
 	if (!ans || !(srv.st = store_open_readonly(path, &err)) ||
-	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(&srv, &err))) {
+	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(srv.tl, &err))) {
 		ruleset_free(rs);
 		config_free(cfg);
 		goto out;

@@ -149,10 +149,11 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	log_set_level(cfg->log_level);
 	timeline_set_config(srv->tl, cfg);
 	server_publish_clock(srv);      /* max_future */
-	if (srv->engine) {
-		outbox_set_config(engine_outbox(srv->engine), cfg);
-		engine_set_rules(srv->engine, rs); /* frees the rules that pointed into old */
-	} else
+	if (srv->outbox)
+		outbox_set_config(srv->outbox, cfg);
+	if (srv->engine)
+		engine_set_rules(srv->engine, cfg, rs); /* frees the rules that pointed into old */
+	else
 		ruleset_free(rs);
 	if (srv->control)
 		control_reload(srv->control);

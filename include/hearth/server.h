@@ -20,6 +20,7 @@ struct ingest;
 struct ruleset;
 struct zap;
 struct loop;
+struct outbox;
 struct store;
 struct timeline;
 
@@ -34,6 +35,7 @@ struct server {
 	const char *config_path;
 	struct store *st;
 	struct timeline *tl;
+	struct outbox *outbox;
 	struct engine *engine;
 	struct loop *loop;
 	void *zctx;

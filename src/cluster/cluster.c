@@ -1062,7 +1062,7 @@ struct cluster *cluster_open(struct server *srv, struct herr *err)
 	if (store_write(srv->st, partitions_mark, &partitions, err) < 0)
 		goto fail;
 	cl->committed = engine_seq(srv->engine);
-	cl->ob = engine_outbox(srv->engine);
+	cl->ob = srv->outbox;
 	outbox_on_committed(cl->ob, on_outbox_committed, cl);
 	cl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (cl->efd < 0 || loop_watch(srv->loop, NULL, cl->efd, ZMQ_POLLIN, on_wake, cl) < 0) {

@@ -33,7 +33,7 @@ void metrics_fill(struct server *srv, struct metrics_writer *out)
 		ingest_get_stats(srv->ingest, &out->is);
 	if (srv->engine) {
 		engine_get_stats(srv->engine, &out->es);
-		outbox_get_stats(engine_outbox(srv->engine), &out->os);
+		outbox_get_stats(srv->outbox, &out->os);
 		out->seq = engine_seq(srv->engine);
 	}
 	out->counters = srv->counters;
