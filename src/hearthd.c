@@ -118,6 +118,11 @@ static void feed_watchdog(struct loop *loop, void *ctx)
 	loop_timer_add(loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
 }
 
+static void post_status(void *ctx)
+{
+	server_post_status(ctx);
+}
+
 static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
 {
 	srv->started_mono_ms = mono_now_ms();
@@ -153,7 +158,9 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 				  rs, err); /* takes rs */
 	if (!srv->engine)
 		return -1;
-	srv->ingest = ingest_open(srv, err);
+	srv->gc = (struct group_committer){ srv->st, srv->tl, srv->engine, post_status, srv };
+	srv->ingest = ingest_open(srv->cfg, srv->zctx, srv->loop, &srv->ingest_clock, &srv->gc, srv->engine,
+				  err);
 	if (!srv->ingest)
 		return -1;
 	srv->board = board_new();
@@ -364,9 +371,9 @@ int main(int argc, char **argv)
 	notify_ready();
 	notify_status("%llu customers, %llu events", (unsigned long long)timeline_customer_count(srv.tl),
 		      (unsigned long long)timeline_event_count(srv.tl));
-	if (loop_run(srv.loop) < 0)
-		srv.exit_code = 1;
+	/* 1 when the loop failed, or a part of the daemon could not go on (loop_fail) */
+	int rc = loop_run(srv.loop) < 0;
 	server_stop(&srv);
 	log_info("hearthd, stopped");
-	return srv.exit_code;
+	return rc;
 }

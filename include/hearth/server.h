@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hearth/group_commit.h"
 #include "hearth/ingest_clock.h"
 
 struct board;
@@ -37,6 +38,7 @@ struct server {
 	struct timeline *tl;
 	struct outbox *outbox;
 	struct engine *engine;
+	struct group_committer gc;      /* what ingest, the cluster and `ingest` commit through */
 	struct loop *loop;
 	void *zctx;
 	struct ingest *ingest;
@@ -49,7 +51,6 @@ struct server {
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */
 	struct ingest_clock ingest_clock; /* that and max_future, published for parsing threads */
 	int64_t started_mono_ms;
-	int exit_code;
 	struct server_counters counters;
 	uint64_t posted_errors_gen;     /* what the board has of the engine's (server_post_status) */
 	uint64_t posted_silences_gen;

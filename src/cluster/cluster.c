@@ -361,7 +361,7 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 			nmarks += k == nmarks;
 		}
 	}
-	rc = nmarks ? group_commit_marked(srv, good, ngood, marks, nmarks) : 0;
+	rc = nmarks ? group_commit_marked(&srv->gc, good, ngood, marks, nmarks) : 0;
 	if (rc < 0) {
 		log_warning("cluster, applying %zu fetched message(s) failed; they are fetched again",
 			    nall);

@@ -113,6 +113,7 @@ static int setup(void)
 	srv.outbox = outbox_open(srv.cfg, srv.st, srv.loop, srv.zctx, &srv.ingest_clock, &err);
 	srv.engine = srv.outbox ? engine_open(srv.cfg, srv.st, srv.tl, srv.outbox, srv.loop, &srv.ingest_clock,
 					      rs, &err) : NULL;
+	srv.gc = (struct group_committer){ srv.st, srv.tl, srv.engine, NULL, NULL };
 	tok = json_tokener_new_ex(64);
 	if (tok)
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
