@@ -118,6 +118,14 @@ static void feed_watchdog(struct loop *loop, void *ctx)
 	loop_timer_add(loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
 }
 
+/* The cluster's control requests: answered here as on the socket, by a peer that is no admin. */
+static struct json_object *answer_cluster(void *ctx, struct json_tokener *tok, const char *line, size_t len)
+{
+	static const struct control_peer peer = { .uid = (unsigned)-1, .pid = 0, .admin = 0 };
+
+	return control_answer(ctx, tok, line, len, &peer, NULL);
+}
+
 static void post_status(void *ctx)
 {
 	server_post_status(ctx);
@@ -171,8 +179,14 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 	if (!srv->control)
 		return -1;
 	/* cluster mode: last, once everything it hands work to is there */
-	if (srv->cfg->cluster && !(srv->cluster = cluster_open(srv, err)))
-		return -1;
+	if (srv->cfg->cluster) {
+		struct cluster_config *cc = srv->cfg->cluster;
+		srv->cfg->cluster = NULL;       /* the cluster's now: a reload keeps it as started */
+		srv->cluster = cluster_open(cc, srv->cfg->retain_ms, &srv->gc, srv->outbox, srv->loop,
+					    &srv->ingest_clock, answer_cluster, srv, err);
+		if (!srv->cluster)
+			return -1;
+	}
 	loop_set_prepare(srv->loop, before_poll, srv);
 	if (notify_watchdog_interval_ms() > 0)
 		loop_timer_add(srv->loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
