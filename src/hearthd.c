@@ -61,7 +61,8 @@ static void on_signal(struct loop *loop, short revents, void *ctx)
 		if (si.ssi_signo == SIGHUP) {
 			log_info("hearthd, SIGHUP: reloading the configuration");
 			notify_reloading();
-			server_reload(srv, msg, sizeof(msg));
+			if (server_reload(srv, msg, sizeof(msg)) == 0)
+				control_reload(srv->control);
 			notify_ready();
 		} else {
 			log_info("hearthd, %s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -98,7 +99,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	timeline_publish_restated(srv->tl);     /* before the flush can take them */
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
-	server_post_status(srv);        /* for `status` on the control thread */
+	control_post_status(srv);        /* for `status` on the control thread */
 	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
 	cluster_pause(srv->cluster, timeline_backlogged(srv->tl));
 	return timeline_flush_due_in(srv->tl);
@@ -128,7 +129,7 @@ static struct json_object *answer_cluster(void *ctx, struct json_tokener *tok, c
 
 static void post_status(void *ctx)
 {
-	server_post_status(ctx);
+	control_post_status(ctx);
 }
 
 static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
@@ -174,7 +175,7 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 	srv->board = board_new();
 	if (!srv->board)
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	server_post_status(srv);
+	control_post_status(srv);
 	srv->control = control_open(srv, notify_listen_fd("control"), err);
 	if (!srv->control)
 		return -1;

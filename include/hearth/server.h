@@ -52,7 +52,7 @@ struct server {
 	struct ingest_clock ingest_clock; /* that and max_future, published for parsing threads */
 	int64_t started_mono_ms;
 	struct server_counters counters;
-	uint64_t posted_errors_gen;     /* what the board has of the engine's (server_post_status) */
+	uint64_t posted_errors_gen;     /* what the board has of the engine's (control_post_status) */
 	uint64_t posted_silences_gen;
 };
 
@@ -63,15 +63,10 @@ struct config *server_load_config(const char *path, struct ruleset **rs, char *e
 				  size_t size);
 /* Publishes the clock and max_future to the parsing threads: after either changes. */
 void server_publish_clock(struct server *srv);
-/* The writer's counters for `status`, read now (on the writer). */
-void server_status_fill(struct server *srv, struct board_status *out);
 /*
- * Posts them to srv->board (if any), with the counters of `metrics` and, when
- * they changed, the rules' last errors and the silences: after a loop turn, a
- * commit, a control command.
+ * Re-reads the configuration; keeps the old one on error (errors in msg). The
+ * control thread's copy is the caller's to renew (control_reload).
  */
-void server_post_status(struct server *srv);
-/* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 
 #endif
