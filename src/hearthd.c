@@ -153,7 +153,7 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 		return -1;
 	}
 	herr_clear(err);
-	srv->zap = zap_open(srv, err); /* before any CURVE socket takes a handshake */
+	srv->zap = zap_open(srv->cfg, srv->zctx, srv->loop, err); /* before any CURVE socket takes a handshake */
 	if (!srv->zap && err->code != HERR_OK) {
 		ruleset_free(rs);
 		return -1;

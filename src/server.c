@@ -90,7 +90,7 @@ int server_reload(struct server *srv, char *msg, size_t size)
 	else
 		ruleset_free(rs);
 	if (srv->zap)
-		zap_reload(srv->zap);
+		zap_reload(srv->zap, cfg);
 	config_free(old);
 	log_info("reload, configuration '%s' loaded", srv->config_path);
 	return 0;
