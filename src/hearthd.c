@@ -25,6 +25,7 @@
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
+#include "hearth/outbox.h"
 #include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
@@ -60,7 +61,8 @@ static void on_signal(struct loop *loop, short revents, void *ctx)
 		if (si.ssi_signo == SIGHUP) {
 			log_info("hearthd, SIGHUP: reloading the configuration");
 			notify_reloading();
-			server_reload(srv, msg, sizeof(msg));
+			if (server_reload(srv, msg, sizeof(msg)) == 0)
+				control_reload(srv->control);
 			notify_ready();
 		} else {
 			log_info("hearthd, %s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -97,7 +99,7 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 	timeline_publish_restated(srv->tl);     /* before the flush can take them */
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
-	server_post_status(srv);        /* for `status` on the control thread */
+	control_post_status(srv);        /* for `status` on the control thread */
 	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
 	cluster_pause(srv->cluster, timeline_backlogged(srv->tl));
 	return timeline_flush_due_in(srv->tl);
@@ -115,6 +117,19 @@ static void feed_watchdog(struct loop *loop, void *ctx)
 		      (unsigned long long)timeline_customer_count(srv->tl),
 		      (unsigned long long)es.firing, (unsigned long long)engine_seq(srv->engine));
 	loop_timer_add(loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
+}
+
+/* The cluster's control requests: answered here as on the socket, by a peer that is no admin. */
+static struct json_object *answer_cluster(void *ctx, struct json_tokener *tok, const char *line, size_t len)
+{
+	static const struct control_peer peer = { .uid = (unsigned)-1, .pid = 0, .admin = 0 };
+
+	return control_answer(ctx, tok, line, len, &peer, NULL);
+}
+
+static void post_status(void *ctx)
+{
+	control_post_status(ctx);
 }
 
 static int server_start(struct server *srv, struct ruleset *rs, struct herr *err)
@@ -138,27 +153,41 @@ static int server_start(struct server *srv, struct ruleset *rs, struct herr *err
 		return -1;
 	}
 	herr_clear(err);
-	srv->zap = zap_open(srv, err); /* before any CURVE socket takes a handshake */
+	srv->zap = zap_open(srv->cfg, srv->zctx, srv->loop, err); /* before any CURVE socket takes a handshake */
 	if (!srv->zap && err->code != HERR_OK) {
 		ruleset_free(rs);
 		return -1;
 	}
-	srv->engine = engine_open(srv, rs, err); /* takes rs */
+	srv->outbox = outbox_open(srv->cfg, srv->st, srv->loop, srv->zctx, &srv->ingest_clock, err);
+	if (!srv->outbox) {
+		ruleset_free(rs);
+		return -1;
+	}
+	srv->engine = engine_open(srv->cfg, srv->st, srv->tl, srv->outbox, srv->loop, &srv->ingest_clock,
+				  rs, err); /* takes rs */
 	if (!srv->engine)
 		return -1;
-	srv->ingest = ingest_open(srv, err);
+	srv->gc = (struct group_committer){ srv->st, srv->tl, srv->engine, post_status, srv };
+	srv->ingest = ingest_open(srv->cfg, srv->zctx, srv->loop, &srv->ingest_clock, &srv->gc, srv->engine,
+				  err);
 	if (!srv->ingest)
 		return -1;
 	srv->board = board_new();
 	if (!srv->board)
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	server_post_status(srv);
+	control_post_status(srv);
 	srv->control = control_open(srv, notify_listen_fd("control"), err);
 	if (!srv->control)
 		return -1;
 	/* cluster mode: last, once everything it hands work to is there */
-	if (srv->cfg->cluster && !(srv->cluster = cluster_open(srv, err)))
-		return -1;
+	if (srv->cfg->cluster) {
+		struct cluster_config *cc = srv->cfg->cluster;
+		srv->cfg->cluster = NULL;       /* the cluster's now: a reload keeps it as started */
+		srv->cluster = cluster_open(cc, srv->cfg->retain_ms, &srv->gc, srv->outbox, srv->loop,
+					    &srv->ingest_clock, answer_cluster, srv, err);
+		if (!srv->cluster)
+			return -1;
+	}
 	loop_set_prepare(srv->loop, before_poll, srv);
 	if (notify_watchdog_interval_ms() > 0)
 		loop_timer_add(srv->loop, notify_watchdog_interval_ms(), feed_watchdog, srv);
@@ -175,6 +204,7 @@ static void server_stop(struct server *srv)
 	srv->board = NULL;
 	ingest_close(srv->ingest);
 	engine_close(srv->engine);
+	outbox_close(srv->outbox);
 	zap_close(srv->zap);
 	timeline_close(srv->tl);
 	store_close(srv->st);
@@ -242,7 +272,7 @@ static int check_against(struct config *cfg, struct ruleset *rs, const char *pat
 	/* folding the log's tail in memory is routine here, not news ("recovered N events") */
 	log_set_level(LOG_LEVEL_WARNING);
 	if (!ans || !(srv.st = store_open_readonly(path, &err)) ||
-	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(&srv, &err))) {
+	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(srv.tl, &err))) {
 		ruleset_free(rs);
 		config_free(cfg);
 		goto out;
@@ -356,9 +386,9 @@ int main(int argc, char **argv)
 	notify_ready();
 	notify_status("%llu customers, %llu events", (unsigned long long)timeline_customer_count(srv.tl),
 		      (unsigned long long)timeline_event_count(srv.tl));
-	if (loop_run(srv.loop) < 0)
-		srv.exit_code = 1;
+	/* 1 when the loop failed, or a part of the daemon could not go on (loop_fail) */
+	int rc = loop_run(srv.loop) < 0;
 	server_stop(&srv);
 	log_info("hearthd, stopped");
-	return srv.exit_code;
+	return rc;
 }

@@ -19,8 +19,13 @@
 
 #include "hearth/err.h"
 
-struct server;
 struct cluster;
+struct group_committer;
+struct ingest_clock;
+struct json_object;
+struct json_tokener;
+struct loop;
+struct outbox;
 struct wbuf;
 
 /* The `cluster:` section (PROTOCOL.md §9.1); absent means single-server mode. */
@@ -47,12 +52,24 @@ void cluster_config_free(struct cluster_config *cc);
 /* The 32-bit FNV-1a of s (docs/SCALING.md §1), the hash of partition(N, 1). */
 uint32_t cluster_fnv1a32(const char *s, size_t len);
 
-/* Connects, ensures the streams, starts the consumers from the stored watermarks. */
-struct cluster *cluster_open(struct server *srv, struct herr *err);
+/*
+ * One control request line to its answer object (NULL: out of memory), as for
+ * a peer that is no admin; tok is the cluster's own, for parsing it.
+ */
+typedef struct json_object *(*cluster_answer_fn)(void *ctx, struct json_tokener *tok, const char *line,
+						 size_t len);
+
+/*
+ * Connects, ensures the streams, starts the consumers from the stored
+ * watermarks. Takes cc (a reload keeps the cluster as started); fetched
+ * batches are committed through gc, the alerts stream drains ob, and control
+ * requests go to answer.
+ */
+struct cluster *cluster_open(struct cluster_config *cc, int64_t retain_ms, const struct group_committer *gc,
+			     struct outbox *ob, struct loop *loop, const struct ingest_clock *clock,
+			     cluster_answer_fn answer, void *answer_ctx, struct herr *err);
 void cluster_close(struct cluster *cl);
 
-/* The outbox's last seq after a commit (from outbox_committed, loop thread). */
-void cluster_outbox_committed(struct cluster *cl, uint64_t last_seq);
 /* Stops (or resumes) taking fetched batches while derived state is backlogged. */
 void cluster_pause(struct cluster *cl, int paused);
 /* Prometheus lines for the metrics command. */

@@ -10,6 +10,7 @@
 
 #include "hearth/err.h"
 
+struct board_status;
 struct job;
 struct json_object;
 struct json_tokener;
@@ -25,7 +26,15 @@ struct control_peer {
 /* Binds control.path, or adopts listen_fd (socket activation) when >= 0. */
 struct control *control_open(struct server *srv, int listen_fd, struct herr *err);
 void control_close(struct control *ctl);
-/* Re-resolves control.admin_groups after a reload. */
+/* The writer's counters for `status`, read now (on the writer). */
+void control_status_fill(struct server *srv, struct board_status *out);
+/*
+ * Posts them to srv->board (if any), with the counters of `metrics` and, when
+ * they changed, the rules' last errors and the silences: after a loop turn, a
+ * commit, a control command.
+ */
+void control_post_status(struct server *srv);
+/* After a reload: hands the control thread the new configuration, re-resolving control.admin_groups. */
 void control_reload(struct control *ctl);
 size_t control_client_count(const struct control *ctl);
 /*

@@ -11,7 +11,7 @@
 #include "hearth/err.h"
 
 struct config;
-struct server;
+struct loop;
 struct zap;
 
 #define CURVE_KEY_Z85 41         /* 40 characters and the terminator */
@@ -24,9 +24,9 @@ int curve_keygen(const char *name, char public_z85[CURVE_KEY_Z85], struct herr *
 int curve_server_setup(void *zsock, const struct config *cfg, struct herr *err);
 
 /* The ZAP handler, watched by the loop; NULL (and no error) without curve. */
-struct zap *zap_open(struct server *srv, struct herr *err);
+struct zap *zap_open(const struct config *cfg, void *zctx, struct loop *loop, struct herr *err);
 void zap_close(struct zap *zap);
-/* Re-reads the authorized keys (after a reload). */
-void zap_reload(struct zap *zap);
+/* Re-reads the authorized keys of cfg (after a reload). */
+void zap_reload(struct zap *zap, const struct config *cfg);
 
 #endif

@@ -13,11 +13,15 @@
 #include "hearth/err.h"
 #include "hearth/store.h"
 
+struct config;
 struct cust;
+struct ingest_clock;
 struct json_object;
+struct loop;
+struct outbox;
 struct store;
 struct ruleset;
-struct server;
+struct timeline;
 struct engine;
 struct eval_env;
 
@@ -32,12 +36,18 @@ struct engine_stats {
 	int reevaluating, load_ending;
 };
 
-struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err);
+/*
+ * Takes rs (compiled from cfg); writes its changes to st with their
+ * notifications in ob, then publishes them there. Times are read off clock.
+ */
+struct engine *engine_open(const struct config *cfg, struct store *st, struct timeline *tl,
+			   struct outbox *ob, struct loop *loop, const struct ingest_clock *clock,
+			   struct ruleset *rs, struct herr *err);
 /* An engine that only evaluates for others (dry runs against a store): never writes. */
-struct engine *engine_open_reader(struct server *srv, struct herr *err);
+struct engine *engine_open_reader(struct timeline *tl, struct herr *err);
 void engine_close(struct engine *eng);
-/* Takes ownership of rs; starts a re-evaluation of everyone in slices. */
-void engine_set_rules(struct engine *eng, struct ruleset *rs);
+/* After a reload: takes ownership of rs; starts a re-evaluation of everyone in slices. */
+void engine_set_rules(struct engine *eng, const struct config *cfg, struct ruleset *rs);
 const struct ruleset *engine_rules(const struct engine *eng);
 
 /*
@@ -51,7 +61,7 @@ struct strmap;
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live);
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err);
 void engine_ingest_end(struct engine *eng, int committed);
-/* Evaluates everyone due at server_now(); returns customers evaluated. */
+/* Evaluates everyone due now (the engine's clock); returns customers evaluated. */
 size_t engine_tick(struct engine *eng);
 /* A history load ended: evaluate its deferred customers, a slice per loop turn. */
 void engine_load_end(struct engine *eng);
@@ -107,6 +117,5 @@ int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err);
 int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *err);
 uint64_t engine_seq(const struct engine *eng);
 void engine_get_stats(const struct engine *eng, struct engine_stats *out);
-struct outbox *engine_outbox(struct engine *eng);
 
 #endif

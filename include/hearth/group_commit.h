@@ -10,14 +10,26 @@
 #include <stdint.h>
 
 struct batch;
-struct server;
+struct engine;
+struct store;
+struct timeline;
+
+/* What a group is committed through: the daemon's, filled once it has them all. */
+struct group_committer {
+	struct store *st;
+	struct timeline *tl;
+	struct engine *engine;
+	/* after each group, before its replies (the daemon posts its status); may be NULL */
+	void (*committed)(void *ctx);
+	void *ctx;
+};
 
 /*
  * Stores the candidate events of n batches, evaluates the customers they touch
  * and, once durable, publishes the notifications. On a store failure every
  * batch gets b->fail set and nothing is stored or published. Returns 0 or -1.
  */
-int group_commit(struct server *srv, struct batch **batches, size_t n);
+int group_commit(const struct group_committer *gc, struct batch **batches, size_t n);
 
 /*
  * Cluster mode (hearth/cluster.h): the same, and the meta values in marks (each
@@ -29,7 +41,7 @@ struct group_mark {
 	const char *name;
 	uint64_t value;
 };
-int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
+int group_commit_marked(const struct group_committer *gc, struct batch **batches, size_t n,
 			const struct group_mark *marks, size_t nmarks);
 
 #endif

@@ -10,10 +10,20 @@
 
 #include "hearth/err.h"
 
-struct server;
+struct config;
+struct engine;
+struct group_committer;
 struct ingest;
+struct ingest_clock;
+struct loop;
 
-struct ingest *ingest_open(struct server *srv, struct herr *err);
+/*
+ * Binds ingest.listen; parsed requests are validated against clock and
+ * committed through gc on loop, and a load's end is told to eng.
+ */
+struct ingest *ingest_open(const struct config *cfg, void *zctx, struct loop *loop,
+			   const struct ingest_clock *clock, const struct group_committer *gc,
+			   struct engine *eng, struct herr *err);
 void ingest_close(struct ingest *in);
 
 /* Stops (or resumes) reading requests; producers wait in ZeroMQ's queues meanwhile. */

@@ -30,8 +30,10 @@ void loop_timer_cancel(struct loop *loop, int id);
 typedef int64_t (*loop_prepare_fn)(struct loop *loop, void *ctx);
 void loop_set_prepare(struct loop *loop, loop_prepare_fn fn, void *ctx);
 
-/* Runs until loop_stop(); returns 0, or -1 if polling itself failed. */
+/* Runs until loop_stop() (0) or loop_fail() (-1); -1 also if polling itself failed. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
+/* For a handler that finds the daemon cannot go on: the loop ends, the process exits 1. */
+void loop_fail(struct loop *loop);
 
 #endif

@@ -15,10 +15,6 @@ struct board_control;
 struct server;
 struct wbuf;
 
-/* A small writer for the exposition format: HELP and TYPE once per family. */
-void metric_family(struct wbuf *out, const char *name, const char *type, const char *help);
-void metric_value(struct wbuf *out, const char *name, const char *labels, double value);
-
 /* The writer's counters, read on the writer and posted to the board for the control thread. */
 struct metrics_writer {
 	struct timeline_stats ts;

@@ -14,12 +14,21 @@
 #include "hearth/err.h"
 #include "hearth/store.h"
 
+struct config;
+struct ingest_clock;
 struct json_object;
-struct server;
+struct loop;
 struct outbox;
 
-struct outbox *outbox_open(struct server *srv, struct herr *err);
+/* Binds publish.listen; heartbeats on loop, stamped by clock. */
+struct outbox *outbox_open(const struct config *cfg, struct store *st, struct loop *loop, void *zctx,
+			   const struct ingest_clock *clock, struct herr *err);
 void outbox_close(struct outbox *ob);
+/* After a reload: publish.heartbeat and publish.retain are read from cfg from now on. */
+void outbox_set_config(struct outbox *ob, const struct config *cfg);
+/* fn is called with the new last seq after each commit (NULL: no more). */
+typedef void (*outbox_committed_fn)(void *ctx, uint64_t last_seq);
+void outbox_on_committed(struct outbox *ob, outbox_committed_fn fn, void *ctx);
 uint64_t outbox_last_seq(const struct outbox *ob);
 
 /* Inside a write transaction: stores body (which carries seq) at seq. */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hearth/group_commit.h"
 #include "hearth/ingest_clock.h"
 
 struct board;
@@ -20,6 +21,7 @@ struct ingest;
 struct ruleset;
 struct zap;
 struct loop;
+struct outbox;
 struct store;
 struct timeline;
 
@@ -34,7 +36,9 @@ struct server {
 	const char *config_path;
 	struct store *st;
 	struct timeline *tl;
+	struct outbox *outbox;
 	struct engine *engine;
+	struct group_committer gc;      /* what ingest, the cluster and `ingest` commit through */
 	struct loop *loop;
 	void *zctx;
 	struct ingest *ingest;
@@ -47,9 +51,8 @@ struct server {
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */
 	struct ingest_clock ingest_clock; /* that and max_future, published for parsing threads */
 	int64_t started_mono_ms;
-	int exit_code;
 	struct server_counters counters;
-	uint64_t posted_errors_gen;     /* what the board has of the engine's (server_post_status) */
+	uint64_t posted_errors_gen;     /* what the board has of the engine's (control_post_status) */
 	uint64_t posted_silences_gen;
 };
 
@@ -60,15 +63,10 @@ struct config *server_load_config(const char *path, struct ruleset **rs, char *e
 				  size_t size);
 /* Publishes the clock and max_future to the parsing threads: after either changes. */
 void server_publish_clock(struct server *srv);
-/* The writer's counters for `status`, read now (on the writer). */
-void server_status_fill(struct server *srv, struct board_status *out);
 /*
- * Posts them to srv->board (if any), with the counters of `metrics` and, when
- * they changed, the rules' last errors and the silences: after a loop turn, a
- * commit, a control command.
+ * Re-reads the configuration; keeps the old one on error (errors in msg). The
+ * control thread's copy is the caller's to renew (control_reload).
  */
-void server_post_status(struct server *srv);
-/* Re-reads the configuration; keeps the old one on error (errors in msg). */
 int server_reload(struct server *srv, char *msg, size_t size);
 
 #endif

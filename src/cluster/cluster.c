@@ -36,15 +36,13 @@
 #include "hearth/cluster.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
-#include "hearth/control.h"
 #include "hearth/engine.h"
+#include "hearth/exposition.h"
 #include "hearth/group_commit.h"
 #include "hearth/ingest_clock.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
-#include "hearth/metrics.h"
 #include "hearth/outbox.h"
-#include "hearth/server.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
@@ -118,7 +116,10 @@ struct cluster_stats {
 };
 
 struct cluster {
-	struct server *srv;
+	const struct group_committer *gc; /* the daemon's store and engine, written through it */
+	struct loop *loop;
+	cluster_answer_fn answer;       /* control requests */
+	void *answer_ctx;
 	struct cluster_config *cc;      /* taken from the configuration: a reload keeps it */
 	int64_t alerts_max_age_ms;
 	natsConnection *nc;
@@ -140,6 +141,7 @@ struct cluster {
 	struct item *head, *tail;
 	int stopping;
 	uint64_t committed;             /* the outbox's last seq */
+	struct outbox *ob;              /* tells us of commits (outbox_on_committed) */
 	int efd;
 	int paused;                     /* loop thread only */
 
@@ -310,7 +312,7 @@ static void load_end_seen(struct cluster *cl, struct part *p)
 			return;
 	for (size_t i = 0; i < cl->nparts; i++)
 		cl->parts[i].load_ended = 0;
-	engine_load_end(cl->srv->engine);
+	engine_load_end(cl->gc->engine);
 }
 
 /*
@@ -321,7 +323,6 @@ static void load_end_seen(struct cluster *cl, struct part *p)
  */
 static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 {
-	struct server *srv = cl->srv;
 	struct batch **all = NULL, **good = NULL;
 	struct group_mark *marks = NULL;
 	size_t nall = 0, ngood = 0, nmarks = 0, total = 0;
@@ -360,7 +361,7 @@ static void apply_batches(struct cluster *cl, struct item **items, size_t n)
 			nmarks += k == nmarks;
 		}
 	}
-	rc = nmarks ? group_commit_marked(srv, good, ngood, marks, nmarks) : 0;
+	rc = nmarks ? group_commit_marked(cl->gc, good, ngood, marks, nmarks) : 0;
 	if (rc < 0) {
 		log_warning("cluster, applying %zu fetched message(s) failed; they are fetched again",
 			    nall);
@@ -398,8 +399,7 @@ out:
 
 static void answer_request(struct cluster *cl, struct item *it)
 {
-	static const struct control_peer peer = { .uid = (unsigned)-1, .pid = 0, .admin = 0 };
-	struct json_object *ans = control_answer(cl->srv, cl->tok, it->data, it->len, &peer, NULL);
+	struct json_object *ans = cl->answer(cl->answer_ctx, cl->tok, it->data, it->len);
 	struct json_object *owns;
 
 	cl->stats.requests++;
@@ -441,7 +441,7 @@ static int take_entry(uint64_t seq, const void *val, size_t vlen, void *ctx)
 /* A page of the outbox after it->after, for the alerts thread. */
 static void read_outbox(struct cluster *cl, struct item *it)
 {
-	struct store *st = cl->srv->st;
+	struct store *st = cl->gc->st;
 	MDB_txn *txn;
 	struct herr err;
 
@@ -454,7 +454,7 @@ static void read_outbox(struct cluster *cl, struct item *it)
 	}
 	/* nothing left but holes (forget) up to the last seq: the thread moves past them */
 	if (store_seq_walk(txn, st, DB_OUTBOX, it->after, take_entry, it, &err) == 0)
-		it->upto = engine_seq(cl->srv->engine) > it->upto ? engine_seq(cl->srv->engine) : it->upto;
+		it->upto = outbox_last_seq(cl->ob) > it->upto ? outbox_last_seq(cl->ob) : it->upto;
 	store_read_end(txn);
 	it->ok = 1;
 }
@@ -520,13 +520,14 @@ void cluster_pause(struct cluster *cl, int paused)
 	if (!cl || paused == cl->paused)
 		return;
 	cl->paused = paused;
-	loop_set_events(cl->srv->loop, NULL, cl->efd, paused ? 0 : ZMQ_POLLIN);
+	loop_set_events(cl->loop, NULL, cl->efd, paused ? 0 : ZMQ_POLLIN);
 }
 
-void cluster_outbox_committed(struct cluster *cl, uint64_t last_seq)
+/* The outbox's last seq after a commit (outbox_on_committed, loop thread). */
+static void on_outbox_committed(void *ctx, uint64_t last_seq)
 {
-	if (!cl)
-		return;
+	struct cluster *cl = ctx;
+
 	pthread_mutex_lock(&cl->mu);
 	if (last_seq > cl->committed) {
 		cl->committed = last_seq;
@@ -991,7 +992,7 @@ static int connect_nats(struct cluster *cl, struct herr *err)
 /* The watermarks, and the partition count the store was filled with. */
 static int read_marks(struct cluster *cl, struct herr *err)
 {
-	struct store *st = cl->srv->st;
+	struct store *st = cl->gc->st;
 	MDB_txn *txn;
 
 	if (store_read_begin(st, &txn, err) < 0)
@@ -1015,24 +1016,29 @@ static int partitions_mark(struct wtxn *w, void *ctx, struct herr *err)
 	return 0;
 }
 
-struct cluster *cluster_open(struct server *srv, struct herr *err)
+struct cluster *cluster_open(struct cluster_config *cc, int64_t retain_ms, const struct group_committer *gc,
+			     struct outbox *ob, struct loop *loop, const struct ingest_clock *clock,
+			     cluster_answer_fn answer, void *answer_ctx, struct herr *err)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
 	uint64_t partitions;
 
 	if (!cl) {
 		herr_set(err, HERR_NOMEM, "out of memory");
+		cluster_config_free(cc);
 		return NULL;
 	}
-	cl->srv = srv;
+	cl->gc = gc;
+	cl->loop = loop;
+	cl->answer = answer;
+	cl->answer_ctx = answer_ctx;
 	cl->efd = -1;
 	pthread_mutex_init(&cl->mu, NULL);
 	pthread_mutex_init(&cl->setup_mu, NULL);
 	pthread_cond_init(&cl->cv, NULL);
-	cl->clock = &srv->ingest_clock;
-	cl->cc = srv->cfg->cluster;
-	srv->cfg->cluster = NULL;       /* ours now: a reload keeps the cluster as started */
-	cl->alerts_max_age_ms = cl->cc->alerts_max_age_ms ? cl->cc->alerts_max_age_ms : srv->cfg->retain_ms;
+	cl->clock = clock;
+	cl->cc = cc;
+	cl->alerts_max_age_ms = cc->alerts_max_age_ms ? cc->alerts_max_age_ms : retain_ms;
 	snprintf(cl->alerts_subject, sizeof(cl->alerts_subject), "%s.alerts.%s", cl->cc->prefix,
 		 cl->cc->shard);
 	cl->nparts = cl->cc->nowns;
@@ -1056,11 +1062,13 @@ struct cluster *cluster_open(struct server *srv, struct herr *err)
 	if (read_marks(cl, err) < 0)
 		goto fail;
 	partitions = cl->cc->partitions;
-	if (store_write(srv->st, partitions_mark, &partitions, err) < 0)
+	if (store_write(gc->st, partitions_mark, &partitions, err) < 0)
 		goto fail;
-	cl->committed = engine_seq(srv->engine);
+	cl->committed = outbox_last_seq(ob);
+	cl->ob = ob;
+	outbox_on_committed(cl->ob, on_outbox_committed, cl);
 	cl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (cl->efd < 0 || loop_watch(srv->loop, NULL, cl->efd, ZMQ_POLLIN, on_wake, cl) < 0) {
+	if (cl->efd < 0 || loop_watch(loop, NULL, cl->efd, ZMQ_POLLIN, on_wake, cl) < 0) {
 		herr_set(err, HERR_IO, "cluster, cannot set up the wake-up (%s)", strerror(errno));
 		goto fail;
 	}
@@ -1090,6 +1098,8 @@ void cluster_close(struct cluster *cl)
 {
 	if (!cl)
 		return;
+	if (cl->ob)
+		outbox_on_committed(cl->ob, NULL, NULL);
 	/* stop first: whatever is queued or pushed from now on comes back done, not ok */
 	pthread_mutex_lock(&cl->mu);
 	cl->stopping = 1;
@@ -1121,7 +1131,7 @@ void cluster_close(struct cluster *cl)
 	/* a callback still running on a libnats thread must be gone before cl is */
 	nats_CloseAndWait(5000);
 	if (cl->efd >= 0) {
-		loop_unwatch(cl->srv->loop, NULL, cl->efd);
+		loop_unwatch(cl->loop, NULL, cl->efd);
 		close(cl->efd);
 	}
 	json_tokener_free(cl->tok);

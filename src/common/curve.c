@@ -18,13 +18,12 @@
 #include "hearth/curve.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
-#include "hearth/server.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "hearth"
 
 struct zap {
-	struct server *srv;
+	struct loop *loop;
 	void *rep;
 	uint8_t (*keys)[32];
 	size_t nkeys;
@@ -111,9 +110,8 @@ int curve_server_setup(void *zsock, const struct config *cfg, struct herr *err)
 }
 
 /* Every *.pub (or other) file in the directory holding a public= line. */
-void zap_reload(struct zap *zap)
+void zap_reload(struct zap *zap, const struct config *cfg)
 {
-	const struct config *cfg = zap->srv->cfg;
 	DIR *dir = opendir(cfg->curve_authorized_keys);
 	struct dirent *de;
 	struct herr err;
@@ -197,25 +195,25 @@ out:
 		zmq_msg_close(&frames[i]);
 }
 
-struct zap *zap_open(struct server *srv, struct herr *err)
+struct zap *zap_open(const struct config *cfg, void *zctx, struct loop *loop, struct herr *err)
 {
 	struct zap *zap;
 
-	if (!srv->cfg->curve_secret_key_file)
+	if (!cfg->curve_secret_key_file)
 		return NULL;
 	if (!(zap = calloc(1, sizeof(*zap)))) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	zap->srv = srv;
-	zap->rep = zmq_socket(srv->zctx, ZMQ_REP);
+	zap->loop = loop;
+	zap->rep = zmq_socket(zctx, ZMQ_REP);
 	if (!zap->rep || zmq_bind(zap->rep, ZAP_ENDPOINT) < 0 ||
-	    loop_watch(srv->loop, zap->rep, -1, ZMQ_POLLIN, on_zap, zap) < 0) {
+	    loop_watch(loop, zap->rep, -1, ZMQ_POLLIN, on_zap, zap) < 0) {
 		herr_set(err, HERR_IO, "curve, cannot start the ZAP handler (%s)", zmq_strerror(errno));
 		zap_close(zap);
 		return NULL;
 	}
-	zap_reload(zap);
+	zap_reload(zap, cfg);
 	return zap;
 }
 
@@ -225,7 +223,7 @@ void zap_close(struct zap *zap)
 		return;
 	if (zap->rep) {
 		int linger = 0;
-		loop_unwatch(zap->srv->loop, zap->rep, -1);
+		loop_unwatch(zap->loop, zap->rep, -1);
 		zmq_setsockopt(zap->rep, ZMQ_LINGER, &linger, sizeof(linger));
 		zmq_close(zap->rep);
 	}

@@ -35,6 +35,7 @@ struct loop {
 	loop_prepare_fn prepare;
 	void *prepare_ctx;
 	int running;
+	int failed;                     /* loop_fail: loop_run returns -1 */
 };
 
 struct loop *loop_new(void)
@@ -197,10 +198,16 @@ int loop_run(struct loop *loop)
 			}
 		run_timers(loop);
 	}
-	return 0;
+	return loop->failed ? -1 : 0;
 }
 
 void loop_stop(struct loop *loop)
 {
+	loop->running = 0;
+}
+
+void loop_fail(struct loop *loop)
+{
+	loop->failed = 1;
 	loop->running = 0;
 }

@@ -52,7 +52,7 @@ int cmd_ingest(struct server *srv, struct json_object *req, struct json_object *
 	batch_take_array(b, events, server_now(srv), srv->cfg->max_future_ms);
 	srv->counters.ingest_rejected += b->nrejects;
 	if (b->fail.code == HERR_OK && b->nevents > 0)
-		group_commit(srv, &b, 1);
+		group_commit(&srv->gc, &b, 1);
 	if (b->fail.code != HERR_OK) {
 		*err = b->fail;
 		goto out;

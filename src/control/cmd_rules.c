@@ -15,6 +15,7 @@
 #include "hearth/batch.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
+#include "hearth/control.h"
 #include "hearth/dry_run.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
@@ -40,6 +41,8 @@ int cmd_reload(struct server *srv, struct json_object *req, struct json_object *
 	(void)req, (void)ans;
 	notify_reloading();
 	int rc = server_reload(srv, msg, sizeof(msg));
+	if (rc == 0 && srv->control)
+		control_reload(srv->control);
 	notify_ready();
 	if (rc < 0)
 		return herr_set(err, HERR_CONFIG_ERROR, "%s", msg);

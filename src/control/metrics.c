@@ -10,6 +10,7 @@
 #include "hearth/codec.h"
 #include "hearth/control.h"
 #include "hearth/engine.h"
+#include "hearth/exposition.h"
 #include "hearth/outbox.h"
 #include "hearth/ingest.h"
 #include "hearth/metrics.h"
@@ -17,21 +18,6 @@
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
-
-void metric_family(struct wbuf *out, const char *name, const char *type, const char *help)
-{
-	char line[512];
-	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	wbuf_put(out, line, (size_t)n);
-}
-
-void metric_value(struct wbuf *out, const char *name, const char *labels, double value)
-{
-	char line[512];
-	int n = snprintf(line, sizeof(line), "%s%s%s%s %.17g\n", name, labels ? "{" : "",
-			 labels ? labels : "", labels ? "}" : "", value);
-	wbuf_put(out, line, (size_t)n);
-}
 
 static void one(struct wbuf *out, const char *name, const char *type, const char *help, double v)
 {
@@ -47,7 +33,7 @@ void metrics_fill(struct server *srv, struct metrics_writer *out)
 		ingest_get_stats(srv->ingest, &out->is);
 	if (srv->engine) {
 		engine_get_stats(srv->engine, &out->es);
-		outbox_get_stats(engine_outbox(srv->engine), &out->os);
+		outbox_get_stats(srv->outbox, &out->os);
 		out->seq = engine_seq(srv->engine);
 	}
 	out->counters = srv->counters;

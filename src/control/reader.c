@@ -11,6 +11,7 @@
 #include "hearth/board.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
+#include "hearth/control.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
 #include "hearth/metrics.h"
@@ -26,7 +27,7 @@
 void reader_status(struct reader *rd, struct board_status *out)
 {
 	if (rd->srv)
-		server_status_fill(rd->srv, out);
+		control_status_fill(rd->srv, out);
 	else
 		board_get_status(rd->board, out);
 }

@@ -124,7 +124,7 @@ static void answer(struct control *ctl, struct fwd *f)
 {
 	/* reads after this answer see what the request changed (a clock move, cases rebuilt) */
 	timeline_publish_restated(ctl->srv->tl);
-	server_post_status(ctl->srv);
+	control_post_status(ctl->srv);
 	json_object_put(f->req);
 	f->req = NULL;
 	if (relay_send(ctl, ctl->w_pair, MSG_ANSWER, f) < 0) {

@@ -19,12 +19,12 @@
 #include "engine_impl.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/outbox.h"
 #include "hearth/rules.h"
-#include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
@@ -75,7 +75,7 @@ static int scan_window(void *vctx, const struct cust *c, const char *const *type
 	struct herr err;
 	int more;
 
-	if (!eng->txn || timeline_query(eng->srv->tl, eng->txn, &q, scan_event, &ctx, &more, &err) < 0)
+	if (!eng->txn || timeline_query(eng->tl, eng->txn, &q, scan_event, &ctx, &more, &err) < 0)
 		return -1;
 	*total = ctx.total;
 	*oldest = ctx.oldest;
@@ -150,7 +150,7 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c)
 		a->acked = 0;
 		a->acked_by[0] = a->summary[0] = '\0';
 	}
-	alert_states_customer(timeline_alert_states(eng->srv->tl), eng->srv->st, txn, c->id, c->id_len,
+	alert_states_customer(timeline_alert_states(eng->tl), eng->st, txn, c->id, c->id_len,
 			      load_alert, &ctx);
 }
 
@@ -263,7 +263,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 			render_alert(r, &env, a, &values);
 		if (kind == NOTIFY_FIRING)
 			a->active_since = condition_onset(eng, txn, c, r, now);
-		if (kind == NOTIFY_RESOLVED && now - since_before < eng->srv->cfg->flap_window_ms)
+		if (kind == NOTIFY_RESOLVED && now - since_before < eng->cfg->flap_window_ms)
 			eng->stats.flapping++;
 		struct change *ch = engine_push_change(eng);
 		if (!ch) {
@@ -285,7 +285,7 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 	}
 	eng->stats.evaluations++;
 	c->deadline = deadline;
-	timeline_deadline_set(eng->srv->tl, c);
+	timeline_deadline_set(eng->tl, c);
 }
 
 static struct json_object *customer_brief(const struct cust *c)
@@ -329,7 +329,7 @@ static char *notification_body(struct engine *eng, const struct change *ch, uint
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
 static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
 {
-	struct alert_states *as = timeline_alert_states(eng->srv->tl);
+	struct alert_states *as = timeline_alert_states(eng->tl);
 	struct wbuf rec;
 
 	*seq = outbox_last_seq(eng->ob);
@@ -422,17 +422,17 @@ void engine_commit_changes(struct engine *eng, int64_t now)
 
 	if (eng->nchanges == 0 && eng->nundefer == 0)
 		return;
-	if (store_write(eng->srv->st, write_changes, &ctx, &err) < 0) {
-		alert_states_discard(timeline_alert_states(eng->srv->tl));
+	if (store_write(eng->st, write_changes, &ctx, &err) < 0) {
+		alert_states_discard(timeline_alert_states(eng->tl));
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
 		for (size_t i = 0; i < eng->nchanges; i++) {
 			eng->changes[i].c->deadline = now + RETRY_MS;
-			timeline_deadline_set(eng->srv->tl, eng->changes[i].c);
+			timeline_deadline_set(eng->tl, eng->changes[i].c);
 		}
 	} else {
-		alert_states_commit(timeline_alert_states(eng->srv->tl));
+		alert_states_commit(timeline_alert_states(eng->tl));
 		publish_changes(eng, ctx.seq);
 	}
 	free_changes(eng);
@@ -456,9 +456,9 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live)
 {
 	struct cust **custs;
-	size_t n = timeline_touched(eng->srv->tl, &custs);
+	size_t n = timeline_touched(eng->tl, &custs);
 
-	eng->ingest_now = server_now(eng->srv);
+	eng->ingest_now = ingest_clock_now(eng->clock);
 	eng->load_deferred_group = live != NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct cust *c = custs[i];
@@ -478,9 +478,9 @@ int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
 void engine_ingest_end(struct engine *eng, int committed)
 {
 	if (committed)
-		alert_states_commit(timeline_alert_states(eng->srv->tl));
+		alert_states_commit(timeline_alert_states(eng->tl));
 	else
-		alert_states_discard(timeline_alert_states(eng->srv->tl));
+		alert_states_discard(timeline_alert_states(eng->tl));
 	if (committed && eng->nchanges)
 		publish_changes(eng, eng->ingest_seq);
 	free_changes(eng);
@@ -497,11 +497,11 @@ static size_t tick_slice(struct engine *eng, int64_t now)
 	struct herr err;
 	size_t n;
 
-	if (store_read_begin(eng->srv->st, &txn, &err) < 0) {
+	if (store_read_begin(eng->st, &txn, &err) < 0) {
 		log_error("tick, cannot read the store (%s)", err.msg);
 		return 0;
 	}
-	n = timeline_due(eng->srv->tl, txn, now, eng->due, TICK_SLICE, &err);
+	n = timeline_due(eng->tl, txn, now, eng->due, TICK_SLICE, &err);
 	eng->tick_more = n == TICK_SLICE;
 	n = engine_drop_deferred(eng, eng->due, n);
 	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
@@ -521,8 +521,8 @@ static void record_cases_sig(struct engine *eng)
 {
 	struct herr err;
 
-	if (timeline_flush(eng->srv->tl, 1, &err) < 0 ||
-	    store_write(eng->srv->st, put_cases_sig, &eng->cases_sig, &err) < 0)
+	if (timeline_flush(eng->tl, 1, &err) < 0 ||
+	    store_write(eng->st, put_cases_sig, &eng->cases_sig, &err) < 0)
 		log_warning("rules, cannot record the rebuilt cases (%s); they will be rebuilt again", err.msg);
 }
 
@@ -531,17 +531,17 @@ static void check_cases(struct engine *eng)
 {
 	MDB_txn *txn;
 	struct herr err;
-	uint64_t sig = config_cases_signature(eng->srv->cfg), stored;
+	uint64_t sig = config_cases_signature(eng->cfg), stored;
 
-	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
+	if (store_read_begin(eng->st, &txn, &err) < 0)
 		return;
-	stored = store_meta_u64(txn, eng->srv->st, "cases_sig");
+	stored = store_meta_u64(txn, eng->st, "cases_sig");
 	store_read_end(txn);
 	/* a store without a signature has state built by this config's cases, unless it has customers */
-	if (stored == sig || (stored == 0 && timeline_customer_count(eng->srv->tl) == 0)) {
+	if (stored == sig || (stored == 0 && timeline_customer_count(eng->tl) == 0)) {
 		if (stored == 0) {
 			eng->cases_sig = sig;
-			store_write(eng->srv->st, put_cases_sig, &eng->cases_sig, &err);
+			store_write(eng->st, put_cases_sig, &eng->cases_sig, &err);
 		}
 		return;
 	}
@@ -554,9 +554,9 @@ static void check_cases(struct engine *eng)
 static void reeval_hold(struct engine *eng, MDB_txn *txn, const char *id, size_t len, size_t *n)
 {
 	struct herr err;
-	struct cust *c = timeline_hold(eng->srv->tl, txn, id, len, &err);
+	struct cust *c = timeline_hold(eng->tl, txn, id, len, &err);
 
-	if (c && eng->rebuild_cases && timeline_rebuild_cases(eng->srv->tl, txn, c, &err) < 0)
+	if (c && eng->rebuild_cases && timeline_rebuild_cases(eng->tl, txn, c, &err) < 0)
 		log_error("rules, rebuilding cases of '%.*s' failed (%s)", (int)c->id_len, c->id, err.msg);
 	if (c)
 		eng->due[(*n)++] = c;
@@ -588,7 +588,7 @@ static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 {
 	struct reeval_walk ctx = { eng, txn, n };
 	struct herr err;
-	int rc = store_walk(txn, eng->srv->st, DB_CUSTOMERS, eng->reeval_after,
+	int rc = store_walk(txn, eng->st, DB_CUSTOMERS, eng->reeval_after,
 			    eng->reeval_started ? eng->reeval_after_len : 0, NULL, 0, reeval_one, &ctx, &err);
 
 	eng->reeval_started = 1;
@@ -603,7 +603,7 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 	size_t n = 0;
 	int done = 0;
 
-	if (store_read_begin(eng->srv->st, &txn, &err) < 0)
+	if (store_read_begin(eng->st, &txn, &err) < 0)
 		return 0;
 	/* customers not stored when it began first (the walk cannot see them), then the store */
 	for (; eng->reeval_next_fresh < fresh->n && n < REEVAL_SLICE; eng->reeval_next_fresh++)
@@ -626,18 +626,18 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 void engine_schedule_slice(struct engine *eng)
 {
 	if (!eng->slice_timer)
-		eng->slice_timer = loop_timer_add(eng->srv->loop, 0, continue_slices, eng);
+		eng->slice_timer = loop_timer_add(eng->loop, 0, continue_slices, eng);
 }
 
 static void continue_slices(struct loop *loop, void *ctx)
 {
 	struct engine *eng = ctx;
-	int64_t now = server_now(eng->srv);
+	int64_t now = ingest_clock_now(eng->clock);
 
 	(void)loop;
 	eng->slice_timer = 0;
 	/* every customer evaluated is held until written: let the flush catch up first */
-	if (timeline_backlogged(eng->srv->tl)) {
+	if (timeline_backlogged(eng->tl)) {
 		engine_schedule_slice(eng);
 		return;
 	}
@@ -655,7 +655,7 @@ static void continue_slices(struct loop *loop, void *ctx)
 
 size_t engine_tick(struct engine *eng)
 {
-	int64_t now = server_now(eng->srv), started = mono_now_us();
+	int64_t now = ingest_clock_now(eng->clock), started = mono_now_us();
 	struct herr err;
 	size_t n = tick_slice(eng, now);
 
@@ -675,7 +675,7 @@ static void on_tick(struct loop *loop, void *ctx)
 	struct engine *eng = ctx;
 
 	engine_tick(eng);
-	eng->tick_timer = loop_timer_add(loop, eng->srv->cfg->eval_interval_ms, on_tick, eng);
+	eng->tick_timer = loop_timer_add(loop, eng->cfg->eval_interval_ms, on_tick, eng);
 }
 
 void engine_reevaluate_all(struct engine *eng)
@@ -686,10 +686,10 @@ void engine_reevaluate_all(struct engine *eng)
 	 */
 	id_list_free(&eng->reeval_fresh);
 	eng->reeval_next_fresh = 0;
-	if (timeline_pending_new(eng->srv->tl, &eng->reeval_fresh) < 0) {
+	if (timeline_pending_new(eng->tl, &eng->reeval_fresh) < 0) {
 		struct herr err;
 		log_warning("rules, out of memory listing pending customers; flushing them instead");
-		if (timeline_flush(eng->srv->tl, 1, &err) < 0)
+		if (timeline_flush(eng->tl, 1, &err) < 0)
 			log_warning("rules, flush before re-evaluating failed (%s)", err.msg);
 	}
 	eng->reeval = 1;
@@ -707,9 +707,9 @@ static int walk_alerts(struct engine *eng, MDB_txn **txn, alert_walk_fn fn, void
 {
 	int rc;
 
-	if (store_read_begin(eng->srv->st, txn, err) < 0)
+	if (store_read_begin(eng->st, txn, err) < 0)
 		return -1;
-	rc = alert_states_walk(timeline_alert_states(eng->srv->tl), eng->srv->st, *txn, NULL, 0, fn, ctx,
+	rc = alert_states_walk(timeline_alert_states(eng->tl), eng->st, *txn, NULL, 0, fn, ctx,
 			       err);
 	store_read_end(*txn);
 	*txn = NULL;
@@ -770,14 +770,14 @@ static void record_rules(struct engine *eng)
 		rule_digests_encode(&d, &b);
 	if (err.code == HERR_OK && b.failed)
 		herr_set(&err, HERR_NOMEM, "out of memory");
-	if (err.code != HERR_OK || store_write(eng->srv->st, put_rules_record, &b, &err) < 0)
+	if (err.code != HERR_OK || store_write(eng->st, put_rules_record, &b, &err) < 0)
 		log_warning("rules, cannot record the running rules in the store (%s)", err.msg);
 	rule_digests_free(&d);
 	wbuf_free(&b);
 }
 
 /* Evaluates for others (window scans of engine_env) and never writes: no rules, outbox or timers. */
-struct engine *engine_open_reader(struct server *srv, struct herr *err)
+struct engine *engine_open_reader(struct timeline *tl, struct herr *err)
 {
 	struct engine *eng = calloc(1, sizeof(*eng));
 
@@ -786,12 +786,14 @@ struct engine *engine_open_reader(struct server *srv, struct herr *err)
 		engine_close(eng);
 		return NULL;
 	}
-	eng->srv = srv;
+	eng->tl = tl;
 	eng->stats.last_tick = TIME_NONE;
 	return eng;
 }
 
-struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *err)
+struct engine *engine_open(const struct config *cfg, struct store *st, struct timeline *tl,
+			   struct outbox *ob, struct loop *loop, const struct ingest_clock *clock,
+			   struct ruleset *rs, struct herr *err)
 {
 	struct engine *eng = calloc(1, sizeof(*eng));
 
@@ -800,7 +802,12 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		ruleset_free(rs);
 		return NULL;
 	}
-	eng->srv = srv;
+	eng->cfg = cfg;
+	eng->st = st;
+	eng->tl = tl;
+	eng->ob = ob;
+	eng->loop = loop;
+	eng->clock = clock;
 	eng->rs = rs;
 	eng->stats.last_tick = TIME_NONE;
 	eng->errors_gen = eng->silences_gen = 1;        /* the board's first post differs (0) */
@@ -810,10 +817,10 @@ struct engine *engine_open(struct server *srv, struct ruleset *rs, struct herr *
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!(eng->ob = outbox_open(srv, err)) || engine_load_silences(eng, err) < 0 ||
-	    count_alerts(eng, err) < 0 || engine_load_open(eng, err) < 0)
+	if (engine_load_silences(eng, err) < 0 || count_alerts(eng, err) < 0 ||
+	    engine_load_open(eng, err) < 0)
 		goto fail;
-	eng->tick_timer = loop_timer_add(srv->loop, srv->cfg->eval_interval_ms, on_tick, eng);
+	eng->tick_timer = loop_timer_add(loop, cfg->eval_interval_ms, on_tick, eng);
 	drop_removed_rules(eng, NULL);
 	record_rules(eng);
 	check_cases(eng);
@@ -829,7 +836,6 @@ void engine_close(struct engine *eng)
 {
 	if (!eng)
 		return;
-	outbox_close(eng->ob);
 	for (size_t i = 0; eng->alerts && eng->rs && i < eng->rs->n; i++)
 		alert_clear(&eng->alerts[i]);
 	free(eng->alerts);
@@ -868,7 +874,7 @@ static int drop_alert(const char *k, size_t idlen, const char *rule, const void 
 	ssize_t old = ruleset_index(eng->rs, rule);
 	if ((ctx->next && ruleset_index(ctx->next, rule) >= 0) || (!ctx->next && old >= 0))
 		return 0;
-	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, k, idlen, &err);
+	struct cust *c = timeline_hold(eng->tl, ctx->txn, k, idlen, &err);
 	struct change *ch = c ? engine_push_change(eng) : NULL;
 	if (!ch)
 		return 0;
@@ -891,7 +897,7 @@ static int drop_alert(const char *k, size_t idlen, const char *rule, const void 
 
 static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 {
-	struct drop_ctx ctx = { eng, next, server_now(eng->srv), NULL };
+	struct drop_ctx ctx = { eng, next, ingest_clock_now(eng->clock), NULL };
 	struct herr err;
 
 	if (walk_alerts(eng, &ctx.txn, drop_alert, &ctx, &err) < 0)
@@ -910,8 +916,9 @@ static int rules_removed(const struct ruleset *now, const struct ruleset *next)
 	return 0;
 }
 
-void engine_set_rules(struct engine *eng, struct ruleset *rs)
+void engine_set_rules(struct engine *eng, const struct config *cfg, struct ruleset *rs)
 {
+	eng->cfg = cfg;
 	/* while the old rules can still describe them; a walk of every alert, so only when needed */
 	if (rules_removed(eng->rs, rs))
 		drop_removed_rules(eng, rs);
@@ -940,11 +947,6 @@ uint64_t engine_errors_gen(const struct engine *eng)
 uint64_t engine_seq(const struct engine *eng)
 {
 	return outbox_last_seq(eng->ob);
-}
-
-struct outbox *engine_outbox(struct engine *eng)
-{
-	return eng->ob;
 }
 
 void engine_get_stats(const struct engine *eng, struct engine_stats *out)

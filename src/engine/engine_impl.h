@@ -17,7 +17,10 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
+struct config;
 struct cust;
+struct ingest_clock;
+struct loop;
 struct store;
 
 
@@ -36,9 +39,13 @@ struct change {
 };
 
 struct engine {
-	struct server *srv;
+	const struct config *cfg;       /* the one rs was compiled from */
+	struct store *st;
+	struct timeline *tl;
+	struct loop *loop;
+	const struct ingest_clock *clock;
 	struct ruleset *rs;
-	struct outbox *ob;
+	struct outbox *ob;              /* the daemon's: written with the changes, published after */
 	struct alert *alerts;           /* one customer's alerts, by rule index */
 	struct change *changes;
 	size_t nchanges, changes_cap;

@@ -19,7 +19,6 @@
 #include "hearth/eval.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
-#include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -32,7 +31,7 @@ static void on_load_idle(struct loop *loop, void *ctx);
 static void arm_idle_timer(struct engine *eng, int64_t after_ms)
 {
 	if (!eng->load_timer)
-		eng->load_timer = loop_timer_add(eng->srv->loop, after_ms, on_load_idle, eng);
+		eng->load_timer = loop_timer_add(eng->loop, after_ms, on_load_idle, eng);
 }
 
 static int load_deferred(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
@@ -50,14 +49,14 @@ static int load_deferred(const void *key, size_t klen, const void *val, size_t v
 int engine_load_open(struct engine *eng, struct herr *err)
 {
 	strmap_init(&eng->deferred);
-	if (store_each(eng->srv->st, DB_DEFERRED, load_deferred, eng, err) < 0)
+	if (store_each(eng->st, DB_DEFERRED, load_deferred, eng, err) < 0)
 		return -1;
 	if (eng->deferred.count) {
 		/* a load was cut short by a stop: its client gets load_idle to come back */
 		log_info("load, %zu customer(s) of an unfinished history load wait for its end "
-			 "(at most %lld ms)", eng->deferred.count, (long long)eng->srv->cfg->load_idle_ms);
+			 "(at most %lld ms)", eng->deferred.count, (long long)eng->cfg->load_idle_ms);
 		eng->load_last_us = mono_now_us();
-		arm_idle_timer(eng, eng->srv->cfg->load_idle_ms);
+		arm_idle_timer(eng, eng->cfg->load_idle_ms);
 	}
 	return 0;
 }
@@ -107,7 +106,7 @@ void engine_load_group_end(struct engine *eng, int committed)
 	if (eng->load_deferred_group && committed) {
 		eng->load_last_us = mono_now_us();
 		if (!eng->undeferring)
-			arm_idle_timer(eng, eng->srv->cfg->load_idle_ms);
+			arm_idle_timer(eng, eng->cfg->load_idle_ms);
 	}
 	eng->load_deferred_group = 0;
 }
@@ -123,7 +122,7 @@ size_t engine_drop_deferred(struct engine *eng, struct cust **custs, size_t n)
 		if (strmap_get(&eng->deferred, c->id, c->id_len)) {
 			/* out of the due index until the load's end evaluates it */
 			c->deadline = EVAL_NEVER;
-			timeline_deadline_set(eng->srv->tl, c);
+			timeline_deadline_set(eng->tl, c);
 			continue;
 		}
 		custs[kept++] = c;
@@ -161,7 +160,7 @@ static int undefer_one(const void *key, size_t klen, const void *val, size_t vle
 	memcpy(eng->undefer_after, key, klen);
 	eng->undefer_after_len = klen;
 	strmap_del(&eng->deferred, key, klen);
-	struct cust *c = timeline_hold(eng->srv->tl, ctx->txn, key, klen, &err);
+	struct cust *c = timeline_hold(eng->tl, ctx->txn, key, klen, &err);
 	if (c)
 		eng->due[ctx->n++] = c;
 	else if (err.code != HERR_NOT_FOUND)
@@ -175,7 +174,7 @@ static size_t undefer_walk(struct engine *eng, MDB_txn *txn, int *done)
 	struct undefer_walk ctx = { eng, txn, 0 };
 	struct herr err;
 
-	*done = store_walk(txn, eng->srv->st, DB_DEFERRED, eng->undefer_after, eng->undefer_after_len,
+	*done = store_walk(txn, eng->st, DB_DEFERRED, eng->undefer_after, eng->undefer_after_len,
 			   NULL, 0, undefer_one, &ctx, &err) != 1;
 	return ctx.n;
 }
@@ -187,7 +186,7 @@ int engine_undefer_slice(struct engine *eng, int64_t now)
 	size_t n;
 	int done;
 
-	if (store_read_begin(eng->srv->st, &txn, &err) < 0) {
+	if (store_read_begin(eng->st, &txn, &err) < 0) {
 		log_error("load, cannot read the store (%s)", err.msg);
 		return 1;
 	}
@@ -204,7 +203,7 @@ int engine_undefer_slice(struct engine *eng, int64_t now)
 	eng->undeferred_total = 0;
 	/* deferred while the walk ran, behind its position: their load goes on */
 	if (eng->deferred.count)
-		arm_idle_timer(eng, eng->srv->cfg->load_idle_ms);
+		arm_idle_timer(eng, eng->cfg->load_idle_ms);
 	return 0;
 }
 
@@ -217,8 +216,8 @@ static void on_load_idle(struct loop *loop, void *ctx)
 	eng->load_timer = 0;
 	if (eng->undeferring || !eng->deferred.count)
 		return;
-	if (idle_ms < eng->srv->cfg->load_idle_ms) {
-		arm_idle_timer(eng, eng->srv->cfg->load_idle_ms - idle_ms);
+	if (idle_ms < eng->cfg->load_idle_ms) {
+		arm_idle_timer(eng, eng->cfg->load_idle_ms - idle_ms);
 		return;
 	}
 	log_warning("load, no load batch and no end for %lld ms: evaluating its %zu customer(s)",

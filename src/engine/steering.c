@@ -12,10 +12,10 @@
 #include "hearth/config.h"
 #include "engine_impl.h"
 #include "hearth/event.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/rules.h"
-#include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -115,7 +115,7 @@ static int load_silence(const void *key, size_t klen, const void *val, size_t vl
 
 int engine_load_silences(struct engine *eng, struct herr *err)
 {
-	if (store_each(eng->srv->st, DB_SILENCES, load_silence, eng, err) < 0)
+	if (store_each(eng->st, DB_SILENCES, load_silence, eng, err) < 0)
 		return -1;
 	if (eng->next_silence_id == 0)
 		eng->next_silence_id = 1;
@@ -319,7 +319,7 @@ static int ack_fn(struct wtxn *w, void *vctx, struct herr *err)
 int engine_ack(struct engine *eng, const char *rule, const char *customer, size_t clen,
 	       const char *by, struct herr *err)
 {
-	struct ack_ctx ctx = { .as = timeline_alert_states(eng->srv->tl), .rule = rule,
+	struct ack_ctx ctx = { .as = timeline_alert_states(eng->tl), .rule = rule,
 			       .customer = customer, .clen = clen, .by = by };
 	int rc;
 
@@ -327,7 +327,7 @@ int engine_ack(struct engine *eng, const char *rule, const char *customer, size_
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%s'", rule);
 	if (clen > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
-	rc = store_write(eng->srv->st, ack_fn, &ctx, err);
+	rc = store_write(eng->st, ack_fn, &ctx, err);
 	alert_clear(&ctx.a);
 	if (rc < 0) {
 		alert_states_discard(ctx.as);
@@ -364,7 +364,7 @@ int engine_silence_add(struct engine *eng, struct json_object *req, struct json_
 {
 	struct silence s = { 0 };
 	struct json_object *v, *o;
-	int64_t now = server_now(eng->srv), dur;
+	int64_t now = ingest_clock_now(eng->clock), dur;
 	struct silence_ctx ctx;
 	struct silence *more;
 	int rc;
@@ -393,7 +393,7 @@ int engine_silence_add(struct engine *eng, struct json_object *req, struct json_
 	s.created = now;
 	o = silence_to_json(&s);
 	ctx = (struct silence_ctx){ s.id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) };
-	rc = store_write(eng->srv->st, silence_fn, &ctx, err);
+	rc = store_write(eng->st, silence_fn, &ctx, err);
 	json_object_put(o);
 	if (rc < 0)
 		return -1;
@@ -432,7 +432,7 @@ int engine_silence_remove(struct engine *eng, uint64_t id, struct herr *err)
 	for (size_t i = 0; i < eng->nsilences; i++) {
 		if (eng->silences[i].id != id)
 			continue;
-		if (store_write(eng->srv->st, silence_fn, &ctx, err) < 0)
+		if (store_write(eng->st, silence_fn, &ctx, err) < 0)
 			return -1;
 		eng->silences[i] = eng->silences[--eng->nsilences];
 		eng->silences_gen++;
@@ -445,12 +445,12 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 {
 	MDB_txn *txn;
 	struct cust *c;
-	int64_t now = server_now(eng->srv);
+	int64_t now = ingest_clock_now(eng->clock);
 
 	strmap_del(&eng->deferred, id, len);
-	if (store_read_begin(eng->srv->st, &txn, err) < 0)
+	if (store_read_begin(eng->st, &txn, err) < 0)
 		return -1;
-	c = timeline_hold(eng->srv->tl, txn, id, len, err);
+	c = timeline_hold(eng->tl, txn, id, len, err);
 	if (!c) {
 		store_read_end(txn);
 		return err->code == HERR_NOT_FOUND ? 0 : -1;

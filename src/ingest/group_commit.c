@@ -2,13 +2,12 @@
 #include "hearth/batch.h"
 #include "hearth/engine.h"
 #include "hearth/group_commit.h"
-#include "hearth/server.h"
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
 struct group {
-	struct server *srv;
+	const struct group_committer *gc;
 	struct batch **batches;
 	size_t n;
 	int folded;                     /* events are in pending state, rules evaluated */
@@ -26,13 +25,13 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 	struct group *g = vctx;
 	int folded = g->folded;
 
-	if (timeline_append_in(g->srv->tl, w, g->batches, g->n, &g->folded, err) < 0)
+	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, err) < 0)
 		return -1;
 	if (!folded)
-		engine_ingest_evaluate(g->srv->engine, w->txn, g->live);
+		engine_ingest_evaluate(g->gc->engine, w->txn, g->live);
 	for (size_t i = 0; i < g->nmarks; i++)
 		wtxn_meta_u64(w, g->marks[i].name, g->marks[i].value);
-	return engine_ingest_write(g->srv->engine, w, err);
+	return engine_ingest_write(g->gc->engine, w, err);
 }
 
 /*
@@ -59,15 +58,15 @@ static int live_customers(struct batch **batches, size_t n, struct strmap *live,
 	return 0;
 }
 
-int group_commit(struct server *srv, struct batch **batches, size_t n)
+int group_commit(const struct group_committer *gc, struct batch **batches, size_t n)
 {
-	return group_commit_marked(srv, batches, n, NULL, 0);
+	return group_commit_marked(gc, batches, n, NULL, 0);
 }
 
-int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
+int group_commit_marked(const struct group_committer *gc, struct batch **batches, size_t n,
 			const struct group_mark *marks, size_t nmarks)
 {
-	struct group g = { .srv = srv, .batches = batches, .n = n, .marks = marks, .nmarks = nmarks };
+	struct group g = { .gc = gc, .batches = batches, .n = n, .marks = marks, .nmarks = nmarks };
 	struct herr err = { 0 };
 	struct strmap live;
 	int loading, rc;
@@ -76,11 +75,12 @@ int group_commit_marked(struct server *srv, struct batch **batches, size_t n,
 	/* out of memory: evaluate everyone now rather than lose the distinction silently */
 	if (live_customers(batches, n, &live, &loading) == 0 && loading)
 		g.live = &live;
-	rc = store_write(srv->st, group_fn, &g, &err);
+	rc = store_write(gc->st, group_fn, &g, &err);
 	/* the engine's changes point at pending customers: dropped before any rollback */
-	engine_ingest_end(srv->engine, rc == 0);
-	timeline_append_end(srv->tl, batches, n, g.folded, rc < 0 ? &err : NULL);
-	server_post_status(srv);        /* before the replies: a `status` after them counts these */
+	engine_ingest_end(gc->engine, rc == 0);
+	timeline_append_end(gc->tl, batches, n, g.folded, rc < 0 ? &err : NULL);
+	if (gc->committed)
+		gc->committed(gc->ctx);
 	strmap_clear(&live);
 	return rc;
 }

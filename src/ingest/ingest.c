@@ -38,7 +38,6 @@
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
-#include "hearth/server.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
 
@@ -94,7 +93,10 @@ struct writer {
 };
 
 struct ingest {
-	struct server *srv;             /* the writer's: the parser never touches it */
+	/* the writer's: the parser never touches them */
+	struct loop *loop;
+	const struct group_committer *gc;
+	struct engine *engine;
 	struct parser p;
 	struct writer w;
 	pthread_t thread;
@@ -315,8 +317,7 @@ static struct request *writer_take(struct ingest *in)
 		return note.req;
 	if (rc == 0 && note.kind == NOTE_FAILED) {
 		log_error("ingest, no parser thread any more: stopping");
-		in->srv->exit_code = 1;
-		loop_stop(in->srv->loop);
+		loop_fail(in->loop);
 	} else if (rc != 1) {
 		log_error("ingest, bad note from the parser thread (%s)", zmq_strerror(errno));
 	}
@@ -353,12 +354,12 @@ static void on_parsed(struct loop *loop, short revents, void *ctx)
 		return;
 	w->stats.groups++;
 	if (nbatches > 0)
-		group_commit(in->srv, w->batches, nbatches);
+		group_commit(in->gc, w->batches, nbatches);
 	for (size_t i = 0; i < n; i++) {
 		const struct batch *b = w->group[i]->batch;
 		/* after the group's commit: the load's last events are stored and deferred */
 		if (b->load_end && b->fail.code == HERR_OK)
-			engine_load_end(in->srv->engine);
+			engine_load_end(in->engine);
 		if (send_note(w->pair, NOTE_DONE, w->group[i], OWNER_PARSER) < 0) {
 			log_error("ingest, a reply is lost (%s)", zmq_strerror(errno));
 			request_free(w->group[i]);
@@ -373,7 +374,7 @@ void ingest_pause(struct ingest *in, int paused)
 	in->w.paused = paused;
 	in->w.stats.pauses += (unsigned long long)paused;
 	/* what is already parsed waits too: no commit adds to the backlog meanwhile */
-	loop_set_events(in->srv->loop, in->w.pair, -1, paused ? 0 : ZMQ_POLLIN);
+	loop_set_events(in->loop, in->w.pair, -1, paused ? 0 : ZMQ_POLLIN);
 	if (send_note(in->w.pair, paused ? NOTE_PAUSE : NOTE_RESUME, NULL, OWNER_PARSER) < 0)
 		log_error("ingest, cannot tell the parser thread to %s (%s)",
 			  paused ? "pause" : "resume", zmq_strerror(errno));
@@ -386,13 +387,12 @@ void ingest_get_stats(const struct ingest *in, struct ingest_stats *out)
 
 /* ---- open and close --------------------------------------------------------------- */
 
-static int open_router(struct ingest *in, struct herr *err)
+static int open_router(struct ingest *in, const struct config *cfg, void *zctx, struct herr *err)
 {
-	const struct config *cfg = in->srv->cfg;
 	int64_t maxmsg = HEARTH_BATCH_BYTES;
 	int linger = 2000, hwm = 10000;
 
-	in->p.router = zmq_socket(in->srv->zctx, ZMQ_ROUTER);
+	in->p.router = zmq_socket(zctx, ZMQ_ROUTER);
 	if (!in->p.router ||
 	    zmq_setsockopt(in->p.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
 	    zmq_setsockopt(in->p.router, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
@@ -429,18 +429,18 @@ static void *open_pair_end(void *zctx)
 	return s;
 }
 
-static int open_pair(struct ingest *in, struct herr *err)
+static int open_pair(struct ingest *in, void *zctx, struct herr *err)
 {
 	char endpoint[64];
 
 	snprintf(endpoint, sizeof(endpoint), "inproc://hearth-ingest-%p", (void *)in);
-	in->w.pair = open_pair_end(in->srv->zctx);
-	in->p.pair = open_pair_end(in->srv->zctx);
+	in->w.pair = open_pair_end(zctx);
+	in->p.pair = open_pair_end(zctx);
 	if (!in->w.pair || !in->p.pair || zmq_bind(in->w.pair, endpoint) < 0 ||
 	    zmq_connect(in->p.pair, endpoint) < 0)
 		return herr_set(err, HERR_IO, "ingest, cannot create the parser's pair (%s)",
 				zmq_strerror(errno));
-	if (loop_watch(in->srv->loop, in->w.pair, -1, ZMQ_POLLIN, on_parsed, in) < 0)
+	if (loop_watch(in->loop, in->w.pair, -1, ZMQ_POLLIN, on_parsed, in) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	return 0;
 }
@@ -463,7 +463,9 @@ static int start_parser(struct ingest *in, struct herr *err)
 	return 0;
 }
 
-struct ingest *ingest_open(struct server *srv, struct herr *err)
+struct ingest *ingest_open(const struct config *cfg, void *zctx, struct loop *loop,
+			   const struct ingest_clock *clock, const struct group_committer *gc,
+			   struct engine *eng, struct herr *err)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 
@@ -471,9 +473,11 @@ struct ingest *ingest_open(struct server *srv, struct herr *err)
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	in->srv = srv;
-	in->clock = &srv->ingest_clock;
-	if (open_router(in, err) < 0 || open_pair(in, err) < 0 || start_parser(in, err) < 0)
+	in->loop = loop;
+	in->gc = gc;
+	in->engine = eng;
+	in->clock = clock;
+	if (open_router(in, cfg, zctx, err) < 0 || open_pair(in, zctx, err) < 0 || start_parser(in, err) < 0)
 		goto fail;
 	return in;
 fail:
@@ -503,7 +507,7 @@ void ingest_close(struct ingest *in)
 	if (!in)
 		return;
 	if (in->w.pair)
-		loop_unwatch(in->srv->loop, in->w.pair, -1);
+		loop_unwatch(in->loop, in->w.pair, -1);
 	if (in->started) {
 		/* every DONE sent before it is answered first: the pair keeps order */
 		if (send_note(in->w.pair, NOTE_STOP, NULL, OWNER_PARSER) < 0)

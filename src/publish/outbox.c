@@ -10,20 +10,23 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "hearth/cluster.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
 #include "hearth/outbox.h"
-#include "hearth/server.h"
 #include "hearth/units.h"
 
 struct outbox {
-	struct server *srv;
+	const struct config *cfg;       /* the running one (outbox_set_config) */
+	struct store *st;
+	const struct ingest_clock *clock;
+	outbox_committed_fn committed;  /* cluster mode: the alerts stream drains the outbox */
+	void *committed_ctx;
 	void *pub;
 	uint64_t last_seq;
 	struct outbox_stats stats;
@@ -34,17 +37,17 @@ static void heartbeat(struct loop *loop, void *ctx)
 	struct outbox *ob = ctx;
 	char body[96], ts[TIME_BUF];
 	int n = snprintf(body, sizeof(body), "{\"seq\":%llu,\"ts\":\"%s\"}",
-			 (unsigned long long)ob->last_seq, time_format(server_now(ob->srv), ts, sizeof(ts)));
+			 (unsigned long long)ob->last_seq, time_format(ingest_clock_now(ob->clock), ts, sizeof(ts)));
 
 	outbox_publish(ob, "hb", body, (size_t)n);
 	ob->stats.heartbeats++;
-	loop_timer_add(loop, ob->srv->cfg->heartbeat_ms, heartbeat, ob);
+	loop_timer_add(loop, ob->cfg->heartbeat_ms, heartbeat, ob);
 }
 
-struct outbox *outbox_open(struct server *srv, struct herr *err)
+struct outbox *outbox_open(const struct config *cfg, struct store *st, struct loop *loop, void *zctx,
+			   const struct ingest_clock *clock, struct herr *err)
 {
 	struct outbox *ob = calloc(1, sizeof(*ob));
-	const struct config *cfg = srv->cfg;
 	MDB_txn *txn;
 	int linger = 1000, hwm = 100000;
 
@@ -52,12 +55,14 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	ob->srv = srv;
-	if (store_read_begin(srv->st, &txn, err) < 0)
+	ob->cfg = cfg;
+	ob->st = st;
+	ob->clock = clock;
+	if (store_read_begin(st, &txn, err) < 0)
 		goto fail;
-	ob->last_seq = store_meta_u64(txn, srv->st, "alert_seq");
+	ob->last_seq = store_meta_u64(txn, st, "alert_seq");
 	store_read_end(txn);
-	ob->pub = zmq_socket(srv->zctx, ZMQ_PUB);
+	ob->pub = zmq_socket(zctx, ZMQ_PUB);
 	if (!ob->pub || zmq_setsockopt(ob->pub, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
 	    zmq_setsockopt(ob->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0) {
 		herr_set(err, HERR_IO, "publish, cannot create the PUB socket (%s)", zmq_strerror(errno));
@@ -75,7 +80,7 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 			goto fail;
 		}
 	}
-	if (loop_timer_add(srv->loop, cfg->heartbeat_ms, heartbeat, ob) < 0) {
+	if (loop_timer_add(loop, cfg->heartbeat_ms, heartbeat, ob) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -83,6 +88,17 @@ struct outbox *outbox_open(struct server *srv, struct herr *err)
 fail:
 	outbox_close(ob);
 	return NULL;
+}
+
+void outbox_set_config(struct outbox *ob, const struct config *cfg)
+{
+	ob->cfg = cfg;
+}
+
+void outbox_on_committed(struct outbox *ob, outbox_committed_fn fn, void *ctx)
+{
+	ob->committed = fn;
+	ob->committed_ctx = ctx;
 }
 
 void outbox_close(struct outbox *ob)
@@ -117,7 +133,8 @@ void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size
 void outbox_committed(struct outbox *ob, uint64_t last_seq)
 {
 	ob->last_seq = last_seq;
-	cluster_outbox_committed(ob->srv->cluster, last_seq);   /* NULL in single-server mode */
+	if (ob->committed)
+		ob->committed(ob->committed_ctx, last_seq);
 }
 
 void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len)
@@ -220,7 +237,7 @@ static int prune_fn(struct wtxn *w, void *vctx, struct herr *err)
 
 int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err)
 {
-	struct prune_ctx ctx = { .before = now - ob->srv->cfg->retain_ms, .max = max };
+	struct prune_ctx ctx = { .before = now - ob->cfg->retain_ms, .max = max };
 	MDB_txn *txn;
 	const void *val;
 	size_t vlen;
@@ -229,14 +246,14 @@ int outbox_prune(struct outbox *ob, int64_t now, size_t max, struct herr *err)
 	int due;
 
 	/* a read first: most ticks have nothing to prune and need no write */
-	if (store_read_begin(ob->srv->st, &txn, err) < 0)
+	if (store_read_begin(ob->st, &txn, err) < 0)
 		return -1;
-	due = store_seq_first(txn, ob->srv->st, DB_OUTBOX, &seq, &val, &vlen, &e2) == 0 && vlen >= 8 &&
+	due = store_seq_first(txn, ob->st, DB_OUTBOX, &seq, &val, &vlen, &e2) == 0 && vlen >= 8 &&
 	      older(val, vlen, ctx.before);
 	store_read_end(txn);
 	if (!due)
 		return 0;
-	if (store_write(ob->srv->st, prune_fn, &ctx, err) < 0)
+	if (store_write(ob->st, prune_fn, &ctx, err) < 0)
 		return -1;
 	ob->stats.pruned += ctx.deleted;
 	return 0;

@@ -16,6 +16,7 @@
 #include "hearth/control.h"
 #include "hearth/engine.h"
 #include "hearth/loop.h"
+#include "hearth/outbox.h"
 #include "hearth/rules.h"
 #include "hearth/server.h"
 #include "hearth/store.h"
@@ -109,7 +110,10 @@ static int setup(void)
 	srv.st = store_open(srv.cfg->store_path, srv.cfg->map_size, srv.cfg->max_size, &err);
 	if (!srv.st || !(srv.tl = timeline_open(srv.st, srv.cfg, &err)))
 		return -1;
-	srv.engine = engine_open(&srv, rs, &err);
+	srv.outbox = outbox_open(srv.cfg, srv.st, srv.loop, srv.zctx, &srv.ingest_clock, &err);
+	srv.engine = srv.outbox ? engine_open(srv.cfg, srv.st, srv.tl, srv.outbox, srv.loop, &srv.ingest_clock,
+					      rs, &err) : NULL;
+	srv.gc = (struct group_committer){ srv.st, srv.tl, srv.engine, NULL, NULL };
 	tok = json_tokener_new_ex(64);
 	if (tok)
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
