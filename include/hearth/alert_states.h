@@ -48,6 +48,16 @@ void alert_states_commit(struct alert_states *as);
 void alert_states_discard(struct alert_states *as);
 /* Writes every journaled state into DB_ALERTS and empties the journal, in w (then commit or discard). */
 void alert_states_apply(struct alert_states *as, struct wtxn *w);
+/*
+ * The same in slices, each a transaction of its own, so that the writer keeps
+ * serving: begin takes the journal so far (later entries wait for the next
+ * apply); each slice writes up to max states in key order; end, in the last
+ * transaction, empties what was applied. -1: out of memory.
+ */
+int alert_states_apply_begin(struct alert_states *as);
+int alert_states_apply_more(const struct alert_states *as);
+void alert_states_apply_slice(struct alert_states *as, struct wtxn *w, size_t max);
+void alert_states_apply_end(struct alert_states *as, struct wtxn *w);
 /* Journal entries not applied yet. */
 size_t alert_states_pending(const struct alert_states *as);
 /* At start: what the journal holds (a previous run's) read, and applied unless the store is read-only. */

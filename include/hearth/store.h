@@ -29,6 +29,7 @@ enum store_db {
 	DB_SILENCES,    /* silence id → silence */
 	DB_DEFERRED,    /* customer → (): stored by a history load, evaluated when it ends */
 	DB_ALERT_LOG,   /* seq u64 → alert state change since the last apply (hearth/alert_states.h) */
+	DB_ALERT_LOG2,  /* the same: the two are used in turn */
 	DB__COUNT
 };
 

@@ -1,8 +1,14 @@
 /*
  * Alert states: DB_ALERTS (customer 0x00 rule → record) as of the last
- * apply, and the journal since (DB_ALERT_LOG: seq → u8 len | customer |
- * u8 len | rule | u8 gone | record), held in memory per customer so that a
- * lookup costs a hash probe. See hearth/alert_states.h.
+ * apply, and the journal since (seq → u8 len | customer | u8 len | rule |
+ * u8 gone | record), held in memory per customer so that a lookup costs a
+ * hash probe. See hearth/alert_states.h.
+ *
+ * The journal is two tables used in turn. An apply in slices begins by
+ * sending new entries to the other table; its slices write the states of
+ * what the first table holds, in key order, each slice its own transaction;
+ * its end drops the first table whole (LMDB frees its pages, no per-entry
+ * delete) and records how far DB_ALERTS reflects the journal.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -37,15 +43,26 @@ struct staged {
 	struct entry e;
 };
 
+/* An apply in slices: the customers the first table names, in key order. */
+struct apply_job {
+	int active;
+	int table;                      /* the journal table it empties */
+	uint64_t upto;                  /* the last seq in that table */
+	char **ids;
+	size_t *lens, n, next, slice_to;
+};
+
 struct alert_states {
 	struct strmap custs;            /* customer id → struct cust_states */
 	size_t entries;
 	uint64_t flushed;               /* journal seqs up to this are in DB_ALERTS */
 	uint64_t last;                  /* the last journal seq in memory */
+	int table;                      /* the journal table new entries go to: 0 or 1 */
 	struct staged *stage;           /* put in the transaction under way */
 	size_t nstage, stage_cap;
-	int applying;                   /* the transaction under way applies the journal */
+	int applying;                   /* the transaction under way ends an apply ... */
 	uint64_t applied_upto;          /* ... up to this seq */
+	struct apply_job job;
 	uint64_t attempt;               /* the store_write try the stage belongs to */
 	/* customer ids in key order, for walks; rebuilt when stale */
 	const struct strmap_slot **order;
@@ -84,6 +101,54 @@ static void forget_all(struct alert_states *as)
 	as->order_stale = 1;
 }
 
+/* Forgets the entries DB_ALERTS now reflects: those up to seq. */
+static void forget_upto(struct alert_states *as, uint64_t seq)
+{
+	const struct strmap_slot *slot;
+	struct strmap keep;
+
+	if (as->last <= seq) {
+		forget_all(as);
+		return;
+	}
+	strmap_init(&keep);
+	for (size_t i = 0; strmap_next(&as->custs, &i, &slot);) {
+		struct cust_states *cs = slot->value;
+		size_t n = 0;
+		for (size_t j = 0; j < cs->n; j++) {
+			if (cs->e[j].seq > seq) {
+				cs->e[n++] = cs->e[j];
+				continue;
+			}
+			free(cs->e[j].rec);
+			as->entries--;
+		}
+		cs->n = n;
+		/* out of memory: the customer stays, empty, which reads the same */
+		if (n == 0 || strmap_put(&keep, slot->key, slot->len, cs) < 0) {
+			if (n == 0)
+				cust_states_free(cs);
+		}
+	}
+	strmap_clear(&as->custs);
+	as->custs = keep;
+	as->order_stale = 1;
+}
+
+static enum store_db journal_table(int table)
+{
+	return table ? DB_ALERT_LOG2 : DB_ALERT_LOG;
+}
+
+static void apply_job_free(struct apply_job *job)
+{
+	for (size_t i = 0; i < job->n; i++)
+		free(job->ids[i]);
+	free(job->ids);
+	free(job->lens);
+	memset(job, 0, sizeof(*job));
+}
+
 void alert_states_discard(struct alert_states *as)
 {
 	for (size_t i = 0; i < as->nstage; i++)
@@ -99,6 +164,7 @@ void alert_states_free(struct alert_states *as)
 	alert_states_discard(as);
 	forget_all(as);
 	strmap_clear(&as->custs);
+	apply_job_free(&as->job);
 	free(as->stage);
 	free(as->order);
 	free(as);
@@ -122,11 +188,16 @@ static int remember(struct alert_states *as, const char *id, size_t idlen, struc
 		as->order_stale = 1;
 	}
 	for (size_t i = 0; i < cs->n; i++) {
-		if (strcmp(cs->e[i].rule, e->rule) == 0) {
-			free(cs->e[i].rec);
-			cs->e[i] = *e;
+		if (strcmp(cs->e[i].rule, e->rule) != 0)
+			continue;
+		/* a reader reads the two tables one after the other: the newer entry wins */
+		if (e->seq < cs->e[i].seq) {
+			free(e->rec);
 			goto out;
 		}
+		free(cs->e[i].rec);
+		cs->e[i] = *e;
+		goto out;
 	}
 	if (cs->n == cs->cap) {
 		size_t cap = cs->cap ? cs->cap * 2 : 4;
@@ -239,7 +310,7 @@ void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, s
 	if (b.failed)
 		wtxn_fail(w, ENOMEM, "alert journal");
 	else
-		wtxn_put(w, DB_ALERT_LOG, key, 8, b.data, b.len, MDB_APPEND);
+		wtxn_put(w, journal_table(as->table), key, 8, b.data, b.len, MDB_APPEND);
 	wbuf_free(&b);
 }
 
@@ -282,7 +353,8 @@ void alert_states_apply(struct alert_states *as, struct wtxn *w)
 	if (w->rc)
 		return;
 	/* everything journaled is now in DB_ALERTS: the journal goes whole, pages and all */
-	if ((rc = mdb_drop(w->txn, store_dbi(w->st, DB_ALERT_LOG), 0))) {
+	if ((rc = mdb_drop(w->txn, store_dbi(w->st, DB_ALERT_LOG), 0)) ||
+	    (rc = mdb_drop(w->txn, store_dbi(w->st, DB_ALERT_LOG2), 0))) {
 		wtxn_fail(w, rc, "emptying the alert journal");
 		return;
 	}
@@ -291,11 +363,92 @@ void alert_states_apply(struct alert_states *as, struct wtxn *w)
 	as->applied_upto = upto;
 }
 
+/* ---- an apply in slices ------------------------------------------------------ */
+
+int alert_states_apply_begin(struct alert_states *as)
+{
+	struct apply_job *job = &as->job;
+
+	if (job->active || as->last == as->flushed)
+		return 0;
+	if (sort_customers(as) < 0)
+		return -1;
+	job->ids = calloc(as->norder + 1, sizeof(*job->ids));
+	job->lens = calloc(as->norder + 1, sizeof(*job->lens));
+	if (!job->ids || !job->lens)
+		goto nomem;
+	/* copies: the map's slots move as it grows */
+	for (size_t i = 0; i < as->norder; i++, job->n++) {
+		if (!(job->ids[i] = malloc(as->order[i]->len)))
+			goto nomem;
+		memcpy(job->ids[i], as->order[i]->key, as->order[i]->len);
+		job->lens[i] = as->order[i]->len;
+	}
+	job->active = 1;
+	job->table = as->table;
+	job->upto = as->last;
+	as->table ^= 1; /* empty since the last apply ended */
+	return 0;
+nomem:
+	apply_job_free(job);
+	return -1;
+}
+
+int alert_states_apply_more(const struct alert_states *as)
+{
+	return as->job.active && as->job.next < as->job.n;
+}
+
+void alert_states_apply_slice(struct alert_states *as, struct wtxn *w, size_t max)
+{
+	struct apply_job *job = &as->job;
+	size_t written = 0, i;
+
+	if (w->rc)
+		return;
+	stage_for(as, w);
+	/* each customer's newest state: it may have changed since the apply began */
+	for (i = job->next; i < job->n && written < max; i++) {
+		const struct cust_states *cs = strmap_get(&as->custs, job->ids[i], job->lens[i]);
+		for (size_t j = 0; cs && j < cs->n; j++, written++)
+			apply_entry(w, job->ids[i], job->lens[i], &cs->e[j]);
+	}
+	job->slice_to = i;
+}
+
+void alert_states_apply_end(struct alert_states *as, struct wtxn *w)
+{
+	struct apply_job *job = &as->job;
+	int rc;
+
+	if (w->rc || !job->active)
+		return;
+	stage_for(as, w);
+	/* every entry of that table is in DB_ALERTS, in its state then or a newer one */
+	if ((rc = mdb_drop(w->txn, store_dbi(w->st, journal_table(job->table)), 0))) {
+		wtxn_fail(w, rc, "emptying the alert journal");
+		return;
+	}
+	wtxn_meta_u64(w, FLUSHED_META, job->upto);
+	as->applying = 1;
+	as->applied_upto = job->upto;
+}
+
 void alert_states_commit(struct alert_states *as)
 {
+	if (as->job.active)
+		as->job.next = as->job.slice_to > as->job.next ? as->job.slice_to : as->job.next;
 	if (as->applying) {
-		forget_all(as);
-		as->flushed = as->last = as->applied_upto;
+		/* newer entries stay: DB_ALERTS may hold an older state of theirs */
+		forget_upto(as, as->applied_upto);
+		if (as->flushed < as->applied_upto)
+			as->flushed = as->applied_upto;
+		if (as->last < as->applied_upto)
+			as->last = as->applied_upto;
+		if (!as->job.active || as->job.upto <= as->applied_upto)
+			apply_job_free(&as->job);
+		if (as->last == as->applied_upto)
+			as->table = 0; /* both tables are empty */
 	}
 	for (size_t i = 0; i < as->nstage; i++) {
 		struct staged *s = &as->stage[i];
@@ -311,24 +464,17 @@ void alert_states_commit(struct alert_states *as)
 
 /* ---- readers ---------------------------------------------------------------- */
 
-int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
+static int read_table(struct alert_states *as, struct store *st, MDB_txn *txn, enum store_db db,
+		      uint64_t from)
 {
-	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META);
-	uint8_t from[8];
+	uint8_t start[8];
 	MDB_cursor *cur;
-	MDB_val key = { 8, from }, val;
+	MDB_val key = { 8, start }, val;
 	int rc;
 
-	if (flushed > as->flushed) {
-		/* the journal was applied up to there: what is left of it is newer */
-		forget_all(as);
-		as->flushed = flushed;
-		if (as->last < flushed)
-			as->last = flushed;
-	}
-	be64_put(from, as->last + 1);
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERT_LOG), &cur)))
-		return store_error(err, rc, "reading the alert journal");
+	be64_put(start, from);
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, db), &cur)))
+		return rc;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct entry e = { 0 };
@@ -338,8 +484,7 @@ int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, s
 			continue;
 		e.seq = be64_get(key.mv_data);
 		if (journal_parse(&val, &id, &idlen, &e) < 0) {
-			free(e.rec);
-			as->last = e.seq; /* damaged: DB_ALERTS keeps the older state */
+			free(e.rec); /* damaged: DB_ALERTS keeps the older state */
 			continue;
 		}
 		if (remember(as, id, idlen, &e) < 0) {
@@ -348,7 +493,27 @@ int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, s
 		}
 	}
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? store_error(err, rc, "reading the alert journal") : 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
+{
+	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META), from;
+	int rc;
+
+	if (flushed > as->flushed) {
+		/* the journal was applied up to there: what is left of it is newer */
+		forget_upto(as, flushed);
+		as->flushed = flushed;
+		if (as->last < flushed)
+			as->last = flushed;
+	}
+	/* entries past what this copy has seen, in whichever table they are */
+	from = as->last + 1;
+	if ((rc = read_table(as, st, txn, DB_ALERT_LOG, from)) ||
+	    (rc = read_table(as, st, txn, DB_ALERT_LOG2, from)))
+		return store_error(err, rc, "reading the alert journal");
+	return 0;
 }
 
 static int entry_cmp(const void *a, const void *b)

@@ -50,11 +50,14 @@ static void heap_release(void)
 #define FLUSH_SLICE_CUSTOMERS 1000
 #define FLUSH_SLICE_BUDGET_US 5000  /* a slice also stops after this much work */
 #define FLUSH_SLICE_IDS       5000
+#define FLUSH_SLICE_ALERTS    3000  /* alert states, written in key order (alert_states.h) */
 
 struct flush_ctx {
 	struct timeline *tl;
 	size_t cust_from, cust_to;      /* the slice of job.custs */
 	size_t id_from, id_to;          /* the slice of job.ids */
+	size_t move_from, move_to;      /* the slice of job.moves */
+	size_t moves_before;            /* job.nmoves when the slice began: a retry starts there */
 	int last;                       /* the final slice writes indexed_seq */
 };
 
@@ -68,11 +71,44 @@ static int slot_cmp(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dirty *d)
+static int move_deadline(struct flush_job *job, int64_t when, size_t cust, int put)
+{
+	if (job->nmoves == job->moves_cap) {
+		size_t cap = job->moves_cap ? job->moves_cap * 2 : 1024;
+		struct deadline_move *more = realloc(job->moves, cap * sizeof(*more));
+		if (!more)
+			return -1;
+		job->moves = more;
+		job->moves_cap = cap;
+	}
+	job->moves[job->nmoves++] = (struct deadline_move){ when, cust, put };
+	return 0;
+}
+
+/*
+ * A customer's deadline keys move with the flush's other deadlines, later and
+ * sorted: keyed by time, they would dirty pages all over the index in every slice.
+ */
+static void flush_deadline(struct wtxn *w, struct flush_job *job, const struct dirty *d, size_t cust)
+{
+	int rc = 0;
+
+	if (d->stale_deadline != INT64_MAX && d->stale_deadline != d->c->deadline)
+		rc |= move_deadline(job, d->stale_deadline, cust, 0);
+	if (d->c->deadline != d->stored_deadline && d->stored_deadline != INT64_MAX)
+		rc |= move_deadline(job, d->stored_deadline, cust, 0);
+	if (d->c->deadline != d->stored_deadline && d->c->deadline != INT64_MAX)
+		rc |= move_deadline(job, d->c->deadline, cust, 1);
+	if (rc)
+		wtxn_fail(w, ENOMEM, "deadlines");
+}
+
+static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dirty *d, size_t cust)
 {
 	uint8_t key[TL_KEY_MAX];
 
-	if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline)
+	if (d->n == 0 && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline &&
+	    d->stale_deadline == INT64_MAX)
 		return; /* held for evaluation, nothing changed */
 	wbuf_reset(&tl->rec);
 	if (cust_encode(d->c, &tl->rec) < 0) {
@@ -80,17 +116,7 @@ static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dir
 		return;
 	}
 	wtxn_put(w, DB_CUSTOMERS, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len, 0);
-	if (d->c->deadline != d->stored_deadline) {
-		size_t klen;
-		if (d->stored_deadline != INT64_MAX) {
-			klen = timeline_deadline_key(key, d->stored_deadline, d->c->id, d->c->id_len);
-			wtxn_del(w, DB_DEADLINES, key, klen);
-		}
-		if (d->c->deadline != INT64_MAX) {
-			klen = timeline_deadline_key(key, d->c->deadline, d->c->id, d->c->id_len);
-			wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
-		}
-	}
+	flush_deadline(w, &tl->job, d, cust);
 	for (size_t j = 0; j < d->n; j++) {
 		size_t klen = timeline_key(key, d->c->id, d->c->id_len, d->ev[j].ts, d->ev[j].seq);
 		wtxn_put(w, DB_TIMELINE, key, klen, d->ev[j].type, strlen(d->ev[j].type), 0);
@@ -106,17 +132,28 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 	int64_t until = mono_now_us() + FLUSH_SLICE_BUDGET_US;
 
 	(void)err;
+	job->nmoves = ctx->moves_before;
 	for (size_t i = ctx->cust_from; i < ctx->cust_to; i++) {
 		/* customers with many events make a slow slice: the rest waits for the next one */
 		if ((i - ctx->cust_from) % 64 == 63 && mono_now_us() > until) {
 			ctx->cust_to = i;
 			ctx->id_to = ctx->id_from;
+			ctx->move_to = ctx->move_from;
 			ctx->last = 0;
 			break;
 		}
 		const struct dirty *d = strmap_get(&tl->dirty, job->custs[i], job->lens[i]);
 		if (d)
-			flush_customer(w, tl, d);
+			flush_customer(w, tl, d, i);
+	}
+	for (size_t i = ctx->move_from; i < ctx->move_to; i++) {
+		const struct deadline_move *m = &job->moves[i];
+		uint8_t key[TL_KEY_MAX];
+		size_t klen = timeline_deadline_key(key, m->when, job->custs[m->cust], job->lens[m->cust]);
+		if (m->put)
+			wtxn_put(w, DB_DEADLINES, key, klen, "", 0, 0);
+		else
+			wtxn_del(w, DB_DEADLINES, key, klen);
 	}
 	for (size_t i = ctx->id_from; i < ctx->id_to; i++) {
 		be64_put(seq, job->ids[i].seq);
@@ -124,7 +161,7 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 	}
 	if (ctx->last) {
 		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
-		alert_states_apply(tl->alerts, w);
+		alert_states_apply_end(tl->alerts, w);
 	}
 	return w->rc ? -1 : 0;
 }
@@ -150,6 +187,7 @@ void flush_job_free(struct flush_job *job)
 	free(job->custs);
 	free(job->lens);
 	free(job->ids);
+	free(job->moves);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -201,6 +239,8 @@ static int flush_begin(struct timeline *tl, struct herr *err)
 		job->nids++;
 	}
 	qsort(job->ids, job->nids, sizeof(*job->ids), id_entry_cmp);
+	if (alert_states_apply_begin(tl->alerts) < 0)
+		goto nomem;
 	free(slots);
 	job->upto_seq = tl->next_seq - 1;
 	job->started_us = mono_now_us();
@@ -212,20 +252,67 @@ nomem:
 	return herr_set(err, HERR_NOMEM, "out of memory");
 }
 
+static int alerts_fn(struct wtxn *w, void *ctx, struct herr *err)
+{
+	(void)err;
+	alert_states_apply_slice(ctx, w, FLUSH_SLICE_ALERTS);
+	return w->rc ? -1 : 0;
+}
+
+/* After the customers, before the ids: the alert states journaled since the last flush. */
+static int alerts_slice(struct timeline *tl, struct herr *err)
+{
+	if (store_write(tl->st, alerts_fn, tl->alerts, err) < 0) {
+		alert_states_discard(tl->alerts);
+		return -1;
+	}
+	alert_states_commit(tl->alerts);
+	return 0;
+}
+
+static int move_cmp(const void *a, const void *b, void *vjob)
+{
+	const struct deadline_move *x = a, *y = b;
+	const struct flush_job *job = vjob;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	int c = str_cmp(job->custs[x->cust], job->lens[x->cust], job->custs[y->cust], job->lens[y->cust]);
+	return c ? c : x->put - y->put;
+}
+
 /* Writes the next slice; what it wrote leaves memory. */
 static int flush_slice(struct timeline *tl, struct herr *err)
 {
 	struct flush_job *job = &tl->job;
-	struct flush_ctx ctx = { .tl = tl, .cust_from = job->next_cust, .id_from = job->next_id };
+	struct flush_ctx ctx = { .tl = tl, .cust_from = job->next_cust, .id_from = job->next_id,
+				 .move_from = job->next_move, .move_to = job->next_move,
+				 .moves_before = job->nmoves };
+
+	if (job->next_cust == job->ncusts && alert_states_apply_more(tl->alerts))
+		return alerts_slice(tl, err);
+	if (job->next_cust == job->ncusts && !job->moves_sorted) {
+		/* in key order: del before put, so that a key both left and taken stays */
+		qsort_r(job->moves, job->nmoves, sizeof(*job->moves), move_cmp, job);
+		job->moves_sorted = 1;
+	}
+	if (job->next_cust == job->ncusts && job->next_move < job->nmoves)
+		ctx.move_to = job->next_move + FLUSH_SLICE_IDS < job->nmoves ? job->next_move + FLUSH_SLICE_IDS
+									     : job->nmoves;
 
 	ctx.cust_to = ctx.cust_from + FLUSH_SLICE_CUSTOMERS < job->ncusts ? ctx.cust_from + FLUSH_SLICE_CUSTOMERS
 									 : job->ncusts;
 	ctx.id_to = ctx.id_from;
-	if (ctx.cust_to == job->ncusts)
+	/* the alert states go between the customers and the ids */
+	/* one after the other: customers, alert states, deadlines, then the ids with the last */
+	int ids_now = job->next_cust == job->ncusts && !alert_states_apply_more(tl->alerts) &&
+		      ctx.move_to == job->nmoves;
+	if (ids_now)
 		ctx.id_to = ctx.id_from + FLUSH_SLICE_IDS < job->nids ? ctx.id_from + FLUSH_SLICE_IDS : job->nids;
-	ctx.last = ctx.cust_to == job->ncusts && ctx.id_to == job->nids;
+	ctx.last = ids_now && ctx.id_to == job->nids;
 	if (store_write(tl->st, flush_fn, &ctx, err) < 0) {
 		alert_states_discard(tl->alerts);
+		job->nmoves = ctx.moves_before;
 		return -1;
 	}
 	alert_states_commit(tl->alerts);
@@ -243,6 +330,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 			strmap_del(&tl->ids, job->ids[i].id, job->ids[i].len);
 	job->next_cust = ctx.cust_to;
 	job->next_id = ctx.id_to;
+	job->next_move = ctx.move_to;
 	if (ctx.last) {
 		tl->stats.flushes++;
 		tl->stats.flush_events += job->events;

@@ -22,7 +22,7 @@ static const char *const db_names[DB__COUNT] = {
 	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
 	[DB_CUSTOMERS] = "customers", [DB_IDS] = "ids", [DB_ALERTS] = "alerts",
 	[DB_OUTBOX] = "outbox", [DB_DEADLINES] = "deadlines", [DB_SILENCES] = "silences",
-	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog",
+	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog", [DB_ALERT_LOG2] = "alertlog1",
 };
 
 struct store {

@@ -1131,6 +1131,24 @@ static int add_due(struct timeline *tl, struct dirty *d, struct cust **out, size
 	return 1;
 }
 
+/* Customers a flush under way wrote, whose new deadline key is not written yet. */
+static void due_moving(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t *n,
+		       size_t max, struct herr *err)
+{
+	const struct flush_job *job = &tl->job;
+
+	if (!job->active)
+		return;
+	for (size_t i = job->next_move; i < job->nmoves && *n < max; i++) {
+		const struct deadline_move *m = &job->moves[i];
+		if (!m->put || m->when > now)
+			continue;
+		struct dirty *d = dirty_get(tl, txn, job->custs[m->cust], job->lens[m->cust], 0, err);
+		if (d)
+			add_due(tl, d, out, n);
+	}
+}
+
 size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
 		    struct herr *err)
 {
@@ -1166,13 +1184,19 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 	}
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && n < max;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (key.mv_size <= 8 || ordered_to_i64(be64_get(key.mv_data)) > now)
+		int64_t when;
+		if (key.mv_size <= 8 || (when = ordered_to_i64(be64_get(key.mv_data))) > now)
 			break;
 		struct dirty *d = dirty_get(tl, txn, (const char *)key.mv_data + 8, key.mv_size - 8, 0, err);
-		if (d)
-			add_due(tl, d, out, &n);
+		if (!d)
+			continue;
+		/* a key the customer no longer has (a crash between a flush's slices left it): it goes */
+		if (when != d->stored_deadline && when != d->c->deadline)
+			d->stale_deadline = when;
+		add_due(tl, d, out, &n);
 	}
 	mdb_cursor_close(cur);
+	due_moving(tl, txn, now, out, &n, max, err);
 	return n;
 }
 

@@ -28,6 +28,7 @@ struct dirty {
 	size_t n, cap;
 	int is_new;
 	int64_t stored_deadline;        /* the deadline key in DB_DEADLINES */
+	int64_t stale_deadline;         /* a key a tick found that is not the customer's: to delete */
 	int changed;                    /* state rewritten without a new event */
 	uint64_t mark;                  /* generation of the last touched/due listing */
 };
@@ -38,6 +39,13 @@ struct id_entry {
 	uint64_t seq;
 };
 
+/* A deadline key to delete or put: written after the customers, sorted, not in their slices. */
+struct deadline_move {
+	int64_t when;
+	size_t cust;                    /* index in flush_job.custs */
+	int put;
+};
+
 /* A flush under way: what was pending when it began, written slice by slice. */
 struct flush_job {
 	int active;
@@ -46,6 +54,9 @@ struct flush_job {
 	size_t *lens, ncusts, next_cust;
 	struct id_entry *ids;           /* sorted */
 	size_t nids, next_id;
+	struct deadline_move *moves;    /* sorted once the customers are written */
+	size_t nmoves, moves_cap, next_move;
+	int moves_sorted;
 	int64_t started_us;
 	size_t events;
 };

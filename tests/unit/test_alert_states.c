@@ -311,6 +311,113 @@ static void test_recovery_applies_what_a_crash_left(void **state)
 	alert_states_free(after);
 }
 
+static int slice_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	(void)err;
+	alert_states_apply_slice(vctx, w, 1);
+	return w->rc ? -1 : 0;
+}
+
+static int end_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	(void)err;
+	alert_states_apply_end(vctx, w);
+	return w->rc ? -1 : 0;
+}
+
+static void write_with(struct fx *fx, store_write_fn fn)
+{
+	struct herr err;
+
+	assert_int_equal(store_write(fx->st, fn, fx->writer, &err), 0);
+	alert_states_commit(fx->writer);
+}
+
+static void test_an_apply_in_slices_keeps_what_changed_meanwhile(void **state)
+{
+	struct fx *fx = *state;
+	const struct change first[] = { { "A", "r1", "a1" }, { "B", "r1", "b1" }, { "C", "r1", "c1" } };
+	const struct change meanwhile[] = { { "D", "r1", "d1" }, { "A", "r1", "a2" } };
+	const struct change after[] = { { "B", "r1", NULL } };
+	struct seen all, one;
+	char buf[64];
+	int slices = 0;
+
+	put(fx, first, 3);
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_int_equal(alert_states_apply_begin(fx->writer), 0);
+	/* changes while the apply runs go to the other table */
+	put(fx, meanwhile, 2);
+	while (alert_states_apply_more(fx->writer)) {
+		write_with(fx, slice_fn);
+		slices++;
+		if (slices == 2)
+			put(fx, after, 1); /* B was written already: its removal stays journaled */
+		/* whatever the moment, everyone reads the newest states */
+		look(fx, fx->writer, 0, NULL, NULL, &all, &one);
+		assert_string_equal(all.text, slices < 2 ? "A/r1=a2 B/r1=b1 C/r1=c1 D/r1=d1 "
+							 : "A/r1=a2 C/r1=c1 D/r1=d1 ");
+		look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+		assert_string_equal(all.text, slices < 2 ? "A/r1=a2 B/r1=b1 C/r1=c1 D/r1=d1 "
+							 : "A/r1=a2 C/r1=c1 D/r1=d1 ");
+	}
+	assert_int_equal(slices, 3); /* one customer per slice: A, B, C */
+	write_with(fx, end_fn);
+	/* the first table went whole; what came after the begin is still journaled */
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG), 0);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG2), 3);
+	assert_int_equal(alert_states_pending(fx->writer), 3);
+	assert_non_null(stored(fx, "A\0r1", 4, buf, sizeof(buf)));
+	assert_string_equal(buf, "a2"); /* the newest at its slice */
+	assert_non_null(stored(fx, "B\0r1", 4, buf, sizeof(buf)));
+	assert_string_equal(buf, "b1"); /* removed after its slice: journaled */
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 C/r1=c1 D/r1=d1 ");
+	look(fx, fx->writer, 0, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 C/r1=c1 D/r1=d1 ");
+
+	/* the next apply takes the rest, from the other table */
+	assert_int_equal(alert_states_apply_begin(fx->writer), 0);
+	while (alert_states_apply_more(fx->writer))
+		write_with(fx, slice_fn);
+	write_with(fx, end_fn);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG) + store_count(fx->st, DB_ALERT_LOG2), 0);
+	assert_int_equal(alert_states_pending(fx->writer), 0);
+	assert_null(stored(fx, "B\0r1", 4, buf, sizeof(buf)));
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 C/r1=c1 D/r1=d1 ");
+	assert_int_equal(alert_states_pending(fx->reader), 0);
+	/* and a crash now leaves nothing to recover */
+	struct alert_states *again = alert_states_new();
+	struct herr err;
+	assert_int_equal(alert_states_recover(again, fx->st, &err), 0);
+	assert_int_equal(alert_states_pending(again), 0);
+	alert_states_free(again);
+}
+
+static void test_recovery_in_the_middle_of_an_apply(void **state)
+{
+	struct fx *fx = *state;
+	const struct change first[] = { { "A", "r1", "a1" }, { "B", "r1", "b1" } };
+	const struct change meanwhile[] = { { "A", "r1", "a2" }, { "C", "r1", "c1" } };
+	struct alert_states *after;
+	struct seen all, one;
+	struct herr err;
+
+	put(fx, first, 2);
+	assert_int_equal(alert_states_apply_begin(fx->writer), 0);
+	write_with(fx, slice_fn);       /* A, then the writer dies */
+	put(fx, meanwhile, 2);
+	assert_non_null(after = alert_states_new());
+	assert_int_equal(alert_states_recover(after, fx->st, &err), 0);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG) + store_count(fx->st, DB_ALERT_LOG2), 0);
+	look(fx, after, 0, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 C/r1=c1 ");
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 C/r1=c1 ");
+	alert_states_free(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +427,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_puts_after_an_apply_in_one_transaction_stay_journaled,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_applies_what_a_crash_left, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_an_apply_in_slices_keeps_what_changed_meanwhile, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_in_the_middle_of_an_apply, fx_setup, fx_teardown),
 	};
 	log_set_level(LOG_LEVEL_WARNING);
 	return cmocka_run_group_tests(tests, NULL, NULL);

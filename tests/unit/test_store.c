@@ -1623,6 +1623,86 @@ static void test_customer_listing(void **state)
 	free(m.v);
 }
 
+/* ---- deadlines ---------------------------------------------------------------- */
+
+#define DL_CUSTOMERS 2500               /* more than one flush slice of customers */
+
+static uint64_t due_count(struct fx *f, int64_t now)
+{
+	static struct cust *due[DL_CUSTOMERS + 10];
+	struct herr err = { 0 };
+	MDB_txn *txn;
+	size_t n;
+
+	assert_int_equal(store_read_begin(f->st, &txn, &err), 0);
+	n = timeline_due(f->tl, txn, now, due, DL_CUSTOMERS + 10, &err);
+	store_read_end(txn);
+	return n;
+}
+
+static int put_key_fn(struct wtxn *w, void *ctx, struct herr *err)
+{
+	(void)err;
+	wtxn_put(w, DB_DEADLINES, ctx, 8 + 5, "", 0, 0);
+	return w->rc ? -1 : 0;
+}
+
+/*
+ * A flush writes the deadline keys after all its customers, sorted: between
+ * the two a tick still finds every due customer; a key a crash left behind
+ * (the record moved on, its key did not) is deleted the next time it is met.
+ */
+static void test_deadlines_move_after_the_customers(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	struct herr err = { 0 };
+	struct wbuf fr;
+	struct cust **touched;
+	char id[16];
+
+	wbuf_init(&fr);
+	for (int i = 0; i < DL_CUSTOMERS; i++) {
+		snprintf(id, sizeof(id), "D%04d", i);
+		frame_add(&fr, id, BASE + i, "call", NULL, NULL, NULL);
+	}
+	assert_int_equal(append(f->tl, &fr, &m).accepted, DL_CUSTOMERS);
+	size_t n = timeline_touched(f->tl, &touched);
+	assert_int_equal(n, DL_CUSTOMERS);
+	for (size_t i = 0; i < n; i++) {
+		touched[i]->deadline = BASE + (int64_t)(i % 97) * MS_PER_HOUR;
+		timeline_deadline_set(f->tl, touched[i]);
+	}
+	/* a flush's first slice: the customers it wrote are out of memory, their keys not in yet */
+	int64_t give_up = mono_now_ms() + 30000;
+	while (timeline_flush_due_in(f->tl) > 0 && mono_now_ms() < give_up)
+		usleep(20000);
+	assert_int_equal(timeline_flush(f->tl, 0, &err), 0);
+	struct timeline_stats st;
+	timeline_get_stats(f->tl, &st);
+	assert_true(st.dirty_customers > 0 && st.dirty_customers < DL_CUSTOMERS);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), 0);
+	assert_int_equal(due_count(f, BASE + 200 * MS_PER_HOUR), DL_CUSTOMERS);
+	assert_int_equal(due_count(f, BASE - 1), 0);
+	flush(f->tl);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS);
+	assert_int_equal(due_count(f, BASE + 200 * MS_PER_HOUR), DL_CUSTOMERS);
+	flush(f->tl);
+
+	/* a stale key: listed once, then gone with the next flush */
+	uint8_t key[8 + 5];
+	be64_put(key, i64_to_ordered(BASE - MS_PER_DAY));
+	memcpy(key + 8, "D0042", 5);
+	assert_int_equal(store_write(f->st, put_key_fn, key, &err), 0);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS + 1);
+	assert_int_equal(due_count(f, BASE - 1), 1);
+	flush(f->tl);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS);
+	assert_int_equal(due_count(f, BASE - 1), 0);
+	wbuf_free(&fr);
+	free(m.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1635,6 +1715,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_full, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_store_reopens, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_after_fold, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deadlines_move_after_the_customers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after_fold, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_in_use, fx_setup, fx_teardown),
