@@ -52,8 +52,7 @@ int alert_decode(const void *data, size_t len, struct alert *a);
 void alert_clear(struct alert *a);
 
 /* The `alerts` answer form of one alert. */
-/* values: the rule's values as JSON (a reference is taken), or NULL to read a->values_json. */
 struct json_object *alert_to_json(const struct alert *a, const char *customer, size_t clen,
-				  const char *severity, struct json_object *values);
+				  const char *severity);
 
 #endif

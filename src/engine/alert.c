@@ -151,7 +151,7 @@ void alert_clear(struct alert *a)
 }
 
 struct json_object *alert_to_json(const struct alert *a, const char *customer, size_t clen,
-				  const char *severity, struct json_object *values)
+				  const char *severity)
 {
 	struct json_object *o = json_object_new_object();
 	char buf[TIME_BUF];
@@ -174,9 +174,7 @@ struct json_object *alert_to_json(const struct alert *a, const char *customer, s
 	json_object_object_add(o, "acked", json_object_new_boolean(a->acked));
 	if (a->acked_by[0])
 		json_object_object_add(o, "acked_by", json_object_new_string(a->acked_by));
-	if (values)
-		json_object_object_add(o, "values", json_object_get(values));
-	else if (a->values_json)
+	if (a->values_json)
 		json_object_object_add(o, "values", json_tokener_parse(a->values_json));
 	return o;
 }

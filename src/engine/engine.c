@@ -23,6 +23,7 @@
 #include "hearth/json.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
+#include "hearth/notification.h"
 #include "hearth/outbox.h"
 #include "hearth/rules.h"
 #include "hearth/state.h"
@@ -201,8 +202,7 @@ static int64_t condition_onset(struct engine *eng, MDB_txn *txn, const struct cu
 }
 
 /* The summary and values the rule shows now, put in a; 1 if they differ from what a held. */
-static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a,
-			struct json_object **values_out)
+static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
 {
 	char summary[sizeof(a->summary)];
 	struct json_object *values = rule_values(r, env);
@@ -218,7 +218,7 @@ static int render_alert(const struct rule *r, struct eval_env *env, struct alert
 		free(a->values_json);
 		a->values_json = text ? strdup(text) : NULL;
 	}
-	*values_out = values;
+	json_object_put(values);
 	return changed;
 }
 
@@ -247,34 +247,26 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 		int64_t since_before = a->since;
 		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
 						   r->cfg->repeat_ms, &wake);
-		struct json_object *values = NULL;
 		if (next_change < deadline)
 			deadline = next_change;
 		if (wake < deadline)
 			deadline = wake;
 		/* a firing alert keeps telling the truth: what it says follows each evaluation */
 		int refreshed = kind == NOTIFY_NONE && a->state == ALERT_FIRING && before == ALERT_FIRING &&
-				render_alert(r, &env, a, &values);
-		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed) {
-			json_object_put(values);
+				render_alert(r, &env, a);
+		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed)
 			continue;
-		}
 		if (kind != NOTIFY_NONE)
-			render_alert(r, &env, a, &values);
+			render_alert(r, &env, a);
 		if (kind == NOTIFY_FIRING)
 			a->active_since = condition_onset(eng, txn, c, r, now);
 		if (kind == NOTIFY_RESOLVED && now - since_before < eng->cfg->flap_window_ms)
 			eng->stats.flapping++;
 		struct change *ch = engine_push_change(eng);
 		if (!ch) {
-			json_object_put(values);
 			eng->stats.errors++;
 			continue;
 		}
-		if (kind != NOTIFY_NONE)
-			ch->values = values; /* the notification embeds it as is */
-		else
-			json_object_put(values);
 		ch->c = c;
 		ch->rule = i;
 		ch->a = *a;
@@ -288,52 +280,16 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 	timeline_deadline_set(eng->tl, c);
 }
 
-static struct json_object *customer_brief(const struct cust *c)
-{
-	static const char *const keys[] = { "name", "owner", "tier" };
-	struct json_object *o = json_object_new_object();
-	const struct profile_field *f;
-
-	json_object_object_add(o, "id", json_object_new_string_len(c->id, (int)c->id_len));
-	for (size_t i = 0; i < 3; i++)
-		if ((f = cust_profile_get(c, keys[i])))
-			json_object_object_add(o, keys[i], profile_field_json(f));
-	return o;
-}
-
-static char *notification_body(struct engine *eng, const struct change *ch, uint64_t seq, int64_t now)
-{
-	const struct rule *r = &eng->rs->rules[ch->rule];
-	const char *severity = severity_name(r->cfg->severity);
-	struct json_object *body = json_object_new_object(), *alert, *labels = json_object_new_object();
-	char buf[TIME_BUF];
-	char *text;
-
-	json_object_object_add(body, "seq", json_object_new_int64((int64_t)seq));
-	json_object_object_add(body, "ts", json_object_new_string(time_format(now, buf, sizeof(buf))));
-	json_object_object_add(body, "kind", json_object_new_string(notify_kind_name(ch->kind)));
-	alert = alert_to_json(&ch->a, ch->c->id, ch->c->id_len, severity, ch->values);
-	json_object_object_del(alert, "acked");
-	for (size_t i = 0; i < r->cfg->nlabels; i++)
-		json_object_object_add(labels, r->cfg->labels[i].key,
-				       json_object_new_string(r->cfg->labels[i].value));
-	json_object_object_add(alert, "labels", labels);
-	json_object_object_add(body, "alert", alert);
-	json_object_object_add(body, "customer", customer_brief(ch->c));
-	text = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-							     JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(body);
-	return text;
-}
-
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
 static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
 {
 	struct alert_states *as = timeline_alert_states(eng->tl);
-	struct wbuf rec;
+	struct wbuf rec, body;
+	int rc = 0;
 
 	*seq = outbox_last_seq(eng->ob);
 	wbuf_init(&rec);
+	wbuf_init(&body);
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
 		free(ch->body);
@@ -348,15 +304,19 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
 		ch->seq = ++*seq;
-		ch->body = notification_body(eng, ch, ch->seq, now);
-		if (!ch->body) {
-			wbuf_free(&rec);
-			return herr_set(err, HERR_NOMEM, "out of memory");
+		wbuf_reset(&body);
+		notification_body(&ch->a, ch->c, eng->rs->rules[ch->rule].cfg, ch->kind, ch->seq, now, &body);
+		if (body.failed || !(ch->body = strndup((const char *)body.data, body.len))) {
+			rc = herr_set(err, HERR_NOMEM, "out of memory");
+			goto out;
 		}
-		outbox_put(w, *seq, now, ch->body, strlen(ch->body));
+		outbox_put(w, *seq, now, ch->body, body.len);
 	}
+	rc = w->rc ? -1 : 0;
+out:
 	wbuf_free(&rec);
-	return w->rc ? -1 : 0;
+	wbuf_free(&body);
+	return rc;
 }
 
 struct write_ctx {
@@ -410,7 +370,6 @@ static void free_changes(struct engine *eng)
 	for (size_t i = 0; i < eng->nchanges; i++) {
 		free(eng->changes[i].body);
 		free(eng->changes[i].a.values_json);
-		json_object_put(eng->changes[i].values);
 	}
 	eng->nchanges = 0;
 }

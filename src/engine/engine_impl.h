@@ -32,7 +32,6 @@ struct change {
 	enum notify_kind kind;
 	int silenced;
 	char *body;                     /* the notification, built in the write */
-	struct json_object *values;     /* the rule's values when it notifies (owned) */
 	uint64_t seq;
 	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];

@@ -151,7 +151,7 @@ static void add_alert_of(const char *rule, const void *rec, size_t len, void *vc
 	if (alert_decode(rec, len, &a) == 0) {
 		snprintf(a.rule, sizeof(a.rule), "%s", rule);
 		json_object_array_add(ctx->list, alert_to_json(&a, ctx->id, ctx->len,
-								 rule_severity(ctx->rs, a.rule), NULL));
+								 rule_severity(ctx->rs, a.rule)));
 	}
 	alert_clear(&a);
 }
@@ -236,7 +236,7 @@ static int list_alert(const char *id, size_t idlen, const char *rule, const void
 		goto next;
 	if (ctx->owner && !owner_matches(ctx->cust, ctx->cctx, ctx->txn, id, idlen, ctx->owner))
 		goto next;
-	json_object_array_add(ctx->list, alert_to_json(&a, id, idlen, rule_severity(ctx->rs, a.rule), NULL));
+	json_object_array_add(ctx->list, alert_to_json(&a, id, idlen, rule_severity(ctx->rs, a.rule)));
 	ctx->n++;
 next:
 	alert_clear(&a);

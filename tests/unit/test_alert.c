@@ -352,7 +352,7 @@ static void test_to_json(void **state)
 	a.resolved_at = T0 + DAY;
 	strcpy(a.summary, "s");
 	a.values_json = strdup("{\"open(complaint)\":2}");
-	o = alert_to_json(&a, "C1001", 5, "critical", NULL);
+	o = alert_to_json(&a, "C1001", 5, "critical");
 	assert_true(json_object_object_get_ex(o, "rule", &v));
 	assert_string_equal(json_object_get_string(v), "customer_cooling");
 	assert_true(json_object_object_get_ex(o, "customer", &v));
@@ -376,7 +376,7 @@ static void test_to_json(void **state)
 	a.state = ALERT_FIRING;
 	a.acked = 1;
 	strcpy(a.acked_by, "li");
-	o = alert_to_json(&a, "C1001", 5, "warning", NULL);
+	o = alert_to_json(&a, "C1001", 5, "warning");
 	assert_false(json_object_object_get_ex(o, "resolved_at", NULL));
 	assert_true(json_object_object_get_ex(o, "acked_by", &v));
 	assert_string_equal(json_object_get_string(v), "li");
