@@ -493,7 +493,7 @@ struct job *backtest_job_new(struct server *srv, struct backtest_params *p, stru
 		if (!t->day_fired || !t->day_resolved || !t->only)
 			goto nomem;
 	}
-	if (!bt->transitions || cust_walk_init(&bt->walk, srv, err) < 0)
+	if (!bt->transitions || cust_walk_init(&bt->walk, srv->st, srv->tl, err) < 0)
 		goto nomem;
 	return &bt->job;
 nomem:

@@ -253,7 +253,7 @@ static struct dry_run *dry_run_new(struct server *srv, struct config *next_cfg, 
 	dr->next = next;
 	dr->now = *now;
 	dr->at = TIME_NONE;
-	if (list_rules(dr, err) < 0 || cust_walk_init(&dr->walk, srv, err) < 0)
+	if (list_rules(dr, err) < 0 || cust_walk_init(&dr->walk, srv->st, srv->tl, err) < 0)
 		goto fail;
 	if (!(dr->alerts = json_object_new_array())) {
 		herr_set(err, HERR_NOMEM, "out of memory");
