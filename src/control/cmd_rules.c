@@ -323,8 +323,20 @@ static struct job_deps job_deps_of(struct server *srv)
 
 struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err)
 {
+	struct job_deps d = job_deps_of(srv);
+	struct ruleset *next;
+	struct config *next_cfg;
+	char msg[4096];
+
 	(void)req;
-	return dry_run_job_new(srv, err);
+	if (!(next_cfg = server_load_config(srv->config_path, &next, msg, sizeof(msg)))) {
+		size_t n = strlen(msg);
+		while (n > 0 && msg[n - 1] == '\n')
+			msg[--n] = '\0';
+		herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
+		return NULL;
+	}
+	return dry_run_job_new(&d, next_cfg, next, err);
 }
 
 struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err)
