@@ -22,6 +22,7 @@
 #include "hearth/limits.h"
 #include "hearth/rules.h"
 #include "hearth/ingest.h"
+#include "hearth/job.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
@@ -262,7 +263,8 @@ static void print_against(struct json_object *ans, const char *store, int64_t at
 static int check_against(struct config *cfg, struct ruleset *rs, const char *path, int64_t at,
 			 int json)
 {
-	struct server srv = { .cfg = cfg, .config_path = cfg->file };
+	struct ingest_clock clock = { 0 };      /* the wall clock's */
+	struct job_deps d = { .clock = &clock };
 	struct json_object *ans = json_object_new_object();
 	struct herr err = { 0 };
 	int rc = 1;
@@ -271,14 +273,13 @@ static int check_against(struct config *cfg, struct ruleset *rs, const char *pat
 		at = time_now_ms();
 	/* folding the log's tail in memory is routine here, not news ("recovered N events") */
 	log_set_level(LOG_LEVEL_WARNING);
-	if (!ans || !(srv.st = store_open_readonly(path, &err)) ||
-	    !(srv.tl = timeline_open(srv.st, cfg, &err)) || !(srv.engine = engine_open_reader(srv.tl, &err))) {
+	if (!ans || !(d.st = store_open_readonly(path, &err)) ||
+	    !(d.tl = timeline_open(d.st, cfg, &err)) || !(d.engine = engine_open_reader(d.tl, &err))) {
 		ruleset_free(rs);
 		config_free(cfg);
 		goto out;
 	}
-	srv.cfg = NULL; /* dry_run_against owns it now */
-	if (dry_run_against(&srv, cfg, rs, at, ans, &err) < 0)
+	if (dry_run_against(&d, cfg, rs, at, ans, &err) < 0)
 		goto out;
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
@@ -288,9 +289,9 @@ static int check_against(struct config *cfg, struct ruleset *rs, const char *pat
 out:
 	if (rc)
 		fprintf(stderr, "hearthd: %s\n", err.msg[0] ? err.msg : "out of memory");
-	engine_close(srv.engine);
-	timeline_close(srv.tl);
-	store_close(srv.st);
+	engine_close(d.engine);
+	timeline_close(d.tl);
+	store_close(d.st);
 	json_object_put(ans);
 	return rc;
 }

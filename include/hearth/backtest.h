@@ -14,9 +14,10 @@
 
 #include "hearth/err.h"
 
+struct config;
 struct expr;
 struct job;
-struct server;
+struct job_deps;
 
 #define BACKTEST_RULES 2                /* a rule and, with compare, a second one */
 
@@ -34,7 +35,12 @@ struct backtest_params {
 	int detail;                     /* list every transition with its values */
 };
 
-/* Takes the expressions of p (also on failure); NULL with err set. */
-struct job *backtest_job_new(struct server *srv, struct backtest_params *p, struct herr *err);
+/*
+ * Over what d reads, the rules of p compiled against cfg, the running
+ * configuration (d's engine runs the rules compiled from it). Takes the
+ * expressions of p (also on failure); NULL with err set.
+ */
+struct job *backtest_job_new(const struct job_deps *d, const struct config *cfg,
+			     struct backtest_params *p, struct herr *err);
 
 #endif

@@ -15,10 +15,10 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 
-struct server;
+struct store;
 
 struct cust_walk {
-	struct server *srv;
+	struct store *st;
 	struct id_list fresh;
 	size_t next_fresh;
 	struct strmap fresh_set;
@@ -30,7 +30,8 @@ struct cust_walk {
 /* fn sees one customer by id, reading through txn. */
 typedef int (*cust_walk_fn)(void *ctx, MDB_txn *txn, const char *id, size_t len, struct herr *err);
 
-int cust_walk_init(struct cust_walk *w, struct server *srv, struct herr *err);
+/* Over the customers of st, those still pending in tl first. */
+int cust_walk_init(struct cust_walk *w, struct store *st, struct timeline *tl, struct herr *err);
 void cust_walk_free(struct cust_walk *w);
 /* Up to n customers: 1 while more remain, 0 past the last, -1 on an error (fn's too). */
 int cust_walk_step(struct cust_walk *w, size_t n, cust_walk_fn fn, void *ctx, struct herr *err);

@@ -22,6 +22,7 @@
 #include "hearth/event.h"
 #include "hearth/expr.h"
 #include "hearth/group_commit.h"
+#include "hearth/job.h"
 #include "hearth/limits.h"
 #include "hearth/metrics.h"
 #include "hearth/notify.h"
@@ -314,14 +315,33 @@ static int backtest_rule_named(struct server *srv, const char *field, const char
 	return 0;
 }
 
+/* What a job over every stored customer reads: the writer's own. */
+static struct job_deps job_deps_of(struct server *srv)
+{
+	return (struct job_deps){ srv->st, srv->tl, srv->engine, &srv->ingest_clock };
+}
+
 struct job *cmd_reload_dry_run(struct server *srv, struct json_object *req, struct herr *err)
 {
+	struct job_deps d = job_deps_of(srv);
+	struct ruleset *next;
+	struct config *next_cfg;
+	char msg[4096];
+
 	(void)req;
-	return dry_run_job_new(srv, err);
+	if (!(next_cfg = server_load_config(srv->config_path, &next, msg, sizeof(msg)))) {
+		size_t n = strlen(msg);
+		while (n > 0 && msg[n - 1] == '\n')
+			msg[--n] = '\0';
+		herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
+		return NULL;
+	}
+	return dry_run_job_new(&d, next_cfg, next, err);
 }
 
 struct job *cmd_backtest(struct server *srv, struct json_object *req, struct herr *err)
 {
+	struct job_deps d = job_deps_of(srv);
 	struct backtest_params p = { .nrules = 1 };
 	struct backtest_rule *first = &p.rules[0];
 	const char *name, *other;
@@ -358,7 +378,7 @@ struct job *cmd_backtest(struct server *srv, struct json_object *req, struct her
 	}
 	if (arg(req, "where") && !(p.where = arg_expr(srv->cfg, req, "where", 0, err)))
 		goto fail;
-	return backtest_job_new(srv, &p, err);
+	return backtest_job_new(&d, srv->cfg, &p, err);
 fail:
 	for (int r = 0; r < BACKTEST_RULES; r++)
 		expr_free(p.rules[r].when);

@@ -9,11 +9,11 @@
 #include "hearth/engine.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/expr.h"
 #include "hearth/job.h"
 #include "hearth/limits.h"
 #include "hearth/rules.h"
-#include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/timeline.h"
@@ -40,8 +40,9 @@ struct tally {
 
 struct backtest {
 	struct job job;                 /* first: the control socket sees only this */
-	struct server *srv;
+	struct job_deps d;
 	const struct config *cfg;       /* the expressions were compiled against it */
+	const struct ruleset *running;  /* the engine's then: a reload replaces them and frees cfg */
 	struct backtest_params p;
 	struct tally tally[BACKTEST_RULES];
 	int64_t first_day;
@@ -121,7 +122,7 @@ static int load_events(struct backtest *bt, MDB_txn *txn, const char *id, size_t
 	int more;
 
 	bt->nevents = bt->text_len = 0;
-	if (timeline_query(bt->srv->tl, txn, &q, collect_event, bt, &more, err) < 0)
+	if (timeline_query(bt->d.tl, txn, &q, collect_event, bt, &more, err) < 0)
 		return -1;
 	for (size_t i = 0; i < bt->nevents; i++) {
 		struct event *e = &bt->events[i];
@@ -183,7 +184,7 @@ static int step_rule(struct backtest *bt, size_t r, MDB_txn *txn, struct cust *c
 	int64_t changes = EVAL_NEVER, wake, fired_at = a->since;
 	enum notify_kind kind;
 
-	engine_env(bt->srv->engine, txn, c, at, &env);
+	engine_env(bt->d.engine, txn, c, at, &env);
 	if (expr_eval(rule->when, &env, &v, &changes) < 0)
 		v.type = TYPE_NULL;
 	kind = alert_step(a, value_truthy(&v), at, rule->for_ms, rule->repeat_ms, &wake);
@@ -318,9 +319,9 @@ static int wanted(struct backtest *bt, MDB_txn *txn, const char *id, size_t len)
 
 	if (!bt->p.where)
 		return 1;
-	if (!(c = timeline_customer(bt->srv->tl, txn, id, len, &owned, &err)))
+	if (!(c = timeline_customer(bt->d.tl, txn, id, len, &owned, &err)))
 		return 0;
-	engine_env(bt->srv->engine, txn, c, server_now(bt->srv), &env);
+	engine_env(bt->d.engine, txn, c, ingest_clock_now(bt->d.clock), &env);
 	yes = expr_eval(bt->p.where, &env, &v, NULL) == 0 && value_truthy(&v);
 	if (owned)
 		cust_free(c);
@@ -427,7 +428,7 @@ static int backtest_step(struct job *job, struct json_object *ans, struct herr *
 	struct backtest *bt = (struct backtest *)job;
 
 	/* the expressions point into the configuration they were compiled with */
-	if (bt->srv->cfg != bt->cfg)
+	if (engine_rules(bt->d.engine) != bt->running)
 		return herr_set(err, HERR_GONE, "the configuration was reloaded during the backtest; run it again");
 	int more = cust_walk_step(&bt->walk, STEP_CUSTOMERS, take, bt, err);
 
@@ -467,7 +468,8 @@ static void backtest_free(struct job *job)
 	free(bt);
 }
 
-struct job *backtest_job_new(struct server *srv, struct backtest_params *p, struct herr *err)
+struct job *backtest_job_new(const struct job_deps *d, const struct config *cfg,
+			     struct backtest_params *p, struct herr *err)
 {
 	struct backtest *bt = calloc(1, sizeof(*bt));
 
@@ -478,8 +480,9 @@ struct job *backtest_job_new(struct server *srv, struct backtest_params *p, stru
 	}
 	bt->job.step = backtest_step;
 	bt->job.free = backtest_free;
-	bt->srv = srv;
-	bt->cfg = srv->cfg;
+	bt->d = *d;
+	bt->cfg = cfg;
+	bt->running = engine_rules(d->engine);
 	bt->p = *p;
 	memset(p, 0, sizeof(*p));
 	bt->first_day = bt->p.from / MS_PER_DAY;
@@ -493,7 +496,7 @@ struct job *backtest_job_new(struct server *srv, struct backtest_params *p, stru
 		if (!t->day_fired || !t->day_resolved || !t->only)
 			goto nomem;
 	}
-	if (!bt->transitions || cust_walk_init(&bt->walk, srv, err) < 0)
+	if (!bt->transitions || cust_walk_init(&bt->walk, d->st, d->tl, err) < 0)
 		goto nomem;
 	return &bt->job;
 nomem:

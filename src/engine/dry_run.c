@@ -23,9 +23,9 @@
 #include "hearth/engine.h"
 #include "engine_impl.h"
 #include "hearth/eval.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/job.h"
 #include "hearth/rules.h"
-#include "hearth/server.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/units.h"
@@ -45,8 +45,8 @@ struct rule_outcome {
 
 struct dry_run {
 	struct job job;
-	struct server *srv;
-	const struct config *running;   /* a reload meanwhile makes the comparison moot */
+	struct job_deps d;
+	const struct ruleset *running;  /* the engine's: a reload meanwhile makes the comparison moot */
 	struct config *next_cfg;
 	struct ruleset *next;
 	struct rule_digests now;        /* the running rules */
@@ -121,7 +121,7 @@ static int outcome(struct dry_run *dr, struct rule_outcome *o, MDB_txn *txn, str
 		const struct rule *r = &dr->next->rules[o->next_index];
 		struct eval_env env;
 		struct value v;
-		engine_env(dr->srv->engine, txn, c, now, &env);
+		engine_env(dr->d.engine, txn, c, now, &env);
 		holds = expr_eval(r->when, &env, &v, NULL) == 0 && value_truthy(&v);
 		enum alert_state before = a.state;
 		enum notify_kind kind = alert_step(&a, holds, now, r->cfg->for_ms, r->cfg->repeat_ms, &wake);
@@ -157,20 +157,20 @@ static void take_stored(const char *rule, const void *rec, size_t len, void *ctx
 static int dry_run_customer(void *ctx, MDB_txn *txn, const char *id, size_t len, struct herr *err)
 {
 	struct dry_run *dr = ctx;
-	int64_t now = dr->at != TIME_NONE ? dr->at : server_now(dr->srv);
+	int64_t now = dr->at != TIME_NONE ? dr->at : ingest_clock_now(dr->d.clock);
 	int owned = 0, rc = 0;
-	struct cust *c = timeline_customer(dr->srv->tl, txn, id, len, &owned, err);
+	struct cust *c = timeline_customer(dr->d.tl, txn, id, len, &owned, err);
 
 	if (!c)
 		return err->code == HERR_NOT_FOUND ? 0 : -1;
 	for (size_t i = 0; i < dr->nrules; i++)
 		alert_clear(&dr->stored[i]);
-	alert_states_customer(timeline_alert_states(dr->srv->tl), dr->srv->st, txn, id, len, take_stored, dr);
+	alert_states_customer(timeline_alert_states(dr->d.tl), dr->d.st, txn, id, len, take_stored, dr);
 	for (size_t i = 0; i < dr->nrules && rc == 0; i++) {
 		struct rule_outcome *o = &dr->rules[i];
 		rc = outcome(dr, o, txn, c, o->now_index >= 0 ? &dr->stored[i] : NULL, now);
 	}
-	dr->srv->engine->txn = NULL;
+	dr->d.engine->txn = NULL;
 	dr->customers++;
 	if (owned)
 		cust_free(c);
@@ -209,7 +209,7 @@ static int dry_run_step(struct job *job, struct json_object *ans, struct herr *e
 	struct dry_run *dr = (struct dry_run *)job;
 	int more;
 
-	if (dr->running && dr->srv->cfg != dr->running)
+	if (dr->running && engine_rules(dr->d.engine) != dr->running)
 		return herr_set(err, HERR_GONE, "the configuration was reloaded meanwhile; run the dry run again");
 	if ((more = cust_walk_step(&dr->walk, STEP_CUSTOMERS, dry_run_customer, dr, err)) != 0)
 		return more;
@@ -234,8 +234,8 @@ static void dry_run_free(struct job *job)
 }
 
 /* Takes next_cfg and next (also on failure) and the running rules' digests in now. */
-static struct dry_run *dry_run_new(struct server *srv, struct config *next_cfg, struct ruleset *next,
-				   struct rule_digests *now, struct herr *err)
+static struct dry_run *dry_run_new(const struct job_deps *d, struct config *next_cfg,
+				   struct ruleset *next, struct rule_digests *now, struct herr *err)
 {
 	struct dry_run *dr = calloc(1, sizeof(*dr));
 
@@ -248,12 +248,12 @@ static struct dry_run *dry_run_new(struct server *srv, struct config *next_cfg, 
 	}
 	dr->job.step = dry_run_step;
 	dr->job.free = dry_run_free;
-	dr->srv = srv;
+	dr->d = *d;
 	dr->next_cfg = next_cfg;
 	dr->next = next;
 	dr->now = *now;
 	dr->at = TIME_NONE;
-	if (list_rules(dr, err) < 0 || cust_walk_init(&dr->walk, srv, err) < 0)
+	if (list_rules(dr, err) < 0 || cust_walk_init(&dr->walk, d->st, d->tl, err) < 0)
 		goto fail;
 	if (!(dr->alerts = json_object_new_array())) {
 		herr_set(err, HERR_NOMEM, "out of memory");
@@ -265,66 +265,57 @@ fail:
 	return NULL;
 }
 
-struct job *dry_run_job_new(struct server *srv, struct herr *err)
+struct job *dry_run_job_new(const struct job_deps *d, struct config *next_cfg, struct ruleset *next,
+			    struct herr *err)
 {
 	struct rule_digests now = { 0 };
-	struct ruleset *next;
-	struct config *next_cfg;
 	struct dry_run *dr;
-	char msg[4096];
 
-	if (!(next_cfg = server_load_config(srv->config_path, &next, msg, sizeof(msg)))) {
-		size_t n = strlen(msg);
-		while (n > 0 && msg[n - 1] == '\n')
-			msg[--n] = '\0';
-		herr_set(err, HERR_CONFIG_ERROR, "%s", msg);
-		return NULL;
-	}
-	if (rule_digests_of(engine_rules(srv->engine), &now) < 0) {
+	if (rule_digests_of(engine_rules(d->engine), &now) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		ruleset_free(next);
 		config_free(next_cfg);
 		return NULL;
 	}
-	if (!(dr = dry_run_new(srv, next_cfg, next, &now, err)))
+	if (!(dr = dry_run_new(d, next_cfg, next, &now, err)))
 		return NULL;
-	dr->running = srv->cfg;
+	dr->running = engine_rules(d->engine);
 	return &dr->job;
 }
 
-static int stored_rules(struct server *srv, struct rule_digests *now, struct herr *err)
+static int stored_rules(struct store *st, struct rule_digests *now, struct herr *err)
 {
 	MDB_txn *txn;
 	const void *val;
 	size_t vlen;
 	int rc;
 
-	if (store_read_begin(srv->st, &txn, err) < 0)
+	if (store_read_begin(st, &txn, err) < 0)
 		return -1;
-	rc = store_meta_get(txn, srv->st, "rules", &val, &vlen, err);
+	rc = store_meta_get(txn, st, "rules", &val, &vlen, err);
 	if (rc == 0 && rule_digests_decode(val, vlen, now) < 0)
 		herr_set(err, HERR_STORE_ERROR, "store at %s: its record of the running rules is damaged",
-			 store_path(srv->st));
+			 store_path(st));
 	else if (rc == 1)
 		herr_set(err, HERR_STORE_ERROR, "store at %s does not record which rules run on it "
-			 "(an older hearthd wrote it): start this hearthd on it once", store_path(srv->st));
+			 "(an older hearthd wrote it): start this hearthd on it once", store_path(st));
 	store_read_end(txn);
 	return err->code == HERR_OK ? 0 : -1;
 }
 
-int dry_run_against(struct server *srv, struct config *next_cfg, struct ruleset *next, int64_t at,
+int dry_run_against(const struct job_deps *d, struct config *next_cfg, struct ruleset *next, int64_t at,
 		    struct json_object *ans, struct herr *err)
 {
 	struct rule_digests now = { 0 };
 	struct dry_run *dr;
 	int rc;
 
-	if (stored_rules(srv, &now, err) < 0) {
+	if (stored_rules(d->st, &now, err) < 0) {
 		ruleset_free(next);
 		config_free(next_cfg);
 		return -1;
 	}
-	if (!(dr = dry_run_new(srv, next_cfg, next, &now, err)))
+	if (!(dr = dry_run_new(d, next_cfg, next, &now, err)))
 		return -1;
 	dr->at = at;
 	while ((rc = dry_run_step(&dr->job, ans, err)) > 0)

@@ -2,15 +2,14 @@
 #include <string.h>
 
 #include "hearth/cust_walk.h"
-#include "hearth/server.h"
 #include "hearth/store.h"
 
-int cust_walk_init(struct cust_walk *w, struct server *srv, struct herr *err)
+int cust_walk_init(struct cust_walk *w, struct store *st, struct timeline *tl, struct herr *err)
 {
 	memset(w, 0, sizeof(*w));
-	w->srv = srv;
+	w->st = st;
 	strmap_init(&w->fresh_set);
-	if (timeline_pending_new(srv->tl, &w->fresh) < 0)
+	if (timeline_pending_new(tl, &w->fresh) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < w->fresh.n; i++)
 		if (strmap_put(&w->fresh_set, w->fresh.ids[i], w->fresh.lens[i], w) < 0)
@@ -65,7 +64,7 @@ static int stored_step(struct cust_walk *w, MDB_txn *txn, size_t n, cust_walk_fn
 		       struct herr *err)
 {
 	struct stored_step s = { w, txn, n, 0, fn, ctx, err, 0 };
-	int rc = store_walk(txn, w->srv->st, DB_CUSTOMERS, w->after, w->started ? w->after_len : 0,
+	int rc = store_walk(txn, w->st, DB_CUSTOMERS, w->after, w->started ? w->after_len : 0,
 			    NULL, 0, stored_one, &s, err);
 
 	w->started = 1;
@@ -77,7 +76,7 @@ int cust_walk_step(struct cust_walk *w, size_t n, cust_walk_fn fn, void *ctx, st
 	MDB_txn *txn;
 	int rc;
 
-	if (store_read_begin(w->srv->st, &txn, err) < 0)
+	if (store_read_begin(w->st, &txn, err) < 0)
 		return -1;
 	rc = w->next_fresh < w->fresh.n ? fresh_step(w, txn, n, fn, ctx, err)
 					: stored_step(w, txn, n, fn, ctx, err);
