@@ -44,6 +44,13 @@ int alert_states_walk(struct alert_states *as, struct store *st, MDB_txn *txn, c
  */
 void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, size_t len,
 		      const char *rule, const void *rec, size_t rlen);
+/*
+ * The same written into DB_ALERTS at once, unless the journal has the key:
+ * for evaluations of many customers in key order (re-evaluation, ticks), whose
+ * writes go page after page anyway and would otherwise be written twice.
+ */
+void alert_states_put_in_place(struct alert_states *as, struct wtxn *w, const char *id, size_t len,
+			       const char *rule, const void *rec, size_t rlen);
 void alert_states_commit(struct alert_states *as);
 void alert_states_discard(struct alert_states *as);
 /* Writes every journaled state into DB_ALERTS and empties the journal, in w (then commit or discard). */

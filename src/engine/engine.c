@@ -281,7 +281,8 @@ static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 }
 
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
-static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, struct herr *err)
+static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, int in_place,
+		       struct herr *err)
 {
 	struct alert_states *as = timeline_alert_states(eng->tl);
 	struct wbuf rec, body;
@@ -295,11 +296,13 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		free(ch->body);
 		ch->body = NULL;
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
-			alert_states_put(as, w, ch->c->id, ch->c->id_len, ch->a.rule, NULL, 0);
+			(in_place ? alert_states_put_in_place : alert_states_put)(as, w, ch->c->id, ch->c->id_len,
+										  ch->a.rule, NULL, 0);
 		} else {
 			wbuf_reset(&rec);
 			alert_encode(&ch->a, &rec);
-			alert_states_put(as, w, ch->c->id, ch->c->id_len, ch->a.rule, rec.data, rec.len);
+			(in_place ? alert_states_put_in_place : alert_states_put)(as, w, ch->c->id, ch->c->id_len,
+										  ch->a.rule, rec.data, rec.len);
 		}
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
@@ -329,7 +332,8 @@ static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct write_ctx *ctx = vctx;
 	engine_load_write(ctx->eng, w);
-	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, err);
+	/* ticks, re-evaluations and dropped rules: many customers, written in place */
+	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, 1, err);
 }
 
 static void count_state(struct engine *eng, enum alert_state s, int delta)
@@ -431,7 +435,8 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strma
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
 {
 	engine_load_write(eng, w);
-	return eng->nchanges ? put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, err) : 0;
+	/* what ingest changes goes to the journal: a few customers at random keys per group */
+	return eng->nchanges ? put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, 0, err) : 0;
 }
 
 void engine_ingest_end(struct engine *eng, int committed)

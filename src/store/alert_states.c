@@ -255,6 +255,8 @@ static int journal_parse(const MDB_val *val, const char **id, size_t *idlen, str
 
 /* ---- the writer ------------------------------------------------------------ */
 
+static void apply_entry(struct wtxn *w, const char *id, size_t idlen, const struct entry *e);
+
 /* A store_write tried again starts from nothing: so does its stage. */
 static void stage_for(struct alert_states *as, const struct wtxn *w)
 {
@@ -262,6 +264,34 @@ static void stage_for(struct alert_states *as, const struct wtxn *w)
 		alert_states_discard(as);
 		as->attempt = w->attempt;
 	}
+}
+
+/* Has the journal a state of (id, rule)? Then only a newer entry may replace it. */
+static int journaled(const struct alert_states *as, const char *id, size_t len, const char *rule)
+{
+	const struct cust_states *cs = strmap_get(&as->custs, id, len);
+
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if (strcmp(cs->e[i].rule, rule) == 0)
+			return 1;
+	return 0;
+}
+
+void alert_states_put_in_place(struct alert_states *as, struct wtxn *w, const char *id, size_t len,
+			       const char *rule, const void *rec, size_t rlen)
+{
+	struct entry e = { .gone = rec == NULL, .len = rlen, .rec = (uint8_t *)rec };
+
+	if (len == 0 || len > HEARTH_ID_MAX || strlen(rule) > HEARTH_NAME_MAX) {
+		wtxn_fail(w, EINVAL, "alert states");
+		return;
+	}
+	if (journaled(as, id, len, rule)) {
+		alert_states_put(as, w, id, len, rule, rec, rlen);
+		return;
+	}
+	snprintf(e.rule, sizeof(e.rule), "%s", rule);
+	apply_entry(w, id, len, &e);
 }
 
 void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, size_t len,

@@ -27,6 +27,7 @@
  */
 #define FLUSH_MAX_EVENTS    200000
 #define FLUSH_MAX_CUSTOMERS 50000
+#define FLUSH_MAX_ALERTS    100000  /* journaled alert states, kept in memory until applied */
 #define FLUSH_MAX_AGE_MS    1000
 #define FLUSH_MAX_AGE_BUSY_MS 10000
 #define BUSY_GAP_MS         250     /* appends closer than this: ingest is busy */
@@ -51,6 +52,7 @@ static void heap_release(void)
 #define FLUSH_SLICE_BUDGET_US 5000  /* a slice also stops after this much work */
 #define FLUSH_SLICE_IDS       5000
 #define FLUSH_SLICE_ALERTS    3000  /* alert states, written in key order (alert_states.h) */
+#define FLUSH_SLICE_DEADLINES 20000 /* deadline keys, sorted: a slice covers one stretch of the index */
 
 struct flush_ctx {
 	struct timeline *tl;
@@ -297,8 +299,8 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		job->moves_sorted = 1;
 	}
 	if (job->next_cust == job->ncusts && job->next_move < job->nmoves)
-		ctx.move_to = job->next_move + FLUSH_SLICE_IDS < job->nmoves ? job->next_move + FLUSH_SLICE_IDS
-									     : job->nmoves;
+		ctx.move_to = job->next_move + FLUSH_SLICE_DEADLINES < job->nmoves
+				      ? job->next_move + FLUSH_SLICE_DEADLINES : job->nmoves;
 
 	ctx.cust_to = ctx.cust_from + FLUSH_SLICE_CUSTOMERS < job->ncusts ? ctx.cust_from + FLUSH_SLICE_CUSTOMERS
 									 : job->ncusts;
@@ -349,13 +351,19 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 	return 0;
 }
 
+static int nothing_pending(const struct timeline *tl)
+{
+	return tl->dirty.count == 0 && tl->ids.count == 0 && alert_states_pending(tl->alerts) == 0;
+}
+
 int64_t timeline_flush_due_in(const struct timeline *tl)
 {
 	if (tl->job.active)
 		return 0;
-	if (tl->dirty.count == 0 && tl->ids.count == 0)
+	if (nothing_pending(tl))
 		return -1;
-	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS)
+	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS ||
+	    alert_states_pending(tl->alerts) >= FLUSH_MAX_ALERTS)
 		return 0;
 	int64_t now = mono_now_ms();
 	int busy = now - tl->last_append_ms < BUSY_GAP_MS;
@@ -376,7 +384,7 @@ int timeline_flush(struct timeline *tl, int force, struct herr *err)
 {
 	do {
 		if (!tl->job.active) {
-			if (tl->dirty.count == 0 && tl->ids.count == 0)
+			if (nothing_pending(tl))
 				return 0;
 			if (!force && timeline_flush_due_in(tl) > 0)
 				return 0;

@@ -418,6 +418,41 @@ static void test_recovery_in_the_middle_of_an_apply(void **state)
 	alert_states_free(after);
 }
 
+static int in_place_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct alert_states *as = vctx;
+
+	(void)err;
+	alert_states_put_in_place(as, w, "A", 1, "r1", "a2", 2); /* journaled: stays so */
+	alert_states_put_in_place(as, w, "B", 1, "r1", "b1", 2); /* not: straight to DB_ALERTS */
+	alert_states_put_in_place(as, w, "C", 1, "r1", NULL, 0);
+	return w->rc ? -1 : 0;
+}
+
+static void test_in_place_unless_journaled(void **state)
+{
+	struct fx *fx = *state;
+	const struct change first[] = { { "A", "r1", "a1" }, { "C", "r1", "c1" } };
+	struct seen all, one;
+	char buf[64];
+
+	put(fx, first, 2);
+	apply(fx);
+	const struct change again[] = { { "A", "r1", "a1b" } };
+	put(fx, again, 1);
+	write_with(fx, in_place_fn);
+	assert_int_equal(store_count(fx->st, DB_ALERT_LOG) + store_count(fx->st, DB_ALERT_LOG2), 2);
+	assert_non_null(stored(fx, "B\0r1", 4, buf, sizeof(buf)));
+	assert_string_equal(buf, "b1");
+	assert_null(stored(fx, "C\0r1", 4, buf, sizeof(buf)));
+	assert_non_null(stored(fx, "A\0r1", 4, buf, sizeof(buf)));
+	assert_string_equal(buf, "a1"); /* the journal's a2 is newer, and read first */
+	look(fx, fx->writer, 0, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 ");
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 ");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +465,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_an_apply_in_slices_keeps_what_changed_meanwhile, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_in_the_middle_of_an_apply, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_in_place_unless_journaled, fx_setup, fx_teardown),
 	};
 	log_set_level(LOG_LEVEL_WARNING);
 	return cmocka_run_group_tests(tests, NULL, NULL);
