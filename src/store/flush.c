@@ -295,7 +295,8 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		return alerts_slice(tl, err);
 	if (job->next_cust == job->ncusts && !job->moves_sorted) {
 		/* in key order: del before put, so that a key both left and taken stays */
-		qsort_r(job->moves, job->nmoves, sizeof(*job->moves), move_cmp, job);
+		if (job->nmoves)
+			qsort_r(job->moves, job->nmoves, sizeof(*job->moves), move_cmp, job);
 		job->moves_sorted = 1;
 	}
 	if (job->next_cust == job->ncusts && job->next_move < job->nmoves)
