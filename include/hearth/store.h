@@ -12,7 +12,8 @@
 #include "hearth/err.h"
 #include "hearth/limits.h"
 
-#define STORE_SCHEMA_VERSION 1
+/* 2: the alert journal (alertlog, alertlog1); version 1 stores are upgraded on open */
+#define STORE_SCHEMA_VERSION 2
 
 /* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
 typedef struct MDB_txn MDB_txn;

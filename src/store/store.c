@@ -127,6 +127,15 @@ static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
 				"store at %s has schema version %u, newer than this hearthd "
 				"understands (%u): run a newer hearthd or restore a backup",
 				st->path, version, STORE_SCHEMA_VERSION);
+	if (version < STORE_SCHEMA_VERSION && !st->read_only) {
+		/* the tables this version added were created above: an older hearthd must not open it now */
+		buf[0] = buf[1] = buf[2] = 0;
+		buf[3] = STORE_SCHEMA_VERSION;
+		val.mv_data = buf;
+		val.mv_size = 4;
+		rc = mdb_put(txn, st->dbi[DB_META], &key, &val, 0);
+		return rc ? store_error(err, rc, "writing the schema version") : 0;
+	}
 	return 0;
 }
 

@@ -1206,6 +1206,13 @@ static void test_schema_version(void **state)
 	assert_non_null(strstr(err.msg, f->dir));
 	assert_int_equal(raw_get_schema(f->dir), 99);   /* left as it was */
 
+	/* an older one opens and is upgraded, so that the older hearthd refuses it from then on */
+	raw_put_schema(f->dir, 1);
+	st = store_open(f->dir, MAP_SIZE, MAX_SIZE, &err);
+	assert_non_null(st);
+	store_close(st);
+	assert_int_equal(raw_get_schema(f->dir), STORE_SCHEMA_VERSION);
+
 	/* the current version opens */
 	raw_put_schema(f->dir, STORE_SCHEMA_VERSION);
 	st = store_open(f->dir, MAP_SIZE, MAX_SIZE, &err);
