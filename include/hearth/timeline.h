@@ -117,6 +117,12 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
  */
 struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
 			   struct herr *err);
+/*
+ * Lets go of a held customer the evaluation left as stored (same deadline, no
+ * pending event): a tick or re-evaluation of many would otherwise keep them all
+ * in memory until a flush that writes nothing of them. c is freed if so.
+ */
+void timeline_release(struct timeline *tl, struct cust *c);
 /* Rebuilds a held customer's cases from their timeline (events.cases changed). */
 int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err);
 /* The customers the last timeline_append changed. */

@@ -414,6 +414,8 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 	evaluate_each(eng, txn, custs, n, now);
 	store_read_end(txn); /* the map may grow in the write: no reader may be open */
 	engine_commit_changes(eng, now);
+	for (size_t i = 0; i < n; i++)
+		timeline_release(eng->tl, custs[i]);
 }
 
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live)

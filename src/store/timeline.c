@@ -132,6 +132,7 @@ static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id
 	}
 	d->is_new = !found;
 	d->stored_deadline = d->c->deadline;
+	d->stale_deadline = INT64_MAX;
 	tl->new_customers += d->is_new;
 	if (tl->dirty.count == 1)
 		tl->pending_since_ms = mono_now_ms();
@@ -1053,6 +1054,20 @@ struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, si
 {
 	struct dirty *d = dirty_get(tl, txn, id, len, 0, err);
 	return d ? d->c : NULL;
+}
+
+void timeline_release(struct timeline *tl, struct cust *c)
+{
+	struct dirty *d = strmap_get(&tl->dirty, c->id, c->id_len);
+
+	/* what the flush would skip (flush_customer) need not stay in memory until then */
+	if (!d || d->c != c || d->n || d->is_new || d->changed || c->deadline != d->stored_deadline ||
+	    d->stale_deadline != INT64_MAX)
+		return;
+	strmap_del(&tl->dirty, c->id, c->id_len);
+	timeline_dirty_free(d);
+	if (tl->dirty.count == 0)
+		tl->pending_since_ms = 0;
 }
 
 int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err)

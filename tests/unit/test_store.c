@@ -1710,6 +1710,50 @@ static void test_deadlines_move_after_the_customers(void **state)
 	free(m.v);
 }
 
+/*
+ * A customer held for evaluation and left as stored is let go at once; one
+ * whose deadline moved stays until the flush writes it (record and key).
+ */
+static void test_release_after_evaluation(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	struct herr err = { 0 };
+	struct timeline_stats st;
+	struct wbuf fr;
+	MDB_txn *txn;
+	struct cust *c;
+
+	wbuf_init(&fr);
+	frame_add(&fr, "R1", BASE, "call", NULL, NULL, NULL);
+	frame_add(&fr, "R2", BASE, "call", NULL, NULL, NULL);
+	assert_int_equal(append(f->tl, &fr, &m).accepted, 2);
+	flush(f->tl);
+
+	assert_int_equal(store_read_begin(f->st, &txn, &err), 0);
+	assert_non_null(c = timeline_hold(f->tl, txn, "R1", 2, &err));
+	store_read_end(txn);
+	timeline_get_stats(f->tl, &st);
+	assert_int_equal(st.dirty_customers, 1);
+	timeline_release(f->tl, c);
+	timeline_get_stats(f->tl, &st);
+	assert_int_equal(st.dirty_customers, 0);
+
+	assert_int_equal(store_read_begin(f->st, &txn, &err), 0);
+	assert_non_null(c = timeline_hold(f->tl, txn, "R2", 2, &err));
+	store_read_end(txn);
+	c->deadline = BASE + MS_PER_HOUR;
+	timeline_deadline_set(f->tl, c);
+	timeline_release(f->tl, c);
+	timeline_get_stats(f->tl, &st);
+	assert_int_equal(st.dirty_customers, 1);
+	flush(f->tl);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), 1);
+	assert_int_equal(due_count(f, BASE + MS_PER_HOUR), 1);
+	wbuf_free(&fr);
+	free(m.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1723,6 +1767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_store_reopens, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_after_fold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_deadlines_move_after_the_customers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_release_after_evaluation, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after_fold, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_in_use, fx_setup, fx_teardown),
