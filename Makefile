@@ -181,12 +181,13 @@ stress: all
 
 # hearthd's threads under ThreadSanitizer (jemalloc is not linked into sanitizer builds):
 # the ingest parser thread and its handoff to the loop (src/ingest/ingest.c), the control
-# thread and its queue (src/control/control.c, relay.c) with the tests
+# thread and its queue (src/control/control.c, relay.c), the re-evaluation workers
+# (src/engine/reeval_worker.c, with the reload tests) with the tests
 # that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/cluster.c)
 # with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
 # and libsodium.
 TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
-            tests/e2e/test_queries.py \
+            tests/e2e/test_queries.py tests/e2e/test_rule_lifecycle.py \
             tests/e2e/test_history_load.py tests/e2e/test_control.py tests/e2e/test_curve.py \
             tests/e2e/test_cluster.py
 # The unit tests too, but for the incremental-vs-brute-force scenarios: one thread, 170 s

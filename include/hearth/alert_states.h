@@ -20,6 +20,21 @@
 #include "hearth/store.h"
 
 struct alert_states;
+struct strmap;
+
+/*
+ * Customers whose stored state is written while it is on: a re-evaluation's
+ * workers read a snapshot, and what was written after it must be evaluated
+ * again by the writer (timeline_watch_begin). lost: a note failed (out of
+ * memory), so every customer counts as written.
+ */
+struct write_watch {
+	struct strmap *ids;             /* NULL: off */
+	int lost;
+};
+void write_watch_note(struct write_watch *ww, const char *id, size_t len);
+/* The watch alert state puts note their customers in (NULL: none). */
+void alert_states_watch(struct alert_states *as, struct write_watch *ww);
 
 struct alert_states *alert_states_new(void);
 void alert_states_free(struct alert_states *as);

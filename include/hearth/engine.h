@@ -34,6 +34,8 @@ struct engine_stats {
 	uint64_t flapping;              /* resolved within evaluation.flap_window of firing */
 	uint64_t deferred;              /* customers of a history load not evaluated yet */
 	int reevaluating, load_ending;
+	uint64_t reeval_workers;        /* threads evaluating re-evaluation windows (0: the writer alone) */
+	uint64_t reeval_by_workers;     /* customers whose re-evaluation the workers' answer settled */
 };
 
 /*

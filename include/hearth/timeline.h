@@ -123,6 +123,16 @@ struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, si
  * in memory until a flush that writes nothing of them. c is freed if so.
  */
 void timeline_release(struct timeline *tl, struct cust *c);
+/*
+ * For evaluations done elsewhere on a snapshot (a re-evaluation's workers):
+ * from watch_begin on, customers whose stored record or alert states are
+ * written are noted; written_since says whether one was (or a note failed).
+ * A pending customer is one whose state is newer in memory than in the store.
+ */
+void timeline_watch_begin(struct timeline *tl);
+void timeline_watch_end(struct timeline *tl);
+int timeline_written_since(const struct timeline *tl, const char *id, size_t len);
+int timeline_pending(const struct timeline *tl, const char *id, size_t len);
 /* Rebuilds a held customer's cases from their timeline (events.cases changed). */
 int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err);
 /* The customers the last timeline_append changed. */

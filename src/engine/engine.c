@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hearth/alert.h"
 #include "hearth/alert_states.h"
@@ -29,9 +30,12 @@
 #include "hearth/state.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
+#include "reeval_worker.h"
 
 #define TICK_SLICE      20000
 #define REEVAL_SLICE    1000
+#define REEVAL_WINDOW   4096    /* customers the workers walk per window (<= TICK_SLICE) */
+#define REEVAL_WORKERS_MAX 8
 #define PRUNE_SLICE     10000
 #define RETRY_MS        5000
 
@@ -170,113 +174,65 @@ struct change *engine_push_change(struct engine *eng)
 	return ch;
 }
 
-#define ONSET_STEPS 8
+struct writer_step {
+	struct engine *eng;
+	struct cust *c;
+	int64_t now;
+};
 
-/*
- * When the rule's condition began to hold, as far as the customer's state
- * since their last event tells: between events a condition changes only with
- * time, at the moments expr_eval reports, so walking those from the last
- * event finds the exact moment a time-driven condition (30 days after the
- * last touch) became true. A condition already true at the last event gets
- * that event's time: it may have held earlier still. `now` if not found.
- */
-static int64_t condition_onset(struct engine *eng, MDB_txn *txn, const struct cust *c,
-			       const struct rule *r, int64_t now)
+static void writer_env(void *ctx, const struct cust *c, int64_t now, struct eval_env *env)
 {
-	int64_t t = c->last_seen;
-
-	if (t == TIME_NONE || t > now)
-		return now;
-	for (int step = 0; step < ONSET_STEPS; step++) {
-		struct eval_env env;
-		struct value v;
-		int64_t next = EVAL_NEVER;
-		engine_env(eng, txn, c, t, &env);
-		if (expr_eval(r->when, &env, &v, &next) == 0 && value_truthy(&v))
-			return t;
-		if (next == EVAL_NEVER || next <= t || next > now)
-			break;
-		t = next;
-	}
-	return now;
+	struct engine *eng = ((struct writer_step *)ctx)->eng;
+	engine_env(eng, eng->txn, c, now, env);
 }
 
-/* The summary and values the rule shows now, put in a; 1 if they differ from what a held. */
-static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
+static void writer_failed(void *ctx, size_t rule, const char *error)
 {
-	char summary[sizeof(a->summary)];
-	struct json_object *values = rule_values(r, env);
-	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : NULL;
-	int changed;
+	struct writer_step *ws = ctx;
+	struct rule *r = &ws->eng->rs->rules[rule];
 
-	tmpl_render(&r->summary, env, summary, sizeof(summary));
-	changed = strcmp(summary, a->summary) != 0 || !text != !a->values_json ||
-		  (text && strcmp(text, a->values_json) != 0);
-	if (changed) {
-		a->values_at = env->now;
-		memcpy(a->summary, summary, sizeof(summary));
-		free(a->values_json);
-		a->values_json = text ? strdup(text) : NULL;
+	snprintf(r->last_error, sizeof(r->last_error), "%.*s: %s", (int)ws->c->id_len, ws->c->id, error);
+	ws->eng->errors_gen++;
+}
+
+void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
+			enum alert_state before, int64_t since_before, enum notify_kind kind, int64_t now)
+{
+	const struct rule *r = &eng->rs->rules[rule];
+	struct change *ch;
+
+	if (kind == NOTIFY_RESOLVED && now - since_before < eng->cfg->flap_window_ms)
+		eng->stats.flapping++;
+	if (!(ch = engine_push_change(eng))) {
+		eng->stats.errors++;
+		return;
 	}
-	json_object_put(values);
-	return changed;
+	ch->c = c;
+	ch->rule = rule;
+	ch->a = *a;
+	a->values_json = NULL; /* moved into the change */
+	ch->before = before;
+	ch->kind = kind;
+	ch->silenced = kind != NOTIFY_NONE && engine_silenced(eng, r->cfg->name, c, now);
+}
+
+static void writer_changed(void *ctx, size_t rule, struct alert *a, enum alert_state before,
+			   int64_t since_before, enum notify_kind kind)
+{
+	struct writer_step *ws = ctx;
+	engine_take_change(ws->eng, ws->c, rule, a, before, since_before, kind, ws->now);
 }
 
 static void evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now)
 {
-	int64_t deadline = EVAL_NEVER;
+	struct writer_step ws = { eng, c, now };
+	const struct step_env se = { writer_env, &ws };
+	const struct step_sink sink = { writer_changed, writer_failed, &ws };
 
 	engine_load_alerts(eng, txn, c);
-	for (size_t i = 0; i < eng->rs->n; i++) {
-		struct rule *r = &eng->rs->rules[i];
-		struct alert *a = &eng->alerts[i];
-		struct eval_env env;
-		struct value v;
-		int64_t next_change = EVAL_NEVER, wake;
-
-		if (!r->when)
-			continue;
-		engine_env(eng, txn, c, now, &env);
-		if (expr_eval(r->when, &env, &v, &next_change) < 0)
-			v.type = TYPE_NULL;
-		if (env.error[0]) {
-			snprintf(r->last_error, sizeof(r->last_error), "%.*s: %s", (int)c->id_len, c->id, env.error);
-			eng->errors_gen++;
-		}
-		enum alert_state before = a->state;
-		int64_t since_before = a->since;
-		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
-						   r->cfg->repeat_ms, &wake);
-		if (next_change < deadline)
-			deadline = next_change;
-		if (wake < deadline)
-			deadline = wake;
-		/* a firing alert keeps telling the truth: what it says follows each evaluation */
-		int refreshed = kind == NOTIFY_NONE && a->state == ALERT_FIRING && before == ALERT_FIRING &&
-				render_alert(r, &env, a);
-		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed)
-			continue;
-		if (kind != NOTIFY_NONE)
-			render_alert(r, &env, a);
-		if (kind == NOTIFY_FIRING)
-			a->active_since = condition_onset(eng, txn, c, r, now);
-		if (kind == NOTIFY_RESOLVED && now - since_before < eng->cfg->flap_window_ms)
-			eng->stats.flapping++;
-		struct change *ch = engine_push_change(eng);
-		if (!ch) {
-			eng->stats.errors++;
-			continue;
-		}
-		ch->c = c;
-		ch->rule = i;
-		ch->a = *a;
-		a->values_json = NULL; /* moved into the change */
-		ch->before = before;
-		ch->kind = kind;
-		ch->silenced = kind != NOTIFY_NONE && engine_silenced(eng, r->cfg->name, c, now);
-	}
+	eng->txn = txn;
+	c->deadline = engine_step(eng->rs, eng->alerts, c, now, &se, &sink);
 	eng->stats.evaluations++;
-	c->deadline = deadline;
 	timeline_deadline_set(eng->tl, c);
 }
 
@@ -561,6 +517,180 @@ static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 	return rc != 1;
 }
 
+/* ---- re-evaluation by the workers ------------------------------------------ */
+
+/* A customer the workers saw as the store had it: c is held, its changes go to the next commit. */
+static void apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
+				const struct reeval_cust *rc)
+{
+	for (size_t i = 0; i < rc->nchanges; i++) {
+		struct reeval_change *ch = &b->changes[rc->first_change + i];
+		engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before, ch->kind, b->now);
+	}
+	c->deadline = rc->deadline;
+	timeline_deadline_set(eng->tl, c);
+	eng->stats.evaluations++;
+	eng->stats.reeval_by_workers++;
+}
+
+/* One customer of a window: nothing to do, the workers' answer, or the writer's own evaluation. */
+static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval_batch *b,
+			   const struct reeval_cust *rc, size_t *n)
+{
+	const char *id = b->ids + rc->id_off;
+	/* the workers read the store: a customer newer in memory, or written since, is evaluated here */
+	int stale = timeline_pending(eng->tl, id, rc->id_len) ||
+		    timeline_written_since(eng->tl, id, rc->id_len) || rc->nchanges == SIZE_MAX ||
+		    strmap_get(&eng->deferred, id, rc->id_len);
+	struct herr err;
+	struct cust *c;
+
+	if (!stale && rc->nchanges == 0 && rc->deadline == rc->stored_deadline) {
+		eng->stats.evaluations++;
+		eng->stats.reeval_by_workers++;
+		return;
+	}
+	if (!(c = timeline_hold(eng->tl, txn, id, rc->id_len, &err)))
+		return;
+	eng->due[(*n)++] = c;
+	if (!stale) {
+		apply_worker_result(eng, c, b, rc);
+	} else if (engine_drop_deferred(eng, &c, 1) == 1) {
+		evaluate_one(eng, txn, c, b->now);
+	}
+}
+
+/* LMDB's order of keys: bytes, then the shorter first. */
+static int key_less(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c < 0 || (c == 0 && alen < blen);
+}
+
+/*
+ * Where the next window starts: after the smallest last customer any worker
+ * saw (their snapshots may differ by customers added meanwhile, whom ingest
+ * evaluated under these rules already; one seen twice is only evaluated twice).
+ */
+static int window_end(struct engine *eng)
+{
+	const struct reeval_batch *low = NULL;
+	int done = 1;
+
+	for (size_t i = 0; i < reeval_pool_size(eng->pool); i++) {
+		const struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
+		done &= b->done;
+		if (b->last_len && (!low || key_less(b->last, b->last_len, low->last, low->last_len)))
+			low = b;
+	}
+	if (low) {
+		memcpy(eng->reeval_after, low->last, low->last_len);
+		eng->reeval_after_len = low->last_len;
+		eng->reeval_started = 1;
+	}
+	return done;
+}
+
+static void reeval_finish(struct engine *eng);
+
+/* The workers are done with a window: its changes are applied and committed, then the next one. */
+static void on_window(void *ctx)
+{
+	struct engine *eng = ctx;
+	size_t nb = reeval_pool_size(eng->pool), n = 0;
+	MDB_txn *txn;
+	struct herr err;
+	int failed = 0, done;
+	int64_t now = reeval_pool_batch(eng->pool, 0)->now;
+
+	if (!eng->window_out)
+		return;
+	eng->window_out = 0;
+	for (size_t i = 0; i < nb; i++) {
+		struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
+		if (b->failed) {
+			log_error("rules, a re-evaluation worker failed (%s); the writer goes on alone", b->error);
+			failed = 1;
+		}
+	}
+	if (failed || store_read_begin(eng->st, &txn, &err) < 0) {
+		/* the window is done again the old way, from where it began */
+		reeval_pool_free(eng->pool);
+		eng->pool = NULL;
+		timeline_watch_end(eng->tl);
+		engine_schedule_slice(eng);
+		return;
+	}
+	for (size_t i = 0; i < nb; i++) {
+		struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
+		for (size_t k = 0; k < b->ncusts; k++)
+			apply_customer(eng, txn, b, &b->custs[k], &n);
+		if (b->error_rule >= 0 && (size_t)b->error_rule < eng->rs->n) {
+			struct rule *r = &eng->rs->rules[b->error_rule];
+			snprintf(r->last_error, sizeof(r->last_error), "%s", b->rule_error);
+			eng->errors_gen++;
+		}
+	}
+	eng->txn = NULL;
+	store_read_end(txn);
+	engine_commit_changes(eng, now);
+	for (size_t i = 0; i < n; i++)
+		timeline_release(eng->tl, eng->due[i]);
+	timeline_watch_end(eng->tl);
+	done = window_end(eng);
+	for (size_t i = 0; i < nb; i++)
+		reeval_batch_reset(reeval_pool_batch(eng->pool, i));
+	if (done)
+		reeval_finish(eng);
+	else
+		engine_schedule_slice(eng);
+}
+
+/* Hands the workers the next window; 0 if they took it. */
+static int submit_window(struct engine *eng, int64_t now)
+{
+	if (!eng->pool || eng->rebuild_cases || eng->window_out)
+		return -1;
+	timeline_watch_begin(eng->tl);
+	if (reeval_pool_submit(eng->pool, eng->rs, now, eng->reeval_after,
+			       eng->reeval_started ? eng->reeval_after_len : 0, REEVAL_WINDOW) < 0) {
+		timeline_watch_end(eng->tl);
+		return -1;
+	}
+	eng->window_out = 1;
+	return 0;
+}
+
+/* A window out is waited for and forgotten: the rules it reads are about to go. */
+static void drop_window(struct engine *eng)
+{
+	if (!eng->window_out)
+		return;
+	reeval_pool_drain(eng->pool);
+	timeline_watch_end(eng->tl);
+	eng->window_out = 0;
+}
+
+static void start_pool(struct engine *eng)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cpus < 1 ? 1 : cpus > REEVAL_WORKERS_MAX ? REEVAL_WORKERS_MAX : (size_t)cpus;
+	struct herr err;
+
+	if (!(eng->pool = reeval_pool_new(eng->st, n, eng->loop, on_window, eng, &err)))
+		log_warning("rules, no re-evaluation workers (%s); the writer re-evaluates alone", err.msg);
+}
+
+static void reeval_finish(struct engine *eng)
+{
+	eng->reeval = 0;
+	id_list_free(&eng->reeval_fresh);
+	if (eng->rebuild_cases)
+		record_cases_sig(eng);
+	log_info("rules, re-evaluated every customer%s", eng->rebuild_cases ? " (cases rebuilt)" : "");
+	eng->rebuild_cases = 0;
+}
+
 static size_t reeval_slice(struct engine *eng, int64_t now)
 {
 	struct id_list *fresh = &eng->reeval_fresh;
@@ -574,18 +704,16 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 	/* customers not stored when it began first (the walk cannot see them), then the store */
 	for (; eng->reeval_next_fresh < fresh->n && n < REEVAL_SLICE; eng->reeval_next_fresh++)
 		reeval_hold(eng, txn, fresh->ids[eng->reeval_next_fresh], fresh->lens[eng->reeval_next_fresh], &n);
+	if (n == 0 && submit_window(eng, now) == 0) {
+		store_read_end(txn);
+		return 0;
+	}
 	if (n < REEVAL_SLICE)
 		done = reeval_walk(eng, txn, &n);
 	n = engine_drop_deferred(eng, eng->due, n);
 	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
-	if (done) {
-		eng->reeval = 0;
-		id_list_free(fresh);
-		if (eng->rebuild_cases)
-			record_cases_sig(eng);
-		log_info("rules, re-evaluated every customer%s", eng->rebuild_cases ? " (cases rebuilt)" : "");
-		eng->rebuild_cases = 0;
-	}
+	if (done)
+		reeval_finish(eng);
 	return n;
 }
 
@@ -612,9 +740,10 @@ static void continue_slices(struct loop *loop, void *ctx)
 	else if (eng->undeferring) {
 		if (engine_undefer_slice(eng, now))
 			engine_schedule_slice(eng);
-	} else if (eng->reeval) {
+	} else if (eng->reeval && !eng->window_out) {
 		reeval_slice(eng, now);
-		if (eng->reeval)
+		/* a window with the workers continues in on_window */
+		if (eng->reeval && !eng->window_out)
 			engine_schedule_slice(eng);
 	}
 }
@@ -650,6 +779,7 @@ void engine_reevaluate_all(struct engine *eng)
 	 * The walk reads stored customers; the new ones still pending are listed
 	 * now rather than flushed first, which would hold the loop.
 	 */
+	drop_window(eng);
 	id_list_free(&eng->reeval_fresh);
 	eng->reeval_next_fresh = 0;
 	if (timeline_pending_new(eng->tl, &eng->reeval_fresh) < 0) {
@@ -786,6 +916,7 @@ struct engine *engine_open(const struct config *cfg, struct store *st, struct ti
 	if (engine_load_silences(eng, err) < 0 || count_alerts(eng, err) < 0 ||
 	    engine_load_open(eng, err) < 0)
 		goto fail;
+	start_pool(eng);
 	eng->tick_timer = loop_timer_add(loop, cfg->eval_interval_ms, on_tick, eng);
 	drop_removed_rules(eng, NULL);
 	record_rules(eng);
@@ -802,6 +933,10 @@ void engine_close(struct engine *eng)
 {
 	if (!eng)
 		return;
+	if (eng->pool) {
+		drop_window(eng);
+		reeval_pool_free(eng->pool);
+	}
 	for (size_t i = 0; eng->alerts && eng->rs && i < eng->rs->n; i++)
 		alert_clear(&eng->alerts[i]);
 	free(eng->alerts);
@@ -884,6 +1019,7 @@ static int rules_removed(const struct ruleset *now, const struct ruleset *next)
 
 void engine_set_rules(struct engine *eng, const struct config *cfg, struct ruleset *rs)
 {
+	drop_window(eng);
 	eng->cfg = cfg;
 	/* while the old rules can still describe them; a walk of every alert, so only when needed */
 	if (rules_removed(eng->rs, rs))
@@ -919,6 +1055,7 @@ void engine_get_stats(const struct engine *eng, struct engine_stats *out)
 {
 	*out = eng->stats;
 	out->reevaluating = eng->reeval;
+	out->reeval_workers = eng->pool ? reeval_pool_size(eng->pool) : 0;
 	out->deferred = eng->deferred.count;
 	out->load_ending = eng->undeferring;
 }

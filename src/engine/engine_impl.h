@@ -67,6 +67,8 @@ struct engine {
 	int reeval_started;
 	struct id_list reeval_fresh;    /* new customers pending when it began: evaluated first */
 	size_t reeval_next_fresh;
+	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
+	int window_out;                 /* a window is with the workers */
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
@@ -84,9 +86,32 @@ struct engine {
 	uint64_t undeferred_total;
 };
 
+/* step.c */
+struct eval_env;
+struct ruleset;
+/* How a stepper builds an expression's environment for c at now (window scans included). */
+struct step_env {
+	void (*env)(void *ctx, const struct cust *c, int64_t now, struct eval_env *env);
+	void *ctx;
+};
+struct step_sink {
+	/* rule's alert changed to *a (whose values_json the sink may take, leaving NULL) */
+	void (*changed)(void *ctx, size_t rule, struct alert *a, enum alert_state before,
+			int64_t since_before, enum notify_kind kind);
+	/* rule's condition failed at run time (a window the timeline could not read, ...) */
+	void (*failed)(void *ctx, size_t rule, const char *error);
+	void *ctx;
+};
+/* Steps each rule's alert (alerts[i]: the stored state, changed in place) for c at now; the next deadline. */
+int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
+		    const struct step_env *se, const struct step_sink *sink);
+
 /* engine.c */
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
+/* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */
+void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
+			enum alert_state before, int64_t since_before, enum notify_kind kind, int64_t now);
 /* Writes the pending changes in one transaction, then publishes their notifications. */
 void engine_commit_changes(struct engine *eng, int64_t now);
 /* Fills eng->alerts with customer c's stored alert states. */

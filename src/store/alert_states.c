@@ -68,7 +68,19 @@ struct alert_states {
 	const struct strmap_slot **order;
 	size_t norder;
 	int order_stale;
+	struct write_watch *watch;
 };
+
+void write_watch_note(struct write_watch *ww, const char *id, size_t len)
+{
+	if (ww && ww->ids && !ww->lost && strmap_put(ww->ids, id, len, ww) < 0)
+		ww->lost = 1;
+}
+
+void alert_states_watch(struct alert_states *as, struct write_watch *ww)
+{
+	as->watch = ww;
+}
 
 struct alert_states *alert_states_new(void)
 {
@@ -282,6 +294,7 @@ void alert_states_put_in_place(struct alert_states *as, struct wtxn *w, const ch
 {
 	struct entry e = { .gone = rec == NULL, .len = rlen, .rec = (uint8_t *)rec };
 
+	write_watch_note(as->watch, id, len);
 	if (len == 0 || len > HEARTH_ID_MAX || strlen(rule) > HEARTH_NAME_MAX) {
 		wtxn_fail(w, EINVAL, "alert states");
 		return;
@@ -303,6 +316,7 @@ void alert_states_put(struct alert_states *as, struct wtxn *w, const char *id, s
 
 	if (w->rc)
 		return;
+	write_watch_note(as->watch, id, len);
 	stage_for(as, w);
 	if (len == 0 || len > HEARTH_ID_MAX || strlen(rule) > HEARTH_NAME_MAX) {
 		wtxn_fail(w, EINVAL, "alert journal");

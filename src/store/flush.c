@@ -321,6 +321,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 	alert_states_commit(tl->alerts);
 	timeline_publish_flushed(tl, ctx.cust_from, ctx.cust_to);
 	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
+		write_watch_note(&tl->watch, job->custs[i], job->lens[i]);
 		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);
 		if (!d)
 			continue;

@@ -276,6 +276,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	tl->cfg = cfg;
 	strmap_init(&tl->dirty);
 	strmap_init(&tl->restated);
+	strmap_init(&tl->watch_ids);
 	strmap_init(&tl->ids);
 	wbuf_init(&tl->rec);
 	tl->pending_min_deadline = INT64_MIN;
@@ -313,6 +314,7 @@ void timeline_close(struct timeline *tl)
 		log_warning("store, final flush failed (%s); the log still holds everything",
 			    err.msg);
 	pending_clear(tl);
+	timeline_watch_end(tl);
 	flush_job_free(&tl->job);
 	alert_states_free(tl->alerts);
 	wbuf_free(&tl->rec);
@@ -1032,6 +1034,7 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 
 	if (len > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "id: longer than %d bytes", HEARTH_ID_MAX);
+	write_watch_note(&tl->watch, id, len);
 	if (timeline_flush(tl, 1, err) < 0)
 		return -1;
 	if (store_write(tl->st, forget_fn, &ctx, err) < 0) {
@@ -1048,6 +1051,33 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 }
 
 /* ---- evaluation support ---------------------------------------------------- */
+
+void timeline_watch_begin(struct timeline *tl)
+{
+	timeline_watch_end(tl);
+	strmap_init(&tl->watch_ids);
+	tl->watch.ids = &tl->watch_ids;
+	alert_states_watch(tl->alerts, &tl->watch);
+}
+
+void timeline_watch_end(struct timeline *tl)
+{
+	if (tl->watch.ids)
+		strmap_clear(&tl->watch_ids);
+	tl->watch.ids = NULL;
+	tl->watch.lost = 0;
+	alert_states_watch(tl->alerts, NULL);
+}
+
+int timeline_written_since(const struct timeline *tl, const char *id, size_t len)
+{
+	return tl->watch.lost || strmap_get(&tl->watch_ids, id, len) != NULL;
+}
+
+int timeline_pending(const struct timeline *tl, const char *id, size_t len)
+{
+	return strmap_get(&tl->dirty, id, len) != NULL;
+}
 
 struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
 			   struct herr *err)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/limits.h"
 #include "hearth/strmap.h"
@@ -91,6 +92,9 @@ struct timeline {
 	 * rebuilt): the reader learns of them by timeline_publish_restated.
 	 */
 	struct strmap restated;
+	/* customers written since timeline_watch_begin (flushes, forget, alert states) */
+	struct write_watch watch;
+	struct strmap watch_ids;
 };
 
 /* timeline.c: the keys of the time and deadline indexes, and a pending entry's end */

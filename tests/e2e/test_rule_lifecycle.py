@@ -335,3 +335,28 @@ def test_reload_reaches_customers_not_stored_yet(clock_daemon):
     assert len(d.alerts(rule="promised")) == n
     # the case this test is for: they were not in the store when the reload came
     assert pending > 0, "the flush came first; nothing pending was re-evaluated"
+
+
+def test_reevaluation_workers_yield_to_events_meanwhile(clock_daemon):
+    """After a reload, worker threads evaluate the stored customers on a read snapshot
+    (status.reeval_workers); the daemon applies what they found only for customers
+    nothing touched since. A complaint resolved while the re-evaluation runs never ends
+    up firing, and every customer whose complaint stays open fires."""
+    n = 6000
+    d = clock_daemon(rules_yaml(PROMISED))
+    assert d.status()["reeval_workers"] >= 1
+    ids = ["W%05d" % i for i in range(n)]
+    for k in range(0, n, 1000):
+        d.ingest_ctl([ev(c, at(T0_MS), "complaint", ref="c") for c in ids[k:k + 1000]])
+    # stored, so that the workers (who read the store) have them to evaluate
+    wait_for(lambda: pending_events(d) == 0 and not d.status()["reevaluating"], "a quiet store")
+    before = d.status()["reevaluated_by_workers"]
+    rewrite(d, rules_yaml(PROMISED, COMPLAINED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    resolved = ids[::3]
+    for k in range(0, len(resolved), 40):
+        d.ingest_ctl([ev(c, at(T0_MS), "complaint_resolved", ref="c") for c in resolved[k:k + 40]])
+    wait_for(lambda: not d.status()["reevaluating"], "the re-evaluation's end", deadline=120)
+    firing = {a["customer"] for a in d.alerts(rule="complained", limit=10000)}
+    assert firing == set(ids) - set(resolved)
+    assert d.status()["reevaluated_by_workers"] > before

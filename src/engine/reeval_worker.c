@@ -1,0 +1,444 @@
+/*
+ * The re-evaluation workers (reeval_worker.h). Each worker thread waits for
+ * its batch, evaluates its share of the window on its own read transaction
+ * (the store and the alert journal as of that snapshot, no pending state) and
+ * hands the batch back; the last one done wakes the writer's loop through an
+ * eventfd. A batch belongs to one side at a time, so nothing else is shared.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "hearth/alert_states.h"
+#include "hearth/config.h"
+#include "hearth/engine.h"
+#include "hearth/eval.h"
+#include "hearth/log.h"
+#include "hearth/loop.h"
+#include "hearth/overlay.h"
+#include "hearth/rules.h"
+#include "hearth/state.h"
+#include "hearth/store.h"
+#include "hearth/timeline.h"
+#include "engine_impl.h"
+#include "reeval_worker.h"
+
+struct reeval_worker {
+	struct reeval_pool *pool;
+	size_t part;
+	pthread_t thread;
+	int started;
+	struct reeval_batch batch;
+	int has_work;                   /* under the pool's lock: the batch is the worker's */
+	/* the worker's own, from start to join */
+	struct alert_states *as;        /* its copy of the journal, synced to each snapshot */
+	struct overlay *ov;             /* empty: window scans read the store alone */
+	struct json_tokener *tok;
+	struct alert *alerts;           /* one customer's, by rule index */
+	size_t nalerts;
+	const struct ruleset *alerts_rs;
+};
+
+struct reeval_pool {
+	struct store *st;
+	struct loop *loop;
+	void (*ready)(void *ctx);
+	void *ctx;
+	int efd;
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	int stop;
+	size_t out;                     /* workers still on the window */
+	struct reeval_worker *w;
+	size_t n;
+};
+
+/* ---- one customer ------------------------------------------------------------- */
+
+struct walk_ctx {
+	struct reeval_worker *w;
+	MDB_txn *txn;
+	struct engine_scan scan;
+	size_t seen;
+	struct cust *c;                 /* the customer in hand */
+	size_t cust;                    /* its index in the batch */
+};
+
+static int query_store(void *qctx, MDB_txn *txn, const struct timeline_query *q,
+		       int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more, struct herr *err)
+{
+	struct reeval_worker *w = qctx;
+	return overlay_query(w->ov, w->pool->st, txn, q, fn, ctx, more, err);
+}
+
+static void worker_env(void *vctx, const struct cust *c, int64_t now, struct eval_env *env)
+{
+	struct walk_ctx *ctx = vctx;
+	engine_scan_env(&ctx->scan, c, now, env);
+}
+
+static void worker_failed(void *vctx, size_t rule, const char *error)
+{
+	struct walk_ctx *ctx = vctx;
+	struct reeval_batch *b = &ctx->w->batch;
+
+	b->error_rule = (ssize_t)rule;
+	snprintf(b->rule_error, sizeof(b->rule_error), "%.*s: %s", (int)ctx->c->id_len, ctx->c->id, error);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 256;
+	while (ncap < need)
+		ncap *= 2;
+	void *more = realloc(*p, ncap * size);
+	if (!more)
+		return -1;
+	*p = more;
+	*cap = ncap;
+	return 0;
+}
+
+static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_state before,
+			   int64_t since_before, enum notify_kind kind)
+{
+	struct walk_ctx *ctx = vctx;
+	struct reeval_batch *b = &ctx->w->batch;
+
+	if (grow((void **)&b->changes, &b->changes_cap, b->nchanges + 1, sizeof(*b->changes)) < 0) {
+		b->failed = 1;
+		snprintf(b->error, sizeof(b->error), "out of memory");
+		return;
+	}
+	b->changes[b->nchanges++] = (struct reeval_change){ rule, *a, before, since_before, kind };
+	a->values_json = NULL;
+	b->custs[ctx->cust].nchanges++;
+}
+
+static void load_alert(const char *rule, const void *rec, size_t len, void *vctx)
+{
+	struct reeval_worker *w = vctx;
+	ssize_t idx = ruleset_index(w->batch.rs, rule);
+
+	if (idx >= 0 && alert_decode(rec, len, &w->alerts[idx]) < 0)
+		alert_clear(&w->alerts[idx]); /* damaged: the writer's evaluation says so in its log */
+}
+
+/* Every alert inactive (the rule names stay: size_alerts set them). */
+static void reset_alerts(struct reeval_worker *w)
+{
+	for (size_t i = 0; i < w->nalerts; i++) {
+		struct alert *a = &w->alerts[i];
+		free(a->values_json);
+		a->values_json = NULL;
+		a->state = ALERT_INACTIVE;
+		a->since = a->last_notified = a->resolved_at = a->active_since = a->values_at = 0;
+		a->acked = 0;
+		a->acked_by[0] = a->summary[0] = '\0';
+	}
+}
+
+static int size_alerts(struct reeval_worker *w, const struct ruleset *rs)
+{
+	if (w->alerts_rs == rs)
+		return 0;
+	reset_alerts(w);
+	free(w->alerts);
+	w->nalerts = 0;
+	w->alerts_rs = NULL;
+	if (!(w->alerts = calloc(rs->n ? rs->n : 1, sizeof(*w->alerts))))
+		return -1;
+	w->nalerts = rs->n;
+	w->alerts_rs = rs;
+	for (size_t i = 0; i < rs->n; i++) {
+		w->alerts[i].state = ALERT_INACTIVE;
+		snprintf(w->alerts[i].rule, sizeof(w->alerts[i].rule), "%s", rs->rules[i].cfg->name);
+	}
+	return 0;
+}
+
+/* FNV-1a: the share of the window a worker takes. */
+static size_t id_part(const char *id, size_t len, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
+	return (size_t)(h % n);
+}
+
+static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, const void *val, size_t vlen)
+{
+	struct reeval_worker *w = ctx->w;
+	struct reeval_batch *b = &w->batch;
+	const struct step_env se = { worker_env, ctx };
+	const struct step_sink sink = { worker_changed, worker_failed, ctx };
+
+	if (grow((void **)&b->custs, &b->custs_cap, b->ncusts + 1, sizeof(*b->custs)) < 0 ||
+	    grow((void **)&b->ids, &b->ids_cap, b->ids_len + len, 1) < 0)
+		return -1;
+	struct reeval_cust *rc = &b->custs[b->ncusts];
+	*rc = (struct reeval_cust){ .id_off = b->ids_len, .id_len = len, .first_change = b->nchanges };
+	memcpy(b->ids + b->ids_len, id, len);
+	b->ids_len += len;
+	ctx->cust = b->ncusts++;
+	/* a damaged record: the writer's own evaluation reports it */
+	if (!(ctx->c = cust_decode(id, len, val, vlen))) {
+		rc->deadline = rc->stored_deadline = EVAL_NEVER;
+		rc->nchanges = SIZE_MAX;
+		return 0;
+	}
+	rc->stored_deadline = ctx->c->deadline;
+	reset_alerts(w);
+	alert_states_customer(w->as, w->pool->st, ctx->txn, id, len, load_alert, w);
+	rc->deadline = engine_step(b->rs, w->alerts, ctx->c, b->now, &se, &sink);
+	cust_free(ctx->c);
+	ctx->c = NULL;
+	return b->failed ? -1 : 0;
+}
+
+static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct walk_ctx *ctx = vctx;
+	struct reeval_worker *w = ctx->w;
+	struct reeval_batch *b = &w->batch;
+
+	if (ctx->seen == b->limit)
+		return 1;
+	ctx->seen++;
+	if (klen > HEARTH_ID_MAX)
+		return 0;
+	memcpy(b->last, key, klen);
+	b->last_len = klen;
+	if (id_part(key, klen, w->pool->n) != w->part)
+		return 0;
+	if (evaluate_customer(ctx, key, klen, val, vlen) < 0) {
+		b->failed = 1;
+		if (!b->error[0])
+			snprintf(b->error, sizeof(b->error), "out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+static void evaluate_window(struct reeval_worker *w)
+{
+	struct reeval_batch *b = &w->batch;
+	struct walk_ctx ctx = { .w = w };
+	struct herr err = { 0 };
+	int rc;
+
+	if (size_alerts(w, b->rs) < 0) {
+		b->failed = 1;
+		snprintf(b->error, sizeof(b->error), "out of memory");
+		return;
+	}
+	if (store_shared_begin(w->pool->st, &ctx.txn, &err) < 0 ||
+	    alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0) {
+		b->failed = 1;
+		snprintf(b->error, sizeof(b->error), "%s", err.msg);
+		store_shared_end(w->pool->st, ctx.txn);
+		return;
+	}
+	ctx.scan = (struct engine_scan){ .query = query_store, .qctx = w, .txn = ctx.txn, .tok = w->tok };
+	rc = store_walk(ctx.txn, w->pool->st, DB_CUSTOMERS, b->after, b->after_len, NULL, 0, walk_one, &ctx,
+			&err);
+	if (rc < 0) {
+		b->failed = 1;
+		snprintf(b->error, sizeof(b->error), "%s", err.msg);
+	}
+	b->done = rc == 0;
+	store_shared_end(w->pool->st, ctx.txn);
+}
+
+/* ---- the threads --------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct reeval_worker *w = arg;
+	struct reeval_pool *pool = w->pool;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&pool->lock);
+	for (;;) {
+		while (!w->has_work && !pool->stop)
+			pthread_cond_wait(&pool->work, &pool->lock);
+		if (pool->stop)
+			break;
+		pthread_mutex_unlock(&pool->lock);
+		evaluate_window(w);
+		pthread_mutex_lock(&pool->lock);
+		w->has_work = 0;
+		if (--pool->out == 0 && write(pool->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("rules, cannot wake the writer (%s)", strerror(errno));
+		pthread_cond_broadcast(&pool->work);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+static void on_wake(struct loop *loop, short revents, void *ctx)
+{
+	struct reeval_pool *pool = ctx;
+	uint64_t n;
+
+	(void)loop;
+	(void)revents;
+	if (read(pool->efd, &n, sizeof(n)) < 0)
+		return;
+	if (!reeval_pool_busy(pool))
+		pool->ready(pool->ctx);
+}
+
+int reeval_pool_busy(const struct reeval_pool *pool)
+{
+	struct reeval_pool *p = (struct reeval_pool *)pool;
+	size_t out;
+
+	pthread_mutex_lock(&p->lock);
+	out = p->out;
+	pthread_mutex_unlock(&p->lock);
+	return out != 0;
+}
+
+void reeval_batch_reset(struct reeval_batch *b)
+{
+	for (size_t i = 0; i < b->nchanges; i++)
+		free(b->changes[i].a.values_json);
+	b->nchanges = b->ncusts = b->ids_len = b->last_len = 0;
+	b->done = b->failed = 0;
+	b->error[0] = b->rule_error[0] = '\0';
+	b->error_rule = -1;
+}
+
+int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
+		       size_t after_len, size_t limit)
+{
+	if (!pool->n || reeval_pool_busy(pool) || after_len > HEARTH_ID_MAX)
+		return -1;
+	for (size_t i = 0; i < pool->n; i++) {
+		struct reeval_batch *b = &pool->w[i].batch;
+		reeval_batch_reset(b);
+		b->rs = rs;
+		b->now = now;
+		memcpy(b->after, after, after_len);
+		b->after_len = after_len;
+		b->limit = limit;
+	}
+	pthread_mutex_lock(&pool->lock);
+	pool->out = pool->n;
+	for (size_t i = 0; i < pool->n; i++)
+		pool->w[i].has_work = 1;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+size_t reeval_pool_size(const struct reeval_pool *pool)
+{
+	return pool->n;
+}
+
+struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i)
+{
+	return &pool->w[i].batch;
+}
+
+void reeval_pool_drain(struct reeval_pool *pool)
+{
+	uint64_t wakes;
+
+	pthread_mutex_lock(&pool->lock);
+	while (pool->out)
+		pthread_cond_wait(&pool->work, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
+	if (read(pool->efd, &wakes, sizeof(wakes)) < 0 && errno != EAGAIN)
+		log_warning("rules, reading the workers' wake-up failed (%s)", strerror(errno));
+	for (size_t i = 0; i < pool->n; i++)
+		reeval_batch_reset(&pool->w[i].batch);
+}
+
+struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loop,
+				    void (*ready)(void *ctx), void *ctx, struct herr *err)
+{
+	struct reeval_pool *pool = calloc(1, sizeof(*pool));
+
+	if (!pool || !(pool->w = calloc(n ? n : 1, sizeof(*pool->w)))) {
+		free(pool);
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	pool->st = st;
+	pool->loop = loop;
+	pool->ready = ready;
+	pool->ctx = ctx;
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (pool->efd < 0 || loop_watch(loop, NULL, pool->efd, ZMQ_POLLIN, on_wake, pool) < 0) {
+		herr_set(err, HERR_IO, "rules, cannot set up the workers' wake-up (%s)", strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reeval_worker *w = &pool->w[i];
+		w->pool = pool;
+		w->part = i;
+		w->batch.error_rule = -1;
+		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new())) {
+			herr_set(err, HERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		pool->n++;
+		if (pthread_create(&w->thread, NULL, worker_main, w)) {
+			herr_set(err, HERR_IO, "rules, cannot start a re-evaluation worker");
+			goto fail;
+		}
+		w->started = 1;
+	}
+	return pool;
+fail:
+	reeval_pool_free(pool);
+	return NULL;
+}
+
+void reeval_pool_free(struct reeval_pool *pool)
+{
+	if (!pool)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	pool->stop = 1;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+	for (size_t i = 0; i < pool->n; i++) {
+		struct reeval_worker *w = &pool->w[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		reeval_batch_reset(&w->batch);
+		free(w->batch.ids);
+		free(w->batch.custs);
+		free(w->batch.changes);
+		reset_alerts(w);
+		free(w->alerts);
+		alert_states_free(w->as);
+		overlay_free(w->ov);
+		if (w->tok)
+			json_tokener_free(w->tok);
+	}
+	if (pool->efd >= 0) {
+		loop_unwatch(pool->loop, NULL, pool->efd);
+		close(pool->efd);
+	}
+	pthread_cond_destroy(&pool->work);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool->w);
+	free(pool);
+}

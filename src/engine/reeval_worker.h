@@ -1,0 +1,84 @@
+/*
+ * Workers that evaluate stored customers for a full re-evaluation, each on a
+ * read transaction of its own, so that the second core does the reading and
+ * the rule stepping while the writer only applies what changed.
+ *
+ * The writer hands the pool one window of the customers table at a time
+ * (reeval_pool_submit): every worker walks the same window and evaluates its
+ * share (by a hash of the id). A worker sees the store as of its snapshot,
+ * not what is only in the writer's memory: the writer evaluates again itself
+ * any customer pending in its memory or written since it submitted the window
+ * (engine.c, apply_window). Between submit and collect the pool's batches are
+ * the workers'; after collect, the writer's, until the next submit.
+ */
+#ifndef HEARTH_REEVAL_WORKER_H
+#define HEARTH_REEVAL_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hearth/alert.h"
+#include "hearth/limits.h"
+
+struct loop;
+struct ruleset;
+struct store;
+
+/* One alert a worker stepped to a new state. */
+struct reeval_change {
+	size_t rule;
+	struct alert a;                 /* values_json owned here until taken */
+	enum alert_state before;
+	int64_t since_before;
+	enum notify_kind kind;
+};
+
+/* One customer of the window a worker evaluated. */
+struct reeval_cust {
+	size_t id_off, id_len;          /* in the batch's ids */
+	int64_t deadline, stored_deadline;
+	size_t first_change, nchanges;  /* in the batch's changes */
+};
+
+struct reeval_batch {
+	/* the window: up to `limit` customers after `after` (after_len 0: from the first) */
+	const struct ruleset *rs;
+	int64_t now;
+	char after[HEARTH_ID_MAX];
+	size_t after_len, limit;
+	/* what the worker found */
+	char *ids;
+	size_t ids_len, ids_cap;
+	struct reeval_cust *custs;
+	size_t ncusts, custs_cap;
+	struct reeval_change *changes;
+	size_t nchanges, changes_cap;
+	char last[HEARTH_ID_MAX];       /* the window's last customer (every worker's) */
+	size_t last_len;
+	int done;                       /* the window reached the table's end */
+	int failed;
+	char error[256];
+	ssize_t error_rule;             /* a rule's run-time error, -1 none */
+	char rule_error[200];
+};
+
+struct reeval_pool;
+
+/* n workers reading st; ready() runs on loop when a submitted window is all evaluated. */
+struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loop,
+				    void (*ready)(void *ctx), void *ctx, struct herr *err);
+void reeval_pool_free(struct reeval_pool *pool);
+/* Starts a window; 0, or -1 when a window is still out (or the pool has no worker). */
+int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
+		       size_t after_len, size_t limit);
+int reeval_pool_busy(const struct reeval_pool *pool);
+/* Worker i's batch once ready() ran (or after drain): the writer's until the next submit. */
+size_t reeval_pool_size(const struct reeval_pool *pool);
+struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i);
+/* Waits for a window out (the rules it reads are about to go), and forgets its results. */
+void reeval_pool_drain(struct reeval_pool *pool);
+/* Frees what the batches hold (values_json of changes not taken). */
+void reeval_batch_reset(struct reeval_batch *b);
+
+#endif

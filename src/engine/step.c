@@ -1,0 +1,111 @@
+/*
+ * One customer's rules stepped at a moment: each rule's condition evaluated
+ * and its alert moved through its lifecycle (alert.c). Pure over its inputs,
+ * so the writer (engine.c) and the re-evaluation workers (reeval_worker.c)
+ * share it; what changed goes to a sink, which decides what it means.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/alert.h"
+#include "hearth/config.h"
+#include "hearth/eval.h"
+#include "hearth/rules.h"
+#include "hearth/state.h"
+#include "hearth/units.h"
+#include "engine_impl.h"
+
+#define ONSET_STEPS 8
+
+/*
+ * When the rule's condition began to hold, as far as the customer's state
+ * since their last event tells: between events a condition changes only with
+ * time, at the moments expr_eval reports, so walking those from the last
+ * event finds the exact moment a time-driven condition (30 days after the
+ * last touch) became true. A condition already true at the last event gets
+ * that event's time: it may have held earlier still. `now` if not found.
+ */
+static int64_t condition_onset(const struct step_env *se, const struct cust *c, const struct rule *r,
+			       int64_t now)
+{
+	int64_t t = c->last_seen;
+
+	if (t == TIME_NONE || t > now)
+		return now;
+	for (int step = 0; step < ONSET_STEPS; step++) {
+		struct eval_env env;
+		struct value v;
+		int64_t next = EVAL_NEVER;
+		se->env(se->ctx, c, t, &env);
+		if (expr_eval(r->when, &env, &v, &next) == 0 && value_truthy(&v))
+			return t;
+		if (next == EVAL_NEVER || next <= t || next > now)
+			break;
+		t = next;
+	}
+	return now;
+}
+
+/* The summary and values the rule shows now, put in a; 1 if they differ from what a held. */
+static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
+{
+	char summary[sizeof(a->summary)];
+	struct json_object *values = rule_values(r, env);
+	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : NULL;
+	int changed;
+
+	tmpl_render(&r->summary, env, summary, sizeof(summary));
+	changed = strcmp(summary, a->summary) != 0 || !text != !a->values_json ||
+		  (text && strcmp(text, a->values_json) != 0);
+	if (changed) {
+		a->values_at = env->now;
+		memcpy(a->summary, summary, sizeof(summary));
+		free(a->values_json);
+		a->values_json = text ? strdup(text) : NULL;
+	}
+	json_object_put(values);
+	return changed;
+}
+
+int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
+		    const struct step_env *se, const struct step_sink *sink)
+{
+	int64_t deadline = EVAL_NEVER;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rules[i];
+		struct alert *a = &alerts[i];
+		struct eval_env env;
+		struct value v;
+		int64_t next_change = EVAL_NEVER, wake;
+
+		if (!r->when)
+			continue;
+		se->env(se->ctx, c, now, &env);
+		if (expr_eval(r->when, &env, &v, &next_change) < 0)
+			v.type = TYPE_NULL;
+		if (env.error[0])
+			sink->failed(sink->ctx, i, env.error);
+		enum alert_state before = a->state;
+		int64_t since_before = a->since;
+		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
+						   r->cfg->repeat_ms, &wake);
+		if (next_change < deadline)
+			deadline = next_change;
+		if (wake < deadline)
+			deadline = wake;
+		/* a firing alert keeps telling the truth: what it says follows each evaluation */
+		int refreshed = kind == NOTIFY_NONE && a->state == ALERT_FIRING && before == ALERT_FIRING &&
+				render_alert(r, &env, a);
+		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed)
+			continue;
+		if (kind != NOTIFY_NONE)
+			render_alert(r, &env, a);
+		if (kind == NOTIFY_FIRING)
+			a->active_since = condition_onset(se, c, r, now);
+		sink->changed(sink->ctx, i, a, before, since_before, kind);
+	}
+	return deadline;
+}
