@@ -69,6 +69,8 @@ struct engine {
 	size_t reeval_next_fresh;
 	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
 	int window_out;                 /* a window is with the workers */
+	struct cust **standins;         /* the window's customers known by id alone (apply_customer) */
+	size_t nstandins, standins_cap;
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;

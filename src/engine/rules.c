@@ -225,9 +225,12 @@ void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t s
 			piece[utf8_cut(piece, strlen(piece))] = '\0';
 			text = piece;
 		}
-		int n = snprintf(buf + used, size - used, "%s", text);
-		if (n > 0)
-			used += (size_t)n < size - used ? (size_t)n : size - used - 1;
+		size_t n = strlen(text);
+		if (n > size - used - 1)
+			n = size - used - 1;
+		memcpy(buf + used, text, n);
+		used += n;
+		buf[used] = '\0';
 	}
 	/* a summary cut at the buffer's end must not end inside a character */
 	buf[utf8_cut(buf, used)] = '\0';
@@ -244,7 +247,10 @@ static void add_term(const struct node *term, const char *text, size_t len, void
 	struct value v;
 	char key[256];
 
-	snprintf(key, sizeof(key), "%.*s", (int)len, text);
+	if (len >= sizeof(key))
+		len = sizeof(key) - 1;
+	memcpy(key, text, len);
+	key[len] = '\0';
 	if (json_object_object_get_ex(ctx->out, key, NULL))
 		return;
 	if (node_eval_value(term, ctx->env, &v) < 0)
