@@ -56,6 +56,14 @@ ssize_t ruleset_index(const struct ruleset *rs, const char *name);
 void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t size);
 /* The rule's terms as evaluated: {"since(touch)": 2678400000, ...}. */
 struct json_object *rule_values(const struct rule *r, struct eval_env *env);
+/*
+ * The same as JSON text in out (appended), byte for byte what serializing
+ * rule_values with JSON_C_TO_STRING_PLAIN gives: alert states store it, and an
+ * evaluation compares it with what they hold. No tree: firing alerts are
+ * rendered at every evaluation.
+ */
+struct wbuf;
+void rule_values_text(const struct rule *r, struct eval_env *env, struct wbuf *out);
 
 /*
  * What each rule is, as a digest of everything that shapes its alerts (when, for,

@@ -34,7 +34,7 @@
 
 #define TICK_SLICE      20000
 #define REEVAL_SLICE    1000
-#define REEVAL_WINDOW   4096    /* customers the workers walk per window (<= TICK_SLICE) */
+#define REEVAL_WINDOW   8192    /* customers the workers walk per window (<= TICK_SLICE) */
 #define REEVAL_WORKERS_MAX 8
 #define PRUNE_SLICE     10000
 #define RETRY_MS        5000

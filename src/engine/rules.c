@@ -4,6 +4,7 @@
  * and "}}" stand for literal braces.
  */
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 
 #include "hearth/codec.h"
 #include "hearth/config.h"
+#include "hearth/json_out.h"
 #include "hearth/event.h"
 #include "hearth/limits.h"
 #include "hearth/rules.h"
 #include "hearth/state.h"
+#include "hearth/units.h"
 
 struct collector {
 	const char *file;
@@ -256,6 +259,72 @@ static void add_term(const struct node *term, const char *text, size_t len, void
 	if (node_eval_value(term, ctx->env, &v) < 0)
 		v.type = TYPE_NULL;
 	json_object_object_add(ctx->out, key, value_to_json(&v));
+}
+
+#define TEXT_TERMS_MAX 64
+
+struct values_text {
+	struct json_out o;
+	struct eval_env *env;
+	const char *seen[TEXT_TERMS_MAX];
+	size_t seen_len[TEXT_TERMS_MAX], nseen;
+	int overflow;                   /* more distinct terms than seen[] holds */
+};
+
+static void add_term_text(const struct node *term, const char *text, size_t len, void *vctx)
+{
+	struct values_text *ctx = vctx;
+	char key[256], buf[TIME_BUF];
+	struct value v;
+
+	if (len >= sizeof(key))
+		len = sizeof(key) - 1;
+	/* json-c keeps a key's first value: so does this */
+	for (size_t i = 0; i < ctx->nseen; i++)
+		if (ctx->seen_len[i] == len && memcmp(ctx->seen[i], text, len) == 0)
+			return;
+	if (ctx->nseen == TEXT_TERMS_MAX) {
+		ctx->overflow = 1;
+		return;
+	}
+	ctx->seen[ctx->nseen] = text;
+	ctx->seen_len[ctx->nseen++] = len;
+	memcpy(key, text, len);
+	key[len] = '\0';
+	if (node_eval_value(term, ctx->env, &v) < 0)
+		v.type = TYPE_NULL;
+	json_out_key(&ctx->o, key);
+	switch (v.type) {
+	case TYPE_BOOL: json_out_bool(&ctx->o, v.b); break;
+	case TYPE_NUM:
+		if (v.num == floor(v.num) && fabs(v.num) < 9e15)
+			json_out_int64(&ctx->o, (int64_t)v.num);
+		else
+			json_out_double(&ctx->o, v.num);
+		break;
+	case TYPE_DUR: json_out_int64(&ctx->o, v.ms); break;
+	case TYPE_TIME: json_out_cstr(&ctx->o, time_format(v.ms, buf, sizeof(buf))); break;
+	case TYPE_STR: json_out_str(&ctx->o, v.str.s, v.str.len); break;
+	default: json_out_null(&ctx->o); break;
+	}
+}
+
+void rule_values_text(const struct rule *r, struct eval_env *env, struct wbuf *out)
+{
+	struct values_text ctx = { .o = { .b = out, .escape_slash = 1 }, .env = env };
+	size_t start = out->len;
+
+	json_out_open(&ctx.o);
+	expr_walk_terms(r->when, add_term_text, &ctx);
+	json_out_close(&ctx.o);
+	if (!ctx.overflow)
+		return;
+	/* a rule of that many terms is rare: json-c, which has no such limit, writes it */
+	struct json_object *values = rule_values(r, env);
+	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : "null";
+	out->len = start;
+	wbuf_put(out, text, strlen(text));
+	json_object_put(values);
 }
 
 struct json_object *rule_values(const struct rule *r, struct eval_env *env)

@@ -4,12 +4,12 @@
  * so the writer (engine.c) and the re-evaluation workers (reeval_worker.c)
  * share it; what changed goes to a sink, which decides what it means.
  */
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hearth/alert.h"
+#include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/eval.h"
 #include "hearth/rules.h"
@@ -52,10 +52,13 @@ static int64_t condition_onset(const struct step_env *se, const struct cust *c, 
 static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
 {
 	char summary[sizeof(a->summary)];
-	struct json_object *values = rule_values(r, env);
-	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : NULL;
+	struct wbuf values;
 	int changed;
 
+	wbuf_init(&values);
+	rule_values_text(r, env, &values);
+	wbuf_u8(&values, 0);
+	const char *text = values.failed ? NULL : (const char *)values.data;
 	tmpl_render(&r->summary, env, summary, sizeof(summary));
 	changed = strcmp(summary, a->summary) != 0 || !text != !a->values_json ||
 		  (text && strcmp(text, a->values_json) != 0);
@@ -65,7 +68,7 @@ static int render_alert(const struct rule *r, struct eval_env *env, struct alert
 		free(a->values_json);
 		a->values_json = text ? strdup(text) : NULL;
 	}
-	json_object_put(values);
+	wbuf_free(&values);
 	return changed;
 }
 

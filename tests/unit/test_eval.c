@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/eval.h"
 #include "hearth/event.h"
@@ -1043,6 +1044,87 @@ static void test_rules_templates(void **state)
 	cust_free(c);
 }
 
+/*
+ * rule_values_text writes, byte for byte, what serializing rule_values with
+ * json-c gives (stored alert values are compared as text): every kind of value,
+ * null, a repeated term, escapes, fractions, over customers of varied histories.
+ */
+static void test_rule_values_text(void **state)
+{
+	static const char yaml[] =
+		"events:\n"
+		"  sets:\n"
+		"    touch: [call, visit]\n"
+		"  cases:\n"
+		"    complaint: {open: complaint, close: complaint_resolved}\n"
+		"rules:\n"
+		"  - name: kinds\n"
+		"    when: 'tier in [\"B\", \"C\"] and since(touch) > 30d or name == \"x\" or now > now"
+		" or count(touch, 30d) / 3 > 0.5 or since(touch) > 2d or open(complaint) > 0"
+		" or oldest(complaint) > 48h or days(age()) > 1.5 or score > 0.25'\n";
+	static const char *const profiles[] = {
+		"{\"name\":\"Ann\",\"tier\":\"B\",\"score\":0.3}",
+		"{\"name\":\"A/B \\\"q\\\" \\\\ \\u00e9\\u0001\",\"tier\":\"C\",\"score\":3}",
+		"{\"tier\":\"A\",\"score\":1e300}",
+		NULL,
+	};
+	char errors[1024];
+	struct config *c2 = config_load_string(yaml, strlen(yaml), "v.yaml", errors, sizeof(errors));
+	struct ruleset *rs = c2 ? ruleset_compile(c2, errors, sizeof(errors)) : NULL;
+	struct wbuf b;
+
+	(void)state;
+	if (!rs)
+		fail_msg("%s", errors);
+	wbuf_init(&b);
+	for (size_t p = 0; p < 4; p++) {
+		for (int k = 0; k < 6; k++) {
+			struct cust *c = cust_new("C/1", 3);
+			struct eval_env env;
+			struct event ev;
+			assert_non_null(c);
+			if (profiles[p]) {
+				memset(&ev, 0, sizeof(ev));
+				ev.ts = T0;
+				ev.customer = c->id;
+				ev.customer_len = c->id_len;
+				ev.type = "profile";
+				ev.type_len = 7;
+				ev.attrs_json = profiles[p];
+				ev.attrs_len = strlen(profiles[p]);
+				assert_int_equal(cust_apply(c, &ev, c2), 0);
+			}
+			for (int i = 0; i < k; i++) {
+				memset(&ev, 0, sizeof(ev));
+				ev.ts = T0 + i * 7 * DAY + 1;
+				ev.customer = c->id;
+				ev.customer_len = c->id_len;
+				ev.type = i % 2 ? "call" : "complaint";
+				ev.type_len = strlen(ev.type);
+				ev.ref = "r";
+				ev.ref_len = 1;
+				assert_int_equal(cust_apply(c, &ev, c2), 0);
+			}
+			memset(&env, 0, sizeof(env));
+			env.c = c;
+			env.now = T0 + (int64_t)k * 11 * DAY + 7;
+			struct json_object *vals = rule_values(&rs->rules[0], &env);
+			const char *want = json_object_to_json_string_ext(vals, JSON_C_TO_STRING_PLAIN);
+			wbuf_reset(&b);
+			rule_values_text(&rs->rules[0], &env, &b);
+			assert_false(b.failed);
+			if (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0)
+				fail_msg("values differ:\n  text   %.*s\n  json-c %s", (int)b.len, (const char *)b.data,
+					 want);
+			json_object_put(vals);
+			cust_free(c);
+		}
+	}
+	wbuf_free(&b);
+	ruleset_free(rs);
+	config_free(c2);
+}
+
 static void test_rules_errors(void **state)
 {
 	static const char bad[] =
@@ -1142,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_in),
 		cmocka_unit_test(test_deadline_division_by_moving_zero),
 		cmocka_unit_test(test_rules_templates),
+		cmocka_unit_test(test_rule_values_text),
 		cmocka_unit_test(test_rules_errors),
 		cmocka_unit_test(test_value_format),
 	};
