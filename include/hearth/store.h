@@ -129,7 +129,10 @@ int store_seq_first(MDB_txn *txn, struct store *st, enum store_db db, uint64_t *
 /* Meta values (u64, big-endian) read inside any transaction. */
 uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name);
 void wtxn_meta_u64(struct wtxn *w, const char *name, uint64_t value);
-/* Other meta values, as bytes valid as long as txn: 0 found, 1 not found, -1 with err set. */
+/* db's record at key, as bytes valid as long as txn: 0 found, 1 not found, -1 with err set. */
+int store_lookup(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
+		 const void **val, size_t *vlen, struct herr *err);
+/* Other meta values, as store_lookup. */
 int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
 		   struct herr *err);
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len);

@@ -127,7 +127,8 @@ void timeline_release(struct timeline *tl, struct cust *c);
  * For evaluations done elsewhere on a snapshot (a re-evaluation's workers):
  * from watch_begin on, customers whose stored record or alert states are
  * written are noted; written_since says whether one was (or a note failed).
- * A pending customer is one whose state is newer in memory than in the store.
+ * A pending customer is one whose state in memory differs from the store's
+ * (held for an evaluation and left as loaded is not).
  */
 void timeline_watch_begin(struct timeline *tl);
 void timeline_watch_end(struct timeline *tl);

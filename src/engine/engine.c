@@ -36,6 +36,7 @@
 #define REEVAL_SLICE    1000
 #define REEVAL_WINDOW   8192    /* customers the workers walk per window (<= TICK_SLICE) */
 #define REEVAL_WORKERS_MAX 8
+#define TICK_WORKERS_MIN 256    /* fewer due customers are evaluated by the writer at once */
 #define PRUNE_SLICE     10000
 #define RETRY_MS        5000
 
@@ -195,8 +196,9 @@ static void writer_failed(void *ctx, size_t rule, const char *error)
 	ws->eng->errors_gen++;
 }
 
-void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
-			enum alert_state before, int64_t since_before, enum notify_kind kind, int64_t now)
+struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
+				  enum alert_state before, int64_t since_before, enum notify_kind kind,
+				  int64_t now)
 {
 	const struct rule *r = &eng->rs->rules[rule];
 	struct change *ch;
@@ -205,7 +207,7 @@ void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct 
 		eng->stats.flapping++;
 	if (!(ch = engine_push_change(eng))) {
 		eng->stats.errors++;
-		return;
+		return NULL;
 	}
 	ch->c = c;
 	ch->rule = rule;
@@ -214,6 +216,7 @@ void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct 
 	ch->before = before;
 	ch->kind = kind;
 	ch->silenced = kind != NOTIFY_NONE && engine_silenced(eng, r->cfg->name, c, now);
+	return ch;
 }
 
 static void writer_changed(void *ctx, size_t rule, struct alert *a, enum alert_state before,
@@ -264,7 +267,11 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 			continue;
 		ch->seq = ++*seq;
 		wbuf_reset(&body);
-		notification_body(&ch->a, ch->c, eng->rs->rules[ch->rule].cfg, ch->kind, ch->seq, now, &body);
+		if (ch->rest)
+			notification_body_join(ch->seq, ch->rest, ch->rest_len, &body);
+		else
+			notification_body(&ch->a, ch->c, eng->rs->rules[ch->rule].cfg, ch->kind, ch->seq, now,
+					  &body);
 		if (body.failed || !(ch->body = strndup((const char *)body.data, body.len))) {
 			rc = herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
@@ -282,14 +289,14 @@ struct write_ctx {
 	struct engine *eng;
 	int64_t now;
 	uint64_t seq;
+	enum change_writes how;
 };
 
 static int write_changes(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct write_ctx *ctx = vctx;
 	engine_load_write(ctx->eng, w);
-	/* ticks, re-evaluations and dropped rules: many customers, written in place */
-	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, 1, err);
+	return put_changes(ctx->eng, w, ctx->now, &ctx->seq, ctx->how == WRITES_IN_KEY_ORDER, err);
 }
 
 static void count_state(struct engine *eng, enum alert_state s, int delta)
@@ -334,9 +341,9 @@ static void free_changes(struct engine *eng)
 	eng->nchanges = 0;
 }
 
-void engine_commit_changes(struct engine *eng, int64_t now)
+void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes how)
 {
-	struct write_ctx ctx = { .eng = eng, .now = now };
+	struct write_ctx ctx = { .eng = eng, .now = now, .how = how };
 	struct herr err;
 
 	if (eng->nchanges == 0 && eng->nundefer == 0)
@@ -366,11 +373,11 @@ static void evaluate_each(struct engine *eng, MDB_txn *txn, struct cust **custs,
 }
 
 void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
-				int64_t now)
+				int64_t now, enum change_writes how)
 {
 	evaluate_each(eng, txn, custs, n, now);
 	store_read_end(txn); /* the map may grow in the write: no reader may be open */
-	engine_commit_changes(eng, now);
+	engine_commit_changes(eng, now, how);
 	for (size_t i = 0; i < n; i++)
 		timeline_release(eng->tl, custs[i]);
 }
@@ -414,6 +421,61 @@ void engine_ingest_end(struct engine *eng, int committed)
 
 static void continue_slices(struct loop *loop, void *ctx);
 
+static void apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
+				const struct reeval_cust *rc);
+
+/*
+ * The due customers evaluated by the workers while the writer waits (a tick
+ * holds the loop either way; this way for half as long): the writer writes
+ * nothing meanwhile, so their snapshot is its own, and only a customer whose
+ * state in memory differs from the store's is evaluated here. 0: not done so.
+ */
+static int tick_by_workers(struct engine *eng, MDB_txn *txn, size_t n, int64_t now)
+{
+	const char **ids;
+	size_t *lens;
+	int rc = 0;
+
+	if (!eng->pool || eng->window_out || n < TICK_WORKERS_MIN)
+		return 0;
+	ids = malloc(n * sizeof(*ids));
+	lens = malloc(n * sizeof(*lens));
+	if (!ids || !lens)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = eng->due[i]->id;
+		lens[i] = eng->due[i]->id_len;
+	}
+	if (reeval_pool_submit_list(eng->pool, eng->rs, now, ids, lens, n) < 0)
+		goto out;
+	reeval_pool_wait(eng->pool);
+	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
+		struct reeval_batch *b = reeval_pool_batch(eng->pool, w);
+		for (size_t k = 0; k < b->ncusts; k++) {
+			const struct reeval_cust *r = &b->custs[k];
+			struct cust *c = eng->due[r->index];
+			if (b->failed || r->nchanges == SIZE_MAX || timeline_pending(eng->tl, c->id, c->id_len))
+				evaluate_one(eng, txn, c, now);
+			else
+				apply_worker_result(eng, c, b, r);
+		}
+		if (b->failed)
+			log_error("tick, a worker failed (%s); the writer evaluated its share", b->error);
+	}
+	eng->txn = NULL;
+	store_read_end(txn); /* the map may grow in the write: no reader may be open */
+	engine_commit_changes(eng, now, WRITES_SCATTERED);
+	for (size_t i = 0; i < n; i++)
+		timeline_release(eng->tl, eng->due[i]);
+	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++)
+		reeval_batch_reset(reeval_pool_batch(eng->pool, w));
+	rc = 1;
+out:
+	free(ids);
+	free(lens);
+	return rc;
+}
+
 static size_t tick_slice(struct engine *eng, int64_t now)
 {
 	MDB_txn *txn;
@@ -427,7 +489,8 @@ static size_t tick_slice(struct engine *eng, int64_t now)
 	n = timeline_due(eng->tl, txn, now, eng->due, TICK_SLICE, &err);
 	eng->tick_more = n == TICK_SLICE;
 	n = engine_drop_deferred(eng, eng->due, n);
-	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
+	if (!tick_by_workers(eng, txn, n, now))
+		engine_evaluate_and_commit(eng, txn, eng->due, n, now, WRITES_SCATTERED);
 	return n;
 }
 
@@ -526,12 +589,17 @@ static void apply_worker_result(struct engine *eng, struct cust *c, const struct
 {
 	for (size_t i = 0; i < rc->nchanges; i++) {
 		struct reeval_change *ch = &b->changes[rc->first_change + i];
-		engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before, ch->kind, b->now);
+		struct change *taken = engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before,
+							  ch->kind, b->now);
+		/* the batch outlives the commit: its rests are reset with it */
+		if (taken && ch->rest_len) {
+			taken->rest = b->rests.data + ch->rest_off;
+			taken->rest_len = ch->rest_len;
+		}
 	}
 	c->deadline = rc->deadline;
 	timeline_deadline_set(eng->tl, c);
 	eng->stats.evaluations++;
-	eng->stats.reeval_by_workers++;
 }
 
 /* Only refreshed what firing alerts say (§4.1): no notification, no new deadline. */
@@ -593,6 +661,7 @@ static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval
 	}
 	if (!stale && refresh_only(b, rc) && (c = standin(eng, id, rc->id_len))) {
 		apply_worker_result(eng, c, b, rc);
+		eng->stats.reeval_by_workers++;
 		return;
 	}
 	if (!(c = timeline_hold(eng->tl, txn, id, rc->id_len, &err)))
@@ -600,6 +669,7 @@ static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval
 	eng->due[(*n)++] = c;
 	if (!stale) {
 		apply_worker_result(eng, c, b, rc);
+		eng->stats.reeval_by_workers++;
 	} else if (engine_drop_deferred(eng, &c, 1) == 1) {
 		evaluate_one(eng, txn, c, b->now);
 	}
@@ -678,7 +748,7 @@ static void on_window(void *ctx)
 	}
 	eng->txn = NULL;
 	store_read_end(txn);
-	engine_commit_changes(eng, now);
+	engine_commit_changes(eng, now, WRITES_IN_KEY_ORDER);
 	free_standins(eng);
 	for (size_t i = 0; i < n; i++)
 		timeline_release(eng->tl, eng->due[i]);
@@ -757,7 +827,7 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 	if (n < REEVAL_SLICE)
 		done = reeval_walk(eng, txn, &n);
 	n = engine_drop_deferred(eng, eng->due, n);
-	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
+	engine_evaluate_and_commit(eng, txn, eng->due, n, now, WRITES_IN_KEY_ORDER);
 	if (done)
 		reeval_finish(eng);
 	return n;
@@ -1053,7 +1123,7 @@ static void drop_removed_rules(struct engine *eng, const struct ruleset *next)
 		log_error("rules, cannot read alert states to drop those of removed rules (%s)", err.msg);
 	if (eng->nchanges)
 		log_info("rules, %zu alert(s) of removed rules resolved or dropped", eng->nchanges);
-	engine_commit_changes(eng, ctx.now);
+	engine_commit_changes(eng, ctx.now, WRITES_IN_KEY_ORDER);
 }
 
 /* Was a rule of the running set left out of the next? */

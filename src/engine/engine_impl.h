@@ -32,6 +32,8 @@ struct change {
 	enum notify_kind kind;
 	int silenced;
 	char *body;                     /* the notification, built in the write */
+	const void *rest;               /* its part after the seq, if a worker built it (NULL: none) */
+	size_t rest_len;
 	uint64_t seq;
 	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];
@@ -112,15 +114,24 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
 /* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */
-void engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
-			enum alert_state before, int64_t since_before, enum notify_kind kind, int64_t now);
+struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
+				  enum alert_state before, int64_t since_before, enum notify_kind kind,
+				  int64_t now);
+/*
+ * How a commit writes alert states: customers walked in key order (a
+ * re-evaluation, a load's end, dropped rules) write page after page in
+ * place; customers spread over the key space (a tick's due customers, one
+ * forgotten) append to the journal, applied sorted with the next flush
+ * (hearth/alert_states.h), instead of a page each.
+ */
+enum change_writes { WRITES_IN_KEY_ORDER, WRITES_SCATTERED };
 /* Writes the pending changes in one transaction, then publishes their notifications. */
-void engine_commit_changes(struct engine *eng, int64_t now);
+void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes how);
 /* Fills eng->alerts with customer c's stored alert states. */
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
 /* Evaluates custs[0..n) at now, then writes and publishes what changed. */
 void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
-				int64_t now);
+				int64_t now, enum change_writes how);
 /* Asks for a slice of tick, re-evaluation or load-end work on a later loop turn. */
 void engine_schedule_slice(struct engine *eng);
 

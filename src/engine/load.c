@@ -192,7 +192,7 @@ int engine_undefer_slice(struct engine *eng, int64_t now)
 	}
 	n = undefer_walk(eng, txn, &done);
 	eng->nundefer = n;
-	engine_evaluate_and_commit(eng, txn, eng->due, n, now);
+	engine_evaluate_and_commit(eng, txn, eng->due, n, now, WRITES_IN_KEY_ORDER);
 	eng->nundefer = 0;
 	eng->undeferred_total += n;
 	if (!done)

@@ -55,7 +55,28 @@ void notification_body(const struct alert *a, const struct cust *c, const struct
 	json_out_open(&o);
 	json_out_key(&o, "seq");
 	json_out_int64(&o, (int64_t)seq);
-	put_time(&o, "ts", now);
+	notification_body_rest(a, c, rule, kind, now, out);
+}
+
+void notification_body_join(uint64_t seq, const void *rest, size_t len, struct wbuf *out)
+{
+	struct json_out o = { .b = out };
+
+	json_out_open(&o);
+	json_out_key(&o, "seq");
+	json_out_int64(&o, (int64_t)seq);
+	wbuf_put(out, rest, len);
+}
+
+void notification_body_rest(const struct alert *a, const struct cust *c, const struct config_rule *rule,
+			    enum notify_kind kind, int64_t now, struct wbuf *out)
+{
+	struct json_out o = { .b = out };
+	char buf[TIME_BUF];
+
+	/* the member after seq: its comma and key written here, as json_out_key would after a value */
+	wbuf_put(out, ",\"ts\":", 6);
+	json_out_cstr(&o, time_format(now, buf, sizeof(buf)));
 	json_out_key(&o, "kind");
 	json_out_cstr(&o, notify_kind_name(kind));
 	json_out_key(&o, "alert");

@@ -21,6 +21,7 @@
 #include "hearth/engine.h"
 #include "hearth/eval.h"
 #include "hearth/log.h"
+#include "hearth/notification.h"
 #include "hearth/loop.h"
 #include "hearth/overlay.h"
 #include "hearth/rules.h"
@@ -56,8 +57,12 @@ struct reeval_pool {
 	pthread_cond_t work;
 	int stop;
 	size_t out;                     /* workers still on the window */
+	int waited;                     /* the writer waits: no ready() for this one */
 	struct reeval_worker *w;
 	size_t n;
+	/* a list to evaluate: written by the writer before submit, read by the workers until done */
+	char *list_ids;
+	size_t *list_off, *list_len, nlist, list_ids_cap, list_cap;
 };
 
 /* ---- one customer ------------------------------------------------------------- */
@@ -119,8 +124,17 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 		snprintf(b->error, sizeof(b->error), "out of memory");
 		return;
 	}
-	b->changes[b->nchanges++] = (struct reeval_change){ rule, *a, before, since_before, kind };
+	struct reeval_change *ch = &b->changes[b->nchanges++];
+	*ch = (struct reeval_change){ rule, *a, before, since_before, kind, 0, 0 };
 	a->values_json = NULL;
+	if (kind != NOTIFY_NONE) {
+		/* built here, beside the evaluation, not on the writer: it numbers them only */
+		ch->rest_off = b->rests.len;
+		notification_body_rest(&ch->a, ctx->c, b->rs->rules[rule].cfg, kind, b->now, &b->rests);
+		ch->rest_len = b->rests.len - ch->rest_off;
+		if (b->rests.failed)
+			ch->rest_len = 0;
+	}
 	b->custs[ctx->cust].nchanges++;
 }
 
@@ -176,7 +190,8 @@ static size_t id_part(const char *id, size_t len, size_t n)
 	return (size_t)(h % n);
 }
 
-static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, const void *val, size_t vlen)
+static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, const void *val, size_t vlen,
+			     size_t index)
 {
 	struct reeval_worker *w = ctx->w;
 	struct reeval_batch *b = &w->batch;
@@ -187,12 +202,13 @@ static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, c
 	    grow((void **)&b->ids, &b->ids_cap, b->ids_len + len, 1) < 0)
 		return -1;
 	struct reeval_cust *rc = &b->custs[b->ncusts];
-	*rc = (struct reeval_cust){ .id_off = b->ids_len, .id_len = len, .first_change = b->nchanges };
+	*rc = (struct reeval_cust){ .id_off = b->ids_len, .id_len = len, .index = index,
+				    .first_change = b->nchanges };
 	memcpy(b->ids + b->ids_len, id, len);
 	b->ids_len += len;
 	ctx->cust = b->ncusts++;
-	/* a damaged record: the writer's own evaluation reports it */
-	if (!(ctx->c = cust_decode(id, len, val, vlen))) {
+	/* a damaged record (or none): the writer's own evaluation reports it */
+	if (!val || !(ctx->c = cust_decode(id, len, val, vlen))) {
 		rc->deadline = rc->stored_deadline = EVAL_NEVER;
 		rc->nchanges = SIZE_MAX;
 		return 0;
@@ -221,11 +237,30 @@ static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, 
 	b->last_len = klen;
 	if (id_part(key, klen, w->pool->n) != w->part)
 		return 0;
-	if (evaluate_customer(ctx, key, klen, val, vlen) < 0) {
+	if (evaluate_customer(ctx, key, klen, val, vlen, 0) < 0) {
 		b->failed = 1;
 		if (!b->error[0])
 			snprintf(b->error, sizeof(b->error), "out of memory");
 		return 1;
+	}
+	return 0;
+}
+
+/* The pool's list: this worker's share of it, looked up one by one. */
+static int evaluate_list(struct walk_ctx *ctx, struct herr *err)
+{
+	struct reeval_worker *w = ctx->w;
+	struct reeval_pool *pool = w->pool;
+
+	for (size_t i = 0; i < pool->nlist; i++) {
+		const char *id = pool->list_ids + pool->list_off[i];
+		size_t len = pool->list_len[i], vlen = 0;
+		const void *val = NULL;
+		if (id_part(id, len, pool->n) != w->part)
+			continue;
+		int rc = store_lookup(ctx->txn, pool->st, DB_CUSTOMERS, id, len, &val, &vlen, err);
+		if (rc < 0 || evaluate_customer(ctx, id, len, rc == 0 ? val : NULL, vlen, i) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -250,8 +285,11 @@ static void evaluate_window(struct reeval_worker *w)
 		return;
 	}
 	ctx.scan = (struct engine_scan){ .query = query_store, .qctx = w, .txn = ctx.txn, .tok = w->tok };
-	rc = store_walk(ctx.txn, w->pool->st, DB_CUSTOMERS, b->after, b->after_len, NULL, 0, walk_one, &ctx,
-			&err);
+	if (b->list)
+		rc = evaluate_list(&ctx, &err);
+	else
+		rc = store_walk(ctx.txn, w->pool->st, DB_CUSTOMERS, b->after, b->after_len, NULL, 0, walk_one,
+				&ctx, &err);
 	if (rc < 0) {
 		b->failed = 1;
 		snprintf(b->error, sizeof(b->error), "%s", err.msg);
@@ -278,7 +316,8 @@ static void *worker_main(void *arg)
 		evaluate_window(w);
 		pthread_mutex_lock(&pool->lock);
 		w->has_work = 0;
-		if (--pool->out == 0 && write(pool->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (--pool->out == 0 && !pool->waited && write(pool->efd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
 			log_error("rules, cannot wake the writer (%s)", strerror(errno));
 		pthread_cond_broadcast(&pool->work);
 	}
@@ -315,9 +354,33 @@ void reeval_batch_reset(struct reeval_batch *b)
 	for (size_t i = 0; i < b->nchanges; i++)
 		free(b->changes[i].a.values_json);
 	b->nchanges = b->ncusts = b->ids_len = b->last_len = 0;
+	wbuf_reset(&b->rests);
 	b->done = b->failed = 0;
 	b->error[0] = b->rule_error[0] = '\0';
 	b->error_rule = -1;
+}
+
+static void start(struct reeval_pool *pool, int waited)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->waited = waited;
+	pool->out = pool->n;
+	for (size_t i = 0; i < pool->n; i++)
+		pool->w[i].has_work = 1;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static void prepare(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, int list)
+{
+	for (size_t i = 0; i < pool->n; i++) {
+		struct reeval_batch *b = &pool->w[i].batch;
+		reeval_batch_reset(b);
+		b->rs = rs;
+		b->now = now;
+		b->list = list;
+		b->after_len = 0;
+	}
 }
 
 int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
@@ -325,22 +388,49 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 {
 	if (!pool->n || reeval_pool_busy(pool) || after_len > HEARTH_ID_MAX)
 		return -1;
+	prepare(pool, rs, now, 0);
 	for (size_t i = 0; i < pool->n; i++) {
 		struct reeval_batch *b = &pool->w[i].batch;
-		reeval_batch_reset(b);
-		b->rs = rs;
-		b->now = now;
 		memcpy(b->after, after, after_len);
 		b->after_len = after_len;
 		b->limit = limit;
 	}
-	pthread_mutex_lock(&pool->lock);
-	pool->out = pool->n;
-	for (size_t i = 0; i < pool->n; i++)
-		pool->w[i].has_work = 1;
-	pthread_cond_broadcast(&pool->work);
-	pthread_mutex_unlock(&pool->lock);
+	start(pool, 0);
 	return 0;
+}
+
+int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, int64_t now,
+			    const char *const *ids, const size_t *lens, size_t n)
+{
+	size_t bytes = 0;
+
+	if (!pool->n || reeval_pool_busy(pool))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		bytes += lens[i];
+	if (grow((void **)&pool->list_ids, &pool->list_ids_cap, bytes + 1, 1) < 0 ||
+	    grow((void **)&pool->list_off, &pool->list_cap, n + 1, sizeof(*pool->list_off)) < 0 ||
+	    !(pool->list_len = realloc(pool->list_len, pool->list_cap * sizeof(*pool->list_len))))
+		return -1;
+	bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(pool->list_ids + bytes, ids[i], lens[i]);
+		pool->list_off[i] = bytes;
+		pool->list_len[i] = lens[i];
+		bytes += lens[i];
+	}
+	pool->nlist = n;
+	prepare(pool, rs, now, 1);
+	start(pool, 1);
+	return 0;
+}
+
+void reeval_pool_wait(struct reeval_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	while (pool->out)
+		pthread_cond_wait(&pool->work, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
 }
 
 size_t reeval_pool_size(const struct reeval_pool *pool)
@@ -393,6 +483,7 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 		w->pool = pool;
 		w->part = i;
 		w->batch.error_rule = -1;
+		wbuf_init(&w->batch.rests);
 		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new())) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto fail;
@@ -426,6 +517,7 @@ void reeval_pool_free(struct reeval_pool *pool)
 		free(w->batch.ids);
 		free(w->batch.custs);
 		free(w->batch.changes);
+		wbuf_free(&w->batch.rests);
 		reset_alerts(w);
 		free(w->alerts);
 		alert_states_free(w->as);
@@ -439,6 +531,9 @@ void reeval_pool_free(struct reeval_pool *pool)
 	}
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
+	free(pool->list_ids);
+	free(pool->list_off);
+	free(pool->list_len);
 	free(pool->w);
 	free(pool);
 }

@@ -8,8 +8,12 @@
  * share (by a hash of the id). A worker sees the store as of its snapshot,
  * not what is only in the writer's memory: the writer evaluates again itself
  * any customer pending in its memory or written since it submitted the window
- * (engine.c, apply_window). Between submit and collect the pool's batches are
+ * (engine.c, on_window). Between submit and collect the pool's batches are
  * the workers'; after collect, the writer's, until the next submit.
+ *
+ * A tick hands the pool a list of due customers instead and waits for it
+ * (reeval_pool_submit_list, reeval_pool_wait); the workers also write the
+ * notification bodies but their seq, which the writer assigns.
  */
 #ifndef HEARTH_REEVAL_WORKER_H
 #define HEARTH_REEVAL_WORKER_H
@@ -19,6 +23,7 @@
 #include <sys/types.h>
 
 #include "hearth/alert.h"
+#include "hearth/codec.h"
 #include "hearth/limits.h"
 
 struct loop;
@@ -32,11 +37,13 @@ struct reeval_change {
 	enum alert_state before;
 	int64_t since_before;
 	enum notify_kind kind;
+	size_t rest_off, rest_len;      /* a notification's body after its seq, in the batch's rests */
 };
 
-/* One customer of the window a worker evaluated. */
+/* One customer of the window (or list) a worker evaluated. */
 struct reeval_cust {
 	size_t id_off, id_len;          /* in the batch's ids */
+	size_t index;                   /* a list's: the customer's place in it */
 	int64_t deadline, stored_deadline;
 	size_t first_change, nchanges;  /* in the batch's changes */
 };
@@ -47,6 +54,7 @@ struct reeval_batch {
 	int64_t now;
 	char after[HEARTH_ID_MAX];
 	size_t after_len, limit;
+	int list;                       /* evaluate the pool's list, not a window */
 	/* what the worker found */
 	char *ids;
 	size_t ids_len, ids_cap;
@@ -54,6 +62,7 @@ struct reeval_batch {
 	size_t ncusts, custs_cap;
 	struct reeval_change *changes;
 	size_t nchanges, changes_cap;
+	struct wbuf rests;              /* notification_body_rest of changes that notify */
 	char last[HEARTH_ID_MAX];       /* the window's last customer (every worker's) */
 	size_t last_len;
 	int done;                       /* the window reached the table's end */
@@ -72,6 +81,15 @@ void reeval_pool_free(struct reeval_pool *pool);
 /* Starts a window; 0, or -1 when a window is still out (or the pool has no worker). */
 int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
 		       size_t after_len, size_t limit);
+/*
+ * Starts the evaluation of a list of customers instead (ids copied; a tick's
+ * due customers), results carrying their index in it; the same -1. A customer
+ * not in the store comes back with nchanges SIZE_MAX, for the writer.
+ */
+int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, int64_t now,
+			    const char *const *ids, const size_t *lens, size_t n);
+/* Waits until the workers are done; their batches are then the writer's, ready() is not called. */
+void reeval_pool_wait(struct reeval_pool *pool);
 int reeval_pool_busy(const struct reeval_pool *pool);
 /* Worker i's batch once ready() ran (or after drain): the writer's until the next submit. */
 size_t reeval_pool_size(const struct reeval_pool *pool);

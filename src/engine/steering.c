@@ -477,6 +477,6 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 	}
 	eng->txn = NULL;
 	store_read_end(txn);
-	engine_commit_changes(eng, now);
+	engine_commit_changes(eng, now, WRITES_SCATTERED);
 	return 0;
 }

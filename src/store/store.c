@@ -523,19 +523,25 @@ uint64_t store_meta_u64(MDB_txn *txn, struct store *st, const char *name)
 	return be64_get(val.mv_data);
 }
 
-int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
-		   struct herr *err)
+int store_lookup(MDB_txn *txn, struct store *st, enum store_db db, const void *key, size_t klen,
+		 const void **val, size_t *vlen, struct herr *err)
 {
 	MDB_val v;
-	int rc = store_get(txn, st, DB_META, name, strlen(name), &v);
+	int rc = store_get(txn, st, db, key, klen, &v);
 
 	if (rc == MDB_NOTFOUND)
 		return 1;
 	if (rc)
-		return store_error(err, rc, db_names[DB_META]);
+		return store_error(err, rc, db_names[db]);
 	*val = v.mv_data;
 	*vlen = v.mv_size;
 	return 0;
+}
+
+int store_meta_get(MDB_txn *txn, struct store *st, const char *name, const void **val, size_t *vlen,
+		   struct herr *err)
+{
+	return store_lookup(txn, st, DB_META, name, strlen(name), val, vlen, err);
 }
 
 void wtxn_meta_put(struct wtxn *w, const char *name, const void *data, size_t len)

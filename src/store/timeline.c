@@ -1052,6 +1052,13 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 
 /* ---- evaluation support ---------------------------------------------------- */
 
+/* Held, but just as stored: what the flush would skip (flush_customer). */
+static int same_as_stored(const struct dirty *d)
+{
+	return !d->n && !d->is_new && !d->changed && d->c->deadline == d->stored_deadline &&
+	       d->stale_deadline == INT64_MAX;
+}
+
 void timeline_watch_begin(struct timeline *tl)
 {
 	timeline_watch_end(tl);
@@ -1076,7 +1083,8 @@ int timeline_written_since(const struct timeline *tl, const char *id, size_t len
 
 int timeline_pending(const struct timeline *tl, const char *id, size_t len)
 {
-	return strmap_get(&tl->dirty, id, len) != NULL;
+	const struct dirty *d = strmap_get(&tl->dirty, id, len);
+	return d && !same_as_stored(d);
 }
 
 struct cust *timeline_hold(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
@@ -1090,9 +1098,8 @@ void timeline_release(struct timeline *tl, struct cust *c)
 {
 	struct dirty *d = strmap_get(&tl->dirty, c->id, c->id_len);
 
-	/* what the flush would skip (flush_customer) need not stay in memory until then */
-	if (!d || d->c != c || d->n || d->is_new || d->changed || c->deadline != d->stored_deadline ||
-	    d->stale_deadline != INT64_MAX)
+	/* what the flush would skip need not stay in memory until then */
+	if (!d || d->c != c || !same_as_stored(d))
 		return;
 	strmap_del(&tl->dirty, c->id, c->id_len);
 	timeline_dirty_free(d);

@@ -360,3 +360,24 @@ def test_reevaluation_workers_yield_to_events_meanwhile(clock_daemon):
     firing = {a["customer"] for a in d.alerts(rule="complained", limit=10000)}
     assert firing == set(ids) - set(resolved)
     assert d.status()["reevaluated_by_workers"] > before
+
+
+def test_tick_workers_see_events_not_yet_stored(clock_daemon):
+    """A tick with many customers due hands their evaluation to the worker threads,
+    which read the store; a customer whose newer events are still only in the daemon's
+    memory is evaluated by the daemon itself. 1,000 customers are due for `quiet`; the
+    300 who complained on day 20 (just before the tick, not flushed yet) keep their
+    `complained` alert through the tick."""
+    quiet = rule_yaml("quiet", "since(call) > 30d", summary="{id} quiet")
+    complained = rule_yaml("complained", "count(complaint, 365d) > 0", summary="{id} complained")
+    d = clock_daemon(rules_yaml(quiet, complained))
+    ids = ["Q%04d" % i for i in range(1000)]
+    for k in range(0, len(ids), 500):
+        d.ingest_ctl([ev(c, at(T0_MS), "call") for c in ids[k:k + 500]])
+    wait_for(lambda: pending_events(d) == 0, "the calls stored")
+    unhappy = ids[::10] + ids[1::10] + ids[2::10]
+    d.clock_set(at(T0_MS + 20 * DAY))
+    d.ingest_ctl([ev(c, at(T0_MS + 20 * DAY), "complaint") for c in unhappy])
+    d.clock_set(at(T0_MS + 31 * DAY))
+    assert {a["customer"] for a in d.alerts(rule="quiet", limit=10000)} == set(ids)
+    assert {a["customer"] for a in d.alerts(rule="complained", limit=10000)} == set(unhappy)

@@ -293,6 +293,44 @@ static void test_bodies_are_json_c_bytes(void **state)
 	wbuf_free(&b);
 }
 
+/* A body put together from its rest (built before the seq is known) is the same body. */
+static void test_rest_then_join(void **state)
+{
+	struct wbuf whole, rest, joined;
+
+	(void)state;
+	wbuf_init(&whole);
+	wbuf_init(&rest);
+	wbuf_init(&joined);
+	for (int i = 0; i < 5000; i++) {
+		struct alert a;
+		struct config_rule rule;
+		struct json_object *values = gen_alert(&a);
+		struct cust *c = gen_cust();
+		enum notify_kind kind = (enum notify_kind)(1 + next() % 3);
+		uint64_t seq = next() % 4 ? next() : UINT64_MAX / (1 + next() % 3);
+		int64_t now = TIME();
+
+		gen_rule(&rule);
+		wbuf_reset(&whole);
+		wbuf_reset(&rest);
+		wbuf_reset(&joined);
+		notification_body(&a, c, &rule, kind, seq, now, &whole);
+		notification_body_rest(&a, c, &rule, kind, now, &rest);
+		notification_body_join(seq, rest.data, rest.len, &joined);
+		assert_false(joined.failed);
+		assert_int_equal(joined.len, whole.len);
+		assert_memory_equal(joined.data, whole.data, whole.len);
+		json_object_put(values);
+		alert_clear(&a);
+		cust_free(c);
+		free_rule(&rule);
+	}
+	wbuf_free(&whole);
+	wbuf_free(&rest);
+	wbuf_free(&joined);
+}
+
 static void test_a_known_body(void **state)
 {
 	struct alert a = { .rule = "customer_cooling", .state = ALERT_FIRING, .since = 1800000000000LL,
@@ -402,6 +440,7 @@ static void test_raw_drops_slash_escapes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rest_then_join),
 		cmocka_unit_test(test_a_known_body),
 		cmocka_unit_test(test_bodies_are_json_c_bytes),
 		cmocka_unit_test(test_values_are_json_c_bytes),
