@@ -102,6 +102,7 @@ struct part {
 	struct json_tokener *tok;       /* the fetcher's: it parses what it fetched */
 	int load_ended;                 /* loop's: {"load": "end"} came on this partition */
 	natsSubscription *sub;
+	uint64_t next_delivery;         /* fetcher's: the consumer sequence the next message must have */
 	pthread_t thread;
 	int started;
 };
@@ -635,6 +636,7 @@ static int consumer_start(struct part *p)
 		p->sub = NULL;
 		return -1;
 	}
+	p->next_delivery = 1; /* a new consumer numbers its deliveries from 1 */
 	log_info("cluster, partition %u: consuming %s from stream seq %llu", p->id, p->filter,
 		 (unsigned long long)(p->applied + 1));
 	return 0;
@@ -702,7 +704,22 @@ static void hand_over(struct part *p, natsMsgList *list)
 			goto out;
 		}
 		it.seqs[i] = meta->Sequence.Stream;
+		uint64_t delivery = meta->Sequence.Consumer;
 		jsMsgMetaData_Destroy(meta);
+		/*
+		 * A delivery missing (sent into a connection that then dropped): with
+		 * AckAll the ack of a later message would ack it too, and it would
+		 * never come again. The consumer starts over from the applied mark.
+		 */
+		if (delivery != p->next_delivery) {
+			log_warning("cluster, partition %u: delivery %llu came where %llu was due; "
+				    "consuming again from stream seq %llu", p->id, (unsigned long long)delivery,
+				    (unsigned long long)p->next_delivery, (unsigned long long)(p->applied + 1));
+			natsSubscription_Destroy(p->sub);
+			p->sub = NULL;
+			goto out;
+		}
+		p->next_delivery = delivery + 1;
 	}
 	for (;;) {
 		/* again after a failed commit: that attempt marked the batches */
