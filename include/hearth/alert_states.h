@@ -23,13 +23,15 @@ struct alert_states;
 struct strmap;
 
 /*
- * Customers whose stored state is written while it is on: a re-evaluation's
- * workers read a snapshot, and what was written after it must be evaluated
- * again by the writer (timeline_watch_begin). lost: a note failed (out of
- * memory), so every customer counts as written.
+ * Customers whose stored state is written while it is on, each with the
+ * generation it was last written in: a re-evaluation's workers read a
+ * snapshot, and what was written after it must be evaluated again by the
+ * writer (timeline_watch_begin). lost: a note failed (out of memory), so
+ * every customer counts as written.
  */
 struct write_watch {
 	struct strmap *ids;             /* NULL: off */
+	uint64_t gen;                   /* stamped on each note; rises at each watch_begin */
 	int lost;
 };
 void write_watch_note(struct write_watch *ww, const char *id, size_t len);

@@ -30,6 +30,9 @@ int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
 /* Removes key; returns its value or NULL. */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
 
+/* Deletes the entries keep() says no to, in place: the table keeps its size (keys freed, values the caller's). */
+void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx);
+
 /* Iteration: for (size_t i = 0; strmap_next(m, &i, &slot);) */
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot);
 

@@ -126,13 +126,17 @@ void timeline_release(struct timeline *tl, struct cust *c);
 /*
  * For evaluations done elsewhere on a snapshot (a re-evaluation's workers):
  * from watch_begin on, customers whose stored record or alert states are
- * written are noted; written_since says whether one was (or a note failed).
- * A pending customer is one whose state in memory differs from the store's
- * (held for an evaluation and left as loaded is not).
+ * written are noted. Each begin starts a generation (the windows out at once
+ * each have theirs) and returns it; written_since says whether a customer was
+ * written since that generation began (or a note failed). forget_before lets
+ * go of notes older than a generation, end of all of them. A pending customer
+ * is one whose state in memory differs from the store's (held for an
+ * evaluation and left as loaded is not).
  */
-void timeline_watch_begin(struct timeline *tl);
+uint64_t timeline_watch_begin(struct timeline *tl);
+void timeline_watch_forget_before(struct timeline *tl, uint64_t gen);
 void timeline_watch_end(struct timeline *tl);
-int timeline_written_since(const struct timeline *tl, const char *id, size_t len);
+int timeline_written_since(const struct timeline *tl, uint64_t gen, const char *id, size_t len);
 int timeline_pending(const struct timeline *tl, const char *id, size_t len);
 /* Rebuilds a held customer's cases from their timeline (events.cases changed). */
 int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err);

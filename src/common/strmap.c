@@ -122,6 +122,26 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 	return value;
 }
 
+void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
+{
+	/*
+	 * A shift can only bring into slot i an entry from further along its
+	 * chain, so slot i is looked at again; one that wraps to the front was
+	 * seen already and is only looked at twice.
+	 */
+	for (size_t i = 0; i < m->cap;) {
+		struct strmap_slot *s = &m->slots[i];
+		if (!s->key || keep(s, ctx)) {
+			i++;
+			continue;
+		}
+		free(s->key);
+		s->key = NULL;
+		m->count--;
+		shift_back(m, i);
+	}
+}
+
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)
 {
 	if (m->count == 0)

@@ -644,12 +644,12 @@ static void free_standins(struct engine *eng)
 
 /* One customer of a window: nothing to do, the workers' answer, or the writer's own evaluation. */
 static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval_batch *b,
-			   const struct reeval_cust *rc, size_t *n)
+			   const struct reeval_cust *rc, uint64_t gen, size_t *n)
 {
 	const char *id = b->ids + rc->id_off;
 	/* the workers read the store: a customer newer in memory, or written since, is evaluated here */
 	int stale = timeline_pending(eng->tl, id, rc->id_len) ||
-		    timeline_written_since(eng->tl, id, rc->id_len) || rc->nchanges == SIZE_MAX ||
+		    timeline_written_since(eng->tl, gen, id, rc->id_len) || rc->nchanges == SIZE_MAX ||
 		    strmap_get(&eng->deferred, id, rc->id_len);
 	struct herr err;
 	struct cust *c;
@@ -687,13 +687,13 @@ static int key_less(const char *a, size_t alen, const char *b, size_t blen)
  * saw (their snapshots may differ by customers added meanwhile, whom ingest
  * evaluated under these rules already; one seen twice is only evaluated twice).
  */
-static int window_end(struct engine *eng)
+static int window_end(struct engine *eng, struct reeval_batch *const *batches, size_t nb)
 {
 	const struct reeval_batch *low = NULL;
 	int done = 1;
 
-	for (size_t i = 0; i < reeval_pool_size(eng->pool); i++) {
-		const struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
+	for (size_t i = 0; i < nb; i++) {
+		const struct reeval_batch *b = batches[i];
 		done &= b->done;
 		if (b->last_len && (!low || key_less(b->last, b->last_len, low->last, low->last_len)))
 			low = b;
@@ -708,23 +708,30 @@ static int window_end(struct engine *eng)
 
 static void reeval_finish(struct engine *eng);
 
-/* The workers are done with a window: its changes are applied and committed, then the next one. */
+static int submit_window(struct engine *eng, int64_t now);
+
+/*
+ * The workers are done with a window: the next one goes out first, so that
+ * they evaluate it while this one's changes are applied and committed here.
+ */
 static void on_window(void *ctx)
 {
 	struct engine *eng = ctx;
 	size_t nb = reeval_pool_size(eng->pool), n = 0;
+	struct reeval_batch *batches[REEVAL_WORKERS_MAX] = { 0 };
+	uint64_t gen = eng->window_gen;
 	MDB_txn *txn;
 	struct herr err;
 	int failed = 0, done;
-	int64_t now = reeval_pool_batch(eng->pool, 0)->now;
 
-	if (!eng->window_out)
+	if (!eng->window_out || nb == 0 || nb > REEVAL_WORKERS_MAX)
 		return;
 	eng->window_out = 0;
 	for (size_t i = 0; i < nb; i++) {
-		struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
-		if (b->failed) {
-			log_error("rules, a re-evaluation worker failed (%s); the writer goes on alone", b->error);
+		batches[i] = reeval_pool_batch(eng->pool, i);
+		if (batches[i]->failed) {
+			log_error("rules, a re-evaluation worker failed (%s); the writer goes on alone",
+				  batches[i]->error);
 			failed = 1;
 		}
 	}
@@ -736,10 +743,14 @@ static void on_window(void *ctx)
 		engine_schedule_slice(eng);
 		return;
 	}
+	int64_t now = batches[0]->now;
+	done = window_end(eng, batches, nb);
+	if (!done && !timeline_backlogged(eng->tl))
+		submit_window(eng, ingest_clock_now(eng->clock));
 	for (size_t i = 0; i < nb; i++) {
-		struct reeval_batch *b = reeval_pool_batch(eng->pool, i);
+		struct reeval_batch *b = batches[i];
 		for (size_t k = 0; k < b->ncusts; k++)
-			apply_customer(eng, txn, b, &b->custs[k], &n);
+			apply_customer(eng, txn, b, &b->custs[k], gen, &n);
 		if (b->error_rule >= 0 && (size_t)b->error_rule < eng->rs->n) {
 			struct rule *r = &eng->rs->rules[b->error_rule];
 			snprintf(r->last_error, sizeof(r->last_error), "%s", b->rule_error);
@@ -752,10 +763,13 @@ static void on_window(void *ctx)
 	free_standins(eng);
 	for (size_t i = 0; i < n; i++)
 		timeline_release(eng->tl, eng->due[i]);
-	timeline_watch_end(eng->tl);
-	done = window_end(eng);
 	for (size_t i = 0; i < nb; i++)
-		reeval_batch_reset(reeval_pool_batch(eng->pool, i));
+		reeval_batch_reset(batches[i]);
+	if (eng->window_out) {
+		timeline_watch_forget_before(eng->tl, eng->window_gen);
+		return;
+	}
+	timeline_watch_end(eng->tl);
 	if (done)
 		reeval_finish(eng);
 	else
@@ -765,15 +779,16 @@ static void on_window(void *ctx)
 /* Hands the workers the next window; 0 if they took it. */
 static int submit_window(struct engine *eng, int64_t now)
 {
+	uint64_t gen;
+
 	if (!eng->pool || eng->rebuild_cases || eng->window_out)
 		return -1;
-	timeline_watch_begin(eng->tl);
+	gen = timeline_watch_begin(eng->tl);
 	if (reeval_pool_submit(eng->pool, eng->rs, now, eng->reeval_after,
-			       eng->reeval_started ? eng->reeval_after_len : 0, REEVAL_WINDOW) < 0) {
-		timeline_watch_end(eng->tl);
-		return -1;
-	}
+			       eng->reeval_started ? eng->reeval_after_len : 0, REEVAL_WINDOW) < 0)
+		return -1; /* the watch stays on: the caller's window, if any, ends it */
 	eng->window_out = 1;
+	eng->window_gen = gen;
 	return 0;
 }
 
@@ -820,9 +835,12 @@ static size_t reeval_slice(struct engine *eng, int64_t now)
 	/* customers not stored when it began first (the walk cannot see them), then the store */
 	for (; eng->reeval_next_fresh < fresh->n && n < REEVAL_SLICE; eng->reeval_next_fresh++)
 		reeval_hold(eng, txn, fresh->ids[eng->reeval_next_fresh], fresh->lens[eng->reeval_next_fresh], &n);
-	if (n == 0 && submit_window(eng, now) == 0) {
-		store_read_end(txn);
-		return 0;
+	if (n == 0) {
+		if (submit_window(eng, now) == 0) {
+			store_read_end(txn);
+			return 0;
+		}
+		timeline_watch_end(eng->tl); /* no window out: the writer walks this one itself */
 	}
 	if (n < REEVAL_SLICE)
 		done = reeval_walk(eng, txn, &n);

@@ -71,6 +71,7 @@ struct engine {
 	size_t reeval_next_fresh;
 	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
 	int window_out;                 /* a window is with the workers */
+	uint64_t window_gen;            /* its generation of the timeline's write watch */
 	struct cust **standins;         /* the window's customers known by id alone (apply_customer) */
 	size_t nstandins, standins_cap;
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */

@@ -36,8 +36,13 @@ struct reeval_worker {
 	size_t part;
 	pthread_t thread;
 	int started;
-	struct reeval_batch batch;
-	int has_work;                   /* under the pool's lock: the batch is the worker's */
+	/*
+	 * Two, used in turn: the writer applies one window's results while the
+	 * workers fill the other with the next window's.
+	 */
+	struct reeval_batch batch[2];
+	struct reeval_batch *cur;       /* set under the pool's lock at each start */
+	int has_work;                   /* under the pool's lock: *cur is the worker's */
 	/* the worker's own, from start to join */
 	struct alert_states *as;        /* its copy of the journal, synced to each snapshot */
 	struct overlay *ov;             /* empty: window scans read the store alone */
@@ -57,6 +62,7 @@ struct reeval_pool {
 	pthread_cond_t work;
 	int stop;
 	size_t out;                     /* workers still on the window */
+	int fill;                       /* the batches the last window went to: 0 or 1 */
 	int waited;                     /* the writer waits: no ready() for this one */
 	struct reeval_worker *w;
 	size_t n;
@@ -92,7 +98,7 @@ static void worker_env(void *vctx, const struct cust *c, int64_t now, struct eva
 static void worker_failed(void *vctx, size_t rule, const char *error)
 {
 	struct walk_ctx *ctx = vctx;
-	struct reeval_batch *b = &ctx->w->batch;
+	struct reeval_batch *b = ctx->w->cur;
 
 	b->error_rule = (ssize_t)rule;
 	snprintf(b->rule_error, sizeof(b->rule_error), "%.*s: %s", (int)ctx->c->id_len, ctx->c->id, error);
@@ -117,7 +123,7 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 			   int64_t since_before, enum notify_kind kind)
 {
 	struct walk_ctx *ctx = vctx;
-	struct reeval_batch *b = &ctx->w->batch;
+	struct reeval_batch *b = ctx->w->cur;
 
 	if (grow((void **)&b->changes, &b->changes_cap, b->nchanges + 1, sizeof(*b->changes)) < 0) {
 		b->failed = 1;
@@ -141,7 +147,7 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 static void load_alert(const char *rule, const void *rec, size_t len, void *vctx)
 {
 	struct reeval_worker *w = vctx;
-	ssize_t idx = ruleset_index(w->batch.rs, rule);
+	ssize_t idx = ruleset_index(w->cur->rs, rule);
 
 	if (idx >= 0 && alert_decode(rec, len, &w->alerts[idx]) < 0)
 		alert_clear(&w->alerts[idx]); /* damaged: the writer's evaluation says so in its log */
@@ -194,7 +200,7 @@ static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, c
 			     size_t index)
 {
 	struct reeval_worker *w = ctx->w;
-	struct reeval_batch *b = &w->batch;
+	struct reeval_batch *b = w->cur;
 	const struct step_env se = { worker_env, ctx };
 	const struct step_sink sink = { worker_changed, worker_failed, ctx };
 
@@ -226,7 +232,7 @@ static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, 
 {
 	struct walk_ctx *ctx = vctx;
 	struct reeval_worker *w = ctx->w;
-	struct reeval_batch *b = &w->batch;
+	struct reeval_batch *b = w->cur;
 
 	if (ctx->seen == b->limit)
 		return 1;
@@ -267,7 +273,7 @@ static int evaluate_list(struct walk_ctx *ctx, struct herr *err)
 
 static void evaluate_window(struct reeval_worker *w)
 {
-	struct reeval_batch *b = &w->batch;
+	struct reeval_batch *b = w->cur;
 	struct walk_ctx ctx = { .w = w };
 	struct herr err = { 0 };
 	int rc;
@@ -365,16 +371,20 @@ static void start(struct reeval_pool *pool, int waited)
 	pthread_mutex_lock(&pool->lock);
 	pool->waited = waited;
 	pool->out = pool->n;
-	for (size_t i = 0; i < pool->n; i++)
+	for (size_t i = 0; i < pool->n; i++) {
+		pool->w[i].cur = &pool->w[i].batch[pool->fill];
 		pool->w[i].has_work = 1;
+	}
 	pthread_cond_broadcast(&pool->work);
 	pthread_mutex_unlock(&pool->lock);
 }
 
+/* The next window goes to the other batches: the last window's stay the writer's meanwhile. */
 static void prepare(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, int list)
 {
+	pool->fill = !pool->fill;
 	for (size_t i = 0; i < pool->n; i++) {
-		struct reeval_batch *b = &pool->w[i].batch;
+		struct reeval_batch *b = &pool->w[i].batch[pool->fill];
 		reeval_batch_reset(b);
 		b->rs = rs;
 		b->now = now;
@@ -390,7 +400,7 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 		return -1;
 	prepare(pool, rs, now, 0);
 	for (size_t i = 0; i < pool->n; i++) {
-		struct reeval_batch *b = &pool->w[i].batch;
+		struct reeval_batch *b = &pool->w[i].batch[pool->fill];
 		memcpy(b->after, after, after_len);
 		b->after_len = after_len;
 		b->limit = limit;
@@ -440,7 +450,7 @@ size_t reeval_pool_size(const struct reeval_pool *pool)
 
 struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i)
 {
-	return &pool->w[i].batch;
+	return &pool->w[i].batch[pool->fill];
 }
 
 void reeval_pool_drain(struct reeval_pool *pool)
@@ -454,7 +464,7 @@ void reeval_pool_drain(struct reeval_pool *pool)
 	if (read(pool->efd, &wakes, sizeof(wakes)) < 0 && errno != EAGAIN)
 		log_warning("rules, reading the workers' wake-up failed (%s)", strerror(errno));
 	for (size_t i = 0; i < pool->n; i++)
-		reeval_batch_reset(&pool->w[i].batch);
+		reeval_batch_reset(&pool->w[i].batch[pool->fill]);
 }
 
 struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loop,
@@ -482,8 +492,11 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 		struct reeval_worker *w = &pool->w[i];
 		w->pool = pool;
 		w->part = i;
-		w->batch.error_rule = -1;
-		wbuf_init(&w->batch.rests);
+		for (int k = 0; k < 2; k++) {
+			w->batch[k].error_rule = -1;
+			wbuf_init(&w->batch[k].rests);
+		}
+		w->cur = &w->batch[0];
 		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new())) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto fail;
@@ -513,11 +526,13 @@ void reeval_pool_free(struct reeval_pool *pool)
 		struct reeval_worker *w = &pool->w[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
-		reeval_batch_reset(&w->batch);
-		free(w->batch.ids);
-		free(w->batch.custs);
-		free(w->batch.changes);
-		wbuf_free(&w->batch.rests);
+		for (int k = 0; k < 2; k++) {
+			reeval_batch_reset(&w->batch[k]);
+			free(w->batch[k].ids);
+			free(w->batch[k].custs);
+			free(w->batch[k].changes);
+			wbuf_free(&w->batch[k].rests);
+		}
 		reset_alerts(w);
 		free(w->alerts);
 		alert_states_free(w->as);

@@ -8,8 +8,10 @@
  * share (by a hash of the id). A worker sees the store as of its snapshot,
  * not what is only in the writer's memory: the writer evaluates again itself
  * any customer pending in its memory or written since it submitted the window
- * (engine.c, on_window). Between submit and collect the pool's batches are
- * the workers'; after collect, the writer's, until the next submit.
+ * (engine.c, on_window). A window's batches are the workers' from submit
+ * until ready(); then the writer's until the submit after next: each worker
+ * has two and the windows use them in turn, so the writer applies one
+ * window's results while the workers evaluate the next.
  *
  * A tick hands the pool a list of due customers instead and waits for it
  * (reeval_pool_submit_list, reeval_pool_wait); the workers also write the
@@ -91,7 +93,7 @@ int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, 
 /* Waits until the workers are done; their batches are then the writer's, ready() is not called. */
 void reeval_pool_wait(struct reeval_pool *pool);
 int reeval_pool_busy(const struct reeval_pool *pool);
-/* Worker i's batch once ready() ran (or after drain): the writer's until the next submit. */
+/* Worker i's batch of the last window submitted, once ready() ran (or after drain). */
 size_t reeval_pool_size(const struct reeval_pool *pool);
 struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i);
 /* Waits for a window out (the rules it reads are about to go), and forgets its results. */

@@ -73,7 +73,7 @@ struct alert_states {
 
 void write_watch_note(struct write_watch *ww, const char *id, size_t len)
 {
-	if (ww && ww->ids && !ww->lost && strmap_put(ww->ids, id, len, ww) < 0)
+	if (ww && ww->ids && !ww->lost && strmap_put(ww->ids, id, len, (void *)(uintptr_t)ww->gen) < 0)
 		ww->lost = 1;
 }
 

@@ -1059,12 +1059,26 @@ static int same_as_stored(const struct dirty *d)
 	       d->stale_deadline == INT64_MAX;
 }
 
-void timeline_watch_begin(struct timeline *tl)
+uint64_t timeline_watch_begin(struct timeline *tl)
 {
-	timeline_watch_end(tl);
-	strmap_init(&tl->watch_ids);
-	tl->watch.ids = &tl->watch_ids;
-	alert_states_watch(tl->alerts, &tl->watch);
+	if (!tl->watch.ids) {
+		strmap_init(&tl->watch_ids);
+		tl->watch.ids = &tl->watch_ids;
+		alert_states_watch(tl->alerts, &tl->watch);
+	}
+	return ++tl->watch.gen;
+}
+
+static int written_since(const struct strmap_slot *slot, void *ctx)
+{
+	return (uintptr_t)slot->value >= *(const uint64_t *)ctx;
+}
+
+/* In place: a new table for every window would be fresh pages, each a fault, every time. */
+void timeline_watch_forget_before(struct timeline *tl, uint64_t gen)
+{
+	if (tl->watch.ids)
+		strmap_filter(&tl->watch_ids, written_since, &gen);
 }
 
 void timeline_watch_end(struct timeline *tl)
@@ -1076,9 +1090,9 @@ void timeline_watch_end(struct timeline *tl)
 	alert_states_watch(tl->alerts, NULL);
 }
 
-int timeline_written_since(const struct timeline *tl, const char *id, size_t len)
+int timeline_written_since(const struct timeline *tl, uint64_t gen, const char *id, size_t len)
 {
-	return tl->watch.lost || strmap_get(&tl->watch_ids, id, len) != NULL;
+	return tl->watch.lost || (uintptr_t)strmap_get(&tl->watch_ids, id, len) >= gen;
 }
 
 int timeline_pending(const struct timeline *tl, const char *id, size_t len)

@@ -341,13 +341,18 @@ def test_reevaluation_workers_yield_to_events_meanwhile(clock_daemon):
     """After a reload, worker threads evaluate the stored customers on a read snapshot
     (status.reeval_workers); the daemon applies what they found only for customers
     nothing touched since. A complaint resolved while the re-evaluation runs never ends
-    up firing, and every customer whose complaint stays open fires."""
-    n = 6000
+    up firing, and every customer whose complaint stays open fires. 20,000 customers
+    are several windows: the workers evaluate the next one while the daemon applies
+    the last, so a customer can be written after a window was handed out."""
+    n = 20000
     d = clock_daemon(rules_yaml(PROMISED))
     assert d.status()["reeval_workers"] >= 1
     ids = ["W%05d" % i for i in range(n)]
+    owner = {c: "o%d" % (i % 2) for i, c in enumerate(ids)}
     for k in range(0, n, 1000):
-        d.ingest_ctl([ev(c, at(T0_MS), "complaint", ref="c") for c in ids[k:k + 1000]])
+        d.ingest_ctl([e for c in ids[k:k + 1000]
+                      for e in (ev(c, at(T0_MS), "profile", attrs={"owner": owner[c]}),
+                                ev(c, at(T0_MS), "complaint", ref="c"))])
     # stored, so that the workers (who read the store) have them to evaluate
     wait_for(lambda: pending_events(d) == 0 and not d.status()["reevaluating"], "a quiet store")
     before = d.status()["reevaluated_by_workers"]
@@ -357,7 +362,10 @@ def test_reevaluation_workers_yield_to_events_meanwhile(clock_daemon):
     for k in range(0, len(resolved), 40):
         d.ingest_ctl([ev(c, at(T0_MS), "complaint_resolved", ref="c") for c in resolved[k:k + 40]])
     wait_for(lambda: not d.status()["reevaluating"], "the re-evaluation's end", deadline=120)
-    firing = {a["customer"] for a in d.alerts(rule="complained", limit=10000)}
+    firing = set()
+    for o in ("o0", "o1"):
+        firing |= {a["customer"] for a in d.alerts(rule="complained", owner=o, state="firing",
+                                                    limit=10000)}
     assert firing == set(ids) - set(resolved)
     assert d.status()["reevaluated_by_workers"] > before
 

@@ -220,6 +220,42 @@ static void test_shrinks_after_a_burst(void **state)
 	strmap_clear(&m);
 }
 
+static int keep_odd(const struct strmap_slot *slot, void *ctx)
+{
+	(void)ctx;
+	return ((uintptr_t)slot->value - 1) % 2 == 1;
+}
+
+/* Filtering in place deletes exactly the refused entries, keeps the table, and every kept key stays reachable. */
+static void test_filter_in_place(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t n = 5000, cap;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(strmap_put(&m, key, key_of(i, key, sizeof(key)), value_of(i)), 0);
+	cap = m.cap;
+	strmap_filter(&m, keep_odd, NULL);
+	assert_int_equal(m.cap, cap);
+	assert_int_equal(m.count, n / 2);
+	for (size_t i = 0; i < n; i++) {
+		void *v = strmap_get(&m, key, key_of(i, key, sizeof(key)));
+		if (i % 2)
+			assert_ptr_equal(v, value_of(i));
+		else
+			assert_null(v);
+	}
+	size_t pos = 0, seen = 0;
+	const struct strmap_slot *slot;
+	while (strmap_next(&m, &pos, &slot))
+		seen++;
+	assert_int_equal(seen, n / 2);
+	strmap_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_many_keys_rehash_and_delete_half),
 		cmocka_unit_test(test_random_ops_match_model),
 		cmocka_unit_test(test_shrinks_after_a_burst),
+		cmocka_unit_test(test_filter_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
