@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A growable byte buffer; `failed` latches the first allocation failure. */
 struct wbuf {
@@ -20,15 +21,67 @@ struct wbuf {
 void wbuf_init(struct wbuf *b);
 void wbuf_free(struct wbuf *b);
 void wbuf_reset(struct wbuf *b);
-void wbuf_put(struct wbuf *b, const void *data, size_t len);
-void wbuf_u8(struct wbuf *b, uint8_t v);
-void wbuf_u16(struct wbuf *b, uint16_t v);
-void wbuf_u32(struct wbuf *b, uint32_t v);
-void wbuf_u64(struct wbuf *b, uint64_t v);
+/* Grows the buffer first (or latches failed). */
+void wbuf_put_slow(struct wbuf *b, const void *data, size_t len);
+
+/*
+ * Inline: records are built a few bytes at a time (a customer record is some
+ * forty puts), and most puts fit in the buffer as it is.
+ */
+static inline void wbuf_put(struct wbuf *b, const void *data, size_t len)
+{
+	if (len > b->cap - b->len || b->failed) {
+		wbuf_put_slow(b, data, len);
+		return;
+	}
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+}
+
+static inline void wbuf_u8(struct wbuf *b, uint8_t v)
+{
+	wbuf_put(b, &v, 1);
+}
+
+static inline void wbuf_u16(struct wbuf *b, uint16_t v)
+{
+	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	wbuf_put(b, p, 2);
+}
+
+static inline void wbuf_u32(struct wbuf *b, uint32_t v)
+{
+	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	wbuf_put(b, p, 4);
+}
+
+static inline void wbuf_u64(struct wbuf *b, uint64_t v)
+{
+	uint8_t p[8];
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+	wbuf_put(b, p, 8);
+}
+
 /* Signed, with the sign bit flipped so that byte order is numeric order. */
-void wbuf_i64(struct wbuf *b, int64_t v);
+static inline void wbuf_i64(struct wbuf *b, int64_t v)
+{
+	wbuf_u64(b, (uint64_t)v ^ (1ULL << 63));
+}
+
 /* A string with a one-byte length (≤ 255 bytes). */
-void wbuf_str8(struct wbuf *b, const char *s, size_t len);
+static inline void wbuf_str8(struct wbuf *b, const char *s, size_t len)
+{
+	if (len > 255) {
+		b->failed = 1;
+		return;
+	}
+	wbuf_u8(b, (uint8_t)len);
+	wbuf_put(b, s, len);
+}
 /* LEB128: small numbers (counts, gaps between times) in few bytes. */
 void wbuf_varint(struct wbuf *b, uint64_t v);
 

@@ -61,6 +61,7 @@ struct node {
 	enum name_id name;              /* NODE_NAME */
 	enum func_id fn;                /* NODE_CALL */
 	const char *const *types;       /* NODE_CALL: event types T stands for (borrowed from config) */
+	uint32_t *type_hashes;          /* type_name_hash of each (owned) */
 	size_t ntypes;
 	const char *attr;               /* NODE_CALL sum(): the attr name (owned via text2) */
 	char *text2;

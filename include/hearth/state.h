@@ -23,6 +23,7 @@ struct wbuf;
 
 struct type_stat {
 	char type[HEARTH_NAME_MAX + 1];
+	uint32_t hash;                  /* type_name_hash(type): most lookups end on it */
 	int64_t last;
 	uint64_t count;
 	uint8_t nrecent;
@@ -94,6 +95,9 @@ void cust_cases_reset(struct cust *c);
 int cust_apply_case_event(struct cust *c, const struct event *ev, const struct config *cfg);
 
 const struct type_stat *cust_type(const struct cust *c, const char *type);
+/* The same with the type's hash worked out once, where the type is known ahead (a compiled rule). */
+const struct type_stat *cust_type_hashed(const struct cust *c, const char *type, uint32_t hash);
+uint32_t type_name_hash(const char *type, size_t len);
 /* A present profile key, or NULL. */
 const struct profile_field *cust_profile_get(const struct cust *c, const char *key);
 /* A present profile key's text when it is a string, else NULL. */

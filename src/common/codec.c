@@ -40,29 +40,12 @@ static int wbuf_reserve(struct wbuf *b, size_t more)
 	return 0;
 }
 
-void wbuf_put(struct wbuf *b, const void *data, size_t len)
+void wbuf_put_slow(struct wbuf *b, const void *data, size_t len)
 {
 	if (len == 0 || wbuf_reserve(b, len) < 0)
 		return;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
-}
-
-void wbuf_u8(struct wbuf *b, uint8_t v)
-{
-	wbuf_put(b, &v, 1);
-}
-
-void wbuf_u16(struct wbuf *b, uint16_t v)
-{
-	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
-	wbuf_put(b, p, 2);
-}
-
-void wbuf_u32(struct wbuf *b, uint32_t v)
-{
-	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
-	wbuf_put(b, p, 4);
 }
 
 void be64_put(uint8_t *p, uint64_t v)
@@ -79,28 +62,6 @@ uint64_t be64_get(const uint8_t *p)
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | p[i];
 	return v;
-}
-
-void wbuf_u64(struct wbuf *b, uint64_t v)
-{
-	uint8_t p[8];
-	be64_put(p, v);
-	wbuf_put(b, p, 8);
-}
-
-void wbuf_i64(struct wbuf *b, int64_t v)
-{
-	wbuf_u64(b, i64_to_ordered(v));
-}
-
-void wbuf_str8(struct wbuf *b, const char *s, size_t len)
-{
-	if (len > 255) {
-		b->failed = 1;
-		return;
-	}
-	wbuf_u8(b, (uint8_t)len);
-	wbuf_put(b, s, len);
 }
 
 const void *rbuf_bytes(struct rbuf *r, size_t len)

@@ -136,7 +136,7 @@ static int64_t latest(const struct cust *c, const struct node *n)
 	int64_t best = TIME_NONE;
 
 	for (size_t i = 0; i < n->ntypes; i++) {
-		const struct type_stat *t = cust_type(c, n->types[i]);
+		const struct type_stat *t = cust_type_hashed(c, n->types[i], n->type_hashes[i]);
 		if (t && t->last > best)
 			best = t->last;
 	}
@@ -151,7 +151,7 @@ static size_t recent_union(const struct cust *c, const struct node *n, int64_t *
 
 	*complete = 1;
 	for (size_t i = 0; i < n->ntypes; i++) {
-		const struct type_stat *t = cust_type(c, n->types[i]);
+		const struct type_stat *t = cust_type_hashed(c, n->types[i], n->type_hashes[i]);
 		if (!t)
 			continue;
 		/* all of this type's events in the window are kept only if the oldest kept is outside it */

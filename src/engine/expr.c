@@ -12,6 +12,7 @@
 
 #include "hearth/config.h"
 #include "hearth/expr.h"
+#include "hearth/state.h"
 #include "hearth/units.h"
 
 enum tok_kind {
@@ -193,6 +194,7 @@ static void node_free(struct node *n)
 	free(n->text);
 	free(n->text2);
 	free(n->items);
+	free(n->type_hashes);
 	free(n);
 }
 
@@ -421,6 +423,12 @@ static int take_name_arg(struct parser *p, struct node *call, struct node *arg, 
 	}
 	if (!call->types)
 		call->types = (const char *const *)&call->text;
+	if (call->ntypes && !(call->type_hashes = calloc(call->ntypes, sizeof(*call->type_hashes)))) {
+		fail_at(p, arg->pos, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < call->ntypes; i++)
+		call->type_hashes[i] = type_name_hash(call->types[i], strlen(call->types[i]));
 	return 0;
 }
 

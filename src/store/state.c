@@ -345,6 +345,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		struct type_stat *t = &c->types[i];
 		s = rbuf_str8(&r, &slen);
 		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
+		t->hash = type_name_hash(t->type, strlen(t->type));
 		t->count = rbuf_varint(&r);
 		t->nrecent = rbuf_u8(&r);
 		if (t->nrecent > STATE_RECENT || t->nrecent == 0)
@@ -374,19 +375,36 @@ fail:
 	return NULL;
 }
 
-const struct type_stat *cust_type(const struct cust *c, const char *type)
+/* FNV-1a, 32 bits: a dozen types per customer rarely share one. */
+uint32_t type_name_hash(const char *type, size_t len)
 {
-	/* the first byte settles most comparisons without a call */
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)type[i]) * 16777619u;
+	return h;
+}
+
+const struct type_stat *cust_type_hashed(const struct cust *c, const char *type, uint32_t hash)
+{
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (c->types[i].type[0] == type[0] && strcmp(c->types[i].type, type) == 0)
+		if (c->types[i].hash == hash && strcmp(c->types[i].type, type) == 0)
 			return &c->types[i];
 	return NULL;
 }
 
+const struct type_stat *cust_type(const struct cust *c, const char *type)
+{
+	return cust_type_hashed(c, type, type_name_hash(type, strlen(type)));
+}
+
 static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t len)
 {
+	uint32_t hash = type_name_hash(type, len);
+
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (strlen(c->types[i].type) == len && memcmp(c->types[i].type, type, len) == 0)
+		if (c->types[i].hash == hash && strlen(c->types[i].type) == len &&
+		    memcmp(c->types[i].type, type, len) == 0)
 			return &c->types[i];
 	struct type_stat *types = realloc(c->types, (c->ntypes + 1) * sizeof(*types));
 	if (!types)
@@ -395,6 +413,7 @@ static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t 
 	struct type_stat *t = &types[c->ntypes++];
 	memset(t, 0, sizeof(*t));
 	copy_str(t->type, sizeof(t->type), type, len);
+	t->hash = type_name_hash(t->type, strlen(t->type));
 	t->last = TIME_NONE;
 	return t;
 }
