@@ -48,6 +48,14 @@ uint64_t store_map_size(const struct store *st);
 uint64_t store_used(struct store *st);
 /* Entries in a database, as of a fresh read transaction. */
 uint64_t store_count(struct store *st, enum store_db db);
+
+/* One table's size as of a read transaction: what `status` shows ops (PROTOCOL.md §5.7). */
+struct store_table {
+	const char *name;
+	uint64_t entries;
+	uint64_t bytes;                 /* its pages (branch, leaf, overflow) times the page size */
+};
+int store_tables(MDB_txn *txn, struct store *st, struct store_table out[DB__COUNT], struct herr *err);
 /* How many times the map grew since open. */
 unsigned store_growths(const struct store *st);
 

@@ -43,6 +43,31 @@ static int cmd_ping(struct reader *rd, struct json_object *req, struct json_obje
 	return 0;
 }
 
+/* What each table takes, as of a read transaction of this thread's own. */
+static int add_tables(struct reader *rd, struct json_object *store, struct herr *err)
+{
+	struct store_table t[DB__COUNT];
+	struct json_object *tables;
+	MDB_txn *txn;
+	int rc;
+
+	if (reader_begin(rd, &txn, err) < 0)
+		return -1;
+	rc = store_tables(txn, rd->st, t, err);
+	reader_end(rd, txn);
+	if (rc < 0)
+		return -1;
+	tables = json_object_new_object();
+	json_object_object_add(store, "tables", tables);
+	for (int db = 0; db < DB__COUNT; db++) {
+		struct json_object *one = json_object_new_object();
+		json_object_object_add(one, "entries", json_object_new_int64((int64_t)t[db].entries));
+		json_object_object_add(one, "bytes", json_object_new_int64((int64_t)t[db].bytes));
+		json_object_object_add(tables, t[db].name, one);
+	}
+	return 0;
+}
+
 /* Counts as the writer last posted them (a loop turn old at most, PROTOCOL.md §5.6). */
 static int cmd_status(struct reader *rd, struct json_object *req, struct json_object *ans,
 		      struct herr *err)
@@ -75,7 +100,7 @@ static int cmd_status(struct reader *rd, struct json_object *req, struct json_ob
 	json_object_object_add(store, "map_size", json_object_new_int64((int64_t)s.map_size));
 	json_object_object_add(store, "used", json_object_new_int64((int64_t)s.used));
 	json_object_object_add(ans, "store", store);
-	return 0;
+	return add_tables(rd, store, err);
 }
 
 /* The writer's counters as last posted (a loop turn old at most), the control thread's own. */

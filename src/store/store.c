@@ -300,6 +300,22 @@ uint64_t store_count(struct store *st, enum store_db db)
 	return n;
 }
 
+int store_tables(MDB_txn *txn, struct store *st, struct store_table out[DB__COUNT], struct herr *err)
+{
+	for (int db = 0; db < DB__COUNT; db++) {
+		MDB_stat stat;
+		int rc = mdb_stat(txn, st->dbi[db], &stat);
+		if (rc)
+			return store_error(err, rc, "reading a table's size");
+		out[db] = (struct store_table){
+			.name = db_names[db], .entries = stat.ms_entries,
+			.bytes = (uint64_t)(stat.ms_branch_pages + stat.ms_leaf_pages + stat.ms_overflow_pages) *
+				 stat.ms_psize,
+		};
+	}
+	return 0;
+}
+
 void wtxn_fail(struct wtxn *w, int rc, const char *what)
 {
 	if (w->rc == 0) {

@@ -576,6 +576,16 @@ def check_prometheus_text(text):
 # Event builders
 # --------------------------------------------------------------------------------------
 
+def wait_for(pred, what, deadline=30.0):
+    """Poll (the daemon, over its control socket) until pred() holds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.02)
+    pytest.fail("not within %.0fs: %s" % (deadline, what))
+
+
 def ev(customer, ts, type_, id=None, ref=None, attrs=None):
     e = {"customer": customer, "ts": ts, "type": type_}
     if id is not None:

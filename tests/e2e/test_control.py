@@ -11,7 +11,7 @@ import pytest
 
 from hearthtest import (BASE_MS, DAY, HOUR, assert_error, assert_ok,
                         check_ingest_reply, check_prometheus_text, ev, rfc3339,
-                        run_as_nobody_client, unix_connect)
+                        run_as_nobody_client, unix_connect, wait_for)
 
 RFC3339_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
@@ -55,6 +55,26 @@ def test_status_fields_and_counts(daemon, config):
     st2 = daemon.status()
     assert st2["customers"] == 2 and st2["events"] == 7, st2
     assert st2["uptime_ms"] >= st["uptime_ms"]
+
+
+def test_status_store_tables(daemon):
+    """status.store.tables: what each table holds and takes, read at the request. The log
+    holds every acknowledged event at once; the time index and the customers once the
+    flush wrote them."""
+    tables = daemon.status()["store"]["tables"]
+    for name in ("log", "timeline", "customers", "ids", "alerts", "outbox", "deadlines", "meta"):
+        assert name in tables, (name, tables)
+        assert set(tables[name]) == {"entries", "bytes"}, tables[name]
+    assert tables["log"]["entries"] == 0 and tables["log"]["bytes"] == 0, tables["log"]
+    seed(daemon, "S1", 3)
+    seed(daemon, "S2", 4)
+    tables = daemon.status()["store"]["tables"]
+    assert tables["log"]["entries"] == 7 and tables["log"]["bytes"] >= 4096, tables["log"]
+    wait_for(lambda: daemon.status()["store"]["tables"]["timeline"]["entries"] == 7, "the flush")
+    tables = daemon.status()["store"]["tables"]
+    assert tables["customers"]["entries"] == 2 and tables["ids"]["entries"] == 7, tables
+    used = daemon.status()["store"]["used"]
+    assert sum(t["bytes"] for t in tables.values()) <= used, (tables, used)
 
 
 def test_metrics_is_valid_prometheus_text(daemon):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hearthtest import (DAY, HEARTHD, HOUR, MINUTE, T0_MS, assert_error, assert_ok,
+from hearthtest import (DAY, HEARTHD, HOUR, MINUTE, T0_MS, assert_error, assert_ok, wait_for,
                         check_no_sanitizer, ev, expect_alerts, expect_soon, now_ms, parse_time,
                         rfc3339, rule_yaml, rules_yaml, Config)
 
@@ -32,16 +32,6 @@ def rewrite(d, rules, **kw):
 
 def rule_names(d):
     return [r["name"] for r in assert_ok(d.ctl({"cmd": "rules"}))["rules"]]
-
-
-def wait_for(pred, what, deadline=30.0):
-    """Poll the daemon (over its control socket) until pred() holds."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    pytest.fail("not within %.0fs: %s" % (deadline, what))
 
 
 def test_reload_adds_a_rule_that_fires(clock_daemon):

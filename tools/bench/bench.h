@@ -155,6 +155,8 @@ int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes);
 double daemon_cpu_seconds(struct daemon *d);
 /* Allocated bytes of data.mdb (what du reports). */
 uint64_t daemon_store_bytes(struct daemon *d);
+/* The bytes of the store's tables but the outbox (status.store.tables): events and indexes. */
+int64_t daemon_table_bytes(struct daemon *d, struct herr *err);
 /* Runs argv (bounded by timeout_s); returns the exit status or -1. */
 int run_program(char *const argv[], const char *out_path, int timeout_s, struct herr *err);
 int rm_rf(const char *path);
@@ -289,7 +291,8 @@ struct results {
 	size_t cust_idle_n, cust_load_n;
 	double load_eps;
 	double rss_mib, map_rss_mib, hwm_mib;
-	double bytes_per_event, bytes_per_event_big;
+	double bytes_per_event, bytes_per_event_big; /* the tables, outbox apart */
+	double file_per_event, file_per_event_big;  /* data.mdb on disk, free pages and outbox included */
 	double big_ingest_eps;
 	/* phase_shard, per configuration (see shard_counts) */
 	struct figure shard_eps[SHARD_CONFIGS];         /* aggregate durable events/s */

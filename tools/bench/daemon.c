@@ -329,6 +329,27 @@ int64_t daemon_status_int(struct daemon *d, const char *path, struct herr *err)
 	return n;
 }
 
+int64_t daemon_table_bytes(struct daemon *d, struct herr *err)
+{
+	struct json_object *ans = daemon_call(d, "{\"cmd\":\"status\"}", err), *tables;
+	int64_t total = 0;
+
+	if (!ans)
+		return -1;
+	if (!(tables = path_get(ans, "store.tables"))) {
+		json_object_put(ans);
+		herr_set(err, HERR_IO, "bench, status has no 'store.tables'");
+		return -1;
+	}
+	json_object_object_foreach(tables, name, t) {
+		struct json_object *bytes;
+		if (strcmp(name, "outbox") != 0 && json_object_object_get_ex(t, "bytes", &bytes))
+			total += json_object_get_int64(bytes);
+	}
+	json_object_put(ans);
+	return total;
+}
+
 int64_t daemon_now(struct daemon *d, struct herr *err)
 {
 	struct json_object *ans = daemon_call(d, "{\"cmd\":\"status\"}", err), *v;

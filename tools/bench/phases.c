@@ -307,10 +307,15 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 	/* store size once the indexes hold everything */
 	if (daemon_wait_flushed(d, err) < 0 || store_counts(d, &customers, &events, err) < 0)
 		goto out;
-	b->r.bytes_per_event = (double)daemon_store_bytes(d) / (double)events;
-	say("store: %.1f MiB for %llu events = %.0f bytes/event (%llu customers)",
-	    mib((double)daemon_store_bytes(d)), (unsigned long long)events, b->r.bytes_per_event,
-	    (unsigned long long)customers);
+	int64_t tables = daemon_table_bytes(d, err);
+	if (tables < 0)
+		goto out;
+	b->r.bytes_per_event = (double)tables / (double)events;
+	b->r.file_per_event = (double)daemon_store_bytes(d) / (double)events;
+	say("store: %.1f MiB of tables but the outbox for %llu events = %.0f bytes/event (%llu customers); "
+	    "data.mdb %.1f MiB = %.0f bytes/event",
+	    mib((double)tables), (unsigned long long)events, b->r.bytes_per_event,
+	    (unsigned long long)customers, mib((double)daemon_store_bytes(d)), b->r.file_per_event);
 
 	/* ingest → alert */
 	if (!(us = calloc(2 * b->sz.alert_pairs, sizeof(*us))))
@@ -739,7 +744,11 @@ int phase_big(struct bench *b, struct herr *err)
 	frames_free(&f);
 	say("loaded over ZeroMQ at %.0f events/s; %llu customers, %llu events", b->r.big_ingest_eps,
 	    (unsigned long long)b->r.customers[1], (unsigned long long)b->r.events[1]);
-	b->r.bytes_per_event_big = (double)daemon_store_bytes(&d) / (double)b->r.events[1];
+	int64_t tables = daemon_table_bytes(&d, err);
+	if (tables < 0)
+		goto out;
+	b->r.bytes_per_event_big = (double)tables / (double)b->r.events[1];
+	b->r.file_per_event_big = (double)daemon_store_bytes(&d) / (double)b->r.events[1];
 	if (daemon_rss(&d, &rss, &map_rss, err) < 0)
 		goto out;
 	say("RSS after the load: %.1f MiB, of which %.1f MiB is the LMDB map", mib((double)rss),
@@ -752,7 +761,8 @@ int phase_big(struct bench *b, struct herr *err)
 	b->r.map_rss_mib = mib((double)map_rss);
 	say("RSS after re-evaluating everyone: %.1f MiB, of which %.1f MiB is the LMDB map: %.1f MiB own",
 	    mib((double)rss), b->r.map_rss_mib, b->r.rss_mib);
-	say("store: %.1f MiB = %.0f bytes/event", mib((double)daemon_store_bytes(&d)), b->r.bytes_per_event_big);
+	say("store: tables but the outbox %.0f bytes/event; data.mdb %.1f MiB = %.0f bytes/event",
+	    b->r.bytes_per_event_big, mib((double)daemon_store_bytes(&d)), b->r.file_per_event_big);
 	if ((b->r.rules_now = daemon_now(&d, err)) < 0 || hearth_counts(&d, b->r.hearth_counts, err) < 0)
 		goto out;
 	daemon_stop(&d);
