@@ -3,6 +3,7 @@ rule, a removed or changed rule, broken configs that name file:line:col and keep
 old rules running, `hearthd --check` exit 78, summary templates, runtime errors in
 `rules`, events from the near future, and silences/acks kept across a restart."""
 
+import os
 import signal
 import subprocess
 import time
@@ -379,3 +380,29 @@ def test_tick_workers_see_events_not_yet_stored(clock_daemon):
     d.clock_set(at(T0_MS + 31 * DAY))
     assert {a["customer"] for a in d.alerts(rule="quiet", limit=10000)} == set(ids)
     assert {a["customer"] for a in d.alerts(rule="complained", limit=10000)} == set(unhappy)
+
+
+def thread_nice(pid, tid):
+    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+        stat = f.read()
+    # the fields after the command name (which may hold spaces), nice being the 19th
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+def test_reevaluation_workers_yield_to_live_work(clock_daemon):
+    """The worker threads are named hearth-reeval (top -H shows them) and run five nice
+    steps below the daemon's other threads, so that queries and ingest are answered
+    first while they evaluate."""
+    d = clock_daemon(rules_yaml(COMPLAINED))
+    pid = d.proc.pid
+    n = d.status()["reeval_workers"]
+    assert n >= 1
+    names = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            names[int(tid)] = f.read().strip()
+    workers = [t for t, name in names.items() if name == "hearth-reeval"]
+    assert len(workers) == n, names
+    base = thread_nice(pid, pid)
+    assert [thread_nice(pid, t) for t in workers] == [min(base + 5, 19)] * n
+    assert all(thread_nice(pid, t) == base for t in names if t not in workers)
