@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -308,24 +306,6 @@ static void evaluate_window(struct reeval_worker *w)
 
 /* ---- the threads --------------------------------------------------------------- */
 
-/*
- * Background work yields the cores: with as many workers as cores, the loop
- * thread, the control thread and ingest would otherwise wait for a time slice
- * behind them (a ping answered in 8 ms instead of well under one). Raising
- * one's own nice value needs no privilege; failing to is only slower answers.
- */
-#define WORKER_NICE 5
-
-static void yield_to_live_work(void)
-{
-	pid_t tid = (pid_t)syscall(SYS_gettid);
-
-	errno = 0;
-	int now = getpriority(PRIO_PROCESS, (id_t)tid);
-	if ((now != -1 || errno == 0) && setpriority(PRIO_PROCESS, (id_t)tid, now + WORKER_NICE) < 0)
-		log_warning("rules, a re-evaluation worker keeps its priority (%s)", strerror(errno));
-}
-
 static void *worker_main(void *arg)
 {
 	struct reeval_worker *w = arg;
@@ -333,7 +313,6 @@ static void *worker_main(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "hearth-reeval"); /* as top -H and ps show it */
-	yield_to_live_work();
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {

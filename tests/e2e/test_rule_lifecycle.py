@@ -382,27 +382,16 @@ def test_tick_workers_see_events_not_yet_stored(clock_daemon):
     assert {a["customer"] for a in d.alerts(rule="complained", limit=10000)} == set(unhappy)
 
 
-def thread_nice(pid, tid):
-    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-        stat = f.read()
-    # the fields after the command name (which may hold spaces), nice being the 19th
-    return int(stat[stat.rindex(")") + 2:].split()[16])
 
-
-def test_reevaluation_workers_yield_to_live_work(clock_daemon):
-    """The worker threads are named hearth-reeval (top -H shows them) and run five nice
-    steps below the daemon's other threads, so that queries and ingest are answered
-    first while they evaluate."""
+def test_reevaluation_workers_are_named(clock_daemon):
+    """The worker threads are named hearth-reeval, one per status.reeval_workers, so that
+    top -H and ps -L show ops which threads a re-evaluation keeps busy."""
     d = clock_daemon(rules_yaml(COMPLAINED))
     pid = d.proc.pid
     n = d.status()["reeval_workers"]
     assert n >= 1
-    names = {}
+    names = []
     for tid in os.listdir("/proc/%d/task" % pid):
         with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-            names[int(tid)] = f.read().strip()
-    workers = [t for t, name in names.items() if name == "hearth-reeval"]
-    assert len(workers) == n, names
-    base = thread_nice(pid, pid)
-    assert [thread_nice(pid, t) for t in workers] == [min(base + 5, 19)] * n
-    assert all(thread_nice(pid, t) == base for t in names if t not in workers)
+            names.append(f.read().strip())
+    assert names.count("hearth-reeval") == n, names
