@@ -51,7 +51,8 @@ static int add_tables(struct reader *rd, struct json_object *store, struct herr 
 	MDB_txn *txn;
 	int rc;
 
-	if (reader_begin(rd, &txn, err) < 0)
+	/* not reader_begin: status is polled, and catching up the alert states is no part of it */
+	if (reader_begin_store(rd, &txn, err) < 0)
 		return -1;
 	rc = store_tables(txn, rd->st, t, err);
 	reader_end(rd, txn);

@@ -40,6 +40,8 @@ struct timeline_query;
 void reader_status(struct reader *rd, struct board_status *out);
 int64_t reader_now(struct reader *rd);
 int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err);
+/* A read transaction of the store alone, without the alert states' catching up: for sizes. */
+int reader_begin_store(struct reader *rd, MDB_txn **txn, struct herr *err);
 void reader_end(struct reader *rd, MDB_txn *txn);
 struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
 			     struct herr *err);

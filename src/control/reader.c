@@ -42,6 +42,11 @@ int64_t reader_now(struct reader *rd)
 	return time_now_ms() + s.clock_offset_ms;
 }
 
+int reader_begin_store(struct reader *rd, MDB_txn **txn, struct herr *err)
+{
+	return rd->srv ? store_read_begin(rd->st, txn, err) : store_shared_begin(rd->st, txn, err);
+}
+
 int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err)
 {
 	if (rd->srv)
