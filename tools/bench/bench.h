@@ -266,6 +266,7 @@ extern const size_t shard_counts[SHARD_CONFIGS];
 /* Index 0: the smaller store (the import's), 1: the big one. */
 struct results {
 	struct figure ingest_eps, raw_eps, sql_eps, ratio_raw, ratio_sql;
+	struct figure indexed_eps;      /* ingest until the flush wrote everything */
 	struct figure wchar_per_event, disk_per_event;  /* written per ingested event, flush included */
 	double json_bytes, record_bytes;
 	struct figure import_eps;

@@ -145,6 +145,8 @@ static void report(const struct bench *b)
 	snprintf(f, sizeof(f), "durable ingest over ZeroMQ, %s customers / %s events",
 		 count((double)z->ingest_customers, a, sizeof(a)), count((double)z->ingest_events, c, sizeof(c)));
 	table_add(f, fig_median(&r->ingest_eps), "%.0f", "events/s", AT_LEAST, 200000, NULL);
+	table_add("the same until every event is also indexed (flush done)", fig_median(&r->indexed_eps), "%.0f",
+		  "events/s", INFO, 0, NULL);
 	table_add("raw LMDB append loop (same events, same run)", fig_median(&r->raw_eps), "%.0f",
 		  "events/s", INFO, 0, NULL);
 	table_add("hearth / raw LMDB", fig_median(&r->ratio_raw), "%.2f", "", AT_LEAST, 0.5, NULL);
