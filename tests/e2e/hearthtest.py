@@ -576,6 +576,18 @@ def check_prometheus_text(text):
 # Event builders
 # --------------------------------------------------------------------------------------
 
+FIXTURE_018FA58 = os.path.join(REPO, "tests", "fixtures", "store-018fa58")
+
+
+def load_fixture_store(dump, dest):
+    """Writes the LMDB store of a fixture (an mdb_dump text file) into directory dest."""
+    os.makedirs(dest, exist_ok=True)
+    p = subprocess.run(["mdb_load", "-f", dump, dest], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    # mdb_load 0.9.24 warns about the dump's db_pagesize lines, which it does not need
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+
+
 def wait_for(pred, what, deadline=30.0):
     """Poll (the daemon, over its control socket) until pred() holds."""
     end = time.monotonic() + deadline

@@ -3,14 +3,11 @@ configuration would fire, resolve or change right now, without applying it; then
 real reload does what the dry run said."""
 
 import json
-import os
-import shutil
 import subprocess
 
-from hearthtest import (DAY, HEARTHD, T0_MS, Config, assert_error, assert_ok, ev, expect_alerts,
-                        hearthctl, rfc3339, rule_yaml, rules_yaml)
+from hearthtest import (DAY, FIXTURE_018FA58, HEARTHD, T0_MS, Config, assert_error, assert_ok, ev,
+                        expect_alerts, hearthctl, load_fixture_store, rfc3339, rule_yaml, rules_yaml)
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "store-018fa58")
 
 COMPLAINED = rule_yaml("complained", "open(complaint) > 0")
 COLD = rule_yaml("cold", "since(touch) > 30d")
@@ -146,7 +143,7 @@ def test_check_against_refuses_what_it_cannot_judge(tmp_path):
     assert p.returncode == 1 and b"cannot open" in p.stderr, p.stderr
     # a store an older hearthd wrote: it does not record its rules
     old = tmp_path / "old"
-    shutil.copytree(FIXTURE, old)
+    load_fixture_store(FIXTURE_018FA58 + ".dump", str(old))
     p = check_against(cfg.path, str(old))
     assert p.returncode == 1 and b"start this hearthd on it once" in p.stderr, p.stderr
     # options that only make sense together

@@ -1,28 +1,24 @@
 """A store written by an earlier hearthd opens and is upgraded in place (issue 14).
 
-tests/fixtures/store-018fa58 was written by hearthd at commit 018fa58 (alert records of
+tests/fixtures/store-018fa58.dump (an mdb_dump of it) was written by hearthd at commit 018fa58 (alert records of
 version 1, no table of deferred history-load customers), from 40 customers of the example
 data with the shipped rules, one alert acked and one silence; the JSON beside it is what
 that daemon answered then. This hearthd must read all of it, keep the notification
 sequence, and write the new forms from then on."""
 
 import json
-import os
-import shutil
 
 import time
 
-from hearthtest import (REPO, Config, Daemon, assert_ok, etc_priority, etc_section, ev, parse_time,
-                        rfc3339)
-
-FIXTURE = os.path.join(REPO, "tests", "fixtures", "store-018fa58")
+from hearthtest import (FIXTURE_018FA58 as FIXTURE, Config, Daemon, assert_ok, etc_priority,
+                        etc_section, ev, load_fixture_store, parse_time, rfc3339)
 
 
 def test_a_store_of_the_previous_version_opens_and_upgrades(workdir):
     expect = json.load(open(FIXTURE + ".json"))
     cfg = Config(workdir, rules_yaml=etc_section("rules"), priority=etc_priority(),
                  heartbeat="100ms", interval="1h", retain="3650d")
-    shutil.copy(os.path.join(FIXTURE, "data.mdb"), os.path.join(cfg.store, "data.mdb"))
+    load_fixture_store(FIXTURE + ".dump", cfg.store)
     d = Daemon(cfg, ["--test-clock"])
     try:
         d.start()
