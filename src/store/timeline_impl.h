@@ -115,4 +115,7 @@ void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to);
 /* flush.c */
 void flush_job_free(struct flush_job *job);
 
+/* Tells the readers a customer is gone (timeline.c; used by forget.c). */
+void timeline_publish_forget(struct timeline *tl, const char *id, size_t len);
+
 #endif

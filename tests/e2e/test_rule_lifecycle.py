@@ -6,7 +6,6 @@ old rules running, `hearthd --check` exit 78, summary templates, runtime errors 
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 

@@ -1,0 +1,263 @@
+/*
+ * Reading timelines: one customer as the writer knows them (pending state
+ * first), one customer's events in time order (the stored time index merged
+ * with what is pending), and the stored customers in id order.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth/alert_states.h"
+#include "hearth/codec.h"
+#include "hearth/event.h"
+#include "hearth/json.h"
+#include "hearth/limits.h"
+#include "hearth/state.h"
+#include "hearth/store.h"
+#include "hearth/strmap.h"
+#include "hearth/timeline.h"
+#include "timeline_impl.h"
+
+struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+			       int *owned, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, id, len);
+	struct cust *c;
+	int found;
+
+	if (d) {
+		*owned = 0;
+		return d->c;
+	}
+	*owned = 1;
+	c = timeline_load(tl->st, txn, id, len, &found, err);
+	if (c && !found) {
+		cust_free(c);
+		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
+		return NULL;
+	}
+	return c;
+}
+
+struct tpos {
+	int64_t ts;
+	uint64_t seq;
+};
+
+static int tpos_cmp(struct tpos a, struct tpos b)
+{
+	if (a.ts != b.ts)
+		return a.ts < b.ts ? -1 : 1;
+	return (a.seq > b.seq) - (a.seq < b.seq);
+}
+
+/* A cursor over the stored part of one customer's time index. */
+struct stored_iter {
+	MDB_cursor *cur;
+	const char *cust;
+	size_t len;
+	int desc, valid;
+	struct tpos pos;
+	char type[HEARTH_NAME_MAX + 1];
+};
+
+static void stored_load(struct stored_iter *it, int rc, MDB_val *key, MDB_val *val)
+{
+	it->valid = rc == 0 && key->mv_size == it->len + 17 &&
+		    memcmp(key->mv_data, it->cust, it->len) == 0 &&
+		    ((const uint8_t *)key->mv_data)[it->len] == 0;
+	if (!it->valid)
+		return;
+	it->pos.ts = ordered_to_i64(be64_get((const uint8_t *)key->mv_data + it->len + 1));
+	it->pos.seq = be64_get((const uint8_t *)key->mv_data + it->len + 9);
+	size_t tlen = val->mv_size < HEARTH_NAME_MAX ? val->mv_size : HEARTH_NAME_MAX;
+	memcpy(it->type, val->mv_data, tlen);
+	it->type[tlen] = '\0';
+}
+
+static void stored_seek(struct stored_iter *it, struct tpos from)
+{
+	uint8_t buf[TL_KEY_MAX];
+	MDB_val key = { timeline_key(buf, it->cust, it->len, from.ts, from.seq), buf }, val;
+	int rc = mdb_cursor_get(it->cur, &key, &val, MDB_SET_RANGE);
+
+	if (it->desc) {
+		if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(it->cur, &key, &val, MDB_LAST);
+		else if (rc == 0 && !(key.mv_size == 17 + it->len &&
+				      memcmp(key.mv_data, buf, key.mv_size) == 0))
+			rc = mdb_cursor_get(it->cur, &key, &val, MDB_PREV);
+	}
+	stored_load(it, rc, &key, &val);
+}
+
+static void stored_step(struct stored_iter *it)
+{
+	MDB_val key, val;
+	int rc = mdb_cursor_get(it->cur, &key, &val, it->desc ? MDB_PREV : MDB_NEXT);
+	stored_load(it, rc, &key, &val);
+}
+
+static int type_wanted(const struct timeline_query *q, const char *type)
+{
+	if (!q->types)
+		return 1;
+	for (size_t i = 0; i < q->ntypes; i++)
+		if (strcmp(q->types[i], type) == 0)
+			return 1;
+	return 0;
+}
+
+static int emit_event(struct store *st, MDB_txn *txn, uint64_t seq, timeline_event_fn fn,
+		      void *ctx, struct herr *err)
+{
+	uint8_t key[8];
+	MDB_val val;
+	struct event ev;
+	int rc;
+
+	be64_put(key, seq);
+	rc = store_get(txn, st, DB_LOG, key, 8, &val);
+	if (rc)
+		return store_error(err, rc, "reading the log");
+	if (event_decode(val.mv_data, val.mv_size, &ev) < 0)
+		return herr_set(err, HERR_STORE_ERROR, "store, damaged log record %llu",
+				(unsigned long long)seq);
+	ev.seq = seq;
+	return fn(&ev, ctx);
+}
+
+int timeline_query(struct timeline *tl, MDB_txn *txn, const struct timeline_query *q,
+		   timeline_event_fn fn, void *ctx, int *more, struct herr *err)
+{
+	struct dirty *d = strmap_get(&tl->dirty, q->customer, q->customer_len);
+
+	if (d && d->n)
+		qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
+	return timeline_merge(tl->st, txn, q, d ? d->ev : NULL, d ? d->n : 0, fn, ctx, more, err);
+}
+
+/*
+ * The stored time index and the pending entries pev (sorted), walked together.
+ * An entry in both (a flush committed between the reader's note and its
+ * transaction) is taken once, from the store.
+ */
+int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *q,
+		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
+		   struct herr *err)
+{
+	struct stored_iter it = { .cust = q->customer, .len = q->customer_len, .desc = q->desc };
+	struct tpos lo = { q->since, 0 }, hi = { q->until, UINT64_MAX };
+	size_t pi = 0, emitted = 0;
+	int rc;
+
+	*more = 0;
+	if (q->has_after) {
+		struct tpos after = { q->after_ts, q->after_seq };
+		if (!q->desc && tpos_cmp(after, lo) >= 0) {
+			lo = after;
+			if (++lo.seq == 0)
+				lo.ts++;
+		} else if (q->desc && tpos_cmp(after, hi) <= 0) {
+			hi = after;
+			if (hi.seq-- == 0)
+				hi.ts--;
+		}
+	}
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_TIMELINE), &it.cur)))
+		return store_error(err, rc, "reading a timeline");
+	stored_seek(&it, q->desc ? hi : lo);
+	/* pending events walk the same direction; pi counts from the walk's start */
+	for (;;) {
+		const struct pending_ev *p = NULL;
+		struct tpos ppos = { 0, 0 };
+		while (pi < pn) {
+			p = &pev[q->desc ? pn - 1 - pi : pi];
+			ppos = (struct tpos){ p->ts, p->seq };
+			if ((q->desc ? tpos_cmp(ppos, hi) > 0 : tpos_cmp(ppos, lo) < 0)) {
+				pi++;
+				p = NULL;
+				continue;
+			}
+			break;
+		}
+		if (p && (q->desc ? tpos_cmp(ppos, lo) < 0 : tpos_cmp(ppos, hi) > 0))
+			p = NULL;
+		if (it.valid && (q->desc ? tpos_cmp(it.pos, lo) < 0 : tpos_cmp(it.pos, hi) > 0))
+			it.valid = 0;
+		if (!p && !it.valid)
+			break;
+		if (p && it.valid && tpos_cmp(it.pos, ppos) == 0) {
+			pi++;
+			continue;
+		}
+		int take_stored = it.valid &&
+				  (!p || (q->desc ? tpos_cmp(it.pos, ppos) > 0 : tpos_cmp(it.pos, ppos) < 0));
+		const char *type = take_stored ? it.type : p->type;
+		uint64_t seq = take_stored ? it.pos.seq : p->seq;
+		if (type_wanted(q, type)) {
+			if (emitted == q->limit) {
+				*more = 1;
+				break;
+			}
+			if (emit_event(st, txn, seq, fn, ctx, err) < 0) {
+				mdb_cursor_close(it.cur);
+				return -1;
+			}
+			emitted++;
+		}
+		if (take_stored)
+			stored_step(&it);
+		else
+			pi++;
+	}
+	mdb_cursor_close(it.cur);
+	return 0;
+}
+
+int timeline_customers(struct timeline *tl, const char *after, size_t after_len, size_t limit,
+		       timeline_cust_fn fn, void *ctx, int *more, struct herr *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key = { after_len, (void *)after }, val;
+	size_t emitted = 0;
+	int rc, ret = -1;
+
+	*more = 0;
+	/* A listing walks the stored customers, so what is pending goes there first. */
+	if (timeline_flush(tl, 1, err) < 0 || store_read_begin(tl->st, &txn, err) < 0)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, store_dbi(tl->st, DB_CUSTOMERS), &cur))) {
+		store_error(err, rc, "listing customers");
+		goto out;
+	}
+	rc = after ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+		   : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	if (rc == 0 && after && key.mv_size == after_len && memcmp(key.mv_data, after, after_len) == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (emitted == limit) {
+			*more = 1;
+			break;
+		}
+		struct cust *c = cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size);
+		if (!c) {
+			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
+			goto out;
+		}
+		rc = fn(c, ctx);
+		cust_free(c);
+		if (rc < 0)
+			goto out;
+		emitted++;
+	}
+	ret = 0;
+out:
+	mdb_cursor_close(cur);
+	store_read_end(txn);
+	return ret;
+}
+
