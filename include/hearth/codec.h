@@ -21,6 +21,16 @@ struct wbuf {
 void wbuf_init(struct wbuf *b);
 void wbuf_free(struct wbuf *b);
 void wbuf_reset(struct wbuf *b);
+static inline void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t i64_to_ordered(int64_t v) { return (uint64_t)v ^ (1ULL << 63); }
+
 /* Grows the buffer first (or latches failed). */
 void wbuf_put_slow(struct wbuf *b, const void *data, size_t len);
 
@@ -59,17 +69,14 @@ static inline void wbuf_u32(struct wbuf *b, uint32_t v)
 static inline void wbuf_u64(struct wbuf *b, uint64_t v)
 {
 	uint8_t p[8];
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
+	be64_put(p, v);
 	wbuf_put(b, p, 8);
 }
 
 /* Signed, with the sign bit flipped so that byte order is numeric order. */
 static inline void wbuf_i64(struct wbuf *b, int64_t v)
 {
-	wbuf_u64(b, (uint64_t)v ^ (1ULL << 63));
+	wbuf_u64(b, i64_to_ordered(v));
 }
 
 /* A string with a one-byte length (≤ 255 bytes). */
@@ -108,10 +115,8 @@ const void *rbuf_bytes(struct rbuf *r, size_t len);
 /* Borrows a one-byte-length string. */
 const char *rbuf_str8(struct rbuf *r, size_t *len);
 
-/* Fixed-size big-endian helpers for keys. */
-void be64_put(uint8_t *p, uint64_t v);
+/* Fixed-size big-endian helpers for keys (be64_put is above, beside the puts). */
 uint64_t be64_get(const uint8_t *p);
-static inline uint64_t i64_to_ordered(int64_t v) { return (uint64_t)v ^ (1ULL << 63); }
 static inline int64_t ordered_to_i64(uint64_t v) { return (int64_t)(v ^ (1ULL << 63)); }
 
 #endif

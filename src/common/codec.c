@@ -48,14 +48,6 @@ void wbuf_put_slow(struct wbuf *b, const void *data, size_t len)
 	b->len += len;
 }
 
-void be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
 uint64_t be64_get(const uint8_t *p)
 {
 	uint64_t v = 0;

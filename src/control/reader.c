@@ -49,10 +49,10 @@ int reader_begin_store(struct reader *rd, MDB_txn **txn, struct herr *err)
 
 int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err)
 {
-	if (rd->srv)
-		return store_read_begin(rd->st, txn, err);
-	if (store_shared_begin(rd->st, txn, err) < 0)
+	if (reader_begin_store(rd, txn, err) < 0)
 		return -1;
+	if (rd->srv)
+		return 0;
 	/* the writer's alert changes since the last read, as of this transaction */
 	if (alert_states_sync(rd->as, rd->st, *txn, err) < 0) {
 		store_shared_end(rd->st, *txn);
