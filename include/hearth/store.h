@@ -12,8 +12,11 @@
 #include "hearth/err.h"
 #include "hearth/limits.h"
 
-/* 2: the alert journal (alertlog, alertlog1); version 1 stores are upgraded on open */
-#define STORE_SCHEMA_VERSION 2
+/*
+ * 2: the alert journal (alertlog, alertlog1); 3: the time index in chunks
+ * (time_index, replacing timeline). Older stores are upgraded on open.
+ */
+#define STORE_SCHEMA_VERSION 3
 
 /* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
 typedef struct MDB_txn MDB_txn;
@@ -21,9 +24,9 @@ typedef struct MDB_txn MDB_txn;
 enum store_db {
 	DB_META,        /* "schema" u32, "indexed_seq" u64, ... */
 	DB_LOG,         /* seq u64 → event record: the durable append-only log */
-	DB_TIMELINE,    /* customer 0x00 ts seq → type: per-customer time order */
+	DB_TIMELINE,    /* customer 0x00 ts seq → chunk of events: per-customer time order (tindex.c) */
 	DB_CUSTOMERS,   /* customer → customer record (profile + summary) */
-	DB_IDS,         /* event id → seq: idempotency */
+	DB_IDS,         /* event id → (): idempotency (schema 2 stored the seq) */
 	DB_ALERTS,      /* customer 0x00 rule → alert state, as of the last apply (hearth/alert_states.h) */
 	DB_OUTBOX,      /* notification seq u64 → body */
 	DB_DEADLINES,   /* when 0x00 customer → (): who is due when */

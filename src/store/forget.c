@@ -19,6 +19,7 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 #include "timeline_impl.h"
+#include "tindex.h"
 
 struct forget_ctx {
 	struct timeline *tl;
@@ -92,41 +93,28 @@ static void forget_related(struct wtxn *w, struct forget_ctx *ctx)
 	mdb_cursor_close(cur);
 }
 
-/* Collects the customer's time-index keys, then deletes what each points at. */
+/* Takes the customer's entries out of the time index, then deletes what each points at. */
 static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct forget_ctx *ctx = vctx;
-	size_t klen = ctx->len + 17;
 	uint8_t prefix[TL_KEY_MAX];
-	struct wbuf keys;
-	MDB_cursor *cur;
-	MDB_val key = { ctx->len + 1, prefix }, val;
+	struct wbuf seqs;
 	const void *rec;
 	size_t rlen;
-	int rc;
 
 	ctx->removed = 0;
-	wbuf_init(&keys);
-	memcpy(prefix, ctx->id, ctx->len);
-	prefix[ctx->len] = 0;
-	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_TIMELINE), &cur))) {
-		wtxn_fail(w, rc, "forget");
-		return -1;
-	}
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size == klen && memcmp(key.mv_data, prefix, ctx->len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-		wbuf_put(&keys, key.mv_data, klen);
-	mdb_cursor_close(cur);
-	if (rc && rc != MDB_NOTFOUND)
-		wtxn_fail(w, rc, "forget");
-	if (keys.failed) {
-		wbuf_free(&keys);
+	wbuf_init(&seqs);
+	tindex_take(w, ctx->id, ctx->len, &seqs);
+	if (w->rc == ENOMEM) {
+		wbuf_free(&seqs);
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	}
-	for (size_t off = 0; off < keys.len && !w->rc; off += klen) {
-		const uint8_t *seqkey = keys.data + off + ctx->len + 9;
+	for (size_t off = 0; off + 8 <= seqs.len && !w->rc; off += 8) {
+		uint64_t seq;
+		uint8_t seqkey[8];
 		struct event ev;
+		memcpy(&seq, seqs.data + off, 8);
+		be64_put(seqkey, seq);
 		if (wtxn_get(w, DB_LOG, seqkey, 8, &rec, &rlen) == 0 &&
 		    event_decode(rec, rlen, &ev) == 0 && ev.id) {
 			char id[HEARTH_ID_MAX];
@@ -135,10 +123,9 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 			wtxn_del(w, DB_IDS, id, id_len);
 		}
 		wtxn_del(w, DB_LOG, seqkey, 8);
-		wtxn_del(w, DB_TIMELINE, keys.data + off, klen);
 		ctx->removed++;
 	}
-	wbuf_free(&keys);
+	wbuf_free(&seqs);
 	forget_related(w, ctx);
 	forget_notifications(w, ctx);
 	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &rec, &rlen) == 0;

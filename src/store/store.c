@@ -17,9 +17,10 @@
 #include "hearth/log.h"
 #include "hearth/store.h"
 #include "store_impl.h"
+#include "tindex.h"
 
 static const char *const db_names[DB__COUNT] = {
-	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "timeline",
+	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "time_index",
 	[DB_CUSTOMERS] = "customers", [DB_IDS] = "ids", [DB_ALERTS] = "alerts",
 	[DB_OUTBOX] = "outbox", [DB_DEADLINES] = "deadlines", [DB_SILENCES] = "silences",
 	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog", [DB_ALERT_LOG2] = "alertlog1",
@@ -97,6 +98,23 @@ static int store_lock(struct store *st, struct herr *err)
 	return 0;
 }
 
+/* Schema 2 kept one key per event in "timeline": rewritten as chunks in "time_index". */
+static int upgrade_time_index(struct store *st, MDB_txn *txn, struct herr *err)
+{
+	struct wtxn w = { .st = st, .txn = txn };
+	MDB_dbi old;
+	int rc = mdb_dbi_open(txn, "timeline", 0, &old);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return store_error(err, rc, "upgrading the time index");
+	if (tindex_upgrade(&w, old, err) < 0)
+		return -1;
+	rc = mdb_drop(txn, old, 1);
+	return rc ? store_error(err, rc, "upgrading the time index") : 0;
+}
+
 static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
 {
 	MDB_val key = { 6, (void *)"schema" }, val;
@@ -128,6 +146,8 @@ static int store_check_schema(struct store *st, MDB_txn *txn, struct herr *err)
 				"understands (%u): run a newer hearthd or restore a backup",
 				st->path, version, STORE_SCHEMA_VERSION);
 	if (version < STORE_SCHEMA_VERSION && !st->read_only) {
+		if (version < 3 && upgrade_time_index(st, txn, err) < 0)
+			return -1;
 		/* the tables this version added were created above: an older hearthd must not open it now */
 		buf[0] = buf[1] = buf[2] = 0;
 		buf[3] = STORE_SCHEMA_VERSION;

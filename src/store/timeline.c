@@ -3,9 +3,9 @@
  * sorted flushes (see include/hearth/timeline.h for the why).
  *
  * Keys:  log       seq(u64 BE)                         → event record
- *        timeline  customer 0x00 ts(i64 ordered) seq   → type
+ *        time_index customer 0x00 ts seq → chunk of entries (tindex.c)
  *        customers customer                            → customer record
- *        ids       event id                            → seq
+ *        ids       event id                            → ()
  * meta "indexed_seq": every log record up to it is reflected in the others.
  * Writing the pending derived state (the flush) is in flush.c, reading
  * timelines in timeline_read.c, forgetting a customer in forget.c.
@@ -31,15 +31,6 @@
 #include "timeline_impl.h"
 #include "hearth/units.h"
 
-
-size_t timeline_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uint64_t seq)
-{
-	memcpy(buf, cust, len);
-	buf[len] = 0;
-	be64_put(buf + len + 1, i64_to_ordered(ts));
-	be64_put(buf + len + 9, seq);
-	return len + 17;
-}
 
 /* Deadline index key: when (i64 ordered) then customer, so a tick reads a prefix. */
 size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len)
@@ -319,6 +310,8 @@ void timeline_close(struct timeline *tl)
 	flush_job_free(&tl->job);
 	alert_states_free(tl->alerts);
 	wbuf_free(&tl->rec);
+	tindex_scratch_free(&tl->tindex);
+	free(tl->adding);
 	strmap_clear(&tl->restated);
 	free(tl->touched);
 	free(tl);

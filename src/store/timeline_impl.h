@@ -14,6 +14,7 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 #include "store_impl.h"
+#include "tindex.h"
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
 
@@ -78,6 +79,9 @@ struct timeline {
 	 */
 	int64_t pending_min_deadline;
 	struct wbuf rec;
+	struct tindex_scratch tindex;   /* the flush's buffers for the time index */
+	struct tindex_entry *adding;    /* a customer's pending events, as time index entries */
+	size_t adding_cap;
 	struct cust **touched;          /* customers changed by the last append */
 	size_t ntouched, touched_cap;
 	uint64_t mark;
@@ -97,8 +101,7 @@ struct timeline {
 	struct strmap watch_ids;
 };
 
-/* timeline.c: the keys of the time and deadline indexes, and a pending entry's end */
-size_t timeline_key(uint8_t *buf, const char *cust, size_t len, int64_t ts, uint64_t seq);
+/* timeline.c: the key of the deadline index, and a pending entry's end */
 size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len);
 void timeline_dirty_free(struct dirty *d);
 /* qsort order of pending events: time, then log seq. */

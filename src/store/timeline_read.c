@@ -19,6 +19,7 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 #include "timeline_impl.h"
+#include "tindex.h"
 
 struct cust *timeline_customer(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
 			       int *owned, struct herr *err)
@@ -53,59 +54,12 @@ static int tpos_cmp(struct tpos a, struct tpos b)
 	return (a.seq > b.seq) - (a.seq < b.seq);
 }
 
-/* A cursor over the stored part of one customer's time index. */
-struct stored_iter {
-	MDB_cursor *cur;
-	const char *cust;
-	size_t len;
-	int desc, valid;
-	struct tpos pos;
-	char type[HEARTH_NAME_MAX + 1];
-};
-
-static void stored_load(struct stored_iter *it, int rc, MDB_val *key, MDB_val *val)
-{
-	it->valid = rc == 0 && key->mv_size == it->len + 17 &&
-		    memcmp(key->mv_data, it->cust, it->len) == 0 &&
-		    ((const uint8_t *)key->mv_data)[it->len] == 0;
-	if (!it->valid)
-		return;
-	it->pos.ts = ordered_to_i64(be64_get((const uint8_t *)key->mv_data + it->len + 1));
-	it->pos.seq = be64_get((const uint8_t *)key->mv_data + it->len + 9);
-	size_t tlen = val->mv_size < HEARTH_NAME_MAX ? val->mv_size : HEARTH_NAME_MAX;
-	memcpy(it->type, val->mv_data, tlen);
-	it->type[tlen] = '\0';
-}
-
-static void stored_seek(struct stored_iter *it, struct tpos from)
-{
-	uint8_t buf[TL_KEY_MAX];
-	MDB_val key = { timeline_key(buf, it->cust, it->len, from.ts, from.seq), buf }, val;
-	int rc = mdb_cursor_get(it->cur, &key, &val, MDB_SET_RANGE);
-
-	if (it->desc) {
-		if (rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(it->cur, &key, &val, MDB_LAST);
-		else if (rc == 0 && !(key.mv_size == 17 + it->len &&
-				      memcmp(key.mv_data, buf, key.mv_size) == 0))
-			rc = mdb_cursor_get(it->cur, &key, &val, MDB_PREV);
-	}
-	stored_load(it, rc, &key, &val);
-}
-
-static void stored_step(struct stored_iter *it)
-{
-	MDB_val key, val;
-	int rc = mdb_cursor_get(it->cur, &key, &val, it->desc ? MDB_PREV : MDB_NEXT);
-	stored_load(it, rc, &key, &val);
-}
-
-static int type_wanted(const struct timeline_query *q, const char *type)
+static int type_wanted(const struct timeline_query *q, const char *type, size_t len)
 {
 	if (!q->types)
 		return 1;
 	for (size_t i = 0; i < q->ntypes; i++)
-		if (strcmp(q->types[i], type) == 0)
+		if (strlen(q->types[i]) == len && memcmp(q->types[i], type, len) == 0)
 			return 1;
 	return 0;
 }
@@ -148,12 +102,14 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
 		   struct herr *err)
 {
-	struct stored_iter it = { .cust = q->customer, .len = q->customer_len, .desc = q->desc };
+	struct tindex_iter *it = malloc(sizeof(*it));
 	struct tpos lo = { q->since, 0 }, hi = { q->until, UINT64_MAX };
 	size_t pi = 0, emitted = 0;
-	int rc;
+	int ret = -1;
 
 	*more = 0;
+	if (!it)
+		return herr_set(err, HERR_NOMEM, "out of memory");
 	if (q->has_after) {
 		struct tpos after = { q->after_ts, q->after_seq };
 		if (!q->desc && tpos_cmp(after, lo) >= 0) {
@@ -166,13 +122,16 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 				hi.ts--;
 		}
 	}
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_TIMELINE), &it.cur)))
-		return store_error(err, rc, "reading a timeline");
-	stored_seek(&it, q->desc ? hi : lo);
+	if (tindex_iter_open(it, st, txn, q->customer, q->customer_len, q->desc, err) < 0) {
+		free(it);
+		return -1;
+	}
+	tindex_iter_seek(it, q->desc ? hi.ts : lo.ts, q->desc ? hi.seq : lo.seq);
 	/* pending events walk the same direction; pi counts from the walk's start */
 	for (;;) {
 		const struct pending_ev *p = NULL;
-		struct tpos ppos = { 0, 0 };
+		const struct tindex_entry *s = tindex_iter_entry(it);
+		struct tpos ppos = { 0, 0 }, spos = { s ? s->ts : 0, s ? s->seq : 0 };
 		while (pi < pn) {
 			p = &pev[q->desc ? pn - 1 - pi : pi];
 			ppos = (struct tpos){ p->ts, p->seq };
@@ -185,36 +144,39 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 		}
 		if (p && (q->desc ? tpos_cmp(ppos, lo) < 0 : tpos_cmp(ppos, hi) > 0))
 			p = NULL;
-		if (it.valid && (q->desc ? tpos_cmp(it.pos, lo) < 0 : tpos_cmp(it.pos, hi) > 0))
-			it.valid = 0;
-		if (!p && !it.valid)
+		if (s && (q->desc ? tpos_cmp(spos, lo) < 0 : tpos_cmp(spos, hi) > 0))
+			s = NULL;
+		if (!p && !s)
 			break;
-		if (p && it.valid && tpos_cmp(it.pos, ppos) == 0) {
+		if (p && s && tpos_cmp(spos, ppos) == 0) {
 			pi++;
 			continue;
 		}
-		int take_stored = it.valid &&
-				  (!p || (q->desc ? tpos_cmp(it.pos, ppos) > 0 : tpos_cmp(it.pos, ppos) < 0));
-		const char *type = take_stored ? it.type : p->type;
-		uint64_t seq = take_stored ? it.pos.seq : p->seq;
-		if (type_wanted(q, type)) {
+		int take_stored = s && (!p || (q->desc ? tpos_cmp(spos, ppos) > 0 : tpos_cmp(spos, ppos) < 0));
+		if (take_stored ? type_wanted(q, s->type, s->type_len) : type_wanted(q, p->type, strlen(p->type))) {
 			if (emitted == q->limit) {
 				*more = 1;
 				break;
 			}
-			if (emit_event(st, txn, seq, fn, ctx, err) < 0) {
-				mdb_cursor_close(it.cur);
-				return -1;
-			}
+			if (emit_event(st, txn, take_stored ? s->seq : p->seq, fn, ctx, err) < 0)
+				goto out;
 			emitted++;
 		}
 		if (take_stored)
-			stored_step(&it);
+			tindex_iter_step(it);
 		else
 			pi++;
 	}
-	mdb_cursor_close(it.cur);
-	return 0;
+	if (it->damaged) {
+		herr_set(err, HERR_STORE_ERROR, "store, a damaged time index for customer '%.*s'",
+			 (int)q->customer_len, q->customer);
+		goto out;
+	}
+	ret = 0;
+out:
+	tindex_iter_close(it);
+	free(it);
+	return ret;
 }
 
 int timeline_customers(struct timeline *tl, const char *after, size_t after_len, size_t limit,

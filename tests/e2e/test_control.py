@@ -59,10 +59,10 @@ def test_status_fields_and_counts(daemon, config):
 
 def test_status_store_tables(daemon):
     """status.store.tables: what each table holds and takes, read at the request. The log
-    holds every acknowledged event at once; the time index and the customers once the
-    flush wrote them."""
+    holds every acknowledged event at once; the time index (a chunk per customer here) and
+    the customers once the flush wrote them."""
     tables = daemon.status()["store"]["tables"]
-    for name in ("log", "timeline", "customers", "ids", "alerts", "outbox", "deadlines", "meta"):
+    for name in ("log", "time_index", "customers", "ids", "alerts", "outbox", "deadlines", "meta"):
         assert name in tables, (name, tables)
         assert set(tables[name]) == {"entries", "bytes"}, tables[name]
     assert tables["log"]["entries"] == 0 and tables["log"]["bytes"] == 0, tables["log"]
@@ -70,7 +70,7 @@ def test_status_store_tables(daemon):
     seed(daemon, "S2", 4)
     tables = daemon.status()["store"]["tables"]
     assert tables["log"]["entries"] == 7 and tables["log"]["bytes"] >= 4096, tables["log"]
-    wait_for(lambda: daemon.status()["store"]["tables"]["timeline"]["entries"] == 7, "the flush")
+    wait_for(lambda: daemon.status()["store"]["tables"]["time_index"]["entries"] == 2, "the flush")
     tables = daemon.status()["store"]["tables"]
     assert tables["customers"]["entries"] == 2 and tables["ids"]["entries"] == 7, tables
     used = daemon.status()["store"]["used"]

@@ -39,6 +39,22 @@ def test_a_store_of_the_previous_version_opens_and_upgrades(workdir):
             assert now[k]["since"] == recorded[k]["since"] and now[k]["acked"] == recorded[k]["acked"], k
         assert any(recorded[k]["acked"] for k in kept)
         assert len(assert_ok(d.ctl({"cmd": "silence.list"}))["silences"]) == expect["silences"]
+        # the time index, one key per event then, reads back whole in time order, either way
+        custs = assert_ok(d.ctl({"cmd": "customers", "limit": 10000}))["customers"]
+        assert len(custs) == s["customers"]
+        total = 0
+        for c in custs:
+            evs = d.timeline_all(c["id"])
+            assert len(evs) == d.customer(c["id"])["events"] > 0, c["id"]
+            assert [(e["ts"], e["seq"]) for e in evs] == sorted((e["ts"], e["seq"]) for e in evs)
+            assert d.timeline_all(c["id"], desc=True) == evs[::-1]
+            total += len(evs)
+        assert total == s["events"]
+        gone = custs[0]["id"]
+        removed = assert_ok(d.ctl({"cmd": "forget", "id": gone}))["events"]
+        assert removed == custs[0]["events"] > 0, custs[0]
+        assert d.status()["events"] == s["events"] - removed
+        assert assert_ok(d.ctl({"cmd": "timeline", "id": gone}))["events"] == []
         # new forms from here on: a history load (its table did not exist) and fresh alerts
         d.clock_set(rfc3339(parse_time(s["now"]) + 1000))
         seq = d.status()["seq"]

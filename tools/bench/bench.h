@@ -156,7 +156,9 @@ double daemon_cpu_seconds(struct daemon *d);
 /* Allocated bytes of data.mdb (what du reports). */
 uint64_t daemon_store_bytes(struct daemon *d);
 /* The bytes of the store's tables but the outbox (status.store.tables): events and indexes. */
-int64_t daemon_table_bytes(struct daemon *d, struct herr *err);
+/* The tables' bytes but the outbox's; split gets each table's bytes per event ("log 89, ..."). */
+int64_t daemon_table_bytes(struct daemon *d, uint64_t events, char *split, size_t size,
+			   struct herr *err);
 /* Runs argv (bounded by timeout_s); returns the exit status or -1. */
 int run_program(char *const argv[], const char *out_path, int timeout_s, struct herr *err);
 int rm_rf(const char *path);

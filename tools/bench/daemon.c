@@ -329,10 +329,12 @@ int64_t daemon_status_int(struct daemon *d, const char *path, struct herr *err)
 	return n;
 }
 
-int64_t daemon_table_bytes(struct daemon *d, struct herr *err)
+int64_t daemon_table_bytes(struct daemon *d, uint64_t events, char *split, size_t size,
+			   struct herr *err)
 {
 	struct json_object *ans = daemon_call(d, "{\"cmd\":\"status\"}", err), *tables;
 	int64_t total = 0;
+	size_t used = 0;
 
 	if (!ans)
 		return -1;
@@ -341,10 +343,17 @@ int64_t daemon_table_bytes(struct daemon *d, struct herr *err)
 		herr_set(err, HERR_IO, "bench, status has no 'store.tables'");
 		return -1;
 	}
+	split[0] = '\0';
 	json_object_object_foreach(tables, name, t) {
 		struct json_object *bytes;
-		if (strcmp(name, "outbox") != 0 && json_object_object_get_ex(t, "bytes", &bytes))
-			total += json_object_get_int64(bytes);
+		if (strcmp(name, "outbox") == 0 || !json_object_object_get_ex(t, "bytes", &bytes))
+			continue;
+		int64_t n = json_object_get_int64(bytes);
+		total += n;
+		/* where the bytes per event go: the tables that hold at least one */
+		if (events && n >= (int64_t)events && used < size)
+			used += (size_t)snprintf(split + used, size - used, "%s%s %.0f", used ? ", " : "",
+						 name, (double)n / (double)events);
 	}
 	json_object_put(ans);
 	return total;

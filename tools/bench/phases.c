@@ -323,15 +323,16 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 	/* store size once the indexes hold everything */
 	if (daemon_wait_flushed(d, err) < 0 || store_counts(d, &customers, &events, err) < 0)
 		goto out;
-	int64_t tables = daemon_table_bytes(d, err);
+	char split[512];
+	int64_t tables = daemon_table_bytes(d, events, split, sizeof(split), err);
 	if (tables < 0)
 		goto out;
 	b->r.bytes_per_event = (double)tables / (double)events;
 	b->r.file_per_event = (double)daemon_store_bytes(d) / (double)events;
-	say("store: %.1f MiB of tables but the outbox for %llu events = %.0f bytes/event (%llu customers); "
-	    "data.mdb %.1f MiB = %.0f bytes/event",
+	say("store: %.1f MiB of tables but the outbox for %llu events = %.0f bytes/event (%llu customers): "
+	    "%s; data.mdb %.1f MiB = %.0f bytes/event",
 	    mib((double)tables), (unsigned long long)events, b->r.bytes_per_event,
-	    (unsigned long long)customers, mib((double)daemon_store_bytes(d)), b->r.file_per_event);
+	    (unsigned long long)customers, split, mib((double)daemon_store_bytes(d)), b->r.file_per_event);
 
 	/* ingest → alert */
 	if (!(us = calloc(2 * b->sz.alert_pairs, sizeof(*us))))
@@ -762,10 +763,12 @@ int phase_big(struct bench *b, struct herr *err)
 	frames_free(&f);
 	say("loaded over ZeroMQ at %.0f events/s; %llu customers, %llu events", b->r.big_ingest_eps,
 	    (unsigned long long)b->r.customers[1], (unsigned long long)b->r.events[1]);
-	int64_t tables = daemon_table_bytes(&d, err);
+	char split[512];
+	int64_t tables = daemon_table_bytes(&d, b->r.events[1], split, sizeof(split), err);
 	if (tables < 0)
 		goto out;
 	b->r.bytes_per_event_big = (double)tables / (double)b->r.events[1];
+	say("store: %.0f bytes/event in tables but the outbox: %s", (double)tables / (double)b->r.events[1], split);
 	b->r.file_per_event_big = (double)daemon_store_bytes(&d) / (double)b->r.events[1];
 	if (daemon_rss(&d, &rss, &map_rss, err) < 0)
 		goto out;
