@@ -20,7 +20,7 @@ enum alert_state { ALERT_INACTIVE, ALERT_PENDING, ALERT_FIRING, ALERT_RESOLVED }
 const char *alert_state_name(enum alert_state s);
 int alert_state_parse(const char *name);
 
-#define ALERT_RECORD_VERSION 2     /* 1 lacks active_since and values_at; still read */
+#define ALERT_RECORD_VERSION 3     /* 2: fixed-width times; 1 lacks active_since and values_at; both still read */
 
 struct alert {
 	char rule[HEARTH_NAME_MAX + 1];

@@ -91,6 +91,9 @@ static inline void wbuf_str8(struct wbuf *b, const char *s, size_t len)
 }
 /* LEB128: small numbers (counts, gaps between times) in few bytes. */
 void wbuf_varint(struct wbuf *b, uint64_t v);
+/* A signed difference (taken modulo 2^64) as a small unsigned number, for a varint. */
+static inline uint64_t zigzag64(uint64_t diff) { return (diff << 1) ^ (uint64_t)((int64_t)diff >> 63); }
+static inline uint64_t unzigzag64(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
 
 /* Reading a record; `failed` latches the first short read. */
 struct rbuf {

@@ -17,7 +17,7 @@ struct event;
 struct json_object;
 struct wbuf;
 
-#define STATE_RECORD_VERSION 3      /* 2: profile as JSON text, still read */
+#define STATE_RECORD_VERSION 4      /* 3: fixed-width times and counts; 2: profile as JSON text; both still read */
 #define STATE_RECENT 13         /* newest times kept per type: 12 gaps for gap() */
 #define TIME_NONE INT64_MIN
 

@@ -87,6 +87,22 @@ enum notify_kind alert_step(struct alert *a, int holds, int64_t now, int64_t for
 	return NOTIFY_NONE;
 }
 
+/*
+ * Record version 3: the times after `since` as varints from it (most equal it,
+ * or are 0 for "not yet"), lengths as varints: ~30 bytes less per alert state.
+ */
+static void put_time_from(struct wbuf *out, int64_t t, int64_t since)
+{
+	wbuf_varint(out, t == 0 ? 0 : zigzag64((uint64_t)t - (uint64_t)since) + 1);
+}
+
+static int64_t get_time_from(struct rbuf *r, int64_t since)
+{
+	uint64_t v = rbuf_varint(r);
+
+	return v == 0 ? 0 : (int64_t)((uint64_t)since + unzigzag64(v - 1));
+}
+
 int alert_encode(const struct alert *a, struct wbuf *out)
 {
 	size_t slen = strlen(a->summary), vlen = a->values_json ? strlen(a->values_json) : 0;
@@ -94,16 +110,16 @@ int alert_encode(const struct alert *a, struct wbuf *out)
 	wbuf_u8(out, ALERT_RECORD_VERSION);
 	wbuf_u8(out, (uint8_t)a->state);
 	wbuf_i64(out, a->since);
-	wbuf_i64(out, a->last_notified);
-	wbuf_i64(out, a->resolved_at);
+	put_time_from(out, a->last_notified, a->since);
+	put_time_from(out, a->resolved_at, a->since);
 	wbuf_u8(out, (uint8_t)a->acked);
 	wbuf_str8(out, a->acked_by, strlen(a->acked_by));
-	wbuf_u16(out, (uint16_t)slen);
+	wbuf_varint(out, slen);
 	wbuf_put(out, a->summary, slen);
-	wbuf_u32(out, (uint32_t)vlen);
+	wbuf_varint(out, vlen);
 	wbuf_put(out, a->values_json, vlen);
-	wbuf_i64(out, a->active_since);
-	wbuf_i64(out, a->values_at);
+	put_time_from(out, a->active_since, a->since);
+	put_time_from(out, a->values_at, a->since);
 	return out->failed ? -1 : 0;
 }
 
@@ -118,29 +134,35 @@ static void copy_bounded(char *dst, size_t size, const char *src, size_t len)
 int alert_decode(const void *data, size_t len, struct alert *a)
 {
 	struct rbuf r;
-	size_t n;
+	uint64_t n;
+	size_t slen;
 	const char *s;
 
 	rbuf_init(&r, data, len);
 	uint8_t version = rbuf_u8(&r);
-	if (version != 1 && version != ALERT_RECORD_VERSION)
+	if (version < 1 || version > ALERT_RECORD_VERSION)
 		return -1;
+	int v3 = version >= 3;
 	a->state = (enum alert_state)rbuf_u8(&r);
 	a->since = rbuf_i64(&r);
-	a->last_notified = rbuf_i64(&r);
-	a->resolved_at = rbuf_i64(&r);
+	a->last_notified = v3 ? get_time_from(&r, a->since) : rbuf_i64(&r);
+	a->resolved_at = v3 ? get_time_from(&r, a->since) : rbuf_i64(&r);
 	a->acked = rbuf_u8(&r);
-	s = rbuf_str8(&r, &n);
-	copy_bounded(a->acked_by, sizeof(a->acked_by), s, n);
-	n = rbuf_u16(&r);
-	s = rbuf_bytes(&r, n);
-	copy_bounded(a->summary, sizeof(a->summary), s, n);
-	n = rbuf_u32(&r);
-	s = rbuf_bytes(&r, n);
+	s = rbuf_str8(&r, &slen);
+	copy_bounded(a->acked_by, sizeof(a->acked_by), s, slen);
+	n = v3 ? rbuf_varint(&r) : rbuf_u16(&r);
+	s = rbuf_bytes(&r, n <= len ? (size_t)n : len + 1);
+	copy_bounded(a->summary, sizeof(a->summary), s, (size_t)n);
+	n = v3 ? rbuf_varint(&r) : rbuf_u32(&r);
+	s = rbuf_bytes(&r, n <= len ? (size_t)n : len + 1);
 	free(a->values_json);
-	a->values_json = s ? strndup(s, n) : NULL;
-	a->active_since = version >= 2 ? rbuf_i64(&r) : 0;
-	a->values_at = version >= 2 ? rbuf_i64(&r) : 0;
+	a->values_json = s ? strndup(s, (size_t)n) : NULL;
+	if (version == 1)
+		a->active_since = a->values_at = 0;
+	else {
+		a->active_since = v3 ? get_time_from(&r, a->since) : rbuf_i64(&r);
+		a->values_at = v3 ? get_time_from(&r, a->since) : rbuf_i64(&r);
+	}
 	return r.failed || a->state > ALERT_RESOLVED ? -1 : 0;
 }
 

@@ -19,6 +19,7 @@
 #include "hearth/alert_states.h"
 #include "hearth/codec.h"
 #include "hearth/limits.h"
+#include "hearth/log.h"
 #include "hearth/strmap.h"
 #include "store_impl.h"
 
@@ -752,7 +753,13 @@ int alert_states_recover(struct alert_states *as, struct store *st, struct herr 
 		return rc;
 	if (store_write(st, recover_fn, as, err) < 0) {
 		alert_states_discard(as);
-		return -1;
+		if (err->code != HERR_STORE_FULL)
+			return -1;
+		/* A full store must still start: the journal stays, applied by a flush that fits. */
+		log_warning("store, cannot apply the alert journal (%s); it is kept until there is room",
+			    err->msg);
+		herr_clear(err);
+		return 0;
 	}
 	alert_states_commit(as);
 	return 0;

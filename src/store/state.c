@@ -52,21 +52,42 @@ void cust_free(struct cust *c)
 	free(c);
 }
 
-static void put_profile(struct wbuf *out, const struct cust *c)
+/*
+ * Record version 4 keeps times as varints from the customer's first_seen and
+ * counts as varints: most of a record's fixed-width fields were zeros. Times
+ * are of validated events (years 0000-9999), so a difference never nears 2^63;
+ * 0 and 1 stand for the two sentinels.
+ */
+static int64_t time_base(const struct cust *c)
 {
-	wbuf_u16(out, (uint16_t)c->nprofile);
+	return c->first_seen == TIME_NONE ? 0 : c->first_seen;
+}
+
+static void put_time(struct wbuf *out, int64_t t, int64_t base)
+{
+	if (t == TIME_NONE)
+		wbuf_varint(out, 0);
+	else if (t == INT64_MAX)
+		wbuf_varint(out, 1);
+	else
+		wbuf_varint(out, zigzag64((uint64_t)t - (uint64_t)base) + 2);
+}
+
+static void put_profile(struct wbuf *out, const struct cust *c, int64_t base)
+{
+	wbuf_varint(out, c->nprofile);
 	for (size_t i = 0; i < c->nprofile; i++) {
 		const struct profile_field *f = &c->profile[i];
 		wbuf_str8(out, f->key, strlen(f->key));
-		wbuf_i64(out, f->ts);
+		put_time(out, f->ts, base);
 		wbuf_u8(out, f->kind);
 		switch (f->kind) {
 		case PROFILE_STRING:
-			wbuf_u32(out, (uint32_t)f->str_len);
+			wbuf_varint(out, f->str_len);
 			wbuf_put(out, f->str, f->str_len);
 			break;
 		case PROFILE_INT:
-			wbuf_i64(out, f->v.i);
+			wbuf_varint(out, zigzag64((uint64_t)f->v.i));
 			break;
 		case PROFILE_DOUBLE: {
 			uint64_t bits;
@@ -85,36 +106,38 @@ static void put_profile(struct wbuf *out, const struct cust *c)
 
 int cust_encode(const struct cust *c, struct wbuf *out)
 {
+	int64_t base = time_base(c);
+
 	wbuf_u8(out, STATE_RECORD_VERSION);
 	wbuf_i64(out, c->first_seen);
-	wbuf_i64(out, c->last_seen);
-	wbuf_u64(out, c->events);
-	wbuf_u64(out, c->applied_seq);
-	wbuf_i64(out, c->deadline);
-	wbuf_u16(out, (uint16_t)c->ntypes);
+	put_time(out, c->last_seen, base);
+	wbuf_varint(out, c->events);
+	wbuf_varint(out, c->applied_seq);
+	put_time(out, c->deadline, base);
+	wbuf_varint(out, c->ntypes);
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
 		wbuf_str8(out, t->type, strlen(t->type));
 		wbuf_varint(out, t->count);
 		wbuf_u8(out, t->nrecent);
-		/* the newest times, ascending: the first in full, then the gaps (last = the newest) */
+		/* the newest times, ascending: the first as a time, then the gaps (last = the newest) */
 		for (int j = 0; j < t->nrecent; j++) {
 			if (j == 0)
-				wbuf_i64(out, t->recent[0]);
+				put_time(out, t->recent[0], base);
 			else
 				wbuf_varint(out, (uint64_t)(t->recent[j] - t->recent[j - 1]));
 		}
 	}
-	wbuf_u16(out, (uint16_t)c->ncases);
+	wbuf_varint(out, c->ncases);
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
 		wbuf_str8(out, oc->name, strlen(oc->name));
 		wbuf_str8(out, oc->ref, strlen(oc->ref));
-		wbuf_i64(out, oc->opened);
-		wbuf_i64(out, oc->due);
-		wbuf_i64(out, oc->closed);
+		put_time(out, oc->opened, base);
+		put_time(out, oc->due, base);
+		put_time(out, oc->closed, base);
 	}
-	put_profile(out, c);
+	put_profile(out, c, base);
 	return out->failed ? -1 : 0;
 }
 
@@ -245,9 +268,43 @@ struct json_object *cust_profile_json(const struct cust *c)
 	return o;
 }
 
-static int read_profile(struct rbuf *r, struct cust *c)
+/* The fields of a record, by version: 3 wrote them fixed-width, 4 as varints. */
+struct rec_reader {
+	struct rbuf r;
+	int version;
+	int64_t base;
+};
+
+static int64_t get_time(struct rec_reader *rr)
 {
-	size_t n = rbuf_u16(r), klen;
+	if (rr->version < 4)
+		return rbuf_i64(&rr->r);
+	uint64_t v = rbuf_varint(&rr->r);
+	if (v == 0)
+		return TIME_NONE;
+	if (v == 1)
+		return INT64_MAX;
+	return (int64_t)((uint64_t)rr->base + unzigzag64(v - 2));
+}
+
+static uint64_t get_u64(struct rec_reader *rr)
+{
+	return rr->version < 4 ? rbuf_u64(&rr->r) : rbuf_varint(&rr->r);
+}
+
+static size_t get_count(struct rec_reader *rr)
+{
+	uint64_t n = rr->version < 4 ? rbuf_u16(&rr->r) : rbuf_varint(&rr->r);
+
+	if (n > UINT16_MAX)
+		rr->r.failed = 1;
+	return rr->r.failed ? 0 : (size_t)n;
+}
+
+static int read_profile(struct rec_reader *rr, struct cust *c)
+{
+	struct rbuf *r = &rr->r;
+	size_t n = get_count(rr), klen;
 
 	if (n && !(c->profile = calloc(n, sizeof(*c->profile))))
 		return -1;
@@ -257,11 +314,11 @@ static int read_profile(struct rbuf *r, struct cust *c)
 		if (!key || klen > HEARTH_NAME_MAX)
 			return -1;
 		memcpy(f->key, key, klen);
-		f->ts = rbuf_i64(r);
+		f->ts = get_time(rr);
 		switch (rbuf_u8(r)) {
 		case PROFILE_STRING: {
-			uint32_t len = rbuf_u32(r);
-			const char *text = rbuf_bytes(r, len);
+			uint64_t len = rr->version < 4 ? rbuf_u32(r) : rbuf_varint(r);
+			const char *text = len <= UINT32_MAX ? rbuf_bytes(r, (size_t)len) : NULL;
 			if (!text || !(f->str = malloc((size_t)len + 1)))
 				return -1;
 			memcpy(f->str, text, len);
@@ -271,7 +328,7 @@ static int read_profile(struct rbuf *r, struct cust *c)
 			break;
 		}
 		case PROFILE_INT:
-			f->v.i = rbuf_i64(r);
+			f->v.i = rr->version < 4 ? rbuf_i64(r) : (int64_t)unzigzag64(rbuf_varint(r));
 			f->kind = PROFILE_INT;
 			break;
 		case PROFILE_DOUBLE: {
@@ -322,52 +379,53 @@ out:
 struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len)
 {
 	struct cust *c = cust_new(id, id_len);
-	struct rbuf r;
+	struct rec_reader rr;
+	struct rbuf *r = &rr.r;
 	size_t slen;
 	const char *s;
-	uint8_t version;
 
 	if (!c)
 		return NULL;
-	rbuf_init(&r, data, len);
-	version = rbuf_u8(&r);
-	if (version != STATE_RECORD_VERSION && version != 2)
+	rbuf_init(r, data, len);
+	rr.version = rbuf_u8(r);
+	if (rr.version < 2 || rr.version > STATE_RECORD_VERSION)
 		goto fail;
-	c->first_seen = rbuf_i64(&r);
-	c->last_seen = rbuf_i64(&r);
-	c->events = rbuf_u64(&r);
-	c->applied_seq = rbuf_u64(&r);
-	c->deadline = rbuf_i64(&r);
-	c->ntypes = rbuf_u16(&r);
+	c->first_seen = rbuf_i64(r);
+	rr.base = time_base(c);
+	c->last_seen = get_time(&rr);
+	c->events = get_u64(&rr);
+	c->applied_seq = get_u64(&rr);
+	c->deadline = get_time(&rr);
+	c->ntypes = get_count(&rr);
 	if (c->ntypes && !(c->types = calloc(c->ntypes, sizeof(*c->types))))
 		goto fail;
-	for (size_t i = 0; i < c->ntypes && !r.failed; i++) {
+	for (size_t i = 0; i < c->ntypes && !r->failed; i++) {
 		struct type_stat *t = &c->types[i];
-		s = rbuf_str8(&r, &slen);
+		s = rbuf_str8(r, &slen);
 		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
 		t->hash = type_name_hash(t->type, strlen(t->type));
-		t->count = rbuf_varint(&r);
-		t->nrecent = rbuf_u8(&r);
+		t->count = rbuf_varint(r);
+		t->nrecent = rbuf_u8(r);
 		if (t->nrecent > STATE_RECENT || t->nrecent == 0)
 			goto fail;
 		for (int j = 0; j < t->nrecent; j++)
-			t->recent[j] = j == 0 ? rbuf_i64(&r) : t->recent[j - 1] + (int64_t)rbuf_varint(&r);
+			t->recent[j] = j == 0 ? get_time(&rr) : t->recent[j - 1] + (int64_t)rbuf_varint(r);
 		t->last = t->recent[t->nrecent - 1];
 	}
-	c->ncases = rbuf_u16(&r);
+	c->ncases = get_count(&rr);
 	if (c->ncases && !(c->cases = calloc(c->ncases, sizeof(*c->cases))))
 		goto fail;
-	for (size_t i = 0; i < c->ncases && !r.failed; i++) {
+	for (size_t i = 0; i < c->ncases && !r->failed; i++) {
 		struct open_case *oc = &c->cases[i];
-		s = rbuf_str8(&r, &slen);
+		s = rbuf_str8(r, &slen);
 		copy_str(oc->name, sizeof(oc->name), s ? s : "", slen);
-		s = rbuf_str8(&r, &slen);
+		s = rbuf_str8(r, &slen);
 		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", slen);
-		oc->opened = rbuf_i64(&r);
-		oc->due = rbuf_i64(&r);
-		oc->closed = rbuf_i64(&r);
+		oc->opened = get_time(&rr);
+		oc->due = get_time(&rr);
+		oc->closed = get_time(&rr);
 	}
-	if ((version == 2 ? read_profile_v2(&r, c) : read_profile(&r, c)) < 0 || r.failed)
+	if ((rr.version == 2 ? read_profile_v2(r, c) : read_profile(&rr, c)) < 0 || r->failed)
 		goto fail;
 	return c;
 fail:

@@ -62,17 +62,6 @@ static int entry_cmp(const struct tindex_entry *a, const struct tindex_entry *b)
 	return pos_cmp(a->ts, a->seq, b->ts, b->seq);
 }
 
-/* Differences are taken modulo 2^64, so that any two positions have one. */
-static uint64_t zigzag(uint64_t diff)
-{
-	return (diff << 1) ^ (uint64_t)((int64_t)diff >> 63);
-}
-
-static uint64_t unzigzag(uint64_t v)
-{
-	return (v >> 1) ^ (0 - (v & 1));
-}
-
 /* Decodes a chunk found at key; its entries borrow their types from val. */
 static int chunk_decode(const MDB_val *key, size_t len, const void *val, size_t vlen,
 			struct tindex_chunk *c)
@@ -96,8 +85,8 @@ static int chunk_decode(const MDB_val *key, size_t len, const void *val, size_t 
 			return -1;
 	while (r.p < r.end && !r.failed) {
 		uint8_t t = rbuf_u8(&r);
-		ts = (int64_t)((uint64_t)ts + unzigzag(rbuf_varint(&r)));
-		seq += unzigzag(rbuf_varint(&r));
+		ts = (int64_t)((uint64_t)ts + unzigzag64(rbuf_varint(&r)));
+		seq += unzigzag64(rbuf_varint(&r));
 		if (r.failed || t >= nt || c->n == TINDEX_CHUNK_ENTRIES)
 			return -1;
 		c->e[c->n++] = (struct tindex_entry){ ts, seq, types[t], (uint8_t)tlens[t] };
@@ -132,8 +121,8 @@ static size_t chunk_encode(struct tindex_scratch *s, const struct tindex_entry *
 			names += name;
 		}
 		wbuf_u8(body, (uint8_t)t);
-		wbuf_varint(body, zigzag((uint64_t)e[k].ts - (uint64_t)(k ? e[k - 1].ts : e[0].ts)));
-		wbuf_varint(body, zigzag(e[k].seq - (k ? e[k - 1].seq : e[0].seq)));
+		wbuf_varint(body, zigzag64((uint64_t)e[k].ts - (uint64_t)(k ? e[k - 1].ts : e[0].ts)));
+		wbuf_varint(body, zigzag64(e[k].seq - (k ? e[k - 1].seq : e[0].seq)));
 	}
 	wbuf_reset(&s->out);
 	wbuf_u8(&s->out, CHUNK_FORMAT);

@@ -306,36 +306,72 @@ static void test_encode_decode(void **state)
 	assert_int_equal(b.state, ALERT_INACTIVE);
 }
 
-/* Version 2 adds active_since and values_at; records written by version 1 still load. */
+/* A record as versions 1 and 2 wrote it: fixed-width times, version 2 with two more. */
+static void put_fixed_width(struct wbuf *w, int version, const struct alert *a)
+{
+	wbuf_u8(w, (uint8_t)version);
+	wbuf_u8(w, (uint8_t)a->state);
+	wbuf_i64(w, a->since);
+	wbuf_i64(w, a->last_notified);
+	wbuf_i64(w, a->resolved_at);
+	wbuf_u8(w, (uint8_t)a->acked);
+	wbuf_str8(w, a->acked_by, strlen(a->acked_by));
+	wbuf_u16(w, (uint16_t)strlen(a->summary));
+	wbuf_put(w, a->summary, strlen(a->summary));
+	wbuf_u32(w, (uint32_t)strlen(a->values_json));
+	wbuf_put(w, a->values_json, strlen(a->values_json));
+	if (version == 2) {
+		wbuf_i64(w, a->active_since);
+		wbuf_i64(w, a->values_at);
+	}
+}
+
+/*
+ * Version 2 added active_since and values_at, version 3 keeps the times as
+ * varints from `since`; records written by versions 1 and 2 still load.
+ */
 static void test_record_versions(void **state)
 {
 	struct alert a = fresh(), b;
-	struct wbuf w;
+	struct wbuf w, old;
 
 	(void)state;
 	a.state = ALERT_FIRING;
 	a.since = T0;
+	a.last_notified = T0 + DAY;
 	a.active_since = T0 - 3 * DAY;
 	a.values_at = T0 + 5;
 	strcpy(a.summary, "cooling");
+	a.values_json = strdup("{\"since(touch)\":2678400000}");
 	wbuf_init(&w);
 	assert_int_equal(alert_encode(&a, &w), 0);
+	assert_int_equal(w.data[0], 3);
 	memset(&b, 0, sizeof(b));
 	assert_int_equal(alert_decode(w.data, w.len, &b), 0);
 	assert_true(b.active_since == T0 - 3 * DAY);
 	assert_true(b.values_at == T0 + 5);
+	assert_true(b.last_notified == T0 + DAY && b.resolved_at == 0);
 
-	/* the same record as version 1 wrote it: without the two trailing times */
-	w.data[0] = 1;
-	b.active_since = b.values_at = 99;
-	assert_int_equal(alert_decode(w.data, w.len - 16, &b), 0);
-	assert_int_equal(b.state, ALERT_FIRING);
-	assert_true(b.since == T0);
-	assert_string_equal(b.summary, "cooling");
-	assert_true(b.active_since == 0 && b.values_at == 0);
-	/* and version 2 without them is cut short */
-	w.data[0] = 2;
-	assert_int_equal(alert_decode(w.data, w.len - 16, &b), -1);
+	for (int version = 1; version <= 2; version++) {
+		wbuf_init(&old);
+		put_fixed_width(&old, version, &a);
+		b.active_since = b.values_at = 99;
+		assert_int_equal(alert_decode(old.data, old.len, &b), 0);
+		assert_int_equal(b.state, ALERT_FIRING);
+		assert_true(b.since == T0 && b.last_notified == T0 + DAY);
+		assert_string_equal(b.summary, "cooling");
+		assert_string_equal(b.values_json, a.values_json);
+		if (version == 1)
+			assert_true(b.active_since == 0 && b.values_at == 0);
+		else
+			assert_true(b.active_since == T0 - 3 * DAY && b.values_at == T0 + 5);
+		/* the varint form is the smaller by the most of its eight-byte times */
+		assert_true(w.len + 20 < old.len || version == 1);
+		/* version 2 cut before its two times is refused */
+		if (version == 2)
+			assert_int_equal(alert_decode(old.data, old.len - 16, &b), -1);
+		wbuf_free(&old);
+	}
 	wbuf_free(&w);
 	alert_clear(&a);
 	alert_clear(&b);
