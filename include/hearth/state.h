@@ -16,8 +16,9 @@ struct config;
 struct event;
 struct json_object;
 struct wbuf;
+struct type_names;
 
-#define STATE_RECORD_VERSION 4      /* 3: fixed-width times and counts; 2: profile as JSON text; both still read */
+#define STATE_RECORD_VERSION 5      /* 4: type names as text; 3: fixed-width times and counts; 2: profile as JSON text; all still read */
 #define STATE_RECENT 13         /* newest times kept per type: 12 gaps for gap() */
 #define TIME_NONE INT64_MIN
 
@@ -78,8 +79,14 @@ struct cust {
 struct cust *cust_new(const char *id, size_t len);
 void cust_free(struct cust *c);
 /* Reads a stored record; NULL if damaged or out of memory. */
-struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len);
-int cust_encode(const struct cust *c, struct wbuf *out);
+/*
+ * types: the store's type numbers (store_type_names), which name types in a
+ * record in a byte; encoding hands out new ones (the writer's). NULL: names
+ * spelled out, and a record that uses numbers does not decode.
+ */
+struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len,
+			 const struct type_names *types);
+int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out);
 
 /*
  * Folds one stored event into c. Everything but cases is order-independent;

@@ -14,9 +14,10 @@
 
 /*
  * 2: the alert journal (alertlog, alertlog1); 3: the time index in chunks
- * (time_index, replacing timeline). Older stores are upgraded on open.
+ * (time_index, replacing timeline); 4: type names as numbers (types).
+ * Older stores are upgraded on open.
  */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
 typedef struct MDB_txn MDB_txn;
@@ -34,16 +35,20 @@ enum store_db {
 	DB_DEFERRED,    /* customer → (): stored by a history load, evaluated when it ends */
 	DB_ALERT_LOG,   /* seq u64 → alert state change since the last apply (hearth/alert_states.h) */
 	DB_ALERT_LOG2,  /* the same: the two are used in turn */
+	DB_TYPES,       /* number u16 → event type name: names in records as small numbers (type_names.c) */
 	DB__COUNT
 };
 
 struct store;
+struct type_names;
 
 struct store *store_open(const char *path, uint64_t map_size, uint64_t max_size,
 			 struct herr *err);
 /* Read-only, without the one-hearthd lock: for looking at a store in use (--check --against). */
 struct store *store_open_readonly(const char *path, struct herr *err);
 int store_is_read_only(const struct store *st);
+/* The store's type numbers, for decoding its customer records (hearth/state.h). */
+struct type_names *store_type_names(struct store *st);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);
 uint64_t store_map_size(const struct store *st);

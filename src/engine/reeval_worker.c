@@ -214,7 +214,7 @@ static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, c
 	b->ids_len += len;
 	ctx->cust = b->ncusts++;
 	/* a damaged record (or none): the writer's own evaluation reports it */
-	if (!val || !(ctx->c = cust_decode(id, len, val, vlen))) {
+	if (!val || !(ctx->c = cust_decode(id, len, val, vlen, store_type_names(w->pool->st)))) {
 		rc->deadline = rc->stored_deadline = EVAL_NEVER;
 		rc->nchanges = SIZE_MAX;
 		return 0;

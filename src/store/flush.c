@@ -17,6 +17,7 @@
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
 #include "timeline_impl.h"
+#include "type_names.h"
 #include "hearth/units.h"
 
 /*
@@ -131,7 +132,7 @@ static void flush_customer(struct wtxn *w, struct timeline *tl, const struct dir
 	    d->stale_deadline == INT64_MAX)
 		return; /* held for evaluation, nothing changed */
 	wbuf_reset(&tl->rec);
-	if (cust_encode(d->c, &tl->rec) < 0) {
+	if (cust_encode(d->c, store_type_names(tl->st), &tl->rec) < 0) {
 		wtxn_fail(w, ENOMEM, "encoding a customer");
 		return;
 	}
@@ -179,6 +180,8 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
 		alert_states_apply_end(tl->alerts, w);
 	}
+	/* the numbers of types the slice's records name first, in the same transaction */
+	type_names_put_new(store_type_names(tl->st), w);
 	return w->rc ? -1 : 0;
 }
 
@@ -333,6 +336,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		return -1;
 	}
 	alert_states_commit(tl->alerts);
+	type_names_committed(store_type_names(tl->st));
 	timeline_publish_flushed(tl, ctx.cust_from, ctx.cust_to);
 	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
 		write_watch_note(&tl->watch, job->custs[i], job->lens[i]);

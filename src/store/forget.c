@@ -130,7 +130,7 @@ static int forget_fn(struct wtxn *w, void *vctx, struct herr *err)
 	forget_notifications(w, ctx);
 	ctx->found = wtxn_get(w, DB_CUSTOMERS, ctx->id, ctx->len, &rec, &rlen) == 0;
 	if (ctx->found) {
-		struct cust *c = cust_decode(ctx->id, ctx->len, rec, rlen);
+		struct cust *c = cust_decode(ctx->id, ctx->len, rec, rlen, store_type_names(ctx->tl->st));
 		if (c && c->deadline != INT64_MAX) {
 			size_t dlen = timeline_deadline_key(prefix, c->deadline, ctx->id, ctx->len);
 			wtxn_del(w, DB_DEADLINES, prefix, dlen);

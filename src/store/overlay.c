@@ -253,7 +253,7 @@ struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn
 	int found;
 
 	if (e) {
-		c = cust_decode(id, len, e->rec, e->rec_len);
+		c = cust_decode(id, len, e->rec, e->rec_len, store_type_names(st));
 		if (!c)
 			herr_set(err, HERR_NOMEM, "out of memory");
 		return c;
@@ -357,8 +357,8 @@ int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const 
 			*more = 1;
 			break;
 		}
-		cu = e ? cust_decode(held[hi]->key, held[hi]->len, e->rec, e->rec_len)
-		       : cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size);
+		cu = e ? cust_decode(held[hi]->key, held[hi]->len, e->rec, e->rec_len, store_type_names(st))
+		       : cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size, store_type_names(st));
 		if (!cu) {
 			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
 			goto out;

@@ -23,6 +23,7 @@
 #include "hearth/event.h"
 #include "hearth/state.h"
 #include "hearth/units.h"
+#include "type_names.h"
 
 struct cust *cust_new(const char *id, size_t len)
 {
@@ -104,7 +105,7 @@ static void put_profile(struct wbuf *out, const struct cust *c, int64_t base)
 	}
 }
 
-int cust_encode(const struct cust *c, struct wbuf *out)
+int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out)
 {
 	int64_t base = time_base(c);
 
@@ -117,7 +118,7 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 	wbuf_varint(out, c->ntypes);
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
-		wbuf_str8(out, t->type, strlen(t->type));
+		type_names_put_ref(types, out, t->type, strlen(t->type));
 		wbuf_varint(out, t->count);
 		wbuf_u8(out, t->nrecent);
 		/* the newest times, ascending: the first as a time, then the gaps (last = the newest) */
@@ -131,7 +132,7 @@ int cust_encode(const struct cust *c, struct wbuf *out)
 	wbuf_varint(out, c->ncases);
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
-		wbuf_str8(out, oc->name, strlen(oc->name));
+		type_names_put_ref(types, out, oc->name, strlen(oc->name));
 		wbuf_str8(out, oc->ref, strlen(oc->ref));
 		put_time(out, oc->opened, base);
 		put_time(out, oc->due, base);
@@ -273,7 +274,14 @@ struct rec_reader {
 	struct rbuf r;
 	int version;
 	int64_t base;
+	const struct type_names *types;
 };
+
+/* A type's or case's name: a number from version 5 on, text before. */
+static const char *get_name(struct rec_reader *rr, size_t *len)
+{
+	return rr->version < 5 ? rbuf_str8(&rr->r, len) : type_names_get_ref(rr->types, &rr->r, len);
+}
 
 static int64_t get_time(struct rec_reader *rr)
 {
@@ -376,7 +384,8 @@ out:
 	return rc;
 }
 
-struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len)
+struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len,
+			 const struct type_names *types)
 {
 	struct cust *c = cust_new(id, id_len);
 	struct rec_reader rr;
@@ -387,6 +396,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	if (!c)
 		return NULL;
 	rbuf_init(r, data, len);
+	rr.types = types;
 	rr.version = rbuf_u8(r);
 	if (rr.version < 2 || rr.version > STATE_RECORD_VERSION)
 		goto fail;
@@ -401,7 +411,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		goto fail;
 	for (size_t i = 0; i < c->ntypes && !r->failed; i++) {
 		struct type_stat *t = &c->types[i];
-		s = rbuf_str8(r, &slen);
+		s = get_name(&rr, &slen);
 		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
 		t->hash = type_name_hash(t->type, strlen(t->type));
 		t->count = rbuf_varint(r);
@@ -417,7 +427,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 		goto fail;
 	for (size_t i = 0; i < c->ncases && !r->failed; i++) {
 		struct open_case *oc = &c->cases[i];
-		s = rbuf_str8(r, &slen);
+		s = get_name(&rr, &slen);
 		copy_str(oc->name, sizeof(oc->name), s ? s : "", slen);
 		s = rbuf_str8(r, &slen);
 		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", slen);

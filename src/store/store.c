@@ -18,12 +18,13 @@
 #include "hearth/store.h"
 #include "store_impl.h"
 #include "tindex.h"
+#include "type_names.h"
 
 static const char *const db_names[DB__COUNT] = {
 	[DB_META] = "meta", [DB_LOG] = "log", [DB_TIMELINE] = "time_index",
 	[DB_CUSTOMERS] = "customers", [DB_IDS] = "ids", [DB_ALERTS] = "alerts",
 	[DB_OUTBOX] = "outbox", [DB_DEADLINES] = "deadlines", [DB_SILENCES] = "silences",
-	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog", [DB_ALERT_LOG2] = "alertlog1",
+	[DB_DEFERRED] = "deferred", [DB_ALERT_LOG] = "alertlog", [DB_ALERT_LOG2] = "alertlog1", [DB_TYPES] = "types",
 };
 
 struct store {
@@ -41,6 +42,7 @@ struct store {
 	uint64_t map_size, max_size;
 	unsigned growths;
 	int read_only;                  /* store_open_readonly: never written, not locked */
+	struct type_names *types;       /* DB_TYPES in memory, for every thread's decoding */
 };
 
 int store_error(struct herr *err, int rc, const char *what)
@@ -111,6 +113,9 @@ static int upgrade_time_index(struct store *st, MDB_txn *txn, struct herr *err)
 		return store_error(err, rc, "upgrading the time index");
 	if (tindex_upgrade(&w, old, err) < 0)
 		return -1;
+	type_names_put_new(st->types, &w);
+	if (w.rc)
+		return store_error(err, w.rc, "upgrading the time index");
 	rc = mdb_drop(txn, old, 1);
 	return rc ? store_error(err, rc, "upgrading the time index") : 0;
 }
@@ -179,20 +184,26 @@ static int store_open_dbs(struct store *st, struct herr *err)
 			return store_error(err, rc, db_names[i]);
 		}
 	}
-	if (store_check_schema(st, txn, err) < 0) {
+	if (type_names_load(st->types, txn, st->dbi[DB_TYPES], err) < 0 ||
+	    store_check_schema(st, txn, err) < 0) {
 		mdb_txn_abort(txn);
 		return -1;
 	}
 	rc = mdb_txn_commit(txn);
-	return rc ? store_error(err, rc, "opening databases") : 0;
+	if (rc)
+		return store_error(err, rc, "opening databases");
+	type_names_committed(st->types);
+	return 0;
 }
 
 static struct store *store_alloc(const char *path, struct herr *err)
 {
 	struct store *st = calloc(1, sizeof(*st));
 
-	if (!st || !(st->path = strdup(path))) {
+	if (!st || !(st->path = strdup(path)) || !(st->types = type_names_new())) {
 		herr_set(err, HERR_NOMEM, "out of memory");
+		if (st)
+			free(st->path);
 		free(st);
 		return NULL;
 	}
@@ -287,12 +298,14 @@ void store_close(struct store *st)
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	free(st->path);
+	type_names_free(st->types);
 	pthread_rwlock_destroy(&st->grow_lock);
 	free(st);
 }
 
 MDB_dbi store_dbi(struct store *st, enum store_db db) { return st->dbi[db]; }
 const char *store_path(const struct store *st) { return st->path; }
+struct type_names *store_type_names(struct store *st) { return st->types; }
 uint64_t store_map_size(const struct store *st) { return st->map_size; }
 unsigned store_growths(const struct store *st) { return st->growths; }
 

@@ -90,7 +90,7 @@ struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_
 		store_error(err, rc, "reading a customer");
 		return NULL;
 	}
-	c = cust_decode(id, len, val.mv_data, val.mv_size);
+	c = cust_decode(id, len, val.mv_data, val.mv_size, store_type_names(st));
 	if (!c)
 		herr_set(err, HERR_STORE_ERROR, "store, customer record of '%.*s' is damaged",
 			 (int)len, id);
@@ -529,7 +529,7 @@ static ssize_t note_customer(struct timeline *tl, struct overlay_note *n, const 
 	ssize_t ci;
 
 	wbuf_reset(&tl->rec);
-	if (cust_encode(d->c, &tl->rec) < 0 || tl->rec.failed)
+	if (cust_encode(d->c, store_type_names(tl->st), &tl->rec) < 0 || tl->rec.failed)
 		return -1;
 	ci = overlay_note_cust(n, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len);
 	for (size_t j = 0; all_events && ci >= 0 && j < d->n; j++)

@@ -205,7 +205,8 @@ int timeline_customers(struct timeline *tl, const char *after, size_t after_len,
 			*more = 1;
 			break;
 		}
-		struct cust *c = cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size);
+		struct cust *c = cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size,
+					     store_type_names(tl->st));
 		if (!c) {
 			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
 			goto out;

@@ -2,9 +2,11 @@
  * The time index: each customer's events in time order, in chunks.
  *
  *   key    customer 0x00 ts(i64 ordered) seq(u64 BE)   of the chunk's first entry
- *   chunk  u8 format, u8 ntypes, ntypes × (u8 len, type),
- *          then per entry: u8 type number, varint zigzag(ts − ts before),
- *          varint zigzag(seq − seq before); the first entry's "before" is the key
+ *   chunk  u8 format 2, then per entry: the type (type_names_put_ref: its
+ *          store-wide number, most often one byte), varint zigzag(ts − ts
+ *          before), varint zigzag(seq − seq before); the first entry's
+ *          "before" is the key. Format 1 (still read) began with a table of
+ *          the chunk's type names and numbered entries by it.
  *
  * One key per event (the layout before chunks) cost 64 bytes per event and one
  * put per event in every flush, at keys spread over the whole table. A chunk
@@ -21,10 +23,11 @@
 #include "hearth/limits.h"
 #include "store_impl.h"
 #include "tindex.h"
+#include "type_names.h"
 
-#define CHUNK_FORMAT 1
+#define CHUNK_FORMAT 2
 #define KEY_MAX      (HEARTH_ID_MAX + 1 + 16)
-/* The most one entry adds to a chunk: its type's name, the type number, two varints. */
+/* The most one entry adds to a chunk: its type spelled out (no number), two varints. */
 #define ENTRY_MAX    (1 + HEARTH_NAME_MAX + 1 + 10 + 10)
 
 enum locate { LOC_NONE, LOC_AT, LOC_BEFORE };
@@ -62,12 +65,24 @@ static int entry_cmp(const struct tindex_entry *a, const struct tindex_entry *b)
 	return pos_cmp(a->ts, a->seq, b->ts, b->seq);
 }
 
-/* Decodes a chunk found at key; its entries borrow their types from val. */
-static int chunk_decode(const MDB_val *key, size_t len, const void *val, size_t vlen,
-			struct tindex_chunk *c)
+/* Format 1: the chunk's type names first, entries numbered by them. */
+static int chunk_types_v1(struct rbuf *r, const char **types, size_t *tlens, size_t *nt)
 {
-	const char *types[TINDEX_CHUNK_ENTRIES];
-	size_t tlens[TINDEX_CHUNK_ENTRIES], nt;
+	*nt = rbuf_u8(r);
+	if (*nt == 0 || *nt > TINDEX_CHUNK_ENTRIES)
+		return -1;
+	for (size_t i = 0; i < *nt; i++)
+		if (!(types[i] = rbuf_str8(r, &tlens[i])) || tlens[i] == 0)
+			return -1;
+	return 0;
+}
+
+/* Decodes a chunk found at key; its entries borrow their types from val or from tn. */
+static int chunk_decode(const struct type_names *tn, const MDB_val *key, size_t len, const void *val,
+			size_t vlen, struct tindex_chunk *c)
+{
+	const char *types[TINDEX_CHUNK_ENTRIES], *type;
+	size_t tlens[TINDEX_CHUNK_ENTRIES], nt = 0, tlen;
 	int64_t ts;
 	uint64_t seq;
 	struct rbuf r;
@@ -75,61 +90,42 @@ static int chunk_decode(const MDB_val *key, size_t len, const void *val, size_t 
 	key_pos(key, len, &ts, &seq);
 	rbuf_init(&r, val, vlen);
 	c->n = 0;
-	if (rbuf_u8(&r) != CHUNK_FORMAT)
+	uint8_t format = rbuf_u8(&r);
+	if ((format != 1 && format != CHUNK_FORMAT) ||
+	    (format == 1 && chunk_types_v1(&r, types, tlens, &nt) < 0))
 		return -1;
-	nt = rbuf_u8(&r);
-	if (nt == 0 || nt > TINDEX_CHUNK_ENTRIES)
-		return -1;
-	for (size_t i = 0; i < nt; i++)
-		if (!(types[i] = rbuf_str8(&r, &tlens[i])) || tlens[i] == 0)
-			return -1;
 	while (r.p < r.end && !r.failed) {
-		uint8_t t = rbuf_u8(&r);
+		if (format == 1) {
+			uint8_t t = rbuf_u8(&r);
+			type = t < nt ? types[t] : NULL;
+			tlen = t < nt ? tlens[t] : 0;
+		} else {
+			type = type_names_get_ref(tn, &r, &tlen);
+		}
 		ts = (int64_t)((uint64_t)ts + unzigzag64(rbuf_varint(&r)));
 		seq += unzigzag64(rbuf_varint(&r));
-		if (r.failed || t >= nt || c->n == TINDEX_CHUNK_ENTRIES)
+		if (r.failed || !type || tlen == 0 || tlen > HEARTH_NAME_MAX || c->n == TINDEX_CHUNK_ENTRIES)
 			return -1;
-		c->e[c->n++] = (struct tindex_entry){ ts, seq, types[t], (uint8_t)tlens[t] };
+		c->e[c->n++] = (struct tindex_entry){ ts, seq, type, (uint8_t)tlen };
 	}
 	return r.failed || c->n == 0 ? -1 : 0;
 }
 
-static int type_number(const struct tindex_entry *const *firsts, size_t nt, const struct tindex_entry *e)
-{
-	for (size_t i = 0; i < nt; i++)
-		if (firsts[i]->type_len == e->type_len && memcmp(firsts[i]->type, e->type, e->type_len) == 0)
-			return (int)i;
-	return -1;
-}
-
 /* Encodes as many of e[0..n) as one chunk holds into s->out; returns how many. */
-static size_t chunk_encode(struct tindex_scratch *s, const struct tindex_entry *e, size_t n)
+static size_t chunk_encode(struct type_names *tn, struct tindex_scratch *s,
+			   const struct tindex_entry *e, size_t n)
 {
-	const struct tindex_entry *firsts[TINDEX_CHUNK_ENTRIES]; /* the first entry of each type */
-	size_t nt = 0, names = 0, k;
-	struct wbuf *body = &s->body;
+	size_t k;
 
-	wbuf_reset(body);
-	for (k = 0; k < n && k < TINDEX_CHUNK_ENTRIES; k++) {
-		int t = type_number(firsts, nt, &e[k]);
-		size_t name = t < 0 ? 1 + (size_t)e[k].type_len : 0;
-		if (k > 0 && 2 + names + name + body->len + 1 + 20 > TINDEX_CHUNK_BYTES)
-			break;
-		if (t < 0) {
-			t = (int)nt;
-			firsts[nt++] = &e[k];
-			names += name;
-		}
-		wbuf_u8(body, (uint8_t)t);
-		wbuf_varint(body, zigzag64((uint64_t)e[k].ts - (uint64_t)(k ? e[k - 1].ts : e[0].ts)));
-		wbuf_varint(body, zigzag64(e[k].seq - (k ? e[k - 1].seq : e[0].seq)));
-	}
 	wbuf_reset(&s->out);
 	wbuf_u8(&s->out, CHUNK_FORMAT);
-	wbuf_u8(&s->out, (uint8_t)nt);
-	for (size_t i = 0; i < nt; i++)
-		wbuf_str8(&s->out, firsts[i]->type, firsts[i]->type_len);
-	wbuf_put(&s->out, body->data, body->len);
+	for (k = 0; k < n && k < TINDEX_CHUNK_ENTRIES; k++) {
+		if (k > 0 && s->out.len + ENTRY_MAX > TINDEX_CHUNK_BYTES)
+			break;
+		type_names_put_ref(tn, &s->out, e[k].type, e[k].type_len);
+		wbuf_varint(&s->out, zigzag64((uint64_t)e[k].ts - (uint64_t)(k ? e[k - 1].ts : e[0].ts)));
+		wbuf_varint(&s->out, zigzag64(e[k].seq - (k ? e[k - 1].seq : e[0].seq)));
+	}
 	return k;
 }
 
@@ -140,8 +136,8 @@ static void chunks_put(struct wtxn *w, const char *cust, size_t len, const struc
 	uint8_t key[KEY_MAX];
 
 	for (size_t i = 0, k; i < n && !w->rc; i += k) {
-		k = chunk_encode(s, e + i, n - i);
-		if (s->out.failed || s->body.failed) {
+		k = chunk_encode(store_type_names(w->st), s, e + i, n - i);
+		if (s->out.failed) {
 			wtxn_fail(w, ENOMEM, "the time index");
 			return;
 		}
@@ -244,7 +240,7 @@ static void add_run(struct wtxn *w, MDB_cursor *cur, const char *cust, size_t le
 			wtxn_fail(w, ENOMEM, "the time index");
 			return;
 		}
-		if (chunk_decode(&at, len, s->stored.data, s->stored.len, &s->chunk) < 0) {
+		if (chunk_decode(store_type_names(w->st), &at, len, s->stored.data, s->stored.len, &s->chunk) < 0) {
 			wtxn_fail(w, MDB_CORRUPTED, "a damaged chunk of the time index");
 			return;
 		}
@@ -319,7 +315,7 @@ void tindex_take(struct wtxn *w, const char *cust, size_t len, struct wbuf *seqs
 	}
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && key_is_chunk_of(&key, cust, len);
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (chunk_decode(&key, len, val.mv_data, val.mv_size, chunk) < 0) {
+		if (chunk_decode(store_type_names(w->st), &key, len, val.mv_data, val.mv_size, chunk) < 0) {
 			wtxn_fail(w, MDB_CORRUPTED, "a damaged chunk of the time index");
 			goto out;
 		}
@@ -414,7 +410,6 @@ void tindex_scratch_free(struct tindex_scratch *s)
 {
 	free(s->merged);
 	wbuf_free(&s->stored);
-	wbuf_free(&s->body);
 	wbuf_free(&s->out);
 	memset(s, 0, sizeof(*s));
 }
@@ -429,6 +424,7 @@ int tindex_iter_open(struct tindex_iter *it, struct store *st, MDB_txn *txn, con
 	it->cust = cust;
 	it->len = len;
 	it->desc = desc;
+	it->types = store_type_names(st);
 	it->damaged = it->valid = 0;
 	it->at = 0;
 	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_TIMELINE), &it->cur)))
@@ -438,7 +434,7 @@ int tindex_iter_open(struct tindex_iter *it, struct store *st, MDB_txn *txn, con
 
 static void iter_load(struct tindex_iter *it, const MDB_val *key, const MDB_val *val)
 {
-	it->valid = chunk_decode(key, it->len, val->mv_data, val->mv_size, &it->chunk) == 0;
+	it->valid = chunk_decode(it->types, key, it->len, val->mv_data, val->mv_size, &it->chunk) == 0;
 	it->damaged = !it->valid;
 	if (it->valid)
 		it->at = it->desc ? it->chunk.n - 1 : 0;

@@ -21,7 +21,7 @@
 struct tindex_entry {
 	int64_t ts;
 	uint64_t seq;
-	const char *type;       /* not terminated; borrowed from the chunk or the caller */
+	const char *type;       /* not terminated; borrowed from the chunk, the type numbers or the caller */
 	uint8_t type_len;
 };
 
@@ -36,7 +36,6 @@ struct tindex_scratch {
 	struct tindex_entry *merged;
 	size_t cap;
 	struct wbuf stored;     /* a copy of the chunk being merged: its page changes under the put */
-	struct wbuf body;       /* a chunk's entries, before its table of types */
 	struct wbuf out;
 	struct tindex_chunk chunk;
 };
@@ -64,6 +63,7 @@ int tindex_upgrade(struct wtxn *w, MDB_dbi old, struct herr *err);
 /* Walks one customer's entries from a position, either way, on a read transaction. */
 struct tindex_iter {
 	MDB_cursor *cur;
+	const struct type_names *types;
 	const char *cust;
 	size_t len;
 	int desc;

@@ -62,7 +62,7 @@ def test_status_store_tables(daemon):
     holds every acknowledged event at once; the time index (a chunk per customer here) and
     the customers once the flush wrote them."""
     tables = daemon.status()["store"]["tables"]
-    for name in ("log", "time_index", "customers", "ids", "alerts", "outbox", "deadlines", "meta"):
+    for name in ("log", "time_index", "customers", "ids", "alerts", "outbox", "deadlines", "types", "meta"):
         assert name in tables, (name, tables)
         assert set(tables[name]) == {"entries", "bytes"}, tables[name]
     assert tables["log"]["entries"] == 0 and tables["log"]["bytes"] == 0, tables["log"]

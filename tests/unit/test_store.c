@@ -30,6 +30,7 @@
 #include "hearth/timeline.h"
 #include "hearth/units.h"
 #include "../../src/store/tindex.h"
+#include "../../src/store/type_names.h"
 
 #define NOW        1795140000000LL              /* 2026-11-20T02:00:00Z */
 #define BASE       (NOW - 60 * MS_PER_DAY)
@@ -1533,10 +1534,23 @@ static void test_cust_record_round_trip(void **state)
 		assert_true(t->recent[i - 1] <= t->recent[i]);
 	assert_int_equal(c->ncases, 10);
 
+	struct type_names *types = type_names_new();
+	assert_non_null(types);
+	/* spelled out, the names decode without the table */
 	wbuf_init(&out);
-	assert_int_equal(cust_encode(c, &out), 0);
+	assert_int_equal(cust_encode(c, NULL, &out), 0);
+	d = cust_decode("R1", 2, out.data, out.len, NULL);
+	assert_non_null(d);
+	assert_string_equal(d->types[0].type, c->types[0].type);
+	cust_free(d);
+	size_t spelled = out.len;
+	/* numbered, they need it, and take less room */
+	wbuf_reset(&out);
+	assert_int_equal(cust_encode(c, types, &out), 0);
+	assert_true(out.len < spelled);
+	assert_null(cust_decode("R1", 2, out.data, out.len, NULL));
 	assert_int_equal(out.data[0], STATE_RECORD_VERSION);
-	d = cust_decode("R1", 2, out.data, out.len);
+	d = cust_decode("R1", 2, out.data, out.len, types);
 	assert_non_null(d);
 	assert_int_equal(d->id_len, 2);
 	assert_string_equal(d->id, "R1");
@@ -1578,10 +1592,11 @@ static void test_cust_record_round_trip(void **state)
 	cust_free(d);
 	/* a damaged record is refused, never half read */
 	for (size_t cut = 0; cut < out.len; cut += 7)
-		assert_null(cust_decode("R1", 2, out.data, cut));
+		assert_null(cust_decode("R1", 2, out.data, cut, types));
 	out.data[0]++;
-	assert_null(cust_decode("R1", 2, out.data, out.len));
+	assert_null(cust_decode("R1", 2, out.data, out.len, types));
 	wbuf_free(&out);
+	type_names_free(types);
 	cust_free(c);
 	cust_free(NULL);
 	json_object_put(attrs);
@@ -1624,7 +1639,7 @@ static void test_cust_decode_version_3(void **state)
 	wbuf_i64(&rec, BASE + 3000);
 	wbuf_u8(&rec, PROFILE_INT);
 	wbuf_i64(&rec, -42);
-	c = cust_decode("R3", 2, rec.data, rec.len);
+	c = cust_decode("R3", 2, rec.data, rec.len, NULL);
 	assert_non_null(c);
 	assert_int_equal(c->first_seen, BASE);
 	assert_int_equal(c->last_seen, BASE + 5000);
@@ -1639,13 +1654,13 @@ static void test_cust_decode_version_3(void **state)
 	assert_non_null(f = cust_profile_get(c, "value"));
 	assert_int_equal(f->v.i, -42);
 	assert_int_equal(f->ts, BASE + 3000);
-	/* written again, it is a version 4 record that reads back the same, in fewer bytes */
+	/* written again, it is a record of this version that reads back the same, in fewer bytes */
 	struct wbuf v4;
 	wbuf_init(&v4);
-	assert_int_equal(cust_encode(c, &v4), 0);
-	assert_int_equal(v4.data[0], 4);
+	assert_int_equal(cust_encode(c, NULL, &v4), 0);
+	assert_int_equal(v4.data[0], STATE_RECORD_VERSION);
 	assert_true(v4.len < rec.len - 30);
-	struct cust *d = cust_decode("R3", 2, v4.data, v4.len);
+	struct cust *d = cust_decode("R3", 2, v4.data, v4.len, NULL);
 	assert_non_null(d);
 	assert_true(d->deadline == INT64_MAX && d->cases[0].closed == TIME_NONE);
 	assert_int_equal(d->cases[0].opened, BASE + 2000);
@@ -1654,6 +1669,45 @@ static void test_cust_decode_version_3(void **state)
 	cust_free(d);
 	cust_free(c);
 	wbuf_free(&v4);
+	wbuf_free(&rec);
+}
+
+/* Version 4 had the varints of version 5 but names spelled out: still read. */
+static void test_cust_decode_version_4(void **state)
+{
+	struct wbuf rec;
+	struct cust *c;
+
+	(void)state;
+	wbuf_init(&rec);
+	wbuf_u8(&rec, 4);
+	wbuf_i64(&rec, BASE);                   /* first_seen */
+	wbuf_varint(&rec, 2 + 5000 * 2);        /* last_seen: zigzag(5000) + 2 */
+	wbuf_varint(&rec, 3);                   /* events */
+	wbuf_varint(&rec, 77);                  /* applied_seq */
+	wbuf_varint(&rec, 1);                   /* no deadline */
+	wbuf_varint(&rec, 1);
+	wbuf_str8(&rec, "visit", 5);
+	wbuf_varint(&rec, 1);
+	wbuf_u8(&rec, 1);
+	wbuf_varint(&rec, 2 + 1000 * 2);
+	wbuf_varint(&rec, 1);
+	wbuf_str8(&rec, "promise", 7);
+	wbuf_str8(&rec, "P-1", 3);
+	wbuf_varint(&rec, 2 + 2000 * 2);
+	wbuf_varint(&rec, 0);                   /* due: none */
+	wbuf_varint(&rec, 0);                   /* closed: none */
+	wbuf_varint(&rec, 0);                   /* no profile */
+	c = cust_decode("R4", 2, rec.data, rec.len, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->last_seen, BASE + 5000);
+	assert_int_equal(c->applied_seq, 77);
+	assert_true(c->deadline == INT64_MAX);
+	assert_int_equal(cust_type(c, "visit")->recent[0], BASE + 1000);
+	assert_string_equal(c->cases[0].name, "promise");
+	assert_int_equal(c->cases[0].opened, BASE + 2000);
+	assert_true(c->cases[0].due == TIME_NONE);
+	cust_free(c);
 	wbuf_free(&rec);
 }
 
@@ -1680,7 +1734,7 @@ static void test_cust_decode_version_2(void **state)
 	wbuf_put(&rec, values, strlen(values));
 	wbuf_u32(&rec, (uint32_t)strlen(times));
 	wbuf_put(&rec, times, strlen(times));
-	c = cust_decode("R2", 2, rec.data, rec.len);
+	c = cust_decode("R2", 2, rec.data, rec.len, NULL);
 	assert_non_null(c);
 	assert_int_equal(c->events, 5);
 	assert_profile(c, values);
@@ -1870,6 +1924,7 @@ int main(void)
 		cmocka_unit_test(test_cust_record_round_trip),
 		cmocka_unit_test(test_cust_decode_version_2),
 		cmocka_unit_test(test_cust_decode_version_3),
+		cmocka_unit_test(test_cust_decode_version_4),
 		cmocka_unit_test_setup_teardown(test_customer_listing, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -20,6 +20,7 @@
 #include "hearth/codec.h"
 #include "hearth/store.h"
 #include "../../src/store/tindex.h"
+#include "../../src/store/type_names.h"
 
 #define MAP_SIZE (64ULL << 20)
 
@@ -125,6 +126,8 @@ static int add_fn(struct wtxn *w, void *vctx, struct herr *err)
 
 	(void)err;
 	tindex_add(w, custs[a->c], strlen(custs[a->c]), a->e, a->n, &a->f->s);
+	/* as the flush does: the numbers of new types go in the same transaction */
+	type_names_put_new(store_type_names(w->st), w);
 	return w->rc ? -1 : 0;
 }
 
@@ -148,6 +151,7 @@ static void add(struct fx *f, int c, size_t n, int64_t base, int64_t spread, int
 	struct add_ctx a = { f, c, e, n };
 	if (store_write(f->st, add_fn, &a, &err) < 0)
 		fail_msg("store_write: %s", err.msg);
+	type_names_committed(store_type_names(f->st));
 	for (size_t i = 0; i < n; i++)
 		model_add(&f->m, c, &e[i]);
 	free(e);
@@ -304,7 +308,10 @@ static int upgrade_fn(struct wtxn *w, void *vctx, struct herr *err)
 			model_add(&u->f->m, c, &e);
 		}
 	}
-	return tindex_upgrade(w, old, err);
+	if (tindex_upgrade(w, old, err) < 0)
+		return -1;
+	type_names_put_new(store_type_names(w->st), w);
+	return w->rc ? -1 : 0;
 }
 
 static void test_upgrade_from_a_key_per_event(void **state)
@@ -315,10 +322,40 @@ static void test_upgrade_from_a_key_per_event(void **state)
 
 	if (store_write(f->st, upgrade_fn, &u, &err) < 0)
 		fail_msg("upgrade: %s", err.msg);
+	type_names_committed(store_type_names(f->st));
 	check(f);
 	/* and it takes new events like any other */
 	add(f, 1, 50, -60000, 200000, 0);
 	check(f);
+}
+
+static int failing_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	(void)vctx;
+	/* a type numbered and put in a write that then fails: only memory has it */
+	assert_true(type_names_number(store_type_names(w->st), "numbered_then_aborted", 21) >= 0);
+	type_names_put_new(store_type_names(w->st), w);
+	return herr_set(err, HERR_STORE_ERROR, "on purpose");
+}
+
+static void test_type_numbers_outlive_reopen_and_failed_writes(void **state)
+{
+	struct fx *f = *state;
+	struct herr err = { 0 };
+	size_t len;
+
+	add(f, 0, 40, 0, 100000, 0);
+	assert_int_equal(store_write(f->st, failing_fn, NULL, &err), -1);
+	add(f, 1, 40, 0, 100000, 0);    /* puts the aborted write's number too */
+	store_close(f->st);
+	f->st = store_open(f->dir, MAP_SIZE, MAP_SIZE * 4, &err);
+	assert_non_null(f->st);
+	check(f);                       /* every chunk's numbers resolve */
+	const struct type_names *tn = store_type_names(f->st);
+	int found = 0;
+	for (uint64_t n = 0; type_names_name(tn, n, &len); n++)
+		found |= len == 21 && memcmp(type_names_name(tn, n, &len), "numbered_then_aborted", 21) == 0;
+	assert_true(found);
 }
 
 int main(void)
@@ -328,6 +365,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_equal_times, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_a_key_per_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_numbers_outlive_reopen_and_failed_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
