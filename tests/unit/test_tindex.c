@@ -329,6 +329,50 @@ static void test_upgrade_from_a_key_per_event(void **state)
 	check(f);
 }
 
+static int put_format1_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct wbuf *chunk = vctx;
+	uint8_t key[32];
+
+	(void)err;
+	memcpy(key, "B", 1);
+	key[1] = 0;
+	be64_put(key + 2, i64_to_ordered(1000));
+	be64_put(key + 10, 5);
+	wtxn_put(w, DB_TIMELINE, key, 18, chunk->data, chunk->len, 0);
+	return w->rc ? -1 : 0;
+}
+
+/* Chunks written before type numbers (format 1: a table of names first) still read. */
+static void test_format_1_chunks(void **state)
+{
+	struct fx *f = *state;
+	struct herr err = { 0 };
+	struct wbuf chunk;
+	static const struct tindex_entry want[] = {
+		{ 1000, 5, "call", 4 }, { 1500, 8, "visit", 5 }, { 1500, 9, "call", 4 },
+	};
+
+	wbuf_init(&chunk);
+	wbuf_u8(&chunk, 1);
+	wbuf_u8(&chunk, 2);
+	wbuf_str8(&chunk, "call", 4);
+	wbuf_str8(&chunk, "visit", 5);
+	for (int i = 0; i < 3; i++) {
+		wbuf_u8(&chunk, i == 1);
+		wbuf_varint(&chunk, zigzag64((uint64_t)want[i].ts - (uint64_t)(i ? want[i - 1].ts : 1000)));
+		wbuf_varint(&chunk, zigzag64(want[i].seq - (i ? want[i - 1].seq : 5)));
+	}
+	assert_int_equal(store_write(f->st, put_format1_fn, &chunk, &err), 0);
+	wbuf_free(&chunk);
+	for (int i = 0; i < 3; i++)
+		model_add(&f->m, 2, &want[i]);
+	check(f);
+	/* new events merge into it: the chunk is rewritten in the current format */
+	add(f, 2, 30, 1200, 1000, 0);
+	check(f);
+}
+
 static int failing_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	(void)vctx;
@@ -366,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_a_key_per_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_type_numbers_outlive_reopen_and_failed_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format_1_chunks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
