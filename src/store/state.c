@@ -412,7 +412,7 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	for (size_t i = 0; i < c->ntypes && !r->failed; i++) {
 		struct type_stat *t = &c->types[i];
 		s = get_name(&rr, &slen);
-		copy_str(t->type, sizeof(t->type), s ? s : "", slen);
+		copy_str(t->type, sizeof(t->type), s ? s : "", s ? slen : 0);
 		t->hash = type_name_hash(t->type, strlen(t->type));
 		t->count = rbuf_varint(r);
 		t->nrecent = rbuf_u8(r);
@@ -428,9 +428,9 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	for (size_t i = 0; i < c->ncases && !r->failed; i++) {
 		struct open_case *oc = &c->cases[i];
 		s = get_name(&rr, &slen);
-		copy_str(oc->name, sizeof(oc->name), s ? s : "", slen);
+		copy_str(oc->name, sizeof(oc->name), s ? s : "", s ? slen : 0);
 		s = rbuf_str8(r, &slen);
-		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", slen);
+		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", s ? slen : 0);
 		oc->opened = get_time(&rr);
 		oc->due = get_time(&rr);
 		oc->closed = get_time(&rr);

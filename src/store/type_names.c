@@ -142,6 +142,7 @@ const char *type_names_get_ref(const struct type_names *tn, struct rbuf *r, size
 {
 	uint64_t ref = rbuf_varint(r);
 
+	*len = 0;
 	if (r->failed)
 		return NULL;
 	if (ref == 0)
