@@ -19,7 +19,7 @@ BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c libnats
+PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c libnats libzstd
 CC      ?= cc
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

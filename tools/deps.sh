@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libc6-dev
 libzmq3-dev libyaml-dev liblmdb-dev lmdb-utils libsystemd-dev libjson-c-dev
-libcurl4-openssl-dev libssl-dev libsqlite3-dev libjemalloc-dev
+libcurl4-openssl-dev libssl-dev libsqlite3-dev libjemalloc-dev libzstd-dev
 libcmocka-dev python3 python3-zmq python3-pytest systemd scdoc man-db clang libclang-rt-14-dev
 openssl prometheus-alertmanager gnuplot-nox
 libmicrohttpd-dev libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei prometheus

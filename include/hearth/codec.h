@@ -33,6 +33,8 @@ static inline uint64_t i64_to_ordered(int64_t v) { return (uint64_t)v ^ (1ULL <<
 
 /* Grows the buffer first (or latches failed). */
 void wbuf_put_slow(struct wbuf *b, const void *data, size_t len);
+/* Room for more bytes after the end, for a writer that fills them itself; -1 (and failed) out of memory. */
+int wbuf_reserve(struct wbuf *b, size_t more);
 
 /*
  * Inline: records are built a few bytes at a time (a customer record is some

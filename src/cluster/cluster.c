@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "hearth/body_codec.h"
 #include "hearth/batch.h"
 #include "hearth/cluster.h"
 #include "hearth/codec.h"
@@ -419,21 +420,29 @@ static void answer_request(struct cluster *cl, struct item *it)
 	json_object_put(ans);
 }
 
+struct take_ctx {
+	struct item *it;
+	struct body_codec *codec;
+};
+
 static int take_entry(uint64_t seq, const void *val, size_t vlen, void *ctx)
 {
-	struct item *it = ctx;
+	struct take_ctx *tc = ctx;
+	struct item *it = tc->it;
 	struct outbox_entry *e;
+	const char *body;
+	size_t len;
 
 	if (it->nentries >= OUTBOX_PAGE)
 		return 1;
-	if (vlen < 8)
+	if (vlen < 8 || !(body = body_codec_unpack(tc->codec, (const char *)val + 8, vlen - 8, &len)))
 		return 0;
 	e = &it->entries[it->nentries];
 	e->seq = seq;
-	e->len = vlen - 8;
+	e->len = len;
 	if (!(e->body = malloc(e->len)))
 		return 1;
-	memcpy(e->body, (const char *)val + 8, e->len);
+	memcpy(e->body, body, e->len);
 	it->upto = e->seq;
 	it->nentries++;
 	return 0;
@@ -443,20 +452,22 @@ static int take_entry(uint64_t seq, const void *val, size_t vlen, void *ctx)
 static void read_outbox(struct cluster *cl, struct item *it)
 {
 	struct store *st = cl->gc->st;
+	struct take_ctx tc = { it, NULL };
 	MDB_txn *txn;
 	struct herr err;
 
 	it->upto = it->after;
 	if (store_read_begin(st, &txn, &err) < 0)
 		return;
-	if (!(it->entries = calloc(OUTBOX_PAGE, sizeof(*it->entries)))) {
+	if (!(it->entries = calloc(OUTBOX_PAGE, sizeof(*it->entries))) || !(tc.codec = body_codec_new())) {
 		store_read_end(txn);
 		return;
 	}
 	/* nothing left but holes (forget) up to the last seq: the thread moves past them */
-	if (store_seq_walk(txn, st, DB_OUTBOX, it->after, take_entry, it, &err) == 0)
+	if (store_seq_walk(txn, st, DB_OUTBOX, it->after, take_entry, &tc, &err) == 0)
 		it->upto = outbox_last_seq(cl->ob) > it->upto ? outbox_last_seq(cl->ob) : it->upto;
 	store_read_end(txn);
+	body_codec_free(tc.codec);
 	it->ok = 1;
 }
 

@@ -21,7 +21,7 @@ void wbuf_reset(struct wbuf *b)
 	b->failed = 0;
 }
 
-static int wbuf_reserve(struct wbuf *b, size_t more)
+int wbuf_reserve(struct wbuf *b, size_t more)
 {
 	if (b->failed)
 		return -1;

@@ -276,7 +276,7 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 			rc = herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
-		outbox_put(w, *seq, now, ch->body, body.len);
+		outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
 	}
 	rc = w->rc ? -1 : 0;
 out:

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "hearth/body_codec.h"
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/curve.h"
@@ -30,6 +31,8 @@ struct outbox {
 	void *pub;
 	uint64_t last_seq;
 	struct outbox_stats stats;
+	struct body_codec *codec;       /* the writer's: bodies compressed as they are stored */
+	struct wbuf rec;
 };
 
 static void heartbeat(struct loop *loop, void *ctx)
@@ -58,6 +61,10 @@ struct outbox *outbox_open(const struct config *cfg, struct store *st, struct lo
 	ob->cfg = cfg;
 	ob->st = st;
 	ob->clock = clock;
+	if (!(ob->codec = body_codec_new())) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
 	if (store_read_begin(st, &txn, err) < 0)
 		goto fail;
 	ob->last_seq = store_meta_u64(txn, st, "alert_seq");
@@ -107,6 +114,8 @@ void outbox_close(struct outbox *ob)
 		return;
 	if (ob->pub)
 		zmq_close(ob->pub);
+	body_codec_free(ob->codec);
+	wbuf_free(&ob->rec);
 	free(ob);
 }
 
@@ -115,18 +124,15 @@ uint64_t outbox_last_seq(const struct outbox *ob)
 	return ob->last_seq;
 }
 
-void outbox_put(struct wtxn *w, uint64_t seq, int64_t ts, const char *body, size_t len)
+void outbox_put(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const char *body,
+		size_t len)
 {
-	struct wbuf rec;
-
-	wbuf_init(&rec);
-	wbuf_i64(&rec, ts);
-	wbuf_put(&rec, body, len);
-	if (rec.failed)
+	wbuf_reset(&ob->rec);
+	wbuf_i64(&ob->rec, ts);
+	if (body_codec_pack(ob->codec, body, len, &ob->rec) < 0 || ob->rec.failed)
 		wtxn_fail(w, ENOMEM, "outbox");
 	else
-		wtxn_append_seq(w, DB_OUTBOX, seq, rec.data, rec.len);
-	wbuf_free(&rec);
+		wtxn_append_seq(w, DB_OUTBOX, seq, ob->rec.data, ob->rec.len);
 	wtxn_meta_u64(w, "alert_seq", seq);
 }
 
@@ -150,6 +156,7 @@ void outbox_publish(struct outbox *ob, const char *topic, const char *body, size
 
 struct replay {
 	struct json_tokener *tok;
+	struct body_codec *codec;
 	struct json_object *list;
 	size_t limit, n;
 };
@@ -158,13 +165,15 @@ static int replay_one(uint64_t seq, const void *val, size_t vlen, void *vctx)
 {
 	struct replay *ctx = vctx;
 	struct json_object *body;
+	const char *text;
+	size_t len;
 
 	(void)seq;
 	if (ctx->n++ >= ctx->limit)
 		return 1;
-	if (vlen < 8)
+	if (vlen < 8 || !(text = body_codec_unpack(ctx->codec, (const char *)val + 8, vlen - 8, &len)))
 		return 0;
-	if ((body = json_parse_whole(ctx->tok, (const char *)val + 8, vlen - 8, NULL)))
+	if ((body = json_parse_whole(ctx->tok, text, len, NULL)))
 		json_object_array_add(ctx->list, body);
 	return 0;
 }
@@ -180,8 +189,10 @@ int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limi
 	*last_seq = store_meta_u64(txn, st, "alert_seq");
 	if (after >= *last_seq)
 		return 0;
-	if (!(ctx.tok = json_tokener_new()))
+	if (!(ctx.tok = json_tokener_new()) || !(ctx.codec = body_codec_new())) {
+		json_tokener_free(ctx.tok);
 		return herr_set(err, HERR_NOMEM, "out of memory");
+	}
 	/* gone when retention pruned past `after`; `forget` may leave holes later on */
 	if ((rc = store_seq_first(txn, st, DB_OUTBOX, &first, NULL, NULL, err)) < 0)
 		goto out;
@@ -196,6 +207,7 @@ int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limi
 	ret = 0;
 out:
 	json_tokener_free(ctx.tok);
+	body_codec_free(ctx.codec);
 	return ret;
 }
 

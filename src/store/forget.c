@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hearth/alert_states.h"
+#include "hearth/body_codec.h"
 #include "hearth/codec.h"
 #include "hearth/event.h"
 #include "hearth/json.h"
@@ -33,25 +34,28 @@ struct forget_ctx {
 static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 {
 	struct json_tokener *tok = json_tokener_new();
-	MDB_cursor *cur;
+	struct body_codec *codec = body_codec_new();
+	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	int rc;
 
-	if (!tok) {
+	if (!tok || !codec) {
 		wtxn_fail(w, ENOMEM, "forget");
-		return;
+		goto out;
 	}
 	if ((rc = mdb_cursor_open(w->txn, store_dbi(ctx->tl->st, DB_OUTBOX), &cur))) {
 		wtxn_fail(w, rc, "forget");
-		json_tokener_free(tok);
-		return;
+		goto out;
 	}
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct json_object *body, *customer, *id;
-		if (val.mv_size <= 8)
+		const char *text;
+		size_t len;
+		if (val.mv_size <= 8 ||
+		    !(text = body_codec_unpack(codec, (const char *)val.mv_data + 8, val.mv_size - 8, &len)))
 			continue;
-		body = json_parse_whole(tok, (const char *)val.mv_data + 8, val.mv_size - 8, NULL);
+		body = json_parse_whole(tok, text, len, NULL);
 		int match = body && json_object_object_get_ex(body, "customer", &customer) &&
 			    json_object_object_get_ex(customer, "id", &id) &&
 			    (size_t)json_object_get_string_len(id) == ctx->len &&
@@ -62,8 +66,11 @@ static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 			break;
 		}
 	}
-	mdb_cursor_close(cur);
+out:
+	if (cur)
+		mdb_cursor_close(cur);
 	json_tokener_free(tok);
+	body_codec_free(codec);
 }
 
 /* Alert states are keyed customer 0x00 rule: delete that whole prefix. */
