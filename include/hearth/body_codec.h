@@ -1,6 +1,6 @@
 /*
  * Notification bodies as the outbox keeps them: compressed with zstd against
- * a built-in dictionary of the body's shape (PROTOCOL.md §4.4), a third of
+ * a built-in dictionary of the body's shape (PROTOCOL.md §4.4), about a quarter of
  * their JSON. Written by the writer, read back by replay, forget and the
  * cluster's alerts thread; each thread uses a codec of its own.
  */

@@ -4,10 +4,10 @@
  *   stored   '{' ...          the JSON itself (records before compression)
  *            0x01 zstd frame  compressed against dictionary 1 below
  *
- * One body alone compresses poorly (~40%): it is short and every key appears
+ * One body alone compresses poorly (to ~60%): it is short and every key appears
  * once. Against a dictionary of typical bodies, which zstd reads as content
  * that came before, the keys, the shipped rules' names and the phrases of
- * their summaries are back-references: ~3.5 times smaller on the bench's
+ * their summaries are back-references: a quarter of the size on the bench's
  * notifications (docs/PERFORMANCE.md). The dictionary is part of the format:
  * it never changes; another one would be marker 0x02.
  */
