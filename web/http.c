@@ -394,11 +394,18 @@ static enum MHD_Result begin_write(struct web_http *h, struct MHD_Connection *co
 	if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return send_error(h, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
 				  "send the body as application/json");
-	if (len_text && strtoull(len_text, NULL, 10) > WEB_BODY_MAX)
+	unsigned long long declared = len_text ? strtoull(len_text, NULL, 10) : 0;
+	if (declared > WEB_BODY_DRAIN_MAX)
 		return send_error(h, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "a body of at most %d bytes",
 				  WEB_BODY_MAX);
 	if (!(up = calloc(1, sizeof(*up))))
 		return MHD_NO;
+	/*
+	 * Read through and answered 413 at its end: answered now, the connection
+	 * would close on a body still arriving, and the client would see a reset
+	 * instead of the answer.
+	 */
+	up->too_large = declared > WEB_BODY_MAX;
 	memcpy(up->user, user, sizeof(up->user));
 	*con_cls = up;
 	return MHD_YES;

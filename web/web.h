@@ -44,6 +44,7 @@ struct json_object;
 #define WEB_HOSTS_MAX     32
 #define WEB_USER_MAX      63        /* hearthd's `by` (PROTOCOL.md §5.14) */
 #define WEB_BODY_MAX      16384     /* a write's JSON body */
+#define WEB_BODY_DRAIN_MAX (1 << 20) /* a larger one is read through to answer 413; past this, refused unread */
 #define WEB_COMMENT_MAX   255       /* silence.add's `comment` (PROTOCOL.md §5.15) */
 
 struct web_config {
