@@ -115,10 +115,12 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 	shift_back(m, (size_t)(s - m->slots));
 	/*
 	 * A map that once held a burst must not keep its size: iterating walks
-	 * every slot, and a tick iterates the pending customers.
+	 * every slot, and a tick iterates the pending customers. Only once it is
+	 * nearly empty, though: a map drained and refilled by every flush cycle
+	 * would otherwise be rebuilt (and its pages faulted in) every cycle.
 	 */
-	if (m->cap > 64 && m->count * 8 < m->cap)
-		rehash(m, m->cap / 4);
+	if (m->cap > 64 && m->count * 64 < m->cap)
+		rehash(m, m->cap / 16);
 	return value;
 }
 

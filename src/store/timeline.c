@@ -142,8 +142,13 @@ static int touch(struct timeline *tl, struct dirty *d)
 		if (!more)
 			return -1;
 		tl->touched = more;
+		struct dirty **more_dirty = realloc(tl->touched_dirty, cap * sizeof(*more_dirty));
+		if (!more_dirty)
+			return -1;
+		tl->touched_dirty = more_dirty;
 		tl->touched_cap = cap;
 	}
+	tl->touched_dirty[tl->ntouched] = d;
 	tl->touched[tl->ntouched++] = d->c;
 	return 0;
 }
@@ -178,7 +183,7 @@ static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, stru
 	return timeline_query(tl, txn, &q, case_event, &ctx, &more, err);
 }
 
-/* Folds a stored event into the in-memory side: state, time index, id index. */
+/* Folds a stored event into the in-memory side: state and time index (its id is the caller's). */
 static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct herr *err)
 {
 	struct dirty *d = dirty_get(tl, txn, ev->customer, ev->customer_len, 1, err);
@@ -203,8 +208,6 @@ static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *e
 		return herr_set(err, HERR_NOMEM, "out of memory applying an event");
 	if (late && rebuild_cases(tl, txn, d->c, err) < 0)
 		return -1;
-	if (ev->id && strmap_put(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)ev->seq) < 0)
-		return herr_set(err, HERR_NOMEM, "out of memory");
 	tl->pending_events++;
 	return 0;
 }
@@ -243,6 +246,10 @@ static int recover(struct timeline *tl, struct herr *err)
 		ev.seq = be64_get(key.mv_data);
 		if (apply_stored(tl, txn, &ev, err) < 0)
 			goto out;
+		if (ev.id && strmap_put(&tl->ids, ev.id, ev.id_len, (void *)(uintptr_t)ev.seq) < 0) {
+			herr_set(err, HERR_NOMEM, "out of memory");
+			goto out;
+		}
 		tl->stats.recovered_events++;
 	}
 	if (rc != MDB_NOTFOUND) {
@@ -314,6 +321,7 @@ void timeline_close(struct timeline *tl)
 	free(tl->adding);
 	strmap_clear(&tl->restated);
 	free(tl->touched);
+	free(tl->touched_dirty);
 	free(tl);
 }
 
@@ -332,16 +340,16 @@ struct store *timeline_store(struct timeline *tl)
 	return tl->st;
 }
 
-static void publish_append(struct timeline *tl, struct batch **batches, size_t n);
+static void publish_append(struct timeline *tl, uint64_t from_seq);
 
 /* ---- append ---------------------------------------------------------------- */
 
-static int is_duplicate(struct strmap *group, struct timeline *tl, struct wtxn *w, const struct event *ev)
+static int is_duplicate(struct timeline *tl, struct wtxn *w, const struct event *ev)
 {
 	const void *val;
 	size_t vlen;
 
-	if (strmap_get(group, ev->id, ev->id_len) || strmap_get(&tl->ids, ev->id, ev->id_len))
+	if (strmap_get(&tl->ids, ev->id, ev->id_len))
 		return 1;
 	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0;
 }
@@ -355,15 +363,29 @@ static int put_record(struct timeline *tl, struct wtxn *w, const struct event *e
 	return 0;
 }
 
-/* Sorts out duplicates, gives the rest their log seqs and puts their records. */
+/* Takes back the ids put_records gave seqs from seq on: their records are not in the log. */
+static void drop_ids_from(struct timeline *tl, struct batch **batches, size_t n, uint64_t seq)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
+			const struct event *ev = &batches[i]->events[j].ev;
+			if (batches[i]->events[j].status == BATCH_ACCEPTED && ev->id && ev->seq >= seq &&
+			    (uintptr_t)strmap_get(&tl->ids, ev->id, ev->id_len) == ev->seq)
+				strmap_del(&tl->ids, ev->id, ev->id_len);
+		}
+}
+
+/*
+ * Sorts out duplicates, gives the rest their log seqs and puts their records.
+ * An accepted id goes straight into the pending ids, so that a later event of
+ * the same group is its duplicate; a failure takes them back out.
+ */
 static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
 		       struct herr *err)
 {
-	struct strmap group;            /* ids taken by this group so far */
 	uint64_t seq = tl->next_seq;
 	int rc = -1;
 
-	strmap_init(&group);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];
 		if (b->fail.code != HERR_OK)
@@ -371,25 +393,28 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		b->accepted = b->duplicates = 0;
 		for (size_t j = 0; j < b->nevents; j++) {
 			struct batch_event *be = &b->events[j];
-			if (be->ev.id && is_duplicate(&group, tl, w, &be->ev)) {
+			be->status = BATCH_PENDING;
+			if (be->ev.id && is_duplicate(tl, w, &be->ev)) {
 				be->status = BATCH_DUPLICATE;
 				b->duplicates++;
 				continue;
 			}
-			if (be->ev.id && strmap_put(&group, be->ev.id, be->ev.id_len, be) < 0) {
+			be->ev.seq = seq++;
+			be->status = BATCH_ACCEPTED;
+			if (be->ev.id && strmap_put(&tl->ids, be->ev.id, be->ev.id_len,
+						    (void *)(uintptr_t)be->ev.seq) < 0) {
 				herr_set(err, HERR_NOMEM, "out of memory");
 				goto out;
 			}
-			be->ev.seq = seq++;
 			if (put_record(tl, w, &be->ev, err) < 0)
 				goto out;
-			be->status = BATCH_ACCEPTED;
 			b->accepted++;
 		}
 	}
 	rc = w->rc ? -1 : 0;
 out:
-	strmap_clear(&group);
+	if (rc < 0)
+		drop_ids_from(tl, batches, n, tl->next_seq);
 	return rc;
 }
 
@@ -415,6 +440,7 @@ static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size
 
 	tl->ntouched = 0;
 	tl->mark++;
+	tl->append_from_seq = tl->next_seq;
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];
 		for (size_t j = 0; b->fail.code == HERR_OK && j < b->nevents; j++) {
@@ -485,7 +511,7 @@ void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, 
 		tl->stats.events_duplicate += batches[i]->duplicates;
 	}
 	if (tl->sink && tl->ntouched)
-		publish_append(tl, batches, n);
+		publish_append(tl, tl->append_from_seq);
 }
 
 struct append_ctx {
@@ -522,9 +548,9 @@ static void send_note(struct timeline *tl, struct overlay_note *n)
 	tl->sink(n, tl->sink_ctx);
 }
 
-/* One pending customer's copy into n; its entries too when all_events, else those of the batches. */
-static ssize_t note_customer(struct timeline *tl, struct overlay_note *n, const struct dirty *d,
-			     int all_events)
+/* One pending customer's copy into n, with its pending entries from log seq from_seq on. */
+static int note_customer(struct timeline *tl, struct overlay_note *n, const struct dirty *d,
+			 uint64_t from_seq)
 {
 	ssize_t ci;
 
@@ -532,45 +558,29 @@ static ssize_t note_customer(struct timeline *tl, struct overlay_note *n, const 
 	if (cust_encode(d->c, store_type_names(tl->st), &tl->rec) < 0 || tl->rec.failed)
 		return -1;
 	ci = overlay_note_cust(n, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len);
-	for (size_t j = 0; all_events && ci >= 0 && j < d->n; j++)
-		if (overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
+	for (size_t j = 0; ci >= 0 && j < d->n; j++)
+		if (d->ev[j].seq >= from_seq &&
+		    overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
 				       strlen(d->ev[j].type)) < 0)
 			return -1;
-	return ci;
+	return ci < 0 ? -1 : 0;
 }
 
-/* What the append changed: the touched customers and the batches' accepted events. */
-static void publish_append(struct timeline *tl, struct batch **batches, size_t n)
+/*
+ * What the append changed: the touched customers and their events from the
+ * append's first seq on (a customer's pending entries may have been sorted
+ * since, so they are told apart by seq, not by position).
+ */
+static void publish_append(struct timeline *tl, uint64_t from_seq)
 {
 	struct overlay_note *note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
-	struct strmap index;                 /* customer id → index in the note, plus one */
 
-	strmap_init(&index);
-	for (size_t i = 0; note && i < tl->ntouched; i++) {
-		const struct cust *c = tl->touched[i];
-		struct dirty *d = strmap_get(&tl->dirty, c->id, c->id_len);
-		ssize_t ci = d ? note_customer(tl, note, d, 0) : -1;
-		if (ci < 0 || strmap_put(&index, c->id, c->id_len, (void *)(uintptr_t)(ci + 1)) < 0)
-			goto nomem;
-	}
-	for (size_t i = 0; note && i < n; i++)
-		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
-			const struct batch_event *be = &batches[i]->events[j];
-			uintptr_t ci;
-			if (be->status != BATCH_ACCEPTED)
-				continue;
-			ci = (uintptr_t)strmap_get(&index, be->ev.customer, be->ev.customer_len);
-			if (!ci || overlay_note_event(note, ci - 1, be->ev.ts, be->ev.seq, be->ev.type,
-						      be->ev.type_len) < 0)
-				goto nomem;
+	for (size_t i = 0; note && i < tl->ntouched; i++)
+		if (note_customer(tl, note, tl->touched_dirty[i], from_seq) < 0) {
+			overlay_note_free(note);
+			note = NULL;
 		}
-	strmap_clear(&index);
 	send_note(tl, note);
-	return;
-nomem:
-	strmap_clear(&index);
-	overlay_note_free(note);
-	send_note(tl, NULL);
 }
 
 void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to)
@@ -614,7 +624,7 @@ void timeline_publish_restated(struct timeline *tl)
 	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
 	for (size_t i = 0; note && strmap_next(&tl->restated, &i, &slot);) {
 		struct dirty *d = strmap_get(&tl->dirty, slot->key, slot->len);
-		if (d && note_customer(tl, note, d, 0) < 0) {
+		if (d && note_customer(tl, note, d, UINT64_MAX) < 0) {
 			overlay_note_free(note);
 			note = NULL;
 		}
@@ -634,7 +644,7 @@ void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx)
 		return;
 	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
 	for (size_t i = 0; note && strmap_next(&tl->dirty, &i, &slot);)
-		if (note_customer(tl, note, slot->value, 1) < 0) {
+		if (note_customer(tl, note, slot->value, 0) < 0) {
 			overlay_note_free(note);
 			note = NULL;
 		}

@@ -83,7 +83,9 @@ struct timeline {
 	struct tindex_entry *adding;    /* a customer's pending events, as time index entries */
 	size_t adding_cap;
 	struct cust **touched;          /* customers changed by the last append */
+	struct dirty **touched_dirty;   /* the same, as pending entries */
 	size_t ntouched, touched_cap;
+	uint64_t append_from_seq;       /* the last append's first log seq */
 	uint64_t mark;
 	struct flush_job job;
 	struct alert_states *alerts;    /* the writer's: the journal since the last apply */

@@ -220,6 +220,35 @@ static void test_shrinks_after_a_burst(void **state)
 	strmap_clear(&m);
 }
 
+/* A map drained to a tenth and refilled, as pending state is by every flush cycle, keeps its table. */
+static void test_keeps_its_table_through_a_flush_cycle(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t cap;
+
+	(void)state;
+	strmap_init(&m);
+	for (int i = 0; i < 100000; i++) {
+		int n = snprintf(key, sizeof(key), "C%07d", i);
+		assert_int_equal(strmap_put(&m, key, (size_t)n, (void *)(intptr_t)(i + 1)), 0);
+	}
+	cap = m.cap;
+	for (int i = 0; i < 90000; i++) {
+		int n = snprintf(key, sizeof(key), "C%07d", i);
+		assert_ptr_equal(strmap_del(&m, key, (size_t)n), (void *)(intptr_t)(i + 1));
+	}
+	assert_int_equal(m.cap, cap);
+	for (int i = 0; i < 90000; i++) {
+		int n = snprintf(key, sizeof(key), "D%07d", i);
+		assert_int_equal(strmap_put(&m, key, (size_t)n, (void *)(intptr_t)(i + 1)), 0);
+	}
+	assert_int_equal(m.cap, cap);
+	assert_int_equal(m.count, 100000);
+	assert_ptr_equal(strmap_get(&m, "C0099999", 8), (void *)(intptr_t)100000);
+	strmap_clear(&m);
+}
+
 static int keep_odd(const struct strmap_slot *slot, void *ctx)
 {
 	(void)ctx;
@@ -264,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_many_keys_rehash_and_delete_half),
 		cmocka_unit_test(test_random_ops_match_model),
 		cmocka_unit_test(test_shrinks_after_a_burst),
+		cmocka_unit_test(test_keeps_its_table_through_a_flush_cycle),
 		cmocka_unit_test(test_filter_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
