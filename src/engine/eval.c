@@ -591,6 +591,13 @@ static int eval_logic(const struct node *n, struct eval_env *env, struct ev *o)
 		if (t != is_and) { /* a false operand of `and`, a true one of `or` */
 			result = !is_and;
 			until_decisive = max64(until_decisive, k.until);
+			/*
+			 * Decided until the next event: the operands after it can change
+			 * neither the result nor when it changes (`tier == "C" and ...`
+			 * for most customers), so they are not evaluated.
+			 */
+			if (until_decisive == EVAL_NEVER)
+				break;
 		}
 	}
 	set_null(o);

@@ -942,6 +942,39 @@ static void test_deadline_logic(void **state)
 	cust_free(c);
 }
 
+/*
+ * `and` stops at an operand false until the next event, `or` at one true until
+ * then (PROTOCOL.md §7.3): the rest is not evaluated, so its mismatch is not
+ * reported; an operand that decides only for a while lets the rest run.
+ */
+static void test_logic_stops_at_a_decided_operand(void **state)
+{
+	struct cust *c = mk();
+	struct res r;
+
+	(void)state;
+	add(c, "profile", T0, NULL, "{\"tier\":\"B\"}");
+	add(c, "call", T0, NULL, NULL);
+	r = at("tier == \"C\" and tier * 2 > 1", c, T0 + DAY);
+	assert_true(r.type == TYPE_BOOL && !r.b && r.next == EVAL_NEVER);
+	assert_string_equal(r.error, "");
+	r = at("tier == \"B\" or tier * 2 > 1", c, T0 + DAY);
+	assert_true(r.type == TYPE_BOOL && r.b && r.next == EVAL_NEVER);
+	assert_string_equal(r.error, "");
+	/* not decided: the mismatch after it is found */
+	r = at("tier == \"B\" and tier * 2 > 1", c, T0 + DAY);
+	assert_true(r.type == TYPE_BOOL && !r.b);
+	assert_string_not_equal(r.error, "");
+	/* false only until T0+30d: the rest is evaluated (its null comparison is false for good) */
+	r = at("since(touch) > 30d and tier * 2 > 1", c, T0 + DAY);
+	assert_true(r.type == TYPE_BOOL && !r.b && r.next == EVAL_NEVER);
+	assert_string_not_equal(r.error, "");
+	want_cond("tier == \"C\" and since(touch) > 30d", c, T0 + DAY, 0, EVAL_NEVER);
+	want_cond("since(touch) > 30d and tier == \"C\"", c, T0 + DAY, 0, EVAL_NEVER);
+	want_cond("tier == \"B\" or since(touch) > 30d", c, T0 + DAY, 1, EVAL_NEVER);
+	cust_free(c);
+}
+
 /* A value that is not a condition: moving values change at the next ms, windows at their edge. */
 static void test_deadline_values(void **state)
 {
@@ -1216,6 +1249,7 @@ int main(void)
 		cmocka_unit_test(test_null_semantics),
 		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_deadline_since),
+		cmocka_unit_test(test_logic_stops_at_a_decided_operand),
 		cmocka_unit_test(test_deadline_count),
 		cmocka_unit_test(test_deadline_age_oldest),
 		cmocka_unit_test(test_deadline_min_max_abs),
