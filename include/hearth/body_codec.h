@@ -8,6 +8,7 @@
 #define HEARTH_BODY_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hearth/codec.h"
 
@@ -18,10 +19,17 @@ void body_codec_free(struct body_codec *bc);
 /* Appends the stored form of body to out; -1 out of memory. */
 int body_codec_pack(struct body_codec *bc, const char *body, size_t len, struct wbuf *out);
 /*
- * The JSON of a stored body: the stored bytes themselves when they were kept
- * plain (before compression, or a body that does not shrink), else the body
- * decompressed into bc (valid until its next call). NULL: damaged.
+ * Appends the stored form of a body given without its seq: rest is what
+ * notification_body_rest writes, and the seq is the record's key; -1 on failure.
  */
-const char *body_codec_unpack(struct body_codec *bc, const void *stored, size_t len, size_t *body_len);
+int body_codec_pack_rest(struct body_codec *bc, const char *rest, size_t len, struct wbuf *out);
+/*
+ * The JSON of the stored body of notification seq: the stored bytes themselves
+ * when they were kept plain (before compression, or a body that does not
+ * shrink), else the body decompressed into bc (valid until its next call).
+ * NULL: damaged.
+ */
+const char *body_codec_unpack(struct body_codec *bc, uint64_t seq, const void *stored, size_t len,
+			      size_t *body_len);
 
 #endif

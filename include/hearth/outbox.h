@@ -34,6 +34,9 @@ uint64_t outbox_last_seq(const struct outbox *ob);
 /* Inside a write transaction: stores body (which carries seq) at seq. */
 void outbox_put(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const char *body,
 		size_t len);
+/* The same with the body stored already (body_codec_pack_rest, by a re-evaluation worker). */
+void outbox_put_packed(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const void *packed,
+		       size_t len);
 /* After the commit: the new last seq, and the message on the PUB socket. */
 void outbox_committed(struct outbox *ob, uint64_t last_seq);
 void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len);

@@ -435,7 +435,7 @@ static int take_entry(uint64_t seq, const void *val, size_t vlen, void *ctx)
 
 	if (it->nentries >= OUTBOX_PAGE)
 		return 1;
-	if (vlen < 8 || !(body = body_codec_unpack(tc->codec, (const char *)val + 8, vlen - 8, &len)))
+	if (vlen < 8 || !(body = body_codec_unpack(tc->codec, seq, (const char *)val + 8, vlen - 8, &len)))
 		return 0;
 	e = &it->entries[it->nentries];
 	e->seq = seq;

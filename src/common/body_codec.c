@@ -3,14 +3,18 @@
  *
  *   stored   '{' ...          the JSON itself (records before compression)
  *            0x01 zstd frame  compressed against dictionary 1 below
+ *            0x02 zstd frame  the body after its seq, likewise: the seq is the
+ *                             record's key, so that a re-evaluation worker can
+ *                             compress a body before the writer numbers it
  *
  * One body alone compresses poorly (to ~60%): it is short and every key appears
  * once. Against a dictionary of typical bodies, which zstd reads as content
  * that came before, the keys, the shipped rules' names and the phrases of
  * their summaries are back-references: a quarter of the size on the bench's
  * notifications (docs/PERFORMANCE.md). The dictionary is part of the format:
- * it never changes; another one would be marker 0x02.
+ * it never changes; another one would take the next marker.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -18,6 +22,8 @@
 #include "hearth/body_codec.h"
 
 #define MARK_DICT1 0x01
+#define MARK_REST1 0x02
+#define SEQ_PREFIX_MAX 32       /* {"seq": and 20 digits */
 #define LEVEL      1
 
 /* Bodies shaped as the daemon writes them, one per shipped rule and kind. */
@@ -126,13 +132,30 @@ int body_codec_pack(struct body_codec *bc, const char *body, size_t len, struct 
 	return 0;
 }
 
-const char *body_codec_unpack(struct body_codec *bc, const void *stored, size_t len, size_t *body_len)
+int body_codec_pack_rest(struct body_codec *bc, const char *rest, size_t len, struct wbuf *out)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+
+	if (wbuf_reserve(out, 1 + bound) < 0)
+		return -1;
+	uint8_t *dst = out->data + out->len;
+	n = ZSTD_compress_usingCDict(bc->cctx, dst + 1, bound, rest, len, bc->cdict);
+	if (ZSTD_isError(n))
+		return -1;
+	dst[0] = MARK_REST1;
+	out->len += 1 + n;
+	return 0;
+}
+
+const char *body_codec_unpack(struct body_codec *bc, uint64_t seq, const void *stored, size_t len,
+			      size_t *body_len)
 {
 	const uint8_t *p = stored;
+	int prefix = 0;
 
 	if (len == 0)
 		return NULL;
-	if (p[0] != MARK_DICT1) {
+	if (p[0] != MARK_DICT1 && p[0] != MARK_REST1) {
 		*body_len = len;
 		return stored;
 	}
@@ -140,13 +163,16 @@ const char *body_codec_unpack(struct body_codec *bc, const void *stored, size_t 
 	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > 16u << 20)
 		return NULL;
 	wbuf_reset(&bc->out);
-	if (wbuf_reserve(&bc->out, (size_t)size + 1) < 0)
+	if (wbuf_reserve(&bc->out, SEQ_PREFIX_MAX + (size_t)size + 1) < 0)
 		return NULL;
-	uint8_t *dst = bc->out.data;
-	size_t n = ZSTD_decompress_usingDDict(bc->dctx, dst, (size_t)size, p + 1, len - 1, bc->ddict);
+	char *dst = (char *)bc->out.data;
+	/* as notification_body_join writes it */
+	if (p[0] == MARK_REST1)
+		prefix = snprintf(dst, SEQ_PREFIX_MAX, "{\"seq\":%llu", (unsigned long long)seq);
+	size_t n = ZSTD_decompress_usingDDict(bc->dctx, dst + prefix, (size_t)size, p + 1, len - 1, bc->ddict);
 	if (ZSTD_isError(n) || n != size)
 		return NULL;
-	dst[n] = '\0';
-	*body_len = n;
-	return (const char *)dst;
+	dst[prefix + n] = '\0';
+	*body_len = (size_t)prefix + n;
+	return dst;
 }

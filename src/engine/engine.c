@@ -276,7 +276,10 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 			rc = herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
-		outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
+		if (ch->rest && ch->packed_len)
+			outbox_put_packed(eng->ob, w, *seq, now, ch->packed, ch->packed_len);
+		else
+			outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
 	}
 	rc = w->rc ? -1 : 0;
 out:
@@ -595,6 +598,8 @@ static void apply_worker_result(struct engine *eng, struct cust *c, const struct
 		if (taken && ch->rest_len) {
 			taken->rest = b->rests.data + ch->rest_off;
 			taken->rest_len = ch->rest_len;
+			taken->packed = ch->packed_len ? b->packed.data + ch->packed_off : NULL;
+			taken->packed_len = ch->packed_len;
 		}
 	}
 	c->deadline = rc->deadline;

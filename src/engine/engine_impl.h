@@ -34,6 +34,8 @@ struct change {
 	char *body;                     /* the notification, built in the write */
 	const void *rest;               /* its part after the seq, if a worker built it (NULL: none) */
 	size_t rest_len;
+	const void *packed;             /* that part as the outbox stores it, if the worker packed it */
+	size_t packed_len;
 	uint64_t seq;
 	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "hearth/alert_states.h"
+#include "hearth/body_codec.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
@@ -30,6 +32,8 @@
 #include "hearth/timeline.h"
 #include "engine_impl.h"
 #include "reeval_worker.h"
+
+#define REEVAL_NICE 10           /* the workers' priority: below queries and ingest */
 
 struct reeval_worker {
 	struct reeval_pool *pool;
@@ -47,6 +51,7 @@ struct reeval_worker {
 	struct alert_states *as;        /* its copy of the journal, synced to each snapshot */
 	struct overlay *ov;             /* empty: window scans read the store alone */
 	struct json_tokener *tok;
+	struct body_codec *codec;       /* packs notification bodies for the outbox */
 	struct alert *alerts;           /* one customer's, by rule index */
 	size_t nalerts;
 	const struct ruleset *alerts_rs;
@@ -131,7 +136,7 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 		return;
 	}
 	struct reeval_change *ch = &b->changes[b->nchanges++];
-	*ch = (struct reeval_change){ rule, *a, before, since_before, kind, 0, 0 };
+	*ch = (struct reeval_change){ rule, *a, before, since_before, kind, 0, 0, 0, 0 };
 	a->values_json = NULL;
 	if (kind != NOTIFY_NONE) {
 		/* built here, beside the evaluation, not on the writer: it numbers them only */
@@ -140,6 +145,10 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 		ch->rest_len = b->rests.len - ch->rest_off;
 		if (b->rests.failed)
 			ch->rest_len = 0;
+		ch->packed_off = b->packed.len;
+		if (ch->rest_len && body_codec_pack_rest(ctx->w->codec, (const char *)b->rests.data + ch->rest_off,
+							 ch->rest_len, &b->packed) == 0 && !b->packed.failed)
+			ch->packed_len = b->packed.len - ch->packed_off;
 	}
 	b->custs[ctx->cust].nchanges++;
 }
@@ -313,6 +322,14 @@ static void *worker_main(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "hearth-reeval"); /* as top -H and ps show it */
+	/*
+	 * One worker per core keeps every core busy: at the default priority a
+	 * query's reader thread, or ingest's writer, would wait for a time slice
+	 * behind them (ping up to 9 ms during a re-evaluation). Lower, they get
+	 * only what the others leave. Linux's nice is per thread.
+	 */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), REEVAL_NICE) < 0)
+		log_warning("rules, cannot lower a re-evaluation worker's priority (%s)", strerror(errno));
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
@@ -363,6 +380,7 @@ void reeval_batch_reset(struct reeval_batch *b)
 		free(b->changes[i].a.values_json);
 	b->nchanges = b->ncusts = b->ids_len = b->last_len = 0;
 	wbuf_reset(&b->rests);
+	wbuf_reset(&b->packed);
 	b->done = b->failed = 0;
 	b->error[0] = b->rule_error[0] = '\0';
 	b->error_rule = -1;
@@ -497,9 +515,11 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 		for (int k = 0; k < 2; k++) {
 			w->batch[k].error_rule = -1;
 			wbuf_init(&w->batch[k].rests);
+			wbuf_init(&w->batch[k].packed);
 		}
 		w->cur = &w->batch[0];
-		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new())) {
+		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new()) ||
+		    !(w->codec = body_codec_new())) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto fail;
 		}
@@ -534,7 +554,9 @@ void reeval_pool_free(struct reeval_pool *pool)
 			free(w->batch[k].custs);
 			free(w->batch[k].changes);
 			wbuf_free(&w->batch[k].rests);
+			wbuf_free(&w->batch[k].packed);
 		}
+		body_codec_free(w->codec);
 		reset_alerts(w);
 		free(w->alerts);
 		alert_states_free(w->as);

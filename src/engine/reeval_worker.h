@@ -40,6 +40,7 @@ struct reeval_change {
 	int64_t since_before;
 	enum notify_kind kind;
 	size_t rest_off, rest_len;      /* a notification's body after its seq, in the batch's rests */
+	size_t packed_off, packed_len;  /* the same as the outbox stores it (body_codec_pack_rest) */
 };
 
 /* One customer of the window (or list) a worker evaluated. */
@@ -65,6 +66,7 @@ struct reeval_batch {
 	struct reeval_change *changes;
 	size_t nchanges, changes_cap;
 	struct wbuf rests;              /* notification_body_rest of changes that notify */
+	struct wbuf packed;             /* those compressed, off the writer */
 	char last[HEARTH_ID_MAX];       /* the window's last customer (every worker's) */
 	size_t last_len;
 	int done;                       /* the window reached the table's end */

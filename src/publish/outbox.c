@@ -136,6 +136,19 @@ void outbox_put(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, con
 	wtxn_meta_u64(w, "alert_seq", seq);
 }
 
+void outbox_put_packed(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const void *packed,
+		       size_t len)
+{
+	wbuf_reset(&ob->rec);
+	wbuf_i64(&ob->rec, ts);
+	wbuf_put(&ob->rec, packed, len);
+	if (ob->rec.failed)
+		wtxn_fail(w, ENOMEM, "outbox");
+	else
+		wtxn_append_seq(w, DB_OUTBOX, seq, ob->rec.data, ob->rec.len);
+	wtxn_meta_u64(w, "alert_seq", seq);
+}
+
 void outbox_committed(struct outbox *ob, uint64_t last_seq)
 {
 	ob->last_seq = last_seq;
@@ -168,10 +181,9 @@ static int replay_one(uint64_t seq, const void *val, size_t vlen, void *vctx)
 	const char *text;
 	size_t len;
 
-	(void)seq;
 	if (ctx->n++ >= ctx->limit)
 		return 1;
-	if (vlen < 8 || !(text = body_codec_unpack(ctx->codec, (const char *)val + 8, vlen - 8, &len)))
+	if (vlen < 8 || !(text = body_codec_unpack(ctx->codec, seq, (const char *)val + 8, vlen - 8, &len)))
 		return 0;
 	if ((body = json_parse_whole(ctx->tok, text, len, NULL)))
 		json_object_array_add(ctx->list, body);

@@ -52,8 +52,9 @@ static void forget_notifications(struct wtxn *w, struct forget_ctx *ctx)
 		struct json_object *body, *customer, *id;
 		const char *text;
 		size_t len;
-		if (val.mv_size <= 8 ||
-		    !(text = body_codec_unpack(codec, (const char *)val.mv_data + 8, val.mv_size - 8, &len)))
+		if (val.mv_size <= 8 || key.mv_size != 8 ||
+		    !(text = body_codec_unpack(codec, be64_get(key.mv_data), (const char *)val.mv_data + 8,
+					       val.mv_size - 8, &len)))
 			continue;
 		body = json_parse_whole(tok, text, len, NULL);
 		int match = body && json_object_object_get_ex(body, "customer", &customer) &&

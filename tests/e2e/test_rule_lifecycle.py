@@ -368,10 +368,13 @@ def test_tick_workers_see_events_not_yet_stored(clock_daemon):
     which read the store; a customer whose newer events are still only in the daemon's
     memory is evaluated by the daemon itself. 1,000 customers are due for `quiet`; the
     300 who complained on day 20 (just before the tick, not flushed yet) keep their
-    `complained` alert through the tick."""
+    `complained` alert through the tick. The workers also pack the notification bodies
+    for the outbox before the daemon numbers them: `replay` gives back every one exactly
+    as the subscriber got it."""
     quiet = rule_yaml("quiet", "since(call) > 30d", summary="{id} quiet")
     complained = rule_yaml("complained", "count(complaint, 365d) > 0", summary="{id} complained")
-    d = clock_daemon(rules_yaml(quiet, complained))
+    d = clock_daemon(rules_yaml(quiet, complained), retain="365d")
+    sub = d.subscribe()
     ids = ["Q%04d" % i for i in range(1000)]
     for k in range(0, len(ids), 500):
         d.ingest_ctl([ev(c, at(T0_MS), "call") for c in ids[k:k + 500]])
@@ -382,6 +385,14 @@ def test_tick_workers_see_events_not_yet_stored(clock_daemon):
     d.clock_set(at(T0_MS + 31 * DAY))
     assert {a["customer"] for a in d.alerts(rule="quiet", limit=10000)} == set(ids)
     assert {a["customer"] for a in d.alerts(rule="complained", limit=10000)} == set(unhappy)
+    published = [b for _, b in sub.sync(d)]
+    replayed = []
+    while len(replayed) < len(published):
+        page = assert_ok(d.ctl({"cmd": "replay", "after": len(replayed), "limit": 500}))
+        assert page["notifications"], "replay ended at %d of %d" % (len(replayed), len(published))
+        replayed += page["notifications"]
+    assert replayed == published
+    assert {b["alert"]["customer"] for b in published if b["alert"]["rule"] == "quiet"} == set(ids)
 
 
 
