@@ -27,8 +27,16 @@ void strmap_clear(struct strmap *m);
 void *strmap_get(const struct strmap *m, const void *key, size_t len);
 /* Inserts or replaces; -1 on allocation failure. */
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
-/* Removes key; returns its value or NULL. */
+/* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
+/*
+ * Gives back a table much larger than its entries (under 1/64 full), to a
+ * quarter full at most. Its owner calls it where a burst has ended, not after
+ * each delete: a map drained and refilled by every flush cycle would be rebuilt,
+ * and its pages faulted in again, every cycle; one left at a burst's size makes
+ * every walk over it cost the burst.
+ */
+void strmap_shrink(struct strmap *m);
 
 /* Deletes the entries keep() says no to, in place: the table keeps its size (keys freed, values the caller's). */
 void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx);

@@ -113,15 +113,18 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 	s->key = NULL;
 	m->count--;
 	shift_back(m, (size_t)(s - m->slots));
-	/*
-	 * A map that once held a burst must not keep its size: iterating walks
-	 * every slot, and a tick iterates the pending customers. Only once it is
-	 * nearly empty, though: a map drained and refilled by every flush cycle
-	 * would otherwise be rebuilt (and its pages faulted in) every cycle.
-	 */
-	if (m->cap > 64 && m->count * 64 < m->cap)
-		rehash(m, m->cap / 16);
 	return value;
+}
+
+void strmap_shrink(struct strmap *m)
+{
+	size_t cap = m->cap;
+
+	if (cap <= 64 || m->count * 64 >= cap)
+		return;
+	while (cap > 64 && m->count * 4 < cap / 2)
+		cap /= 2;
+	rehash(m, cap); /* a failure keeps the larger table, which still works */
 }
 
 void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)

@@ -191,6 +191,7 @@ int engine_undefer_slice(struct engine *eng, int64_t now)
 		return 1;
 	}
 	n = undefer_walk(eng, txn, &done);
+	strmap_shrink(&eng->deferred);
 	eng->nundefer = n;
 	engine_evaluate_and_commit(eng, txn, eng->due, n, now, WRITES_IN_KEY_ORDER);
 	eng->nundefer = 0;

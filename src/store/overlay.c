@@ -225,6 +225,7 @@ static void apply_drop(struct overlay *ov, const struct overlay_note *n)
 		if (e && (n->kind == OVERLAY_FORGET || e->gen <= n->gen))
 			entry_free(strmap_del(&ov->custs, n->custs[i].id, n->custs[i].len));
 	}
+	strmap_shrink(&ov->custs); /* the writer's burst is flushed: its size goes too */
 }
 
 int overlay_apply(struct overlay *ov, struct overlay_note *n)

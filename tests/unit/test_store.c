@@ -29,6 +29,7 @@
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
+#include "../../src/store/timeline_impl.h"
 #include "../../src/store/tindex.h"
 #include "../../src/store/type_names.h"
 
@@ -1858,6 +1859,35 @@ static void test_deadlines_move_after_the_customers(void **state)
 }
 
 /*
+ * The pending maps (customers, event ids) keep their tables through a flush
+ * cycle, but once a burst is flushed, nothing of its size is left: a tick
+ * walks the pending customers.
+ */
+static void test_pending_maps_shrink_after_a_burst(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	struct wbuf fr;
+	char cust[16], id[16];
+
+	wbuf_init(&fr);
+	for (int i = 0; i < DL_CUSTOMERS; i++) {
+		snprintf(cust, sizeof(cust), "S%04d", i);
+		snprintf(id, sizeof(id), "e%04d", i);
+		frame_add(&fr, cust, BASE + i, "call", id, NULL, NULL);
+	}
+	assert_int_equal(append(f->tl, &fr, &m).accepted, DL_CUSTOMERS);
+	assert_true(f->tl->dirty.cap >= DL_CUSTOMERS && f->tl->ids.cap >= DL_CUSTOMERS);
+	flush(f->tl);
+	assert_int_equal(f->tl->dirty.count, 0);
+	assert_int_equal(f->tl->ids.count, 0);
+	assert_true(f->tl->dirty.cap <= 64);
+	assert_true(f->tl->ids.cap <= 64);
+	wbuf_free(&fr);
+	free(m.v);
+}
+
+/*
  * A customer held for evaluation and left as stored is let go at once; one
  * whose deadline moved stays until the flush writes it (record and key).
  */
@@ -1915,6 +1945,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_commit_after_fold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_deadlines_move_after_the_customers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_release_after_evaluation, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending_maps_shrink_after_a_burst, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after_fold, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_in_use, fx_setup, fx_teardown),
