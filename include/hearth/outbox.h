@@ -37,6 +37,8 @@ void outbox_put(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, con
 /* The same with the body stored already (body_codec_pack_rest, by a re-evaluation worker). */
 void outbox_put_packed(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const void *packed,
 		       size_t len);
+/* Once per transaction, after its last put: the seq numbering goes on from (kept past retention). */
+void outbox_put_last_seq(struct wtxn *w, uint64_t seq);
 /* After the commit: the new last seq, and the message on the PUB socket. */
 void outbox_committed(struct outbox *ob, uint64_t last_seq);
 void outbox_publish(struct outbox *ob, const char *topic, const char *body, size_t len);

@@ -281,6 +281,8 @@ static int put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		else
 			outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
 	}
+	if (*seq != outbox_last_seq(eng->ob))
+		outbox_put_last_seq(w, *seq);
 	rc = w->rc ? -1 : 0;
 out:
 	wbuf_free(&rec);

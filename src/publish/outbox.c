@@ -133,7 +133,6 @@ void outbox_put(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, con
 		wtxn_fail(w, ENOMEM, "outbox");
 	else
 		wtxn_append_seq(w, DB_OUTBOX, seq, ob->rec.data, ob->rec.len);
-	wtxn_meta_u64(w, "alert_seq", seq);
 }
 
 void outbox_put_packed(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t ts, const void *packed,
@@ -146,6 +145,10 @@ void outbox_put_packed(struct outbox *ob, struct wtxn *w, uint64_t seq, int64_t 
 		wtxn_fail(w, ENOMEM, "outbox");
 	else
 		wtxn_append_seq(w, DB_OUTBOX, seq, ob->rec.data, ob->rec.len);
+}
+
+void outbox_put_last_seq(struct wtxn *w, uint64_t seq)
+{
 	wtxn_meta_u64(w, "alert_seq", seq);
 }
 
@@ -190,7 +193,7 @@ static int replay_one(uint64_t seq, const void *val, size_t vlen, void *vctx)
 	return 0;
 }
 
-/* The outbox and its last seq as of txn: each commit writes both (outbox_put, alert_seq). */
+/* The outbox and its last seq as of txn: each commit writes both (outbox_put, outbox_put_last_seq). */
 int outbox_replay_in(struct store *st, MDB_txn *txn, uint64_t after, size_t limit,
 		     struct json_object *list, uint64_t *last_seq, struct herr *err)
 {
