@@ -115,35 +115,42 @@ void body_codec_free(struct body_codec *bc)
 	free(bc);
 }
 
-int body_codec_pack(struct body_codec *bc, const char *body, size_t len, struct wbuf *out)
+/* Appends mark and the compressed text to out; 0 bytes appended when it would not shrink. */
+static int pack_marked(struct body_codec *bc, uint8_t mark, const char *text, size_t len, struct wbuf *out)
 {
 	size_t bound = ZSTD_compressBound(len), n;
 
 	if (wbuf_reserve(out, 1 + bound) < 0)
 		return -1;
 	uint8_t *dst = out->data + out->len;
-	n = ZSTD_compress_usingCDict(bc->cctx, dst + 1, bound, body, len, bc->cdict);
-	if (ZSTD_isError(n) || n + 1 >= len) {
-		wbuf_put(out, body, len); /* kept plain: it would not shrink */
-		return out->failed ? -1 : 0;
-	}
-	dst[0] = MARK_DICT1;
+	n = ZSTD_compress_usingCDict(bc->cctx, dst + 1, bound, text, len, bc->cdict);
+	if (ZSTD_isError(n))
+		return -1;
+	if (mark == MARK_DICT1 && n + 1 >= len)
+		return 0;
+	dst[0] = mark;
 	out->len += 1 + n;
 	return 0;
 }
 
+int body_codec_pack(struct body_codec *bc, const char *body, size_t len, struct wbuf *out)
+{
+	size_t before = out->len;
+
+	if (pack_marked(bc, MARK_DICT1, body, len, out) < 0 && out->failed)
+		return -1;
+	if (out->len == before)
+		wbuf_put(out, body, len); /* kept plain: it would not shrink */
+	return out->failed ? -1 : 0;
+}
+
 int body_codec_pack_rest(struct body_codec *bc, const char *rest, size_t len, struct wbuf *out)
 {
-	size_t bound = ZSTD_compressBound(len), n;
+	/* always compressed: the seq before it is not stored, so plain text could not be told apart */
+	size_t before = out->len;
 
-	if (wbuf_reserve(out, 1 + bound) < 0)
+	if (pack_marked(bc, MARK_REST1, rest, len, out) < 0 || out->len == before)
 		return -1;
-	uint8_t *dst = out->data + out->len;
-	n = ZSTD_compress_usingCDict(bc->cctx, dst + 1, bound, rest, len, bc->cdict);
-	if (ZSTD_isError(n))
-		return -1;
-	dst[0] = MARK_REST1;
-	out->len += 1 + n;
 	return 0;
 }
 
