@@ -50,6 +50,8 @@ enum notify_kind alert_step(struct alert *a, int holds, int64_t now, int64_t for
 int alert_encode(const struct alert *a, struct wbuf *out);
 int alert_decode(const void *data, size_t len, struct alert *a);
 void alert_clear(struct alert *a);
+/* Back to inactive, as if never stepped, the rule's name kept. */
+void alert_reset(struct alert *a);
 
 /* The `alerts` answer form of one alert. */
 struct json_object *alert_to_json(const struct alert *a, const char *customer, size_t clen,

@@ -172,6 +172,17 @@ void alert_clear(struct alert *a)
 	memset(a, 0, sizeof(*a));
 }
 
+void alert_reset(struct alert *a)
+{
+	/* field by field: this runs for every rule of every evaluation, the texts are long */
+	free(a->values_json);
+	a->values_json = NULL;
+	a->state = ALERT_INACTIVE;
+	a->since = a->last_notified = a->resolved_at = a->active_since = a->values_at = 0;
+	a->acked = 0;
+	a->acked_by[0] = a->summary[0] = '\0';
+}
+
 struct json_object *alert_to_json(const struct alert *a, const char *customer, size_t clen,
 				  const char *severity)
 {

@@ -1,7 +1,5 @@
 /*
- * What the engine's files share: evaluation and publishing (engine.c), and
- * the operator's side, silences, acks, alert listings and forget (steering.c),
- * and history loads whose evaluation waits for their end (load.c).
+ * What the engine's files share (engine.c names each and its concern).
  * Not for use outside them.
  */
 #ifndef HEARTH_ENGINE_IMPL_H
@@ -21,7 +19,14 @@ struct config;
 struct cust;
 struct ingest_clock;
 struct loop;
+struct reeval_batch;
+struct reeval_cust;
 struct store;
+
+/* eng->due holds what one slice holds: a tick's, a re-evaluation's, a load end's */
+#define TICK_SLICE      20000
+#define REEVAL_SLICE    1000
+#define DUE_MAX         TICK_SLICE
 
 
 struct change {
@@ -63,8 +68,8 @@ struct engine {
 	uint64_t ingest_seq;            /* and its last notification */
 	struct cust **due;
 	int tick_timer;
-	int slice_timer;                /* a continuation of a tick or re-evaluation */
-	int tick_more;                  /* the last tick slice was full: more may be due */
+	int tick_more_timer;            /* the tick's next slice: its last was full */
+	int reeval_timer;               /* the re-evaluation's next slice */
 	int reeval;                     /* a full re-evaluation is under way */
 	char reeval_after[HEARTH_ID_MAX + 1];
 	size_t reeval_after_len;
@@ -79,13 +84,14 @@ struct engine {
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
-	/* history loads (load.c) */
+	/* history loads (defer.c, load_end.c) */
 	struct strmap deferred;         /* customer → NULL: stored by a load, not evaluated since */
 	struct cust **newly_deferred;   /* by the ingest group in hand: written with it */
 	size_t nnewly_deferred, newly_deferred_cap;
 	int load_deferred_group;        /* the ingest group in hand has load events */
 	int64_t load_last_us;           /* monotonic time of the last load batch */
 	int load_timer;
+	int undefer_timer;              /* the load end's next slice */
 	int undeferring;                /* the load ended: deferred customers are evaluated in slices */
 	char undefer_after[HEARTH_ID_MAX + 1];
 	size_t undefer_after_len;
@@ -113,13 +119,22 @@ struct step_sink {
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink);
 
-/* engine.c */
+/* env.c */
+/* Fills eng->alerts with customer c's stored alert states. */
+void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
+
+/* commit.c */
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
 /* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */
 struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
 				  enum alert_state before, int64_t since_before, enum notify_kind kind,
 				  int64_t now);
+/* Evaluates c at now on txn: its changes go to the next commit, its deadline to the timeline. */
+void engine_evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now);
+/* A customer the workers evaluated as the store had it: c is held, its changes go to the next commit. */
+void engine_apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
+				const struct reeval_cust *rc);
 /*
  * How a commit writes alert states: customers walked in key order (a
  * re-evaluation, a load's end, dropped rules) write page after page in
@@ -128,33 +143,61 @@ struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rul
  * (hearth/alert_states.h), instead of a page each.
  */
 enum change_writes { WRITES_IN_KEY_ORDER, WRITES_SCATTERED };
+/* Puts the changes and their notifications into w; *seq: the last notification's. */
+int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, int in_place,
+		       struct herr *err);
+/* The changes are durable, up to notification seq: count and publish them. */
+void engine_publish_changes(struct engine *eng, uint64_t seq);
+void engine_free_changes(struct engine *eng);
 /* Writes the pending changes in one transaction, then publishes their notifications. */
 void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes how);
-/* Fills eng->alerts with customer c's stored alert states. */
-void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
 /* Evaluates custs[0..n) at now, then writes and publishes what changed. */
 void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
 				int64_t now, enum change_writes how);
-/* Asks for a slice of tick, re-evaluation or load-end work on a later loop turn. */
-void engine_schedule_slice(struct engine *eng);
+/* Counts an alert in or out of the firing and pending figures. */
+void engine_count_state(struct engine *eng, enum alert_state s, int delta);
 
-/* load.c */
+/* tick.c */
+void engine_tick_start(struct engine *eng);
+
+/* reeval.c */
+void engine_reeval_open(struct engine *eng);
+void engine_reeval_close(struct engine *eng);
+/* A window out with the workers is waited for and forgotten: the rules it reads are about to go. */
+void engine_drop_window(struct engine *eng);
+/* Has events.cases changed since the stored case state was built? Then the next re-evaluation rebuilds it. */
+void engine_check_cases(struct engine *eng);
+
+/* reload.c */
+int engine_size_rules(struct engine *eng);
+int engine_count_alerts(struct engine *eng, struct herr *err);
+void engine_record_rules(struct engine *eng);
+void engine_drop_removed_rules(struct engine *eng, const struct ruleset *next);
+
+/* defer.c */
 int engine_load_open(struct engine *eng, struct herr *err);
 void engine_load_close(struct engine *eng);
 /* Inside the group commit: defers c (touched only by load events); -1 (out of memory): evaluate it. */
 int engine_defer(struct engine *eng, struct cust *c);
 /* Puts the group's newly deferred customers, and the slice's undeferred ones, into w. */
 void engine_load_write(struct engine *eng, struct wtxn *w);
-void engine_load_group_end(struct engine *eng, int committed);
+/* The ingest group is over; 1 if it committed load events. */
+int engine_load_group_end(struct engine *eng, int committed);
 /* Removes deferred customers from custs (ticks and re-evaluation wait for the load's end). */
 size_t engine_drop_deferred(struct engine *eng, struct cust **custs, size_t n);
-/* One slice of the evaluation at a load's end; 1 while more remain. */
-int engine_undefer_slice(struct engine *eng, int64_t now);
 
-/* steering.c */
+/* load_end.c */
+/* At the start: a load cut short by a stop ends when its client stays away for load_idle. */
+void engine_load_resume(struct engine *eng);
+/* A load batch was committed: the load ends when none comes for load_idle. */
+void engine_load_batch_done(struct engine *eng);
+
+/* silences.c */
 int engine_load_silences(struct engine *eng, struct herr *err);
 /* Does an active silence cover this rule and customer now? */
 int engine_silenced(struct engine *eng, const char *rule, const struct cust *c, int64_t now);
+
+/* steering.c */
 const char *engine_rule_severity(const struct engine *eng, const char *rule);
 
 #endif

@@ -165,15 +165,8 @@ static void load_alert(const char *rule, const void *rec, size_t len, void *vctx
 /* Every alert inactive (the rule names stay: size_alerts set them). */
 static void reset_alerts(struct reeval_worker *w)
 {
-	for (size_t i = 0; i < w->nalerts; i++) {
-		struct alert *a = &w->alerts[i];
-		free(a->values_json);
-		a->values_json = NULL;
-		a->state = ALERT_INACTIVE;
-		a->since = a->last_notified = a->resolved_at = a->active_since = a->values_at = 0;
-		a->acked = 0;
-		a->acked_by[0] = a->summary[0] = '\0';
-	}
+	for (size_t i = 0; i < w->nalerts; i++)
+		alert_reset(&w->alerts[i]);
 }
 
 static int size_alerts(struct reeval_worker *w, const struct ruleset *rs)

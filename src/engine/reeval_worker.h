@@ -8,7 +8,7 @@
  * share (by a hash of the id). A worker sees the store as of its snapshot,
  * not what is only in the writer's memory: the writer evaluates again itself
  * any customer pending in its memory or written since it submitted the window
- * (engine.c, on_window). A window's batches are the workers' from submit
+ * (reeval.c, on_window). A window's batches are the workers' from submit
  * until ready(); then the writer's until the submit after next: each worker
  * has two and the windows use them in turn, so the writer applies one
  * window's results while the workers evaluate the next.

@@ -1,7 +1,7 @@
 /*
  * One customer's rules stepped at a moment: each rule's condition evaluated
  * and its alert moved through its lifecycle (alert.c). Pure over its inputs,
- * so the writer (engine.c) and the re-evaluation workers (reeval_worker.c)
+ * so the writer (commit.c) and the re-evaluation workers (reeval_worker.c)
  * share it; what changed goes to a sink, which decides what it means.
  */
 #include <stdio.h>

@@ -7,16 +7,17 @@
  * the same transaction; when the load ends (or stops sending for
  * evaluation.load_idle, or the daemon restarts in the middle of one) each
  * deferred customer is evaluated once against the whole timeline, in slices.
- * Ticks and re-evaluations pass deferred customers by; a live event for one
- * is evaluated as usual.
+ * Ticks and re-evaluations pass deferred customers by (defer.c); a live
+ * event for one is evaluated as usual.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_impl.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
-#include "engine_impl.h"
 #include "hearth/eval.h"
+#include "hearth/ingest_clock.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/state.h"
@@ -27,6 +28,7 @@
 #define UNDEFER_SLICE 1000
 
 static void on_load_idle(struct loop *loop, void *ctx);
+static void continue_undefer(struct loop *loop, void *ctx);
 
 static void arm_idle_timer(struct engine *eng, int64_t after_ms)
 {
@@ -34,100 +36,28 @@ static void arm_idle_timer(struct engine *eng, int64_t after_ms)
 		eng->load_timer = loop_timer_add(eng->loop, after_ms, on_load_idle, eng);
 }
 
-static int load_deferred(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
+void engine_load_resume(struct engine *eng)
 {
-	struct engine *eng = ctx;
-
-	(void)val;
-	(void)vlen;
-	/* the value only marks presence: strmap_get answers NULL for absent */
-	if (strmap_put(&eng->deferred, key, klen, eng) < 0)
-		eng->stats.errors++;
-	return 0;
-}
-
-int engine_load_open(struct engine *eng, struct herr *err)
-{
-	strmap_init(&eng->deferred);
-	if (store_each(eng->st, DB_DEFERRED, load_deferred, eng, err) < 0)
-		return -1;
-	if (eng->deferred.count) {
-		/* a load was cut short by a stop: its client gets load_idle to come back */
-		log_info("load, %zu customer(s) of an unfinished history load wait for its end "
-			 "(at most %lld ms)", eng->deferred.count, (long long)eng->cfg->load_idle_ms);
-		eng->load_last_us = mono_now_us();
-		arm_idle_timer(eng, eng->cfg->load_idle_ms);
-	}
-	return 0;
-}
-
-void engine_load_close(struct engine *eng)
-{
-	strmap_clear(&eng->deferred);
-	free(eng->newly_deferred);
-}
-
-int engine_defer(struct engine *eng, struct cust *c)
-{
-	if (strmap_get(&eng->deferred, c->id, c->id_len))
-		return 0; /* already stored as deferred */
-	if (strmap_put(&eng->deferred, c->id, c->id_len, eng) < 0)
-		return -1;
-	if (eng->nnewly_deferred == eng->newly_deferred_cap) {
-		size_t cap = eng->newly_deferred_cap ? eng->newly_deferred_cap * 2 : 256;
-		struct cust **more = realloc(eng->newly_deferred, cap * sizeof(*more));
-		if (!more) {
-			strmap_del(&eng->deferred, c->id, c->id_len);
-			return -1;
-		}
-		eng->newly_deferred = more;
-		eng->newly_deferred_cap = cap;
-	}
-	eng->newly_deferred[eng->nnewly_deferred++] = c;
-	return 0;
-}
-
-void engine_load_write(struct engine *eng, struct wtxn *w)
-{
-	for (size_t i = 0; i < eng->nnewly_deferred; i++) {
-		const struct cust *c = eng->newly_deferred[i];
-		wtxn_put(w, DB_DEFERRED, c->id, c->id_len, "", 0, 0);
-	}
-	for (size_t i = 0; i < eng->nundefer; i++)
-		wtxn_del(w, DB_DEFERRED, eng->due[i]->id, eng->due[i]->id_len);
-}
-
-void engine_load_group_end(struct engine *eng, int committed)
-{
-	if (!committed)
-		for (size_t i = 0; i < eng->nnewly_deferred; i++)
-			strmap_del(&eng->deferred, eng->newly_deferred[i]->id, eng->newly_deferred[i]->id_len);
-	eng->nnewly_deferred = 0;
-	if (eng->load_deferred_group && committed) {
-		eng->load_last_us = mono_now_us();
-		if (!eng->undeferring)
-			arm_idle_timer(eng, eng->cfg->load_idle_ms);
-	}
-	eng->load_deferred_group = 0;
-}
-
-size_t engine_drop_deferred(struct engine *eng, struct cust **custs, size_t n)
-{
-	size_t kept = 0;
-
 	if (!eng->deferred.count)
-		return n;
-	for (size_t i = 0; i < n; i++) {
-		struct cust *c = custs[i];
-		if (strmap_get(&eng->deferred, c->id, c->id_len)) {
-			/* out of the due index until the load's end evaluates it */
-			c->deadline = EVAL_NEVER;
-			timeline_deadline_set(eng->tl, c);
-			continue;
-		}
-		custs[kept++] = c;
-	}
-	return kept;
+		return;
+	/* a load was cut short by a stop: its client gets load_idle to come back */
+	log_info("load, %zu customer(s) of an unfinished history load wait for its end "
+		 "(at most %lld ms)", eng->deferred.count, (long long)eng->cfg->load_idle_ms);
+	eng->load_last_us = mono_now_us();
+	arm_idle_timer(eng, eng->cfg->load_idle_ms);
+}
+
+void engine_load_batch_done(struct engine *eng)
+{
+	eng->load_last_us = mono_now_us();
+	if (!eng->undeferring)
+		arm_idle_timer(eng, eng->cfg->load_idle_ms);
+}
+
+static void schedule_undefer(struct engine *eng)
+{
+	if (!eng->undefer_timer)
+		eng->undefer_timer = loop_timer_add(eng->loop, 0, continue_undefer, eng);
 }
 
 void engine_load_end(struct engine *eng)
@@ -136,7 +66,7 @@ void engine_load_end(struct engine *eng)
 		return;
 	eng->undeferring = 1;
 	eng->undefer_after_len = 0;
-	engine_schedule_slice(eng);
+	schedule_undefer(eng);
 }
 
 struct undefer_walk {
@@ -179,7 +109,7 @@ static size_t undefer_walk(struct engine *eng, MDB_txn *txn, int *done)
 	return ctx.n;
 }
 
-int engine_undefer_slice(struct engine *eng, int64_t now)
+static int undefer_slice(struct engine *eng, int64_t now)
 {
 	MDB_txn *txn;
 	struct herr err;
@@ -206,6 +136,17 @@ int engine_undefer_slice(struct engine *eng, int64_t now)
 	if (eng->deferred.count)
 		arm_idle_timer(eng, eng->cfg->load_idle_ms);
 	return 0;
+}
+
+static void continue_undefer(struct loop *loop, void *ctx)
+{
+	struct engine *eng = ctx;
+
+	(void)loop;
+	eng->undefer_timer = 0;
+	/* every customer evaluated is held until written: let the flush catch up first */
+	if (timeline_backlogged(eng->tl) || undefer_slice(eng, ingest_clock_now(eng->clock)))
+		schedule_undefer(eng);
 }
 
 static void on_load_idle(struct loop *loop, void *ctx)

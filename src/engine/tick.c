@@ -1,0 +1,140 @@
+/*
+ * The tick: every evaluation.interval the customers whose deadline has passed
+ * are evaluated, at most TICK_SLICE per loop turn (a zero-delay timer carries
+ * on with the rest, so sockets keep being served), and the outbox is pruned.
+ * Only due customers are read: the deadline index is the timeline's.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "engine_impl.h"
+#include "hearth/config.h"
+#include "hearth/engine.h"
+#include "hearth/ingest_clock.h"
+#include "hearth/log.h"
+#include "hearth/loop.h"
+#include "hearth/outbox.h"
+#include "hearth/state.h"
+#include "hearth/timeline.h"
+#include "hearth/units.h"
+#include "reeval_worker.h"
+
+#define TICK_WORKERS_MIN 256    /* fewer due customers are evaluated by the writer at once */
+#define PRUNE_SLICE     10000
+
+/*
+ * The due customers evaluated by the workers while the writer waits (a tick
+ * holds the loop either way; this way for half as long): the writer writes
+ * nothing meanwhile, so their snapshot is its own, and only a customer whose
+ * state in memory differs from the store's is evaluated here. 0: not done so.
+ */
+static int tick_by_workers(struct engine *eng, MDB_txn *txn, size_t n, int64_t now)
+{
+	const char **ids;
+	size_t *lens;
+	int rc = 0;
+
+	if (!eng->pool || eng->window_out || n < TICK_WORKERS_MIN)
+		return 0;
+	ids = malloc(n * sizeof(*ids));
+	lens = malloc(n * sizeof(*lens));
+	if (!ids || !lens)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = eng->due[i]->id;
+		lens[i] = eng->due[i]->id_len;
+	}
+	if (reeval_pool_submit_list(eng->pool, eng->rs, now, ids, lens, n) < 0)
+		goto out;
+	reeval_pool_wait(eng->pool);
+	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
+		struct reeval_batch *b = reeval_pool_batch(eng->pool, w);
+		for (size_t k = 0; k < b->ncusts; k++) {
+			const struct reeval_cust *r = &b->custs[k];
+			struct cust *c = eng->due[r->index];
+			if (b->failed || r->nchanges == SIZE_MAX || timeline_pending(eng->tl, c->id, c->id_len))
+				engine_evaluate_one(eng, txn, c, now);
+			else
+				engine_apply_worker_result(eng, c, b, r);
+		}
+		if (b->failed)
+			log_error("tick, a worker failed (%s); the writer evaluated its share", b->error);
+	}
+	eng->txn = NULL;
+	store_read_end(txn); /* the map may grow in the write: no reader may be open */
+	engine_commit_changes(eng, now, WRITES_SCATTERED);
+	for (size_t i = 0; i < n; i++)
+		timeline_release(eng->tl, eng->due[i]);
+	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++)
+		reeval_batch_reset(reeval_pool_batch(eng->pool, w));
+	rc = 1;
+out:
+	free(ids);
+	free(lens);
+	return rc;
+}
+
+/* One slice of due customers; *more: it was full, more may be due. */
+static size_t tick_slice(struct engine *eng, int64_t now, int *more)
+{
+	MDB_txn *txn;
+	struct herr err;
+	size_t n;
+
+	*more = 0;
+	if (store_read_begin(eng->st, &txn, &err) < 0) {
+		log_error("tick, cannot read the store (%s)", err.msg);
+		return 0;
+	}
+	n = timeline_due(eng->tl, txn, now, eng->due, TICK_SLICE, &err);
+	*more = n == TICK_SLICE;
+	n = engine_drop_deferred(eng, eng->due, n);
+	if (!tick_by_workers(eng, txn, n, now))
+		engine_evaluate_and_commit(eng, txn, eng->due, n, now, WRITES_SCATTERED);
+	return n;
+}
+
+static void continue_tick(struct loop *loop, void *ctx)
+{
+	struct engine *eng = ctx;
+	int more = 1;
+
+	(void)loop;
+	eng->tick_more_timer = 0;
+	/* every customer evaluated is held until written: let the flush catch up first */
+	if (!timeline_backlogged(eng->tl))
+		tick_slice(eng, ingest_clock_now(eng->clock), &more);
+	if (more)
+		eng->tick_more_timer = loop_timer_add(eng->loop, 0, continue_tick, eng);
+}
+
+size_t engine_tick(struct engine *eng)
+{
+	int64_t now = ingest_clock_now(eng->clock), started = mono_now_us();
+	struct herr err;
+	int more;
+	size_t n = tick_slice(eng, now, &more);
+
+	if (more && !eng->tick_more_timer)
+		eng->tick_more_timer = loop_timer_add(eng->loop, 0, continue_tick, eng);
+	if (outbox_prune(eng->ob, now, PRUNE_SLICE, &err) < 0)
+		log_warning("outbox, pruning failed (%s)", err.msg);
+	eng->stats.ticks++;
+	eng->stats.last_tick = now;
+	eng->stats.tick_us = mono_now_us() - started;
+	eng->stats.tick_customers = n;
+	return n;
+}
+
+static void on_tick(struct loop *loop, void *ctx)
+{
+	struct engine *eng = ctx;
+
+	engine_tick(eng);
+	eng->tick_timer = loop_timer_add(loop, eng->cfg->eval_interval_ms, on_tick, eng);
+}
+
+void engine_tick_start(struct engine *eng)
+{
+	eng->tick_timer = loop_timer_add(eng->loop, eng->cfg->eval_interval_ms, on_tick, eng);
+}
