@@ -67,7 +67,7 @@ $(BUILD)/libhearth.a: $(LIB_OBJS)
 $(BUILD)/hearthd: $(BUILD)/src/hearthd.o $(BUILD)/libhearth.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(DAEMON_MALLOC)
 
-CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_csv.o \
+CTL_OBJS   := $(addprefix $(BUILD)/tools/,hearthctl.o ctl_import.o ctl_source.o ctl_reader.o ctl_csv.o \
               ctl_table.o ctl_print.o ctl_watch.o ctl_backup.o ctl_backtest.o ctl_nats.o)
 $(CTL_OBJS): tools/ctl.h
 

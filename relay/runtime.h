@@ -88,6 +88,8 @@ void target_start_at(struct target *t, uint64_t seq);
 /* A target without a state file starts at seq, saved at once. */
 void target_begin(struct target *t, uint64_t seq, const char *state_dir);
 void target_offer(struct target *t, struct json_object *body, int64_t now);
+/* One notification to every target; r->last becomes its seq. */
+void targets_offer(struct relay *r, struct json_object *body, int64_t now);
 /* Starts the next request when the target may; lowers *wake to its next deadline. */
 void target_step(struct target *t, CURLM *multi, int64_t now, int64_t *wake);
 void target_done(struct target *t, CURLM *multi, CURLcode rc, const char *state_dir, int64_t now);
@@ -104,8 +106,6 @@ int source_drain(struct relay *r, int64_t now);
 int source_sync(struct relay *r, int64_t now);
 /* Hands what the outbox holds after r->last up to (excluding) upto to the targets. */
 int source_fill(struct relay *r, uint64_t upto, int64_t now);
-/* One notification to every target; r->last becomes its seq. */
-void source_dispatch(struct relay *r, struct json_object *body, int64_t now);
 
 /*
  * source_nats.c: the same four for source.nats. The alerts stream's sequence is

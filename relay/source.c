@@ -59,13 +59,6 @@ void *source_socket(struct relay *r)
 	return r->sub;
 }
 
-void source_dispatch(struct relay *r, struct json_object *body, int64_t now)
-{
-	for (size_t i = 0; i < r->ntargets; i++)
-		target_offer(r->targets[i], body, now);
-	r->last = (uint64_t)json_object_get_int64(json_at(body, "seq"));
-}
-
 /*
  * A control call with a deadline, so a hung hearthd cannot stall every
  * target; reconnects once when the connection went away.
@@ -151,7 +144,7 @@ int source_fill(struct relay *r, uint64_t upto, int64_t now)
 			if (seq >= upto)
 				break;
 			if (seq > r->last)
-				source_dispatch(r, body, now);
+				targets_offer(r, body, now);
 		}
 		json_object_put(ans);
 		if (n == 0) {
@@ -231,7 +224,7 @@ static void on_message(struct relay *r, const char *topic, const char *data, siz
 			log_info("source, seq jumped from %llu to %llu; replaying the gap",
 				 (unsigned long long)r->last, (unsigned long long)seq);
 		if (source_fill(r, seq, now) == 0 && r->last + 1 == seq)
-			source_dispatch(r, body, now);
+			targets_offer(r, body, now);
 	}
 	json_object_put(body);
 }

@@ -192,7 +192,7 @@ int nats_source_fill(struct relay *r, uint64_t upto, int64_t now)
 		struct json_object *body = relay_body(m, seq);
 		natsMsg_Destroy(m);
 		if (body)
-			source_dispatch(r, body, now);
+			targets_offer(r, body, now);
 		else
 			r->last = seq;
 		json_object_put(body);

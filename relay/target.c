@@ -348,6 +348,13 @@ void target_offer(struct target *t, struct json_object *body, int64_t now)
 	t->seen = seq;
 }
 
+void targets_offer(struct relay *r, struct json_object *body, int64_t now)
+{
+	for (size_t i = 0; i < r->ntargets; i++)
+		target_offer(r->targets[i], body, now);
+	r->last = body_seq(body);
+}
+
 /* Firings whose hold_firing has passed may go; the wake-up for the next one. */
 static void release_held(struct target *t, int64_t now)
 {

@@ -107,9 +107,10 @@ int print_top(struct json_object *ans);
 int print_replay(struct json_object *ans);
 int print_dry_run(struct json_object *ans);
 
-/* ---- ctl_source.c, ctl_csv.c: events from files ------------------------------------ */
+/* ---- ctl_source.c, ctl_csv.c, ctl_reader.c: events from files ---------------------- */
 
-/* Buffered reading of one input with line counting; see ctl_source.c. */
+/* Buffered reading of one input (ctl_reader.c); the buffer grows by READ_CHUNK. */
+#define READ_CHUNK   (256u << 10)
 struct reader {
 	int fd;
 	char *buf;

@@ -19,7 +19,6 @@
 #include "hearth/json.h"
 #include "hearth/limits.h"
 
-#define READ_CHUNK   (256u << 10)
 /* Longer than this, an event cannot fit in one control request line (PROTOCOL.md §5.1). */
 #define ELEMENT_MAX  (HEARTH_CONTROL_LINE - 64)
 
@@ -41,39 +40,6 @@ struct source {
 	char *elem;                     /* array: the element being read */
 	size_t elem_len, elem_cap;
 };
-
-int reader_fill(struct reader *r)
-{
-	ssize_t n;
-
-	if (r->pos > 0) {
-		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-		r->len -= r->pos;
-		r->pos = 0;
-	}
-	if (r->cap - r->len < READ_CHUNK / 2 && r->cap < r->limit) {
-		size_t cap = r->cap ? r->cap * 2 : READ_CHUNK;
-		char *buf = realloc(r->buf, cap > r->limit ? r->limit : cap);
-		if (!buf)
-			return -1;
-		r->buf = buf;
-		r->cap = cap > r->limit ? r->limit : cap;
-	}
-	if (r->eof || r->len == r->cap)
-		return 0;
-	do
-		n = read(r->fd, r->buf + r->len, r->cap - r->len);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-	if (n == 0) {
-		r->eof = 1;
-		return 0;
-	}
-	r->len += (size_t)n;
-	r->bytes_read += (uint64_t)n;
-	return 1;
-}
 
 /* ---- opening and telling the format ------------------------------------------------ */
 
