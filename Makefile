@@ -17,6 +17,7 @@ SYSUSERSDIR ?= $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null || 
 TMPFILESDIR ?= $(shell pkg-config --variable=tmpfilesdir systemd 2>/dev/null || echo /usr/lib/tmpfiles.d)
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 VERSION := 0.1.0
 
 PKGS    := libzmq yaml-0.1 lmdb libsystemd json-c libnats libzstd
@@ -47,7 +48,7 @@ PROGRAMS   := $(BUILD)/hearthd $(BUILD)/hearthctl $(BUILD)/hearth-relay $(BUILD)
 MANPAGES   := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
 MANDIR  ?= $(PREFIX)/share/man
 
-.PHONY: all run check unit e2e asan tsan deps install clean man stress fuzz fuzz-quick fuzz-build deb deb-check
+.PHONY: all run check unit unit-bins e2e asan tsan deps install clean man stress fuzz fuzz-quick fuzz-build deb deb-check
 all: $(PROGRAMS)
 
 man: $(MANPAGES)
@@ -133,6 +134,8 @@ run: deps all
 	@$(BUILD)/hearth-web -c etc/web.yaml & web=$$!; trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
 		$(BUILD)/hearthd -c etc/hearth.yaml
 
+unit-bins: $(UNIT_BINS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(filter-out $(UNIT_SKIP),$(UNIT_BINS)); do echo "== $$t"; $$t; done
 
@@ -147,7 +150,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fu
 FUZZ_SECONDS ?= 10
 
 fuzz-build:
-	$(MAKE) CC=clang BUILD=$(FUZZ_DIR) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT="-O1 -g" \
+	$(MAKE) -j$(JOBS) CC=clang BUILD=$(FUZZ_DIR) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT="-O1 -g" \
 		$(FUZZ_DIR)/libhearth.a $(FUZZ_TARGETS)
 
 # the relay's loader lives in relay: link its objects (all but main)
@@ -183,8 +186,8 @@ stress: all
 # the ingest parser thread and its handoff to the loop (src/ingest/ingest.c), the control
 # thread and its queue (src/control/control.c, relay.c), the re-evaluation workers
 # (src/engine/reeval_worker.c, with the reload tests) with the tests
-# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/cluster.c)
-# with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
+# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/:
+# fetch.c, alerts_stream.c, requests.c, meeting the loop in handoff.c) with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
 # and libsodium.
 TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
             tests/e2e/test_queries.py tests/e2e/test_rule_lifecycle.py \
@@ -193,7 +196,8 @@ TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test
 # The unit tests too, but for the incremental-vs-brute-force scenarios: one thread, 170 s
 # under TSan, run by the plain and ASan builds.
 tsan:
-	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all unit \
+	$(MAKE) -j$(JOBS) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" all unit-bins
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" unit \
 		UNIT_SKIP=build/tsan/tests/test_incremental
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" HEARTH_BUILD=build/tsan \
 		$(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_E2E)
@@ -203,10 +207,13 @@ asan:
 
 # The cluster tests (a real 3-node NATS cluster each, ~85 s) run under ASan and TSan,
 # not a third time in the plain build: the CI budget is 15 minutes.
+# Builds use every core (JOBS); the tests after them run one at a time.
 check: deps
-	$(MAKE) all unit
+	$(MAKE) -j$(JOBS) all unit-bins
+	$(MAKE) unit
 	$(MAKE) e2e E2E_SKIP=--ignore=tests/e2e/test_cluster.py
-	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit e2e
+	$(MAKE) -j$(JOBS) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" all unit-bins
+	$(MAKE) BUILD=build/asan SAN="$(SANFLAGS)" OPT="-O1 -g" unit e2e
 	$(MAKE) tsan
 	$(MAKE) fuzz-quick
 	$(MAKE) bench-quick

@@ -16,7 +16,7 @@
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
-#include "timeline_impl.h"
+#include "pending.h"
 #include "type_names.h"
 #include "hearth/units.h"
 

@@ -19,7 +19,7 @@
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
-#include "timeline_impl.h"
+#include "pending.h"
 #include "tindex.h"
 
 struct forget_ctx {

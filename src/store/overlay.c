@@ -2,7 +2,7 @@
  * The reader's overlay of pending derived state (see include/hearth/overlay.h).
  * Notes are built by the writer (timeline.c, flush.c) and folded in here by
  * the reader; reads merge the overlay with the store through the same code
- * the writer's own reads use (timeline_merge, timeline_impl.h).
+ * the writer's own reads use (timeline_merge, pending.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/strmap.h"
-#include "timeline_impl.h"
+#include "pending.h"
 
 struct note_cust {
 	char *id;

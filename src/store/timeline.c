@@ -7,8 +7,10 @@
  *        customers customer                            → customer record
  *        ids       event id                            → ()
  * meta "indexed_seq": every log record up to it is reflected in the others.
- * Writing the pending derived state (the flush) is in flush.c, reading
- * timelines in timeline_read.c, forgetting a customer in forget.c.
+ * Beside this file: the pending state's types and helpers (pending.h,
+ * pending.c), writing it (the flush, flush.c), reading timelines
+ * (timeline_read.c) and the customer listing (customers.c), the readers'
+ * notes (notes.c), forgetting a customer (forget.c).
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -28,35 +30,9 @@
 #include "hearth/state.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
-#include "timeline_impl.h"
+#include "pending.h"
 #include "hearth/units.h"
 
-
-/* Deadline index key: when (i64 ordered) then customer, so a tick reads a prefix. */
-size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len)
-{
-	be64_put(buf, i64_to_ordered(when));
-	memcpy(buf + 8, cust, len);
-	return 8 + len;
-}
-
-int pending_ev_cmp(const void *a, const void *b)
-{
-	const struct pending_ev *x = a, *y = b;
-
-	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-void timeline_dirty_free(struct dirty *d)
-{
-	if (!d)
-		return;
-	cust_free(d->c);
-	free(d->ev);
-	free(d);
-}
 
 static void pending_clear(struct timeline *tl)
 {
@@ -70,31 +46,6 @@ static void pending_clear(struct timeline *tl)
 	tl->new_customers = 0;
 	tl->pending_since_ms = 0;
 	tl->ntouched = 0;
-}
-
-struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_t len, int *found,
-			   struct herr *err)
-{
-	MDB_val val;
-	int rc = store_get(txn, st, DB_CUSTOMERS, id, len, &val);
-	struct cust *c;
-
-	*found = rc == 0;
-	if (rc == MDB_NOTFOUND) {
-		c = cust_new(id, len);
-		if (!c)
-			herr_set(err, HERR_NOMEM, "out of memory");
-		return c;
-	}
-	if (rc) {
-		store_error(err, rc, "reading a customer");
-		return NULL;
-	}
-	c = cust_decode(id, len, val.mv_data, val.mv_size, store_type_names(st));
-	if (!c)
-		herr_set(err, HERR_STORE_ERROR, "store, customer record of '%.*s' is damaged",
-			 (int)len, id);
-	return c;
 }
 
 /* The customer's pending entry, loaded from the store (or new) on first use. */
@@ -340,7 +291,6 @@ struct store *timeline_store(struct timeline *tl)
 	return tl->st;
 }
 
-static void publish_append(struct timeline *tl, uint64_t from_seq);
 
 /* ---- append ---------------------------------------------------------------- */
 
@@ -511,7 +461,7 @@ void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, 
 		tl->stats.events_duplicate += batches[i]->duplicates;
 	}
 	if (tl->sink && tl->ntouched)
-		publish_append(tl, tl->append_from_seq);
+		timeline_publish_append(tl, tl->append_from_seq);
 }
 
 struct append_ctx {
@@ -535,120 +485,6 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n)
 
 	timeline_append_end(tl, batches, n, ctx.folded, rc < 0 ? &err : NULL);
 	return rc;
-}
-
-/* ---- the reader's notes ---------------------------------------------------- */
-
-static void send_note(struct timeline *tl, struct overlay_note *n)
-{
-	if (!n) {
-		log_error("store, out of memory telling the readers about pending state");
-		return;
-	}
-	tl->sink(n, tl->sink_ctx);
-}
-
-/* One pending customer's copy into n, with its pending entries from log seq from_seq on. */
-static int note_customer(struct timeline *tl, struct overlay_note *n, const struct dirty *d,
-			 uint64_t from_seq)
-{
-	ssize_t ci;
-
-	wbuf_reset(&tl->rec);
-	if (cust_encode(d->c, store_type_names(tl->st), &tl->rec) < 0 || tl->rec.failed)
-		return -1;
-	ci = overlay_note_cust(n, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len);
-	for (size_t j = 0; ci >= 0 && j < d->n; j++)
-		if (d->ev[j].seq >= from_seq &&
-		    overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
-				       strlen(d->ev[j].type)) < 0)
-			return -1;
-	return ci < 0 ? -1 : 0;
-}
-
-/*
- * What the append changed: the touched customers and their events from the
- * append's first seq on (a customer's pending entries may have been sorted
- * since, so they are told apart by seq, not by position).
- */
-static void publish_append(struct timeline *tl, uint64_t from_seq)
-{
-	struct overlay_note *note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
-
-	for (size_t i = 0; note && i < tl->ntouched; i++)
-		if (note_customer(tl, note, tl->touched_dirty[i], from_seq) < 0) {
-			overlay_note_free(note);
-			note = NULL;
-		}
-	send_note(tl, note);
-}
-
-void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to)
-{
-	struct overlay_note *note;
-
-	if (!tl->sink || from == to)
-		return;
-	note = overlay_note_new(OVERLAY_FLUSHED, tl->gen);
-	for (size_t i = from; note && i < to; i++)
-		if (overlay_note_cust(note, tl->job.custs[i], tl->job.lens[i], NULL, 0) < 0) {
-			overlay_note_free(note);
-			note = NULL;
-		}
-	send_note(tl, note);
-}
-
-void timeline_publish_forget(struct timeline *tl, const char *id, size_t len)
-{
-	struct overlay_note *note = overlay_note_new(OVERLAY_FORGET, tl->gen);
-
-	if (note && overlay_note_cust(note, id, len, NULL, 0) < 0) {
-		overlay_note_free(note);
-		note = NULL;
-	}
-	send_note(tl, note);
-}
-
-/*
- * Only customers still pending: one flushed meanwhile is in the store as
- * changed, and its FLUSHED note has gone out; an UPDATE after it would leave
- * the reader an entry no later note drops.
- */
-void timeline_publish_restated(struct timeline *tl)
-{
-	const struct strmap_slot *slot;
-	struct overlay_note *note;
-
-	if (!tl->sink || tl->restated.count == 0)
-		return;
-	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
-	for (size_t i = 0; note && strmap_next(&tl->restated, &i, &slot);) {
-		struct dirty *d = strmap_get(&tl->dirty, slot->key, slot->len);
-		if (d && note_customer(tl, note, d, UINT64_MAX) < 0) {
-			overlay_note_free(note);
-			note = NULL;
-		}
-	}
-	strmap_clear(&tl->restated);
-	send_note(tl, note);
-}
-
-void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx)
-{
-	const struct strmap_slot *slot;
-	struct overlay_note *note;
-
-	tl->sink = fn;
-	tl->sink_ctx = ctx;
-	if (!fn || tl->dirty.count == 0)
-		return;
-	note = overlay_note_new(OVERLAY_UPDATE, ++tl->gen);
-	for (size_t i = 0; note && strmap_next(&tl->dirty, &i, &slot);)
-		if (note_customer(tl, note, slot->value, 0) < 0) {
-			overlay_note_free(note);
-			note = NULL;
-		}
-	send_note(tl, note);
 }
 
 /* ---- evaluation support ---------------------------------------------------- */

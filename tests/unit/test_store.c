@@ -29,7 +29,7 @@
 #include "hearth/store.h"
 #include "hearth/timeline.h"
 #include "hearth/units.h"
-#include "../../src/store/timeline_impl.h"
+#include "../../src/store/pending.h"
 #include "../../src/store/tindex.h"
 #include "../../src/store/type_names.h"
 

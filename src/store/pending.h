@@ -1,9 +1,9 @@
 /*
- * What the timeline's files share: appends, reads and forget (timeline.c)
- * and the flush of pending derived state (flush.c). Not for use outside them.
+ * The timeline's pending state, what its files share (timeline.c names
+ * each). Not for use outside them.
  */
-#ifndef HEARTH_TIMELINE_IMPL_H
-#define HEARTH_TIMELINE_IMPL_H
+#ifndef HEARTH_STORE_PENDING_H
+#define HEARTH_STORE_PENDING_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -103,7 +103,7 @@ struct timeline {
 	struct strmap watch_ids;
 };
 
-/* timeline.c: the key of the deadline index, and a pending entry's end */
+/* pending.c: the key of the deadline index, and a pending entry's end */
 size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len);
 void timeline_dirty_free(struct dirty *d);
 /* qsort order of pending events: time, then log seq. */
@@ -111,16 +111,18 @@ int pending_ev_cmp(const void *a, const void *b);
 /* The customer's state from the store, or a new one (*found = 0); NULL on failure. */
 struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_t len, int *found,
 			   struct herr *err);
-/* timeline_query over the store and the sorted pending entries pev (also the overlay's). */
+/* timeline_read.c: timeline_query over the store and the sorted pending entries pev (also the overlay's). */
 int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *q,
 		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
 		   struct herr *err);
-/* overlay notes (hearth/overlay.h) to the sink, if one is set */
-void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to);
 /* flush.c */
 void flush_job_free(struct flush_job *job);
 
-/* Tells the readers a customer is gone (timeline.c; used by forget.c). */
+/* notes.c: overlay notes (hearth/overlay.h) to the sink, if one is set */
+/* What an append changed: the touched customers and their events from log seq from_seq on. */
+void timeline_publish_append(struct timeline *tl, uint64_t from_seq);
+void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to);
+/* A customer is gone (forget.c). */
 void timeline_publish_forget(struct timeline *tl, const char *id, size_t len);
 
 #endif
