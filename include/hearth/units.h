@@ -19,6 +19,10 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *ms);
 char *time_format(int64_t ms, char *buf, size_t size);
 #define TIME_BUF 32
 
+/* v in decimal, as printf's %lld writes it, into out (no NUL); its length. */
+#define I64_TEXT 20
+size_t i64_text(int64_t v, char *out);
+
 /* "500ms", "90s", "1d12h", "2w"; rejects empty, unknown units, overflow. */
 int duration_parse(const char *s, size_t len, int64_t *ms);
 /* Human form: "31d", "2d 4h", "15m 3s", "250ms". */

@@ -6,6 +6,7 @@
 
 #include "hearth/codec.h"
 #include "hearth/json_out.h"
+#include "hearth/units.h"
 
 static void put_char(struct json_out *o, char c)
 {
@@ -84,10 +85,9 @@ void json_out_cstr(struct json_out *o, const char *s)
 
 void json_out_int64(struct json_out *o, int64_t v)
 {
-	char buf[24];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+	char buf[I64_TEXT];
 
-	wbuf_put(o->b, buf, (size_t)n);
+	wbuf_put(o->b, buf, i64_text(v, buf));
 }
 
 void json_out_double(struct json_out *o, double v)

@@ -119,6 +119,16 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 	return 0;
 }
 
+/* v in exactly n digits, zero-padded (v < 10^n); the end. */
+static char *put_digits(char *p, unsigned v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + n;
+}
+
 char *time_format(int64_t ms, char *buf, size_t size)
 {
 	int64_t days = ms >= 0 ? ms / MS_PER_DAY : -((-ms + MS_PER_DAY - 1) / MS_PER_DAY);
@@ -126,10 +136,47 @@ char *time_format(int64_t ms, char *buf, size_t size)
 	int m, d;
 
 	civil_from_days(days, &y, &m, &d);
-	snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-		 (int)(rem / MS_PER_HOUR), (int)(rem / MS_PER_MINUTE % 60),
-		 (int)(rem / MS_PER_SECOND % 60), (int)(rem % 1000));
+	if (y < 0 || y > 9999 || size < 25) {
+		snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+			 (int)(rem / MS_PER_HOUR), (int)(rem / MS_PER_MINUTE % 60),
+			 (int)(rem / MS_PER_SECOND % 60), (int)(rem % 1000));
+		return buf;
+	}
+	/* by hand: every time a firing alert shows is formatted at each of its evaluations */
+	char *p = buf;
+	p = put_digits(p, (unsigned)y, 4);
+	*p++ = '-';
+	p = put_digits(p, (unsigned)m, 2);
+	*p++ = '-';
+	p = put_digits(p, (unsigned)d, 2);
+	*p++ = 'T';
+	p = put_digits(p, (unsigned)(rem / MS_PER_HOUR), 2);
+	*p++ = ':';
+	p = put_digits(p, (unsigned)(rem / MS_PER_MINUTE % 60), 2);
+	*p++ = ':';
+	p = put_digits(p, (unsigned)(rem / MS_PER_SECOND % 60), 2);
+	*p++ = '.';
+	p = put_digits(p, (unsigned)(rem % 1000), 3);
+	*p++ = 'Z';
+	*p = '\0';
 	return buf;
+}
+
+size_t i64_text(int64_t v, char *out)
+{
+	char tmp[I64_TEXT], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	size_t n;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, n);
+	return n;
 }
 
 struct unit { const char *name; int64_t ms; };

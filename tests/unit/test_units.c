@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "hearth/units.h"
@@ -176,6 +177,63 @@ static void test_time_format_round_trip(void **state)
 	}
 }
 
+/* The hand-written formatting says what printf would, outside the years it covers too. */
+static void test_time_format_as_printf(void **state)
+{
+	static const int64_t edges[] = {
+		-62135596800001LL /* year 0 */, -62167219200001LL /* year -1 */,
+		253402300800000LL /* year 10000 */, INT64_MAX / 4, INT64_MIN / 4,
+	};
+	uint64_t x = 0x9E3779B97F4A7C15ULL;
+	char got[TIME_BUF], want[TIME_BUF];
+
+	(void)state;
+	for (int i = 0; i < 20000 + (int)(sizeof(edges) / sizeof(edges[0])); i++) {
+		int64_t ms;
+		if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			ms = edges[i];
+		} else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			ms = (int64_t)(x % 600000000000000ULL) - 300000000000000LL;
+		}
+		int64_t days = ms >= 0 ? ms / MS_PER_DAY : -((-ms + MS_PER_DAY - 1) / MS_PER_DAY);
+		int64_t rem = ms - days * MS_PER_DAY, y;
+		int m, d;
+		civil_from_days(days, &y, &m, &d);
+		snprintf(want, sizeof(want), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+			 (int)(rem / MS_PER_HOUR), (int)(rem / MS_PER_MINUTE % 60),
+			 (int)(rem / MS_PER_SECOND % 60), (int)(rem % 1000));
+		time_format(ms, got, sizeof(got));
+		assert_string_equal(got, want);
+	}
+	/* a buffer too small is cut, never overrun */
+	memset(got, 'x', sizeof(got));
+	time_format(SPEC_MS, got, 10);
+	assert_string_equal(got, "2026-11-2");
+	assert_int_equal(got[10], 'x');
+}
+
+static void test_i64_text(void **state)
+{
+	static const int64_t edges[] = { 0, 1, -1, 9, 10, -10, 99, 100, INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+	uint64_t x = 88172645463325252ULL;
+	char got[I64_TEXT + 1], want[32];
+
+	(void)state;
+	for (int i = 0; i < 20000; i++) {
+		int64_t v;
+		if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			v = edges[i];
+		} else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			v = (int64_t)x >> (x % 63); /* every magnitude, both signs */
+		}
+		got[i64_text(v, got)] = '\0';
+		snprintf(want, sizeof(want), "%lld", (long long)v);
+		assert_string_equal(got, want);
+	}
+}
+
 static int64_t dur_ok(const char *s)
 {
 	int64_t ms = -12345;
@@ -318,6 +376,8 @@ int main(void)
 		cmocka_unit_test(test_rfc3339_honours_len),
 		cmocka_unit_test(test_time_format_exact),
 		cmocka_unit_test(test_time_format_round_trip),
+		cmocka_unit_test(test_time_format_as_printf),
+		cmocka_unit_test(test_i64_text),
 		cmocka_unit_test(test_duration_parse),
 		cmocka_unit_test(test_duration_limits),
 		cmocka_unit_test(test_duration_format),
