@@ -144,6 +144,8 @@ static void continue_undefer(struct loop *loop, void *ctx)
 
 	(void)loop;
 	eng->undefer_timer = 0;
+	if (!eng->undeferring)
+		return;
 	/* every customer evaluated is held until written: let the flush catch up first */
 	if (timeline_backlogged(eng->tl) || undefer_slice(eng, ingest_clock_now(eng->clock)))
 		schedule_undefer(eng);

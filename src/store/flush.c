@@ -122,7 +122,7 @@ static void flush_time_index(struct wtxn *w, struct timeline *tl, const struct d
 	qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
 	for (size_t j = 0; j < d->n; j++)
 		tl->adding[j] = (struct tindex_entry){ d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
-						       (uint8_t)strlen(d->ev[j].type) };
+						       d->ev[j].type_len };
 	tindex_add(w, d->c->id, d->c->id_len, tl->adding, d->n, &tl->tindex);
 }
 

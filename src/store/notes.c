@@ -34,7 +34,7 @@ static int note_customer(struct timeline *tl, struct overlay_note *n, const stru
 	for (size_t j = 0; ci >= 0 && j < d->n; j++)
 		if (d->ev[j].seq >= from_seq &&
 		    overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
-				       strlen(d->ev[j].type)) < 0)
+				       d->ev[j].type_len) < 0)
 			return -1;
 	return ci < 0 ? -1 : 0;
 }

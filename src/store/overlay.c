@@ -121,6 +121,7 @@ int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t s
 		type_len = HEARTH_NAME_MAX;
 	memcpy(e->ev.type, type, type_len);
 	e->ev.type[type_len] = '\0';
+	e->ev.type_len = (uint8_t)type_len;
 	return 0;
 }
 

@@ -22,6 +22,7 @@ struct pending_ev {
 	int64_t ts;
 	uint64_t seq;
 	char type[HEARTH_NAME_MAX + 1];
+	uint8_t type_len;               /* kept: every note, flush and merge wants it */
 };
 
 struct dirty {

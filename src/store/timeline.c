@@ -154,6 +154,7 @@ static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *e
 	p->seq = ev->seq;
 	memcpy(p->type, ev->type, ev->type_len);
 	p->type[ev->type_len] = '\0';
+	p->type_len = (uint8_t)ev->type_len;
 	int late = cust_case_event_is_late(d->c, ev, tl->cfg);
 	if (cust_apply_ex(d->c, ev, tl->cfg, late) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory applying an event");

@@ -153,7 +153,7 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 			continue;
 		}
 		int take_stored = s && (!p || (q->desc ? tpos_cmp(spos, ppos) > 0 : tpos_cmp(spos, ppos) < 0));
-		if (take_stored ? type_wanted(q, s->type, s->type_len) : type_wanted(q, p->type, strlen(p->type))) {
+		if (take_stored ? type_wanted(q, s->type, s->type_len) : type_wanted(q, p->type, p->type_len)) {
 			if (emitted == q->limit) {
 				*more = 1;
 				break;
