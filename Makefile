@@ -186,8 +186,9 @@ stress: all
 # the ingest parser thread and its handoff to the loop (src/ingest/ingest.c), the control
 # thread and its queue (src/control/control.c, relay.c), the re-evaluation workers
 # (src/engine/reeval_worker.c, with the reload tests) with the tests
-# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads (src/cluster/:
-# fetch.c, alerts_stream.c, requests.c, meeting the loop in handoff.c) with the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
+# that drive ingest, clock, reloads and CURVE (~40 s), and the cluster threads
+# (src/cluster/fetch.c, alerts_stream.c, requests.c, meeting the loop in handoff.c) with
+# the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
 # and libsodium.
 TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
             tests/e2e/test_queries.py tests/e2e/test_rule_lifecycle.py \

@@ -1,5 +1,4 @@
 /* JSON text written into a wbuf as json-c writes it (see include/hearth/json_out.h). */
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

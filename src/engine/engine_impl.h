@@ -23,10 +23,8 @@ struct reeval_batch;
 struct reeval_cust;
 struct store;
 
-/* eng->due holds what one slice holds: a tick's, a re-evaluation's, a load end's */
-#define TICK_SLICE      20000
-#define REEVAL_SLICE    1000
-#define DUE_MAX         TICK_SLICE
+/* The most customers eng->due holds: one slice of a tick, a re-evaluation or a load's end. */
+#define DUE_MAX         20000
 
 
 struct change {
@@ -158,6 +156,7 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 void engine_count_state(struct engine *eng, enum alert_state s, int delta);
 
 /* tick.c */
+/* Arms the next tick, evaluation.interval from now. */
 void engine_tick_start(struct engine *eng);
 
 /* reeval.c */

@@ -730,7 +730,7 @@ static void copy_text(char *buf, size_t size, const char *s, size_t n)
 void value_format(const struct value *v, char *buf, size_t size)
 {
 	switch (v->type) {
-	case TYPE_BOOL: snprintf(buf, size, "%s", v->b ? "true" : "false"); return;
+	case TYPE_BOOL: copy_text(buf, size, v->b ? "true" : "false", v->b ? 4 : 5); return;
 	case TYPE_NUM:
 		if (v->num == floor(v->num) && fabs(v->num) < 9e15) {
 			char digits[I64_TEXT];
@@ -742,6 +742,6 @@ void value_format(const struct value *v, char *buf, size_t size)
 	case TYPE_DUR: duration_format(v->ms, buf, size); return;
 	case TYPE_TIME: time_format(v->ms, buf, size); return;
 	case TYPE_STR: copy_text(buf, size, v->str.s, v->str.len); return;
-	default: snprintf(buf, size, "-"); return;
+	default: copy_text(buf, size, "-", 1); return;
 	}
 }

@@ -27,6 +27,8 @@
 
 #define UNDEFER_SLICE 1000
 
+_Static_assert(UNDEFER_SLICE <= DUE_MAX, "a slice is held in eng->due");
+
 static void on_load_idle(struct loop *loop, void *ctx);
 static void continue_undefer(struct loop *loop, void *ctx);
 

@@ -24,6 +24,7 @@
 #include "hearth/timeline.h"
 #include "reeval_worker.h"
 
+#define REEVAL_SLICE    1000    /* customers the writer walks per loop turn without workers */
 #define REEVAL_WINDOW   8192    /* customers the workers walk per window */
 #define REEVAL_WORKERS_MAX 8
 

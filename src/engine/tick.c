@@ -19,6 +19,7 @@
 #include "hearth/units.h"
 #include "reeval_worker.h"
 
+#define TICK_SLICE      DUE_MAX
 #define TICK_WORKERS_MIN 256    /* fewer due customers are evaluated by the writer at once */
 #define PRUNE_SLICE     10000
 
@@ -94,6 +95,14 @@ static size_t tick_slice(struct engine *eng, int64_t now, int *more)
 	return n;
 }
 
+static void continue_tick(struct loop *loop, void *ctx);
+
+static void schedule_tick_more(struct engine *eng)
+{
+	if (!eng->tick_more_timer)
+		eng->tick_more_timer = loop_timer_add(eng->loop, 0, continue_tick, eng);
+}
+
 static void continue_tick(struct loop *loop, void *ctx)
 {
 	struct engine *eng = ctx;
@@ -105,7 +114,7 @@ static void continue_tick(struct loop *loop, void *ctx)
 	if (!timeline_backlogged(eng->tl))
 		tick_slice(eng, ingest_clock_now(eng->clock), &more);
 	if (more)
-		eng->tick_more_timer = loop_timer_add(eng->loop, 0, continue_tick, eng);
+		schedule_tick_more(eng);
 }
 
 size_t engine_tick(struct engine *eng)
@@ -115,8 +124,8 @@ size_t engine_tick(struct engine *eng)
 	int more;
 	size_t n = tick_slice(eng, now, &more);
 
-	if (more && !eng->tick_more_timer)
-		eng->tick_more_timer = loop_timer_add(eng->loop, 0, continue_tick, eng);
+	if (more)
+		schedule_tick_more(eng);
 	if (outbox_prune(eng->ob, now, PRUNE_SLICE, &err) < 0)
 		log_warning("outbox, pruning failed (%s)", err.msg);
 	eng->stats.ticks++;
@@ -130,8 +139,9 @@ static void on_tick(struct loop *loop, void *ctx)
 {
 	struct engine *eng = ctx;
 
+	(void)loop;
 	engine_tick(eng);
-	eng->tick_timer = loop_timer_add(loop, eng->cfg->eval_interval_ms, on_tick, eng);
+	engine_tick_start(eng);
 }
 
 void engine_tick_start(struct engine *eng)
