@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "hearth/err.h"
+#include "hearth/limits.h"
 #include "hearth/store.h"
 
 struct alert_states;
@@ -33,6 +34,13 @@ struct write_watch {
 	struct strmap *ids;             /* NULL: off */
 	uint64_t gen;                   /* stamped on each note; rises at each watch_begin */
 	int lost;
+	/*
+	 * Customers up to this id (LMDB's key order) are not noted: no window
+	 * out or to come reads them again, and a re-evaluation's own writes
+	 * are all of them but the few a window boundary shares.
+	 */
+	char floor[HEARTH_ID_MAX];
+	size_t floor_len;
 };
 void write_watch_note(struct write_watch *ww, const char *id, size_t len);
 /* The watch alert state puts note their customers in (NULL: none). */

@@ -126,14 +126,16 @@ void timeline_release(struct timeline *tl, struct cust *c);
 /*
  * For evaluations done elsewhere on a snapshot (a re-evaluation's workers):
  * from watch_begin on, customers whose stored record or alert states are
- * written are noted. Each begin starts a generation (the windows out at once
- * each have theirs) and returns it; written_since says whether a customer was
- * written since that generation began (or a note failed). forget_before lets
- * go of notes older than a generation, end of all of them. A pending customer
+ * written are noted, but those up to floor (LMDB's key order; floor_len 0:
+ * none), which no window out reads. Each begin starts a generation (the
+ * windows out at once each have theirs) and returns it; written_since says
+ * whether a customer was written since that generation began (or a note
+ * failed). forget_before lets go of notes older than a generation, end of all
+ * of them. A pending customer
  * is one whose state in memory differs from the store's (held for an
  * evaluation and left as loaded is not).
  */
-uint64_t timeline_watch_begin(struct timeline *tl);
+uint64_t timeline_watch_begin(struct timeline *tl, const char *floor, size_t floor_len);
 void timeline_watch_forget_before(struct timeline *tl, uint64_t gen);
 void timeline_watch_end(struct timeline *tl);
 int timeline_written_since(const struct timeline *tl, uint64_t gen, const char *id, size_t len);
@@ -142,9 +144,25 @@ int timeline_pending(const struct timeline *tl, const char *id, size_t len);
 int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err);
 /* The customers the last timeline_append changed. */
 size_t timeline_touched(struct timeline *tl, struct cust ***list);
-/* Up to max customers whose deadline is at or before now. */
+/* Up to max customers whose deadline is at or before now, held. */
 size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
 		    struct herr *err);
+/*
+ * The same in two steps, so that the ids can go to other threads before the
+ * customers are loaded: timeline_due_list names them (what it points to lives
+ * as long as txn and no write), timeline_hold_due holds each one, NULL for one
+ * gone or already listed (a key a crash left beside the customer's own).
+ */
+struct due_ref {
+	const char *id;
+	size_t len;
+	int64_t when;                   /* the stored deadline key's moment */
+	int stored_key;                 /* from the deadline index (else moving in a flush) */
+	struct cust *c;                 /* in memory already (pending): held as it is */
+};
+size_t timeline_due_list(struct timeline *tl, MDB_txn *txn, int64_t now, struct due_ref *out, size_t max,
+			 struct herr *err);
+struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, struct herr *err);
 
 /*
  * The reader's notes (hearth/overlay.h): from now on every successful append,

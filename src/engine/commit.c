@@ -145,6 +145,11 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		else
 			outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
 	}
+	for (size_t i = 0; i < eng->nrefreshes && !w->rc; i++) {
+		const struct refresh *r = &eng->refreshes[i];
+		(in_place ? alert_states_put_in_place : alert_states_put)(as, w, r->id, r->id_len, r->rule, r->rec,
+									  r->rec_len);
+	}
 	if (*seq != outbox_last_seq(eng->ob))
 		outbox_put_last_seq(w, *seq);
 	rc = w->rc ? -1 : 0;
@@ -208,6 +213,7 @@ void engine_free_changes(struct engine *eng)
 		free(eng->changes[i].a.values_json);
 	}
 	eng->nchanges = 0;
+	eng->nrefreshes = 0;
 }
 
 void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes how)
@@ -215,14 +221,14 @@ void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes h
 	struct write_ctx ctx = { .eng = eng, .now = now, .how = how };
 	struct herr err;
 
-	if (eng->nchanges == 0 && eng->nundefer == 0)
+	if (eng->nchanges == 0 && eng->nundefer == 0 && eng->nrefreshes == 0)
 		return;
 	if (store_write(eng->st, write_changes, &ctx, &err) < 0) {
 		alert_states_discard(timeline_alert_states(eng->tl));
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
-		/* (a re-evaluation's stand-ins, apply_customer, only lose a refresh until the next one) */
+		/* (a re-evaluation's refreshes, apply_customer, are lost until the next one) */
 		for (size_t i = 0; i < eng->nchanges; i++) {
 			eng->changes[i].c->deadline = now + RETRY_MS;
 			timeline_deadline_set(eng->tl, eng->changes[i].c);

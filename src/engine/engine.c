@@ -62,8 +62,9 @@ struct engine *engine_open(const struct config *cfg, struct store *st, struct ti
 	eng->stats.last_tick = TIME_NONE;
 	eng->errors_gen = eng->silences_gen = 1;        /* the board's first post differs (0) */
 	eng->due = calloc(DUE_MAX, sizeof(*eng->due));
+	eng->due_refs = calloc(DUE_MAX, sizeof(*eng->due_refs));
 	eng->tok = json_tokener_new();
-	if (!eng->due || !eng->tok || engine_size_rules(eng) < 0) {
+	if (!eng->due || !eng->due_refs || !eng->tok || engine_size_rules(eng) < 0) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -95,6 +96,7 @@ void engine_close(struct engine *eng)
 	free(eng->changes);
 	free(eng->silences);
 	free(eng->due);
+	free(eng->due_refs);
 	if (eng->tok)
 		json_tokener_free(eng->tok);
 	engine_load_close(eng);

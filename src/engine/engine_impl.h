@@ -44,6 +44,19 @@ struct change {
 	char topic[96];
 };
 
+/*
+ * A firing alert whose summary or values a worker refreshed, and nothing else:
+ * only its record, encoded by the worker, is written (no notification, no
+ * count changes, no customer held).
+ */
+struct refresh {
+	const char *id;
+	size_t id_len;
+	const char *rule;
+	const void *rec;
+	size_t rec_len;
+};
+
 struct engine {
 	const struct config *cfg;       /* the one rs was compiled from */
 	struct store *st;
@@ -65,6 +78,7 @@ struct engine {
 	int64_t ingest_now;             /* the group commit's evaluation time */
 	uint64_t ingest_seq;            /* and its last notification */
 	struct cust **due;
+	struct due_ref *due_refs;        /* a tick's due customers, named before they are held */
 	int tick_timer;
 	int tick_more_timer;            /* the tick's next slice: its last was full */
 	int reeval_timer;               /* the re-evaluation's next slice */
@@ -77,8 +91,8 @@ struct engine {
 	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
 	int window_out;                 /* a window is with the workers */
 	uint64_t window_gen;            /* its generation of the timeline's write watch */
-	struct cust **standins;         /* the window's customers known by id alone (apply_customer) */
-	size_t nstandins, standins_cap;
+	struct refresh *refreshes;      /* written with the changes; they point into the workers' batches */
+	size_t nrefreshes, refreshes_cap;
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;

@@ -130,38 +130,35 @@ static int refresh_only(const struct reeval_batch *b, const struct reeval_cust *
 	if (rc->deadline != rc->stored_deadline)
 		return 0;
 	for (size_t i = 0; i < rc->nchanges; i++)
-		if (b->changes[rc->first_change + i].kind != NOTIFY_NONE)
+		if (!b->changes[rc->first_change + i].refresh)
 			return 0;
 	return 1;
 }
 
 /*
- * A customer by id alone, for changes that need no more of them: loading and
- * holding the record, for the many firing alerts a re-evaluation refreshes,
- * was most of the writer's share of it.
+ * Their records, as the worker encoded them, go to the next commit: loading
+ * and holding the customer, and copying each alert into a change, for the
+ * many firing alerts a re-evaluation refreshes, was most of the writer's
+ * share of it. 0, or -1 out of memory.
  */
-static struct cust *standin(struct engine *eng, const char *id, size_t len)
+static int push_refreshes(struct engine *eng, const struct reeval_batch *b, const struct reeval_cust *rc)
 {
-	struct cust *c;
-
-	if (eng->nstandins == eng->standins_cap) {
-		size_t cap = eng->standins_cap ? eng->standins_cap * 2 : 256;
-		struct cust **more = realloc(eng->standins, cap * sizeof(*more));
+	if (eng->nrefreshes + rc->nchanges > eng->refreshes_cap) {
+		size_t cap = eng->refreshes_cap ? eng->refreshes_cap * 2 : 1024;
+		while (cap < eng->nrefreshes + rc->nchanges)
+			cap *= 2;
+		struct refresh *more = realloc(eng->refreshes, cap * sizeof(*more));
 		if (!more)
-			return NULL;
-		eng->standins = more;
-		eng->standins_cap = cap;
+			return -1;
+		eng->refreshes = more;
+		eng->refreshes_cap = cap;
 	}
-	if ((c = cust_new(id, len)))
-		eng->standins[eng->nstandins++] = c;
-	return c;
-}
-
-static void free_standins(struct engine *eng)
-{
-	for (size_t i = 0; i < eng->nstandins; i++)
-		cust_free(eng->standins[i]);
-	eng->nstandins = 0;
+	for (size_t i = 0; i < rc->nchanges; i++) {
+		const struct reeval_change *ch = &b->changes[rc->first_change + i];
+		eng->refreshes[eng->nrefreshes++] = (struct refresh){ b->ids + rc->id_off, rc->id_len, ch->a.rule,
+								       b->recs.data + ch->rec_off, ch->rec_len };
+	}
+	return 0;
 }
 
 /* One customer of a window: nothing to do, the workers' answer, or the writer's own evaluation. */
@@ -181,8 +178,8 @@ static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval
 		eng->stats.reeval_by_workers++;
 		return;
 	}
-	if (!stale && refresh_only(b, rc) && (c = standin(eng, id, rc->id_len))) {
-		engine_apply_worker_result(eng, c, b, rc);
+	if (!stale && refresh_only(b, rc) && push_refreshes(eng, b, rc) == 0) {
+		eng->stats.evaluations++;
 		eng->stats.reeval_by_workers++;
 		return;
 	}
@@ -282,7 +279,6 @@ static void on_window(void *ctx)
 	eng->txn = NULL;
 	store_read_end(txn);
 	engine_commit_changes(eng, now, WRITES_IN_KEY_ORDER);
-	free_standins(eng);
 	for (size_t i = 0; i < n; i++)
 		timeline_release(eng->tl, eng->due[i]);
 	for (size_t i = 0; i < nb; i++)
@@ -305,7 +301,7 @@ static int submit_window(struct engine *eng, int64_t now)
 
 	if (!eng->pool || eng->rebuild_cases || eng->window_out)
 		return -1;
-	gen = timeline_watch_begin(eng->tl);
+	gen = timeline_watch_begin(eng->tl, eng->reeval_after, eng->reeval_started ? eng->reeval_after_len : 0);
 	if (reeval_pool_submit(eng->pool, eng->rs, now, eng->reeval_after,
 			       eng->reeval_started ? eng->reeval_after_len : 0, REEVAL_WINDOW) < 0)
 		return -1; /* the watch stays on: the caller's window, if any, ends it */
@@ -416,7 +412,6 @@ void engine_reeval_close(struct engine *eng)
 		reeval_pool_free(eng->pool);
 		eng->pool = NULL;
 	}
-	free_standins(eng);
-	free(eng->standins);
+	free(eng->refreshes);
 	id_list_free(&eng->reeval_fresh);
 }

@@ -72,9 +72,18 @@ struct alert_states {
 	struct write_watch *watch;
 };
 
+/* LMDB's order of keys: bytes, then the shorter first. */
+static int key_at_most(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c < 0 || (c == 0 && alen <= blen);
+}
+
 void write_watch_note(struct write_watch *ww, const char *id, size_t len)
 {
-	if (ww && ww->ids && !ww->lost && strmap_put(ww->ids, id, len, (void *)(uintptr_t)ww->gen) < 0)
+	if (!ww || !ww->ids || ww->lost || (ww->floor_len && key_at_most(id, len, ww->floor, ww->floor_len)))
+		return;
+	if (strmap_put(ww->ids, id, len, (void *)(uintptr_t)ww->gen) < 0)
 		ww->lost = 1;
 }
 

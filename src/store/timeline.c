@@ -497,8 +497,12 @@ static int same_as_stored(const struct dirty *d)
 	       d->stale_deadline == INT64_MAX;
 }
 
-uint64_t timeline_watch_begin(struct timeline *tl)
+uint64_t timeline_watch_begin(struct timeline *tl, const char *floor, size_t floor_len)
 {
+	if (floor_len > sizeof(tl->watch.floor))
+		floor_len = 0;
+	memcpy(tl->watch.floor, floor, floor_len);
+	tl->watch.floor_len = floor_len;
 	if (!tl->watch.ids) {
 		strmap_init(&tl->watch_ids);
 		tl->watch.ids = &tl->watch_ids;
@@ -525,6 +529,7 @@ void timeline_watch_end(struct timeline *tl)
 		strmap_clear(&tl->watch_ids);
 	tl->watch.ids = NULL;
 	tl->watch.lost = 0;
+	tl->watch.floor_len = 0;
 	alert_states_watch(tl->alerts, NULL);
 }
 
@@ -626,18 +631,25 @@ size_t timeline_touched(struct timeline *tl, struct cust ***list)
 	return tl->ntouched;
 }
 
-static int add_due(struct timeline *tl, struct dirty *d, struct cust **out, size_t *n)
+/* A key the customer no longer has (a crash between a flush's slices left it): it goes. */
+static void drop_stale_key(struct dirty *d, int64_t when)
+{
+	if (when != d->stored_deadline && when != d->c->deadline)
+		d->stale_deadline = when;
+}
+
+/* A customer in memory, listed once per listing. */
+static int list_pending(struct timeline *tl, struct dirty *d, struct due_ref *out, size_t *n)
 {
 	if (d->mark == tl->mark)
 		return 0;
 	d->mark = tl->mark;
-	out[(*n)++] = d->c;
+	out[(*n)++] = (struct due_ref){ .id = d->c->id, .len = d->c->id_len, .c = d->c };
 	return 1;
 }
 
 /* Customers a flush under way wrote, whose new deadline key is not written yet. */
-static void due_moving(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t *n,
-		       size_t max, struct herr *err)
+static void due_moving(struct timeline *tl, int64_t now, struct due_ref *out, size_t *n, size_t max)
 {
 	const struct flush_job *job = &tl->job;
 
@@ -647,14 +659,17 @@ static void due_moving(struct timeline *tl, MDB_txn *txn, int64_t now, struct cu
 		const struct deadline_move *m = &job->moves[i];
 		if (!m->put || m->when > now)
 			continue;
-		struct dirty *d = dirty_get(tl, txn, job->custs[m->cust], job->lens[m->cust], 0, err);
+		struct dirty *d = strmap_get(&tl->dirty, job->custs[m->cust], job->lens[m->cust]);
 		if (d)
-			add_due(tl, d, out, n);
+			list_pending(tl, d, out, n);
+		else
+			out[(*n)++] = (struct due_ref){ .id = job->custs[m->cust], .len = job->lens[m->cust],
+							.when = m->when };
 	}
 }
 
-size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
-		    struct herr *err)
+size_t timeline_due_list(struct timeline *tl, MDB_txn *txn, int64_t now, struct due_ref *out, size_t max,
+			 struct herr *err)
 {
 	const struct strmap_slot *slot;
 	MDB_cursor *cur;
@@ -673,7 +688,7 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 		for (size_t i = 0; n < max && strmap_next(&tl->dirty, &i, &slot);) {
 			struct dirty *d = slot->value;
 			if (d->c->deadline <= now) {
-				add_due(tl, d, out, &n);
+				list_pending(tl, d, out, &n);
 			} else {
 				d->mark = tl->mark;
 				next = d->c->deadline < next ? d->c->deadline : next;
@@ -691,17 +706,52 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 		int64_t when;
 		if (key.mv_size <= 8 || (when = ordered_to_i64(be64_get(key.mv_data))) > now)
 			break;
-		struct dirty *d = dirty_get(tl, txn, (const char *)key.mv_data + 8, key.mv_size - 8, 0, err);
-		if (!d)
+		const char *id = (const char *)key.mv_data + 8;
+		struct dirty *d = strmap_get(&tl->dirty, id, key.mv_size - 8);
+		if (!d) {
+			out[n++] = (struct due_ref){ .id = id, .len = key.mv_size - 8, .when = when, .stored_key = 1 };
 			continue;
-		/* a key the customer no longer has (a crash between a flush's slices left it): it goes */
-		if (when != d->stored_deadline && when != d->c->deadline)
-			d->stale_deadline = when;
-		add_due(tl, d, out, &n);
+		}
+		if (list_pending(tl, d, out, &n))
+			drop_stale_key(d, when);
 	}
 	mdb_cursor_close(cur);
-	due_moving(tl, txn, now, out, &n, max, err);
+	due_moving(tl, now, out, &n, max);
 	return n;
+}
+
+struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, struct herr *err)
+{
+	struct dirty *d;
+
+	if (r->c)
+		return r->c;
+	if (!(d = dirty_get(tl, txn, r->id, r->len, 0, err)) || d->mark == tl->mark)
+		return NULL;
+	d->mark = tl->mark;
+	if (r->stored_key)
+		drop_stale_key(d, r->when);
+	return d->c;
+}
+
+size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
+		    struct herr *err)
+{
+	struct due_ref *refs = malloc((max ? max : 1) * sizeof(*refs));
+	size_t n, held = 0;
+
+	if (!refs) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return 0;
+	}
+	n = timeline_due_list(tl, txn, now, refs, max, err);
+	for (size_t i = 0; i < n; i++) {
+		struct cust *c = timeline_hold_due(tl, txn, &refs[i], err);
+		if (c)
+			out[held++] = c;
+	}
+	free(refs);
+	return held;
 }
 
 /* ---- counts ---------------------------------------------------------------- */

@@ -363,6 +363,42 @@ def test_reevaluation_workers_yield_to_events_meanwhile(clock_daemon):
     assert d.status()["reevaluated_by_workers"] > before
 
 
+def test_reevaluation_refreshes_what_firing_alerts_say(clock_daemon):
+    """A firing alert keeps telling the truth (PROTOCOL.md §4.1): the re-evaluation after
+    a reload refreshes its summary and values as of the moment it ran, without a
+    notification, also when the workers evaluated it and nothing else changed. 600
+    customers went quiet at day 31 and their alerts fired then; at day 45 nothing is
+    due for them, so only the re-evaluation moves what their alerts say."""
+    quiet = rule_yaml("quiet", "since(call) > 30d", summary="{id} quiet for {since(call)}")
+    d = clock_daemon(rules_yaml(quiet))
+    sub = d.subscribe()
+    ids = ["R%03d" % i for i in range(600)]
+    d.ingest_ctl([ev(c, at(T0_MS), "call") for c in ids])
+    d.clock_set(at(T0_MS + 31 * DAY))
+    fired = d.alerts(rule="quiet", limit=10000)
+    assert {a["customer"] for a in fired} == set(ids)
+    assert {a["summary"] for a in fired} == {"%s quiet for 31d" % c for c in ids}
+    published = len(sub.sync(d))
+    wait_for(lambda: pending_events(d) == 0 and not d.status()["reevaluating"], "a quiet store")
+    d.clock_set(at(T0_MS + 45 * DAY))
+    assert d.alerts(rule="quiet", limit=10000) == fired, "a tick evaluated customers not due"
+    before = d.status()["reevaluated_by_workers"]
+    assert_ok(d.ctl({"cmd": "reload"}))
+    wait_for(lambda: not d.status()["reevaluating"], "the re-evaluation's end", deadline=120)
+    assert d.status()["reevaluated_by_workers"] >= before + len(ids)
+    now = d.alerts(rule="quiet", limit=10000)
+    assert {a["customer"] for a in now} == set(ids)
+    for a in now:
+        assert a["summary"] == "%s quiet for 45d" % a["customer"], a
+        # (the test clock runs on from where it was set)
+        assert T0_MS + 45 * DAY <= parse_time(a["values_at"]) < T0_MS + 45 * DAY + HOUR, a
+        assert a["values"] == {"since(call)": parse_time(a["values_at"]) - T0_MS}, a
+        assert a["state"] == "firing" and a["since"] == at(T0_MS + 31 * DAY), a
+    assert d.customer("R007")["alerts"][0]["summary"] == "R007 quiet for 45d"
+    # refreshed, not raised again
+    assert len(sub.sync(d)) == 0 and published == len(ids)
+
+
 def test_tick_workers_see_events_not_yet_stored(clock_daemon):
     """A tick with many customers due hands their evaluation to the worker threads,
     which read the store; a customer whose newer events are still only in the daemon's

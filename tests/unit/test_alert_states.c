@@ -20,6 +20,7 @@
 #include "hearth/alert_states.h"
 #include "hearth/log.h"
 #include "hearth/store.h"
+#include "hearth/strmap.h"
 
 struct fx {
 	char dir[64];
@@ -453,6 +454,41 @@ static void test_in_place_unless_journaled(void **state)
 	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 ");
 }
 
+/* ---- the write watch ------------------------------------------------------------ */
+
+static void note_all(struct write_watch *ww, const char *const *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		write_watch_note(ww, ids[i], strlen(ids[i]));
+}
+
+static void test_watch_skips_ids_up_to_its_floor(void **state)
+{
+	static const char *const ids[] = { "c", "c4", "c5", "c50", "c6", "d" };
+	struct strmap seen;
+	struct write_watch ww = { .ids = &seen, .gen = 3 };
+
+	(void)state;
+	strmap_init(&seen);
+	memcpy(ww.floor, "c5", 2);
+	ww.floor_len = 2;
+	note_all(&ww, ids, 6);
+	/* in LMDB's order c < c4 < c5 < c50 < c6 < d: the first three are at most the floor */
+	assert_null(strmap_get(&seen, "c", 1));
+	assert_null(strmap_get(&seen, "c4", 2));
+	assert_null(strmap_get(&seen, "c5", 2));
+	assert_int_equal((uintptr_t)strmap_get(&seen, "c50", 3), 3);
+	assert_int_equal((uintptr_t)strmap_get(&seen, "c6", 2), 3);
+	assert_int_equal((uintptr_t)strmap_get(&seen, "d", 1), 3);
+	/* no floor: every one */
+	ww.floor_len = 0;
+	ww.gen = 4;
+	note_all(&ww, ids, 6);
+	assert_int_equal(seen.count, 6);
+	assert_int_equal((uintptr_t)strmap_get(&seen, "c", 1), 4);
+	strmap_clear(&seen);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +502,7 @@ int main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_in_the_middle_of_an_apply, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_unless_journaled, fx_setup, fx_teardown),
+		cmocka_unit_test(test_watch_skips_ids_up_to_its_floor),
 	};
 	log_set_level(LOG_LEVEL_WARNING);
 	return cmocka_run_group_tests(tests, NULL, NULL);
