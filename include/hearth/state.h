@@ -24,6 +24,7 @@ struct type_names;
 
 struct type_stat {
 	char type[HEARTH_NAME_MAX + 1];
+	uint8_t type_len;               /* kept: the writer encodes and compares types per event */
 	uint32_t hash;                  /* type_name_hash(type): most lookups end on it */
 	int64_t last;
 	uint64_t count;
@@ -34,6 +35,7 @@ struct type_stat {
 struct open_case {
 	char name[HEARTH_NAME_MAX + 1];
 	char ref[HEARTH_ID_MAX + 1];    /* "" when the opening event had none */
+	uint8_t name_len, ref_len;
 	int64_t opened;
 	int64_t due;                    /* TIME_NONE if no deadline */
 	int64_t closed;                 /* TIME_NONE: open; else a close that came before its open */
@@ -48,6 +50,7 @@ enum profile_kind { PROFILE_ABSENT, PROFILE_STRING, PROFILE_INT, PROFILE_DOUBLE,
 
 struct profile_field {
 	char key[HEARTH_NAME_MAX + 1];
+	uint8_t key_len;
 	uint8_t kind;                   /* enum profile_kind */
 	int64_t ts;
 	union {

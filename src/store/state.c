@@ -79,7 +79,7 @@ static void put_profile(struct wbuf *out, const struct cust *c, int64_t base)
 	wbuf_varint(out, c->nprofile);
 	for (size_t i = 0; i < c->nprofile; i++) {
 		const struct profile_field *f = &c->profile[i];
-		wbuf_str8(out, f->key, strlen(f->key));
+		wbuf_str8(out, f->key, f->key_len);
 		put_time(out, f->ts, base);
 		wbuf_u8(out, f->kind);
 		switch (f->kind) {
@@ -118,7 +118,7 @@ int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out
 	wbuf_varint(out, c->ntypes);
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
-		type_names_put_ref(types, out, t->type, strlen(t->type));
+		type_names_put_ref(types, out, t->type, t->type_len);
 		wbuf_varint(out, t->count);
 		wbuf_u8(out, t->nrecent);
 		/* the newest times, ascending: the first as a time, then the gaps (last = the newest) */
@@ -132,8 +132,8 @@ int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out
 	wbuf_varint(out, c->ncases);
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
-		type_names_put_ref(types, out, oc->name, strlen(oc->name));
-		wbuf_str8(out, oc->ref, strlen(oc->ref));
+		type_names_put_ref(types, out, oc->name, oc->name_len);
+		wbuf_str8(out, oc->ref, oc->ref_len);
 		put_time(out, oc->opened, base);
 		put_time(out, oc->due, base);
 		put_time(out, oc->closed, base);
@@ -142,12 +142,15 @@ int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out
 	return out->failed ? -1 : 0;
 }
 
-static void copy_str(char *dst, size_t size, const char *src, size_t len)
+/* The length copied (at most size - 1). */
+static uint8_t copy_str(char *dst, size_t size, const char *src, size_t len)
 {
+	_Static_assert(HEARTH_NAME_MAX < 256 && HEARTH_ID_MAX < 256, "names and ids have a one-byte length");
 	if (len >= size)
 		len = size - 1;
 	memcpy(dst, src, len);
 	dst[len] = '\0';
+	return (uint8_t)len;
 }
 
 /* An empty text is an empty profile, kept as NULL: no json-c table to build. */
@@ -177,7 +180,7 @@ static int read_json(struct rbuf *r, struct json_object **out)
 static struct profile_field *profile_slot(struct cust *c, const char *key, size_t klen, int create)
 {
 	for (size_t i = 0; i < c->nprofile; i++)
-		if (strlen(c->profile[i].key) == klen && memcmp(c->profile[i].key, key, klen) == 0)
+		if (c->profile[i].key_len == klen && memcmp(c->profile[i].key, key, klen) == 0)
 			return &c->profile[i];
 	if (!create || klen > HEARTH_NAME_MAX)
 		return NULL;
@@ -188,6 +191,7 @@ static struct profile_field *profile_slot(struct cust *c, const char *key, size_
 	struct profile_field *f = &more[c->nprofile++];
 	memset(f, 0, sizeof(*f));
 	memcpy(f->key, key, klen);
+	f->key_len = (uint8_t)klen;
 	f->ts = TIME_NONE;
 	return f;
 }
@@ -322,6 +326,7 @@ static int read_profile(struct rec_reader *rr, struct cust *c)
 		if (!key || klen > HEARTH_NAME_MAX)
 			return -1;
 		memcpy(f->key, key, klen);
+		f->key_len = (uint8_t)klen;
 		f->ts = get_time(rr);
 		switch (rbuf_u8(r)) {
 		case PROFILE_STRING: {
@@ -412,8 +417,8 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	for (size_t i = 0; i < c->ntypes && !r->failed; i++) {
 		struct type_stat *t = &c->types[i];
 		s = get_name(&rr, &slen);
-		copy_str(t->type, sizeof(t->type), s ? s : "", s ? slen : 0);
-		t->hash = type_name_hash(t->type, strlen(t->type));
+		t->type_len = copy_str(t->type, sizeof(t->type), s ? s : "", s ? slen : 0);
+		t->hash = type_name_hash(t->type, t->type_len);
 		t->count = rbuf_varint(r);
 		t->nrecent = rbuf_u8(r);
 		if (t->nrecent > STATE_RECENT || t->nrecent == 0)
@@ -428,9 +433,9 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	for (size_t i = 0; i < c->ncases && !r->failed; i++) {
 		struct open_case *oc = &c->cases[i];
 		s = get_name(&rr, &slen);
-		copy_str(oc->name, sizeof(oc->name), s ? s : "", s ? slen : 0);
+		oc->name_len = copy_str(oc->name, sizeof(oc->name), s ? s : "", s ? slen : 0);
 		s = rbuf_str8(r, &slen);
-		copy_str(oc->ref, sizeof(oc->ref), s ? s : "", s ? slen : 0);
+		oc->ref_len = copy_str(oc->ref, sizeof(oc->ref), s ? s : "", s ? slen : 0);
 		oc->opened = get_time(&rr);
 		oc->due = get_time(&rr);
 		oc->closed = get_time(&rr);
@@ -471,7 +476,7 @@ static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t 
 	uint32_t hash = type_name_hash(type, len);
 
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (c->types[i].hash == hash && strlen(c->types[i].type) == len &&
+		if (c->types[i].hash == hash && c->types[i].type_len == len &&
 		    memcmp(c->types[i].type, type, len) == 0)
 			return &c->types[i];
 	struct type_stat *types = realloc(c->types, (c->ntypes + 1) * sizeof(*types));
@@ -480,8 +485,8 @@ static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t 
 	c->types = types;
 	struct type_stat *t = &types[c->ntypes++];
 	memset(t, 0, sizeof(*t));
-	copy_str(t->type, sizeof(t->type), type, len);
-	t->hash = type_name_hash(t->type, strlen(t->type));
+	t->type_len = copy_str(t->type, sizeof(t->type), type, len);
+	t->hash = type_name_hash(t->type, t->type_len);
 	t->last = TIME_NONE;
 	return t;
 }
@@ -530,7 +535,7 @@ static int64_t due_time(struct json_object *attrs, const char *due_attr)
 
 static int same_case(const struct open_case *oc, const struct config_case *cc, const struct event *ev)
 {
-	return strcmp(oc->name, cc->name) == 0 && ev->ref && strlen(oc->ref) == ev->ref_len &&
+	return strcmp(oc->name, cc->name) == 0 && ev->ref && oc->ref_len == ev->ref_len &&
 	       memcmp(oc->ref, ev->ref, ev->ref_len) == 0;
 }
 
@@ -549,9 +554,9 @@ static struct open_case *add_case(struct cust *c, const struct config_case *cc, 
 	c->cases = cases;
 	struct open_case *oc = &cases[c->ncases++];
 	memset(oc, 0, sizeof(*oc));
-	copy_str(oc->name, sizeof(oc->name), cc->name, strlen(cc->name));
+	oc->name_len = copy_str(oc->name, sizeof(oc->name), cc->name, strlen(cc->name));
 	if (ev->ref)
-		copy_str(oc->ref, sizeof(oc->ref), ev->ref, ev->ref_len);
+		oc->ref_len = copy_str(oc->ref, sizeof(oc->ref), ev->ref, ev->ref_len);
 	oc->opened = oc->due = oc->closed = TIME_NONE;
 	return oc;
 }
