@@ -34,6 +34,7 @@
 #include "reeval_worker.h"
 
 #define REEVAL_NICE 10           /* the workers' priority: below queries and ingest */
+#define LIST_CHUNK  32           /* customers of a list a worker takes at once */
 
 struct reeval_worker {
 	struct reeval_pool *pool;
@@ -74,6 +75,7 @@ struct reeval_pool {
 	/* a list to evaluate: written by the writer before submit, read by the workers until done */
 	char *list_ids;
 	size_t *list_off, *list_len, nlist, list_ids_cap, list_cap;
+	atomic_size_t list_next;        /* the next customer of it no worker has taken */
 };
 
 /* ---- one customer ------------------------------------------------------------- */
@@ -261,21 +263,26 @@ static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, 
 	return 0;
 }
 
-/* The pool's list: this worker's share of it, looked up one by one. */
+/*
+ * The pool's list, looked up one by one, in chunks taken as the worker gets
+ * to them: a worker the writer holds back (it loads the same customers
+ * meanwhile) leaves more to the other, and both end together.
+ */
 static int evaluate_list(struct walk_ctx *ctx, struct herr *err)
 {
-	struct reeval_worker *w = ctx->w;
-	struct reeval_pool *pool = w->pool;
+	struct reeval_pool *pool = ctx->w->pool;
+	size_t from;
 
-	for (size_t i = 0; i < pool->nlist; i++) {
-		const char *id = pool->list_ids + pool->list_off[i];
-		size_t len = pool->list_len[i], vlen = 0;
-		const void *val = NULL;
-		if (id_part(id, len, pool->n) != w->part)
-			continue;
-		int rc = store_lookup(ctx->txn, pool->st, DB_CUSTOMERS, id, len, &val, &vlen, err);
-		if (rc < 0 || evaluate_customer(ctx, id, len, rc == 0 ? val : NULL, vlen, i) < 0)
-			return -1;
+	while ((from = atomic_fetch_add(&pool->list_next, LIST_CHUNK)) < pool->nlist) {
+		size_t to = from + LIST_CHUNK < pool->nlist ? from + LIST_CHUNK : pool->nlist;
+		for (size_t i = from; i < to; i++) {
+			const char *id = pool->list_ids + pool->list_off[i];
+			size_t len = pool->list_len[i], vlen = 0;
+			const void *val = NULL;
+			int rc = store_lookup(ctx->txn, pool->st, DB_CUSTOMERS, id, len, &val, &vlen, err);
+			if (rc < 0 || evaluate_customer(ctx, id, len, rc == 0 ? val : NULL, vlen, i) < 0)
+				return -1;
+		}
 	}
 	return 0;
 }
@@ -451,6 +458,7 @@ int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, 
 		bytes += lens[i];
 	}
 	pool->nlist = n;
+	atomic_store(&pool->list_next, 0);
 	prepare(pool, rs, now, 1);
 	start(pool, 1);
 	return 0;

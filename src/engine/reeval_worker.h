@@ -14,8 +14,9 @@
  * window's results while the workers evaluate the next.
  *
  * A tick hands the pool a list of due customers instead and waits for it
- * (reeval_pool_submit_list, reeval_pool_wait); the workers also write the
- * notification bodies but their seq, which the writer assigns.
+ * (reeval_pool_submit_list, reeval_pool_wait); the workers take it in chunks
+ * as they get to them, and also write the notification bodies but their seq,
+ * which the writer assigns.
  */
 #ifndef HEARTH_REEVAL_WORKER_H
 #define HEARTH_REEVAL_WORKER_H
