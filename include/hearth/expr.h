@@ -74,6 +74,7 @@ struct expr {
 	char *src;                      /* the expression's text */
 	struct node *root;
 	int uses_window;                /* count() or sum(): may need a timeline scan */
+	uint64_t deps;                  /* cust_changed_bit()s of what its value reads (state.h) */
 };
 
 /*

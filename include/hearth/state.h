@@ -77,7 +77,28 @@ struct cust {
 	size_t ntypes;
 	struct open_case *cases;
 	size_t ncases;
+	/*
+	 * Not stored: what the writer remembers between two evaluations of a
+	 * customer it holds (engine/step.c), so that an event re-evaluates only the
+	 * rules it can change. `changed`: what folds changed since the last one, as
+	 * cust_changed_bit()s; quiet_until[i]: rule i's condition did not hold at
+	 * quiet_at and cannot before that moment without such a change (TIME_NONE:
+	 * not known), under the ruleset of generation quiet_gen (0: none).
+	 */
+	uint64_t changed;
+	int64_t *quiet_until;
+	size_t nquiet;
+	uint64_t quiet_gen;
+	int64_t quiet_at;
 };
+
+/* What a fold changes, as bits a rule's terms are tested against: a type's by its hash. */
+#define CUST_CHANGED_FIRST_SEEN (1ULL << 63)
+#define CUST_CHANGED_ALL        UINT64_MAX
+static inline uint64_t cust_changed_bit(uint32_t type_hash)
+{
+	return 1ULL << (type_hash % 63);
+}
 
 struct cust *cust_new(const char *id, size_t len);
 void cust_free(struct cust *c);

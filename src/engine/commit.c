@@ -93,7 +93,7 @@ static void writer_changed(void *ctx, size_t rule, struct alert *a, enum alert_s
 void engine_evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now)
 {
 	struct writer_step ws = { eng, c, now };
-	const struct step_env se = { writer_env, &ws };
+	const struct step_env se = { writer_env, &ws, c, eng->rules_gen };
 	const struct step_sink sink = { writer_changed, writer_failed, &ws };
 
 	engine_load_alerts(eng, txn, c);

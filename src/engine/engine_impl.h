@@ -64,6 +64,7 @@ struct engine {
 	struct loop *loop;
 	const struct ingest_clock *clock;
 	struct ruleset *rs;
+	uint64_t rules_gen;             /* rs's generation: what customers' memos hold (step.c) */
 	struct outbox *ob;              /* the daemon's: written with the changes, published after */
 	struct alert *alerts;           /* one customer's alerts, by rule index */
 	struct change *changes;
@@ -118,6 +119,13 @@ struct ruleset;
 struct step_env {
 	void (*env)(void *ctx, const struct cust *c, int64_t now, struct eval_env *env);
 	void *ctx;
+	/*
+	 * The writer's: the customer it holds, whose memo (state.h) lets rules be
+	 * skipped that it proves unchanged, under the ruleset of generation gen;
+	 * the memo is brought up to date. NULL: every rule is evaluated.
+	 */
+	struct cust *memo;
+	uint64_t gen;
 };
 struct step_sink {
 	/* rule's alert changed to *a (whose values_json the sink may take, leaving NULL) */

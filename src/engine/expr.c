@@ -855,6 +855,59 @@ static struct node *parse_or(struct parser *p)
 	return n;
 }
 
+static uint64_t type_bit(const char *type)
+{
+	return cust_changed_bit(type_name_hash(type, strlen(type)));
+}
+
+/*
+ * What in a customer's state the value of n reads, as the folds mark it
+ * (cust_changed_bit): the types its calls count, the open and close types of
+ * its cases, the profile; age() reads first_seen. Only `now` moves it besides.
+ */
+static uint64_t node_deps(const struct node *n, const struct config *cfg)
+{
+	const struct config_case *cc;
+	uint64_t deps = 0;
+	size_t first = 0;               /* a call's type, set or case name is no term of its own */
+
+	if (!n)
+		return 0;
+	if (n->kind == NODE_NAME && n->name == NAME_PROFILE)
+		deps |= type_bit("profile");
+	if (n->kind == NODE_CALL) {
+		switch (n->fn) {
+		case FN_AGE:
+			deps |= CUST_CHANGED_FIRST_SEEN;
+			break;
+		case FN_OPEN:
+		case FN_OLDEST:
+		case FN_OVERDUE:
+			if (!(cc = config_find_case(cfg, n->text)))
+				return CUST_CHANGED_ALL;
+			deps |= type_bit(cc->open) | type_bit(cc->close);
+			first = 1;
+			break;
+		case FN_SINCE:
+		case FN_COUNT:
+		case FN_SUM:
+		case FN_GAP:
+			for (size_t i = 0; i < n->ntypes; i++)
+				deps |= cust_changed_bit(n->type_hashes[i]);
+			first = 1;
+			break;
+		case FN_MIN:
+		case FN_MAX:
+		case FN_ABS:
+		case FN_DAYS:
+			break;
+		}
+	}
+	for (size_t i = first; i < n->nkids; i++)
+		deps |= node_deps(n->kids[i], cfg);
+	return deps;
+}
+
 struct expr *expr_compile(const char *src, const struct config *cfg, char *msg, size_t size,
 			  size_t *err_pos)
 {
@@ -884,6 +937,7 @@ struct expr *expr_compile(const char *src, const struct config *cfg, char *msg, 
 	}
 	e->root = root;
 	e->uses_window = p.uses_window;
+	e->deps = node_deps(root, cfg);
 	return e;
 fail:
 	*err_pos = p.err_pos;

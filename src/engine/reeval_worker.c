@@ -212,7 +212,7 @@ static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, c
 {
 	struct reeval_worker *w = ctx->w;
 	struct reeval_batch *b = w->cur;
-	const struct step_env se = { worker_env, ctx };
+	const struct step_env se = { worker_env, ctx, NULL, 0 }; /* a copy read for this window: nothing to remember */
 	const struct step_sink sink = { worker_changed, worker_failed, ctx };
 
 	if (grow((void **)&b->custs, &b->custs_cap, b->ncusts + 1, sizeof(*b->custs)) < 0 ||

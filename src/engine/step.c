@@ -72,10 +72,46 @@ static int render_alert(const struct rule *r, struct eval_env *env, struct alert
 	return changed;
 }
 
+/* The memo holds for this ruleset at this moment: what it proves quiet can be skipped. */
+static int memo_holds(const struct cust *m, uint64_t gen, size_t nrules, int64_t now)
+{
+	return m && m->quiet_gen == gen && m->nquiet == nrules && now >= m->quiet_at;
+}
+
+/* A memo with room for every rule, or NULL (out of memory: nothing remembered). */
+static struct cust *memo_sized(struct cust *m, size_t nrules)
+{
+	if (!m || m->nquiet == nrules)
+		return m;
+	int64_t *quiet = realloc(m->quiet_until, (nrules ? nrules : 1) * sizeof(*quiet));
+	if (!quiet) {
+		m->quiet_gen = 0;
+		return NULL;
+	}
+	m->quiet_until = quiet;
+	m->nquiet = nrules;
+	return m;
+}
+
+/*
+ * A rule whose alert is inactive or resolved stays so while its condition
+ * does not hold: when the memo says it did not and cannot before quiet_until,
+ * and no fold since touched what it reads, evaluating it would change nothing
+ * but this (its next change is the deadline it gave).
+ */
+static int proven_quiet(const struct cust *m, const struct rule *r, size_t i, const struct alert *a,
+			int64_t now)
+{
+	return (a->state == ALERT_INACTIVE || a->state == ALERT_RESOLVED) && !(r->when->deps & m->changed) &&
+	       now < m->quiet_until[i];
+}
+
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink)
 {
 	int64_t deadline = EVAL_NEVER;
+	int skip = memo_holds(se->memo, se->gen, rs->n, now);
+	struct cust *memo = memo_sized(se->memo, rs->n);
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->rules[i];
@@ -86,11 +122,18 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 
 		if (!r->when)
 			continue;
+		if (skip && proven_quiet(memo, r, i, a, now)) {
+			if (memo->quiet_until[i] < deadline)
+				deadline = memo->quiet_until[i];
+			continue;
+		}
 		se->env(se->ctx, c, now, &env);
 		if (expr_eval(r->when, &env, &v, &next_change) < 0)
 			v.type = TYPE_NULL;
 		if (env.error[0])
 			sink->failed(sink->ctx, i, env.error);
+		if (memo)
+			memo->quiet_until[i] = value_truthy(&v) || env.error[0] ? TIME_NONE : next_change;
 		enum alert_state before = a->state;
 		int64_t since_before = a->since;
 		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
@@ -109,6 +152,11 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 		if (kind == NOTIFY_FIRING)
 			a->active_since = condition_onset(se, c, r, now);
 		sink->changed(sink->ctx, i, a, before, since_before, kind);
+	}
+	if (memo) {
+		memo->changed = 0;
+		memo->quiet_at = now;
+		memo->quiet_gen = se->gen;
 	}
 	return deadline;
 }

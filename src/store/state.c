@@ -50,6 +50,7 @@ void cust_free(struct cust *c)
 	free(c->profile);
 	free(c->types);
 	free(c->cases);
+	free(c->quiet_until);
 	free(c);
 }
 
@@ -626,6 +627,17 @@ static int type_is(const struct event *ev, const char *name)
 	return name && strlen(name) == ev->type_len && memcmp(ev->type, name, ev->type_len) == 0;
 }
 
+/* Only profile events and the opens of cases with a due date read their attrs. */
+static int reads_attrs(const struct event *ev, const struct config *cfg, int skip_cases)
+{
+	if (type_is(ev, "profile"))
+		return 1;
+	for (size_t i = 0; !skip_cases && cfg && i < cfg->ncases; i++)
+		if (cfg->cases[i].due && type_is(ev, cfg->cases[i].open))
+			return 1;
+	return 0;
+}
+
 /* Events from ingest and the log carry attrs as text; the tokener is reused. */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
@@ -655,25 +667,35 @@ static int apply_cases(struct cust *c, const struct event *ev, const struct conf
 	return 0;
 }
 
+static int is_case_event(const struct event *ev, const struct config *cfg)
+{
+	for (size_t i = 0; cfg && i < cfg->ncases; i++)
+		if (type_is(ev, cfg->cases[i].open) || type_is(ev, cfg->cases[i].close))
+			return 1;
+	return 0;
+}
+
 int cust_case_event_is_late(const struct cust *c, const struct event *ev, const struct config *cfg)
 {
-	int is_case_event = 0;
 	int64_t newest = TIME_NONE;
 
-	for (size_t i = 0; cfg && i < cfg->ncases; i++) {
+	/* most events open or close no case: no type lookups for them */
+	if (!is_case_event(ev, cfg))
+		return 0;
+	for (size_t i = 0; i < cfg->ncases; i++) {
 		const struct config_case *cc = &cfg->cases[i];
 		const struct type_stat *o = cust_type(c, cc->open), *k = cust_type(c, cc->close);
-		is_case_event |= type_is(ev, cc->open) || type_is(ev, cc->close);
 		if (o && o->last > newest)
 			newest = o->last;
 		if (k && k->last > newest)
 			newest = k->last;
 	}
-	return is_case_event && newest != TIME_NONE && ev->ts < newest;
+	return newest != TIME_NONE && ev->ts < newest;
 }
 
 void cust_cases_reset(struct cust *c)
 {
+	c->changed = CUST_CHANGED_ALL;
 	free(c->cases);
 	c->cases = NULL;
 	c->ncases = 0;
@@ -696,16 +718,26 @@ int cust_apply_ex(struct cust *c, const struct event *ev, const struct config *c
 
 	if (ev->seq && ev->seq <= c->applied_seq)
 		return 0; /* already folded in before a crash: replay is idempotent */
-	attrs = event_attrs(ev, &parsed);
+	/* the parse is skipped where nothing reads the attrs: most events in a busy ingest */
+	if (reads_attrs(ev, cfg, skip_cases)) {
+		attrs = event_attrs(ev, &parsed);
+	} else {
+		attrs = NULL;
+		parsed = NULL;
+	}
 	c->events++;
-	if (c->first_seen == TIME_NONE || ev->ts < c->first_seen)
+	if (c->first_seen == TIME_NONE || ev->ts < c->first_seen) {
 		c->first_seen = ev->ts;
+		c->changed |= CUST_CHANGED_FIRST_SEEN;
+	}
 	if (c->last_seen == TIME_NONE || ev->ts > c->last_seen)
 		c->last_seen = ev->ts;
 	if (ev->seq > c->applied_seq)
 		c->applied_seq = ev->seq;
 	if (!(t = type_stat_get(c, ev->type, ev->type_len)))
 		goto out;
+	/* a type's bit covers its stats, the profile (type profile) and the cases it opens or closes */
+	c->changed |= cust_changed_bit(t->hash);
 	if (t->last == TIME_NONE || ev->ts > t->last)
 		t->last = ev->ts;
 	t->count++;

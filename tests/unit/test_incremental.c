@@ -486,12 +486,13 @@ static void seen_insert(struct seen *seen, const struct sim_ev *x)
 struct rule {
 	char *src;
 	struct expr *e;
-	uint64_t mismatches, deadline_violations, true_count;
+	uint64_t mismatches, deadline_violations, true_count, memo_violations;
 };
 
 struct stats {
 	uint64_t customers, events, late, deliveries, samples, comparisons, deadline_checks,
-		never_checks, flips_at_deadline, mismatches, deadline_violations, roundtrips, scans;
+		never_checks, flips_at_deadline, mismatches, deadline_violations, roundtrips, scans,
+		memo_checks, memo_violations;
 	int printed;
 };
 
@@ -637,16 +638,46 @@ static void check_deadline(struct stats *st, const struct sim *s, struct rule *r
 	}
 }
 
-static void compare_at(struct stats *st, const struct sim *s, const struct cust *inc, int64_t now,
+/*
+ * The writer's memo (state.h, engine/step.c) kept on inc as the writer keeps
+ * it: a condition that did not hold, with nothing its terms read folded in
+ * since (expr deps against the folds' changed bits), is skipped until its
+ * next change, and what the memo said of it stays. Checked: it still does
+ * not hold. A round trip through the record starts a memo afresh, as a
+ * customer the writer reads from the store does.
+ */
+static void check_memo(struct stats *st, const struct sim *s, struct rule *r, size_t i, struct cust *inc,
+		       int64_t now, const struct outcome *a)
+{
+	if (inc->quiet_gen && !(r->e->deps & inc->changed) && now >= inc->quiet_at && now < inc->quiet_until[i]) {
+		st->memo_checks++;
+		if (value_truthy(&a->v)) {
+			struct outcome was = { .v = { .type = TYPE_BOOL }, .next = inc->quiet_until[i] };
+			st->memo_violations++;
+			r->memo_violations++;
+			report(st, s, r, now, "memo: a skipped condition holds", a, &was);
+		}
+		return;
+	}
+	inc->quiet_until[i] = value_truthy(&a->v) ? TIME_NONE : a->next;
+}
+
+static void compare_at(struct stats *st, const struct sim *s, struct cust *inc, int64_t now,
 		       struct seen *seen)
 {
 	struct cust *brute = rebuild(s, seen);
 
 	st->samples++;
+	if (!inc->quiet_gen) {
+		free(inc->quiet_until);
+		assert_non_null(inc->quiet_until = calloc(nrules, sizeof(*inc->quiet_until)));
+		inc->nquiet = nrules;
+	}
 	for (size_t i = 0; i < nrules; i++) {
 		struct rule *r = &rules[i];
 		struct outcome a, b;
 		eval_at(r, inc, now, seen, &a);
+		check_memo(st, s, r, i, inc, now, &a);
 		eval_at(r, brute, now, seen, &b);
 		st->comparisons++;
 		if (!same(&a.v, &b.v) || a.next != b.next) {
@@ -658,6 +689,9 @@ static void compare_at(struct stats *st, const struct sim *s, const struct cust 
 		r->true_count += value_truthy(&a.v);
 		check_deadline(st, s, r, inc, now, seen, &a);
 	}
+	inc->changed = 0;
+	inc->quiet_at = now;
+	inc->quiet_gen = 1;
 	cust_free(brute);
 }
 
@@ -730,7 +764,8 @@ static void run_scenario(const char *name, int customers, const struct sim_opts 
 
 	memset(&st, 0, sizeof(st));
 	for (size_t i = 0; i < nrules; i++)
-		rules[i].mismatches = rules[i].deadline_violations = rules[i].true_count = 0;
+		rules[i].mismatches = rules[i].deadline_violations = rules[i].true_count =
+			rules[i].memo_violations = 0;
 	for (int i = 0; i < customers; i++) {
 		rng_state = sim_seed() ^ (salt * 0x100000001B3ULL) ^ ((uint64_t)i << 20);
 		generate(&s, i, o);
@@ -747,17 +782,23 @@ static void run_scenario(const char *name, int customers, const struct sim_opts 
 	       (unsigned long long)st.comparisons, nrules, (unsigned long long)st.deadline_checks,
 	       (unsigned long long)st.never_checks, (unsigned long long)st.flips_at_deadline,
 	       (unsigned long long)st.scans, (unsigned long long)st.roundtrips);
-	if (st.mismatches || st.deadline_violations) {
+	printf("[ SIM      ] %s: %llu conditions the writer's memo would skip, checked\n", name,
+	       (unsigned long long)st.memo_checks);
+	if (st.mismatches || st.deadline_violations || st.memo_violations) {
 		for (size_t i = 0; i < nrules; i++)
-			if (rules[i].mismatches || rules[i].deadline_violations)
-				printf("[ SIM      ]   %llu mismatches, %llu deadline violations: %s\n",
+			if (rules[i].mismatches || rules[i].deadline_violations || rules[i].memo_violations)
+				printf("[ SIM      ]   %llu mismatches, %llu deadline violations, "
+				       "%llu wrongly skipped: %s\n",
 				       (unsigned long long)rules[i].mismatches,
-				       (unsigned long long)rules[i].deadline_violations, rules[i].src);
-		fail_msg("%s: %llu mismatches, %llu deadline violations", name, (unsigned long long)st.mismatches,
-			 (unsigned long long)st.deadline_violations);
+				       (unsigned long long)rules[i].deadline_violations,
+				       (unsigned long long)rules[i].memo_violations, rules[i].src);
+		fail_msg("%s: %llu mismatches, %llu deadline violations, %llu wrongly skipped", name,
+			 (unsigned long long)st.mismatches, (unsigned long long)st.deadline_violations,
+			 (unsigned long long)st.memo_violations);
 	}
 	/* every kind of step happened and the scan was used */
 	assert_true(st.comparisons > 0);
+	assert_true(st.memo_checks > 0);
 	assert_true(st.scans > 0);
 	assert_true(st.flips_at_deadline > 0);
 	for (size_t i = 0; i < 8; i++)
