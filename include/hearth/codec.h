@@ -91,8 +91,20 @@ static inline void wbuf_str8(struct wbuf *b, const char *s, size_t len)
 	wbuf_u8(b, (uint8_t)len);
 	wbuf_put(b, s, len);
 }
-/* LEB128: small numbers (counts, gaps between times) in few bytes. */
-void wbuf_varint(struct wbuf *b, uint64_t v);
+void wbuf_varint_slow(struct wbuf *b, uint64_t v);
+/* LEB128: small numbers (counts, gaps between times) in few bytes; inline, as wbuf_put. */
+static inline void wbuf_varint(struct wbuf *b, uint64_t v)
+{
+	if (b->cap - b->len < 10 || b->failed) {
+		wbuf_varint_slow(b, v);
+		return;
+	}
+	uint8_t *p = b->data + b->len;
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (uint8_t)(v | 0x80);
+	*p++ = (uint8_t)v;
+	b->len = (size_t)(p - b->data);
+}
 /* A signed difference (taken modulo 2^64) as a small unsigned number, for a varint. */
 static inline uint64_t zigzag64(uint64_t diff) { return (diff << 1) ^ (uint64_t)((int64_t)diff >> 63); }
 static inline uint64_t unzigzag64(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }

@@ -40,9 +40,18 @@ enum overlay_kind {
 
 struct overlay_note *overlay_note_new(enum overlay_kind kind, uint64_t gen);
 void overlay_note_free(struct overlay_note *n);
-/* Adds a customer (rec NULL for FLUSHED and FORGET); its index, or -1 out of memory. */
-ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, const void *rec,
-			  size_t rec_len);
+/*
+ * Where an UPDATE's customer record is encoded, in place: the writer appends
+ * it here just before overlay_note_cust names its customer (no copy of it is
+ * made on the writer's side; the reader takes its own).
+ */
+struct wbuf *overlay_note_records(struct overlay_note *n);
+/*
+ * Adds a customer; with_record: its record is what was appended to
+ * overlay_note_records since the last customer (none for FLUSHED and FORGET).
+ * Its index, or -1 out of memory.
+ */
+ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, int with_record);
 /* Adds a time-index entry of customer index ci; -1 out of memory. */
 int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t seq,
 		       const char *type, size_t type_len);

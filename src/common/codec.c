@@ -105,7 +105,7 @@ const char *rbuf_str8(struct rbuf *r, size_t *len)
 	return s;
 }
 
-void wbuf_varint(struct wbuf *b, uint64_t v)
+void wbuf_varint_slow(struct wbuf *b, uint64_t v)
 {
 	uint8_t p[10];
 	size_t n = 0;

@@ -358,9 +358,15 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->stats.flush_events += job->events;
 		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
 		flush_job_free(job);
-		/* left large only by a burst: under steady ingest, events that came during the flush fill them */
-		strmap_shrink(&tl->dirty);
-		strmap_shrink(&tl->ids);
+		/*
+		 * Left large by a burst: given back once nothing came in during the
+		 * flush. While ingest goes on they fill again, and a table shrunk now
+		 * would be grown back by doubling, every page faulted in anew.
+		 */
+		if (tl->dirty.count == 0) {
+			strmap_shrink(&tl->dirty);
+			strmap_shrink(&tl->ids);
+		}
 		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
 		/*
 		 * A burst's pending state is gone: give its memory back rather than

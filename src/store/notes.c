@@ -27,10 +27,10 @@ static int note_customer(struct timeline *tl, struct overlay_note *n, const stru
 {
 	ssize_t ci;
 
-	wbuf_reset(&tl->rec);
-	if (cust_encode(d->c, store_type_names(tl->st), &tl->rec) < 0 || tl->rec.failed)
+	/* straight into the note: the reader copies it out, off this thread */
+	if (cust_encode(d->c, store_type_names(tl->st), overlay_note_records(n)) < 0)
 		return -1;
-	ci = overlay_note_cust(n, d->c->id, d->c->id_len, tl->rec.data, tl->rec.len);
+	ci = overlay_note_cust(n, d->c->id, d->c->id_len, 1);
 	for (size_t j = 0; ci >= 0 && j < d->n; j++)
 		if (d->ev[j].seq >= from_seq &&
 		    overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
@@ -64,7 +64,7 @@ void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to)
 		return;
 	note = overlay_note_new(OVERLAY_FLUSHED, tl->gen);
 	for (size_t i = from; note && i < to; i++)
-		if (overlay_note_cust(note, tl->job.custs[i], tl->job.lens[i], NULL, 0) < 0) {
+		if (overlay_note_cust(note, tl->job.custs[i], tl->job.lens[i], 0) < 0) {
 			overlay_note_free(note);
 			note = NULL;
 		}
@@ -75,7 +75,7 @@ void timeline_publish_forget(struct timeline *tl, const char *id, size_t len)
 {
 	struct overlay_note *note = overlay_note_new(OVERLAY_FORGET, tl->gen);
 
-	if (note && overlay_note_cust(note, id, len, NULL, 0) < 0) {
+	if (note && overlay_note_cust(note, id, len, 0) < 0) {
 		overlay_note_free(note);
 		note = NULL;
 	}

@@ -7,17 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/codec.h"
 #include "hearth/overlay.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "pending.h"
 
+/* Offsets into the note's text: the writer appends, nothing is allocated per customer. */
 struct note_cust {
-	char *id;
-	size_t len;
-	void *rec;                      /* NULL: not an update */
-	size_t rec_len;
+	size_t id_off, len;
+	size_t rec_off, rec_len;        /* rec_len 0: no record (FLUSHED, FORGET) */
 };
 
 struct note_ev {
@@ -30,6 +30,9 @@ struct overlay_note {
 	uint64_t gen;
 	struct note_cust *custs;
 	size_t ncusts, custs_cap;
+	struct wbuf ids;                /* the customers' ids, one after another */
+	struct wbuf recs;               /* their records, one after another */
+	size_t recs_named;              /* the end of the last record a customer took */
 	struct note_ev *evs;
 	size_t nevs, evs_cap;
 };
@@ -57,6 +60,8 @@ struct overlay_note *overlay_note_new(enum overlay_kind kind, uint64_t gen)
 	if (n) {
 		n->kind = kind;
 		n->gen = gen;
+		wbuf_init(&n->ids);
+		wbuf_init(&n->recs);
 	}
 	return n;
 }
@@ -65,10 +70,8 @@ void overlay_note_free(struct overlay_note *n)
 {
 	if (!n)
 		return;
-	for (size_t i = 0; i < n->ncusts; i++) {
-		free(n->custs[i].id);
-		free(n->custs[i].rec);
-	}
+	wbuf_free(&n->ids);
+	wbuf_free(&n->recs);
 	free(n->custs);
 	free(n->evs);
 	free(n);
@@ -87,23 +90,31 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, const void *rec,
-			  size_t rec_len)
+struct wbuf *overlay_note_records(struct overlay_note *n)
 {
-	struct note_cust nc = { .len = len, .rec_len = rec_len };
+	return &n->recs;
+}
 
-	if (grow((void **)&n->custs, &n->custs_cap, n->ncusts, sizeof(*n->custs)) < 0 ||
-	    !(nc.id = malloc(len ? len : 1)))
-		return -1;
-	memcpy(nc.id, id, len);
-	if (rec && !(nc.rec = malloc(rec_len ? rec_len : 1))) {
-		free(nc.id);
-		return -1;
+ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, int with_record)
+{
+	struct note_cust nc = { .id_off = n->ids.len, .len = len };
+
+	if (with_record) {
+		nc.rec_off = n->recs_named;
+		nc.rec_len = n->recs.len - n->recs_named;
+		n->recs_named = n->recs.len;
 	}
-	if (rec)
-		memcpy(nc.rec, rec, rec_len);
+	wbuf_put(&n->ids, id, len);
+	if (n->ids.failed || n->recs.failed || (with_record && nc.rec_len == 0) ||
+	    grow((void **)&n->custs, &n->custs_cap, n->ncusts, sizeof(*n->custs)) < 0)
+		return -1;
 	n->custs[n->ncusts] = nc;
 	return (ssize_t)n->ncusts++;
+}
+
+static const char *note_id(const struct overlay_note *n, const struct note_cust *nc)
+{
+	return (const char *)n->ids.data + nc->id_off;
 }
 
 int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t seq,
@@ -194,13 +205,16 @@ static int apply_update(struct overlay *ov, struct overlay_note *n)
 		return -1;
 	for (size_t i = 0; i < n->ncusts; i++) {
 		struct note_cust *nc = &n->custs[i];
-		struct entry *e = entry_get(ov, nc->id, nc->len);
-		if (!e)
+		struct entry *e = entry_get(ov, note_id(n, nc), nc->len);
+		void *rec = malloc(nc->rec_len ? nc->rec_len : 1);
+		if (!e || !rec) {
+			free(rec);
 			goto fail;
+		}
+		memcpy(rec, n->recs.data + nc->rec_off, nc->rec_len);
 		free(e->rec);
-		e->rec = nc->rec;            /* taken from the note */
+		e->rec = rec;
 		e->rec_len = nc->rec_len;
-		nc->rec = NULL;
 		e->gen = n->gen;
 		map[i] = e;
 	}
@@ -221,10 +235,11 @@ fail:
 static void apply_drop(struct overlay *ov, const struct overlay_note *n)
 {
 	for (size_t i = 0; i < n->ncusts; i++) {
-		struct entry *e = strmap_get(&ov->custs, n->custs[i].id, n->custs[i].len);
+		const char *id = note_id(n, &n->custs[i]);
+		struct entry *e = strmap_get(&ov->custs, id, n->custs[i].len);
 		/* an update newer than what the flush wrote keeps its entry */
 		if (e && (n->kind == OVERLAY_FORGET || e->gen <= n->gen))
-			entry_free(strmap_del(&ov->custs, n->custs[i].id, n->custs[i].len));
+			entry_free(strmap_del(&ov->custs, id, n->custs[i].len));
 	}
 	strmap_shrink(&ov->custs); /* the writer's burst is flushed: its size goes too */
 }

@@ -211,6 +211,36 @@ static void test_i64_byte_order_is_numeric_order(void **state)
 		assert_true(ordered_to_i64(i64_to_ordered(ascending[i])) == ascending[i]);
 }
 
+/* LEB128 as written from an empty buffer (the slow path) and into room already there (inline). */
+static void test_varint_both_paths(void **state)
+{
+	static const uint64_t values[] = { 0, 1, 127, 128, 300, 16383, 16384, 1ULL << 35, UINT64_MAX - 1,
+					   UINT64_MAX };
+	const size_t n = sizeof(values) / sizeof(values[0]);
+	struct wbuf w;
+	struct rbuf r;
+
+	(void)state;
+	wbuf_init(&w);
+	wbuf_varint(&w, 300);
+	assert_int_equal(w.len, 2);
+	assert_int_equal(w.data[0], 0xac);
+	assert_int_equal(w.data[1], 0x02);
+	assert_int_equal(wbuf_reserve(&w, 64 * n), 0);
+	for (size_t i = 0; i < n; i++)
+		wbuf_varint(&w, values[i]);
+	wbuf_varint(&w, UINT64_MAX);
+	assert_int_equal(w.data[w.len - 1], 0x01); /* ten bytes: 64 bits in 7s */
+	rbuf_init(&r, w.data, w.len);
+	assert_int_equal(rbuf_varint(&r), 300);
+	for (size_t i = 0; i < n; i++)
+		assert_true(rbuf_varint(&r) == values[i]);
+	assert_true(rbuf_varint(&r) == UINT64_MAX);
+	assert_false(r.failed);
+	assert_true(r.p == r.end);
+	wbuf_free(&w);
+}
+
 static void test_be64(void **state)
 {
 	uint8_t p[8];
@@ -236,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_short_reads_latch),
 		cmocka_unit_test(test_i64_byte_order_is_numeric_order),
 		cmocka_unit_test(test_be64),
+		cmocka_unit_test(test_varint_both_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
