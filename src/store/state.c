@@ -641,7 +641,7 @@ static int reads_attrs(const struct event *ev, const struct config *cfg, int ski
 /* Events from ingest and the log carry attrs as text; the tokener is reused. */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
-	static struct json_tokener *tok;
+	static _Thread_local struct json_tokener *tok; /* the writer and the reader both fold */
 
 	*parsed = NULL;
 	if (!ev->attrs && ev->attrs_json) {

@@ -350,3 +350,50 @@ def test_rules_metrics_silences_eval_and_explain_answer_while_the_writer_is_held
         assert "hearth_control_requests_total" in text
         sil = assert_ok(c.request({"cmd": "silence.list"}))["silences"]
         assert [(s["id"], s.get("rule"), s.get("comment")) for s in sil] == [(sid, "open_now", "held")]
+
+
+def test_pending_customers_read_as_the_writer_folded_them(daemon):
+    """A customer the writer holds, as the control thread shows it from the writer's
+    notes, is the customer the writer then writes in the flush: profile fields set out
+    of order, cases closed before they open, a case event older than the newest (the
+    writer rebuilds the customer's cases then), a promise's due date, in one batch and
+    over several."""
+    def flushes():
+        text = assert_ok(daemon.ctl({"cmd": "metrics"}))["text"]
+        return int(float(re.search(r"^hearth_store_flushes_total (\S+)$", text, re.M).group(1)))
+
+    def at(s):
+        return rfc3339(T0 + s * 1000)
+
+    def events(cid):
+        return [
+            [ev(cid, at(10), "profile", attrs={"tier": "B", "name": "Ada"}),
+             ev(cid, at(5), "profile", attrs={"tier": "C", "owner": "li"})],
+            [ev(cid, at(30), "complaint", ref="r2"), ev(cid, at(40), "complaint_resolved", ref="r2")],
+            [ev(cid, at(25), "complaint", ref="r3")],                   # late: cases rebuilt
+            [ev(cid, at(20), "complaint_resolved", ref="r1"), ev(cid, at(22), "complaint", ref="r1"),
+             ev(cid, at(50), "promise", ref="p1", attrs={"due": at(3600)}),
+             ev(cid, at(45), "promise_kept"), ev(cid, at(60), "call")],
+            [ev(cid, at(55), "complaint"), ev(cid, at(1), "call")],
+        ]
+
+    for attempt in range(20):
+        cid = "F%d" % attempt
+        before = flushes()
+        for req in events(cid):
+            assert_ok(daemon.ctl({"cmd": "ingest", "events": req}))
+        pending = assert_ok(daemon.ctl({"cmd": "customer", "id": cid}))["customer"]
+        if flushes() == before:
+            break
+    else:
+        raise AssertionError("a flush came between ingest and the query in 20 attempts")
+    end = time.monotonic() + 30
+    while flushes() == before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert flushes() > before, "no flush within 30 s"
+    stored = assert_ok(daemon.ctl({"cmd": "customer", "id": cid}))["customer"]
+    assert pending == stored
+    assert pending["events"] == 12
+    assert pending["profile"]["tier"] == "B" and pending["profile"]["owner"] == "li"
+    assert sorted(str(c["ref"]) for c in pending["open"]["complaint"]) == ["None", "r1", "r3"]
+    assert pending["open"]["promise"][0]["due"] == at(3600)
