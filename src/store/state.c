@@ -638,17 +638,21 @@ static int reads_attrs(const struct event *ev, const struct config *cfg, int ski
 	return 0;
 }
 
-/* Events from ingest and the log carry attrs as text; the tokener is reused. */
+/*
+ * Events from ingest and the log carry attrs as text. The tokener is not kept:
+ * the writer and the control thread (what-if answers) both fold, and only
+ * profile events and opens of cases with a due date get here (reads_attrs).
+ */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
-	static _Thread_local struct json_tokener *tok; /* the writer and the reader both fold */
+	struct json_tokener *tok;
 
 	*parsed = NULL;
 	if (!ev->attrs && ev->attrs_json) {
-		if (!tok && !(tok = json_tokener_new()))
+		if (!(tok = json_tokener_new()))
 			return NULL;
-		json_tokener_reset(tok);
 		*parsed = json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len);
+		json_tokener_free(tok);
 		return *parsed;
 	}
 	return ev->attrs;
