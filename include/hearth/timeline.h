@@ -55,6 +55,12 @@ int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batch
 		       int *folded, struct herr *err);
 void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, int folded,
 			 const struct herr *err);
+/*
+ * The caller of timeline_append_in has evaluated the touched customers and
+ * changes none of them until timeline_append_end: the readers' note of the
+ * append is encoded meanwhile, on another thread, beside the commit.
+ */
+void timeline_append_evaluated(struct timeline *tl);
 
 /* Writes pending derived state if it is due (by size or age) or forced. */
 int timeline_flush(struct timeline *tl, int force, struct herr *err);

@@ -27,8 +27,10 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 
 	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, err) < 0)
 		return -1;
-	if (!folded)
+	if (!folded) {
 		engine_ingest_evaluate(g->gc->engine, w->txn, g->live);
+		timeline_append_evaluated(g->gc->tl);
+	}
 	for (size_t i = 0; i < g->nmarks; i++)
 		wtxn_meta_u64(w, g->marks[i].name, g->marks[i].value);
 	return engine_ingest_write(g->gc->engine, w, err);

@@ -94,6 +94,8 @@ struct timeline {
 	timeline_sink_fn sink;          /* the reader's notes (hearth/overlay.h), NULL: none */
 	void *sink_ctx;
 	uint64_t gen;                   /* of the last note sent */
+	struct note_encoder *encoder;   /* encodes an append's note while the writer commits (notes.c) */
+	int encoding;                   /* it has one in hand: the touched customers are its */
 	/*
 	 * Pending customers whose record changed without an append (their cases
 	 * rebuilt): the reader learns of them by timeline_publish_restated.
@@ -120,8 +122,12 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 void flush_job_free(struct flush_job *job);
 
 /* notes.c: overlay notes (hearth/overlay.h) to the sink, if one is set */
-/* What an append changed: the touched customers and their events from log seq from_seq on. */
-void timeline_publish_append(struct timeline *tl, uint64_t from_seq);
+/* What the last append changed: the touched customers and their events from its first seq on. */
+void timeline_publish_append(struct timeline *tl);
+/* The last append's note is dropped (its commit failed): its customers are the writer's again. */
+void timeline_append_note_drop(struct timeline *tl);
+/* The encoder thread stops (timeline_close). */
+void timeline_notes_end(struct timeline *tl);
 void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to);
 /* A customer is gone (forget.c). */
 void timeline_publish_forget(struct timeline *tl, const char *id, size_t len);

@@ -261,6 +261,7 @@ void timeline_close(struct timeline *tl)
 
 	if (!tl)
 		return;
+	timeline_notes_end(tl);
 	if (tl->dirty.count && !store_is_read_only(tl->st) && timeline_flush(tl, 1, &err) < 0)
 		log_warning("store, final flush failed (%s); the log still holds everything",
 			    err.msg);
@@ -451,6 +452,7 @@ void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, 
 		for (size_t i = 0; i < n; i++)
 			if (batches[i]->fail.code == HERR_OK)
 				batches[i]->fail = *err;
+		timeline_append_note_drop(tl);
 		if (folded)
 			rollback(tl);
 		return;
@@ -462,7 +464,7 @@ void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, 
 		tl->stats.events_duplicate += batches[i]->duplicates;
 	}
 	if (tl->sink && tl->ntouched)
-		timeline_publish_append(tl, tl->append_from_seq);
+		timeline_publish_append(tl);
 }
 
 struct append_ctx {
