@@ -114,11 +114,12 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 			 const struct type_names *types);
 int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out);
 /*
- * The writer's: gives c's types and cases their numbers, handed out if new,
- * so that encoding c needs no lookup, and with types NULL (numbered names as
- * numbers, others spelled out) can run on another thread.
+ * Gives c's types and cases the numbers types has for them (it hands out
+ * none: type_names_find), so that encoding c needs no lookup; with types NULL
+ * cust_encode then writes numbered names as numbers and spells out the rest,
+ * which any thread holding c can do.
  */
-void cust_number_names(struct cust *c, struct type_names *types);
+void cust_number_names(struct cust *c, const struct type_names *types);
 
 /*
  * Folds one stored event into c. Everything but cases is order-independent;

@@ -27,6 +27,8 @@ void strmap_clear(struct strmap *m);
 void *strmap_get(const struct strmap *m, const void *key, size_t len);
 /* Inserts or replaces; -1 on allocation failure. */
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
+/* Inserts key if absent, in one probe: 0 when added, 1 when there already (its value kept), -1 on allocation failure. */
+int strmap_add(struct strmap *m, const void *key, size_t len, void *value);
 /* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
 /*

@@ -66,24 +66,48 @@ static int rehash(struct strmap *m, size_t cap)
 	return 0;
 }
 
-int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
+/* key's slot, made (with no value) if absent; *had: it was there. NULL on allocation failure. */
+static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t len, int *had)
 {
 	if ((m->count + 1) * 10 > m->cap * 7 && rehash(m, m->cap ? m->cap * 2 : 64) < 0)
-		return -1;
+		return NULL;
 	uint64_t h = hash_bytes(key, len);
 	struct strmap_slot *s = find(m, key, len, h);
+	*had = s->key != NULL;
 	if (!s->key) {
 		s->key = malloc(len + 1);
 		if (!s->key)
-			return -1;
+			return NULL;
 		memcpy(s->key, key, len);
 		s->key[len] = '\0';
 		s->len = len;
 		s->hash = h;
 		m->count++;
 	}
+	return s;
+}
+
+int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
+{
+	int had;
+	struct strmap_slot *s = slot_for(m, key, len, &had);
+
+	if (!s)
+		return -1;
 	s->value = value;
 	return 0;
+}
+
+int strmap_add(struct strmap *m, const void *key, size_t len, void *value)
+{
+	int had;
+	struct strmap_slot *s = slot_for(m, key, len, &had);
+
+	if (!s)
+		return -1;
+	if (!had)
+		s->value = value;
+	return had;
 }
 
 /* Backward-shift deletion keeps probe chains unbroken without tombstones. */

@@ -7,8 +7,9 @@
  * An append's note is encoded on a thread of its own while the writer writes
  * the alert changes and commits: once evaluated, the touched customers stay
  * as they are until the writer takes the note back after the commit (a
- * mutex hands them over and back), and their names are numbered beforehand,
- * so the encoder reads nothing else of the writer's.
+ * mutex hands them over and back). Meanwhile the writer hands out no type
+ * numbers, so the encoder may look them up (a type not numbered yet is
+ * spelled out in the note).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -66,6 +67,7 @@ static struct overlay_note *append_note(struct type_names *types, struct dirty *
 }
 
 struct note_encoder {
+	const struct type_names *types;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -89,6 +91,8 @@ static void *encoder_main(void *arg)
 		if (!ne->busy)
 			break;
 		pthread_mutex_unlock(&ne->lock);
+		for (size_t i = 0; i < ne->n; i++)
+			cust_number_names(ne->ds[i]->c, ne->types);
 		struct overlay_note *note = append_note(NULL, ne->ds, ne->n, ne->from_seq, ne->gen);
 		pthread_mutex_lock(&ne->lock);
 		ne->note = note;
@@ -132,12 +136,13 @@ static void encoder_free(struct timeline *tl)
 }
 
 /* NULL when no thread can be had: notes are then encoded by the writer itself. */
-static struct note_encoder *encoder_new(void)
+static struct note_encoder *encoder_new(const struct type_names *types)
 {
 	struct note_encoder *ne = calloc(1, sizeof(*ne));
 
 	if (!ne)
 		return NULL;
+	ne->types = types;
 	pthread_mutex_init(&ne->lock, NULL);
 	pthread_cond_init(&ne->cond, NULL);
 	if (pthread_create(&ne->thread, NULL, encoder_main, ne) != 0) {
@@ -155,8 +160,6 @@ void timeline_append_evaluated(struct timeline *tl)
 
 	if (!tl->sink || !ne || !tl->ntouched || tl->encoding)
 		return;
-	for (size_t i = 0; i < tl->ntouched; i++)
-		cust_number_names(tl->touched_dirty[i]->c, store_type_names(tl->st));
 	pthread_mutex_lock(&ne->lock);
 	ne->ds = tl->touched_dirty;
 	ne->n = tl->ntouched;
@@ -246,7 +249,7 @@ void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx)
 
 	tl->sink = fn;
 	tl->sink_ctx = ctx;
-	if (fn && !tl->encoder && !(tl->encoder = encoder_new()))
+	if (fn && !tl->encoder && !(tl->encoder = encoder_new(store_type_names(tl->st))))
 		log_warning("store, no thread for the readers' notes: the writer encodes them");
 	if (!fn)
 		encoder_free(tl);

@@ -115,14 +115,14 @@ static void put_name(struct type_names *types, struct wbuf *out, uint16_t number
 		type_names_put_ref(types, out, name, len);
 }
 
-static uint16_t name_number(struct type_names *types, const char *name, size_t len)
+static uint16_t name_number(const struct type_names *types, const char *name, size_t len)
 {
-	int n = type_names_number(types, name, len);
+	int n = type_names_find(types, name, len);
 
 	return n >= 0 ? (uint16_t)(n + 1) : 0;
 }
 
-void cust_number_names(struct cust *c, struct type_names *types)
+void cust_number_names(struct cust *c, const struct type_names *types)
 {
 	_Static_assert(TYPE_NUMBERS_MAX < UINT16_MAX, "a number + 1 fits the field");
 	for (size_t i = 0; i < c->ntypes; i++)

@@ -296,14 +296,21 @@ struct store *timeline_store(struct timeline *tl)
 
 /* ---- append ---------------------------------------------------------------- */
 
-static int is_duplicate(struct timeline *tl, struct wtxn *w, const struct event *ev)
+/*
+ * 1: ev's id is taken (pending or stored), a duplicate; 0: it was not, and is
+ * now pending with seq, so that a later event of the same group is its
+ * duplicate; -1: out of memory.
+ */
+static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev, uint64_t seq)
 {
 	const void *val;
 	size_t vlen;
+	int had = strmap_add(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)seq);
 
-	if (strmap_get(&tl->ids, ev->id, ev->id_len))
-		return 1;
-	return wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0;
+	if (had != 0 || wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) != 0)
+		return had;
+	strmap_del(&tl->ids, ev->id, ev->id_len);
+	return 1;
 }
 
 static int put_record(struct timeline *tl, struct wtxn *w, const struct event *ev, struct herr *err)
@@ -329,8 +336,7 @@ static void drop_ids_from(struct timeline *tl, struct batch **batches, size_t n,
 
 /*
  * Sorts out duplicates, gives the rest their log seqs and puts their records.
- * An accepted id goes straight into the pending ids, so that a later event of
- * the same group is its duplicate; a failure takes them back out.
+ * A failure takes the accepted ids back out of the pending ones.
  */
 static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
 		       struct herr *err)
@@ -345,19 +351,19 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		b->accepted = b->duplicates = 0;
 		for (size_t j = 0; j < b->nevents; j++) {
 			struct batch_event *be = &b->events[j];
+			int taken = be->ev.id ? take_id(tl, w, &be->ev, seq) : 0;
 			be->status = BATCH_PENDING;
-			if (be->ev.id && is_duplicate(tl, w, &be->ev)) {
+			if (taken < 0) {
+				herr_set(err, HERR_NOMEM, "out of memory");
+				goto out;
+			}
+			if (taken) {
 				be->status = BATCH_DUPLICATE;
 				b->duplicates++;
 				continue;
 			}
 			be->ev.seq = seq++;
 			be->status = BATCH_ACCEPTED;
-			if (be->ev.id && strmap_put(&tl->ids, be->ev.id, be->ev.id_len,
-						    (void *)(uintptr_t)be->ev.seq) < 0) {
-				herr_set(err, HERR_NOMEM, "out of memory");
-				goto out;
-			}
 			if (put_record(tl, w, &be->ev, err) < 0)
 				goto out;
 			b->accepted++;

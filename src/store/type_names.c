@@ -92,11 +92,18 @@ int type_names_load(struct type_names *tn, MDB_txn *txn, MDB_dbi dbi, struct her
 	return ret;
 }
 
-int type_names_number(struct type_names *tn, const char *name, size_t len)
+int type_names_find(const struct type_names *tn, const char *name, size_t len)
 {
 	uintptr_t found = (uintptr_t)strmap_get(&tn->numbers, name, len);
 
-	return found ? (int)(found - 1) : add(tn, name, len);
+	return found ? (int)(found - 1) : -1;
+}
+
+int type_names_number(struct type_names *tn, const char *name, size_t len)
+{
+	int n = type_names_find(tn, name, len);
+
+	return n >= 0 ? n : add(tn, name, len);
 }
 
 const char *type_names_name(const struct type_names *tn, uint64_t number, size_t *len)

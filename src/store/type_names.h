@@ -27,6 +27,11 @@ int type_names_load(struct type_names *tn, MDB_txn *txn, MDB_dbi dbi, struct her
 
 /* The writer's: a name's number, handed out the first time; -1 once the table is full. */
 int type_names_number(struct type_names *tn, const char *name, size_t len);
+/*
+ * A name's number if it has one, else -1: the writer's, or another thread's
+ * while the writer hands out none (it has handed that thread its work).
+ */
+int type_names_find(const struct type_names *tn, const char *name, size_t len);
 /* Any thread's: the name of a number handed out, NULL for one that was not. */
 const char *type_names_name(const struct type_names *tn, uint64_t number, size_t *len);
 

@@ -1591,7 +1591,7 @@ static void test_cust_record_round_trip(void **state)
 			assert_int_equal(x->v.b, y->v.b);
 	}
 	cust_free(d);
-	/* numbered once by the writer, a record is encoded the same without the table (off the writer) */
+	/* numbered once, a record is encoded the same without the table (off the writer) */
 	struct wbuf off;
 	wbuf_init(&off);
 	cust_number_names(c, types);

@@ -56,6 +56,13 @@ static void test_put_get_replace_del(void **state)
 	assert_null(strmap_get(&m, "alph", 4));
 	assert_null(strmap_get(&m, "alphabet", 8));
 	assert_ptr_equal(strmap_get(&m, "alphabet", 5), &a);
+	/* adding keeps what is there, and says so */
+	assert_int_equal(strmap_add(&m, "alpha", 5, &c), 1);
+	assert_ptr_equal(strmap_get(&m, "alpha", 5), &a);
+	assert_int_equal(strmap_add(&m, "delta", 5, &c), 0);
+	assert_ptr_equal(strmap_get(&m, "delta", 5), &c);
+	assert_int_equal(m.count, 3);
+	assert_ptr_equal(strmap_del(&m, "delta", 5), &c);
 	/* replacing keeps the count */
 	assert_int_equal(strmap_put(&m, "alpha", 5, &c), 0);
 	assert_int_equal(m.count, 2);
