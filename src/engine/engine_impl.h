@@ -91,6 +91,7 @@ struct engine {
 	size_t reeval_next_fresh;
 	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
 	int window_out;                 /* a window is with the workers */
+	int ingest_workers;             /* the ingest group in hand took changes from their batches */
 	uint64_t window_gen;            /* its generation of the timeline's write watch */
 	struct refresh *refreshes;      /* written with the changes; they point into the workers' batches */
 	size_t nrefreshes, refreshes_cap;

@@ -3,13 +3,82 @@
  * customers its events touched are evaluated after the fold, their changes
  * written in the group's own transaction, and published once it is durable.
  * Customers touched only by a history load are deferred instead (defer.c).
+ * The workers of the re-evaluation pool evaluate a group's customers when
+ * they are free (reeval_worker.h), the writer waiting: both cores then step
+ * rules while the writer would have done it alone.
  */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "engine_impl.h"
 #include "hearth/alert_states.h"
 #include "hearth/engine.h"
 #include "hearth/ingest_clock.h"
+#include "hearth/log.h"
+#include "hearth/rules.h"
 #include "hearth/state.h"
 #include "hearth/timeline.h"
+#include "reeval_worker.h"
+
+/* Fewer customers in a group are evaluated by the writer: lending them costs more than it saves. */
+#define INGEST_WORKERS_MIN 64
+
+/* The workers' results, in the order of custs (that of the evaluation by the writer alone). */
+static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
+		       const struct reeval_batch **by, const struct reeval_cust **res)
+{
+	for (size_t i = 0; i < n; i++)
+		by[i] = NULL;
+	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
+		const struct reeval_batch *b = reeval_pool_batch(eng->pool, w);
+		if (b->error_rule >= 0 && (size_t)b->error_rule < eng->rs->n) {
+			struct rule *r = &eng->rs->rules[b->error_rule];
+			snprintf(r->last_error, sizeof(r->last_error), "%s", b->rule_error);
+			eng->errors_gen++;
+		}
+		for (size_t k = 0; k < b->ncusts; k++)
+			if (b->custs[k].nchanges != SIZE_MAX && b->custs[k].index < n) {
+				by[b->custs[k].index] = b;
+				res[b->custs[k].index] = &b->custs[k];
+			}
+		if (b->failed)
+			log_error("ingest, a worker failed (%s); the writer evaluated its share", b->error);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (by[i]) {
+			engine_apply_worker_result(eng, custs[i], by[i], res[i]);
+			eng->stats.ingest_by_workers++;
+		} else {
+			engine_evaluate_one(eng, txn, custs[i], eng->ingest_now);
+		}
+}
+
+/*
+ * The group's customers evaluated by the workers while the writer waits: it
+ * lends them as they are (it changes none meanwhile) and applies what comes
+ * back. 0: not done so (no pool, a window out, too few customers).
+ */
+static int evaluate_by_workers(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n)
+{
+	const struct reeval_batch **by;
+	const struct reeval_cust **res;
+	int rc = 0;
+
+	if (!eng->pool || eng->window_out || n < INGEST_WORKERS_MIN)
+		return 0;
+	by = malloc(n * sizeof(*by));
+	res = malloc(n * sizeof(*res));
+	if (by && res && reeval_pool_submit_held(eng->pool, eng->rs, eng->ingest_now, eng->rules_gen, custs, n,
+							   timeline_alert_states(eng->tl)) == 0) {
+		reeval_pool_wait(eng->pool);
+		apply_held(eng, txn, custs, n, by, res);
+		eng->ingest_workers = 1;
+		rc = 1;
+	}
+	free(by);
+	free(res);
+	return rc;
+}
 
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live)
 {
@@ -18,6 +87,10 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strma
 
 	eng->ingest_now = ingest_clock_now(eng->clock);
 	eng->load_deferred_group = live != NULL;
+	if (!live && evaluate_by_workers(eng, txn, custs, n)) {
+		eng->txn = NULL;
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct cust *c = custs[i];
 		if (live && !strmap_get(live, c->id, c->id_len) && engine_defer(eng, c) == 0)
@@ -43,6 +116,10 @@ void engine_ingest_end(struct engine *eng, int committed)
 	if (committed && eng->nchanges)
 		engine_publish_changes(eng, eng->ingest_seq);
 	engine_free_changes(eng);
+	/* the changes taken from the workers pointed into their batches: now done with */
+	for (size_t w = 0; eng->ingest_workers && w < reeval_pool_size(eng->pool); w++)
+		reeval_batch_reset(reeval_pool_batch(eng->pool, w));
+	eng->ingest_workers = 0;
 	if (engine_load_group_end(eng, committed))
 		engine_load_batch_done(eng);
 }

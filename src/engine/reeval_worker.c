@@ -56,6 +56,8 @@ struct reeval_worker {
 	struct alert *alerts;           /* one customer's, by rule index */
 	size_t nalerts;
 	const struct ruleset *alerts_rs;
+	int held;                       /* the customer in hand is the writer's: its pending events are too */
+	int needs_writer;               /* ... and a rule read the timeline: the writer evaluates it */
 };
 
 struct reeval_pool {
@@ -75,6 +77,8 @@ struct reeval_pool {
 	/* a list to evaluate: written by the writer before submit, read by the workers until done */
 	char *list_ids;
 	size_t *list_off, *list_len, nlist, list_ids_cap, list_cap;
+	struct cust *const *held;       /* or the writer's customers, lent (reeval_pool_submit_held), */
+	struct alert_states *held_as;   /* with its alert journal, read as of its last commit */
 	atomic_size_t list_next;        /* the next customer of it no worker has taken */
 };
 
@@ -93,6 +97,11 @@ static int query_store(void *qctx, MDB_txn *txn, const struct timeline_query *q,
 		       int (*fn)(const struct event *ev, void *ctx), void *ctx, int *more, struct herr *err)
 {
 	struct reeval_worker *w = qctx;
+
+	if (w->held) {
+		w->needs_writer = 1;
+		return herr_set(err, HERR_STORE_ERROR, "the writer's pending events");
+	}
 	return overlay_query(w->ov, w->pool->st, txn, q, fn, ctx, more, err);
 }
 
@@ -107,6 +116,8 @@ static void worker_failed(void *vctx, size_t rule, const char *error)
 	struct walk_ctx *ctx = vctx;
 	struct reeval_batch *b = ctx->w->cur;
 
+	if (ctx->w->needs_writer)
+		return; /* not an error: the writer evaluates it with its pending events */
 	b->error_rule = (ssize_t)rule;
 	snprintf(b->rule_error, sizeof(b->rule_error), "%.*s: %s", (int)ctx->c->id_len, ctx->c->id, error);
 }
@@ -207,36 +218,86 @@ static size_t id_part(const char *id, size_t len, size_t n)
 	return (size_t)(h % n);
 }
 
-static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, const void *val, size_t vlen,
-			     size_t index)
+/* The batch's entry for customer id, at index of a list. NULL when out of memory. */
+static struct reeval_cust *add_cust(struct walk_ctx *ctx, const char *id, size_t len, size_t index)
 {
-	struct reeval_worker *w = ctx->w;
-	struct reeval_batch *b = w->cur;
-	const struct step_env se = { worker_env, ctx, NULL, 0 }; /* a copy read for this window: nothing to remember */
-	const struct step_sink sink = { worker_changed, worker_failed, ctx };
+	struct reeval_batch *b = ctx->w->cur;
 
 	if (grow((void **)&b->custs, &b->custs_cap, b->ncusts + 1, sizeof(*b->custs)) < 0 ||
 	    grow((void **)&b->ids, &b->ids_cap, b->ids_len + len, 1) < 0)
-		return -1;
+		return NULL;
 	struct reeval_cust *rc = &b->custs[b->ncusts];
 	*rc = (struct reeval_cust){ .id_off = b->ids_len, .id_len = len, .index = index,
 				    .first_change = b->nchanges };
 	memcpy(b->ids + b->ids_len, id, len);
 	b->ids_len += len;
 	ctx->cust = b->ncusts++;
+	return rc;
+}
+
+/* ctx->c's rules stepped into rc; memo: c itself when it is the writer's (held), else NULL. */
+static void step_customer(struct walk_ctx *ctx, struct reeval_cust *rc, struct cust *memo)
+{
+	struct reeval_worker *w = ctx->w;
+	struct reeval_batch *b = w->cur;
+	const struct step_env se = { worker_env, ctx, memo, memo ? b->gen : 0 };
+	const struct step_sink sink = { worker_changed, worker_failed, ctx };
+
+	rc->stored_deadline = ctx->c->deadline;
+	reset_alerts(w);
+	alert_states_customer(w->held ? w->pool->held_as : w->as, w->pool->st, ctx->txn, ctx->c->id, ctx->c->id_len,
+			      load_alert, w);
+	rc->deadline = engine_step(b->rs, w->alerts, ctx->c, b->now, &se, &sink);
+}
+
+static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, const void *val, size_t vlen,
+			     size_t index)
+{
+	struct reeval_worker *w = ctx->w;
+	struct reeval_cust *rc = add_cust(ctx, id, len, index);
+
+	if (!rc)
+		return -1;
 	/* a damaged record (or none): the writer's own evaluation reports it */
 	if (!val || !(ctx->c = cust_decode(id, len, val, vlen, store_type_names(w->pool->st)))) {
 		rc->deadline = rc->stored_deadline = EVAL_NEVER;
 		rc->nchanges = SIZE_MAX;
 		return 0;
 	}
-	rc->stored_deadline = ctx->c->deadline;
-	reset_alerts(w);
-	alert_states_customer(w->as, w->pool->st, ctx->txn, id, len, load_alert, w);
-	rc->deadline = engine_step(b->rs, w->alerts, ctx->c, b->now, &se, &sink);
+	step_customer(ctx, rc, NULL); /* a copy read for this window: nothing to remember */
 	cust_free(ctx->c);
 	ctx->c = NULL;
-	return b->failed ? -1 : 0;
+	return w->cur->failed ? -1 : 0;
+}
+
+/* Takes back the changes of the customer in hand: the writer evaluates it. */
+static void give_back(struct reeval_batch *b, struct reeval_cust *rc)
+{
+	for (size_t i = rc->first_change; i < b->nchanges; i++)
+		free(b->changes[i].a.values_json);
+	b->nchanges = rc->first_change;
+	rc->nchanges = SIZE_MAX;
+}
+
+/* One of the writer's customers: its memo is kept, unless the writer must evaluate it anyway. */
+static int evaluate_held(struct walk_ctx *ctx, struct cust *c, size_t index)
+{
+	struct reeval_worker *w = ctx->w;
+	struct reeval_cust *rc = add_cust(ctx, c->id, c->id_len, index);
+	uint64_t changed = c->changed;
+
+	if (!rc)
+		return -1;
+	ctx->c = c;
+	w->needs_writer = 0;
+	step_customer(ctx, rc, c);
+	if (w->needs_writer) {
+		give_back(w->cur, rc);
+		c->changed = changed;
+		c->quiet_gen = 0; /* what this step remembered is not the writer's: it starts afresh */
+	}
+	ctx->c = NULL;
+	return w->cur->failed ? -1 : 0;
 }
 
 static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
@@ -275,7 +336,10 @@ static int evaluate_list(struct walk_ctx *ctx, struct herr *err)
 
 	while ((from = atomic_fetch_add(&pool->list_next, LIST_CHUNK)) < pool->nlist) {
 		size_t to = from + LIST_CHUNK < pool->nlist ? from + LIST_CHUNK : pool->nlist;
-		for (size_t i = from; i < to; i++) {
+		for (size_t i = from; pool->held && i < to; i++)
+			if (evaluate_held(ctx, pool->held[i], i) < 0)
+				return -1;
+		for (size_t i = from; !pool->held && i < to; i++) {
 			const char *id = pool->list_ids + pool->list_off[i];
 			size_t len = pool->list_len[i], vlen = 0;
 			const void *val = NULL;
@@ -299,8 +363,10 @@ static void evaluate_window(struct reeval_worker *w)
 		snprintf(b->error, sizeof(b->error), "out of memory");
 		return;
 	}
+	w->held = w->pool->held != NULL;
+	/* a lent customer's alert states are in the writer's journal, which waits: no copy to sync */
 	if (store_shared_begin(w->pool->st, &ctx.txn, &err) < 0 ||
-	    alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0) {
+	    (!w->held && alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0)) {
 		b->failed = 1;
 		snprintf(b->error, sizeof(b->error), "%s", err.msg);
 		store_shared_end(w->pool->st, ctx.txn);
@@ -426,6 +492,7 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 {
 	if (!pool->n || reeval_pool_busy(pool) || after_len > HEARTH_ID_MAX)
 		return -1;
+	pool->held = NULL;
 	prepare(pool, rs, now, 0);
 	for (size_t i = 0; i < pool->n; i++) {
 		struct reeval_batch *b = &pool->w[i].batch[pool->fill];
@@ -458,8 +525,25 @@ int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, 
 		bytes += lens[i];
 	}
 	pool->nlist = n;
+	pool->held = NULL;
 	atomic_store(&pool->list_next, 0);
 	prepare(pool, rs, now, 1);
+	start(pool, 1);
+	return 0;
+}
+
+int reeval_pool_submit_held(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
+			    struct cust *const *custs, size_t n, struct alert_states *as)
+{
+	if (!pool->n || reeval_pool_busy(pool))
+		return -1;
+	pool->held = custs;
+	pool->held_as = as;
+	pool->nlist = n;
+	atomic_store(&pool->list_next, 0);
+	prepare(pool, rs, now, 1);
+	for (size_t i = 0; i < pool->n; i++)
+		pool->w[i].batch[pool->fill].gen = gen;
 	start(pool, 1);
 	return 0;
 }

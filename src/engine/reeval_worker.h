@@ -17,6 +17,15 @@
  * (reeval_pool_submit_list, reeval_pool_wait); the workers take it in chunks
  * as they get to them, and also write the notification bodies but their seq,
  * which the writer assigns.
+ *
+ * An ingest group lends the pool the customers it folded, as the writer
+ * holds them, and waits (reeval_pool_submit_held): a worker evaluates each
+ * one it takes as the writer would, keeping its memo, with the alert states
+ * as of the last commit (the group has written none yet: the writer's
+ * journal, read while it waits, and the store on the worker's snapshot). A
+ * rule that reads the timeline cannot be answered there (the pending events
+ * are the writer's): that customer comes back unevaluated and the writer
+ * does it.
  */
 #ifndef HEARTH_REEVAL_WORKER_H
 #define HEARTH_REEVAL_WORKER_H
@@ -29,6 +38,8 @@
 #include "hearth/codec.h"
 #include "hearth/limits.h"
 
+struct alert_states;
+struct cust;
 struct loop;
 struct ruleset;
 struct store;
@@ -61,6 +72,7 @@ struct reeval_batch {
 	char after[HEARTH_ID_MAX];
 	size_t after_len, limit;
 	int list;                       /* evaluate the pool's list, not a window */
+	uint64_t gen;                   /* held customers': the rules' generation their memos are of */
 	/* what the worker found */
 	char *ids;
 	size_t ids_len, ids_cap;
@@ -96,6 +108,15 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
  */
 int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, int64_t now,
 			    const char *const *ids, const size_t *lens, size_t n);
+/*
+ * Lends the workers custs[0..n) as the writer holds them, to evaluate at now
+ * with their memos (of ruleset generation gen); the writer waits for them
+ * (reeval_pool_wait) and changes none meanwhile. A customer whose result says
+ * nchanges == SIZE_MAX, or one no batch names (a batch failed), is the
+ * writer's to evaluate. 0, or -1 when the pool is busy or has no worker.
+ */
+int reeval_pool_submit_held(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
+			    struct cust *const *custs, size_t n, struct alert_states *as);
 /* Waits until the workers are done; their batches are then the writer's, ready() is not called. */
 void reeval_pool_wait(struct reeval_pool *pool);
 int reeval_pool_busy(const struct reeval_pool *pool);
