@@ -29,6 +29,11 @@ void *strmap_get(const struct strmap *m, const void *key, size_t len);
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
 /* Inserts key if absent, in one probe: 0 when added, 1 when there already (its value kept), -1 on allocation failure. */
 int strmap_add(struct strmap *m, const void *key, size_t len, void *value);
+/*
+ * Where key's value is, the key inserted with a NULL value if absent, in one
+ * probe; NULL on allocation failure. Valid until the map next changes.
+ */
+void **strmap_ref(struct strmap *m, const void *key, size_t len);
 /* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
 /*

@@ -98,6 +98,18 @@ int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
 	return 0;
 }
 
+void **strmap_ref(struct strmap *m, const void *key, size_t len)
+{
+	int had;
+	struct strmap_slot *s = slot_for(m, key, len, &had);
+
+	if (!s)
+		return NULL;
+	if (!had)
+		s->value = NULL;
+	return &s->value;
+}
+
 int strmap_add(struct strmap *m, const void *key, size_t len, void *value)
 {
 	int had;

@@ -7,7 +7,8 @@
  *   commit.c       changes written with their notifications, published when durable
  *   ingest_group.c the customers of an ingest group commit
  *   tick.c         due customers, every evaluation.interval
- *   reeval.c       every customer, after a reload (reeval_worker.c: its workers)
+ *   reeval.c       every customer, after a reload (reeval_worker.c: its workers,
+ *                  which large ticks and ingest groups lend customers to as well)
  *   reload.c       a new rule set taking over
  *   defer.c, load_end.c  history loads, evaluated at their end
  *   silences.c, steering.c  the operator's side: silences, acks, listings, forget

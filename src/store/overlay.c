@@ -183,17 +183,18 @@ size_t overlay_count(const struct overlay *ov)
 	return ov->custs.count;
 }
 
+/* The customer's entry, made in the same probe if it has none. */
 static struct entry *entry_get(struct overlay *ov, const char *id, size_t len)
 {
-	struct entry *e = strmap_get(&ov->custs, id, len);
+	void **ref = strmap_ref(&ov->custs, id, len);
 
-	if (e)
-		return e;
-	if (!(e = calloc(1, sizeof(*e))) || strmap_put(&ov->custs, id, len, e) < 0) {
-		free(e);
+	if (!ref)
+		return NULL;
+	if (!*ref && !(*ref = calloc(1, sizeof(struct entry)))) {
+		strmap_del(&ov->custs, id, len);
 		return NULL;
 	}
-	return e;
+	return *ref;
 }
 
 /* The record replaces the one held (it is newer), the entries add to them. */

@@ -10,7 +10,8 @@
  * Beside this file: the pending state's types and helpers (pending.h,
  * pending.c), writing it (the flush, flush.c), reading timelines
  * (timeline_read.c) and the customer listing (customers.c), the readers'
- * notes (notes.c), forgetting a customer (forget.c).
+ * notes and the thread that encodes an append's beside its commit (notes.c),
+ * forgetting a customer (forget.c).
  */
 #include <errno.h>
 #include <json-c/json.h>

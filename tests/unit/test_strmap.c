@@ -63,6 +63,16 @@ static void test_put_get_replace_del(void **state)
 	assert_ptr_equal(strmap_get(&m, "delta", 5), &c);
 	assert_int_equal(m.count, 3);
 	assert_ptr_equal(strmap_del(&m, "delta", 5), &c);
+	/* a reference: to the value there, or to a new key's NULL */
+	void **ref = strmap_ref(&m, "alpha", 5);
+	assert_non_null(ref);
+	assert_ptr_equal(*ref, &a);
+	ref = strmap_ref(&m, "epsilon", 7);
+	assert_non_null(ref);
+	assert_null(*ref);
+	*ref = &b;
+	assert_ptr_equal(strmap_get(&m, "epsilon", 7), &b);
+	assert_ptr_equal(strmap_del(&m, "epsilon", 7), &b);
 	/* replacing keeps the count */
 	assert_int_equal(strmap_put(&m, "alpha", 5, &c), 0);
 	assert_int_equal(m.count, 2);
