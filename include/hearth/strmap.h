@@ -21,6 +21,8 @@ struct strmap {
 	size_t cap, count;
 };
 
+/* The map's hash of a key (FNV-1a, folded), for tables of other shapes. */
+uint64_t strmap_hash(const void *key, size_t len);
 void strmap_init(struct strmap *m);
 /* Frees keys; values are the caller's (walk them first). */
 void strmap_clear(struct strmap *m);

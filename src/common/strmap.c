@@ -4,7 +4,7 @@
 
 #include "hearth/strmap.h"
 
-static uint64_t hash_bytes(const void *key, size_t len)
+uint64_t strmap_hash(const void *key, size_t len)
 {
 	const unsigned char *p = key;
 	uint64_t h = 1469598103934665603ULL;
@@ -44,7 +44,7 @@ void *strmap_get(const struct strmap *m, const void *key, size_t len)
 {
 	if (m->count == 0)
 		return NULL;
-	struct strmap_slot *s = find(m, key, len, hash_bytes(key, len));
+	struct strmap_slot *s = find(m, key, len, strmap_hash(key, len));
 	return s->key ? s->value : NULL;
 }
 
@@ -71,7 +71,7 @@ static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t le
 {
 	if ((m->count + 1) * 10 > m->cap * 7 && rehash(m, m->cap ? m->cap * 2 : 64) < 0)
 		return NULL;
-	uint64_t h = hash_bytes(key, len);
+	uint64_t h = strmap_hash(key, len);
 	struct strmap_slot *s = find(m, key, len, h);
 	*had = s->key != NULL;
 	if (!s->key) {
@@ -141,7 +141,7 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 {
 	if (m->count == 0)
 		return NULL;
-	struct strmap_slot *s = find(m, key, len, hash_bytes(key, len));
+	struct strmap_slot *s = find(m, key, len, strmap_hash(key, len));
 	if (!s->key)
 		return NULL;
 	void *value = s->value;

@@ -175,7 +175,7 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 	}
 	/* the key is all a duplicate check needs: no value, 8 bytes less per event (schema 2 wrote the seq) */
 	for (size_t i = ctx->id_from; i < ctx->id_to; i++)
-		wtxn_put(w, DB_IDS, job->ids[i].id, job->ids[i].len, "", 0, 0);
+		wtxn_put(w, DB_IDS, idset_key_bytes(&job->ids, &job->id_order[i]), job->id_order[i].len, "", 0, 0);
 	if (ctx->last) {
 		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
 		alert_states_apply_end(tl->alerts, w);
@@ -191,21 +191,14 @@ static int str_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return c ? c : (alen > blen) - (alen < blen);
 }
 
-static int id_entry_cmp(const void *a, const void *b)
-{
-	const struct id_entry *x = a, *y = b;
-	return str_cmp(x->id, x->len, y->id, y->len);
-}
-
 void flush_job_free(struct flush_job *job)
 {
 	for (size_t i = 0; i < job->ncusts; i++)
 		free(job->custs[i]);
-	for (size_t i = 0; i < job->nids; i++)
-		free(job->ids[i].id);
+	idset_free(&job->ids);
+	free(job->id_order);
 	free(job->custs);
 	free(job->lens);
-	free(job->ids);
 	free(job->moves);
 	memset(job, 0, sizeof(*job));
 }
@@ -228,15 +221,14 @@ static const struct strmap_slot **sorted_slots(const struct strmap *m)
 static int flush_begin(struct timeline *tl, struct herr *err)
 {
 	struct flush_job *job = &tl->job;
-	const struct strmap_slot **slots, *slot;
-	size_t n = 0;
+	const struct strmap_slot **slots;
 
 	memset(job, 0, sizeof(*job));
 	slots = sorted_slots(&tl->dirty);
 	job->custs = calloc(tl->dirty.count + 1, sizeof(*job->custs));
 	job->lens = calloc(tl->dirty.count + 1, sizeof(*job->lens));
-	job->ids = calloc(tl->ids.count + 1, sizeof(*job->ids));
-	if (!slots || !job->custs || !job->lens || !job->ids)
+	job->id_order = idset_sorted(&tl->ids);
+	if (!slots || !job->custs || !job->lens || !job->id_order)
 		goto nomem;
 	for (size_t i = 0; i < tl->dirty.count; i++) {
 		struct dirty *d = slots[i]->value;
@@ -249,18 +241,14 @@ static int flush_begin(struct timeline *tl, struct herr *err)
 		job->lens[i] = slots[i]->len;
 		job->ncusts++;
 	}
-	for (size_t i = 0; strmap_next(&tl->ids, &i, &slot); n++) {
-		if (!(job->ids[n].id = malloc(slot->len)))
-			goto nomem;
-		memcpy(job->ids[n].id, slot->key, slot->len);
-		job->ids[n].len = slot->len;
-		job->ids[n].seq = (uint64_t)(uintptr_t)slot->value;
-		job->nids++;
-	}
-	qsort(job->ids, job->nids, sizeof(*job->ids), id_entry_cmp);
 	if (alert_states_apply_begin(tl->alerts) < 0)
 		goto nomem;
 	free(slots);
+	/* the job takes the pending ids whole; arrivals go to the last job's emptied table */
+	job->ids = tl->ids;
+	job->nids = job->ids.count;
+	tl->ids = tl->spare_ids;
+	idset_init(&tl->spare_ids);
 	job->upto_seq = tl->next_seq - 1;
 	job->started_us = mono_now_us();
 	job->active = 1;
@@ -347,9 +335,6 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->new_customers -= (size_t)d->is_new;
 		timeline_dirty_free(d);
 	}
-	for (size_t i = ctx.id_from; i < ctx.id_to; i++)
-		if ((uint64_t)(uintptr_t)strmap_get(&tl->ids, job->ids[i].id, job->ids[i].len) == job->ids[i].seq)
-			strmap_del(&tl->ids, job->ids[i].id, job->ids[i].len);
 	job->next_cust = ctx.cust_to;
 	job->next_id = ctx.id_to;
 	job->next_move = ctx.move_to;
@@ -357,6 +342,9 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->stats.flushes++;
 		tl->stats.flush_events += job->events;
 		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
+		idset_empty(&job->ids);
+		tl->spare_ids = job->ids;
+		idset_init(&job->ids);
 		flush_job_free(job);
 		/*
 		 * Left large by a burst: given back once nothing came in during the
@@ -365,7 +353,9 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		 */
 		if (tl->dirty.count == 0) {
 			strmap_shrink(&tl->dirty);
-			strmap_shrink(&tl->ids);
+			idset_free(&tl->spare_ids);
+			if (tl->ids.count == 0)
+				idset_free(&tl->ids);
 		}
 		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
 		/*

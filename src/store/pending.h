@@ -13,6 +13,7 @@
 #include "hearth/limits.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
+#include "idset.h"
 #include "store_impl.h"
 #include "tindex.h"
 
@@ -36,12 +37,6 @@ struct dirty {
 	uint64_t mark;                  /* generation of the last touched/due listing */
 };
 
-struct id_entry {
-	char *id;
-	size_t len;
-	uint64_t seq;
-};
-
 /* A deadline key to delete or put: written after the customers, sorted, not in their slices. */
 struct deadline_move {
 	int64_t when;
@@ -55,7 +50,8 @@ struct flush_job {
 	uint64_t upto_seq;              /* indexed_seq once every slice is written */
 	char **custs;                   /* sorted customer ids (copies) */
 	size_t *lens, ncusts, next_cust;
-	struct id_entry *ids;           /* sorted */
+	struct idset ids;               /* the event ids pending when it began */
+	struct idset_key *id_order;     /* ids in key order */
 	size_t nids, next_id;
 	struct deadline_move *moves;    /* sorted once the customers are written */
 	size_t nmoves, moves_cap, next_move;
@@ -68,7 +64,8 @@ struct timeline {
 	struct store *st;
 	const struct config *cfg;
 	struct strmap dirty;            /* customer id → struct dirty */
-	struct strmap ids;              /* event id not yet in DB_IDS → seq */
+	struct idset ids;               /* event ids not yet in DB_IDS nor in job.ids */
+	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
 	uint64_t next_seq;
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */

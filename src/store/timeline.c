@@ -42,7 +42,8 @@ static void pending_clear(struct timeline *tl)
 	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);)
 		timeline_dirty_free(slot->value);
 	strmap_clear(&tl->dirty);
-	strmap_clear(&tl->ids);
+	idset_free(&tl->ids);
+	idset_free(&tl->spare_ids);
 	tl->pending_events = 0;
 	tl->new_customers = 0;
 	tl->pending_since_ms = 0;
@@ -199,7 +200,7 @@ static int recover(struct timeline *tl, struct herr *err)
 		ev.seq = be64_get(key.mv_data);
 		if (apply_stored(tl, txn, &ev, err) < 0)
 			goto out;
-		if (ev.id && strmap_put(&tl->ids, ev.id, ev.id_len, (void *)(uintptr_t)ev.seq) < 0) {
+		if (ev.id && idset_add(&tl->ids, ev.id, ev.id_len) < 0) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -229,7 +230,8 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	strmap_init(&tl->dirty);
 	strmap_init(&tl->restated);
 	strmap_init(&tl->watch_ids);
-	strmap_init(&tl->ids);
+	idset_init(&tl->ids);
+	idset_init(&tl->spare_ids);
 	wbuf_init(&tl->rec);
 	tl->pending_min_deadline = INT64_MIN;
 	if (!(tl->alerts = alert_states_new())) {
@@ -298,20 +300,24 @@ struct store *timeline_store(struct timeline *tl)
 /* ---- append ---------------------------------------------------------------- */
 
 /*
- * 1: ev's id is taken (pending or stored), a duplicate; 0: it was not, and is
- * now pending with seq, so that a later event of the same group is its
+ * 1: ev's id is taken (pending, being flushed or stored), a duplicate; 0: it
+ * was not, and is now pending, so that a later event of the same group is its
  * duplicate; -1: out of memory.
  */
-static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev, uint64_t seq)
+static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev)
 {
 	const void *val;
 	size_t vlen;
-	int had = strmap_add(&tl->ids, ev->id, ev->id_len, (void *)(uintptr_t)seq);
+	int had = idset_add(&tl->ids, ev->id, ev->id_len);
 
-	if (had != 0 || wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) != 0)
+	if (had != 0)
 		return had;
-	strmap_del(&tl->ids, ev->id, ev->id_len);
-	return 1;
+	if ((tl->job.active && idset_has(&tl->job.ids, ev->id, ev->id_len)) ||
+	    wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0) {
+		idset_del(&tl->ids, ev->id, ev->id_len);
+		return 1;
+	}
+	return 0;
 }
 
 static int put_record(struct timeline *tl, struct wtxn *w, const struct event *ev, struct herr *err)
@@ -323,15 +329,18 @@ static int put_record(struct timeline *tl, struct wtxn *w, const struct event *e
 	return 0;
 }
 
-/* Takes back the ids put_records gave seqs from seq on: their records are not in the log. */
+/*
+ * Takes back the ids put_records gave seqs from seq on: their records are not
+ * in the log. An accepted event's id was not pending before (or it would be a
+ * duplicate), so its group put it there.
+ */
 static void drop_ids_from(struct timeline *tl, struct batch **batches, size_t n, uint64_t seq)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
 			const struct event *ev = &batches[i]->events[j].ev;
-			if (batches[i]->events[j].status == BATCH_ACCEPTED && ev->id && ev->seq >= seq &&
-			    (uintptr_t)strmap_get(&tl->ids, ev->id, ev->id_len) == ev->seq)
-				strmap_del(&tl->ids, ev->id, ev->id_len);
+			if (batches[i]->events[j].status == BATCH_ACCEPTED && ev->id && ev->seq >= seq)
+				idset_del(&tl->ids, ev->id, ev->id_len);
 		}
 }
 
@@ -352,7 +361,7 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		b->accepted = b->duplicates = 0;
 		for (size_t j = 0; j < b->nevents; j++) {
 			struct batch_event *be = &b->events[j];
-			int taken = be->ev.id ? take_id(tl, w, &be->ev, seq) : 0;
+			int taken = be->ev.id ? take_id(tl, w, &be->ev) : 0;
 			be->status = BATCH_PENDING;
 			if (taken < 0) {
 				herr_set(err, HERR_NOMEM, "out of memory");
