@@ -38,6 +38,7 @@
 #include "hearth/commands.h"
 #include "hearth/config.h"
 #include "hearth/limits.h"
+#include "hearth/thread.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
 #include "hearth/overlay.h"
@@ -557,6 +558,7 @@ static void *control_main(void *arg)
 {
 	struct control *ctl = arg;
 
+	thread_setup("hearth-control", 0, "control");
 	if (loop_run(ctl->loop) < 0)
 		log_error("control, the control thread stops: control requests go unanswered");
 	ctl->stopping = 1;

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -29,6 +28,7 @@
 #include "hearth/rules.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
+#include "hearth/thread.h"
 #include "hearth/timeline.h"
 #include "engine_impl.h"
 #include "reeval_worker.h"
@@ -394,15 +394,13 @@ static void *worker_main(void *arg)
 	struct reeval_pool *pool = w->pool;
 	uint64_t one = 1;
 
-	pthread_setname_np(pthread_self(), "hearth-reeval"); /* as top -H and ps show it */
 	/*
 	 * One worker per core keeps every core busy: at the default priority a
 	 * query's reader thread, or ingest's writer, would wait for a time slice
 	 * behind them (ping up to 9 ms during a re-evaluation). Lower, they get
 	 * only what the others leave. Linux's nice is per thread.
 	 */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), REEVAL_NICE) < 0)
-		log_warning("rules, cannot lower a re-evaluation worker's priority (%s)", strerror(errno));
+	thread_setup("hearth-reeval", REEVAL_NICE, "rules, a re-evaluation worker");
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {

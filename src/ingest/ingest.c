@@ -36,6 +36,7 @@
 #include "hearth/ingest_clock.h"
 #include "hearth/limits.h"
 #include "hearth/log.h"
+#include "hearth/thread.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
 #include "hearth/timeline.h"
@@ -281,6 +282,7 @@ static void *parser_main(void *arg)
 	struct ingest *in = arg;
 	struct parser *p = &in->p;
 
+	thread_setup("hearth-parser", 0, "ingest, the parser thread");
 	while (!p->stopping) {
 		zmq_pollitem_t items[] = {
 			{ .socket = p->pair, .events = ZMQ_POLLIN },

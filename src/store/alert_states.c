@@ -123,37 +123,42 @@ static void forget_all(struct alert_states *as)
 	as->order_stale = 1;
 }
 
-/* Forgets the entries DB_ALERTS now reflects: those up to seq. */
+struct forget {
+	struct alert_states *as;
+	uint64_t seq;
+};
+
+/* Drops a customer's entries up to seq; keeps the customer while any is left. */
+static int keep_newer(const struct strmap_slot *slot, void *ctx)
+{
+	const struct forget *f = ctx;
+	struct cust_states *cs = slot->value;
+	size_t n = 0;
+
+	for (size_t j = 0; j < cs->n; j++) {
+		if (cs->e[j].seq > f->seq) {
+			cs->e[n++] = cs->e[j];
+			continue;
+		}
+		free(cs->e[j].rec);
+		f->as->entries--;
+	}
+	cs->n = n;
+	if (n == 0)
+		cust_states_free(cs);
+	return n != 0;
+}
+
+/* Forgets the entries DB_ALERTS now reflects: those up to seq. In place: no key is copied. */
 static void forget_upto(struct alert_states *as, uint64_t seq)
 {
-	const struct strmap_slot *slot;
-	struct strmap keep;
+	struct forget f = { as, seq };
 
 	if (as->last <= seq) {
 		forget_all(as);
 		return;
 	}
-	strmap_init(&keep);
-	for (size_t i = 0; strmap_next(&as->custs, &i, &slot);) {
-		struct cust_states *cs = slot->value;
-		size_t n = 0;
-		for (size_t j = 0; j < cs->n; j++) {
-			if (cs->e[j].seq > seq) {
-				cs->e[n++] = cs->e[j];
-				continue;
-			}
-			free(cs->e[j].rec);
-			as->entries--;
-		}
-		cs->n = n;
-		/* out of memory: the customer stays, empty, which reads the same */
-		if (n == 0 || strmap_put(&keep, slot->key, slot->len, cs) < 0) {
-			if (n == 0)
-				cust_states_free(cs);
-		}
-	}
-	strmap_clear(&as->custs);
-	as->custs = keep;
+	strmap_filter(&as->custs, keep_newer, &f);
 	as->order_stale = 1;
 }
 

@@ -11,16 +11,15 @@
  * numbers, so the encoder may look them up (a type not numbered yet is
  * spelled out in the note).
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "hearth/log.h"
 #include "hearth/overlay.h"
 #include "hearth/state.h"
+#include "hearth/thread.h"
 #include "hearth/timeline.h"
 #include "pending.h"
 #include "type_names.h"
@@ -88,14 +87,12 @@ static void *encoder_main(void *arg)
 {
 	struct note_encoder *ne = arg;
 
-	pthread_setname_np(pthread_self(), "hearth-notes"); /* as top -H and ps show it */
 	/*
 	 * Below queries: the reader thread answering one would otherwise wait for
 	 * a time slice behind it, the parser and the writer (customer p99 beside
 	 * ingest 6.0 ms instead of 4.8). It has the commit's time to finish in.
 	 */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), ENCODER_NICE) < 0)
-		log_warning("store, cannot lower the notes encoder's priority (%s)", strerror(errno));
+	thread_setup("hearth-notes", ENCODER_NICE, "store, the notes encoder");
 	pthread_mutex_lock(&ne->lock);
 	for (;;) {
 		while (!ne->busy && !ne->stop)

@@ -434,7 +434,8 @@ def test_tick_workers_see_events_not_yet_stored(clock_daemon):
 
 def test_reevaluation_workers_are_named(clock_daemon):
     """The worker threads are named hearth-reeval, one per status.reeval_workers, so that
-    top -H and ps -L show ops which threads a re-evaluation keeps busy."""
+    top -H and ps -L show ops which threads a re-evaluation keeps busy; the parser, the
+    control thread and the readers' notes encoder are named too, once each."""
     d = clock_daemon(rules_yaml(COMPLAINED))
     pid = d.proc.pid
     n = d.status()["reeval_workers"]
@@ -444,3 +445,5 @@ def test_reevaluation_workers_are_named(clock_daemon):
         with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
             names.append(f.read().strip())
     assert names.count("hearth-reeval") == n, names
+    for name in ("hearth-parser", "hearth-control", "hearth-notes"):
+        assert names.count(name) == 1, names
