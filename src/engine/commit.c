@@ -104,20 +104,22 @@ void engine_evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64
 }
 
 /* Puts the changes and their notifications into w; *seq: the last notification's. */
+#define BODIES_KEPT (4u << 20)
+
 int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t *seq, int in_place,
 		       struct herr *err)
 {
 	struct alert_states *as = timeline_alert_states(eng->tl);
-	struct wbuf rec, body;
+	struct wbuf *bodies = &eng->bodies;
+	struct wbuf rec;
 	int rc = 0;
 
 	*seq = outbox_last_seq(eng->ob);
 	wbuf_init(&rec);
-	wbuf_init(&body);
+	wbuf_reset(bodies); /* a retry after the map grew builds them again */
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
-		free(ch->body);
-		ch->body = NULL;
+		ch->body_len = 0;
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
 			(in_place ? alert_states_put_in_place : alert_states_put)(as, w, ch->c->id, ch->c->id_len,
 										  ch->a.rule, NULL, 0);
@@ -130,20 +132,21 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		if (ch->kind == NOTIFY_NONE || ch->silenced)
 			continue;
 		ch->seq = ++*seq;
-		wbuf_reset(&body);
+		ch->body_off = bodies->len;
 		if (ch->rest)
-			notification_body_join(ch->seq, ch->rest, ch->rest_len, &body);
+			notification_body_join(ch->seq, ch->rest, ch->rest_len, bodies);
 		else
 			notification_body(&ch->a, ch->c, eng->rs->rules[ch->rule].cfg, ch->kind, ch->seq, now,
-					  &body);
-		if (body.failed || !(ch->body = strndup((const char *)body.data, body.len))) {
+					  bodies);
+		if (bodies->failed) {
 			rc = herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
+		ch->body_len = bodies->len - ch->body_off;
 		if (ch->rest && ch->packed_len)
 			outbox_put_packed(eng->ob, w, *seq, now, ch->packed, ch->packed_len);
 		else
-			outbox_put(eng->ob, w, *seq, now, ch->body, body.len);
+			outbox_put(eng->ob, w, *seq, now, (const char *)bodies->data + ch->body_off, ch->body_len);
 	}
 	for (size_t i = 0; i < eng->nrefreshes && !w->rc; i++) {
 		const struct refresh *r = &eng->refreshes[i];
@@ -155,7 +158,6 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 	rc = w->rc ? -1 : 0;
 out:
 	wbuf_free(&rec);
-	wbuf_free(&body);
 	return rc;
 }
 
@@ -192,11 +194,11 @@ void engine_publish_changes(struct engine *eng, uint64_t seq)
 		engine_count_state(eng, ch->a.state, +1);
 		if (ch->silenced)
 			eng->stats.silenced++;
-		if (!ch->body)
+		if (!ch->body_len)
 			continue;
 		snprintf(ch->topic, sizeof(ch->topic), "alert.%s.%s", severity_name(r->cfg->severity),
 			 r->cfg->name);
-		outbox_publish(eng->ob, ch->topic, ch->body, strlen(ch->body));
+		outbox_publish(eng->ob, ch->topic, (const char *)eng->bodies.data + ch->body_off, ch->body_len);
 		eng->stats.notifications++;
 		char customer[HEARTH_ID_MAX + 1];
 		snprintf(customer, sizeof(customer), "%.*s", (int)ch->c->id_len, ch->c->id);
@@ -208,10 +210,11 @@ void engine_publish_changes(struct engine *eng, uint64_t seq)
 
 void engine_free_changes(struct engine *eng)
 {
-	for (size_t i = 0; i < eng->nchanges; i++) {
-		free(eng->changes[i].body);
+	for (size_t i = 0; i < eng->nchanges; i++)
 		free(eng->changes[i].a.values_json);
-	}
+	/* an ingest group's bodies are reused; a large tick's or re-evaluation's are given back */
+	if (eng->bodies.cap > BODIES_KEPT)
+		wbuf_free(&eng->bodies);
 	eng->nchanges = 0;
 	eng->nrefreshes = 0;
 }

@@ -96,6 +96,7 @@ void engine_close(struct engine *eng)
 		alert_clear(&eng->alerts[i]);
 	free(eng->alerts);
 	free(eng->changes);
+	wbuf_free(&eng->bodies);
 	free(eng->silences);
 	free(eng->due);
 	free(eng->due_refs);

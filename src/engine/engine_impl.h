@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "hearth/alert.h"
+#include "hearth/codec.h"
 #include "hearth/engine.h"
 #include "hearth/limits.h"
 #include "hearth/silence.h"
@@ -34,7 +35,7 @@ struct change {
 	enum alert_state before;
 	enum notify_kind kind;
 	int silenced;
-	char *body;                     /* the notification, built in the write */
+	size_t body_off, body_len;      /* the notification in engine.bodies, built in the write (0: none) */
 	const void *rest;               /* its part after the seq, if a worker built it (NULL: none) */
 	size_t rest_len;
 	const void *packed;             /* that part as the outbox stores it, if the worker packed it */
@@ -69,6 +70,7 @@ struct engine {
 	struct alert *alerts;           /* one customer's alerts, by rule index */
 	struct change *changes;
 	size_t nchanges, changes_cap;
+	struct wbuf bodies;             /* the changes' notifications, one after another */
 	struct json_tokener *tok;       /* reused: attrs in window scans, stored silences */
 	struct silence *silences;
 	size_t nsilences;

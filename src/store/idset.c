@@ -6,6 +6,7 @@
 #include "idset.h"
 
 #define MIN_CAP 1024
+#define PREFIX  16      /* the bytes of a key kept in its idset_key */
 
 void idset_init(struct idset *s)
 {
@@ -126,11 +127,12 @@ static int key_cmp(const void *a, const void *b, void *ctx)
 	const struct idset_key *x = a, *y = b;
 	const struct idset *s = ctx;
 
-	if (x->prefix != y->prefix)
-		return x->prefix < y->prefix ? -1 : 1;
+	for (int i = 0; i < 2; i++)
+		if (x->prefix[i] != y->prefix[i])
+			return x->prefix[i] < y->prefix[i] ? -1 : 1;
 	/* zero padding sorts a short key first, as byte order does: equal prefixes leave the rest */
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(s->bytes.data + x->off, s->bytes.data + y->off, n);
+	int c = n > PREFIX ? memcmp(s->bytes.data + x->off + PREFIX, s->bytes.data + y->off + PREFIX, n - PREFIX) : 0;
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -145,9 +147,10 @@ struct idset_key *idset_sorted(const struct idset *s)
 		const struct idset_slot *slot = &s->slots[i];
 		if (!slot->hash)
 			continue;
-		uint8_t first[8] = { 0 };
-		memcpy(first, s->bytes.data + slot->off, slot->len < 8 ? slot->len : 8);
-		keys[n].prefix = be64_get(first);
+		uint8_t first[PREFIX] = { 0 };
+		memcpy(first, s->bytes.data + slot->off, slot->len < PREFIX ? slot->len : PREFIX);
+		keys[n].prefix[0] = be64_get(first);
+		keys[n].prefix[1] = be64_get(first + 8);
 		keys[n].off = slot->off;
 		keys[n].len = slot->len;
 		n++;

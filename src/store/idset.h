@@ -22,9 +22,12 @@ struct idset_slot {
 	uint32_t off, len;              /* the key in idset.bytes */
 };
 
-/* A key in sorted order: its first bytes big-endian, so most comparisons never read the key. */
+/*
+ * A key in sorted order: its first 16 bytes as two big-endian numbers, so that
+ * most comparisons never read the key (ids like b000012345 share their first 8).
+ */
 struct idset_key {
-	uint64_t prefix;
+	uint64_t prefix[2];
 	uint32_t off, len;
 };
 
