@@ -157,7 +157,8 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
  * The same in two steps, so that the ids can go to other threads before the
  * customers are loaded: timeline_due_list names them (what it points to lives
  * as long as txn and no write), timeline_hold_due holds each one, NULL for one
- * gone or already listed (a key a crash left beside the customer's own).
+ * gone, already listed or not due after all (a key a crash or a flush under way
+ * left beside the customer's own: its record says when it is due).
  */
 struct due_ref {
 	const char *id;
@@ -168,7 +169,8 @@ struct due_ref {
 };
 size_t timeline_due_list(struct timeline *tl, MDB_txn *txn, int64_t now, struct due_ref *out, size_t max,
 			 struct herr *err);
-struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, struct herr *err);
+struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, int64_t now,
+			       struct herr *err);
 
 /*
  * The reader's notes (hearth/overlay.h): from now on every successful append,

@@ -57,7 +57,7 @@ static int tick_by_workers(struct engine *eng, MDB_txn *txn, size_t n, int64_t n
 	if (reeval_pool_submit_list(eng->pool, eng->rs, now, ids, lens, nsent) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		eng->due[i] = timeline_hold_due(eng->tl, txn, &refs[i], &err);
+		eng->due[i] = timeline_hold_due(eng->tl, txn, &refs[i], now, &err);
 	reeval_pool_wait(eng->pool);
 	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
 		struct reeval_batch *b = reeval_pool_batch(eng->pool, w);
@@ -110,7 +110,7 @@ static size_t tick_slice(struct engine *eng, int64_t now, int *more)
 	if (tick_by_workers(eng, txn, n, now, &held))
 		return held;
 	for (size_t i = 0; i < n; i++) {
-		struct cust *c = timeline_hold_due(eng->tl, txn, &eng->due_refs[i], &err);
+		struct cust *c = timeline_hold_due(eng->tl, txn, &eng->due_refs[i], now, &err);
 		if (c)
 			eng->due[held++] = c;
 	}

@@ -102,7 +102,8 @@ static void flush_deadline(struct wtxn *w, struct flush_job *job, const struct d
 		rc |= move_deadline(job, d->stale_deadline, cust, 0);
 	if (d->c->deadline != d->stored_deadline && d->stored_deadline != INT64_MAX)
 		rc |= move_deadline(job, d->stored_deadline, cust, 0);
-	if (d->c->deadline != d->stored_deadline && d->c->deadline != INT64_MAX)
+	/* beside a key a crash left, the customer's own may be missing */
+	if ((d->c->deadline != d->stored_deadline || d->stale_deadline != INT64_MAX) && d->c->deadline != INT64_MAX)
 		rc |= move_deadline(job, d->c->deadline, cust, 1);
 	if (rc)
 		wtxn_fail(w, ENOMEM, "deadlines");

@@ -649,7 +649,10 @@ size_t timeline_touched(struct timeline *tl, struct cust ***list)
 	return tl->ntouched;
 }
 
-/* A key the customer no longer has (a crash between a flush's slices left it): it goes. */
+/*
+ * A key the customer no longer has (a flush under way deletes it, or a crash
+ * between a flush's slices left it, and maybe not the customer's own): it goes.
+ */
 static void drop_stale_key(struct dirty *d, int64_t when)
 {
 	if (when != d->stored_deadline && when != d->c->deadline)
@@ -678,11 +681,11 @@ static void due_moving(struct timeline *tl, int64_t now, struct due_ref *out, si
 		if (!m->put || m->when > now)
 			continue;
 		struct dirty *d = strmap_get(&tl->dirty, job->custs[m->cust], job->lens[m->cust]);
-		if (d)
-			list_pending(tl, d, out, n);
-		else
+		if (!d)
 			out[(*n)++] = (struct due_ref){ .id = job->custs[m->cust], .len = job->lens[m->cust],
 							.when = m->when };
+		else if (d->c->deadline <= now)
+			list_pending(tl, d, out, n); /* its deadline may have moved on again */
 	}
 }
 
@@ -730,15 +733,18 @@ size_t timeline_due_list(struct timeline *tl, MDB_txn *txn, int64_t now, struct 
 			out[n++] = (struct due_ref){ .id = id, .len = key.mv_size - 8, .when = when, .stored_key = 1 };
 			continue;
 		}
-		if (list_pending(tl, d, out, &n))
-			drop_stale_key(d, when);
+		/* a key it no longer has (moved by the next flush): not due before its own */
+		if (d->c->deadline <= now)
+			list_pending(tl, d, out, &n);
+		drop_stale_key(d, when);
 	}
 	mdb_cursor_close(cur);
 	due_moving(tl, now, out, &n, max);
 	return n;
 }
 
-struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, struct herr *err)
+struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct due_ref *r, int64_t now,
+			       struct herr *err)
 {
 	struct dirty *d;
 
@@ -749,7 +755,11 @@ struct cust *timeline_hold_due(struct timeline *tl, MDB_txn *txn, const struct d
 	d->mark = tl->mark;
 	if (r->stored_key)
 		drop_stale_key(d, r->when);
-	return d->c;
+	/* the record is the customer's schedule: a key a flush under way or a crash left does not make it due */
+	if (d->c->deadline <= now)
+		return d->c;
+	timeline_release(tl, d->c);
+	return NULL;
 }
 
 size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust **out, size_t max,
@@ -764,7 +774,7 @@ size_t timeline_due(struct timeline *tl, MDB_txn *txn, int64_t now, struct cust 
 	}
 	n = timeline_due_list(tl, txn, now, refs, max, err);
 	for (size_t i = 0; i < n; i++) {
-		struct cust *c = timeline_hold_due(tl, txn, &refs[i], err);
+		struct cust *c = timeline_hold_due(tl, txn, &refs[i], now, err);
 		if (c)
 			out[held++] = c;
 	}

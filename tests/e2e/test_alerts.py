@@ -505,6 +505,28 @@ def test_many_alerts_in_one_tick(clock_daemon):
     assert [b for _, b in sub.received] == page
 
 
+def test_a_tick_evaluates_only_the_customers_due(clock_daemon):
+    """A customer a tick evaluated is due next at its new deadline, not at the key the
+    store still holds until its next flush: a tick that comes by in between leaves it
+    (and what its firing alert says, values_at included) alone."""
+    d = clock_daemon(rules_yaml(rule_yaml("nagging", OPEN_COMPLAINT, repeat="1d")))
+    d.ingest_ctl([complaint("R1", T0_MS)])
+    d.restart()         # the store holds R1 due at T0 + 1d
+    sub = d.subscribe()
+    assert d.clock_set(at(T0_MS + DAY + MINUTE))["evaluated"] == 1
+    expect_alerts(sub, d, ("repeat", "nagging", "R1"))
+    [a] = d.alerts()
+    for later in (2 * MINUTE, 3 * MINUTE):
+        assert d.clock_set(at(T0_MS + DAY + later))["evaluated"] == 0
+    d.restart()         # and once the store has caught up
+    sub = d.subscribe()
+    assert d.clock_set(at(T0_MS + DAY + 4 * MINUTE))["evaluated"] == 0
+    assert d.alerts() == [a]
+    expect_alerts(sub, d)
+    assert d.clock_set(at(T0_MS + 2 * DAY + 2 * MINUTE))["evaluated"] == 1
+    expect_alerts(sub, d, ("repeat", "nagging", "R1"))
+
+
 def test_pending_survives_restart(clock_daemon):
     d = clock_daemon(rules_yaml(rule_yaml("slow_burn", OPEN_COMPLAINT, for_="1h")))
     d.ingest_ctl([complaint("A3", T0_MS)])

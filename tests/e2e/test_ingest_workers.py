@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from hearthtest import DAY, HOUR, T0_MS, Config, Daemon, assert_ok, etc_priority, ev, rfc3339, short_dir
+from hearthtest import DAY, HOUR, MINUTE, T0_MS, Config, Daemon, assert_ok, etc_priority, ev, rfc3339, short_dir
 from test_backtest import RULES, SPAN_DAYS, scenario
 
 CUSTOMERS = 150
@@ -90,11 +90,14 @@ def ingest_both(pair, events, at):
 
 
 def move_on(pair, start, days):
-    """Ticks every 6 hours, half an hour past: what falls due a week after an ingest
-    (a repeat) is due in both at the same tick."""
-    for hours in range(6, days * 24 + 1, 6):
+    """Ticks every 6 hours and a minute, from half an hour past: no tick falls a whole
+    number of hours after the ingest or after another tick. What a tick or an ingest
+    schedules (a repeat a day on, a `for` two days on) is due a few ms after that
+    moment, as the test clock ran on from it; a tick at that very minute would find it
+    due in one daemon and not yet in the other."""
+    for k in range(1, days * 4 + 1):
         for d in pair:
-            d.clock_set(rfc3339(start + hours * HOUR + HOUR // 2))
+            d.clock_set(rfc3339(start + k * (6 * HOUR + MINUTE) + HOUR // 2))
 
 
 def same(pair):

@@ -1824,10 +1824,18 @@ static int put_key_fn(struct wtxn *w, void *ctx, struct herr *err)
 	return w->rc ? -1 : 0;
 }
 
+static int del_key_fn(struct wtxn *w, void *ctx, struct herr *err)
+{
+	(void)err;
+	wtxn_del(w, DB_DEADLINES, ctx, 8 + 5);
+	return w->rc ? -1 : 0;
+}
+
 /*
  * A flush writes the deadline keys after all its customers, sorted: between
  * the two a tick still finds every due customer; a key a crash left behind
- * (the record moved on, its key did not) is deleted the next time it is met.
+ * (the record moved on, its key did not) does not make its customer due, and
+ * is moved to the record's deadline the next time it is met.
  */
 static void test_deadlines_move_after_the_customers(void **state)
 {
@@ -1866,16 +1874,28 @@ static void test_deadlines_move_after_the_customers(void **state)
 	assert_int_equal(due_count(f, BASE + 200 * MS_PER_HOUR), DL_CUSTOMERS);
 	flush(f->tl);
 
-	/* a stale key: listed once, then gone with the next flush */
+	/* a stale key: its customer is not due before its own deadline; the key goes with the next flush */
 	uint8_t key[8 + 5];
 	be64_put(key, i64_to_ordered(BASE - MS_PER_DAY));
 	memcpy(key + 8, "D0042", 5);
 	assert_int_equal(store_write(f->st, put_key_fn, key, &err), 0);
 	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS + 1);
-	assert_int_equal(due_count(f, BASE - 1), 1);
+	assert_int_equal(due_count(f, BASE - 1), 0);
 	flush(f->tl);
 	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS);
+	assert_int_equal(due_count(f, BASE + 42 * MS_PER_HOUR - 1), 42 * (DL_CUSTOMERS / 97 + 1));
+	assert_int_equal(due_count(f, BASE + 42 * MS_PER_HOUR), 43 * (DL_CUSTOMERS / 97 + 1));
+
+	/* a crash between a flush's slices: the record moved on, the key did not; the next flush puts its own */
+	uint8_t own[8 + 5];
+	be64_put(own, i64_to_ordered(BASE + 42 * MS_PER_HOUR));
+	memcpy(own + 8, "D0042", 5);
+	assert_int_equal(store_write(f->st, del_key_fn, own, &err), 0);
+	assert_int_equal(store_write(f->st, put_key_fn, key, &err), 0);
 	assert_int_equal(due_count(f, BASE - 1), 0);
+	flush(f->tl);
+	assert_int_equal(store_count(f->st, DB_DEADLINES), DL_CUSTOMERS);
+	assert_int_equal(due_count(f, BASE + 42 * MS_PER_HOUR), 43 * (DL_CUSTOMERS / 97 + 1));
 	wbuf_free(&fr);
 	free(m.v);
 }
