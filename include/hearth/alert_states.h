@@ -57,6 +57,17 @@ typedef void (*alert_state_fn)(const char *rule, const void *rec, size_t len, vo
 void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
 			   size_t len, alert_state_fn fn, void *ctx);
 
+/*
+ * The same for one customer after another from one read transaction, through
+ * a cursor that stays where the last customer's states ended: in key order,
+ * a customer costs no seek (most have no stored states at all). Any order
+ * reads right. Close it before its transaction ends.
+ */
+struct alert_cursor;
+struct alert_cursor *alert_cursor_open(struct store *st, MDB_txn *txn, struct herr *err);
+void alert_cursor_close(struct alert_cursor *ac);
+void alert_states_customer_at(struct alert_states *as, struct alert_cursor *ac, const char *id, size_t len,
+			      alert_state_fn fn, void *ctx);
 /* Every state in (customer, rule) order, from customer `from` on (NULL: the first); fn != 0 stops. */
 typedef int (*alert_walk_fn)(const char *id, size_t idlen, const char *rule, const void *rec,
 			     size_t len, void *ctx);

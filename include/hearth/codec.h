@@ -35,6 +35,11 @@ static inline uint64_t i64_to_ordered(int64_t v) { return (uint64_t)v ^ (1ULL <<
 void wbuf_put_slow(struct wbuf *b, const void *data, size_t len);
 /* Room for more bytes after the end, for a writer that fills them itself; -1 (and failed) out of memory. */
 int wbuf_reserve(struct wbuf *b, size_t more);
+/*
+ * Room in the array *p (of *cap elements of size) for need: exactly need at
+ * first, then at least double; -1 out of memory.
+ */
+int array_reserve(void **p, size_t *cap, size_t need, size_t size);
 
 /*
  * Inline: records are built a few bytes at a time (a customer record is some

@@ -31,10 +31,24 @@ struct tmpl {
 	size_t n;
 };
 
+#define TERM_TEXT_MAX 255       /* a term's text as a key of values: longer is cut */
+
+/* A distinct term of a rule's condition: what its values show, under its text. */
+struct rule_term {
+	const struct node *node;
+	const char *text;               /* in the condition's source, at most TERM_TEXT_MAX bytes */
+	size_t len;
+	size_t key_off, key_len;        /* in the rule's term_keys: the text as a JSON key, with its ':' */
+};
+
 struct rule {
 	const struct config_rule *cfg;  /* name, severity, for, repeat, labels */
 	struct expr *when;
 	struct tmpl summary;
+	/* the condition's terms, once each, in the order they first appear */
+	struct rule_term *terms;
+	size_t nterms;
+	char *term_keys;
 	/* live counters for `rules` */
 	uint64_t firing, pending;
 	char last_error[200];
@@ -54,6 +68,9 @@ ssize_t ruleset_index(const struct ruleset *rs, const char *name);
 
 /* Renders a template for a customer at env->now into buf (always terminated). */
 void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t size);
+/* r->terms from r->when (ruleset_compile does it for its rules); -1 out of memory. */
+int rule_terms_init(struct rule *r);
+void rule_terms_free(struct rule *r);
 /* The rule's terms as evaluated: {"since(touch)": 2678400000, ...}. */
 struct json_object *rule_values(const struct rule *r, struct eval_env *env);
 /*

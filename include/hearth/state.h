@@ -74,11 +74,11 @@ struct cust {
 	uint64_t applied_seq;           /* newest log seq folded in: replay skips older */
 	int64_t deadline;               /* next moment a rule can change by time alone */
 	struct profile_field *profile;  /* owned; in the order keys first appeared */
-	size_t nprofile;
+	size_t nprofile, profile_cap;
 	struct type_stat *types;
-	size_t ntypes;
+	size_t ntypes, types_cap;
 	struct open_case *cases;
-	size_t ncases;
+	size_t ncases, cases_cap;
 	/*
 	 * Not stored: what the writer remembers between two evaluations of a
 	 * customer it holds (engine/step.c), so that an event re-evaluates only the
@@ -112,6 +112,13 @@ void cust_free(struct cust *c);
  */
 struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len,
 			 const struct type_names *types);
+/*
+ * The same into c, which keeps its arrays for the next: a thread that reads
+ * one customer after another decodes without allocating. -1 as NULL above
+ * (c then holds no customer).
+ */
+int cust_decode_into(struct cust *c, const char *id, size_t id_len, const void *data, size_t len,
+		     const struct type_names *types);
 int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out);
 /*
  * Gives c's types and cases the numbers types has for them (it hands out

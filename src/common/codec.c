@@ -21,6 +21,22 @@ void wbuf_reset(struct wbuf *b)
 	b->failed = 0;
 }
 
+int array_reserve(void **p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	/* the first size is what is needed: many small arrays (a customer's types) stay small */
+	size_t n = *cap * 2 > need ? *cap * 2 : need;
+	if (size && n > SIZE_MAX / size)
+		return -1;
+	void *more = realloc(*p, n * size);
+	if (!more)
+		return -1;
+	*p = more;
+	*cap = n;
+	return 0;
+}
+
 int wbuf_reserve(struct wbuf *b, size_t more)
 {
 	if (b->failed)

@@ -5,6 +5,7 @@
 
 #include "hearth/alert.h"
 #include "hearth/backtest.h"
+#include "hearth/codec.h"
 #include "hearth/cust_walk.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
@@ -58,21 +59,6 @@ struct backtest {
 	size_t text_len, text_cap;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *more = realloc(*p, n * size);
-	if (!more)
-		return -1;
-	*p = more;
-	*cap = n;
-	return 0;
-}
-
 /* ---- one customer's events ------------------------------------------------- */
 
 /* Text is kept as offsets until the whole history is in: the buffer moves as it grows. */
@@ -80,7 +66,7 @@ static size_t keep_text(struct backtest *bt, const char *s, size_t len)
 {
 	if (!s)
 		return SIZE_MAX;
-	if (grow((void **)&bt->text, &bt->text_cap, bt->text_len + len + 1, 1) < 0)
+	if (array_reserve((void **)&bt->text, &bt->text_cap, bt->text_len + len + 1, 1) < 0)
 		return SIZE_MAX - 1;
 	size_t at = bt->text_len;
 	memcpy(bt->text + at, s, len);
@@ -94,7 +80,7 @@ static int collect_event(const struct event *ev, void *ctx)
 	struct backtest *bt = ctx;
 	struct event *e;
 
-	if (grow((void **)&bt->events, &bt->events_cap, bt->nevents + 1, sizeof(*e)) < 0)
+	if (array_reserve((void **)&bt->events, &bt->events_cap, bt->nevents + 1, sizeof(*e)) < 0)
 		return -1;
 	e = &bt->events[bt->nevents++];
 	*e = *ev;
@@ -139,7 +125,7 @@ static int load_events(struct backtest *bt, MDB_txn *txn, const char *id, size_t
 
 static int tally_delta(struct tally *t, int64_t at, int change)
 {
-	if (grow((void **)&t->deltas, &t->deltas_cap, t->ndeltas + 1, sizeof(*t->deltas)) < 0)
+	if (array_reserve((void **)&t->deltas, &t->deltas_cap, t->ndeltas + 1, sizeof(*t->deltas)) < 0)
 		return -1;
 	t->deltas[t->ndeltas++] = (struct delta){ at, change };
 	return 0;
@@ -169,7 +155,8 @@ static int note_transition(struct backtest *bt, size_t r, const struct cust *c, 
 		json_object_object_add(o, "rule", json_object_new_string(bt->p.rules[r].name));
 	json_object_object_add(o, "kind", json_object_new_string(notify_kind_name(kind)));
 	json_object_object_add(o, "at", json_object_new_string(time_format(at, buf, sizeof(buf))));
-	json_object_object_add(o, "values", rule_values(&rule, env));
+	json_object_object_add(o, "values", rule_terms_init(&rule) == 0 ? rule_values(&rule, env) : NULL);
+	rule_terms_free(&rule);
 	return json_object_array_add(bt->transitions, o);
 }
 
@@ -205,7 +192,7 @@ static int step_rule(struct backtest *bt, size_t r, MDB_txn *txn, struct cust *c
 		t->resolved++;
 		t->day_resolved[day_index(bt, at)]++;
 		if (tally_delta(t, at, -1) < 0 ||
-		    grow((void **)&t->durations, &t->durations_cap, t->ndurations + 1, sizeof(int64_t)) < 0)
+		    array_reserve((void **)&t->durations, &t->durations_cap, t->ndurations + 1, sizeof(int64_t)) < 0)
 			return -1;
 		t->durations[t->ndurations++] = at - fired_at;
 		break;

@@ -202,9 +202,9 @@ static int key_less(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 /*
- * Where the next window starts: after the smallest last customer any worker
- * saw (their snapshots may differ by customers added meanwhile, whom ingest
- * evaluated under these rules already; one seen twice is only evaluated twice).
+ * Where the next window starts: after its last claimed customer, which every
+ * worker reports (customers their snapshots lack were added meanwhile, and
+ * ingest evaluated them under these rules already).
  */
 static int window_end(struct engine *eng, struct reeval_batch *const *batches, size_t nb)
 {

@@ -1,9 +1,10 @@
 /*
  * The re-evaluation workers (reeval_worker.h). Each worker thread waits for
- * its batch, evaluates its share of the window on its own read transaction
- * (the store and the alert journal as of that snapshot, no pending state) and
- * hands the batch back; the last one done wakes the writer's loop through an
- * eventfd. A batch belongs to one side at a time, so nothing else is shared.
+ * its batch, evaluates the chunks of the window it claims (or of the list it
+ * takes) on its own read transaction (the store and the alert journal as of
+ * that snapshot, no pending state) and hands the batch back; the last one done
+ * wakes the writer's loop through an eventfd. A batch belongs to one side at a
+ * time; besides it only the claims and the list's next index are shared.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -18,6 +19,7 @@
 
 #include "hearth/alert_states.h"
 #include "hearth/body_codec.h"
+#include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
 #include "hearth/eval.h"
@@ -35,6 +37,7 @@
 
 #define REEVAL_NICE 10           /* the workers' priority: below queries and ingest */
 #define LIST_CHUNK  32           /* customers of a list a worker takes at once */
+#define WINDOW_CHUNK 256         /* customers of a window a worker claims at once */
 
 struct reeval_worker {
 	struct reeval_pool *pool;
@@ -53,6 +56,7 @@ struct reeval_worker {
 	struct overlay *ov;             /* empty: window scans read the store alone */
 	struct json_tokener *tok;
 	struct body_codec *codec;       /* packs notification bodies for the outbox */
+	struct cust *read;              /* the stored customer in hand, decoded into the last one's room */
 	struct alert *alerts;           /* one customer's, by rule index */
 	size_t nalerts;
 	const struct ruleset *alerts_rs;
@@ -80,6 +84,17 @@ struct reeval_pool {
 	struct cust *const *held;       /* or the writer's customers, lent (reeval_pool_submit_held), */
 	struct alert_states *held_as;   /* with its alert journal, read as of its last commit */
 	atomic_size_t list_next;        /* the next customer of it no worker has taken */
+	/*
+	 * A window is taken in chunks, key ranges each worker claims when it is
+	 * free (a worker the writer holds back leaves more to the other, and both
+	 * end together): the claimer finds the chunk's last key in its snapshot,
+	 * and the next chunk begins after it whatever the other's snapshot holds.
+	 */
+	pthread_mutex_t claim_lock;
+	char claim_after[HEARTH_ID_MAX];        /* the last key claimed (len 0: none, from the first) */
+	size_t claim_after_len;
+	size_t claimed, claim_limit;    /* customers claimed of the window's limit */
+	int claim_end;                  /* a claim reached the table's end */
 };
 
 /* ---- one customer ------------------------------------------------------------- */
@@ -87,8 +102,8 @@ struct reeval_pool {
 struct walk_ctx {
 	struct reeval_worker *w;
 	MDB_txn *txn;
+	struct alert_cursor *ac;        /* DB_ALERTS as of txn, read in the window's key order */
 	struct engine_scan scan;
-	size_t seen;
 	struct cust *c;                 /* the customer in hand */
 	size_t cust;                    /* its index in the batch */
 };
@@ -122,28 +137,13 @@ static void worker_failed(void *vctx, size_t rule, const char *error)
 	snprintf(b->rule_error, sizeof(b->rule_error), "%.*s: %s", (int)ctx->c->id_len, ctx->c->id, error);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 256;
-	while (ncap < need)
-		ncap *= 2;
-	void *more = realloc(*p, ncap * size);
-	if (!more)
-		return -1;
-	*p = more;
-	*cap = ncap;
-	return 0;
-}
-
 static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_state before,
 			   int64_t since_before, enum notify_kind kind)
 {
 	struct walk_ctx *ctx = vctx;
 	struct reeval_batch *b = ctx->w->cur;
 
-	if (grow((void **)&b->changes, &b->changes_cap, b->nchanges + 1, sizeof(*b->changes)) < 0) {
+	if (array_reserve((void **)&b->changes, &b->changes_cap, b->nchanges + 1, sizeof(*b->changes)) < 0) {
 		b->failed = 1;
 		snprintf(b->error, sizeof(b->error), "out of memory");
 		return;
@@ -208,23 +208,13 @@ static int size_alerts(struct reeval_worker *w, const struct ruleset *rs)
 	return 0;
 }
 
-/* FNV-1a: the share of the window a worker takes. */
-static size_t id_part(const char *id, size_t len, size_t n)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-	return (size_t)(h % n);
-}
-
 /* The batch's entry for customer id, at index of a list. NULL when out of memory. */
 static struct reeval_cust *add_cust(struct walk_ctx *ctx, const char *id, size_t len, size_t index)
 {
 	struct reeval_batch *b = ctx->w->cur;
 
-	if (grow((void **)&b->custs, &b->custs_cap, b->ncusts + 1, sizeof(*b->custs)) < 0 ||
-	    grow((void **)&b->ids, &b->ids_cap, b->ids_len + len, 1) < 0)
+	if (array_reserve((void **)&b->custs, &b->custs_cap, b->ncusts + 1, sizeof(*b->custs)) < 0 ||
+	    array_reserve((void **)&b->ids, &b->ids_cap, b->ids_len + len, 1) < 0)
 		return NULL;
 	struct reeval_cust *rc = &b->custs[b->ncusts];
 	*rc = (struct reeval_cust){ .id_off = b->ids_len, .id_len = len, .index = index,
@@ -245,8 +235,8 @@ static void step_customer(struct walk_ctx *ctx, struct reeval_cust *rc, struct c
 
 	rc->stored_deadline = ctx->c->deadline;
 	reset_alerts(w);
-	alert_states_customer(w->held ? w->pool->held_as : w->as, w->pool->st, ctx->txn, ctx->c->id, ctx->c->id_len,
-			      load_alert, w);
+	alert_states_customer_at(w->held ? w->pool->held_as : w->as, ctx->ac, ctx->c->id, ctx->c->id_len, load_alert,
+				 w);
 	rc->deadline = engine_step(b->rs, w->alerts, ctx->c, b->now, &se, &sink);
 }
 
@@ -259,13 +249,13 @@ static int evaluate_customer(struct walk_ctx *ctx, const char *id, size_t len, c
 	if (!rc)
 		return -1;
 	/* a damaged record (or none): the writer's own evaluation reports it */
-	if (!val || !(ctx->c = cust_decode(id, len, val, vlen, store_type_names(w->pool->st)))) {
+	if (!val || cust_decode_into(w->read, id, len, val, vlen, store_type_names(w->pool->st)) < 0) {
 		rc->deadline = rc->stored_deadline = EVAL_NEVER;
 		rc->nchanges = SIZE_MAX;
 		return 0;
 	}
+	ctx->c = w->read;
 	step_customer(ctx, rc, NULL); /* a copy read for this window: nothing to remember */
-	cust_free(ctx->c);
 	ctx->c = NULL;
 	return w->cur->failed ? -1 : 0;
 }
@@ -300,27 +290,111 @@ static int evaluate_held(struct walk_ctx *ctx, struct cust *c, size_t index)
 	return w->cur->failed ? -1 : 0;
 }
 
-static int walk_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+/* LMDB's order of keys: bytes, then the shorter first. */
+static int key_after(const void *a, size_t alen, const void *b, size_t blen)
 {
-	struct walk_ctx *ctx = vctx;
-	struct reeval_worker *w = ctx->w;
-	struct reeval_batch *b = w->cur;
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c > 0 || (c == 0 && alen > blen);
+}
 
-	if (ctx->seen == b->limit)
+struct claim_scan {
+	size_t n, max;
+	char last[HEARTH_ID_MAX];
+	size_t last_len;
+};
+
+static int scan_key(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct claim_scan *cs = vctx;
+
+	(void)val;
+	(void)vlen;
+	if (cs->n == cs->max)
 		return 1;
-	ctx->seen++;
+	cs->n++;
+	if (klen <= HEARTH_ID_MAX) {
+		memcpy(cs->last, key, klen);
+		cs->last_len = klen;
+	}
+	return 0;
+}
+
+/* The next chunk of the window into cs, from after `from` (copied out); -1 on error. */
+static int claim_chunk(struct walk_ctx *ctx, char *from, size_t *from_len, struct claim_scan *cs,
+		       struct herr *err)
+{
+	struct reeval_pool *pool = ctx->w->pool;
+	int rc = 0;
+
+	pthread_mutex_lock(&pool->claim_lock);
+	if (!pool->claim_end && pool->claimed < pool->claim_limit) {
+		*from_len = pool->claim_after_len;
+		memcpy(from, pool->claim_after, *from_len);
+		cs->max = pool->claim_limit - pool->claimed < WINDOW_CHUNK ? pool->claim_limit - pool->claimed
+									   : WINDOW_CHUNK;
+		rc = store_walk(ctx->txn, pool->st, DB_CUSTOMERS, from, *from_len, NULL, 0, scan_key, cs, err);
+		if (rc >= 0) {
+			pool->claimed += cs->n;
+			pool->claim_end = cs->n < cs->max;
+			if (cs->last_len) {
+				memcpy(pool->claim_after, cs->last, cs->last_len);
+				pool->claim_after_len = cs->last_len;
+			}
+		}
+	}
+	pthread_mutex_unlock(&pool->claim_lock);
+	return rc < 0 ? -1 : 0;
+}
+
+struct chunk_walk {
+	struct walk_ctx *ctx;
+	const struct claim_scan *cs;
+};
+
+static int chunk_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct chunk_walk *cw = vctx;
+	struct reeval_batch *b = cw->ctx->w->cur;
+
+	if (key_after(key, klen, cw->cs->last, cw->cs->last_len))
+		return 1;
 	if (klen > HEARTH_ID_MAX)
 		return 0;
-	memcpy(b->last, key, klen);
-	b->last_len = klen;
-	if (id_part(key, klen, w->pool->n) != w->part)
-		return 0;
-	if (evaluate_customer(ctx, key, klen, val, vlen, 0) < 0) {
+	if (evaluate_customer(cw->ctx, key, klen, val, vlen, 0) < 0) {
 		b->failed = 1;
 		if (!b->error[0])
 			snprintf(b->error, sizeof(b->error), "out of memory");
 		return 1;
 	}
+	return 0;
+}
+
+/* Chunks of the window until none is left; then where it ended, as every worker saw it. */
+static int evaluate_chunks(struct walk_ctx *ctx, struct herr *err)
+{
+	struct reeval_pool *pool = ctx->w->pool;
+	struct reeval_batch *b = ctx->w->cur;
+	char from[HEARTH_ID_MAX];
+	size_t from_len = 0;
+
+	for (;;) {
+		struct claim_scan cs = { 0 };
+		struct chunk_walk cw = { ctx, &cs };
+		if (claim_chunk(ctx, from, &from_len, &cs, err) < 0)
+			return -1;
+		if (cs.n == 0)
+			break;
+		if (cs.last_len && store_walk(ctx->txn, pool->st, DB_CUSTOMERS, from, from_len, NULL, 0, chunk_one,
+					      &cw, err) < 0)
+			return -1;
+		if (b->failed)
+			return 0;
+	}
+	pthread_mutex_lock(&pool->claim_lock);
+	memcpy(b->last, pool->claim_after, pool->claim_after_len);
+	b->last_len = pool->claim_after_len;
+	b->done = pool->claim_end;
+	pthread_mutex_unlock(&pool->claim_lock);
 	return 0;
 }
 
@@ -366,23 +440,20 @@ static void evaluate_window(struct reeval_worker *w)
 	w->held = w->pool->held != NULL;
 	/* a lent customer's alert states are in the writer's journal, which waits: no copy to sync */
 	if (store_shared_begin(w->pool->st, &ctx.txn, &err) < 0 ||
-	    (!w->held && alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0)) {
+	    (!w->held && alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0) ||
+	    !(ctx.ac = alert_cursor_open(w->pool->st, ctx.txn, &err))) {
 		b->failed = 1;
 		snprintf(b->error, sizeof(b->error), "%s", err.msg);
 		store_shared_end(w->pool->st, ctx.txn);
 		return;
 	}
 	ctx.scan = (struct engine_scan){ .query = query_store, .qctx = w, .txn = ctx.txn, .tok = w->tok };
-	if (b->list)
-		rc = evaluate_list(&ctx, &err);
-	else
-		rc = store_walk(ctx.txn, w->pool->st, DB_CUSTOMERS, b->after, b->after_len, NULL, 0, walk_one,
-				&ctx, &err);
+	rc = b->list ? evaluate_list(&ctx, &err) : evaluate_chunks(&ctx, &err);
 	if (rc < 0) {
 		b->failed = 1;
 		snprintf(b->error, sizeof(b->error), "%s", err.msg);
 	}
-	b->done = rc == 0;
+	alert_cursor_close(ctx.ac);
 	store_shared_end(w->pool->st, ctx.txn);
 }
 
@@ -481,7 +552,6 @@ static void prepare(struct reeval_pool *pool, const struct ruleset *rs, int64_t 
 		b->rs = rs;
 		b->now = now;
 		b->list = list;
-		b->after_len = 0;
 	}
 }
 
@@ -492,12 +562,12 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 		return -1;
 	pool->held = NULL;
 	prepare(pool, rs, now, 0);
-	for (size_t i = 0; i < pool->n; i++) {
-		struct reeval_batch *b = &pool->w[i].batch[pool->fill];
-		memcpy(b->after, after, after_len);
-		b->after_len = after_len;
-		b->limit = limit;
-	}
+	/* the workers take it from here under the claim lock, after start's */
+	memcpy(pool->claim_after, after, after_len);
+	pool->claim_after_len = after_len;
+	pool->claimed = 0;
+	pool->claim_limit = limit;
+	pool->claim_end = 0;
 	start(pool, 0);
 	return 0;
 }
@@ -511,8 +581,8 @@ int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, 
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		bytes += lens[i];
-	if (grow((void **)&pool->list_ids, &pool->list_ids_cap, bytes + 1, 1) < 0 ||
-	    grow((void **)&pool->list_off, &pool->list_cap, n + 1, sizeof(*pool->list_off)) < 0 ||
+	if (array_reserve((void **)&pool->list_ids, &pool->list_ids_cap, bytes + 1, 1) < 0 ||
+	    array_reserve((void **)&pool->list_off, &pool->list_cap, n + 1, sizeof(*pool->list_off)) < 0 ||
 	    !(pool->list_len = realloc(pool->list_len, pool->list_cap * sizeof(*pool->list_len))))
 		return -1;
 	bytes = 0;
@@ -593,6 +663,7 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 	pool->ready = ready;
 	pool->ctx = ctx;
 	pthread_mutex_init(&pool->lock, NULL);
+	pthread_mutex_init(&pool->claim_lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (pool->efd < 0 || loop_watch(loop, NULL, pool->efd, ZMQ_POLLIN, on_wake, pool) < 0) {
@@ -610,12 +681,12 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 			wbuf_init(&w->batch[k].recs);
 		}
 		w->cur = &w->batch[0];
+		pool->n++; /* from here on reeval_pool_free frees what it has */
 		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new()) ||
-		    !(w->codec = body_codec_new())) {
+		    !(w->codec = body_codec_new()) || !(w->read = cust_new("", 0))) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto fail;
 		}
-		pool->n++;
 		if (pthread_create(&w->thread, NULL, worker_main, w)) {
 			herr_set(err, HERR_IO, "rules, cannot start a re-evaluation worker");
 			goto fail;
@@ -650,6 +721,7 @@ void reeval_pool_free(struct reeval_pool *pool)
 			wbuf_free(&w->batch[k].recs);
 		}
 		body_codec_free(w->codec);
+		cust_free(w->read);
 		reset_alerts(w);
 		free(w->alerts);
 		alert_states_free(w->as);
@@ -663,6 +735,7 @@ void reeval_pool_free(struct reeval_pool *pool)
 	}
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->claim_lock);
 	free(pool->list_ids);
 	free(pool->list_off);
 	free(pool->list_len);

@@ -66,11 +66,8 @@ struct reeval_cust {
 };
 
 struct reeval_batch {
-	/* the window: up to `limit` customers after `after` (after_len 0: from the first) */
 	const struct ruleset *rs;
 	int64_t now;
-	char after[HEARTH_ID_MAX];
-	size_t after_len, limit;
 	int list;                       /* evaluate the pool's list, not a window */
 	uint64_t gen;                   /* held customers': the rules' generation their memos are of */
 	/* what the worker found */
@@ -98,7 +95,11 @@ struct reeval_pool;
 struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loop,
 				    void (*ready)(void *ctx), void *ctx, struct herr *err);
 void reeval_pool_free(struct reeval_pool *pool);
-/* Starts a window; 0, or -1 when a window is still out (or the pool has no worker). */
+/*
+ * Starts a window: up to limit customers after `after` (after_len 0: from the
+ * first), which the workers take in chunks. 0, or -1 when a window is still
+ * out (or the pool has no worker).
+ */
 int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
 		       size_t after_len, size_t limit);
 /*

@@ -166,6 +166,8 @@ struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t s
 			if (r->when && r->when->root->type != TYPE_BOOL && r->when->root->type != TYPE_ANY &&
 			    r->when->root->type != TYPE_NULL)
 				collect(&c, &cr->when_pos, 0, what, "'when' must be a condition (true or false)");
+			if (r->when && rule_terms_init(r) < 0)
+				collect(&c, &cr->when_pos, 0, what, "out of memory");
 		}
 		snprintf(what, sizeof(what), "rule '%s' summary", cr->name ? cr->name : "?");
 		if (cr->summary)
@@ -192,6 +194,7 @@ void ruleset_free(struct ruleset *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		expr_free(rs->rules[i].when);
 		tmpl_free(&rs->rules[i].summary);
+		rule_terms_free(&rs->rules[i]);
 	}
 	free(rs->rules);
 	expr_free(rs->priority);
@@ -239,101 +242,123 @@ void tmpl_render(const struct tmpl *t, struct eval_env *env, char *buf, size_t s
 	buf[utf8_cut(buf, used)] = '\0';
 }
 
-struct values_ctx {
-	struct json_object *out;
-	struct eval_env *env;
+/* ---- what a rule's values show --------------------------------------------- */
+
+struct terms_build {
+	struct rule *r;
+	size_t cap;
+	struct wbuf keys;
+	int failed;
 };
 
-static void add_term(const struct node *term, const char *text, size_t len, void *vctx)
+static void add_rule_term(const struct node *term, const char *text, size_t len, void *vctx)
 {
-	struct values_ctx *ctx = vctx;
-	struct value v;
-	char key[256];
+	struct terms_build *tb = vctx;
+	struct rule *r = tb->r;
+	char key[TERM_TEXT_MAX + 1];
 
-	if (len >= sizeof(key))
-		len = sizeof(key) - 1;
+	if (len > TERM_TEXT_MAX)
+		len = TERM_TEXT_MAX;
+	/* json-c keeps a key's first value: so do values */
+	for (size_t i = 0; i < r->nterms; i++)
+		if (r->terms[i].len == len && memcmp(r->terms[i].text, text, len) == 0)
+			return;
+	if (r->nterms == tb->cap) {
+		size_t cap = tb->cap ? tb->cap * 2 : 8;
+		struct rule_term *more = realloc(r->terms, cap * sizeof(*more));
+		if (!more) {
+			tb->failed = 1;
+			return;
+		}
+		r->terms = more;
+		tb->cap = cap;
+	}
+	struct rule_term *t = &r->terms[r->nterms++];
+	struct json_out o = { .b = &tb->keys, .escape_slash = 1 };
 	memcpy(key, text, len);
 	key[len] = '\0';
-	if (json_object_object_get_ex(ctx->out, key, NULL))
-		return;
-	if (node_eval_value(term, ctx->env, &v) < 0)
-		v.type = TYPE_NULL;
-	json_object_object_add(ctx->out, key, value_to_json(&v));
+	*t = (struct rule_term){ .node = term, .text = text, .len = len, .key_off = tb->keys.len };
+	json_out_cstr(&o, key);
+	wbuf_u8(&tb->keys, ':');
+	t->key_len = tb->keys.len - t->key_off;
 }
 
-#define TEXT_TERMS_MAX 64
-
-struct values_text {
-	struct json_out o;
-	struct eval_env *env;
-	const char *seen[TEXT_TERMS_MAX];
-	size_t seen_len[TEXT_TERMS_MAX], nseen;
-	int overflow;                   /* more distinct terms than seen[] holds */
-};
-
-static void add_term_text(const struct node *term, const char *text, size_t len, void *vctx)
+int rule_terms_init(struct rule *r)
 {
-	struct values_text *ctx = vctx;
-	char key[256], buf[TIME_BUF];
-	struct value v;
+	struct terms_build tb = { .r = r };
 
-	if (len >= sizeof(key))
-		len = sizeof(key) - 1;
-	/* json-c keeps a key's first value: so does this */
-	for (size_t i = 0; i < ctx->nseen; i++)
-		if (ctx->seen_len[i] == len && memcmp(ctx->seen[i], text, len) == 0)
-			return;
-	if (ctx->nseen == TEXT_TERMS_MAX) {
-		ctx->overflow = 1;
-		return;
+	wbuf_init(&tb.keys);
+	expr_walk_terms(r->when, add_rule_term, &tb);
+	if (tb.failed || tb.keys.failed) {
+		wbuf_free(&tb.keys);
+		return -1;
 	}
-	ctx->seen[ctx->nseen] = text;
-	ctx->seen_len[ctx->nseen++] = len;
-	memcpy(key, text, len);
-	key[len] = '\0';
-	if (node_eval_value(term, ctx->env, &v) < 0)
-		v.type = TYPE_NULL;
-	json_out_key(&ctx->o, key);
-	switch (v.type) {
-	case TYPE_BOOL: json_out_bool(&ctx->o, v.b); break;
+	/* the wbuf's bytes become the rule's: no copy */
+	r->term_keys = (char *)tb.keys.data;
+	return 0;
+}
+
+void rule_terms_free(struct rule *r)
+{
+	free(r->terms);
+	free(r->term_keys);
+	r->terms = NULL;
+	r->term_keys = NULL;
+	r->nterms = 0;
+}
+
+static void put_value_text(struct json_out *o, const struct value *v)
+{
+	char buf[TIME_BUF];
+
+	switch (v->type) {
+	case TYPE_BOOL: json_out_bool(o, v->b); break;
 	case TYPE_NUM:
-		if (v.num == floor(v.num) && fabs(v.num) < 9e15)
-			json_out_int64(&ctx->o, (int64_t)v.num);
+		if (v->num == floor(v->num) && fabs(v->num) < 9e15)
+			json_out_int64(o, (int64_t)v->num);
 		else
-			json_out_double(&ctx->o, v.num);
+			json_out_double(o, v->num);
 		break;
-	case TYPE_DUR: json_out_int64(&ctx->o, v.ms); break;
-	case TYPE_TIME: json_out_cstr(&ctx->o, time_format(v.ms, buf, sizeof(buf))); break;
-	case TYPE_STR: json_out_str(&ctx->o, v.str.s, v.str.len); break;
-	default: json_out_null(&ctx->o); break;
+	case TYPE_DUR: json_out_int64(o, v->ms); break;
+	case TYPE_TIME: json_out_cstr(o, time_format(v->ms, buf, sizeof(buf))); break;
+	case TYPE_STR: json_out_str(o, v->str.s, v->str.len); break;
+	default: json_out_null(o); break;
 	}
 }
 
 void rule_values_text(const struct rule *r, struct eval_env *env, struct wbuf *out)
 {
-	struct values_text ctx = { .o = { .b = out, .escape_slash = 1 }, .env = env };
-	size_t start = out->len;
+	struct json_out o = { .b = out, .escape_slash = 1 };
 
-	json_out_open(&ctx.o);
-	expr_walk_terms(r->when, add_term_text, &ctx);
-	json_out_close(&ctx.o);
-	if (!ctx.overflow)
-		return;
-	/* a rule of that many terms is rare: json-c, which has no such limit, writes it */
-	struct json_object *values = rule_values(r, env);
-	const char *text = values ? json_object_to_json_string_ext(values, JSON_C_TO_STRING_PLAIN) : "null";
-	out->len = start;
-	wbuf_put(out, text, strlen(text));
-	json_object_put(values);
+	wbuf_u8(out, '{');
+	for (size_t i = 0; i < r->nterms; i++) {
+		const struct rule_term *t = &r->terms[i];
+		struct value v;
+		if (i)
+			wbuf_u8(out, ',');
+		wbuf_put(out, r->term_keys + t->key_off, t->key_len);
+		if (node_eval_value(t->node, env, &v) < 0)
+			v.type = TYPE_NULL;
+		put_value_text(&o, &v);
+	}
+	wbuf_u8(out, '}');
 }
 
 struct json_object *rule_values(const struct rule *r, struct eval_env *env)
 {
-	struct values_ctx ctx = { json_object_new_object(), env };
+	struct json_object *out = json_object_new_object();
+	char key[TERM_TEXT_MAX + 1];
 
-	if (ctx.out)
-		expr_walk_terms(r->when, add_term, &ctx);
-	return ctx.out;
+	for (size_t i = 0; out && i < r->nterms; i++) {
+		const struct rule_term *t = &r->terms[i];
+		struct value v;
+		memcpy(key, t->text, t->len);
+		key[t->len] = '\0';
+		if (node_eval_value(t->node, env, &v) < 0)
+			v.type = TYPE_NULL;
+		json_object_object_add(out, key, value_to_json(&v));
+	}
+	return out;
 }
 
 /* ---- what a rule is, as a digest ------------------------------------------- */

@@ -66,7 +66,10 @@ static int render_alert(const struct rule *r, struct eval_env *env, struct alert
 		a->values_at = env->now;
 		memcpy(a->summary, summary, sizeof(summary));
 		free(a->values_json);
-		a->values_json = text ? strdup(text) : NULL;
+		/* the buffer becomes the alert's: no copy */
+		a->values_json = (char *)text;
+		if (text)
+			wbuf_init(&values);
 	}
 	wbuf_free(&values);
 	return changed;

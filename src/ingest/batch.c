@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hearth/batch.h"
+#include "hearth/codec.h"
 #include "hearth/limits.h"
 
 struct batch *batch_new(void)
@@ -31,21 +32,6 @@ void batch_free(struct batch *b)
 	free(b->rejects);
 	free(b->events);
 	free(b);
-}
-
-static int grow(void **array, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t next = *cap ? *cap * 2 : 16;
-	while (next < need)
-		next *= 2;
-	void *p = realloc(*array, next * size);
-	if (!p)
-		return -1;
-	*array = p;
-	*cap = next;
-	return 0;
 }
 
 #define BLOCK_MIN (64 * 1024)
@@ -86,7 +72,7 @@ static int keep_event(struct batch *b, struct event *ev)
 
 static int reject(struct batch *b, uint32_t index, enum herr_code code, const char *message)
 {
-	if (grow((void **)&b->rejects, &b->rejects_cap, b->nrejects + 1, sizeof(*b->rejects)) < 0)
+	if (array_reserve((void **)&b->rejects, &b->rejects_cap, b->nrejects + 1, sizeof(*b->rejects)) < 0)
 		return herr_set(&b->fail, HERR_NOMEM, "out of memory");
 	struct batch_reject *r = &b->rejects[b->nrejects];
 	r->index = index;
@@ -115,7 +101,7 @@ static int take_value(struct batch *b, struct json_object *value, uint32_t index
 
 	if (count_event(b) < 0)
 		return -1;
-	if (grow((void **)&b->events, &b->events_cap, b->nevents + 1, sizeof(*b->events)) < 0)
+	if (array_reserve((void **)&b->events, &b->events_cap, b->nevents + 1, sizeof(*b->events)) < 0)
 		return herr_set(&b->fail, HERR_NOMEM, "out of memory");
 	be = &b->events[b->nevents];
 	if (event_from_json(value, now, max_future, &be->ev, &err) < 0)

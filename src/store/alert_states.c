@@ -308,9 +308,10 @@ void alert_states_put_in_place(struct alert_states *as, struct wtxn *w, const ch
 			       const char *rule, const void *rec, size_t rlen)
 {
 	struct entry e = { .gone = rec == NULL, .len = rlen, .rec = (uint8_t *)rec };
+	size_t rule_len = strlen(rule);
 
 	write_watch_note(as->watch, id, len);
-	if (len == 0 || len > HEARTH_ID_MAX || strlen(rule) > HEARTH_NAME_MAX) {
+	if (len == 0 || len > HEARTH_ID_MAX || rule_len > HEARTH_NAME_MAX) {
 		wtxn_fail(w, EINVAL, "alert states");
 		return;
 	}
@@ -318,7 +319,7 @@ void alert_states_put_in_place(struct alert_states *as, struct wtxn *w, const ch
 		alert_states_put(as, w, id, len, rule, rec, rlen);
 		return;
 	}
-	snprintf(e.rule, sizeof(e.rule), "%s", rule);
+	memcpy(e.rule, rule, rule_len + 1);
 	apply_entry(w, id, len, &e);
 }
 
@@ -580,13 +581,84 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->rule, ((const struct entry *)b)->rule);
 }
 
+/*
+ * A cursor over DB_ALERTS for reads of one customer after another. It knows
+ * where it stopped: at the first key past the last customer's states (or at
+ * the end), with no key between that customer's prefix and it. The next
+ * customer in key order then needs no seek from the root: its states are at
+ * the cursor, a few steps on, or not there at all; most customers of a walk
+ * have none.
+ */
+#define ALERT_CURSOR_STEPS 8
+
+struct alert_cursor {
+	MDB_cursor *cur;
+	int positioned;                 /* the cursor is where `last` says */
+	int at_end;                     /* ... and there is no key after it */
+	uint8_t last[HEARTH_ID_MAX + 1];        /* the last customer read, 0x00: its prefix */
+	size_t last_len;
+};
+
+struct alert_cursor *alert_cursor_open(struct store *st, MDB_txn *txn, struct herr *err)
+{
+	struct alert_cursor *ac = calloc(1, sizeof(*ac));
+	int rc;
+
+	if (!ac) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &ac->cur))) {
+		store_error(err, rc, "reading alert states");
+		free(ac);
+		return NULL;
+	}
+	return ac;
+}
+
+void alert_cursor_close(struct alert_cursor *ac)
+{
+	if (!ac)
+		return;
+	mdb_cursor_close(ac->cur);
+	free(ac);
+}
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* The first key at or after prefix (len bytes) into key/val: 0, or MDB_NOTFOUND. */
+static int cursor_seek(struct alert_cursor *ac, const uint8_t *prefix, size_t len, MDB_val *key, MDB_val *val)
+{
+	int rc;
+
+	if (ac->positioned && key_cmp((const char *)ac->last, ac->last_len, (const char *)prefix, len) < 0) {
+		if (ac->at_end)
+			return MDB_NOTFOUND;
+		rc = mdb_cursor_get(ac->cur, key, val, MDB_GET_CURRENT);
+		for (int step = 0; rc == 0 && step < ALERT_CURSOR_STEPS; step++) {
+			if (key_cmp(key->mv_data, key->mv_size, (const char *)prefix, len) >= 0)
+				return 0;
+			rc = mdb_cursor_get(ac->cur, key, val, MDB_NEXT);
+		}
+		if (rc == MDB_NOTFOUND)
+			return rc;
+	}
+	key->mv_size = len;
+	key->mv_data = (void *)prefix;
+	return mdb_cursor_get(ac->cur, key, val, MDB_SET_RANGE);
+}
+
 /* fn over the customer's merged states; stops when fn != 0, which it returns. */
-static int merge_customer(struct alert_states *as, MDB_cursor *cur, const char *id, size_t len,
+static int merge_customer(struct alert_states *as, struct alert_cursor *ac, const char *id, size_t len,
 			  alert_walk_fn fn, void *ctx)
 {
 	struct cust_states *cs = strmap_get(&as->custs, id, len);
 	uint8_t prefix[HEARTH_ID_MAX + 1];
-	MDB_val key = { len + 1, prefix }, val;
+	MDB_val key, val;
 	size_t j = 0;
 	int rc, stop = 0;
 
@@ -596,9 +668,9 @@ static int merge_customer(struct alert_states *as, MDB_cursor *cur, const char *
 		qsort(cs->e, cs->n, sizeof(*cs->e), entry_cmp);
 	memcpy(prefix, id, len);
 	prefix[len] = 0;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	for (rc = cursor_seek(ac, prefix, len + 1, &key, &val);
 	     !stop && rc == 0 && key.mv_size > len + 1 && memcmp(key.mv_data, prefix, len + 1) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	     rc = mdb_cursor_get(ac->cur, &key, &val, MDB_NEXT)) {
 		char rule[HEARTH_NAME_MAX + 1];
 		size_t rlen = key.mv_size - len - 1;
 		int c = 1;
@@ -614,6 +686,11 @@ static int merge_customer(struct alert_states *as, MDB_cursor *cur, const char *
 		if (!stop && !(cs && j > 0 && strcmp(cs->e[j - 1].rule, rule) == 0))
 			stop = fn(id, len, rule, val.mv_data, val.mv_size, ctx);
 	}
+	/* stopped early, or failed: where the cursor is says nothing about the keys before it */
+	ac->positioned = !stop && (rc == 0 || rc == MDB_NOTFOUND);
+	ac->at_end = rc == MDB_NOTFOUND;
+	memcpy(ac->last, prefix, len + 1);
+	ac->last_len = len + 1;
 	for (; cs && j < cs->n && !stop; j++)
 		if (!cs->e[j].gone)
 			stop = fn(id, len, cs->e[j].rule, cs->e[j].rec, cs->e[j].len, ctx);
@@ -636,22 +713,24 @@ static int customer_state(const char *id, size_t idlen, const char *rule, const 
 	return 0;
 }
 
+void alert_states_customer_at(struct alert_states *as, struct alert_cursor *ac, const char *id, size_t len,
+			      alert_state_fn fn, void *ctx)
+{
+	struct customer_ctx c = { fn, ctx };
+
+	merge_customer(as, ac, id, len, customer_state, &c);
+}
+
 void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
 			   size_t len, alert_state_fn fn, void *ctx)
 {
-	struct customer_ctx c = { fn, ctx };
-	MDB_cursor *cur;
+	struct herr err;
+	struct alert_cursor *ac = alert_cursor_open(st, txn, &err);
 
-	if (mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur))
+	if (!ac)
 		return;
-	merge_customer(as, cur, id, len, customer_state, &c);
-	mdb_cursor_close(cur);
-}
-
-static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? c : (alen > blen) - (alen < blen);
+	alert_states_customer_at(as, ac, id, len, fn, ctx);
+	alert_cursor_close(ac);
 }
 
 static int slot_order(const void *a, const void *b)
@@ -708,18 +787,18 @@ int alert_states_walk(struct alert_states *as, struct store *st, MDB_txn *txn, c
 {
 	char next[HEARTH_ID_MAX];
 	size_t nlen = 0, m = 0;
-	MDB_cursor *cur;
-	int rc, have, stop = 0;
+	struct alert_cursor *ac;
+	int have, stop = 0;
 
 	if (sort_customers(as) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_ALERTS), &cur)))
-		return store_error(err, rc, "listing alerts");
+	if (!(ac = alert_cursor_open(st, txn, err)))
+		return -1;
 	if (from && flen > HEARTH_ID_MAX)
 		flen = HEARTH_ID_MAX;
 	while (m < as->norder && from && key_cmp(as->order[m]->key, as->order[m]->len, from, flen) < 0)
 		m++;
-	have = stored_customer(cur, from ? from : "", from ? flen : 0, 0, next, &nlen) == 0;
+	have = stored_customer(ac->cur, from ? from : "", from ? flen : 0, 0, next, &nlen) == 0;
 	while (!stop && (have || m < as->norder)) {
 		const char *id;
 		size_t len;
@@ -737,11 +816,12 @@ int alert_states_walk(struct alert_states *as, struct store *st, MDB_txn *txn, c
 		}
 		char cur_id[HEARTH_ID_MAX];
 		memcpy(cur_id, id, len);
-		stop = merge_customer(as, cur, cur_id, len, fn, ctx);
+		ac->positioned = 0; /* stored_customer moved it */
+		stop = merge_customer(as, ac, cur_id, len, fn, ctx);
 		if (c <= 0)
-			have = stored_customer(cur, cur_id, len, 1, next, &nlen) == 0;
+			have = stored_customer(ac->cur, cur_id, len, 1, next, &nlen) == 0;
 	}
-	mdb_cursor_close(cur);
+	alert_cursor_close(ac);
 	return 0;
 }
 

@@ -212,11 +212,9 @@ static struct profile_field *profile_slot(struct cust *c, const char *key, size_
 			return &c->profile[i];
 	if (!create || klen > HEARTH_NAME_MAX)
 		return NULL;
-	struct profile_field *more = realloc(c->profile, (c->nprofile + 1) * sizeof(*more));
-	if (!more)
+	if (array_reserve((void **)&c->profile, &c->profile_cap, c->nprofile + 1, sizeof(*c->profile)) < 0)
 		return NULL;
-	c->profile = more;
-	struct profile_field *f = &more[c->nprofile++];
+	struct profile_field *f = &c->profile[c->nprofile++];
 	memset(f, 0, sizeof(*f));
 	memcpy(f->key, key, klen);
 	f->key_len = (uint8_t)klen;
@@ -346,10 +344,11 @@ static int read_profile(struct rec_reader *rr, struct cust *c)
 	struct rbuf *r = &rr->r;
 	size_t n = get_count(rr), klen;
 
-	if (n && !(c->profile = calloc(n, sizeof(*c->profile))))
+	if (array_reserve((void **)&c->profile, &c->profile_cap, n, sizeof(*c->profile)) < 0)
 		return -1;
 	for (size_t i = 0; i < n && !r->failed; i++) {
 		struct profile_field *f = &c->profile[c->nprofile++];
+		memset(f, 0, sizeof(*f));
 		const char *key = rbuf_str8(r, &klen);
 		if (!key || klen > HEARTH_NAME_MAX)
 			return -1;
@@ -417,17 +416,33 @@ out:
 	return rc;
 }
 
-struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len,
-			 const struct type_names *types)
+/* c as cust_new makes it, keeping its arrays' room (and its memo, which is not stored). */
+static int cust_empty(struct cust *c, const char *id, size_t len)
 {
-	struct cust *c = cust_new(id, id_len);
+	if (len > HEARTH_ID_MAX)
+		return -1;
+	for (size_t i = 0; i < c->nprofile; i++)
+		free(c->profile[i].str);
+	c->nprofile = c->ntypes = c->ncases = 0;
+	memcpy(c->id, id, len);
+	c->id[len] = '\0';
+	c->id_len = len;
+	c->first_seen = c->last_seen = TIME_NONE;
+	c->events = c->applied_seq = 0;
+	c->deadline = INT64_MAX;
+	return 0;
+}
+
+int cust_decode_into(struct cust *c, const char *id, size_t id_len, const void *data, size_t len,
+		     const struct type_names *types)
+{
 	struct rec_reader rr;
 	struct rbuf *r = &rr.r;
-	size_t slen;
+	size_t slen, n;
 	const char *s;
 
-	if (!c)
-		return NULL;
+	if (cust_empty(c, id, id_len) < 0)
+		return -1;
 	rbuf_init(r, data, len);
 	rr.types = types;
 	rr.version = rbuf_u8(r);
@@ -439,11 +454,12 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	c->events = get_u64(&rr);
 	c->applied_seq = get_u64(&rr);
 	c->deadline = get_time(&rr);
-	c->ntypes = get_count(&rr);
-	if (c->ntypes && !(c->types = calloc(c->ntypes, sizeof(*c->types))))
+	n = get_count(&rr);
+	if (array_reserve((void **)&c->types, &c->types_cap, n, sizeof(*c->types)) < 0)
 		goto fail;
-	for (size_t i = 0; i < c->ntypes && !r->failed; i++) {
-		struct type_stat *t = &c->types[i];
+	for (; c->ntypes < n && !r->failed; c->ntypes++) {
+		struct type_stat *t = &c->types[c->ntypes];
+		memset(t, 0, sizeof(*t));
 		s = get_name(&rr, &slen);
 		t->type_len = copy_str(t->type, sizeof(t->type), s ? s : "", s ? slen : 0);
 		t->hash = type_name_hash(t->type, t->type_len);
@@ -455,11 +471,12 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 			t->recent[j] = j == 0 ? get_time(&rr) : t->recent[j - 1] + (int64_t)rbuf_varint(r);
 		t->last = t->recent[t->nrecent - 1];
 	}
-	c->ncases = get_count(&rr);
-	if (c->ncases && !(c->cases = calloc(c->ncases, sizeof(*c->cases))))
+	n = get_count(&rr);
+	if (array_reserve((void **)&c->cases, &c->cases_cap, n, sizeof(*c->cases)) < 0)
 		goto fail;
-	for (size_t i = 0; i < c->ncases && !r->failed; i++) {
-		struct open_case *oc = &c->cases[i];
+	for (; c->ncases < n && !r->failed; c->ncases++) {
+		struct open_case *oc = &c->cases[c->ncases];
+		memset(oc, 0, sizeof(*oc));
 		s = get_name(&rr, &slen);
 		oc->name_len = copy_str(oc->name, sizeof(oc->name), s ? s : "", s ? slen : 0);
 		s = rbuf_str8(r, &slen);
@@ -470,10 +487,22 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 	}
 	if ((rr.version == 2 ? read_profile_v2(r, c) : read_profile(&rr, c)) < 0 || r->failed)
 		goto fail;
-	return c;
+	return 0;
 fail:
-	cust_free(c);
-	return NULL;
+	cust_empty(c, id, id_len);
+	return -1;
+}
+
+struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t len,
+			 const struct type_names *types)
+{
+	struct cust *c = cust_new(id, id_len);
+
+	if (c && cust_decode_into(c, id, id_len, data, len, types) < 0) {
+		cust_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 /* FNV-1a, 32 bits: a dozen types per customer rarely share one. */
@@ -507,11 +536,9 @@ static struct type_stat *type_stat_get(struct cust *c, const char *type, size_t 
 		if (c->types[i].hash == hash && c->types[i].type_len == len &&
 		    memcmp(c->types[i].type, type, len) == 0)
 			return &c->types[i];
-	struct type_stat *types = realloc(c->types, (c->ntypes + 1) * sizeof(*types));
-	if (!types)
+	if (array_reserve((void **)&c->types, &c->types_cap, c->ntypes + 1, sizeof(*c->types)) < 0)
 		return NULL;
-	c->types = types;
-	struct type_stat *t = &types[c->ntypes++];
+	struct type_stat *t = &c->types[c->ntypes++];
 	memset(t, 0, sizeof(*t));
 	t->type_len = copy_str(t->type, sizeof(t->type), type, len);
 	t->hash = type_name_hash(t->type, t->type_len);
@@ -575,12 +602,9 @@ static void drop_case(struct cust *c, size_t i)
 
 static struct open_case *add_case(struct cust *c, const struct config_case *cc, const struct event *ev)
 {
-	struct open_case *cases = realloc(c->cases, (c->ncases + 1) * sizeof(*cases));
-
-	if (!cases)
+	if (array_reserve((void **)&c->cases, &c->cases_cap, c->ncases + 1, sizeof(*c->cases)) < 0)
 		return NULL;
-	c->cases = cases;
-	struct open_case *oc = &cases[c->ncases++];
+	struct open_case *oc = &c->cases[c->ncases++];
 	memset(oc, 0, sizeof(*oc));
 	oc->name_len = copy_str(oc->name, sizeof(oc->name), cc->name, strlen(cc->name));
 	if (ev->ref)
@@ -727,8 +751,6 @@ int cust_case_event_is_late(const struct cust *c, const struct event *ev, const 
 void cust_cases_reset(struct cust *c)
 {
 	c->changed = CUST_CHANGED_ALL;
-	free(c->cases);
-	c->cases = NULL;
 	c->ncases = 0;
 }
 

@@ -462,6 +462,53 @@ static void note_all(struct write_watch *ww, const char *const *ids, size_t n)
 		write_watch_note(ww, ids[i], strlen(ids[i]));
 }
 
+/*
+ * One cursor reading customer after customer (alert_states_customer_at) reads
+ * what a fresh seek for each reads: in key order, with customers that have no
+ * states between, one whose id is another's prefix, the same customer twice,
+ * backwards, past the last key, with journaled entries over stored ones.
+ */
+static void test_a_cursor_reads_customers_in_any_order(void **state)
+{
+	struct fx *fx = *state;
+	static const struct change stored_states[] = {
+		{ "A", "cooling", "a1" }, { "A", "silent", "a2" }, { "AB", "cooling", "ab" },
+		{ "C", "cooling", "c1" },  { "E", "silent", "e1" }, { "E", "zz", "e2" },
+	};
+	static const struct change journaled[] = { { "C", "cooling", "c2" }, { "D", "silent", "d1" },
+						   { "E", "silent", NULL } };
+	static const char *const order[] = { "A", "AB", "AB", "B", "C", "C", "D", "E", "F", "A", "E", "0", "AB", "Z" };
+	struct seen fresh, cursor;
+	struct alert_cursor *ac;
+	MDB_txn *txn;
+	struct herr err;
+
+	put(fx, stored_states, sizeof(stored_states) / sizeof(stored_states[0]));
+	apply(fx);
+	put(fx, journaled, sizeof(journaled) / sizeof(journaled[0]));
+	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
+	assert_int_equal(alert_states_sync(fx->reader, fx->st, txn, &err), 0);
+	assert_non_null(ac = alert_cursor_open(fx->st, txn, &err));
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		memset(&fresh, 0, sizeof(fresh));
+		memset(&cursor, 0, sizeof(cursor));
+		alert_states_customer(fx->reader, fx->st, txn, order[i], strlen(order[i]), customer_one, &fresh);
+		alert_states_customer_at(fx->reader, ac, order[i], strlen(order[i]), customer_one, &cursor);
+		if (strcmp(fresh.text, cursor.text) != 0)
+			fail_msg("customer %s (read %zu): cursor '%s', fresh seek '%s'", order[i], i, cursor.text,
+				 fresh.text);
+	}
+	/* the reads themselves: journal over store, a gone state left out */
+	memset(&cursor, 0, sizeof(cursor));
+	alert_states_customer_at(fx->reader, ac, "C", 1, customer_one, &cursor);
+	assert_string_equal(cursor.text, "cooling=c2 ");
+	memset(&cursor, 0, sizeof(cursor));
+	alert_states_customer_at(fx->reader, ac, "E", 1, customer_one, &cursor);
+	assert_string_equal(cursor.text, "zz=e2 ");
+	alert_cursor_close(ac);
+	store_read_end(txn);
+}
+
 static void test_watch_skips_ids_up_to_its_floor(void **state)
 {
 	static const char *const ids[] = { "c", "c4", "c5", "c50", "c6", "d" };
@@ -503,6 +550,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recovery_in_the_middle_of_an_apply, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_unless_journaled, fx_setup, fx_teardown),
 		cmocka_unit_test(test_watch_skips_ids_up_to_its_floor),
+		cmocka_unit_test_setup_teardown(test_a_cursor_reads_customers_in_any_order, fx_setup, fx_teardown),
 	};
 	log_set_level(LOG_LEVEL_WARNING);
 	return cmocka_run_group_tests(tests, NULL, NULL);

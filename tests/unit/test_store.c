@@ -1625,6 +1625,91 @@ static void test_cust_record_round_trip(void **state)
 	json_object_put(attrs);
 }
 
+/* A customer made of n events of varied types, cases and profile keys. */
+static struct cust *varied_customer(const char *id, int n)
+{
+	struct cust *c = cust_new(id, strlen(id));
+	static const char *const types[] = { "promise", "call", "visit", "profile", "purchase", "complaint" };
+	char attrs[128];
+
+	assert_non_null(c);
+	for (int i = 0; i < n; i++) {
+		struct event ev = { .customer = id, .customer_len = strlen(id) };
+		snprintf(attrs, sizeof(attrs), "{\"k%d\":\"v%d\",\"name\":\"N%d\",\"n\":%d}", i % 5, i, i, i);
+		struct json_object *a = json_tokener_parse(attrs);
+		ev.attrs = a;
+		ev.ts = BASE + i * MS_PER_HOUR;
+		ev.seq = (uint64_t)i + 1;
+		ev.type = types[i % 6];
+		ev.type_len = strlen(ev.type);
+		ev.ref = i % 3 == 0 ? "P" : NULL;
+		ev.ref_len = ev.ref ? 1 : 0;
+		assert_int_equal(cust_apply(c, &ev, cfg), 0);
+		json_object_put(a);
+	}
+	return c;
+}
+
+static void assert_encodes_as(const struct cust *c, struct type_names *types, const struct wbuf *want)
+{
+	struct wbuf got;
+
+	wbuf_init(&got);
+	assert_int_equal(cust_encode(c, types, &got), 0);
+	assert_int_equal(got.len, want->len);
+	assert_memory_equal(got.data, want->data, want->len);
+	wbuf_free(&got);
+}
+
+/*
+ * One cust decoded into again and again (a reader's, cust_decode_into) holds
+ * exactly the last record: a large customer after a small one and back, a
+ * damaged record leaving nothing of the one before, and folds on it after.
+ */
+static void test_cust_decode_into_reuses_room(void **state)
+{
+	struct type_names *types = type_names_new();
+	struct cust *big = varied_customer("BIG", 40), *small = varied_customer("S", 2), *into = cust_new("", 0);
+	struct wbuf rb, rs;
+	struct event ev = { .customer = "BIG", .customer_len = 3, .type = "visit", .type_len = 5 };
+
+	(void)state;
+	assert_non_null(types);
+	assert_non_null(into);
+	wbuf_init(&rb);
+	wbuf_init(&rs);
+	assert_int_equal(cust_encode(big, types, &rb), 0);
+	assert_int_equal(cust_encode(small, types, &rs), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(cust_decode_into(into, "BIG", 3, rb.data, rb.len, types), 0);
+		assert_string_equal(into->id, "BIG");
+		assert_encodes_as(into, types, &rb);
+		assert_int_equal(cust_decode_into(into, "S", 1, rs.data, rs.len, types), 0);
+		assert_string_equal(into->id, "S");
+		assert_encodes_as(into, types, &rs);
+		assert_int_equal(cust_decode_into(into, "BIG", 3, rb.data, rb.len / 2, types), -1);
+		assert_int_equal(into->ntypes, 0);
+		assert_int_equal(into->ncases, 0);
+		assert_int_equal(into->nprofile, 0);
+		assert_int_equal(into->events, 0);
+	}
+	/* a fold on the reused customer is the fold on a fresh one */
+	assert_int_equal(cust_decode_into(into, "BIG", 3, rb.data, rb.len, types), 0);
+	ev.ts = BASE + 100 * MS_PER_HOUR;
+	ev.seq = 1000;
+	assert_int_equal(cust_apply(into, &ev, cfg), 0);
+	assert_int_equal(cust_apply(big, &ev, cfg), 0);
+	wbuf_reset(&rb);
+	assert_int_equal(cust_encode(big, types, &rb), 0);
+	assert_encodes_as(into, types, &rb);
+	wbuf_free(&rb);
+	wbuf_free(&rs);
+	cust_free(into);
+	cust_free(big);
+	cust_free(small);
+	type_names_free(types);
+}
+
 /* Stores written before times and counts were varints (record version 3) still load. */
 static void test_cust_decode_version_3(void **state)
 {
@@ -1995,6 +2080,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cases, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_case_close_arriving_before_open, fx_setup, fx_teardown),
 		cmocka_unit_test(test_cust_record_round_trip),
+		cmocka_unit_test(test_cust_decode_into_reuses_room),
 		cmocka_unit_test(test_cust_decode_version_2),
 		cmocka_unit_test(test_cust_decode_version_3),
 		cmocka_unit_test(test_cust_decode_version_4),

@@ -318,8 +318,27 @@ static void test_duration_format(void **state)
 	assert_duration_format(31 * MS_PER_DAY + 2 * MS_PER_HOUR + 59 * MS_PER_MINUTE, "31d 2h");
 	assert_duration_format(-5000, "-5s");
 	assert_duration_format(-250, "-250ms");
+	assert_duration_format(INT64_MIN, "-106751991167d 7h");
 	/* what duration_format writes, duration_parse reads back (without the space) */
 	assert_int_equal(dur_ok("2d4h"), 2 * MS_PER_DAY + 4 * MS_PER_HOUR);
+}
+
+/* A buffer too small gets what fits, terminated, as snprintf would cut it. */
+static void test_duration_format_cut(void **state)
+{
+	static const int64_t values[] = { 250, -250, 31 * MS_PER_DAY + 2 * MS_PER_HOUR, -90 * MS_PER_SECOND };
+	char full[64], buf[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		duration_format(values[i], full, sizeof(full));
+		for (size_t size = 1; size <= strlen(full) + 1; size++) {
+			memset(buf, 'x', sizeof(buf));
+			duration_format(values[i], buf, size);
+			assert_int_equal(strlen(buf), size - 1);
+			assert_memory_equal(buf, full, size - 1);
+		}
+	}
 }
 
 static uint64_t size_ok(const char *s)
@@ -381,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_duration_parse),
 		cmocka_unit_test(test_duration_limits),
 		cmocka_unit_test(test_duration_format),
+		cmocka_unit_test(test_duration_format_cut),
 		cmocka_unit_test(test_size_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

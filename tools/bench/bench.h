@@ -153,6 +153,8 @@ int daemon_rss(struct daemon *d, uint64_t *rss, uint64_t *map_rss, struct herr *
 int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes);
 /* User + system CPU seconds the daemon has used so far. */
 double daemon_cpu_seconds(struct daemon *d);
+/* The same for the daemon's threads of that name (hearthd's own: "hearthd", the writer). */
+double daemon_thread_cpu_seconds(struct daemon *d, const char *name);
 /* Allocated bytes of data.mdb (what du reports). */
 uint64_t daemon_store_bytes(struct daemon *d);
 /* The bytes of the store's tables but the outbox (status.store.tables): events and indexes. */
@@ -279,6 +281,8 @@ struct results {
 	double live_import_eps;                 /* the same rows with --live, once */
 	int64_t live_notes, live_firing;
 	struct figure tick_idle[2], tick_due[2], reeval_s[2], ping_max_ms[2];
+	/* CPU seconds during a re-evaluation: less noisy than its wall time on a shared machine */
+	struct figure reeval_workers_cpu_s[2], reeval_writer_cpu_s[2];
 	double tick_idle_max[2];
 	size_t tick_due_evaluated[2];
 	uint64_t customers[2], events[2];

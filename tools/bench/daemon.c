@@ -5,6 +5,7 @@
  * systemd would), control calls, and what the kernel says about its memory
  * and its store file.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -455,23 +456,55 @@ int daemon_rss(struct daemon *d, uint64_t *rss, uint64_t *map_rss, struct herr *
 	return 0;
 }
 
-double daemon_cpu_seconds(struct daemon *d)
+/* User + system CPU seconds of a /proc stat file; *comm gets its command (thread) name. */
+static double stat_cpu_seconds(const char *path, char *comm, size_t size)
 {
-	char path[64], buf[2048];
+	char buf[2048];
 	unsigned long long ut = 0, st = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
 	if (!(f = fopen(path, "r")))
 		return 0;
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
 	/* fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th */
-	const char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	const char *open = strchr(buf, '('), *p = strrchr(buf, ')');
+	if (!open || !p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
+	if (comm)
+		snprintf(comm, size, "%.*s", (int)(p - open - 1), open + 1);
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double daemon_cpu_seconds(struct daemon *d)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
+	return stat_cpu_seconds(path, NULL, 0);
+}
+
+double daemon_thread_cpu_seconds(struct daemon *d, const char *name)
+{
+	char path[300], comm[64];
+	struct dirent *e;
+	double total = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)d->pid);
+	if (!(dir = opendir(path)))
+		return 0;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.200s/stat", (int)d->pid, e->d_name);
+		double s = stat_cpu_seconds(path, comm, sizeof(comm));
+		if (strcmp(comm, name) == 0)
+			total += s;
+	}
+	closedir(dir);
+	return total;
 }
 
 int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes)

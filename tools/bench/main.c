@@ -194,6 +194,9 @@ static void report(const struct bench *b)
 			 count((double)r->customers[w], a, sizeof(a)));
 		table_add(f, fig_median(&r->reeval_s[w]), "%.2f", "s", w ? AT_MOST : INFO, 2, NULL);
 	}
+	snprintf(note, sizeof(note), "writer %.2f s", fig_median(&r->reeval_writer_cpu_s[1]));
+	table_add("CPU of the re-evaluation workers, big store", fig_median(&r->reeval_workers_cpu_s[1]), "%.2f", "s",
+		  INFO, 0, note);
 	table_add("ping during re-evaluation (max), big store", fig_max(&r->ping_max_ms[1]), "%.1f", "ms",
 		  AT_MOST, 50, NULL);
 	snprintf(note, sizeof(note), "SQL %s%.2f s vs hearth %.2f s%s", r->sql_cut ? "≥ " : "",

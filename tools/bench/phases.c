@@ -215,7 +215,8 @@ static void *ping_loop(void *arg)
 }
 
 /* Touches the config, sends reload, polls status.reevaluating until false. */
-static int measure_reeval(struct daemon *d, double *seconds, double *ping_max_ms, struct herr *err)
+static int measure_reeval(struct daemon *d, double *seconds, double *ping_max_ms, double *workers_cpu,
+			  double *writer_cpu, struct herr *err)
 {
 	struct pinger p = { .path = d->control };
 	struct json_object *ans;
@@ -226,6 +227,8 @@ static int measure_reeval(struct daemon *d, double *seconds, double *ping_max_ms
 	if (pthread_create(&th, NULL, ping_loop, &p) != 0)
 		return herr_set(err, HERR_IO, "bench, cannot start the pinger");
 	pause_ms(50);
+	*workers_cpu = -daemon_thread_cpu_seconds(d, "hearth-reeval");
+	*writer_cpu = -daemon_thread_cpu_seconds(d, "hearthd");
 	utimes(d->config, NULL);
 	t0 = now_s();
 	deadline = t0 + REEVAL_TIMEOUT_S;
@@ -243,6 +246,8 @@ static int measure_reeval(struct daemon *d, double *seconds, double *ping_max_ms
 		pause_ms(5);
 	}
 	*seconds = now_s() - t0;
+	*workers_cpu += daemon_thread_cpu_seconds(d, "hearth-reeval");
+	*writer_cpu += daemon_thread_cpu_seconds(d, "hearthd");
 	if (!done) {
 		herr_set(err, HERR_IO, "bench, re-evaluation still running after %d s", REEVAL_TIMEOUT_S);
 		goto out;
@@ -260,13 +265,17 @@ out:
 static int measure_reevals(struct bench *b, struct daemon *d, int which, struct herr *err)
 {
 	for (size_t r = 0; r < b->sz.runs; r++) {
-		double s, ping;
-		if (measure_reeval(d, &s, &ping, err) < 0)
+		double s, ping, workers, writer;
+		if (measure_reeval(d, &s, &ping, &workers, &writer, err) < 0)
 			return -1;
 		fig_add(&b->r.reeval_s[which], s);
 		fig_add(&b->r.ping_max_ms[which], ping);
-		say("full re-evaluation (run %zu): %.3f s for %llu customers (%.0f/s); ping max %.1f ms",
-		    r + 1, s, (unsigned long long)b->r.customers[which], (double)b->r.customers[which] / s, ping);
+		fig_add(&b->r.reeval_workers_cpu_s[which], workers);
+		fig_add(&b->r.reeval_writer_cpu_s[which], writer);
+		say("full re-evaluation (run %zu): %.3f s for %llu customers (%.0f/s); ping max %.1f ms; "
+		    "CPU: workers %.2f s, writer %.2f s",
+		    r + 1, s, (unsigned long long)b->r.customers[which], (double)b->r.customers[which] / s, ping,
+		    workers, writer);
 	}
 	return 0;
 }
