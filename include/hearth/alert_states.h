@@ -51,6 +51,15 @@ void alert_states_free(struct alert_states *as);
 
 /* A reader's copy brought up to txn's snapshot: journal entries it has not seen, flushes since. */
 int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err);
+/* The same, up to max journal entries at a time: 1 while more are left, 0 once none is, -1 on error. */
+int alert_states_catch_up(struct alert_states *as, struct store *st, MDB_txn *txn, size_t max,
+			  struct herr *err);
+/*
+ * Only customer id brought up to txn's snapshot (its journal entries the copy
+ * has not seen found by a walk that parses no one else's), for a read of it alone.
+ */
+int alert_states_sync_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
+			       size_t len, struct herr *err);
 
 /* The customer's states, in rule order. */
 typedef void (*alert_state_fn)(const char *rule, const void *rec, size_t len, void *ctx);

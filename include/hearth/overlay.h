@@ -9,11 +9,12 @@
  * immutable copy of its record (the store's encoding) and its new time-index
  * entries; after each flush slice, the customers it wrote and the generation
  * they are written up to. The reader folds the notes into its overlay and
- * answers from the overlay first, the store second. The overlay mirrors the
+ * answers from the overlay first, the store second. The overlay folds a
+ * customer in when a read needs it and the rest in slices (overlay.c). The overlay mirrors the
  * writer's pending set, which the flush bounds.
  *
- * A note belongs to one thread at a time: built by the writer, applied (and
- * freed) by the reader.
+ * A note belongs to one thread at a time: built by the writer, queued, folded
+ * in and freed by the reader.
  */
 #ifndef HEARTH_OVERLAY_H
 #define HEARTH_OVERLAY_H
@@ -52,7 +53,7 @@ struct wbuf *overlay_note_records(struct overlay_note *n);
  * Its index, or -1 out of memory.
  */
 ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, int with_record);
-/* Adds a time-index entry of customer index ci; -1 out of memory. */
+/* Adds a time-index entry of customer index ci, the last one added; -1 out of memory (or another ci). */
 int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t seq,
 		       const char *type, size_t type_len);
 size_t overlay_note_count(const struct overlay_note *n);
@@ -61,12 +62,21 @@ size_t overlay_note_count(const struct overlay_note *n);
 
 struct overlay *overlay_new(void);
 void overlay_free(struct overlay *ov);
-/* Folds a note in and frees it; -1 when out of memory (the overlay is then cleared of its customers). */
-int overlay_apply(struct overlay *ov, struct overlay_note *n);
+/*
+ * Takes the note, queued: reads of a customer fold that customer's part in
+ * first, a listing all of it, overlay_fold the rest when the reader is free.
+ */
+void overlay_queue(struct overlay *ov, struct overlay_note *n);
+/*
+ * Folds in up to max customers' parts of the queued notes, oldest first, and
+ * frees the notes done: 1 while more are queued, 0 once none is, -1 out of
+ * memory (the overlay is then cleared of its customers and its notes, logged).
+ */
+int overlay_fold(struct overlay *ov, size_t max);
 /* Customers held (pending at the writer as far as the reader knows). */
 size_t overlay_count(const struct overlay *ov);
 /*
- * The customer as of the last note applied and the store as of txn: owned,
+ * The customer as of the last note queued and the store as of txn: owned,
  * or NULL with err HERR_NOT_FOUND when there is no such customer.
  */
 struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const char *id,

@@ -96,7 +96,7 @@ int cmd_customer(struct reader *rd, struct json_object *req, struct json_object 
 	struct json_object *o;
 	int owned;
 
-	if (arg_id(req, "id", &id, &len, err) < 0 || reader_begin(rd, &txn, err) < 0)
+	if (arg_id(req, "id", &id, &len, err) < 0 || reader_begin_customer(rd, &txn, id, len, err) < 0)
 		return -1;
 	c = reader_customer(rd, txn, id, len, &owned, err);
 	if (!c) {
@@ -439,7 +439,7 @@ int cmd_timeline(struct reader *rd, struct json_object *req, struct json_object 
 		herr_set(err, HERR_BAD_REQUEST, "cursor: not one this daemon handed out");
 		goto out;
 	}
-	if (reader_begin(rd, &txn, err) < 0)
+	if (reader_begin_store(rd, &txn, err) < 0)
 		goto out;
 	ctx.events = json_object_new_array();
 	if (reader_query(rd, txn, &q, add_event, &ctx, &more, err) < 0) {

@@ -149,7 +149,7 @@ int cmd_eval(struct reader *rd, struct json_object *req, struct json_object *ans
 	int64_t at, next;
 	int owned = 0, rc = -1;
 
-	if (!e || reader_begin(rd, &txn, err) < 0)
+	if (!e || reader_begin_store(rd, &txn, err) < 0)
 		goto out;
 	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;
@@ -190,7 +190,7 @@ int cmd_explain(struct reader *rd, struct json_object *req, struct json_object *
 		return -1;
 	if (!(r = ruleset_find(rd->rs, name)))
 		return herr_set(err, HERR_NOT_FOUND, "no rule '%.40s'", name);
-	if (reader_begin(rd, &txn, err) < 0)
+	if (reader_begin_store(rd, &txn, err) < 0)
 		return -1;
 	if (!(c = cust_for_eval(rd, txn, req, "customer", &at, &owned, err)))
 		goto out;

@@ -40,7 +40,9 @@ struct timeline_query;
 void reader_status(struct reader *rd, struct board_status *out);
 int64_t reader_now(struct reader *rd);
 int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err);
-/* A read transaction of the store alone, without the alert states' catching up: for sizes. */
+/* The same for a read of customer id alone: only its alert states are brought up to date. */
+int reader_begin_customer(struct reader *rd, MDB_txn **txn, const char *id, size_t len, struct herr *err);
+/* A read transaction of the store alone, without the alert states' catching up: for reads that show none. */
 int reader_begin_store(struct reader *rd, MDB_txn **txn, struct herr *err);
 void reader_end(struct reader *rd, MDB_txn *txn);
 struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,

@@ -237,8 +237,6 @@ static int remember(struct alert_states *as, const char *id, size_t idlen, struc
 	cs->e[cs->n++] = *e;
 	as->entries++;
 out:
-	if (e->seq > as->last)
-		as->last = e->seq;
 	return 0;
 nomem:
 	free(e->rec);
@@ -512,9 +510,10 @@ void alert_states_commit(struct alert_states *as)
 	}
 	for (size_t i = 0; i < as->nstage; i++) {
 		struct staged *s = &as->stage[i];
-		if (s->e.seq > as->flushed)
-			remember(as, s->id, s->idlen, &s->e);
-		else
+		if (s->e.seq > as->flushed) {
+			if (remember(as, s->id, s->idlen, &s->e) == 0 && s->e.seq > as->last)
+				as->last = s->e.seq;
+		} else
 			free(s->e.rec);
 		s->e.rec = NULL;
 	}
@@ -524,54 +523,141 @@ void alert_states_commit(struct alert_states *as)
 
 /* ---- readers ---------------------------------------------------------------- */
 
-static int read_table(struct alert_states *as, struct store *st, MDB_txn *txn, enum store_db db,
-		      uint64_t from)
+/*
+ * The journal's two tables as one stream in seq order, from a seq on: each
+ * holds a run of seqs, one run after the other, so the stream takes the
+ * smaller of the two keys in hand.
+ */
+struct journal_walk {
+	MDB_cursor *cur[2];
+	MDB_val key[2], val[2];
+	int rc[2];
+};
+
+static int journal_open(struct journal_walk *jw, struct store *st, MDB_txn *txn, uint64_t from)
 {
+	static const enum store_db dbs[2] = { DB_ALERT_LOG, DB_ALERT_LOG2 };
 	uint8_t start[8];
-	MDB_cursor *cur;
-	MDB_val key = { 8, start }, val;
 	int rc;
 
+	memset(jw, 0, sizeof(*jw));
 	be64_put(start, from);
-	if ((rc = mdb_cursor_open(txn, store_dbi(st, db), &cur)))
-		return rc;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct entry e = { 0 };
+	for (int t = 0; t < 2; t++) {
+		if ((rc = mdb_cursor_open(txn, store_dbi(st, dbs[t]), &jw->cur[t])))
+			return rc;
+		jw->key[t] = (MDB_val){ 8, start };
+		jw->rc[t] = mdb_cursor_get(jw->cur[t], &jw->key[t], &jw->val[t], MDB_SET_RANGE);
+		if (jw->rc[t] && jw->rc[t] != MDB_NOTFOUND)
+			return jw->rc[t];
+	}
+	return 0;
+}
+
+static void journal_close(struct journal_walk *jw)
+{
+	for (int t = 0; t < 2; t++)
+		if (jw->cur[t])
+			mdb_cursor_close(jw->cur[t]);
+}
+
+/* The next entry: its seq and value; MDB_NOTFOUND past the end. */
+static int journal_next(struct journal_walk *jw, uint64_t *seq, MDB_val *val)
+{
+	for (;;) {
+		int t = jw->rc[0] ? 1 : jw->rc[1] ? 0 :
+			memcmp(jw->key[0].mv_data, jw->key[1].mv_data, 8) <= 0 ? 0 : 1;
+		if (jw->rc[t])
+			return jw->rc[t];
+		int ok = jw->key[t].mv_size == 8;
+		if (ok) {
+			*seq = be64_get(jw->key[t].mv_data);
+			*val = jw->val[t];
+		}
+		jw->rc[t] = mdb_cursor_get(jw->cur[t], &jw->key[t], &jw->val[t], MDB_NEXT);
+		if (jw->rc[t] && jw->rc[t] != MDB_NOTFOUND)
+			return jw->rc[t];
+		if (ok)
+			return 0;
+	}
+}
+
+/*
+ * Journal entries past `from`: up to max of them into memory, or with one_id
+ * only that customer's (all of them, as->last left where it is: an entry
+ * read out of turn is read again later, and the newer seq wins either way).
+ */
+static int read_journal(struct alert_states *as, struct store *st, MDB_txn *txn, uint64_t from, size_t max,
+			const char *one_id, size_t one_len, int *more)
+{
+	struct journal_walk jw;
+	MDB_val val;
+	uint64_t seq;
+	size_t n = 0;
+	int rc = journal_open(&jw, st, txn, from);
+
+	*more = 0;
+	while (rc == 0 && (rc = journal_next(&jw, &seq, &val)) == 0) {
+		struct entry e = { .seq = seq };
 		const char *id;
 		size_t idlen;
-		if (key.mv_size != 8)
+		if (n == max) {
+			*more = 1;
+			break;
+		}
+		n++;
+		/* the id leads the value: others' entries are passed over unparsed */
+		if (one_id && (val.mv_size < 1 + one_len || ((const uint8_t *)val.mv_data)[0] != one_len ||
+			       memcmp((const uint8_t *)val.mv_data + 1, one_id, one_len) != 0))
 			continue;
-		e.seq = be64_get(key.mv_data);
 		if (journal_parse(&val, &id, &idlen, &e) < 0) {
 			free(e.rec); /* damaged: DB_ALERTS keeps the older state */
-			continue;
-		}
-		if (remember(as, id, idlen, &e) < 0) {
+		} else if (remember(as, id, idlen, &e) < 0) {
 			rc = ENOMEM;
 			break;
 		}
+		if (!one_id && seq > as->last)
+			as->last = seq;
 	}
-	mdb_cursor_close(cur);
+	journal_close(&jw);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
+/* Flushes since the last read: the journal was applied up to there, what is left of it is newer. */
+static void catch_up_flushed(struct alert_states *as, struct store *st, MDB_txn *txn)
 {
-	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META), from;
-	int rc;
+	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META);
 
 	if (flushed > as->flushed) {
-		/* the journal was applied up to there: what is left of it is newer */
 		forget_upto(as, flushed);
 		as->flushed = flushed;
 		if (as->last < flushed)
 			as->last = flushed;
 	}
-	/* entries past what this copy has seen, in whichever table they are */
-	from = as->last + 1;
-	if ((rc = read_table(as, st, txn, DB_ALERT_LOG, from)) ||
-	    (rc = read_table(as, st, txn, DB_ALERT_LOG2, from)))
+}
+
+int alert_states_catch_up(struct alert_states *as, struct store *st, MDB_txn *txn, size_t max,
+			  struct herr *err)
+{
+	int rc, more;
+
+	catch_up_flushed(as, st, txn);
+	if ((rc = read_journal(as, st, txn, as->last + 1, max, NULL, 0, &more)))
+		return store_error(err, rc, "reading the alert journal");
+	return more;
+}
+
+int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
+{
+	return alert_states_catch_up(as, st, txn, SIZE_MAX, err) < 0 ? -1 : 0;
+}
+
+int alert_states_sync_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
+			       size_t len, struct herr *err)
+{
+	int rc, more;
+
+	catch_up_flushed(as, st, txn);
+	if ((rc = read_journal(as, st, txn, as->last + 1, SIZE_MAX, id, len, &more)))
 		return store_error(err, rc, "reading the alert journal");
 	return 0;
 }

@@ -397,3 +397,32 @@ def test_pending_customers_read_as_the_writer_folded_them(daemon):
     assert pending["profile"]["tier"] == "B" and pending["profile"]["owner"] == "li"
     assert sorted(str(c["ref"]) for c in pending["open"]["complaint"]) == ["None", "r1", "r3"]
     assert pending["open"]["promise"][0]["due"] == at(3600)
+
+
+def test_a_customers_alerts_read_their_writes_among_many_changes(clock_daemon):
+    """`customer` shows the alert states its acknowledged events made, at once, though
+    each ingest before it changed hundreds of others' (the control thread reads one
+    customer's part of the alert journal for it, the rest between requests), and
+    `alerts` then agrees with every customer's own answer."""
+    d = clock_daemon(rules_yaml(rule_yaml("open_now", "open(complaint) > 0")))
+    at = lambda k: rfc3339(T0_MS + k * 1000)
+
+    def firing(c, cid):
+        cust = assert_ok(c.request({"cmd": "customer", "id": cid}))["customer"]
+        return [a["rule"] for a in cust["alerts"] if a["state"] == "firing"]
+
+    with CtlConn(d.cfg.control) as c:
+        for k in range(1, 21):
+            crowd = [ev("K%d-%03d" % (k, i), at(k), "complaint", ref="c") for i in range(300)]
+            events = crowd + [ev("T%d" % k, at(k), "complaint", ref="t")]
+            if k > 1:       # the customer before has its complaint resolved
+                events.append(ev("T%d" % (k - 1), at(k), "complaint_resolved", ref="t"))
+            assert assert_ok(c.request({"cmd": "ingest", "events": events}))["accepted"] == len(events)
+            assert firing(c, "T%d" % k) == ["open_now"], k
+            if k > 1:
+                assert firing(c, "T%d" % (k - 1)) == [], k
+            assert firing(c, "K%d-%03d" % (k, 150)) == ["open_now"], k
+        listed = assert_ok(c.request({"cmd": "alerts", "limit": 10000}))["alerts"]
+        assert sorted(a["customer"] for a in listed if a["rule"] == "open_now") == sorted(
+            ["K%d-%03d" % (k, i) for k in range(1, 21) for i in range(300)] + ["T20"])
+        assert firing(c, "T19") == [] and firing(c, "T20") == ["open_now"]

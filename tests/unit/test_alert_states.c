@@ -396,6 +396,64 @@ static void test_an_apply_in_slices_keeps_what_changed_meanwhile(void **state)
 	alert_states_free(again);
 }
 
+/* One customer's states as the reader shows them, its copy not synced first. */
+static void one_unsynced(struct fx *fx, struct alert_states *as, const char *customer, struct seen *one)
+{
+	MDB_txn *txn;
+	struct herr err;
+
+	memset(one, 0, sizeof(*one));
+	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
+	alert_states_customer(as, fx->st, txn, customer, strlen(customer), customer_one, one);
+	store_read_end(txn);
+}
+
+static int catch_up(struct fx *fx, struct alert_states *as, size_t max, const char *customer)
+{
+	MDB_txn *txn;
+	struct herr err;
+	int rc;
+
+	assert_int_equal(store_read_begin(fx->st, &txn, &err), 0);
+	rc = customer ? alert_states_sync_customer(as, fx->st, txn, customer, strlen(customer), &err)
+		      : alert_states_catch_up(as, fx->st, txn, max, &err);
+	store_read_end(txn);
+	return rc;
+}
+
+static void test_a_reader_catches_up_in_slices_or_one_customer_first(void **state)
+{
+	struct fx *fx = *state;
+	const struct change first[] = { { "A", "r1", "a1" }, { "B", "r1", "b1" }, { "C", "r1", "c1" } };
+	const struct change meanwhile[] = { { "D", "r1", "d1" }, { "A", "r1", "a2" }, { "C", "r1", NULL } };
+	struct alert_states *as = alert_states_new();
+	struct seen all, one;
+	int calls = 0;
+
+	put(fx, first, 3);
+	assert_int_equal(alert_states_apply_begin(fx->writer), 0);
+	put(fx, meanwhile, 3); /* the newer entries in the other table */
+	/* one customer's entries, from both tables: the newest wins */
+	assert_int_equal(catch_up(fx, as, 0, "A"), 0);
+	one_unsynced(fx, as, "A", &one);
+	assert_string_equal(one.text, "r1=a2 ");
+	one_unsynced(fx, as, "B", &one);
+	assert_string_equal(one.text, ""); /* not read yet */
+	/* the rest two at a time, oldest first: A's older entry comes after its newer one and loses */
+	while (catch_up(fx, as, 2, NULL) == 1)
+		calls++;
+	assert_int_equal(calls, 2); /* 6 entries: 2, 2, then 2 and the end */
+	one_unsynced(fx, as, "A", &one);
+	assert_string_equal(one.text, "r1=a2 ");
+	look(fx, as, 0, NULL, "C", &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 D/r1=d1 ");
+	assert_string_equal(one.text, "");
+	/* the same as a reader that read everything at once */
+	look(fx, fx->reader, 1, NULL, NULL, &all, &one);
+	assert_string_equal(all.text, "A/r1=a2 B/r1=b1 D/r1=d1 ");
+	alert_states_free(as);
+}
+
 static void test_recovery_in_the_middle_of_an_apply(void **state)
 {
 	struct fx *fx = *state;
@@ -548,6 +606,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_an_apply_in_slices_keeps_what_changed_meanwhile, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_in_the_middle_of_an_apply, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_reader_catches_up_in_slices_or_one_customer_first, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_unless_journaled, fx_setup, fx_teardown),
 		cmocka_unit_test(test_watch_skips_ids_up_to_its_floor),
 		cmocka_unit_test_setup_teardown(test_a_cursor_reads_customers_in_any_order, fx_setup, fx_teardown),
