@@ -41,6 +41,7 @@ struct reader {
 	const struct ruleset *rs;
 	int64_t started_mono_ms;
 	struct json_tokener *tok;       /* attribute sums of window scans */
+	int read_alerts;                /* set when the command read alert states (the control thread follows them) */
 };
 
 typedef int (*command_read_fn)(struct reader *rd, struct json_object *req, struct json_object *ans,

@@ -52,7 +52,7 @@
 #define FWD_PIPELINE    16      /* a peer's requests at the writer at once */
 #define FOLD_SLICE      256     /* customers of the writer's notes folded in per loop turn */
 #define CATCH_UP_SLICE  256     /* alert journal entries read per loop turn */
-#define FOLLOW_JOURNAL_MS 5000  /* ... for this long after a reader command */
+#define FOLLOW_JOURNAL_MS 5000  /* ... for this long after a command that read alert states */
 
 struct client {
 	struct control *ctl;
@@ -235,7 +235,6 @@ static struct json_object *answer_here(struct control *ctl, const struct command
 	struct herr err = { 0 };
 
 	drain(ctl);                     /* before the read transaction: read-your-writes */
-	ctl->read_us = mono_now_us();
 	struct reader rd = {
 		.st = ctl->srv->st, .ov = ctl->ov, .as = ctl->alerts, .board = ctl->board, .cfg = ctl->snap->cfg,
 		.rs = ctl->snap->rs, .started_mono_ms = ctl->srv->started_mono_ms, .tok = ctl->scan_tok,
@@ -245,6 +244,8 @@ static struct json_object *answer_here(struct control *ctl, const struct command
 		json_object_put(ans);
 		ans = error_answer(&err);
 	}
+	if (rd.read_alerts)
+		ctl->read_us = mono_now_us();
 	return ans;
 }
 
@@ -552,8 +553,9 @@ static void on_accept(struct loop *loop, short revents, void *ctx)
  * folded in (~0.15 ms: a request that comes in meanwhile waits no longer).
  */
 /*
- * While reader commands come in, the alert journal is read a slice at a time
- * between them, so that the next one has little left to read.
+ * While commands that read alert states come in, the alert journal is read a
+ * slice at a time between them, so that the next one has little left to read
+ * (and while none do, the copy is not kept up, nor its memory).
  */
 static int catch_up_alerts(struct control *ctl)
 {

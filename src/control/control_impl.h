@@ -83,7 +83,7 @@ struct control {
 	struct snapshot *snap;
 	struct overlay *ov;
 	struct alert_states *alerts;    /* the alert journal as this thread last read it */
-	int64_t read_us;                /* when a reader command last ran (mono): the journal is followed since */
+	int64_t read_us;                /* when a command last read alert states (mono): the journal is followed since */
 	struct json_tokener *tok;
 	struct json_tokener *scan_tok;
 	struct board_control counters;

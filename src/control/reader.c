@@ -53,6 +53,7 @@ int reader_begin(struct reader *rd, MDB_txn **txn, struct herr *err)
 		return -1;
 	if (rd->srv)
 		return 0;
+	rd->read_alerts = 1;
 	/* the writer's alert changes since the last read, as of this transaction */
 	if (alert_states_sync(rd->as, rd->st, *txn, err) < 0) {
 		store_shared_end(rd->st, *txn);
@@ -73,6 +74,7 @@ int reader_begin_customer(struct reader *rd, MDB_txn **txn, const char *id, size
 		return -1;
 	if (rd->srv)
 		return 0;
+	rd->read_alerts = 1;
 	if (alert_states_sync_customer(rd->as, rd->st, *txn, id, len, err) < 0) {
 		store_shared_end(rd->st, *txn);
 		*txn = NULL;
