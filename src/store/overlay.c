@@ -29,7 +29,6 @@ struct note_cust {
 	size_t ev_off, ev_n;            /* its time-index entries: evs[ev_off, ev_off + ev_n) */
 };
 
-
 struct overlay_note {
 	enum overlay_kind kind;
 	uint64_t gen;
@@ -88,19 +87,6 @@ void overlay_note_free(struct overlay_note *n)
 	free(n);
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 16;
-	void *more = realloc(*p, c * size);
-	if (!more)
-		return -1;
-	*p = more;
-	*cap = c;
-	return 0;
-}
-
 struct wbuf *overlay_note_records(struct overlay_note *n)
 {
 	return &n->recs;
@@ -117,7 +103,7 @@ ssize_t overlay_note_cust(struct overlay_note *n, const char *id, size_t len, in
 	}
 	wbuf_put(&n->ids, id, len);
 	if (n->ids.failed || n->recs.failed || (with_record && nc.rec_len == 0) ||
-	    grow((void **)&n->custs, &n->custs_cap, n->ncusts, sizeof(*n->custs)) < 0)
+	    array_reserve((void **)&n->custs, &n->custs_cap, n->ncusts + 1, sizeof(*n->custs)) < 0)
 		return -1;
 	n->custs[n->ncusts] = nc;
 	return (ssize_t)n->ncusts++;
@@ -134,7 +120,7 @@ int overlay_note_event(struct overlay_note *n, size_t ci, int64_t ts, uint64_t s
 	struct pending_ev *e;
 
 	/* a customer's entries follow it: its part of the note is one stretch */
-	if (ci + 1 != n->ncusts || grow((void **)&n->evs, &n->evs_cap, n->nevs, sizeof(*n->evs)) < 0)
+	if (ci + 1 != n->ncusts || array_reserve((void **)&n->evs, &n->evs_cap, n->nevs + 1, sizeof(*n->evs)) < 0)
 		return -1;
 	e = &n->evs[n->nevs++];
 	e->ts = ts;
