@@ -5,13 +5,16 @@
  * (timeline.h) and writes them to the store lazily, so a reader on its own
  * LMDB transaction would miss what was acknowledged but not flushed yet. The
  * writer therefore sends the reader notes, over a queue, before the replies
- * of the commit they describe go out: for each customer a commit touched an
- * immutable copy of its record (the store's encoding) and its new time-index
- * entries; after each flush slice, the customers it wrote and the generation
- * they are written up to. The reader folds the notes into its overlay and
- * answers from the overlay first, the store second. The overlay folds a
- * customer in when a read needs it and the rest in slices (overlay.c). The overlay mirrors the
- * writer's pending set, which the flush bounds.
+ * of the commit they describe go out: for each customer a commit touched its
+ * new time-index entries (log seq, time, type); a record sent whole only where
+ * the writer changed one without events (at a start, cases rebuilt after a
+ * reload); after each flush slice, the customers it wrote and the generation
+ * they are written up to. The reader folds the notes into its overlay; a read
+ * of a customer takes the store's record (or the newer one sent whole) and
+ * folds the log records of its newer events over it with the writer's fold
+ * code, so that encoding records stays off the ingest path. The overlay folds
+ * notes for a customer when a read needs it and the rest in slices
+ * (overlay.c). It mirrors the writer's pending set, which the flush bounds.
  *
  * A note belongs to one thread at a time: built by the writer, queued, folded
  * in and freed by the reader.
@@ -26,6 +29,7 @@
 #include "hearth/err.h"
 #include "hearth/timeline.h"
 
+struct config;
 struct cust;
 struct overlay;
 struct overlay_note;
@@ -77,10 +81,11 @@ int overlay_fold(struct overlay *ov, size_t max);
 size_t overlay_count(const struct overlay *ov);
 /*
  * The customer as of the last note queued and the store as of txn: owned,
- * or NULL with err HERR_NOT_FOUND when there is no such customer.
+ * or NULL with err HERR_NOT_FOUND when there is no such customer. cfg: the
+ * configuration the writer folds with (its cases), or NULL for none.
  */
-struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const char *id,
-			      size_t len, struct herr *err);
+struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const struct config *cfg,
+			      const char *id, size_t len, struct herr *err);
 /* timeline_query over the store as of txn and the overlay's entries (hearth/timeline.h). */
 int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const struct timeline_query *q,
 		  timeline_event_fn fn, void *ctx, int *more, struct herr *err);
@@ -88,8 +93,8 @@ int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const stru
  * timeline_customers over the store as of txn and the overlay: customers
  * after `after` (NULL: from the first) in id order, at most limit.
  */
-int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const char *after,
-		      size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx, int *more,
-		      struct herr *err);
+int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const struct config *cfg,
+		      const char *after, size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx,
+		      int *more, struct herr *err);
 
 #endif

@@ -99,7 +99,7 @@ struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, si
 	if (rd->srv)
 		return timeline_customer(rd->srv->tl, txn, id, len, owned, err);
 	*owned = 1;
-	return overlay_customer(rd->ov, rd->st, txn, id, len, err);
+	return overlay_customer(rd->ov, rd->st, txn, rd->cfg, id, len, err);
 }
 
 int reader_query(struct reader *rd, MDB_txn *txn, const struct timeline_query *q,
@@ -126,7 +126,7 @@ int reader_customers(struct reader *rd, MDB_txn *txn, const char *after, size_t 
 {
 	if (rd->srv)
 		return timeline_customers(rd->srv->tl, after, after_len, limit, fn, ctx, more, err);
-	return overlay_customers(rd->ov, rd->st, txn, after, after_len, limit, fn, ctx, more, err);
+	return overlay_customers(rd->ov, rd->st, txn, rd->cfg, after, after_len, limit, fn, ctx, more, err);
 }
 
 int reader_settle(struct reader *rd, struct herr *err)

@@ -4,12 +4,12 @@
  * flush, forget and restatement, so that reads on their own transactions
  * see it without waiting for the flush.
  *
- * An append's note is encoded on a thread of its own while the writer writes
- * the alert changes and commits: once evaluated, the touched customers stay
- * as they are until the writer takes the note back after the commit (a
- * mutex hands them over and back). Meanwhile the writer hands out no type
- * numbers, so the encoder may look them up (a type not numbered yet is
- * spelled out in the note).
+ * An append's note names the touched customers and their new time-index
+ * entries, no records: the reader folds the log's events itself. It is built
+ * on a thread of its own while the writer writes the alert changes and
+ * commits: once evaluated, the touched customers stay as they are until the
+ * writer takes the note back after the commit (a mutex hands them over and
+ * back).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,8 +34,10 @@ static void send_note(struct timeline *tl, struct overlay_note *n)
 }
 
 /*
- * One pending customer's copy into n, with its pending entries from log seq
- * from_seq on. types: as cust_encode's (NULL on the encoder's thread).
+ * One pending customer into n, with its pending entries from log seq from_seq
+ * on, and its record when types is set (the writer's, for cust_encode): an
+ * append's customers go without, as the reader folds their events from the
+ * log itself.
  */
 static int note_customer(struct type_names *types, struct overlay_note *n, const struct dirty *d,
 			 uint64_t from_seq)
@@ -43,9 +45,9 @@ static int note_customer(struct type_names *types, struct overlay_note *n, const
 	ssize_t ci;
 
 	/* straight into the note: the reader copies it out, off this thread */
-	if (cust_encode(d->c, types, overlay_note_records(n)) < 0)
+	if (types && cust_encode(d->c, types, overlay_note_records(n)) < 0)
 		return -1;
-	ci = overlay_note_cust(n, d->c->id, d->c->id_len, 1);
+	ci = overlay_note_cust(n, d->c->id, d->c->id_len, types != NULL);
 	for (size_t j = 0; ci >= 0 && j < d->n; j++)
 		if (d->ev[j].seq >= from_seq &&
 		    overlay_note_event(n, (size_t)ci, d->ev[j].ts, d->ev[j].seq, d->ev[j].type,
@@ -55,13 +57,12 @@ static int note_customer(struct type_names *types, struct overlay_note *n, const
 }
 
 /* What an append changed: customers ds[0..n) and their events from log seq from_seq on. */
-static struct overlay_note *append_note(struct type_names *types, struct dirty **ds, size_t n,
-					uint64_t from_seq, uint64_t gen)
+static struct overlay_note *append_note(struct dirty **ds, size_t n, uint64_t from_seq, uint64_t gen)
 {
 	struct overlay_note *note = overlay_note_new(OVERLAY_UPDATE, gen);
 
 	for (size_t i = 0; note && i < n; i++)
-		if (note_customer(types, note, ds[i], from_seq) < 0) {
+		if (note_customer(NULL, note, ds[i], from_seq) < 0) {
 			overlay_note_free(note);
 			note = NULL;
 		}
@@ -71,7 +72,6 @@ static struct overlay_note *append_note(struct type_names *types, struct dirty *
 #define ENCODER_NICE 10
 
 struct note_encoder {
-	const struct type_names *types;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -100,9 +100,7 @@ static void *encoder_main(void *arg)
 		if (!ne->busy)
 			break;
 		pthread_mutex_unlock(&ne->lock);
-		for (size_t i = 0; i < ne->n; i++)
-			cust_number_names(ne->ds[i]->c, ne->types);
-		struct overlay_note *note = append_note(NULL, ne->ds, ne->n, ne->from_seq, ne->gen);
+		struct overlay_note *note = append_note(ne->ds, ne->n, ne->from_seq, ne->gen);
 		pthread_mutex_lock(&ne->lock);
 		ne->note = note;
 		ne->busy = 0;
@@ -145,13 +143,12 @@ static void encoder_free(struct timeline *tl)
 }
 
 /* NULL when no thread can be had: notes are then encoded by the writer itself. */
-static struct note_encoder *encoder_new(const struct type_names *types)
+static struct note_encoder *encoder_new(void)
 {
 	struct note_encoder *ne = calloc(1, sizeof(*ne));
 
 	if (!ne)
 		return NULL;
-	ne->types = types;
 	pthread_mutex_init(&ne->lock, NULL);
 	pthread_cond_init(&ne->cond, NULL);
 	if (pthread_create(&ne->thread, NULL, encoder_main, ne) != 0) {
@@ -197,8 +194,7 @@ void timeline_publish_append(struct timeline *tl)
 	if (tl->encoding)
 		send_note(tl, encoder_take(tl));
 	else
-		send_note(tl, append_note(store_type_names(tl->st), tl->touched_dirty, tl->ntouched,
-					  tl->append_from_seq, ++tl->gen));
+		send_note(tl, append_note(tl->touched_dirty, tl->ntouched, tl->append_from_seq, ++tl->gen));
 }
 
 void timeline_publish_flushed(struct timeline *tl, size_t from, size_t to)
@@ -258,7 +254,7 @@ void timeline_set_sink(struct timeline *tl, timeline_sink_fn fn, void *ctx)
 
 	tl->sink = fn;
 	tl->sink_ctx = ctx;
-	if (fn && !tl->encoder && !(tl->encoder = encoder_new(store_type_names(tl->st))))
+	if (fn && !tl->encoder && !(tl->encoder = encoder_new()))
 		log_warning("store, no thread for the readers' notes: the writer encodes them");
 	if (!fn)
 		encoder_free(tl);

@@ -4,9 +4,8 @@
  * the reader; reads merge the overlay with the store through the same code
  * the writer's own reads use (timeline_merge, pending.h).
  *
- * Folding a note in costs ~0.6 µs a customer, and an ingest group's note
- * names thousands: folded in one go it held a query that came in meanwhile
- * for milliseconds. So notes are queued as they come and folded in a slice
+ * An ingest group's note names thousands of customers: folded in one go it
+ * held a query that came in meanwhile for milliseconds. So notes are queued as they come and folded in a slice
  * at a time between requests; a read of one customer first folds in that
  * customer's part of every queued note, in order (each customer's parts are
  * independent of the others'), and a listing folds in all of them.
@@ -45,11 +44,17 @@ struct overlay_note {
 	unsigned char *done;            /* customers past folded already folded in by a read (or NULL) */
 };
 
-/* One customer as the reader knows it from notes. */
+/*
+ * One customer as the reader knows it from notes: its events since the
+ * store's record, which a read folds over that record as the writer did
+ * (fold.c's code, through cust_apply_ex), and a record sent whole when the
+ * writer changed it without events (a start, cases rebuilt after a reload).
+ */
 struct entry {
 	uint64_t gen;                   /* of the last update folded in */
-	void *rec;                      /* the record, as the store encodes it */
+	void *rec;                      /* a record sent whole, as the store encodes it, or NULL */
 	size_t rec_len;
+	uint64_t rec_gen;               /* the note it came in */
 	struct pending_ev *ev;          /* time-index entries not known to be stored */
 	size_t n, cap;
 	int sorted;
@@ -217,20 +222,23 @@ static struct entry *entry_get(struct overlay *ov, const char *id, size_t len)
 	return *ref;
 }
 
-/* An update's record replaces the one held (it is newer), its entries add to them. */
+/* An update's record, if it has one, replaces the one held (it is newer); its entries add to them. */
 static int fold_update(struct overlay *ov, const struct overlay_note *n, const struct note_cust *nc)
 {
 	struct entry *e = entry_get(ov, note_id(n, nc), nc->len);
-	void *rec = malloc(nc->rec_len ? nc->rec_len : 1);
 
-	if (!e || !rec || array_reserve((void **)&e->ev, &e->cap, e->n + nc->ev_n, sizeof(*e->ev)) < 0) {
-		free(rec);
+	if (!e || array_reserve((void **)&e->ev, &e->cap, e->n + nc->ev_n, sizeof(*e->ev)) < 0)
 		return -1;
+	if (nc->rec_len) {
+		void *rec = malloc(nc->rec_len);
+		if (!rec)
+			return -1;
+		memcpy(rec, n->recs.data + nc->rec_off, nc->rec_len);
+		free(e->rec);
+		e->rec = rec;
+		e->rec_len = nc->rec_len;
+		e->rec_gen = n->gen;
 	}
-	memcpy(rec, n->recs.data + nc->rec_off, nc->rec_len);
-	free(e->rec);
-	e->rec = rec;
-	e->rec_len = nc->rec_len;
 	e->gen = n->gen;
 	if (nc->ev_n) {
 		memcpy(e->ev + e->n, n->evs + nc->ev_off, nc->ev_n * sizeof(*e->ev));
@@ -245,9 +253,16 @@ static void fold_drop(struct overlay *ov, const struct overlay_note *n, const st
 	const char *id = note_id(n, nc);
 	struct entry *e = strmap_get(&ov->custs, id, nc->len);
 
-	/* an update newer than what the flush wrote keeps its entry */
-	if (e && (n->kind == OVERLAY_FORGET || e->gen <= n->gen))
+	if (!e)
+		return;
+	/* an update newer than what the flush wrote keeps its entry; a record it sent whole is stored now */
+	if (n->kind == OVERLAY_FORGET || e->gen <= n->gen) {
 		entry_free(strmap_del(&ov->custs, id, nc->len));
+	} else if (e->rec && e->rec_gen <= n->gen) {
+		free(e->rec);
+		e->rec = NULL;
+		e->rec_len = 0;
+	}
 }
 
 /*
@@ -310,8 +325,102 @@ static int fold_customer(struct overlay *ov, const char *id, size_t len)
 	return 0;
 }
 
-struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const char *id,
-			      size_t len, struct herr *err)
+struct fold_ctx {
+	struct cust *c;
+	const struct config *cfg;
+	int late;                       /* a case event came late: cases are replayed at the end */
+};
+
+static int fold_event(const struct event *ev, void *vctx)
+{
+	struct fold_ctx *f = vctx;
+	int late = cust_case_event_is_late(f->c, ev, f->cfg);
+
+	f->late |= late;
+	return cust_apply_ex(f->c, ev, f->cfg, late) < 0 ? -1 : 0;
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * The entry's events c has not folded in, read from the log and folded in
+ * log order, as the writer folded them. Where a case event came late the
+ * writer replayed the cases then; the cases replayed once at the end are the
+ * same (events after it apply to the newest cases either way).
+ */
+static int fold_pending(struct entry *e, struct store *st, MDB_txn *txn, const struct config *cfg,
+			struct cust *c, struct herr *err)
+{
+	struct fold_ctx f = { c, cfg, 0 };
+	uint64_t *seqs = malloc((e->n ? e->n : 1) * sizeof(*seqs));
+	size_t n = 0;
+	int ret = -1;
+
+	if (!seqs)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < e->n; i++)
+		if (e->ev[i].seq > c->applied_seq)
+			seqs[n++] = e->ev[i].seq;
+	/* in log order: queries sort the entries by time */
+	qsort(seqs, n, sizeof(*seqs), seq_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (timeline_log_event(st, txn, seqs[i], fold_event, &f, err) != 0) {
+			if (!err->code)
+				herr_set(err, HERR_NOMEM, "out of memory folding an event");
+			goto out;
+		}
+	if (f.late) {
+		if (!e->sorted && e->n) {
+			qsort(e->ev, e->n, sizeof(*e->ev), pending_ev_cmp);
+			e->sorted = 1;
+		}
+		if (timeline_replay_cases(st, txn, cfg, c, e->ev, e->n, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(seqs);
+	return ret;
+}
+
+/*
+ * The held customer: the newer of the store's record (stored; a new customer
+ * if none) and one the writer sent whole, its newer events folded over it.
+ * Consumes stored.
+ */
+static struct cust *held_customer(struct entry *e, struct store *st, MDB_txn *txn, const struct config *cfg,
+				  struct cust *stored, struct herr *err)
+{
+	struct cust *c = stored;
+
+	if (e->rec) {
+		struct cust *sent = cust_decode(c->id, c->id_len, e->rec, e->rec_len, store_type_names(st));
+		if (!sent) {
+			cust_free(c);
+			herr_set(err, HERR_NOMEM, "out of memory");
+			return NULL;
+		}
+		/* a flush may have written it since, and more events with it */
+		if (sent->applied_seq >= c->applied_seq) {
+			cust_free(c);
+			c = sent;
+		} else {
+			cust_free(sent);
+		}
+	}
+	if (fold_pending(e, st, txn, cfg, c, err) < 0) {
+		cust_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn, const struct config *cfg,
+			      const char *id, size_t len, struct herr *err)
 {
 	struct entry *e;
 	struct cust *c;
@@ -321,13 +430,10 @@ struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	if ((e = strmap_get(&ov->custs, id, len))) {
-		c = cust_decode(id, len, e->rec, e->rec_len, store_type_names(st));
-		if (!c)
-			herr_set(err, HERR_NOMEM, "out of memory");
-		return c;
-	}
+	e = strmap_get(&ov->custs, id, len);
 	c = timeline_load(st, txn, id, len, &found, err);
+	if (c && e)
+		return held_customer(e, st, txn, cfg, c, err);
 	if (c && !found) {
 		cust_free(c);
 		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
@@ -401,9 +507,9 @@ static int stored_first(MDB_cursor *cur, const char *after, size_t after_len, MD
  * The stored customers merged with the held ones, in id order: a held copy
  * replaces the stored record (it is newer), one not stored yet comes in its place.
  */
-int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const char *after,
-		      size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx, int *more,
-		      struct herr *err)
+int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const struct config *cfg,
+		      const char *after, size_t after_len, size_t limit, timeline_cust_fn fn, void *ctx,
+		      int *more, struct herr *err)
 {
 	const struct strmap_slot **held;
 	MDB_cursor *cur = NULL;
@@ -423,18 +529,20 @@ int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const 
 		/* <0: the stored one first, 0: the held copy of it, >0: a held one first */
 		int c = rc != 0 ? 1 : hi == nheld ? -1 :
 			key_cmp(key.mv_data, key.mv_size, held[hi]->key, held[hi]->len);
-		const struct entry *e = c >= 0 ? held[hi]->value : NULL;
+		struct entry *e = c >= 0 ? held[hi]->value : NULL;
 		struct cust *cu;
 		if (emitted == limit) {
 			*more = 1;
 			break;
 		}
-		cu = e ? cust_decode(held[hi]->key, held[hi]->len, e->rec, e->rec_len, store_type_names(st))
-		       : cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size, store_type_names(st));
+		cu = c <= 0 ? cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size, store_type_names(st))
+			    : cust_new(held[hi]->key, held[hi]->len);
 		if (!cu) {
 			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
 			goto out;
 		}
+		if (e && !(cu = held_customer(e, st, txn, cfg, cu, err)))
+			goto out;
 		int frc = fn(cu, ctx);
 		cust_free(cu);
 		if (frc < 0)

@@ -17,6 +17,8 @@
 #include "store_impl.h"
 #include "tindex.h"
 
+struct config;
+
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
 
 struct pending_ev {
@@ -115,6 +117,12 @@ struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_
 int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *q,
 		   const struct pending_ev *pev, size_t pn, timeline_event_fn fn, void *ctx, int *more,
 		   struct herr *err);
+/* The log record of seq, decoded, to fn. */
+int timeline_log_event(struct store *st, MDB_txn *txn, uint64_t seq, timeline_event_fn fn, void *ctx,
+		       struct herr *err);
+/* c's cases rebuilt from its case events in time order: the store's as of txn and pev (sorted). */
+int timeline_replay_cases(struct store *st, MDB_txn *txn, const struct config *cfg, struct cust *c,
+			  const struct pending_ev *pev, size_t pn, struct herr *err);
 /* flush.c */
 void flush_job_free(struct flush_job *job);
 

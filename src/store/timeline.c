@@ -106,34 +106,12 @@ static int touch(struct timeline *tl, struct dirty *d)
 	return 0;
 }
 
-struct case_ctx {
-	struct cust *c;
-	const struct config *cfg;
-};
-
-static int case_event(const struct event *ev, void *vctx)
-{
-	struct case_ctx *ctx = vctx;
-	return cust_apply_case_event(ctx->c, ev, ctx->cfg);
-}
-
 /* A case event came late: replay the customer's case events in time order. */
-static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, struct herr *err)
+static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct dirty *d, struct herr *err)
 {
-	const struct config *cfg = tl->cfg;
-	const char *types[2 * 16];
-	struct timeline_query q = { .customer = c->id, .customer_len = c->id_len,
-				    .since = INT64_MIN, .until = INT64_MAX, .limit = SIZE_MAX,
-				    .types = types };
-	struct case_ctx ctx = { c, cfg };
-	int more;
-
-	for (size_t i = 0; i < cfg->ncases && q.ntypes + 2 <= sizeof(types) / sizeof(types[0]); i++) {
-		types[q.ntypes++] = cfg->cases[i].open;
-		types[q.ntypes++] = cfg->cases[i].close;
-	}
-	cust_cases_reset(c);
-	return timeline_query(tl, txn, &q, case_event, &ctx, &more, err);
+	if (d->n)
+		qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
+	return timeline_replay_cases(tl->st, txn, tl->cfg, d->c, d->ev, d->n, err);
 }
 
 /* Folds a stored event into the in-memory side: state and time index (its id is the caller's). */
@@ -160,7 +138,7 @@ static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *e
 	int late = cust_case_event_is_late(d->c, ev, tl->cfg);
 	if (cust_apply_ex(d->c, ev, tl->cfg, late) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory applying an event");
-	if (late && rebuild_cases(tl, txn, d->c, err) < 0)
+	if (late && rebuild_cases(tl, txn, d, err) < 0)
 		return -1;
 	tl->pending_events++;
 	return 0;
@@ -589,7 +567,7 @@ int timeline_rebuild_cases(struct timeline *tl, MDB_txn *txn, struct cust *c, st
 	if (!d || d->c != c)
 		return herr_set(err, HERR_STORE_ERROR, "rebuilding cases of a customer not held");
 	d->changed = 1;
-	if (rebuild_cases(tl, txn, c, err) < 0)
+	if (rebuild_cases(tl, txn, d, err) < 0)
 		return -1;
 	/* its open cases are shown by `customer`: the reader must not keep the older copy */
 	if (tl->sink && strmap_put(&tl->restated, c->id, c->id_len, d) < 0)

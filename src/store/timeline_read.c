@@ -11,6 +11,7 @@
 
 #include "hearth/alert_states.h"
 #include "hearth/codec.h"
+#include "hearth/config.h"
 #include "hearth/event.h"
 #include "hearth/json.h"
 #include "hearth/limits.h"
@@ -64,8 +65,8 @@ static int type_wanted(const struct timeline_query *q, const char *type, size_t 
 	return 0;
 }
 
-static int emit_event(struct store *st, MDB_txn *txn, uint64_t seq, timeline_event_fn fn,
-		      void *ctx, struct herr *err)
+int timeline_log_event(struct store *st, MDB_txn *txn, uint64_t seq, timeline_event_fn fn, void *ctx,
+		       struct herr *err)
 {
 	uint8_t key[8];
 	MDB_val val;
@@ -158,7 +159,7 @@ int timeline_merge(struct store *st, MDB_txn *txn, const struct timeline_query *
 				*more = 1;
 				break;
 			}
-			if (emit_event(st, txn, take_stored ? s->seq : p->seq, fn, ctx, err) < 0)
+			if (timeline_log_event(st, txn, take_stored ? s->seq : p->seq, fn, ctx, err) < 0)
 				goto out;
 			emitted++;
 		}
@@ -177,4 +178,33 @@ out:
 	tindex_iter_close(it);
 	free(it);
 	return ret;
+}
+
+struct case_ctx {
+	struct cust *c;
+	const struct config *cfg;
+};
+
+static int case_event(const struct event *ev, void *vctx)
+{
+	struct case_ctx *ctx = vctx;
+	return cust_apply_case_event(ctx->c, ev, ctx->cfg);
+}
+
+int timeline_replay_cases(struct store *st, MDB_txn *txn, const struct config *cfg, struct cust *c,
+			  const struct pending_ev *pev, size_t pn, struct herr *err)
+{
+	const char *types[2 * 16];
+	struct timeline_query q = { .customer = c->id, .customer_len = c->id_len,
+				    .since = INT64_MIN, .until = INT64_MAX, .limit = SIZE_MAX,
+				    .types = types };
+	struct case_ctx ctx = { c, cfg };
+	int more;
+
+	for (size_t i = 0; i < cfg->ncases && q.ntypes + 2 <= sizeof(types) / sizeof(types[0]); i++) {
+		types[q.ntypes++] = cfg->cases[i].open;
+		types[q.ntypes++] = cfg->cases[i].close;
+	}
+	cust_cases_reset(c);
+	return timeline_merge(st, txn, &q, pev, pn, case_event, &ctx, &more, err);
 }

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "hearth/codec.h"
+#include "hearth/config.h"
+#include "hearth/event.h"
 #include "hearth/overlay.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
@@ -58,7 +60,10 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* A note naming customers ids (one letter each); an UPDATE's records say how many events each has. */
+/*
+ * A note naming customers ids (one letter each); an UPDATE's records, sent
+ * whole, say how many events each has and that they hold its event.
+ */
 static struct overlay_note *note(enum overlay_kind kind, uint64_t gen, const char *ids, uint64_t events)
 {
 	struct overlay_note *n = overlay_note_new(kind, gen);
@@ -69,6 +74,7 @@ static struct overlay_note *note(enum overlay_kind kind, uint64_t gen, const cha
 			struct cust *c = cust_new(id, 1);
 			assert_non_null(c);
 			c->events = events;
+			c->applied_seq = events;
 			assert_int_equal(cust_encode(c, NULL, overlay_note_records(n)), 0);
 			cust_free(c);
 		}
@@ -84,7 +90,7 @@ static struct overlay_note *note(enum overlay_kind kind, uint64_t gen, const cha
 static long long shown(struct fx *fx, struct overlay *ov, const char *id)
 {
 	struct herr err = { 0 };
-	struct cust *c = overlay_customer(ov, fx->st, fx->txn, id, strlen(id), &err);
+	struct cust *c = overlay_customer(ov, fx->st, fx->txn, NULL, id, strlen(id), &err);
 	long long events;
 
 	if (!c) {
@@ -175,6 +181,143 @@ static void test_a_customers_entries_follow_it(void **state)
 	overlay_note_free(n);
 }
 
+/* ---- updates without records: the reader folds the log's events itself ---- */
+
+struct logged {
+	uint64_t seq;
+	const char *customer, *type;
+	int64_t ts;
+};
+
+/* What the writer left in the store: log records, and a customer record (may be NULL). */
+struct stored {
+	const struct logged *log;
+	size_t nlog;
+	const struct cust *rec;
+};
+
+static int put_stored(struct wtxn *w, void *vctx, struct herr *err)
+{
+	const struct stored *s = vctx;
+	struct wbuf b;
+
+	wbuf_init(&b);
+	for (size_t i = 0; i < s->nlog; i++) {
+		const struct logged *l = &s->log[i];
+		struct event ev = { .ts = l->ts, .seq = l->seq, .customer = l->customer,
+				    .customer_len = strlen(l->customer), .type = l->type,
+				    .type_len = strlen(l->type) };
+		wbuf_reset(&b);
+		if (event_encode(&ev, &b, err) < 0)
+			break;
+		wtxn_append_seq(w, DB_LOG, l->seq, b.data, b.len);
+	}
+	if (!err->code && s->rec) {
+		wbuf_reset(&b);
+		assert_int_equal(cust_encode(s->rec, NULL, &b), 0);
+		wtxn_put(w, DB_CUSTOMERS, s->rec->id, s->rec->id_len, b.data, b.len, 0);
+	}
+	wbuf_free(&b);
+	return err->code ? -1 : 0;
+}
+
+static void store_these(struct fx *fx, const struct stored *s)
+{
+	struct herr err = { 0 };
+
+	assert_int_equal(store_write(fx->st, put_stored, (void *)s, &err), 0);
+	store_read_end(fx->txn);
+	assert_int_equal(store_read_begin(fx->st, &fx->txn, &err), 0);
+}
+
+/* An append's note: the customer's logged events, no record. */
+static struct overlay_note *append_note(uint64_t gen, const struct logged *log, size_t n)
+{
+	struct overlay_note *note = overlay_note_new(OVERLAY_UPDATE, gen);
+
+	assert_non_null(note);
+	for (size_t i = 0; i < n; i++) {
+		ssize_t ci = overlay_note_cust(note, log[i].customer, strlen(log[i].customer), 0);
+		assert_true(ci >= 0);
+		assert_int_equal(overlay_note_event(note, (size_t)ci, log[i].ts, log[i].seq, log[i].type,
+						    strlen(log[i].type)), 0);
+	}
+	return note;
+}
+
+static void test_appends_are_folded_from_the_log_over_the_stored_record(void **state)
+{
+	struct fx *fx = *state;
+	static const struct logged log[] = {
+		{ 1, "A", "touch", 1000 }, { 2, "A", "order", 2000 }, { 3, "A", "touch", 3000 },
+		{ 4, "N", "touch", 4000 },
+	};
+	struct cust *a = cust_new("A", 1), *c;
+	struct overlay *ov = overlay_new();
+	struct herr err = { 0 };
+
+	/* A was flushed after its first event: the store's record holds seq 1 */
+	assert_int_equal(cust_apply(a, &(struct event){ .ts = 1000, .seq = 1, .customer = "A", .customer_len = 1,
+							 .type = "touch", .type_len = 5 }, NULL), 0);
+	store_these(fx, &(struct stored){ log, 4, a });
+	overlay_queue(ov, append_note(1, &log[0], 1));
+	overlay_queue(ov, append_note(2, &log[1], 3));
+	c = overlay_customer(ov, fx->st, fx->txn, NULL, "A", 1, &err);
+	assert_non_null(c);
+	assert_int_equal(c->events, 3); /* seq 1 once, from the record */
+	assert_int_equal(c->applied_seq, 3);
+	assert_int_equal(c->last_seen, 3000);
+	assert_int_equal(cust_type(c, "touch")->count, 2);
+	cust_free(c);
+	c = overlay_customer(ov, fx->st, fx->txn, NULL, "N", 1, &err); /* not stored yet */
+	assert_non_null(c);
+	assert_int_equal(c->events, 1);
+	assert_int_equal(c->first_seen, 4000);
+	cust_free(c);
+	/* once flushed (seq 1-3 stored), the stored record is the one shown, not folded twice */
+	assert_int_equal(cust_apply(a, &(struct event){ .ts = 2000, .seq = 2, .customer = "A", .customer_len = 1,
+							 .type = "order", .type_len = 5 }, NULL), 0);
+	assert_int_equal(cust_apply(a, &(struct event){ .ts = 3000, .seq = 3, .customer = "A", .customer_len = 1,
+							 .type = "touch", .type_len = 5 }, NULL), 0);
+	store_these(fx, &(struct stored){ NULL, 0, a });
+	c = overlay_customer(ov, fx->st, fx->txn, NULL, "A", 1, &err);
+	assert_non_null(c);
+	assert_int_equal(c->events, 3);
+	cust_free(c);
+	cust_free(a);
+	overlay_free(ov);
+}
+
+/*
+ * A complaint older than the newest case event came last: the writer replays
+ * the cases in time order, and so must the reader. Opened at 1500 and 2000,
+ * closed at 3000 (the oldest): one case open, since 2000. Skipping the late
+ * one leaves none open; applying it as it comes leaves the one of 1500.
+ */
+static void test_a_late_case_event_replays_the_cases(void **state)
+{
+	struct fx *fx = *state;
+	static const struct logged log[] = {
+		{ 10, "L", "complaint", 2000 }, { 11, "L", "resolved", 3000 }, { 12, "L", "complaint", 1500 },
+	};
+	struct config_case cc = { .name = "complaint", .open = "complaint", .close = "resolved" };
+	struct config cfg = { .cases = &cc, .ncases = 1 };
+	struct overlay *ov = overlay_new();
+	struct herr err = { 0 };
+	struct cust *c;
+
+	store_these(fx, &(struct stored){ log, 3, NULL });
+	overlay_queue(ov, append_note(1, &log[0], 2));
+	overlay_queue(ov, append_note(2, &log[2], 1));
+	c = overlay_customer(ov, fx->st, fx->txn, &cfg, "L", 1, &err);
+	assert_non_null(c);
+	assert_int_equal(c->ncases, 1);
+	assert_int_equal(c->cases[0].opened, 2000);
+	assert_int_equal(c->cases[0].closed, TIME_NONE);
+	cust_free(c);
+	overlay_free(ov);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +325,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slices_give_the_same_answers, fx_setup, fx_teardown),
 		cmocka_unit_test(test_an_unread_queue_is_freed),
 		cmocka_unit_test(test_a_customers_entries_follow_it),
+		cmocka_unit_test_setup_teardown(test_appends_are_folded_from_the_log_over_the_stored_record,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_late_case_event_replays_the_cases, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
