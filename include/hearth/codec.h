@@ -126,14 +126,39 @@ static inline void rbuf_init(struct rbuf *r, const void *data, size_t len)
 	r->end = r->p + len;
 	r->failed = 0;
 }
-uint8_t rbuf_u8(struct rbuf *r);
+/* Borrows len bytes; NULL (and failed) if fewer remain. */
+static inline const void *rbuf_bytes(struct rbuf *r, size_t len)
+{
+	const void *p = r->p;
+
+	if (r->failed || (size_t)(r->end - r->p) < len) {
+		r->failed = 1;
+		return NULL;
+	}
+	r->p += len;
+	return p;
+}
+/* Inline, as the varints of every record decoded are read byte by byte. */
+static inline uint8_t rbuf_u8(struct rbuf *r)
+{
+	if (r->failed || r->p == r->end) {
+		r->failed = 1;
+		return 0;
+	}
+	return *r->p++;
+}
 uint16_t rbuf_u16(struct rbuf *r);
 uint32_t rbuf_u32(struct rbuf *r);
 uint64_t rbuf_u64(struct rbuf *r);
 int64_t rbuf_i64(struct rbuf *r);
-uint64_t rbuf_varint(struct rbuf *r);
-/* Borrows len bytes; NULL (and failed) if fewer remain. */
-const void *rbuf_bytes(struct rbuf *r, size_t len);
+uint64_t rbuf_varint_slow(struct rbuf *r);
+static inline uint64_t rbuf_varint(struct rbuf *r)
+{
+	/* one byte: most counts and small gaps */
+	if (!r->failed && r->p != r->end && !(*r->p & 0x80))
+		return *r->p++;
+	return rbuf_varint_slow(r);
+}
 /* Borrows a one-byte-length string. */
 const char *rbuf_str8(struct rbuf *r, size_t *len);
 

@@ -72,23 +72,6 @@ uint64_t be64_get(const uint8_t *p)
 	return v;
 }
 
-const void *rbuf_bytes(struct rbuf *r, size_t len)
-{
-	const void *p = r->p;
-	if (r->failed || (size_t)(r->end - r->p) < len) {
-		r->failed = 1;
-		return NULL;
-	}
-	r->p += len;
-	return p;
-}
-
-uint8_t rbuf_u8(struct rbuf *r)
-{
-	const uint8_t *p = rbuf_bytes(r, 1);
-	return p ? p[0] : 0;
-}
-
 uint16_t rbuf_u16(struct rbuf *r)
 {
 	const uint8_t *p = rbuf_bytes(r, 2);
@@ -136,7 +119,7 @@ void wbuf_varint_slow(struct wbuf *b, uint64_t v)
 	wbuf_put(b, p, n);
 }
 
-uint64_t rbuf_varint(struct rbuf *r)
+uint64_t rbuf_varint_slow(struct rbuf *r)
 {
 	uint64_t v = 0;
 
