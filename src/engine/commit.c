@@ -261,11 +261,29 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 }
 
 /* A customer the workers saw as the store had it: c is held, its changes go to the next commit. */
+int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const char *rule, const void *rec,
+			size_t rec_len)
+{
+	if (array_reserve((void **)&eng->refreshes, &eng->refreshes_cap, eng->nrefreshes + 1,
+			  sizeof(*eng->refreshes)) < 0)
+		return -1;
+	eng->refreshes[eng->nrefreshes++] = (struct refresh){ id, id_len, rule, rec, rec_len };
+	return 0;
+}
+
+/*
+ * A change that only refreshed what a firing alert says (most of an ingest
+ * group's: every event of a customer with a firing alert) is written as the
+ * record the worker encoded; the rest are taken as changes.
+ */
 void engine_apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
 				 const struct reeval_cust *rc)
 {
 	for (size_t i = 0; i < rc->nchanges; i++) {
 		struct reeval_change *ch = &b->changes[rc->first_change + i];
+		if (ch->refresh && engine_push_refresh(eng, c->id, c->id_len, ch->a.rule, b->recs.data + ch->rec_off,
+						       ch->rec_len) == 0)
+			continue;
 		struct change *taken = engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before,
 							  ch->kind, b->now);
 		/* the batch outlives the commit: its rests are reset with it */

@@ -149,6 +149,9 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
 /* commit.c */
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
+/* A refresh to write with the changes (struct refresh: id, rule and rec are borrowed); -1 out of memory. */
+int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const char *rule, const void *rec,
+			size_t rec_len);
 /* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */
 struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
 				  enum alert_state before, int64_t since_before, enum notify_kind kind,

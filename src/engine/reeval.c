@@ -143,20 +143,11 @@ static int refresh_only(const struct reeval_batch *b, const struct reeval_cust *
  */
 static int push_refreshes(struct engine *eng, const struct reeval_batch *b, const struct reeval_cust *rc)
 {
-	if (eng->nrefreshes + rc->nchanges > eng->refreshes_cap) {
-		size_t cap = eng->refreshes_cap ? eng->refreshes_cap * 2 : 1024;
-		while (cap < eng->nrefreshes + rc->nchanges)
-			cap *= 2;
-		struct refresh *more = realloc(eng->refreshes, cap * sizeof(*more));
-		if (!more)
-			return -1;
-		eng->refreshes = more;
-		eng->refreshes_cap = cap;
-	}
 	for (size_t i = 0; i < rc->nchanges; i++) {
 		const struct reeval_change *ch = &b->changes[rc->first_change + i];
-		eng->refreshes[eng->nrefreshes++] = (struct refresh){ b->ids + rc->id_off, rc->id_len, ch->a.rule,
-								       b->recs.data + ch->rec_off, ch->rec_len };
+		if (engine_push_refresh(eng, b->ids + rc->id_off, rc->id_len, ch->a.rule,
+					b->recs.data + ch->rec_off, ch->rec_len) < 0)
+			return -1;
 	}
 	return 0;
 }
