@@ -197,8 +197,9 @@ static void report(const struct bench *b)
 	snprintf(note, sizeof(note), "writer %.2f s", fig_median(&r->reeval_writer_cpu_s[1]));
 	table_add("CPU of the re-evaluation workers, big store", fig_median(&r->reeval_workers_cpu_s[1]), "%.2f", "s",
 		  INFO, 0, note);
+	/* issue 14's budget: the control thread answers while both cores re-evaluate */
 	table_add("ping during re-evaluation (max), big store", fig_max(&r->ping_max_ms[1]), "%.1f", "ms",
-		  AT_MOST, 50, NULL);
+		  AT_MOST, 5, NULL);
 	snprintf(note, sizeof(note), "SQL %s%.2f s vs hearth %.2f s%s", r->sql_cut ? "≥ " : "",
 		 fig_median(&r->sql_rules_s), fig_median(&r->reeval_s[1]),
 		 r->sql_cut ? " (SQL stopped at its time limit: the ratio is a lower bound)" : "");
