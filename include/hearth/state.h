@@ -26,7 +26,6 @@ struct type_stat {
 	char type[HEARTH_NAME_MAX + 1];
 	uint8_t type_len;               /* kept: the writer encodes and compares types per event */
 	uint32_t hash;                  /* type_name_hash(type): most lookups end on it */
-	uint16_t number;                /* its store-wide number + 1 (cust_number_names), 0: none yet */
 	int64_t last;
 	uint64_t count;
 	uint8_t nrecent;
@@ -37,7 +36,6 @@ struct open_case {
 	char name[HEARTH_NAME_MAX + 1];
 	char ref[HEARTH_ID_MAX + 1];    /* "" when the opening event had none */
 	uint8_t name_len, ref_len;
-	uint16_t number;                /* as type_stat's */
 	int64_t opened;
 	int64_t due;                    /* TIME_NONE if no deadline */
 	int64_t closed;                 /* TIME_NONE: open; else a close that came before its open */
@@ -120,13 +118,6 @@ struct cust *cust_decode(const char *id, size_t id_len, const void *data, size_t
 int cust_decode_into(struct cust *c, const char *id, size_t id_len, const void *data, size_t len,
 		     const struct type_names *types);
 int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out);
-/*
- * Gives c's types and cases the numbers types has for them (it hands out
- * none: type_names_find), so that encoding c needs no lookup; with types NULL
- * cust_encode then writes numbered names as numbers and spells out the rest,
- * which any thread holding c can do.
- */
-void cust_number_names(struct cust *c, const struct type_names *types);
 
 /*
  * Folds one stored event into c. Everything but cases is order-independent;

@@ -106,33 +106,6 @@ static void put_profile(struct wbuf *out, const struct cust *c, int64_t base)
 	}
 }
 
-/* A name its number says (set by cust_number_names), else as type_names_put_ref puts it. */
-static void put_name(struct type_names *types, struct wbuf *out, uint16_t number, const char *name, size_t len)
-{
-	if (number)
-		wbuf_varint(out, number);
-	else
-		type_names_put_ref(types, out, name, len);
-}
-
-static uint16_t name_number(const struct type_names *types, const char *name, size_t len)
-{
-	int n = type_names_find(types, name, len);
-
-	return n >= 0 ? (uint16_t)(n + 1) : 0;
-}
-
-void cust_number_names(struct cust *c, const struct type_names *types)
-{
-	_Static_assert(TYPE_NUMBERS_MAX < UINT16_MAX, "a number + 1 fits the field");
-	for (size_t i = 0; i < c->ntypes; i++)
-		if (!c->types[i].number)
-			c->types[i].number = name_number(types, c->types[i].type, c->types[i].type_len);
-	for (size_t i = 0; i < c->ncases; i++)
-		if (!c->cases[i].number)
-			c->cases[i].number = name_number(types, c->cases[i].name, c->cases[i].name_len);
-}
-
 int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out)
 {
 	int64_t base = time_base(c);
@@ -146,7 +119,7 @@ int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out
 	wbuf_varint(out, c->ntypes);
 	for (size_t i = 0; i < c->ntypes; i++) {
 		const struct type_stat *t = &c->types[i];
-		put_name(types, out, t->number, t->type, t->type_len);
+		type_names_put_ref(types, out, t->type, t->type_len);
 		wbuf_varint(out, t->count);
 		wbuf_u8(out, t->nrecent);
 		/* the newest times, ascending: the first as a time, then the gaps (last = the newest) */
@@ -160,7 +133,7 @@ int cust_encode(const struct cust *c, struct type_names *types, struct wbuf *out
 	wbuf_varint(out, c->ncases);
 	for (size_t i = 0; i < c->ncases; i++) {
 		const struct open_case *oc = &c->cases[i];
-		put_name(types, out, oc->number, oc->name, oc->name_len);
+		type_names_put_ref(types, out, oc->name, oc->name_len);
 		wbuf_str8(out, oc->ref, oc->ref_len);
 		put_time(out, oc->opened, base);
 		put_time(out, oc->due, base);
