@@ -260,7 +260,6 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 		timeline_release(eng->tl, custs[i]);
 }
 
-/* A customer the workers saw as the store had it: c is held, its changes go to the next commit. */
 int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const char *rule, const void *rec,
 			size_t rec_len)
 {
@@ -272,9 +271,10 @@ int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const
 }
 
 /*
- * A change that only refreshed what a firing alert says (most of an ingest
- * group's: every event of a customer with a firing alert) is written as the
- * record the worker encoded; the rest are taken as changes.
+ * A customer the workers saw as the store had it: c is held, its changes go
+ * to the next commit. A change that only refreshed what a firing alert says
+ * (most of an ingest group's: every event of a customer with a firing alert)
+ * is written as the record the worker encoded; the rest are taken as changes.
  */
 void engine_apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
 				 const struct reeval_cust *rc)

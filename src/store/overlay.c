@@ -5,8 +5,9 @@
  * the writer's own reads use (timeline_merge, pending.h).
  *
  * An ingest group's note names thousands of customers: folded in one go it
- * held a query that came in meanwhile for milliseconds. So notes are queued as they come and folded in a slice
- * at a time between requests; a read of one customer first folds in that
+ * held a query that came in meanwhile for milliseconds. So notes are queued
+ * as they come and folded in a slice at a time between requests; a read of
+ * one customer first folds in that
  * customer's part of every queued note, in order (each customer's parts are
  * independent of the others'), and a listing folds in all of them.
  */
@@ -47,7 +48,7 @@ struct overlay_note {
 /*
  * One customer as the reader knows it from notes: its events since the
  * store's record, which a read folds over that record as the writer did
- * (fold.c's code, through cust_apply_ex), and a record sent whole when the
+ * (the writer's fold, cust_apply_ex), and a record sent whole when the
  * writer changed it without events (a start, cases rebuilt after a reload).
  */
 struct entry {
@@ -325,6 +326,16 @@ static int fold_customer(struct overlay *ov, const char *id, size_t len)
 	return 0;
 }
 
+/* The entry's time-index entries in time order, as timeline_merge reads them. */
+static const struct pending_ev *entry_sorted(struct entry *e)
+{
+	if (!e->sorted && e->n) {
+		qsort(e->ev, e->n, sizeof(*e->ev), pending_ev_cmp);
+		e->sorted = 1;
+	}
+	return e->ev;
+}
+
 struct fold_ctx {
 	struct cust *c;
 	const struct config *cfg;
@@ -373,14 +384,8 @@ static int fold_pending(struct entry *e, struct store *st, MDB_txn *txn, const s
 				herr_set(err, HERR_NOMEM, "out of memory folding an event");
 			goto out;
 		}
-	if (f.late) {
-		if (!e->sorted && e->n) {
-			qsort(e->ev, e->n, sizeof(*e->ev), pending_ev_cmp);
-			e->sorted = 1;
-		}
-		if (timeline_replay_cases(st, txn, cfg, c, e->ev, e->n, err) < 0)
-			goto out;
-	}
+	if (f.late && timeline_replay_cases(st, txn, cfg, c, entry_sorted(e), e->n, err) < 0)
+		goto out;
 	ret = 0;
 out:
 	free(seqs);
@@ -450,11 +455,7 @@ int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const stru
 	if (fold_customer(ov, q->customer, q->customer_len) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	e = strmap_get(&ov->custs, q->customer, q->customer_len);
-	if (e && !e->sorted && e->n) {
-		qsort(e->ev, e->n, sizeof(*e->ev), pending_ev_cmp);
-		e->sorted = 1;
-	}
-	return timeline_merge(st, txn, q, e ? e->ev : NULL, e ? e->n : 0, fn, ctx, more, err);
+	return timeline_merge(st, txn, q, e ? entry_sorted(e) : NULL, e ? e->n : 0, fn, ctx, more, err);
 }
 
 /* ---- listing ---------------------------------------------------------------------- */
@@ -538,7 +539,10 @@ int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const 
 		cu = c <= 0 ? cust_decode(key.mv_data, key.mv_size, val.mv_data, val.mv_size, store_type_names(st))
 			    : cust_new(held[hi]->key, held[hi]->len);
 		if (!cu) {
-			herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
+			if (c <= 0)
+				herr_set(err, HERR_STORE_ERROR, "store, damaged customer record");
+			else
+				herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
 		if (e && !(cu = held_customer(e, st, txn, cfg, cu, err)))
