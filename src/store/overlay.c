@@ -21,6 +21,7 @@
 #include "hearth/store.h"
 #include "hearth/strmap.h"
 #include "pending.h"
+#include "store_impl.h"
 
 /* Offsets into the note's text: the writer appends, nothing is allocated per customer. */
 struct note_cust {
@@ -358,10 +359,36 @@ static int seq_cmp(const void *a, const void *b)
 }
 
 /*
+ * 1: the log no longer holds seq in this snapshot. Only a forget removes log
+ * records, and the reader's snapshot can see one committed before its note
+ * reaches the reader.
+ */
+static int log_gone(struct store *st, MDB_txn *txn, uint64_t seq)
+{
+	uint8_t key[8];
+	MDB_val val;
+
+	be64_put(key, seq);
+	return store_get(txn, st, DB_LOG, key, 8, &val) == MDB_NOTFOUND;
+}
+
+/* Lets go of the entry's events a forget removed: a seq is never logged again. */
+static void drop_forgotten(struct entry *e, struct store *st, MDB_txn *txn)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < e->n; i++)
+		if (!log_gone(st, txn, e->ev[i].seq))
+			e->ev[kept++] = e->ev[i];
+	e->n = kept;
+}
+
+/*
  * The entry's events c has not folded in, read from the log and folded in
  * log order, as the writer folded them. Where a case event came late the
  * writer replayed the cases then; the cases replayed once at the end are the
- * same (events after it apply to the newest cases either way).
+ * same (events after it apply to the newest cases either way). Events a
+ * forget took are skipped, and dropped from the entry.
  */
 static int fold_pending(struct entry *e, struct store *st, MDB_txn *txn, const struct config *cfg,
 			struct cust *c, struct herr *err)
@@ -369,7 +396,7 @@ static int fold_pending(struct entry *e, struct store *st, MDB_txn *txn, const s
 	struct fold_ctx f = { c, cfg, 0 };
 	uint64_t *seqs = malloc((e->n ? e->n : 1) * sizeof(*seqs));
 	size_t n = 0;
-	int ret = -1;
+	int ret = -1, forgotten = 0;
 
 	if (!seqs)
 		return herr_set(err, HERR_NOMEM, "out of memory");
@@ -380,10 +407,17 @@ static int fold_pending(struct entry *e, struct store *st, MDB_txn *txn, const s
 	qsort(seqs, n, sizeof(*seqs), seq_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (timeline_log_event(st, txn, seqs[i], fold_event, &f, err) != 0) {
+			if (err->code == HERR_STORE_ERROR && log_gone(st, txn, seqs[i])) {
+				*err = (struct herr){ 0 };
+				forgotten = 1;
+				continue;
+			}
 			if (!err->code)
 				herr_set(err, HERR_NOMEM, "out of memory folding an event");
 			goto out;
 		}
+	if (forgotten)
+		drop_forgotten(e, st, txn);
 	if (f.late && timeline_replay_cases(st, txn, cfg, c, entry_sorted(e), e->n, err) < 0)
 		goto out;
 	ret = 0;
@@ -392,13 +426,20 @@ out:
 	return ret;
 }
 
+/* A record sent whole for a customer the store no longer has: 1 if a forget took it since. */
+static int sent_forgotten(const struct cust *sent, struct store *st, MDB_txn *txn)
+{
+	return sent->applied_seq && log_gone(st, txn, sent->applied_seq);
+}
+
 /*
- * The held customer: the newer of the store's record (stored; a new customer
- * if none) and one the writer sent whole, its newer events folded over it.
- * Consumes stored.
+ * The held customer: the newer of the store's record (stored, found; a new
+ * customer if not found) and one the writer sent whole, its newer events
+ * folded over it. NULL with HERR_NOT_FOUND when a forget the notes have not
+ * told yet took all the reader held. Consumes stored.
  */
 static struct cust *held_customer(struct entry *e, struct store *st, MDB_txn *txn, const struct config *cfg,
-				  struct cust *stored, struct herr *err)
+				  struct cust *stored, int found, struct herr *err)
 {
 	struct cust *c = stored;
 
@@ -409,8 +450,12 @@ static struct cust *held_customer(struct entry *e, struct store *st, MDB_txn *tx
 			herr_set(err, HERR_NOMEM, "out of memory");
 			return NULL;
 		}
-		/* a flush may have written it since, and more events with it */
-		if (sent->applied_seq >= c->applied_seq) {
+		if (!found && sent_forgotten(sent, st, txn)) {
+			free(e->rec);
+			e->rec = NULL;
+			cust_free(sent);
+		} else if (sent->applied_seq >= c->applied_seq) {
+			/* a flush may have written it since, and more events with it */
 			cust_free(c);
 			c = sent;
 		} else {
@@ -418,6 +463,11 @@ static struct cust *held_customer(struct entry *e, struct store *st, MDB_txn *tx
 		}
 	}
 	if (fold_pending(e, st, txn, cfg, c, err) < 0) {
+		cust_free(c);
+		return NULL;
+	}
+	if (!found && !e->rec && !e->n) {
+		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)c->id_len, c->id);
 		cust_free(c);
 		return NULL;
 	}
@@ -438,7 +488,7 @@ struct cust *overlay_customer(struct overlay *ov, struct store *st, MDB_txn *txn
 	e = strmap_get(&ov->custs, id, len);
 	c = timeline_load(st, txn, id, len, &found, err);
 	if (c && e)
-		return held_customer(e, st, txn, cfg, c, err);
+		return held_customer(e, st, txn, cfg, c, found, err);
 	if (c && !found) {
 		cust_free(c);
 		herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
@@ -455,6 +505,8 @@ int overlay_query(struct overlay *ov, struct store *st, MDB_txn *txn, const stru
 	if (fold_customer(ov, q->customer, q->customer_len) < 0)
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	e = strmap_get(&ov->custs, q->customer, q->customer_len);
+	if (e)
+		drop_forgotten(e, st, txn);
 	return timeline_merge(st, txn, q, e ? entry_sorted(e) : NULL, e ? e->n : 0, fn, ctx, more, err);
 }
 
@@ -545,13 +597,17 @@ int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const 
 				herr_set(err, HERR_NOMEM, "out of memory");
 			goto out;
 		}
-		if (e && !(cu = held_customer(e, st, txn, cfg, cu, err)))
+		if (e && !(cu = held_customer(e, st, txn, cfg, cu, c <= 0, err)) && err->code != HERR_NOT_FOUND)
 			goto out;
-		int frc = fn(cu, ctx);
-		cust_free(cu);
-		if (frc < 0)
-			goto out;
-		emitted++;
+		if (cu) {
+			int frc = fn(cu, ctx);
+			cust_free(cu);
+			if (frc < 0)
+				goto out;
+			emitted++;
+		} else {
+			*err = (struct herr){ 0 };
+		}
 		if (c >= 0)
 			hi++;
 		if (c <= 0)
