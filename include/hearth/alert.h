@@ -29,7 +29,7 @@ struct alert {
 	int64_t last_notified;
 	int64_t resolved_at;
 	int64_t active_since;           /* firing: when the condition began to hold; 0 unknown */
-	int64_t values_at;              /* the moment summary and values were computed; 0 unknown */
+	int64_t values_at;              /* the moment summary and values were computed (its last notification); 0 unknown */
 	int acked;
 	char acked_by[64];
 	char summary[512];              /* as last notified */

@@ -47,6 +47,11 @@ int cmd_alerts(struct reader *rd, struct json_object *req, struct json_object *a
 	if (reader_begin(rd, &txn, err) < 0)
 		return -1;
 	rc = engine_alerts_list(rd->as, rd->st, rd->rs, txn, load_customer, rd, req, ans, err);
+	if (rc == 0) {
+		struct json_object *list;
+		if (json_object_object_get_ex(ans, "alerts", &list))
+			reader_firing_now(rd, txn, list, NULL);
+	}
 	reader_end(rd, txn);
 	return rc;
 }

@@ -105,7 +105,9 @@ int cmd_customer(struct reader *rd, struct json_object *req, struct json_object 
 	}
 	o = cust_to_json(c);
 	if (o) {
-		json_object_object_add(o, "alerts", engine_alerts_of(rd->as, rd->st, rd->rs, txn, id, len));
+		struct json_object *alerts = engine_alerts_of(rd->as, rd->st, rd->rs, txn, id, len);
+		reader_firing_now(rd, txn, alerts, c);
+		json_object_object_add(o, "alerts", alerts);
 		json_object_object_add(o, "score", reader_score(rd, txn, c));
 	}
 	reader_end(rd, txn);

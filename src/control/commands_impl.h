@@ -45,6 +45,11 @@ int reader_begin_customer(struct reader *rd, MDB_txn **txn, const char *id, size
 /* A read transaction of the store alone, without the alert states' catching up: for reads that show none. */
 int reader_begin_store(struct reader *rd, MDB_txn **txn, struct herr *err);
 void reader_end(struct reader *rd, MDB_txn *txn);
+/*
+ * The firing alerts of an answer's list (alert_to_json's objects) say what
+ * their rule renders now for their customer (known: one already read, or NULL).
+ */
+void reader_firing_now(struct reader *rd, MDB_txn *txn, struct json_object *alerts, const struct cust *known);
 struct cust *reader_customer(struct reader *rd, MDB_txn *txn, const char *id, size_t len, int *owned,
 			     struct herr *err);
 int reader_query(struct reader *rd, MDB_txn *txn, const struct timeline_query *q,

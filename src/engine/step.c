@@ -48,31 +48,24 @@ static int64_t condition_onset(const struct step_env *se, const struct cust *c, 
 	return now;
 }
 
-/* The summary and values the rule shows now, put in a; 1 if they differ from what a held. */
-static int render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
+/* The summary and values the rule shows now, put in a: what its notification says. */
+static void render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
 {
-	char summary[sizeof(a->summary)];
 	struct wbuf values;
-	int changed;
 
 	wbuf_init(&values);
 	rule_values_text(r, env, &values);
 	wbuf_u8(&values, 0);
-	const char *text = values.failed ? NULL : (const char *)values.data;
-	tmpl_render(&r->summary, env, summary, sizeof(summary));
-	changed = strcmp(summary, a->summary) != 0 || !text != !a->values_json ||
-		  (text && strcmp(text, a->values_json) != 0);
-	if (changed) {
-		a->values_at = env->now;
-		memcpy(a->summary, summary, sizeof(summary));
-		free(a->values_json);
+	tmpl_render(&r->summary, env, a->summary, sizeof(a->summary));
+	a->values_at = env->now;
+	free(a->values_json);
+	a->values_json = NULL;
+	if (!values.failed) {
 		/* the buffer becomes the alert's: no copy */
-		a->values_json = (char *)text;
-		if (text)
-			wbuf_init(&values);
+		a->values_json = (char *)values.data;
+		wbuf_init(&values);
 	}
 	wbuf_free(&values);
-	return changed;
 }
 
 /* The memo holds for this ruleset at this moment: what it proves quiet can be skipped. */
@@ -145,10 +138,11 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 			deadline = next_change;
 		if (wake < deadline)
 			deadline = wake;
-		/* a firing alert keeps telling the truth: what it says follows each evaluation */
-		int refreshed = kind == NOTIFY_NONE && a->state == ALERT_FIRING && before == ALERT_FIRING &&
-				render_alert(r, &env, a);
-		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before && !refreshed)
+		/*
+		 * What a firing alert says now is rendered by the readers that show it
+		 * (control/firing_now.c): stored, it is what its last notification said.
+		 */
+		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before)
 			continue;
 		if (kind != NOTIFY_NONE)
 			render_alert(r, &env, a);

@@ -827,6 +827,17 @@ def check_body(topic, body, kind, rule, customer, severity=None):
     return body
 
 
+# What a firing alert says (summary, values, values_at) is rendered when it is read
+# (PROTOCOL.md §4.1); the rest is the alert's stored lifecycle.
+SAID_NOW = ("summary", "values", "values_at")
+
+
+def lifecycle(alerts):
+    """The alerts of an answer without what a firing alert says at the moment of reading."""
+    return [{k: v for k, v in a.items() if a["state"] != "firing" or k not in SAID_NOW}
+            for a in alerts]
+
+
 def alert_key(body):
     return (body["kind"], body["alert"]["rule"], body["alert"]["customer"])
 
