@@ -148,11 +148,6 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 		else
 			outbox_put(eng->ob, w, *seq, now, (const char *)bodies->data + ch->body_off, ch->body_len);
 	}
-	for (size_t i = 0; i < eng->nrefreshes && !w->rc; i++) {
-		const struct refresh *r = &eng->refreshes[i];
-		(in_place ? alert_states_put_in_place : alert_states_put)(as, w, r->id, r->id_len, r->rule, r->rec,
-									  r->rec_len);
-	}
 	if (*seq != outbox_last_seq(eng->ob))
 		outbox_put_last_seq(w, *seq);
 	rc = w->rc ? -1 : 0;
@@ -216,7 +211,6 @@ void engine_free_changes(struct engine *eng)
 	if (eng->bodies.cap > BODIES_KEPT)
 		wbuf_free(&eng->bodies);
 	eng->nchanges = 0;
-	eng->nrefreshes = 0;
 }
 
 void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes how)
@@ -224,14 +218,13 @@ void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes h
 	struct write_ctx ctx = { .eng = eng, .now = now, .how = how };
 	struct herr err;
 
-	if (eng->nchanges == 0 && eng->nundefer == 0 && eng->nrefreshes == 0)
+	if (eng->nchanges == 0 && eng->nundefer == 0)
 		return;
 	if (store_write(eng->st, write_changes, &ctx, &err) < 0) {
 		alert_states_discard(timeline_alert_states(eng->tl));
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
-		/* (a re-evaluation's refreshes, apply_customer, are lost until the next one) */
 		for (size_t i = 0; i < eng->nchanges; i++) {
 			eng->changes[i].c->deadline = now + RETRY_MS;
 			timeline_deadline_set(eng->tl, eng->changes[i].c);
@@ -260,30 +253,12 @@ void engine_evaluate_and_commit(struct engine *eng, MDB_txn *txn, struct cust **
 		timeline_release(eng->tl, custs[i]);
 }
 
-int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const char *rule, const void *rec,
-			size_t rec_len)
-{
-	if (array_reserve((void **)&eng->refreshes, &eng->refreshes_cap, eng->nrefreshes + 1,
-			  sizeof(*eng->refreshes)) < 0)
-		return -1;
-	eng->refreshes[eng->nrefreshes++] = (struct refresh){ id, id_len, rule, rec, rec_len };
-	return 0;
-}
-
-/*
- * A customer the workers saw as the store had it: c is held, its changes go
- * to the next commit. A change that only refreshed what a firing alert says
- * (most of an ingest group's: every event of a customer with a firing alert)
- * is written as the record the worker encoded; the rest are taken as changes.
- */
+/* A customer the workers saw as the store had it: c is held, its changes go to the next commit. */
 void engine_apply_worker_result(struct engine *eng, struct cust *c, const struct reeval_batch *b,
 				 const struct reeval_cust *rc)
 {
 	for (size_t i = 0; i < rc->nchanges; i++) {
 		struct reeval_change *ch = &b->changes[rc->first_change + i];
-		if (ch->refresh && engine_push_refresh(eng, c->id, c->id_len, ch->a.rule, b->recs.data + ch->rec_off,
-						       ch->rec_len) == 0)
-			continue;
 		struct change *taken = engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before,
 							  ch->kind, b->now);
 		/* the batch outlives the commit: its rests are reset with it */

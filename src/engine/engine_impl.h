@@ -45,18 +45,6 @@ struct change {
 	char topic[96];
 };
 
-/*
- * A firing alert whose summary or values a worker refreshed, and nothing else:
- * only its record, encoded by the worker, is written (no notification, no
- * count changes, no customer held).
- */
-struct refresh {
-	const char *id;
-	size_t id_len;
-	const char *rule;
-	const void *rec;
-	size_t rec_len;
-};
 
 struct engine {
 	const struct config *cfg;       /* the one rs was compiled from */
@@ -95,8 +83,6 @@ struct engine {
 	int window_out;                 /* a window is with the workers */
 	int ingest_workers;             /* the ingest group in hand took changes from their batches */
 	uint64_t window_gen;            /* its generation of the timeline's write watch */
-	struct refresh *refreshes;      /* written with the changes; they point into the workers' batches */
-	size_t nrefreshes, refreshes_cap;
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */
 	struct engine_stats stats;
@@ -149,9 +135,6 @@ void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
 /* commit.c */
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
-/* A refresh to write with the changes (struct refresh: id, rule and rec are borrowed); -1 out of memory. */
-int engine_push_refresh(struct engine *eng, const char *id, size_t id_len, const char *rule, const void *rec,
-			size_t rec_len);
 /* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */
 struct change *engine_take_change(struct engine *eng, struct cust *c, size_t rule, struct alert *a,
 				  enum alert_state before, int64_t since_before, enum notify_kind kind,

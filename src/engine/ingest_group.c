@@ -104,8 +104,7 @@ int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err)
 {
 	engine_load_write(eng, w);
 	/* what ingest changes goes to the journal: a few customers at random keys per group */
-	return eng->nchanges || eng->nrefreshes ? engine_put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, 0, err)
-						 : 0;
+	return eng->nchanges ? engine_put_changes(eng, w, eng->ingest_now, &eng->ingest_seq, 0, err) : 0;
 }
 
 void engine_ingest_end(struct engine *eng, int committed)

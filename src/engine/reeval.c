@@ -124,34 +124,6 @@ static int reeval_walk(struct engine *eng, MDB_txn *txn, size_t *n)
 	eng->reeval_started = 1;
 	return rc != 1;
 }
-/* Only refreshed what firing alerts say (§4.1): no notification, no new deadline. */
-static int refresh_only(const struct reeval_batch *b, const struct reeval_cust *rc)
-{
-	if (rc->deadline != rc->stored_deadline)
-		return 0;
-	for (size_t i = 0; i < rc->nchanges; i++)
-		if (!b->changes[rc->first_change + i].refresh)
-			return 0;
-	return 1;
-}
-
-/*
- * Their records, as the worker encoded them, go to the next commit: loading
- * and holding the customer, and copying each alert into a change, for the
- * many firing alerts a re-evaluation refreshes, was most of the writer's
- * share of it. 0, or -1 out of memory.
- */
-static int push_refreshes(struct engine *eng, const struct reeval_batch *b, const struct reeval_cust *rc)
-{
-	for (size_t i = 0; i < rc->nchanges; i++) {
-		const struct reeval_change *ch = &b->changes[rc->first_change + i];
-		if (engine_push_refresh(eng, b->ids + rc->id_off, rc->id_len, ch->a.rule,
-					b->recs.data + ch->rec_off, ch->rec_len) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* One customer of a window: nothing to do, the workers' answer, or the writer's own evaluation. */
 static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval_batch *b,
 			   const struct reeval_cust *rc, uint64_t gen, size_t *n)
@@ -165,11 +137,6 @@ static void apply_customer(struct engine *eng, MDB_txn *txn, const struct reeval
 	struct cust *c;
 
 	if (!stale && rc->nchanges == 0 && rc->deadline == rc->stored_deadline) {
-		eng->stats.evaluations++;
-		eng->stats.reeval_by_workers++;
-		return;
-	}
-	if (!stale && refresh_only(b, rc) && push_refreshes(eng, b, rc) == 0) {
 		eng->stats.evaluations++;
 		eng->stats.reeval_by_workers++;
 		return;
@@ -403,6 +370,5 @@ void engine_reeval_close(struct engine *eng)
 		reeval_pool_free(eng->pool);
 		eng->pool = NULL;
 	}
-	free(eng->refreshes);
 	id_list_free(&eng->reeval_fresh);
 }

@@ -152,12 +152,6 @@ static void worker_changed(void *vctx, size_t rule, struct alert *a, enum alert_
 	*ch = (struct reeval_change){ .rule = rule, .a = *a, .before = before, .since_before = since_before,
 				      .kind = kind };
 	a->values_json = NULL;
-	if (kind == NOTIFY_NONE && a->state == before && a->state != ALERT_INACTIVE) {
-		ch->rec_off = b->recs.len;
-		alert_encode(&ch->a, &b->recs);
-		ch->rec_len = b->recs.len - ch->rec_off;
-		ch->refresh = !b->recs.failed;
-	}
 	if (kind != NOTIFY_NONE) {
 		/* built here, beside the evaluation, not on the writer: it numbers them only */
 		ch->rest_off = b->rests.len;
@@ -523,7 +517,6 @@ void reeval_batch_reset(struct reeval_batch *b)
 	b->nchanges = b->ncusts = b->ids_len = b->last_len = 0;
 	wbuf_reset(&b->rests);
 	wbuf_reset(&b->packed);
-	wbuf_reset(&b->recs);
 	b->done = b->failed = 0;
 	b->error[0] = b->rule_error[0] = '\0';
 	b->error_rule = -1;
@@ -678,7 +671,6 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 			w->batch[k].error_rule = -1;
 			wbuf_init(&w->batch[k].rests);
 			wbuf_init(&w->batch[k].packed);
-			wbuf_init(&w->batch[k].recs);
 		}
 		w->cur = &w->batch[0];
 		pool->n++; /* from here on reeval_pool_free frees what it has */
@@ -718,7 +710,6 @@ void reeval_pool_free(struct reeval_pool *pool)
 			free(w->batch[k].changes);
 			wbuf_free(&w->batch[k].rests);
 			wbuf_free(&w->batch[k].packed);
-			wbuf_free(&w->batch[k].recs);
 		}
 		body_codec_free(w->codec);
 		cust_free(w->read);

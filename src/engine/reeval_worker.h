@@ -53,8 +53,6 @@ struct reeval_change {
 	enum notify_kind kind;
 	size_t rest_off, rest_len;      /* a notification's body after its seq, in the batch's rests */
 	size_t packed_off, packed_len;  /* the same as the outbox stores it (body_codec_pack_rest) */
-	int refresh;                    /* same state, no notification: only what the alert says moved */
-	size_t rec_off, rec_len;        /* then its record as stored (alert_encode), in the batch's recs */
 };
 
 /* One customer of the window (or list) a worker evaluated. */
@@ -79,7 +77,6 @@ struct reeval_batch {
 	size_t nchanges, changes_cap;
 	struct wbuf rests;              /* notification_body_rest of changes that notify */
 	struct wbuf packed;             /* those compressed, off the writer */
-	struct wbuf recs;               /* the records of refreshes, encoded off the writer */
 	char last[HEARTH_ID_MAX];       /* the window's last customer (every worker's) */
 	size_t last_len;
 	int done;                       /* the window reached the table's end */
