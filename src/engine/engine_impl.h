@@ -27,7 +27,6 @@ struct store;
 /* The most customers eng->due holds: one slice of a tick, a re-evaluation or a load's end. */
 #define DUE_MAX         20000
 
-
 struct change {
 	struct cust *c;
 	size_t rule;
@@ -44,7 +43,6 @@ struct change {
 	int drop;                       /* delete the record: its rule is gone */
 	char topic[96];
 };
-
 
 struct engine {
 	const struct config *cfg;       /* the one rs was compiled from */
@@ -125,6 +123,9 @@ struct step_sink {
 	void *ctx;
 };
 /* Steps each rule's alert (alerts[i]: the stored state, changed in place) for c at now; the next deadline. */
+struct rule;
+/* The summary and values rule r shows in env, put in a: what a notification of it says. */
+void engine_render_alert(const struct rule *r, struct eval_env *env, struct alert *a);
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink);
 

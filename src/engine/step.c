@@ -48,8 +48,7 @@ static int64_t condition_onset(const struct step_env *se, const struct cust *c, 
 	return now;
 }
 
-/* The summary and values the rule shows now, put in a: what its notification says. */
-static void render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
+void engine_render_alert(const struct rule *r, struct eval_env *env, struct alert *a)
 {
 	struct wbuf values;
 
@@ -145,7 +144,7 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 		if (kind == NOTIFY_NONE && a->state == before && a->since == since_before)
 			continue;
 		if (kind != NOTIFY_NONE)
-			render_alert(r, &env, a);
+			engine_render_alert(r, &env, a);
 		if (kind == NOTIFY_FIRING)
 			a->active_since = condition_onset(se, c, r, now);
 		sink->changed(sink->ctx, i, a, before, since_before, kind);

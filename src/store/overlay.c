@@ -372,11 +372,20 @@ static int log_gone(struct store *st, MDB_txn *txn, uint64_t seq)
 	return store_get(txn, st, DB_LOG, key, 8, &val) == MDB_NOTFOUND;
 }
 
-/* Lets go of the entry's events a forget removed: a seq is never logged again. */
+/*
+ * Lets go of the entry's events a forget removed: a seq is never logged again.
+ * A forget takes every event the customer had, older than any it has since:
+ * while the entry's oldest is in the log, all are.
+ */
 static void drop_forgotten(struct entry *e, struct store *st, MDB_txn *txn)
 {
-	size_t kept = 0;
+	size_t kept = 0, oldest = 0;
 
+	for (size_t i = 1; i < e->n; i++)
+		if (e->ev[i].seq < e->ev[oldest].seq)
+			oldest = i;
+	if (!e->n || !log_gone(st, txn, e->ev[oldest].seq))
+		return;
 	for (size_t i = 0; i < e->n; i++)
 		if (!log_gone(st, txn, e->ev[i].seq))
 			e->ev[kept++] = e->ev[i];

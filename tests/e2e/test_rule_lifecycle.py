@@ -452,3 +452,24 @@ def test_reevaluation_workers_are_named(clock_daemon):
     assert names.count("hearth-reeval") == n, names
     for name in ("hearth-parser", "hearth-control", "hearth-notes"):
         assert names.count(name) == 1, names
+
+
+def test_resolutions_without_an_evaluation_say_what_holds_then(clock_daemon):
+    """A firing alert's stored text is its last notification's (§4.1); the `resolved` that
+    a forget or a removed rule makes says what held when it was made, not that text."""
+    quiet = rule_yaml("quiet", "since(call) > 30d", summary="{id} quiet for {since(call)}")
+    d = clock_daemon(rules_yaml(quiet, COMPLAINED))
+    sub = d.subscribe()
+    d.ingest_ctl([ev("Q1", at(T0_MS), "call"), ev("Q2", at(T0_MS), "call")])
+    d.clock_set(at(T0_MS + 31 * DAY))
+    got = expect_alerts(sub, d, ("firing", "quiet", "Q1"), ("firing", "quiet", "Q2"))
+    assert got[("firing", "quiet", "Q1")]["alert"]["summary"] == "Q1 quiet for 31d"
+    assert d.clock_set(at(T0_MS + 45 * DAY))["evaluated"] == 0
+    assert_ok(d.ctl({"cmd": "forget", "id": "Q1"}))
+    b = expect_soon(sub, "resolved", "quiet", "Q1")
+    assert b["alert"]["summary"] == "Q1 quiet for 45d", b
+    rewrite(d, rules_yaml(COMPLAINED))
+    assert_ok(d.ctl({"cmd": "reload"}))
+    b = expect_soon(sub, "resolved", "quiet", "Q2")
+    assert b["alert"]["summary"] == "Q2 quiet for 45d", b
+    assert b["alert"]["values"]["since(call)"] >= 45 * DAY, b

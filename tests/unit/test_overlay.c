@@ -400,6 +400,24 @@ static void test_a_forget_not_told_yet_reads_as_gone(void **state)
 	overlay_free(ov);
 }
 
+/* The same for a customer the writer sent whole (a start, cases rebuilt) and never stored. */
+static void test_a_record_sent_whole_then_forgotten_reads_as_gone(void **state)
+{
+	struct fx *fx = *state;
+	static const struct logged log[] = { { 5, "S", "t", 1005 } };
+	struct overlay *ov = overlay_new();
+	struct herr err = { 0 };
+
+	store_these(fx, &(struct stored){ log, 1, NULL });
+	overlay_queue(ov, note(OVERLAY_UPDATE, 1, "S", 5)); /* holds seq 5 */
+	assert_int_equal(shown(fx, ov, "S"), 5);
+	assert_int_equal(store_write(fx->st, del_log, &(struct stored){ log, 1, NULL }, &err), 0);
+	store_read_end(fx->txn);
+	assert_int_equal(store_read_begin(fx->st, &fx->txn, &err), 0);
+	assert_int_equal(shown(fx, ov, "S"), -1);
+	overlay_free(ov);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +429,8 @@ int main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_late_case_event_replays_the_cases, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_forget_not_told_yet_reads_as_gone, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_record_sent_whole_then_forgotten_reads_as_gone, fx_setup,
+						fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
