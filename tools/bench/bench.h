@@ -293,6 +293,8 @@ struct results {
 	double alert_p50_us, alert_p99_us, alert_max_us;
 	size_t alert_n;
 	double cust_idle_p50_us, cust_idle_p99_us, cust_load_p50_us, cust_load_p99_us;
+	double alerts_list_p50_ms, alerts_list_max_ms;  /* `alerts`, its default 1,000 firing rows */
+	long long alerts_firing;
 	double status_import_p50_ms, status_import_p99_ms, status_import_max_ms;
 	size_t status_import_n;
 	size_t cust_idle_n, cust_load_n;

@@ -208,6 +208,9 @@ static void report(const struct bench *b)
 	table_add("ingest → alert at SUB, p50", r->alert_p50_us / 1000, "%.2f", "ms", AT_MOST, 1, NULL);
 	table_add("ingest → alert at SUB, p99", r->alert_p99_us / 1000, "%.2f", "ms", AT_MOST, 5, NULL);
 	table_add("customer, p99, idle", r->cust_idle_p99_us / 1000, "%.3f", "ms", AT_MOST, 0.5, NULL);
+	snprintf(note, sizeof(note), "of %lld firing, each rendered as read; max %.2f ms", r->alerts_firing,
+		 r->alerts_list_max_ms);
+	table_add("alerts, up to 1,000 firing rows, p50", r->alerts_list_p50_ms, "%.2f", "ms", INFO, 0, note);
 	snprintf(f, sizeof(f), "customer, p99, beside ~%s events/s ingest", count(z->load_rate, a, sizeof(a)));
 	snprintf(note, sizeof(note), "achieved %.0f events/s", r->load_eps);
 	table_add(f, r->cust_load_p99_us / 1000, "%.3f", "ms", AT_MOST, 5, note);
@@ -344,7 +347,7 @@ static int write_scaling(const struct bench *b, struct herr *err)
 /* The table's single figures start as NaN, so a phase that did not run shows "not run". */
 static void not_measured(struct results *r)
 {
-	double *single[] = { &r->alert_p50_us, &r->alert_p99_us, &r->cust_idle_p99_us,
+	double *single[] = { &r->alert_p50_us, &r->alert_p99_us, &r->cust_idle_p99_us, &r->alerts_list_p50_ms,
 			     &r->cust_load_p99_us, &r->status_import_p99_ms, &r->rss_mib,
 			     &r->bytes_per_event, &r->bytes_per_event_big, &r->file_per_event,
 			     &r->file_per_event_big, &r->big_ingest_eps };

@@ -319,6 +319,39 @@ out:
 	return rc;
 }
 
+/*
+ * `alerts` with its default limit: readers render what each firing alert says
+ * as they answer (a customer read per row), so its time grows with the rows.
+ */
+#define ALERTS_LISTINGS 20
+
+static int alerts_listing(struct bench *b, struct daemon *d, struct herr *err)
+{
+	struct ctl_client *cc = ctl_connect(d->control, err);
+	double ms[ALERTS_LISTINGS];
+	int rc = -1;
+
+	if (!cc)
+		return -1;
+	for (size_t i = 0; i < ALERTS_LISTINGS; i++) {
+		double us = round_trip_us(cc, "{\"cmd\":\"alerts\"}", err);
+		if (us < 0)
+			goto out;
+		ms[i] = us / 1000;
+	}
+	sort_doubles(ms, ALERTS_LISTINGS);
+	b->r.alerts_list_p50_ms = pct(ms, ALERTS_LISTINGS, 50);
+	b->r.alerts_list_max_ms = ms[ALERTS_LISTINGS - 1];
+	if ((b->r.alerts_firing = daemon_status_int(d, "firing", err)) < 0)
+		goto out;
+	say("alerts (up to 1,000 of %lld firing): %d calls, p50 %.2f ms, max %.2f ms", b->r.alerts_firing,
+	    ALERTS_LISTINGS, b->r.alerts_list_p50_ms, b->r.alerts_list_max_ms);
+	rc = 0;
+out:
+	ctl_close(cc);
+	return rc;
+}
+
 static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s, struct herr *err)
 {
 	struct gen_stream load = { 0 };
@@ -362,6 +395,8 @@ static int probes(struct bench *b, struct daemon *d, const struct gen_stream *s,
 		goto out;
 	say("customer, idle: %zu calls, p50 %.0f µs, p99 %.0f µs", b->r.cust_idle_n,
 	    b->r.cust_idle_p50_us, b->r.cust_idle_p99_us);
+	if (alerts_listing(b, d, err) < 0)
+		goto out;
 
 	/* `customer` beside another process ingesting at load_rate */
 	struct gen_params lp = s->p;
