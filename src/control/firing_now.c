@@ -43,6 +43,7 @@ static const struct cust *held_get(struct reader *rd, MDB_txn *txn, struct held 
 	return h->c;
 }
 
+/* A string member of o, its length in *len; NULL if absent. */
 static const char *member(struct json_object *o, const char *key, size_t *len)
 {
 	struct json_object *v;
@@ -56,9 +57,9 @@ static const char *member(struct json_object *o, const char *key, size_t *len)
 /* One alert object of an answer: a firing one says what its rule renders now (kept as stored if it cannot). */
 static void render_one(struct reader *rd, MDB_txn *txn, struct held *h, struct json_object *o, int64_t now)
 {
-	size_t len, rlen;
-	const char *state = member(o, "state", &len);
-	const char *rule = member(o, "rule", &rlen);
+	size_t state_len, rule_len, len;
+	const char *state = member(o, "state", &state_len);
+	const char *rule = member(o, "rule", &rule_len);
 	const char *id = member(o, "customer", &len);
 	const struct rule *r;
 	const struct cust *c;

@@ -126,6 +126,13 @@ struct step_sink {
 struct rule;
 /* The summary and values rule r shows in env, put in a: what a notification of it says. */
 void engine_render_alert(const struct rule *r, struct eval_env *env, struct alert *a);
+/*
+ * The same for a resolution made without an evaluation (forget, a removed
+ * rule: eng->rs's rule): the stored text is the last notification's, the
+ * resolution says what holds at now.
+ */
+void engine_render_resolution(struct engine *eng, MDB_txn *txn, const struct cust *c, size_t rule, int64_t now,
+			      struct alert *a);
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink);
 

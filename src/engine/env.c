@@ -101,6 +101,15 @@ void engine_env(struct engine *eng, MDB_txn *txn, const struct cust *c, int64_t 
 	eng->txn = txn;
 }
 
+void engine_render_resolution(struct engine *eng, MDB_txn *txn, const struct cust *c, size_t rule, int64_t now,
+			      struct alert *a)
+{
+	struct eval_env env;
+
+	engine_env(eng, txn, c, now, &env);
+	engine_render_alert(&eng->rs->rules[rule], &env, a);
+}
+
 struct load_ctx {
 	struct engine *eng;
 	const struct cust *c;

@@ -135,12 +135,8 @@ static int drop_alert(const char *k, size_t idlen, const char *rule, const void 
 	ch->before = ch->a.state;
 	ch->kind = alert_step(&ch->a, 0, ctx->now, 0, 0, &wake);
 	ch->silenced = ch->kind != NOTIFY_NONE && engine_silenced(eng, rule, c, ctx->now);
-	if (ch->kind == NOTIFY_RESOLVED) {
-		/* the stored text is its last notification's: the resolution says what holds now */
-		struct eval_env env;
-		engine_env(eng, ctx->txn, c, ctx->now, &env);
-		engine_render_alert(&eng->rs->rules[old], &env, &ch->a);
-	}
+	if (ch->kind == NOTIFY_RESOLVED)
+		engine_render_resolution(eng, ctx->txn, c, (size_t)old, ctx->now, &ch->a);
 	return 0;
 }
 

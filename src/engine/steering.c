@@ -270,12 +270,8 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 		ch->a.state = kind == NOTIFY_RESOLVED ? ALERT_RESOLVED : ALERT_INACTIVE;
 		ch->before = before;
 		ch->kind = kind;
-		if (kind == NOTIFY_RESOLVED) {
-			/* the stored text is its last notification's: the resolution says what holds now */
-			struct eval_env env;
-			engine_env(eng, txn, c, now, &env);
-			engine_render_alert(&eng->rs->rules[i], &env, &ch->a);
-		}
+		if (kind == NOTIFY_RESOLVED)
+			engine_render_resolution(eng, txn, c, i, now, &ch->a);
 	}
 	eng->txn = NULL;
 	store_read_end(txn);
