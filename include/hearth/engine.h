@@ -60,6 +60,14 @@ const struct ruleset *engine_rules(const struct engine *eng);
  * retried). engine_ingest_end publishes them once committed, or drops them.
  */
 struct strmap;
+/*
+ * The group's fold of `events` accepted events begins (live as below): when
+ * it returns nonzero, the workers take each customer handed to
+ * engine_ingest_folded (as the writer holds it, all its events of the group
+ * folded, index its place among the touched customers) while the fold goes on.
+ */
+int engine_ingest_fold_begin(struct engine *eng, const struct strmap *live, size_t events);
+void engine_ingest_folded(struct engine *eng, struct cust *c, size_t index);
 /* live: the customers of the group's live events; NULL when the group has no load events. */
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live);
 int engine_ingest_write(struct engine *eng, struct wtxn *w, struct herr *err);

@@ -45,14 +45,27 @@ void timeline_set_config(struct timeline *tl, const struct config *cfg);
  */
 int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
 /*
+ * Who wants each customer of an append as soon as all its events in it are
+ * folded (the engine lends them to its workers): begin() is told how many
+ * events the fold takes, and says whether to go on with done(), which then
+ * gets every touched customer once, with its place among them.
+ */
+struct fold_watch {
+	int (*begin)(void *ctx, size_t events);
+	void (*done)(void *ctx, struct cust *c, size_t touched);
+	void *ctx;
+};
+
+/*
  * The same in the caller's transaction (src/ingest/group_commit.c adds the alerts
  * the events change): puts the log records and folds the events into pending
  * state, which sets *folded; a retry of the transaction (the map grew) only
  * puts the records again. timeline_append_end follows the commit, with err
- * when it failed: pending state is then rebuilt from the log.
+ * when it failed: pending state is then rebuilt from the log. watch: NULL or
+ * as above.
  */
 int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
-		       int *folded, struct herr *err);
+		       int *folded, const struct fold_watch *watch, struct herr *err);
 void timeline_append_end(struct timeline *tl, struct batch **batches, size_t n, int folded,
 			 const struct herr *err);
 /*

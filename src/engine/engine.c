@@ -96,6 +96,8 @@ void engine_close(struct engine *eng)
 		alert_clear(&eng->alerts[i]);
 	free(eng->alerts);
 	free(eng->changes);
+	free(eng->lent_by);
+	free(eng->lent_res);
 	wbuf_free(&eng->bodies);
 	free(eng->silences);
 	free(eng->due);

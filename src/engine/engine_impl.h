@@ -80,6 +80,10 @@ struct engine {
 	struct reeval_pool *pool;       /* workers evaluating windows of stored customers; NULL: none */
 	int window_out;                 /* a window is with the workers */
 	int ingest_workers;             /* the ingest group in hand took changes from their batches */
+	int lending;                    /* the group's customers are lent to the workers as folded */
+	const struct reeval_batch **lent_by;    /* where each touched customer's result is, when back */
+	const struct reeval_cust **lent_res;
+	size_t lent_cap;
 	uint64_t window_gen;            /* its generation of the timeline's write watch */
 	int rebuild_cases;              /* this re-evaluation also rebuilds case state */
 	uint64_t cases_sig;             /* of the config the rebuild is for */

@@ -3,9 +3,10 @@
  * customers its events touched are evaluated after the fold, their changes
  * written in the group's own transaction, and published once it is durable.
  * Customers touched only by a history load are deferred instead (defer.c).
- * The workers of the re-evaluation pool evaluate a group's customers when
- * they are free (reeval_worker.h), the writer waiting: both cores then step
- * rules while the writer would have done it alone.
+ * The workers of the re-evaluation pool evaluate a group's customers as the
+ * writer's fold finishes each (reeval_worker.h), then the writer waits for
+ * the rest: the second core steps rules while the writer folds, and both do
+ * once it is done.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,11 @@
 #define INGEST_WORKERS_MIN 64
 
 /* The workers' results, in the order of custs (that of the evaluation by the writer alone). */
-static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n,
-		       const struct reeval_batch **by, const struct reeval_cust **res)
+static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n)
 {
+	const struct reeval_batch **by = eng->lent_by;
+	const struct reeval_cust **res = eng->lent_res;
+
 	for (size_t i = 0; i < n; i++)
 		by[i] = NULL;
 	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
@@ -53,31 +56,41 @@ static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, si
 		}
 }
 
-/*
- * The group's customers evaluated by the workers while the writer waits: it
- * lends them as they are (it changes none meanwhile) and applies what comes
- * back. 0: not done so (no pool, a window out, too few customers).
- */
-static int evaluate_by_workers(struct engine *eng, MDB_txn *txn, struct cust **custs, size_t n)
+/* Room for a result per customer the group can touch, made before any is lent. */
+static int reserve_results(struct engine *eng, size_t events)
 {
-	const struct reeval_batch **by;
-	const struct reeval_cust **res;
-	int rc = 0;
-
-	if (!eng->pool || eng->window_out || n < INGEST_WORKERS_MIN)
+	if (events <= eng->lent_cap)
 		return 0;
-	by = malloc(n * sizeof(*by));
-	res = malloc(n * sizeof(*res));
-	if (by && res && reeval_pool_submit_held(eng->pool, eng->rs, eng->ingest_now, eng->rules_gen, custs, n,
-							   timeline_alert_states(eng->tl)) == 0) {
-		reeval_pool_wait(eng->pool);
-		apply_held(eng, txn, custs, n, by, res);
-		eng->ingest_workers = 1;
-		rc = 1;
-	}
-	free(by);
-	free(res);
-	return rc;
+	const struct reeval_batch **by = realloc(eng->lent_by, events * sizeof(*by));
+	if (!by)
+		return -1;
+	eng->lent_by = by;
+	const struct reeval_cust **res = realloc(eng->lent_res, events * sizeof(*res));
+	if (!res)
+		return -1;
+	eng->lent_res = res;
+	eng->lent_cap = events;
+	return 0;
+}
+
+int engine_ingest_fold_begin(struct engine *eng, const struct strmap *live, size_t events)
+{
+	eng->ingest_now = ingest_clock_now(eng->clock);
+	/* a group with load events defers some customers: the writer sorts them out */
+	if (live || !eng->pool || eng->window_out || events < INGEST_WORKERS_MIN)
+		return 0;
+	if (reserve_results(eng, events) < 0 ||
+	    reeval_pool_lend_begin(eng->pool, eng->rs, eng->ingest_now, eng->rules_gen,
+				   timeline_alert_states(eng->tl), events) < 0)
+		return 0;
+	eng->lending = 1;
+	return 1;
+}
+
+void engine_ingest_folded(struct engine *eng, struct cust *c, size_t index)
+{
+	if (eng->lending)
+		reeval_pool_lend(eng->pool, c, index);
 }
 
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live)
@@ -85,9 +98,12 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strma
 	struct cust **custs;
 	size_t n = timeline_touched(eng->tl, &custs);
 
-	eng->ingest_now = ingest_clock_now(eng->clock);
 	eng->load_deferred_group = live != NULL;
-	if (!live && evaluate_by_workers(eng, txn, custs, n)) {
+	if (eng->lending) {
+		reeval_pool_lend_end(eng->pool);
+		eng->lending = 0;
+		apply_held(eng, txn, custs, n);
+		eng->ingest_workers = 1;
 		eng->txn = NULL;
 		return;
 	}

@@ -81,9 +81,22 @@ struct reeval_pool {
 	/* a list to evaluate: written by the writer before submit, read by the workers until done */
 	char *list_ids;
 	size_t *list_off, *list_len, nlist, list_ids_cap, list_cap;
-	struct cust *const *held;       /* or the writer's customers, lent (reeval_pool_submit_held), */
-	struct alert_states *held_as;   /* with its alert journal, read as of its last commit */
 	atomic_size_t list_next;        /* the next customer of it no worker has taken */
+	/*
+	 * Or the writer's customers, lent one by one as its fold finishes each
+	 * (reeval_pool_lend): held[0..held_n) are the workers' to take, with the
+	 * writer's alert journal, read as of its last commit. A worker that has
+	 * caught up waits on `more`; the writer signals it at each full chunk and
+	 * when it lends no more.
+	 */
+	int lending;
+	struct cust **held;
+	size_t *held_index, held_cap;
+	struct alert_states *held_as;
+	atomic_size_t held_n;
+	atomic_int held_closed;
+	atomic_int held_waiting;
+	pthread_cond_t more;
 	/*
 	 * A window is taken in chunks, key ranges each worker claims when it is
 	 * free (a worker the writer holds back leaves more to the other, and both
@@ -393,6 +406,44 @@ static int evaluate_chunks(struct walk_ctx *ctx, struct herr *err)
 }
 
 /*
+ * Waits until the lent customers [from, *to) are there, or the writer lends
+ * no more (*to then cut to what it lent). 0: none of them left.
+ */
+static int lent_range(struct reeval_pool *pool, size_t from, size_t *to)
+{
+	size_t n;
+
+	if (atomic_load(&pool->held_n) < *to && !atomic_load(&pool->held_closed)) {
+		pthread_mutex_lock(&pool->lock);
+		/* counted before the check: a writer lending meanwhile sees it and signals */
+		atomic_fetch_add(&pool->held_waiting, 1);
+		while (atomic_load(&pool->held_n) < *to && !atomic_load(&pool->held_closed))
+			pthread_cond_wait(&pool->more, &pool->lock);
+		atomic_fetch_sub(&pool->held_waiting, 1);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	n = atomic_load(&pool->held_n);
+	if (*to > n)
+		*to = n;
+	return from < *to;
+}
+
+/* The customers the writer lends, in chunks taken as they come. */
+static int evaluate_lent(struct walk_ctx *ctx)
+{
+	struct reeval_pool *pool = ctx->w->pool;
+
+	for (;;) {
+		size_t from = atomic_fetch_add(&pool->list_next, LIST_CHUNK), to = from + LIST_CHUNK;
+		if (!lent_range(pool, from, &to))
+			return 0;
+		for (size_t i = from; i < to; i++)
+			if (evaluate_held(ctx, pool->held[i], pool->held_index[i]) < 0)
+				return -1;
+	}
+}
+
+/*
  * The pool's list, looked up one by one, in chunks taken as the worker gets
  * to them: a worker the writer holds back (it loads the same customers
  * meanwhile) leaves more to the other, and both end together.
@@ -402,12 +453,11 @@ static int evaluate_list(struct walk_ctx *ctx, struct herr *err)
 	struct reeval_pool *pool = ctx->w->pool;
 	size_t from;
 
+	if (pool->lending)
+		return evaluate_lent(ctx);
 	while ((from = atomic_fetch_add(&pool->list_next, LIST_CHUNK)) < pool->nlist) {
 		size_t to = from + LIST_CHUNK < pool->nlist ? from + LIST_CHUNK : pool->nlist;
-		for (size_t i = from; pool->held && i < to; i++)
-			if (evaluate_held(ctx, pool->held[i], i) < 0)
-				return -1;
-		for (size_t i = from; !pool->held && i < to; i++) {
+		for (size_t i = from; i < to; i++) {
 			const char *id = pool->list_ids + pool->list_off[i];
 			size_t len = pool->list_len[i], vlen = 0;
 			const void *val = NULL;
@@ -431,7 +481,7 @@ static void evaluate_window(struct reeval_worker *w)
 		snprintf(b->error, sizeof(b->error), "out of memory");
 		return;
 	}
-	w->held = w->pool->held != NULL;
+	w->held = w->pool->lending;
 	/* a lent customer's alert states are in the writer's journal, which waits: no copy to sync */
 	if (store_shared_begin(w->pool->st, &ctx.txn, &err) < 0 ||
 	    (!w->held && alert_states_sync(w->as, w->pool->st, ctx.txn, &err) < 0) ||
@@ -553,7 +603,7 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 {
 	if (!pool->n || reeval_pool_busy(pool) || after_len > HEARTH_ID_MAX)
 		return -1;
-	pool->held = NULL;
+	pool->lending = 0;
 	prepare(pool, rs, now, 0);
 	/* the workers take it from here under the claim lock, after start's */
 	memcpy(pool->claim_after, after, after_len);
@@ -586,27 +636,68 @@ int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, 
 		bytes += lens[i];
 	}
 	pool->nlist = n;
-	pool->held = NULL;
+	pool->lending = 0;
 	atomic_store(&pool->list_next, 0);
 	prepare(pool, rs, now, 1);
 	start(pool, 1);
 	return 0;
 }
 
-int reeval_pool_submit_held(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
-			    struct cust *const *custs, size_t n, struct alert_states *as)
+int reeval_pool_lend_begin(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
+			   struct alert_states *as, size_t most)
 {
 	if (!pool->n || reeval_pool_busy(pool))
 		return -1;
-	pool->held = custs;
+	if (most > pool->held_cap) {
+		struct cust **held = realloc(pool->held, most * sizeof(*held));
+		if (!held)
+			return -1;
+		pool->held = held;
+		size_t *index = realloc(pool->held_index, most * sizeof(*index));
+		if (!index)
+			return -1;
+		pool->held_index = index;
+		pool->held_cap = most;
+	}
+	pool->lending = 1;
 	pool->held_as = as;
-	pool->nlist = n;
+	atomic_store(&pool->held_n, 0);
+	atomic_store(&pool->held_closed, 0);
 	atomic_store(&pool->list_next, 0);
 	prepare(pool, rs, now, 1);
 	for (size_t i = 0; i < pool->n; i++)
 		pool->w[i].batch[pool->fill].gen = gen;
 	start(pool, 1);
 	return 0;
+}
+
+static void wake_lent(struct reeval_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pthread_cond_broadcast(&pool->more);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void reeval_pool_lend(struct reeval_pool *pool, struct cust *c, size_t index)
+{
+	size_t k = atomic_load_explicit(&pool->held_n, memory_order_relaxed);
+
+	if (k == pool->held_cap)
+		return; /* more than the writer said: it evaluates this one itself */
+	pool->held[k] = c;
+	pool->held_index[k] = index;
+	atomic_store(&pool->held_n, k + 1);
+	/* a waiting worker waits for a whole chunk: the only counts worth a wake-up */
+	if ((k + 1) % LIST_CHUNK == 0 && atomic_load(&pool->held_waiting))
+		wake_lent(pool);
+}
+
+void reeval_pool_lend_end(struct reeval_pool *pool)
+{
+	atomic_store(&pool->held_closed, 1);
+	wake_lent(pool);
+	reeval_pool_wait(pool);
+	pool->lending = 0;
 }
 
 void reeval_pool_wait(struct reeval_pool *pool)
@@ -658,6 +749,7 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_mutex_init(&pool->claim_lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
+	pthread_cond_init(&pool->more, NULL);
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (pool->efd < 0 || loop_watch(loop, NULL, pool->efd, ZMQ_POLLIN, on_wake, pool) < 0) {
 		herr_set(err, HERR_IO, "rules, cannot set up the workers' wake-up (%s)", strerror(errno));
@@ -725,11 +817,14 @@ void reeval_pool_free(struct reeval_pool *pool)
 		close(pool->efd);
 	}
 	pthread_cond_destroy(&pool->work);
+	pthread_cond_destroy(&pool->more);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_mutex_destroy(&pool->claim_lock);
 	free(pool->list_ids);
 	free(pool->list_off);
 	free(pool->list_len);
+	free(pool->held);
+	free(pool->held_index);
 	free(pool->w);
 	free(pool);
 }

@@ -18,14 +18,15 @@
  * as they get to them, and also write the notification bodies but their seq,
  * which the writer assigns.
  *
- * An ingest group lends the pool the customers it folded, as the writer
- * holds them, and waits (reeval_pool_submit_held): a worker evaluates each
- * one it takes as the writer would, keeping its memo, with the alert states
- * as of the last commit (the group has written none yet: the writer's
- * journal, read while it waits, and the store on the worker's snapshot). A
- * rule that reads the timeline cannot be answered there (the pending events
- * are the writer's): that customer comes back unevaluated and the writer
- * does it.
+ * An ingest group lends the pool its customers as the writer holds them,
+ * each as soon as the writer has folded the last of its events in the group
+ * (reeval_pool_lend_begin, _lend, _lend_end), so that the workers evaluate
+ * while the writer folds the rest: a worker evaluates each one it takes as
+ * the writer would, keeping its memo, with the alert states as of the last
+ * commit (the group has written none yet: the writer's journal, which the
+ * fold does not change, and the store on the worker's snapshot). A rule that
+ * reads the timeline cannot be answered there (the pending events are the
+ * writer's): that customer comes back unevaluated and the writer does it.
  */
 #ifndef HEARTH_REEVAL_WORKER_H
 #define HEARTH_REEVAL_WORKER_H
@@ -107,14 +108,24 @@ int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64
 int reeval_pool_submit_list(struct reeval_pool *pool, const struct ruleset *rs, int64_t now,
 			    const char *const *ids, const size_t *lens, size_t n);
 /*
- * Lends the workers custs[0..n) as the writer holds them, to evaluate at now
- * with their memos (of ruleset generation gen); the writer waits for them
- * (reeval_pool_wait) and changes none meanwhile. A customer whose result says
- * nchanges == SIZE_MAX, or one no batch names (a batch failed), is the
- * writer's to evaluate. 0, or -1 when the pool is busy or has no worker.
+ * Starts the evaluation of up to `most` customers the writer will lend as it
+ * holds them (reeval_pool_lend), at now with their memos (of ruleset
+ * generation gen), reading the alert journal as. 0, or -1 when the pool is
+ * busy, has no worker or no memory.
  */
-int reeval_pool_submit_held(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
-			    struct cust *const *custs, size_t n, struct alert_states *as);
+int reeval_pool_lend_begin(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, uint64_t gen,
+			   struct alert_states *as, size_t most);
+/*
+ * Lends c, whose result carries index: the writer changes nothing of it until
+ * reeval_pool_lend_end, nor the alert journal. One past `most` is not lent.
+ */
+void reeval_pool_lend(struct reeval_pool *pool, struct cust *c, size_t index);
+/*
+ * No more to lend: waits for the workers. A lent customer whose result says
+ * nchanges == SIZE_MAX, or one no batch names (a batch failed or it was not
+ * lent), is the writer's to evaluate.
+ */
+void reeval_pool_lend_end(struct reeval_pool *pool);
 /* Waits until the workers are done; their batches are then the writer's, ready() is not called. */
 void reeval_pool_wait(struct reeval_pool *pool);
 int reeval_pool_busy(const struct reeval_pool *pool);

@@ -16,6 +16,18 @@ struct group {
 	size_t nmarks;
 };
 
+static int fold_begin(void *ctx, size_t events)
+{
+	struct group *g = ctx;
+	return engine_ingest_fold_begin(g->gc->engine, g->live, events);
+}
+
+static void folded_one(void *ctx, struct cust *c, size_t index)
+{
+	struct group *g = ctx;
+	engine_ingest_folded(g->gc->engine, c, index);
+}
+
 /*
  * Run once per attempt: store_write retries after growing the map, and then
  * the records and changes are put again but nothing is folded or evaluated twice.
@@ -24,8 +36,9 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct group *g = vctx;
 	int folded = g->folded;
+	const struct fold_watch watch = { fold_begin, folded_one, g };
 
-	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, err) < 0)
+	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, &watch, err) < 0)
 		return -1;
 	if (!folded) {
 		engine_ingest_evaluate(g->gc->engine, w->txn, g->live);

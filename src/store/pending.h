@@ -37,6 +37,8 @@ struct dirty {
 	int64_t stale_deadline;         /* a key a tick found that is not the customer's: to delete */
 	int changed;                    /* state rewritten without a new event */
 	uint64_t mark;                  /* generation of the last touched/due listing */
+	size_t touched_at;              /* its place in that listing */
+	uint64_t lent_mark;             /* the append (its mark) that handed it to the fold's watch */
 };
 
 /* A deadline key to delete or put: written after the customers, sorted, not in their slices. */
@@ -85,6 +87,8 @@ struct timeline {
 	struct cust **touched;          /* customers changed by the last append */
 	struct dirty **touched_dirty;   /* the same, as pending entries */
 	size_t ntouched, touched_cap;
+	uint32_t *fold_left;            /* events of the append still to fold, by a hash of their customer */
+	size_t fold_left_cap;
 	uint64_t append_from_seq;       /* the last append's first log seq */
 	uint64_t mark;
 	struct flush_job job;

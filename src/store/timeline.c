@@ -88,7 +88,6 @@ static int touch(struct timeline *tl, struct dirty *d)
 {
 	if (d->mark == tl->mark)
 		return 0;
-	d->mark = tl->mark;
 	if (tl->ntouched == tl->touched_cap) {
 		size_t cap = tl->touched_cap ? tl->touched_cap * 2 : 64;
 		struct cust **more = realloc(tl->touched, cap * sizeof(*more));
@@ -101,6 +100,8 @@ static int touch(struct timeline *tl, struct dirty *d)
 		tl->touched_dirty = more_dirty;
 		tl->touched_cap = cap;
 	}
+	d->mark = tl->mark;
+	d->touched_at = tl->ntouched;
 	tl->touched_dirty[tl->ntouched] = d;
 	tl->touched[tl->ntouched++] = d->c;
 	return 0;
@@ -115,9 +116,10 @@ static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct dirty *d, str
 }
 
 /* Folds a stored event into the in-memory side: state and time index (its id is the caller's). */
-static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct herr *err)
+static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct dirty **dp,
+			struct herr *err)
 {
-	struct dirty *d = dirty_get(tl, txn, ev->customer, ev->customer_len, 1, err);
+	struct dirty *d = *dp = dirty_get(tl, txn, ev->customer, ev->customer_len, 1, err);
 
 	if (!d || touch(tl, d) < 0)
 		return d ? herr_set(err, HERR_NOMEM, "out of memory") : -1;
@@ -176,7 +178,8 @@ static int recover(struct timeline *tl, struct herr *err)
 			goto out;
 		}
 		ev.seq = be64_get(key.mv_data);
-		if (apply_stored(tl, txn, &ev, err) < 0)
+		struct dirty *d;
+		if (apply_stored(tl, txn, &ev, &d, err) < 0)
 			goto out;
 		if (ev.id && idset_add(&tl->ids, ev.id, ev.id_len) < 0) {
 			herr_set(err, HERR_NOMEM, "out of memory");
@@ -256,6 +259,7 @@ void timeline_close(struct timeline *tl)
 	strmap_clear(&tl->restated);
 	free(tl->touched);
 	free(tl->touched_dirty);
+	free(tl->fold_left);
 	free(tl);
 }
 
@@ -376,40 +380,103 @@ static int reput_records(struct timeline *tl, struct wtxn *w, struct batch **bat
 	return w->rc ? -1 : 0;
 }
 
+static size_t accepted_events(struct batch **batches, size_t n)
+{
+	size_t events = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (batches[i]->fail.code == HERR_OK)
+			events += batches[i]->accepted;
+	return events;
+}
+
 /*
- * Folds the accepted events into pending state. A fold that fails (out of
- * memory) is logged: the log has the events and the next start rebuilds them.
+ * How many events each customer has in the append, by a hash of its id: a
+ * customer whose count falls to 0 has all of them folded (customers that
+ * share a count wait for each other). 0 is the mask, when out of memory.
  */
-static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size_t n)
+static size_t count_events(struct timeline *tl, struct batch **batches, size_t n, size_t events)
+{
+	size_t cap = 64;
+
+	while (cap < 2 * events)
+		cap *= 2;
+	if (cap > tl->fold_left_cap) {
+		uint32_t *left = realloc(tl->fold_left, cap * sizeof(*left));
+		if (!left)
+			return 0;
+		tl->fold_left = left;
+		tl->fold_left_cap = cap;
+	}
+	memset(tl->fold_left, 0, cap * sizeof(*tl->fold_left));
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
+			const struct event *ev = &batches[i]->events[j].ev;
+			if (batches[i]->events[j].status == BATCH_ACCEPTED)
+				tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & (cap - 1)]++;
+		}
+	return cap - 1;
+}
+
+static void hand_over(struct timeline *tl, const struct fold_watch *watch, struct dirty *d)
+{
+	if (d->lent_mark == tl->mark)
+		return;
+	d->lent_mark = tl->mark;
+	watch->done(watch->ctx, d->c, d->touched_at);
+}
+
+/*
+ * Folds the accepted events into pending state, handing each customer to
+ * watch once the last of its events is in. A fold that fails (out of memory)
+ * is logged: the log has the events and the next start rebuilds them.
+ */
+static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size_t n,
+		 const struct fold_watch *watch)
 {
 	struct herr err = { 0 };
+	size_t mask = 0;
 
 	tl->ntouched = 0;
 	tl->mark++;
 	tl->append_from_seq = tl->next_seq;
+	if (watch) {
+		size_t events = accepted_events(batches, n);
+		if (watch->begin(watch->ctx, events))
+			mask = count_events(tl, batches, n, events);
+		else
+			watch = NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];
 		for (size_t j = 0; b->fail.code == HERR_OK && j < b->nevents; j++) {
 			struct event *ev = &b->events[j].ev;
+			struct dirty *d;
 			if (b->events[j].status != BATCH_ACCEPTED)
 				continue;
 			if (ev->seq >= tl->next_seq)
 				tl->next_seq = ev->seq + 1;
-			if (apply_stored(tl, txn, ev, &err) < 0)
+			if (apply_stored(tl, txn, ev, &d, &err) < 0)
 				log_error("store, indexing event %llu failed (%s)", (unsigned long long)ev->seq,
 					  err.msg);
+			if (mask && --tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & mask] == 0 && d &&
+			    d->mark == tl->mark)
+				hand_over(tl, watch, d);
 		}
 	}
+	/* those that shared a count with a later customer, or all when counting was out of memory */
+	for (size_t i = 0; watch && i < tl->ntouched; i++)
+		hand_over(tl, watch, tl->touched_dirty[i]);
 }
 
 int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batches, size_t n,
-		       int *folded, struct herr *err)
+		       int *folded, const struct fold_watch *watch, struct herr *err)
 {
 	if (*folded)
 		return reput_records(tl, w, batches, n, err);
 	if (put_records(tl, w, batches, n, err) < 0)
 		return -1;
-	fold(tl, w->txn, batches, n);
+	fold(tl, w->txn, batches, n, watch);
 	*folded = 1;
 	return 0;
 }
@@ -471,7 +538,7 @@ struct append_ctx {
 static int append_fn(struct wtxn *w, void *vctx, struct herr *err)
 {
 	struct append_ctx *ctx = vctx;
-	return timeline_append_in(ctx->tl, w, ctx->batches, ctx->n, &ctx->folded, err);
+	return timeline_append_in(ctx->tl, w, ctx->batches, ctx->n, &ctx->folded, NULL, err);
 }
 
 int timeline_append(struct timeline *tl, struct batch **batches, size_t n)

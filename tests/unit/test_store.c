@@ -1052,7 +1052,7 @@ static int after_fold_fn(struct wtxn *w, void *vctx, struct herr *err)
 	struct after_fold *ctx = vctx;
 
 	ctx->attempts++;
-	if (timeline_append_in(ctx->tl, w, ctx->b, 1, &ctx->folded, err) < 0)
+	if (timeline_append_in(ctx->tl, w, ctx->b, 1, &ctx->folded, NULL, err) < 0)
 		return -1;
 	if (!ctx->filler)
 		return herr_set(err, HERR_IO, "injected: the write after the fold failed");
@@ -1108,6 +1108,99 @@ static void test_failed_commit_after_fold(void **state)
 	check_counts(f->tl, &m);
 	wbuf_free(&fr);
 	free(m.v);
+}
+
+/* What a fold's watch was told, in order. */
+struct watched {
+	struct timeline *tl;
+	int take;                       /* what begin() answers */
+	size_t events;                  /* what begin() was told */
+	char ids[8];
+	uint64_t counts[8];             /* the customer's events when handed over */
+	size_t n;
+};
+
+static int watch_begin(void *ctx, size_t events)
+{
+	struct watched *wd = ctx;
+	wd->events = events;
+	return wd->take;
+}
+
+static void watch_done(void *ctx, struct cust *c, size_t touched)
+{
+	struct watched *wd = ctx;
+	struct cust **list;
+	size_t n = timeline_touched(wd->tl, &list);
+
+	assert_true(touched < n);
+	assert_ptr_equal(list[touched], c);
+	assert_true(wd->n < 8);
+	wd->ids[wd->n] = c->id[0];
+	wd->counts[wd->n++] = c->events;
+}
+
+struct watched_append {
+	struct timeline *tl;
+	struct batch *b;
+	const struct fold_watch *watch;
+	int folded;
+};
+
+static int watched_append_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct watched_append *ctx = vctx;
+	return timeline_append_in(ctx->tl, w, &ctx->b, 1, &ctx->folded, ctx->watch, err);
+}
+
+static void append_watched(struct fx *f, struct wbuf *fr, struct watched *wd)
+{
+	const struct fold_watch watch = { watch_begin, watch_done, wd };
+	struct watched_append ctx = { .tl = f->tl, .b = parse_batch(fr), .watch = &watch };
+	struct herr err = { 0 };
+
+	wd->tl = f->tl;
+	assert_int_equal(store_write(f->st, watched_append_fn, &ctx, &err), 0);
+	timeline_append_end(f->tl, &ctx.b, 1, ctx.folded, NULL);
+	batch_free(ctx.b);
+	wbuf_reset(fr);
+}
+
+/*
+ * The engine lends each customer of an ingest group to its workers once the
+ * fold has all of its events in: the watch hears of each touched customer
+ * once, when its last event of the group is folded (B after the second event,
+ * not after the whole group), and a duplicate is not counted.
+ */
+static void test_fold_hands_each_customer_over_when_folded(void **state)
+{
+	struct fx *f = *state;
+	struct watched wd = { .take = 1 };
+	struct wbuf fr;
+
+	wbuf_init(&fr);
+	frame_add(&fr, "A", BASE + 1, "call", "w1", NULL, NULL);
+	frame_add(&fr, "B", BASE + 2, "call", "w2", NULL, NULL);
+	frame_add(&fr, "A", BASE + 3, "call", "w3", NULL, NULL);
+	frame_add(&fr, "C", BASE + 4, "call", "w4", NULL, NULL);
+	frame_add(&fr, "A", BASE + 5, "call", "w5", NULL, NULL);
+	frame_add(&fr, "C", BASE + 6, "call", "w4", NULL, NULL);   /* a duplicate */
+	frame_add(&fr, "C", BASE + 7, "call", "w6", NULL, NULL);
+	append_watched(f, &fr, &wd);
+	assert_int_equal(wd.events, 6);
+	assert_int_equal(wd.n, 3);
+	assert_memory_equal(wd.ids, "BAC", 3);
+	assert_int_equal(wd.counts[0], 1);
+	assert_int_equal(wd.counts[1], 3);
+	assert_int_equal(wd.counts[2], 2);
+
+	/* a watch that declines hears nothing more */
+	struct watched declined = { .take = 0 };
+	frame_add(&fr, "A", BASE + 8, "call", "w7", NULL, NULL);
+	append_watched(f, &fr, &declined);
+	assert_int_equal(declined.events, 1);
+	assert_int_equal(declined.n, 0);
+	wbuf_free(&fr);
 }
 
 static void test_retry_after_fold(void **state)
@@ -2067,6 +2160,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deadlines_move_after_the_customers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_release_after_evaluation, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pending_maps_shrink_after_a_burst, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fold_hands_each_customer_over_when_folded, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after_fold, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_in_use, fx_setup, fx_teardown),
