@@ -191,7 +191,7 @@ stress: all
 # the cluster tests. tests/tsan.supp silences only the uninstrumented libzmq, libnats
 # and libsodium.
 TSAN_E2E := tests/e2e/test_ingest.py tests/e2e/test_durability.py tests/e2e/test_read_your_writes.py \
-            tests/e2e/test_queries.py tests/e2e/test_rule_lifecycle.py \
+            tests/e2e/test_queries.py tests/e2e/test_rule_lifecycle.py tests/e2e/test_ingest_workers.py \
             tests/e2e/test_history_load.py tests/e2e/test_control.py tests/e2e/test_curve.py \
             tests/e2e/test_cluster.py
 # The unit tests too, but for the incremental-vs-brute-force scenarios: one thread, 170 s
