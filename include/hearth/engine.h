@@ -61,12 +61,13 @@ const struct ruleset *engine_rules(const struct engine *eng);
  */
 struct strmap;
 /*
- * The group's fold of `events` accepted events begins (live as below): when
- * it returns nonzero, the workers take each customer handed to
- * engine_ingest_folded (as the writer holds it, all its events of the group
- * folded, index its place among the touched customers) while the fold goes on.
+ * The fold of a group without load events begins (`events` accepted events,
+ * about `customers` customers, as many or fewer): when it returns nonzero,
+ * the workers take each customer handed to engine_ingest_folded (as the
+ * writer holds it, all its events of the group folded, index its place among
+ * the touched customers) while the fold goes on.
  */
-int engine_ingest_fold_begin(struct engine *eng, const struct strmap *live, size_t events);
+int engine_ingest_fold_begin(struct engine *eng, size_t events, size_t customers);
 void engine_ingest_folded(struct engine *eng, struct cust *c, size_t index);
 /* live: the customers of the group's live events; NULL when the group has no load events. */
 void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strmap *live);

@@ -47,11 +47,12 @@ int timeline_append(struct timeline *tl, struct batch **batches, size_t n);
 /*
  * Who wants each customer of an append as soon as all its events in it are
  * folded (the engine lends them to its workers): begin() is told how many
- * events the fold takes, and says whether to go on with done(), which then
- * gets every touched customer once, with its place among them.
+ * events the fold takes and about how many customers (as many or fewer), and
+ * says whether to go on with done(), which then gets every touched customer
+ * once, with its place among them.
  */
 struct fold_watch {
-	int (*begin)(void *ctx, size_t events);
+	int (*begin)(void *ctx, size_t events, size_t customers);
 	void (*done)(void *ctx, struct cust *c, size_t touched);
 	void *ctx;
 };

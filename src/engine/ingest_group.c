@@ -73,12 +73,11 @@ static int reserve_results(struct engine *eng, size_t events)
 	return 0;
 }
 
-int engine_ingest_fold_begin(struct engine *eng, const struct strmap *live, size_t events)
+int engine_ingest_fold_begin(struct engine *eng, size_t events, size_t customers)
 {
-	eng->ingest_now = ingest_clock_now(eng->clock);
-	/* a group with load events defers some customers: the writer sorts them out */
-	if (live || !eng->pool || eng->window_out || events < INGEST_WORKERS_MIN)
+	if (!eng->pool || eng->window_out || customers < INGEST_WORKERS_MIN)
 		return 0;
+	eng->ingest_now = ingest_clock_now(eng->clock);
 	if (reserve_results(eng, events) < 0 ||
 	    reeval_pool_lend_begin(eng->pool, eng->rs, eng->ingest_now, eng->rules_gen,
 				   timeline_alert_states(eng->tl), events) < 0)
@@ -107,6 +106,7 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strma
 		eng->txn = NULL;
 		return;
 	}
+	eng->ingest_now = ingest_clock_now(eng->clock);
 	for (size_t i = 0; i < n; i++) {
 		struct cust *c = custs[i];
 		if (live && !strmap_get(live, c->id, c->id_len) && engine_defer(eng, c) == 0)

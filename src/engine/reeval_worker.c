@@ -91,7 +91,7 @@ struct reeval_pool {
 	 */
 	int lending;
 	struct cust **held;
-	size_t *held_index, held_cap;
+	size_t *held_index, held_cap, held_most;
 	struct alert_states *held_as;
 	atomic_size_t held_n;
 	atomic_int held_closed;
@@ -288,7 +288,8 @@ static int evaluate_held(struct walk_ctx *ctx, struct cust *c, size_t index)
 	ctx->c = c;
 	w->needs_writer = 0;
 	step_customer(ctx, rc, c);
-	if (w->needs_writer) {
+	/* a change the worker could not keep (out of memory) must not be lost with the memo it moved */
+	if (w->needs_writer || w->cur->failed) {
 		give_back(w->cur, rc);
 		c->changed = changed;
 		c->quiet_gen = 0; /* what this step remembered is not the writer's: it starts afresh */
@@ -495,7 +496,8 @@ static void evaluate_window(struct reeval_worker *w)
 	rc = b->list ? evaluate_list(&ctx, &err) : evaluate_chunks(&ctx, &err);
 	if (rc < 0) {
 		b->failed = 1;
-		snprintf(b->error, sizeof(b->error), "%s", err.msg);
+		if (!b->error[0])
+			snprintf(b->error, sizeof(b->error), "%s", err.msg[0] ? err.msg : "out of memory");
 	}
 	alert_cursor_close(ctx.ac);
 	store_shared_end(w->pool->st, ctx.txn);
@@ -660,6 +662,7 @@ int reeval_pool_lend_begin(struct reeval_pool *pool, const struct ruleset *rs, i
 		pool->held_cap = most;
 	}
 	pool->lending = 1;
+	pool->held_most = most;
 	pool->held_as = as;
 	atomic_store(&pool->held_n, 0);
 	atomic_store(&pool->held_closed, 0);
@@ -682,7 +685,7 @@ void reeval_pool_lend(struct reeval_pool *pool, struct cust *c, size_t index)
 {
 	size_t k = atomic_load_explicit(&pool->held_n, memory_order_relaxed);
 
-	if (k == pool->held_cap)
+	if (k == pool->held_most)
 		return; /* more than the writer said: it evaluates this one itself */
 	pool->held[k] = c;
 	pool->held_index[k] = index;

@@ -16,10 +16,10 @@ struct group {
 	size_t nmarks;
 };
 
-static int fold_begin(void *ctx, size_t events)
+static int fold_begin(void *ctx, size_t events, size_t customers)
 {
 	struct group *g = ctx;
-	return engine_ingest_fold_begin(g->gc->engine, g->live, events);
+	return engine_ingest_fold_begin(g->gc->engine, events, customers);
 }
 
 static void folded_one(void *ctx, struct cust *c, size_t index)
@@ -38,7 +38,8 @@ static int group_fn(struct wtxn *w, void *vctx, struct herr *err)
 	int folded = g->folded;
 	const struct fold_watch watch = { fold_begin, folded_one, g };
 
-	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, &watch, err) < 0)
+	/* a group with load events defers some customers: the writer sorts them out after the fold */
+	if (timeline_append_in(g->gc->tl, w, g->batches, g->n, &g->folded, g->live ? NULL : &watch, err) < 0)
 		return -1;
 	if (!folded) {
 		engine_ingest_evaluate(g->gc->engine, w->txn, g->live);

@@ -393,9 +393,11 @@ static size_t accepted_events(struct batch **batches, size_t n)
 /*
  * How many events each customer has in the append, by a hash of its id: a
  * customer whose count falls to 0 has all of them folded (customers that
- * share a count wait for each other). 0 is the mask, when out of memory.
+ * share a count wait for each other). Returns the mask, 0 when out of memory;
+ * *customers: the counts used, as many as the customers or fewer.
  */
-static size_t count_events(struct timeline *tl, struct batch **batches, size_t n, size_t events)
+static size_t count_events(struct timeline *tl, struct batch **batches, size_t n, size_t events,
+			   size_t *customers)
 {
 	size_t cap = 64;
 
@@ -412,8 +414,9 @@ static size_t count_events(struct timeline *tl, struct batch **batches, size_t n
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
 			const struct event *ev = &batches[i]->events[j].ev;
-			if (batches[i]->events[j].status == BATCH_ACCEPTED)
-				tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & (cap - 1)]++;
+			if (batches[i]->events[j].status == BATCH_ACCEPTED &&
+			    tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & (cap - 1)]++ == 0)
+				++*customers;
 		}
 	return cap - 1;
 }
@@ -441,11 +444,13 @@ static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size
 	tl->mark++;
 	tl->append_from_seq = tl->next_seq;
 	if (watch) {
-		size_t events = accepted_events(batches, n);
-		if (watch->begin(watch->ctx, events))
-			mask = count_events(tl, batches, n, events);
-		else
+		size_t events = accepted_events(batches, n), customers = 0;
+		if (!(mask = count_events(tl, batches, n, events, &customers)))
+			customers = events;
+		if (!watch->begin(watch->ctx, events, customers)) {
 			watch = NULL;
+			mask = 0;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];

@@ -1114,16 +1114,17 @@ static void test_failed_commit_after_fold(void **state)
 struct watched {
 	struct timeline *tl;
 	int take;                       /* what begin() answers */
-	size_t events;                  /* what begin() was told */
+	size_t events, customers;       /* what begin() was told */
 	char ids[8];
 	uint64_t counts[8];             /* the customer's events when handed over */
 	size_t n;
 };
 
-static int watch_begin(void *ctx, size_t events)
+static int watch_begin(void *ctx, size_t events, size_t ncust)
 {
 	struct watched *wd = ctx;
 	wd->events = events;
+	wd->customers = ncust;
 	return wd->take;
 }
 
@@ -1188,6 +1189,7 @@ static void test_fold_hands_each_customer_over_when_folded(void **state)
 	frame_add(&fr, "C", BASE + 7, "call", "w6", NULL, NULL);
 	append_watched(f, &fr, &wd);
 	assert_int_equal(wd.events, 6);
+	assert_in_range(wd.customers, 1, 3);
 	assert_int_equal(wd.n, 3);
 	assert_memory_equal(wd.ids, "BAC", 3);
 	assert_int_equal(wd.counts[0], 1);
