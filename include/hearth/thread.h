@@ -7,5 +7,12 @@
 
 /* Names the calling thread and sets its nice value; a failure is logged with who, never fatal. */
 void thread_setup(const char *name, int nice, const char *who);
+/*
+ * Asks the scheduler for short time slices for the calling thread, which
+ * answers requests: Linux's EEVDF scheduler (6.12 on) then runs it sooner
+ * when it wakes among busy threads of the same priority; older kernels take
+ * the request and schedule as before.
+ */
+void thread_prefer_latency(const char *who);
 
 #endif

@@ -597,6 +597,7 @@ static void *control_main(void *arg)
 	struct control *ctl = arg;
 
 	thread_setup("hearth-control", 0, "control");
+	thread_prefer_latency("control");
 	if (loop_run(ctl->loop) < 0)
 		log_error("control, the control thread stops: control requests go unanswered");
 	ctl->stopping = 1;

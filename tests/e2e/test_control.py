@@ -536,3 +536,26 @@ def test_pipelined_requests_then_half_close_get_every_answer(daemon):
     assert all(a["ok"] for a in answers)
     assert answers[-1]["pong"] is True
     assert sum(a.get("accepted", 0) for a in answers[:-1]) == 30000
+
+
+def test_control_thread_asks_for_short_time_slices(daemon):
+    """The thread that answers requests asks the scheduler for 0.1 ms time slices (the
+    EEVDF scheduler's per-task slice, Linux 6.12 on), so that a request that wakes it
+    among busy ingest threads is answered soon; a kernel that shows no per-task slice
+    skips the test (it takes the request and schedules as before)."""
+    slices = {}
+    tasks = f"/proc/{daemon.proc.pid}/task"
+    for tid in os.listdir(tasks):
+        try:
+            with open(f"{tasks}/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"{tasks}/{tid}/sched") as f:
+                found = re.search(r"^se\.slice\s*:\s*(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if found:
+            slices[name] = int(found.group(1))
+    if "hearth-control" not in slices:
+        pytest.skip("this kernel shows no per-task time slice")
+    assert slices["hearth-control"] == 100000
+    assert slices["hearth-parser"] > 100000
