@@ -126,7 +126,6 @@ struct step_sink {
 	void (*failed)(void *ctx, size_t rule, const char *error);
 	void *ctx;
 };
-/* Steps each rule's alert (alerts[i]: the stored state, changed in place) for c at now; the next deadline. */
 struct rule;
 /* The summary and values rule r shows in env, put in a: what a notification of it says. */
 void engine_render_alert(const struct rule *r, struct eval_env *env, struct alert *a);
@@ -137,6 +136,7 @@ void engine_render_alert(const struct rule *r, struct eval_env *env, struct aler
  */
 void engine_render_resolution(struct engine *eng, MDB_txn *txn, const struct cust *c, size_t rule, int64_t now,
 			      struct alert *a);
+/* Steps each rule's alert (alerts[i]: the stored state, changed in place) for c at now; the next deadline. */
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink);
 
