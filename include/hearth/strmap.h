@@ -2,6 +2,10 @@
  * A hash map from byte strings to pointers: open addressing, linear probing,
  * keys copied and owned by the map. Used for the in-memory side of the store
  * (customers changed since the last flush, event ids not yet indexed).
+ *
+ * A table that doubles moves its entries over a little at each later insert
+ * (as Redis's dict does), not all at once: a thread's loop slice must not
+ * carry the whole move, which took 45-48 ms at 91,750 entries.
  */
 #ifndef HEARTH_STRMAP_H
 #define HEARTH_STRMAP_H
@@ -17,8 +21,11 @@ struct strmap_slot {
 };
 
 struct strmap {
-	struct strmap_slot *slots;
-	size_t cap, count;
+	struct strmap_slot *slots;      /* the table inserts go to */
+	size_t cap, count;              /* count: entries in both tables */
+	/* Still to move while growing: old's whole probe clusters from old_pos on, old_left slots of them. */
+	struct strmap_slot *old;
+	size_t old_cap, old_pos, old_left, old_count;
 };
 
 /* The map's hash of a key (FNV-1a, folded), for tables of other shapes. */
@@ -50,7 +57,7 @@ void strmap_shrink(struct strmap *m);
 /* Deletes the entries keep() says no to, in place: the table keeps its size (keys freed, values the caller's). */
 void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx);
 
-/* Iteration: for (size_t i = 0; strmap_next(m, &i, &slot);) */
+/* Iteration, the map unchanged meanwhile: for (size_t i = 0; strmap_next(m, &i, &slot);) */
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot);
 
 #endif

@@ -1,8 +1,16 @@
-/* String-keyed hash map; see include/hearth/strmap.h. FNV-1a, power-of-two table. */
+/* String-keyed hash map; see include/hearth/strmap.h. FNV-1a, power-of-two tables. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hearth/strmap.h"
+
+/*
+ * Old slots an insert moves over at least while the map grows. At 16 the old
+ * table (C slots, at most 0.7 C entries) is empty after C/16 inserts, when
+ * the new one (2 C) holds at most 0.77 C: far from its own growth at 1.4 C.
+ */
+#define MOVE_SLOTS 16
 
 uint64_t strmap_hash(const void *key, size_t len)
 {
@@ -21,58 +29,141 @@ void strmap_init(struct strmap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static void free_table(struct strmap_slot *slots, size_t cap)
+{
+	for (size_t i = 0; i < cap; i++)
+		free(slots[i].key);
+	free(slots);
+}
+
 void strmap_clear(struct strmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->slots[i].key);
-	free(m->slots);
+	free_table(m->slots, m->cap);
+	free_table(m->old, m->old_cap);
 	strmap_init(m);
 }
 
-static struct strmap_slot *find(const struct strmap *m, const void *key, size_t len, uint64_t h)
+/* key's slot in a table, or the empty slot where it would go. */
+static struct strmap_slot *probe(struct strmap_slot *slots, size_t cap, const void *key, size_t len, uint64_t h)
 {
-	size_t mask = m->cap - 1;
+	size_t mask = cap - 1;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct strmap_slot *s = &m->slots[i];
+		struct strmap_slot *s = &slots[i];
 		if (!s->key || (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0))
 			return s;
 	}
+}
+
+/* key's slot in the old table while the map grows, or NULL. */
+static struct strmap_slot *probe_old(const struct strmap *m, const void *key, size_t len, uint64_t h)
+{
+	if (!m->old_count)
+		return NULL;
+	struct strmap_slot *s = probe(m->old, m->old_cap, key, len, h);
+	return s->key ? s : NULL;
 }
 
 void *strmap_get(const struct strmap *m, const void *key, size_t len)
 {
 	if (m->count == 0)
 		return NULL;
-	struct strmap_slot *s = find(m, key, len, strmap_hash(key, len));
-	return s->key ? s->value : NULL;
+	uint64_t h = strmap_hash(key, len);
+	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
+	if (!s->key)
+		s = probe_old(m, key, len, h);
+	return s && s->key ? s->value : NULL;
 }
 
+static void old_done(struct strmap *m)
+{
+	free(m->old);
+	m->old = NULL;
+	m->old_cap = m->old_pos = m->old_left = m->old_count = 0;
+}
+
+/*
+ * Moves whole probe clusters of the old table, at least want slots of it.
+ * The cursor stops only on an empty slot, so every entry left in the old
+ * table has its whole chain from its home slot there: probes of the old
+ * table stay right, and deletions' backward shifts never leave a cluster.
+ */
+static void move_some(struct strmap *m, size_t want)
+{
+	size_t mask = m->old_cap - 1;
+
+	for (size_t seen = 0; m->old_left && m->old_count; seen++) {
+		struct strmap_slot *s = &m->old[m->old_pos];
+		if (!s->key && seen >= want)
+			break;
+		if (s->key) {
+			*probe(m->slots, m->cap, s->key, s->len, s->hash) = *s;
+			s->key = NULL;
+			m->old_count--;
+		}
+		m->old_pos = (m->old_pos + 1) & mask;
+		m->old_left--;
+	}
+	if (m->old && (!m->old_left || !m->old_count))
+		old_done(m);
+}
+
+/* Twice the table; its entries move over at the inserts that follow. */
+static int grow(struct strmap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 64;
+	struct strmap_slot *slots;
+
+	if (m->old)
+		move_some(m, SIZE_MAX); /* by MOVE_SLOTS's sizing it is empty already */
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	if (m->count) {
+		m->old = m->slots;
+		m->old_cap = m->old_left = m->cap;
+		m->old_count = m->count;
+		/* a table at most 0.7 full has an empty slot: a cluster boundary to start from */
+		while (m->old[m->old_pos].key)
+			m->old_pos++;
+	} else {
+		free(m->slots);
+	}
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+/* The whole table rebuilt at cap, at once: for shrinking, where few entries move. */
 static int rehash(struct strmap *m, size_t cap)
 {
-	struct strmap_slot *old = m->slots;
-	size_t old_cap = m->cap;
+	struct strmap_slot *slots = calloc(cap, sizeof(*slots));
 
-	m->slots = calloc(cap, sizeof(*m->slots));
-	if (!m->slots) {
-		m->slots = old;
+	if (!slots)
 		return -1;
-	}
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key)
+			*probe(slots, cap, m->slots[i].key, m->slots[i].len, m->slots[i].hash) = m->slots[i];
+	free(m->slots);
+	m->slots = slots;
 	m->cap = cap;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].key)
-			*find(m, old[i].key, old[i].len, old[i].hash) = old[i];
-	free(old);
 	return 0;
 }
 
 /* key's slot, made (with no value) if absent; *had: it was there. NULL on allocation failure. */
 static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t len, int *had)
 {
-	if ((m->count + 1) * 10 > m->cap * 7 && rehash(m, m->cap ? m->cap * 2 : 64) < 0)
+	if (m->old)
+		move_some(m, MOVE_SLOTS);
+	if ((m->count + 1) * 10 > m->cap * 7 && grow(m) < 0)
 		return NULL;
 	uint64_t h = strmap_hash(key, len);
-	struct strmap_slot *s = find(m, key, len, h);
+	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
+	struct strmap_slot *old = s->key ? NULL : probe_old(m, key, len, h);
+	if (old) {
+		*had = 1;
+		return old;
+	}
 	*had = s->key != NULL;
 	if (!s->key) {
 		s->key = malloc(len + 1);
@@ -123,32 +214,47 @@ int strmap_add(struct strmap *m, const void *key, size_t len, void *value)
 }
 
 /* Backward-shift deletion keeps probe chains unbroken without tombstones. */
-static void shift_back(struct strmap *m, size_t hole)
+static void shift_back(struct strmap_slot *slots, size_t cap, size_t hole)
 {
-	size_t mask = m->cap - 1;
+	size_t mask = cap - 1;
 
-	for (size_t i = (hole + 1) & mask; m->slots[i].key; i = (i + 1) & mask) {
-		size_t home = m->slots[i].hash & mask;
+	for (size_t i = (hole + 1) & mask; slots[i].key; i = (i + 1) & mask) {
+		size_t home = slots[i].hash & mask;
 		if (((i - home) & mask) >= ((i - hole) & mask)) {
-			m->slots[hole] = m->slots[i];
-			m->slots[i].key = NULL;
+			slots[hole] = slots[i];
+			slots[i].key = NULL;
 			hole = i;
 		}
 	}
+}
+
+/* Empties slot s of a table; its value is the caller's. */
+static void remove_slot(struct strmap_slot *slots, size_t cap, struct strmap_slot *s)
+{
+	free(s->key);
+	s->key = NULL;
+	shift_back(slots, cap, (size_t)(s - slots));
 }
 
 void *strmap_del(struct strmap *m, const void *key, size_t len)
 {
 	if (m->count == 0)
 		return NULL;
-	struct strmap_slot *s = find(m, key, len, strmap_hash(key, len));
-	if (!s->key)
+	uint64_t h = strmap_hash(key, len);
+	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
+	void *value;
+
+	if (s->key) {
+		value = s->value;
+		remove_slot(m->slots, m->cap, s);
+	} else if ((s = probe_old(m, key, len, h))) {
+		value = s->value;
+		remove_slot(m->old, m->old_cap, s);
+		m->old_count--;
+	} else {
 		return NULL;
-	void *value = s->value;
-	free(s->key);
-	s->key = NULL;
+	}
 	m->count--;
-	shift_back(m, (size_t)(s - m->slots));
 	return value;
 }
 
@@ -156,6 +262,8 @@ void strmap_shrink(struct strmap *m)
 {
 	size_t cap = m->cap;
 
+	if (m->old)
+		move_some(m, SIZE_MAX);
 	if (cap <= 64 || m->count * 64 >= cap)
 		return;
 	while (cap > 64 && m->count * 4 < cap / 2)
@@ -163,32 +271,44 @@ void strmap_shrink(struct strmap *m)
 	rehash(m, cap); /* a failure keeps the larger table, which still works */
 }
 
-void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
+/* Deletes what keep() refuses from one table; returns how many. */
+static size_t filter_table(struct strmap_slot *slots, size_t cap,
+			   int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
 {
+	size_t removed = 0;
+
 	/*
 	 * A shift can only bring into slot i an entry from further along its
 	 * chain, so slot i is looked at again; one that wraps to the front was
 	 * seen already and is only looked at twice.
 	 */
-	for (size_t i = 0; i < m->cap;) {
-		struct strmap_slot *s = &m->slots[i];
+	for (size_t i = 0; i < cap;) {
+		struct strmap_slot *s = &slots[i];
 		if (!s->key || keep(s, ctx)) {
 			i++;
 			continue;
 		}
-		free(s->key);
-		s->key = NULL;
-		m->count--;
-		shift_back(m, i);
+		remove_slot(slots, cap, s);
+		removed++;
 	}
+	return removed;
+}
+
+void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
+{
+	size_t from_old = m->old ? filter_table(m->old, m->old_cap, keep, ctx) : 0;
+
+	m->old_count -= from_old;
+	m->count -= from_old + filter_table(m->slots, m->cap, keep, ctx);
 }
 
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)
 {
 	if (m->count == 0)
 		return 0;
-	while (*pos < m->cap) {
-		const struct strmap_slot *s = &m->slots[(*pos)++];
+	while (*pos < m->old_cap + m->cap) {
+		size_t i = (*pos)++;
+		const struct strmap_slot *s = i < m->old_cap ? &m->old[i] : &m->slots[i - m->old_cap];
 		if (s->key) {
 			*slot = s;
 			return 1;
