@@ -5,7 +5,10 @@
  *
  * A table that doubles moves its entries over a little at each later insert
  * (as Redis's dict does), not all at once: a thread's loop slice must not
- * carry the whole move, which took 45-48 ms at 91,750 entries.
+ * carry the whole move, which took 45-48 ms at 91,750 entries. Deletes move
+ * some too, so a map drained after a burst gives the old table back; one that
+ * stops changing mid-move keeps it (half the new table's size) until it
+ * changes again or is shrunk.
  */
 #ifndef HEARTH_STRMAP_H
 #define HEARTH_STRMAP_H

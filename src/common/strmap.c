@@ -6,7 +6,7 @@
 #include "hearth/strmap.h"
 
 /*
- * Old slots an insert moves over at least while the map grows. At 16 the old
+ * Old slots an insert or delete moves over at least while the map grows. At 16 the old
  * table (C slots, at most 0.7 C entries) is empty after C/16 inserts, when
  * the new one (2 C) holds at most 0.77 C: far from its own growth at 1.4 C.
  */
@@ -240,6 +240,8 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 {
 	if (m->count == 0)
 		return NULL;
+	if (m->old)
+		move_some(m, MOVE_SLOTS); /* a map draining after a burst gives its old table back too */
 	uint64_t h = strmap_hash(key, len);
 	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
 	void *value;

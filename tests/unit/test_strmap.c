@@ -423,8 +423,8 @@ static void test_changes_while_growing_match_model(void **state)
 	strmap_clear(&m);
 }
 
-/* Shrinking or clearing a map in the middle of a move keeps every entry, or frees them all. */
-static void test_shrink_and_clear_while_growing(void **state)
+/* A map draining, shrunk or cleared in the middle of a move keeps every entry, or frees them all. */
+static void test_drain_shrink_and_clear_while_growing(void **state)
 {
 	struct strmap m;
 	char key[32];
@@ -439,6 +439,7 @@ static void test_shrink_and_clear_while_growing(void **state)
 	for (size_t k = 0; k + 10 < i; k++)
 		assert_ptr_equal(strmap_del(&m, key, key_of(k, key, sizeof(key))), value_of(k));
 	assert_int_equal(m.count, 10);
+	assert_null(m.old);                 /* the deletes moved the rest over: the old table is given back */
 	strmap_shrink(&m);
 	assert_null(m.old);
 	assert_true(m.cap <= 256);
@@ -465,7 +466,7 @@ int main(void)
 		cmocka_unit_test(test_filter_in_place),
 		cmocka_unit_test(test_grows_a_little_at_each_insert),
 		cmocka_unit_test(test_changes_while_growing_match_model),
-		cmocka_unit_test(test_shrink_and_clear_while_growing),
+		cmocka_unit_test(test_drain_shrink_and_clear_while_growing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
