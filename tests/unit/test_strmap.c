@@ -168,6 +168,13 @@ static void test_many_keys_rehash_and_delete_half(void **state)
 	strmap_clear(&m);
 }
 
+static void xorshift(uint64_t *rng)
+{
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 7;
+	*rng ^= *rng << 17;
+}
+
 /* Random interleaving of puts and deletes checked against a plain array. */
 static void test_random_ops_match_model(void **state)
 {
@@ -182,9 +189,7 @@ static void test_random_ops_match_model(void **state)
 	memset(model, 0, sizeof(model));
 	strmap_init(&m);
 	for (size_t op = 0; op < OPS; op++) {
-		rng ^= rng << 13;
-		rng ^= rng >> 7;
-		rng ^= rng << 17;
+		xorshift(&rng);
 		size_t k = (size_t)(rng % KEYS);
 		size_t len = key_of(k, key, sizeof(key));
 		if ((rng >> 32) % 3 == 0) {
@@ -373,9 +378,7 @@ static void test_changes_while_growing_match_model(void **state)
 	memset(model, 0, sizeof(model));
 	strmap_init(&m);
 	for (size_t op = 0; op < OPS; op++) {
-		rng ^= rng << 13;
-		rng ^= rng >> 7;
-		rng ^= rng << 17;
+		xorshift(&rng);
 		size_t span = op / 4 + 64 < KEYS ? op / 4 + 64 : KEYS;
 		size_t k = (size_t)(rng % span);
 		size_t len = key_of(k, key, sizeof(key));
