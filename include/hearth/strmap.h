@@ -39,11 +39,12 @@ void strmap_clear(struct strmap *m);
 void *strmap_get(const struct strmap *m, const void *key, size_t len);
 /* Inserts or replaces; -1 on allocation failure. */
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
-/* Inserts key if absent, in one probe: 0 when added, 1 when there already (its value kept), -1 on allocation failure. */
+/* Inserts key if absent: 0 when added, 1 when there already (its value kept), -1 on allocation failure. */
 int strmap_add(struct strmap *m, const void *key, size_t len, void *value);
 /*
- * Where key's value is, the key inserted with a NULL value if absent, in one
- * probe; NULL on allocation failure. Valid until the map next changes.
+ * Where key's value is, the key inserted with a NULL value if absent; NULL on
+ * allocation failure. Valid until the map next changes: any put, ref, add or
+ * del may move entries while the map grows, even one that finds nothing to do.
  */
 void **strmap_ref(struct strmap *m, const void *key, size_t len);
 /* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */

@@ -134,19 +134,23 @@ static int grow(struct strmap *m)
 	return 0;
 }
 
-/* The whole table rebuilt at cap, at once: for shrinking, where few entries move. */
+/* Both tables' entries into one new table of cap, at once: for shrinking, where few entries move. */
 static int rehash(struct strmap *m, size_t cap)
 {
 	struct strmap_slot *slots = calloc(cap, sizeof(*slots));
+	struct strmap_slot *from[2] = { m->slots, m->old };
+	size_t from_cap[2] = { m->cap, m->old_cap };
 
 	if (!slots)
 		return -1;
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i].key)
-			*probe(slots, cap, m->slots[i].key, m->slots[i].len, m->slots[i].hash) = m->slots[i];
+	for (int t = 0; t < 2; t++)
+		for (size_t i = 0; i < from_cap[t]; i++)
+			if (from[t][i].key)
+				*probe(slots, cap, from[t][i].key, from[t][i].len, from[t][i].hash) = from[t][i];
 	free(m->slots);
 	m->slots = slots;
 	m->cap = cap;
+	old_done(m);
 	return 0;
 }
 
@@ -252,7 +256,8 @@ void *strmap_del(struct strmap *m, const void *key, size_t len)
 	} else if ((s = probe_old(m, key, len, h))) {
 		value = s->value;
 		remove_slot(m->old, m->old_cap, s);
-		m->old_count--;
+		if (--m->old_count == 0)
+			old_done(m);
 	} else {
 		return NULL;
 	}
@@ -264,8 +269,7 @@ void strmap_shrink(struct strmap *m)
 {
 	size_t cap = m->cap;
 
-	if (m->old)
-		move_some(m, SIZE_MAX);
+	/* a map in the middle of a move, not shrunk, keeps moving at its own pace */
 	if (cap <= 64 || m->count * 64 >= cap)
 		return;
 	while (cap > 64 && m->count * 4 < cap / 2)
@@ -302,6 +306,8 @@ void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot,
 
 	m->old_count -= from_old;
 	m->count -= from_old + filter_table(m->slots, m->cap, keep, ctx);
+	if (m->old && !m->old_count)
+		old_done(m);
 }
 
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)

@@ -457,6 +457,67 @@ static void test_drain_shrink_and_clear_while_growing(void **state)
 	assert_null(strmap_get(&m, "customer-1", 10));
 }
 
+/* The keys the filter below keeps, by their values. */
+struct keep_set {
+	void *a, *b;
+};
+
+static int keep_two(const struct strmap_slot *slot, void *ctx)
+{
+	const struct keep_set *k = ctx;
+	return slot->value == k->a || slot->value == k->b;
+}
+
+/*
+ * A map that is emptied while its old table still holds entries gives that
+ * table back at once, by filter or by delete; a shrink that would not shrink
+ * leaves the move to go on at its own pace (it used to finish it whole).
+ */
+static void test_old_table_given_back_when_emptied(void **state)
+{
+	struct strmap m;
+	const struct strmap_slot *slot;
+	struct keep_set keep = { NULL, NULL };
+	char key[32];
+	size_t i = 0, pos = 0;
+
+	(void)state;
+	strmap_init(&m);
+	while (m.cap < 65536 || !m.old_count) {
+		assert_int_equal(strmap_put(&m, key, key_of(i, key, sizeof(key)), value_of(i)), 0);
+		i++;
+	}
+	size_t in_old = m.old_count;
+	strmap_shrink(&m);                  /* far from 1/64 full: nothing to shrink, nothing moved */
+	assert_int_equal(m.old_count, in_old);
+	/* strmap_next visits the old table's slots first */
+	while (strmap_next(&m, &pos, &slot) && pos <= m.old_cap)
+		if (!keep.a)
+			keep.a = slot->value;
+		else if (!keep.b)
+			keep.b = slot->value;
+	assert_non_null(keep.b);
+	strmap_filter(&m, keep_two, &keep);
+	assert_int_equal(m.count, 2);
+	assert_int_equal(m.old_count, 2);
+	for (size_t k = 0; k < i; k++)
+		if (value_of(k) == keep.a || value_of(k) == keep.b)
+			assert_ptr_equal(strmap_del(&m, key, key_of(k, key, sizeof(key))), value_of(k));
+	assert_int_equal(m.count, 0);
+	assert_null(m.old);
+	strmap_clear(&m);
+
+	/* the same by a filter that keeps nothing */
+	strmap_init(&m);
+	for (i = 0; m.cap < 65536 || !m.old_count; i++)
+		assert_int_equal(strmap_put(&m, key, key_of(i, key, sizeof(key)), value_of(i)), 0);
+	keep.a = keep.b = NULL;
+	strmap_filter(&m, keep_two, &keep);
+	assert_int_equal(m.count, 0);
+	assert_null(m.old);
+	strmap_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_grows_a_little_at_each_insert),
 		cmocka_unit_test(test_changes_while_growing_match_model),
 		cmocka_unit_test(test_drain_shrink_and_clear_while_growing),
+		cmocka_unit_test(test_old_table_given_back_when_emptied),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
