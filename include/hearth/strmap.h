@@ -61,6 +61,15 @@ void strmap_shrink(struct strmap *m);
 /* Deletes the entries keep() says no to, in place: the table keeps its size (keys freed, values the caller's). */
 void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx);
 
+/*
+ * strmap_filter over a stretch: up to `slots` slots from *pos on, *pos left
+ * where the next call goes on. 1 while slots are left, 0 at the end. Between
+ * calls the map may change: an entry it moves behind *pos is not looked at
+ * in this sweep, one it moves ahead may be looked at twice.
+ */
+int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx,
+		       size_t *pos, size_t slots);
+
 /* Iteration, the map unchanged meanwhile: for (size_t i = 0; strmap_next(m, &i, &slot);) */
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot);
 

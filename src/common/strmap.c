@@ -310,6 +310,32 @@ void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot,
 		old_done(m);
 }
 
+int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx,
+		       size_t *pos, size_t slots)
+{
+	size_t end = slots > SIZE_MAX - *pos ? SIZE_MAX : *pos + slots, old_cap = m->old_cap;
+
+	while (*pos < end && *pos < m->old_cap + m->cap) {
+		int in_old = *pos < m->old_cap;
+		struct strmap_slot *table = in_old ? m->old : m->slots;
+		size_t cap = in_old ? m->old_cap : m->cap;
+		struct strmap_slot *s = &table[in_old ? *pos : *pos - m->old_cap];
+		/* as in filter_table: a shift brings the next entry into this slot, looked at again */
+		if (!s->key || keep(s, ctx)) {
+			++*pos;
+			continue;
+		}
+		remove_slot(table, cap, s);
+		m->count--;
+		m->old_count -= in_old;
+	}
+	if (m->old && !m->old_count) {
+		old_done(m);
+		*pos = *pos > old_cap ? *pos - old_cap : 0; /* the same place in the table that is left */
+	}
+	return *pos < m->old_cap + m->cap;
+}
+
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)
 {
 	if (m->count == 0)

@@ -24,6 +24,7 @@
 #include "store_impl.h"
 
 #define FLUSHED_META "alerts_flushed"
+#define FORGET_SLOTS 512                /* slots of the customers' map looked at per catch-up slice */
 
 struct entry {
 	char rule[HEARTH_NAME_MAX + 1];
@@ -56,7 +57,9 @@ struct apply_job {
 struct alert_states {
 	struct strmap custs;            /* customer id → struct cust_states */
 	size_t entries;
-	uint64_t flushed;               /* journal seqs up to this are in DB_ALERTS */
+	uint64_t flushed;               /* journal seqs up to this are in DB_ALERTS: entries up to it are stale */
+	int forgetting;                 /* stale entries being let go of, a slice at a time ... */
+	size_t forget_pos;              /* ... from here in the map */
 	uint64_t last;                  /* the last journal seq in memory */
 	int table;                      /* the journal table new entries go to: 0 or 1 */
 	struct staged *stage;           /* put in the transaction under way */
@@ -121,6 +124,7 @@ static void forget_all(struct alert_states *as)
 	strmap_init(&as->custs);
 	as->entries = 0;
 	as->order_stale = 1;
+	as->forgetting = 0;
 }
 
 struct forget {
@@ -622,17 +626,37 @@ static int read_journal(struct alert_states *as, struct store *st, MDB_txn *txn,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Flushes since the last read: the journal was applied up to there, what is left of it is newer. */
+/*
+ * Flushes since the last read: the journal was applied up to there, what is
+ * left of it is newer. The entries up to it are stale from now on (lookups
+ * pass them over) and are let go of in slices (forget_some): all at once, a
+ * filter of the whole map, took 5.4 ms of a `customer` read at 57,064 customers.
+ */
 static void catch_up_flushed(struct alert_states *as, struct store *st, MDB_txn *txn)
 {
 	uint64_t flushed = store_meta_u64(txn, st, FLUSHED_META);
 
 	if (flushed > as->flushed) {
-		forget_upto(as, flushed);
 		as->flushed = flushed;
 		if (as->last < flushed)
 			as->last = flushed;
+		as->forgetting = as->custs.count != 0;
+		as->forget_pos = 0;
 	}
+}
+
+/* Up to slots slots' stale entries let go of: 1 while some may be left. */
+static int forget_some(struct alert_states *as, size_t slots)
+{
+	struct forget f = { as, as->flushed };
+
+	if (!as->forgetting)
+		return 0;
+	as->forgetting = strmap_filter_some(&as->custs, keep_newer, &f, &as->forget_pos, slots);
+	as->order_stale = 1;
+	if (!as->forgetting)
+		strmap_shrink(&as->custs);
+	return as->forgetting;
 }
 
 int alert_states_catch_up(struct alert_states *as, struct store *st, MDB_txn *txn, size_t max,
@@ -643,7 +667,7 @@ int alert_states_catch_up(struct alert_states *as, struct store *st, MDB_txn *tx
 	catch_up_flushed(as, st, txn);
 	if ((rc = read_journal(as, st, txn, as->last + 1, max, NULL, 0, &more)))
 		return store_error(err, rc, "reading the alert journal");
-	return more;
+	return forget_some(as, max == SIZE_MAX ? SIZE_MAX : FORGET_SLOTS) || more;
 }
 
 int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err)
@@ -738,6 +762,16 @@ static int cursor_seek(struct alert_cursor *ac, const uint8_t *prefix, size_t le
 	return mdb_cursor_get(ac->cur, key, val, MDB_SET_RANGE);
 }
 
+/*
+ * An entry DB_ALERTS does not reflect yet. A stale one (a reader's, kept
+ * until forget_some gets to it) may be older than what DB_ALERTS holds now: a
+ * state written in place after the writer let go of its own entry.
+ */
+static int fresh(const struct alert_states *as, const struct entry *e)
+{
+	return e->seq > as->flushed;
+}
+
 /* fn over the customer's merged states; stops when fn != 0, which it returns. */
 static int merge_customer(struct alert_states *as, struct alert_cursor *ac, const char *id, size_t len,
 			  alert_walk_fn fn, void *ctx)
@@ -765,11 +799,15 @@ static int merge_customer(struct alert_states *as, struct alert_cursor *ac, cons
 		memcpy(rule, (const char *)key.mv_data + len + 1, rlen);
 		rule[rlen] = '\0';
 		/* the journal's states of rules before this one, then this one's newer state */
-		for (; cs && j < cs->n && !stop && (c = strcmp(cs->e[j].rule, rule)) <= 0; j++)
+		int newer = 0;
+		for (; cs && j < cs->n && !stop && (c = strcmp(cs->e[j].rule, rule)) <= 0; j++) {
+			if (!fresh(as, &cs->e[j]))
+				continue;
+			newer = c == 0;
 			if (!cs->e[j].gone)
 				stop = fn(id, len, cs->e[j].rule, cs->e[j].rec, cs->e[j].len, ctx);
-		(void)c;
-		if (!stop && !(cs && j > 0 && strcmp(cs->e[j - 1].rule, rule) == 0))
+		}
+		if (!stop && !newer)
 			stop = fn(id, len, rule, val.mv_data, val.mv_size, ctx);
 	}
 	/* stopped early, or failed: where the cursor is says nothing about the keys before it */
@@ -778,7 +816,7 @@ static int merge_customer(struct alert_states *as, struct alert_cursor *ac, cons
 	memcpy(ac->last, prefix, len + 1);
 	ac->last_len = len + 1;
 	for (; cs && j < cs->n && !stop; j++)
-		if (!cs->e[j].gone)
+		if (fresh(as, &cs->e[j]) && !cs->e[j].gone)
 			stop = fn(id, len, cs->e[j].rule, cs->e[j].rec, cs->e[j].len, ctx);
 	return stop;
 }

@@ -454,6 +454,57 @@ static void test_a_reader_catches_up_in_slices_or_one_customer_first(void **stat
 	alert_states_free(as);
 }
 
+static int in_place_a3_fn(struct wtxn *w, void *vctx, struct herr *err)
+{
+	struct alert_states *as = vctx;
+
+	(void)err;
+	alert_states_put_in_place(as, w, "A", 1, "r1", "a3", 2); /* the writer let go of A's entry: in place */
+	return w->rc ? -1 : 0;
+}
+
+/*
+ * A reader lets go of what a flush has written a slice at a time, between
+ * other work, not in one pass over every customer; meanwhile it passes its
+ * stale entries over, even where DB_ALERTS has changed in place since.
+ */
+static void test_a_reader_lets_go_of_flushed_entries_in_slices(void **state)
+{
+	struct fx *fx = *state;
+	enum { CUSTOMERS = 20000 };
+	struct change *c = calloc(CUSTOMERS, sizeof(*c));
+	char (*ids)[16] = calloc(CUSTOMERS, sizeof(*ids));
+	struct seen one;
+	int slices = 0;
+
+	assert_non_null(c);
+	assert_non_null(ids);
+	for (size_t i = 0; i < CUSTOMERS; i++) {
+		snprintf(ids[i], sizeof(ids[i]), i ? "C%05zu" : "A", i);
+		c[i] = (struct change){ ids[i], "r1", i ? "on" : "a1" };
+	}
+	put(fx, c, CUSTOMERS);
+	assert_int_equal(catch_up(fx, fx->reader, SIZE_MAX, NULL), 0);
+	assert_int_equal(alert_states_pending(fx->reader), CUSTOMERS);
+	apply(fx);
+	write_with(fx, in_place_a3_fn);
+	/* the first slice after the flush: most stale entries still held, none shown */
+	assert_int_equal(catch_up(fx, fx->reader, 256, NULL), 1);
+	assert_true(alert_states_pending(fx->reader) > 0);
+	one_unsynced(fx, fx->reader, "A", &one);
+	assert_string_equal(one.text, "r1=a3 ");
+	one_unsynced(fx, fx->reader, "C00007", &one);
+	assert_string_equal(one.text, "r1=on ");
+	while (catch_up(fx, fx->reader, 256, NULL) == 1)
+		slices++;
+	assert_true(slices > 0);
+	assert_int_equal(alert_states_pending(fx->reader), 0);
+	one_unsynced(fx, fx->reader, "A", &one);
+	assert_string_equal(one.text, "r1=a3 ");
+	free(ids);
+	free(c);
+}
+
 static void test_recovery_in_the_middle_of_an_apply(void **state)
 {
 	struct fx *fx = *state;
@@ -609,6 +660,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_reader_catches_up_in_slices_or_one_customer_first, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_unless_journaled, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_reader_lets_go_of_flushed_entries_in_slices, fx_setup,
+						fx_teardown),
 		cmocka_unit_test(test_watch_skips_ids_up_to_its_floor),
 		cmocka_unit_test_setup_teardown(test_a_cursor_reads_customers_in_any_order, fx_setup, fx_teardown),
 	};

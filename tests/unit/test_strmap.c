@@ -518,6 +518,33 @@ static void test_old_table_given_back_when_emptied(void **state)
 	strmap_clear(&m);
 }
 
+/* A filter in stretches, over both tables while the map grows, ends as one whole filter does. */
+static void test_filter_in_stretches(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t i = 0, pos = 0, calls = 0;
+
+	(void)state;
+	strmap_init(&m);
+	while (m.cap < 16384 || !m.old_count) {
+		assert_int_equal(strmap_put(&m, key, key_of(i, key, sizeof(key)), value_of(i)), 0);
+		i++;
+	}
+	while (strmap_filter_some(&m, keep_odd, NULL, &pos, 100))
+		calls++;
+	assert_true(calls > 100);
+	assert_int_equal(m.count, i / 2);
+	for (size_t k = 0; k < i; k++)
+		assert_ptr_equal(strmap_get(&m, key, key_of(k, key, sizeof(key))), k % 2 ? value_of(k) : NULL);
+	size_t seen = 0;
+	const struct strmap_slot *slot;
+	for (pos = 0; strmap_next(&m, &pos, &slot);)
+		seen++;
+	assert_int_equal(seen, i / 2);
+	strmap_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_changes_while_growing_match_model),
 		cmocka_unit_test(test_drain_shrink_and_clear_while_growing),
 		cmocka_unit_test(test_old_table_given_back_when_emptied),
+		cmocka_unit_test(test_filter_in_stretches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
