@@ -51,7 +51,11 @@ void alert_states_free(struct alert_states *as);
 
 /* A reader's copy brought up to txn's snapshot: journal entries it has not seen, flushes since. */
 int alert_states_sync(struct alert_states *as, struct store *st, MDB_txn *txn, struct herr *err);
-/* The same, up to max journal entries at a time: 1 while more are left, 0 once none is, -1 on error. */
+/*
+ * The same, up to max journal entries at a time: 1 while more are left (entries
+ * to read, or stale ones a flush wrote still to let go of, a slice per call),
+ * 0 once none is, -1 on error.
+ */
 int alert_states_catch_up(struct alert_states *as, struct store *st, MDB_txn *txn, size_t max,
 			  struct herr *err);
 /*

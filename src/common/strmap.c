@@ -277,39 +277,6 @@ void strmap_shrink(struct strmap *m)
 	rehash(m, cap); /* a failure keeps the larger table, which still works */
 }
 
-/* Deletes what keep() refuses from one table; returns how many. */
-static size_t filter_table(struct strmap_slot *slots, size_t cap,
-			   int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
-{
-	size_t removed = 0;
-
-	/*
-	 * A shift can only bring into slot i an entry from further along its
-	 * chain, so slot i is looked at again; one that wraps to the front was
-	 * seen already and is only looked at twice.
-	 */
-	for (size_t i = 0; i < cap;) {
-		struct strmap_slot *s = &slots[i];
-		if (!s->key || keep(s, ctx)) {
-			i++;
-			continue;
-		}
-		remove_slot(slots, cap, s);
-		removed++;
-	}
-	return removed;
-}
-
-void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
-{
-	size_t from_old = m->old ? filter_table(m->old, m->old_cap, keep, ctx) : 0;
-
-	m->old_count -= from_old;
-	m->count -= from_old + filter_table(m->slots, m->cap, keep, ctx);
-	if (m->old && !m->old_count)
-		old_done(m);
-}
-
 int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx,
 		       size_t *pos, size_t slots)
 {
@@ -320,7 +287,11 @@ int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *s
 		struct strmap_slot *table = in_old ? m->old : m->slots;
 		size_t cap = in_old ? m->old_cap : m->cap;
 		struct strmap_slot *s = &table[in_old ? *pos : *pos - m->old_cap];
-		/* as in filter_table: a shift brings the next entry into this slot, looked at again */
+		/*
+		 * A shift can only bring into this slot an entry from further along
+		 * its chain, so the slot is looked at again; one that wraps to the
+		 * table's front was seen already and is only looked at twice.
+		 */
 		if (!s->key || keep(s, ctx)) {
 			++*pos;
 			continue;
@@ -334,6 +305,13 @@ int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *s
 		*pos = *pos > old_cap ? *pos - old_cap : 0; /* the same place in the table that is left */
 	}
 	return *pos < m->old_cap + m->cap;
+}
+
+void strmap_filter(struct strmap *m, int (*keep)(const struct strmap_slot *slot, void *ctx), void *ctx)
+{
+	size_t pos = 0;
+
+	strmap_filter_some(m, keep, ctx, &pos, SIZE_MAX);
 }
 
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot)
