@@ -26,7 +26,7 @@ struct board_status {
 	int64_t last_tick;              /* TIME_NONE before the first */
 	int64_t tick_ms;
 	int reevaluating, load_ending;
-	uint64_t reeval_workers, reeval_by_workers, ingest_by_workers;
+	uint64_t reeval_workers, reeval_by_workers, ingest_by_workers, ingest_by_seat;
 	int64_t clock_offset_ms;        /* --test-clock: added to the wall clock */
 	uint64_t map_size, used;
 };

@@ -37,6 +37,7 @@ struct engine_stats {
 	uint64_t reeval_workers;        /* threads evaluating re-evaluation windows (0: the writer alone) */
 	uint64_t reeval_by_workers;     /* customers whose re-evaluation the workers' answer settled */
 	uint64_t ingest_by_workers;     /* customers of ingest groups the workers evaluated */
+	uint64_t ingest_by_seat;        /* ... the writer evaluated beside them, at the end of its fold */
 };
 
 /*

@@ -91,6 +91,7 @@ static int cmd_status(struct reader *rd, struct json_object *req, struct json_ob
 	json_object_object_add(ans, "reeval_workers", json_object_new_int64((int64_t)s.reeval_workers));
 	json_object_object_add(ans, "reevaluated_by_workers", json_object_new_int64((int64_t)s.reeval_by_workers));
 	json_object_object_add(ans, "ingest_evaluated_by_workers", json_object_new_int64((int64_t)s.ingest_by_workers));
+	json_object_object_add(ans, "ingest_evaluated_beside_workers", json_object_new_int64((int64_t)s.ingest_by_seat));
 	json_object_object_add(ans, "deferred", json_object_new_int64((int64_t)s.deferred));
 	json_object_object_add(ans, "load_ending", json_object_new_boolean(s.load_ending));
 	json_object_object_add(ans, "now", time_or_null(time_now_ms() + s.clock_offset_ms));

@@ -30,7 +30,7 @@ void control_status_fill(struct server *srv, struct board_status *out)
 		.last_tick = es.last_tick, .tick_ms = es.tick_us / 1000,
 		.reevaluating = es.reevaluating, .load_ending = es.load_ending,
 		.reeval_workers = es.reeval_workers, .reeval_by_workers = es.reeval_by_workers,
-		.ingest_by_workers = es.ingest_by_workers,
+		.ingest_by_workers = es.ingest_by_workers, .ingest_by_seat = es.ingest_by_seat,
 		.clock_offset_ms = srv->clock_offset_ms,
 		.map_size = store_map_size(srv->st), .used = store_used(srv->st),
 	};

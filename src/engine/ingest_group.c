@@ -4,9 +4,10 @@
  * written in the group's own transaction, and published once it is durable.
  * Customers touched only by a history load are deferred instead (defer.c).
  * The workers of the re-evaluation pool evaluate a group's customers as the
- * writer's fold finishes each (reeval_worker.h), then the writer waits for
- * the rest: the second core steps rules while the writer folds, and both do
- * once it is done.
+ * writer's fold finishes each (reeval_worker.h); then the writer takes a
+ * share of what they have not taken yet, as one of them, and waits for the
+ * rest: the second core steps rules while the writer folds, and both do once
+ * it is done (sleeping there instead left a core idle for a third of the wait).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, si
 
 	for (size_t i = 0; i < n; i++)
 		by[i] = NULL;
-	for (size_t w = 0; w < reeval_pool_size(eng->pool); w++) {
+	for (size_t w = 0; w < reeval_pool_lent_size(eng->pool); w++) {
 		const struct reeval_batch *b = reeval_pool_batch(eng->pool, w);
 		if (b->error_rule >= 0 && (size_t)b->error_rule < eng->rs->n) {
 			struct rule *r = &eng->rs->rules[b->error_rule];
@@ -47,10 +48,14 @@ static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, si
 		if (b->failed)
 			log_error("ingest, a worker failed (%s); the writer evaluated its share", b->error);
 	}
+	const struct reeval_batch *seat = reeval_pool_batch(eng->pool, reeval_pool_size(eng->pool));
 	for (size_t i = 0; i < n; i++)
 		if (by[i]) {
 			engine_apply_worker_result(eng, custs[i], by[i], res[i]);
-			eng->stats.ingest_by_workers++;
+			if (by[i] == seat)
+				eng->stats.ingest_by_seat++;
+			else
+				eng->stats.ingest_by_workers++;
 		} else {
 			engine_evaluate_one(eng, txn, custs[i], eng->ingest_now);
 		}
@@ -99,7 +104,7 @@ void engine_ingest_evaluate(struct engine *eng, MDB_txn *txn, const struct strma
 
 	eng->load_deferred_group = live != NULL;
 	if (eng->lending) {
-		reeval_pool_lend_end(eng->pool);
+		reeval_pool_lend_end(eng->pool, txn);
 		eng->lending = 0;
 		apply_held(eng, txn, custs, n);
 		eng->ingest_workers = 1;
@@ -133,7 +138,7 @@ void engine_ingest_end(struct engine *eng, int committed)
 		engine_publish_changes(eng, eng->ingest_seq);
 	engine_free_changes(eng);
 	/* the changes taken from the workers pointed into their batches: now done with */
-	for (size_t w = 0; eng->ingest_workers && w < reeval_pool_size(eng->pool); w++)
+	for (size_t w = 0; eng->ingest_workers && w < reeval_pool_lent_size(eng->pool); w++)
 		reeval_batch_reset(reeval_pool_batch(eng->pool, w));
 	eng->ingest_workers = 0;
 	if (engine_load_group_end(eng, committed))

@@ -78,6 +78,13 @@ struct reeval_pool {
 	int waited;                     /* the writer waits: no ready() for this one */
 	struct reeval_worker *w;
 	size_t n;
+	/*
+	 * The writer's own place among the workers, with no thread: at the end of
+	 * a fold it takes lent chunks too instead of sleeping until the workers
+	 * are done (reeval_pool_lend_end). Its batch comes after theirs.
+	 */
+	struct reeval_worker seat;
+	int seat_ready;                 /* set up: reeval_pool_free frees what it has */
 	/* a list to evaluate: written by the writer before submit, read by the workers until done */
 	char *list_ids;
 	size_t *list_off, *list_len, nlist, list_ids_cap, list_cap;
@@ -591,13 +598,14 @@ static void start(struct reeval_pool *pool, int waited)
 static void prepare(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, int list)
 {
 	pool->fill = !pool->fill;
-	for (size_t i = 0; i < pool->n; i++) {
-		struct reeval_batch *b = &pool->w[i].batch[pool->fill];
+	for (size_t i = 0; i < reeval_pool_lent_size(pool); i++) {
+		struct reeval_batch *b = reeval_pool_batch(pool, i);
 		reeval_batch_reset(b);
 		b->rs = rs;
 		b->now = now;
 		b->list = list;
 	}
+	pool->seat.cur = &pool->seat.batch[pool->fill];
 }
 
 int reeval_pool_submit(struct reeval_pool *pool, const struct ruleset *rs, int64_t now, const char *after,
@@ -668,8 +676,8 @@ int reeval_pool_lend_begin(struct reeval_pool *pool, const struct ruleset *rs, i
 	atomic_store(&pool->held_closed, 0);
 	atomic_store(&pool->list_next, 0);
 	prepare(pool, rs, now, 1);
-	for (size_t i = 0; i < pool->n; i++)
-		pool->w[i].batch[pool->fill].gen = gen;
+	for (size_t i = 0; i < reeval_pool_lent_size(pool); i++)
+		reeval_pool_batch(pool, i)->gen = gen;
 	start(pool, 1);
 	return 0;
 }
@@ -695,10 +703,36 @@ void reeval_pool_lend(struct reeval_pool *pool, struct cust *c, size_t index)
 		wake_lent(pool);
 }
 
-void reeval_pool_lend_end(struct reeval_pool *pool)
+/*
+ * The writer in its seat: lent chunks evaluated as the workers do, on its
+ * own transaction (DB_ALERTS is as of the last commit until the group writes
+ * its changes, after this). Its results wait in its batch like theirs: the
+ * alert journal the workers read stays untouched until all are done.
+ */
+static void evaluate_seated(struct reeval_pool *pool, MDB_txn *txn)
+{
+	struct reeval_worker *w = &pool->seat;
+	struct walk_ctx ctx = { .w = w, .txn = txn };
+	struct herr err = { 0 };
+
+	/* nothing taken yet: what the seat cannot do, the workers do */
+	if (!pool->seat_ready || !txn || size_alerts(w, w->cur->rs) < 0 ||
+	    !(ctx.ac = alert_cursor_open(pool->st, txn, &err)))
+		return;
+	w->held = 1;
+	ctx.scan = (struct engine_scan){ .query = query_store, .qctx = w, .txn = txn, .tok = w->tok };
+	if (evaluate_lent(&ctx) < 0 && !w->cur->failed) {
+		w->cur->failed = 1;
+		snprintf(w->cur->error, sizeof(w->cur->error), "out of memory");
+	}
+	alert_cursor_close(ctx.ac);
+}
+
+void reeval_pool_lend_end(struct reeval_pool *pool, MDB_txn *txn)
 {
 	atomic_store(&pool->held_closed, 1);
 	wake_lent(pool);
+	evaluate_seated(pool, txn);
 	reeval_pool_wait(pool);
 	pool->lending = 0;
 }
@@ -716,9 +750,14 @@ size_t reeval_pool_size(const struct reeval_pool *pool)
 	return pool->n;
 }
 
+size_t reeval_pool_lent_size(const struct reeval_pool *pool)
+{
+	return pool->n + 1;
+}
+
 struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i)
 {
-	return &pool->w[i].batch[pool->fill];
+	return i < pool->n ? &pool->w[i].batch[pool->fill] : &pool->seat.batch[pool->fill];
 }
 
 void reeval_pool_drain(struct reeval_pool *pool)
@@ -733,6 +772,43 @@ void reeval_pool_drain(struct reeval_pool *pool)
 		log_warning("rules, reading the workers' wake-up failed (%s)", strerror(errno));
 	for (size_t i = 0; i < pool->n; i++)
 		reeval_batch_reset(&pool->w[i].batch[pool->fill]);
+}
+
+/* What a worker (or the writer's seat) owns; -1 out of memory, worker_free then frees what it got. */
+static int worker_init(struct reeval_pool *pool, struct reeval_worker *w, size_t part)
+{
+	w->pool = pool;
+	w->part = part;
+	for (int k = 0; k < 2; k++) {
+		w->batch[k].error_rule = -1;
+		wbuf_init(&w->batch[k].rests);
+		wbuf_init(&w->batch[k].packed);
+	}
+	w->cur = &w->batch[0];
+	if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new()) ||
+	    !(w->codec = body_codec_new()) || !(w->read = cust_new("", 0)))
+		return -1;
+	return 0;
+}
+
+static void worker_free(struct reeval_worker *w)
+{
+	for (int k = 0; k < 2; k++) {
+		reeval_batch_reset(&w->batch[k]);
+		free(w->batch[k].ids);
+		free(w->batch[k].custs);
+		free(w->batch[k].changes);
+		wbuf_free(&w->batch[k].rests);
+		wbuf_free(&w->batch[k].packed);
+	}
+	body_codec_free(w->codec);
+	cust_free(w->read);
+	reset_alerts(w);
+	free(w->alerts);
+	alert_states_free(w->as);
+	overlay_free(w->ov);
+	if (w->tok)
+		json_tokener_free(w->tok);
 }
 
 struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loop,
@@ -758,19 +834,15 @@ struct reeval_pool *reeval_pool_new(struct store *st, size_t n, struct loop *loo
 		herr_set(err, HERR_IO, "rules, cannot set up the workers' wake-up (%s)", strerror(errno));
 		goto fail;
 	}
+	pool->seat_ready = 1;
+	if (worker_init(pool, &pool->seat, n) < 0) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		goto fail;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct reeval_worker *w = &pool->w[i];
-		w->pool = pool;
-		w->part = i;
-		for (int k = 0; k < 2; k++) {
-			w->batch[k].error_rule = -1;
-			wbuf_init(&w->batch[k].rests);
-			wbuf_init(&w->batch[k].packed);
-		}
-		w->cur = &w->batch[0];
 		pool->n++; /* from here on reeval_pool_free frees what it has */
-		if (!(w->as = alert_states_new()) || !(w->ov = overlay_new()) || !(w->tok = json_tokener_new()) ||
-		    !(w->codec = body_codec_new()) || !(w->read = cust_new("", 0))) {
+		if (worker_init(pool, w, i) < 0) {
 			herr_set(err, HERR_NOMEM, "out of memory");
 			goto fail;
 		}
@@ -798,23 +870,10 @@ void reeval_pool_free(struct reeval_pool *pool)
 		struct reeval_worker *w = &pool->w[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
-		for (int k = 0; k < 2; k++) {
-			reeval_batch_reset(&w->batch[k]);
-			free(w->batch[k].ids);
-			free(w->batch[k].custs);
-			free(w->batch[k].changes);
-			wbuf_free(&w->batch[k].rests);
-			wbuf_free(&w->batch[k].packed);
-		}
-		body_codec_free(w->codec);
-		cust_free(w->read);
-		reset_alerts(w);
-		free(w->alerts);
-		alert_states_free(w->as);
-		overlay_free(w->ov);
-		if (w->tok)
-			json_tokener_free(w->tok);
+		worker_free(w);
 	}
+	if (pool->seat_ready)
+		worker_free(&pool->seat);
 	if (pool->efd >= 0) {
 		loop_unwatch(pool->loop, NULL, pool->efd);
 		close(pool->efd);

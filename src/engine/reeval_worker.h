@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <lmdb.h>
 #include <sys/types.h>
 
 #include "hearth/alert.h"
@@ -121,16 +122,21 @@ int reeval_pool_lend_begin(struct reeval_pool *pool, const struct ruleset *rs, i
  */
 void reeval_pool_lend(struct reeval_pool *pool, struct cust *c, size_t index);
 /*
- * No more to lend: waits for the workers. A lent customer whose result says
+ * No more to lend: the writer takes what the workers have not yet taken, in
+ * chunks as they do, reading DB_ALERTS in txn (its own, before the group
+ * writes anything there), then waits for them. Its results are in batch
+ * reeval_pool_size(), after the workers'. A lent customer whose result says
  * nchanges == SIZE_MAX, or one no batch names (a batch failed or it was not
  * lent), is the writer's to evaluate.
  */
-void reeval_pool_lend_end(struct reeval_pool *pool);
+void reeval_pool_lend_end(struct reeval_pool *pool, MDB_txn *txn);
 /* Waits until the workers are done; their batches are then the writer's, ready() is not called. */
 void reeval_pool_wait(struct reeval_pool *pool);
 int reeval_pool_busy(const struct reeval_pool *pool);
 /* Worker i's batch of the last window submitted, once ready() ran (or after drain). */
 size_t reeval_pool_size(const struct reeval_pool *pool);
+/* The batches of a lending: the workers' and the writer's seat's (the last). */
+size_t reeval_pool_lent_size(const struct reeval_pool *pool);
 struct reeval_batch *reeval_pool_batch(struct reeval_pool *pool, size_t i);
 /* Waits for a window out (the rules it reads are about to go), and forgets its results. */
 void reeval_pool_drain(struct reeval_pool *pool);
