@@ -95,15 +95,17 @@ static int64_t before_poll(struct loop *loop, void *ctx)
 {
 	struct server *srv = ctx;
 	struct herr err;
+	int filling;
 
 	(void)loop;
+	filling = timeline_fill_id_filter(srv->tl);
 	timeline_publish_restated(srv->tl);     /* before the flush can take them */
 	if (timeline_flush(srv->tl, 0, &err) < 0)
 		log_error("store, flush failed (%s); will retry", err.msg);
 	control_post_status(srv);        /* for `status` on the control thread */
 	ingest_pause(srv->ingest, timeline_backlogged(srv->tl));
 	cluster_pause(srv->cluster, timeline_backlogged(srv->tl));
-	return timeline_flush_due_in(srv->tl);
+	return filling ? 0 : timeline_flush_due_in(srv->tl);
 }
 
 /* The watchdog is fed from the loop itself: a loop that stops turning stops feeding it. */

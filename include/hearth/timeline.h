@@ -27,6 +27,8 @@ struct timeline_stats {
 	uint64_t commits, commit_failures;
 	uint64_t flushes, flush_us_total, flush_events;
 	uint64_t recovered_events;
+	/* new ids the id filter knew were not stored, and ids looked up in the id index */
+	uint64_t id_checks_filtered, id_checks_read;
 	size_t dirty_customers, pending_events;
 };
 
@@ -204,6 +206,11 @@ void timeline_publish_restated(struct timeline *tl);
 uint64_t timeline_customer_count(struct timeline *tl);
 uint64_t timeline_event_count(struct timeline *tl);
 void timeline_get_stats(const struct timeline *tl, struct timeline_stats *out);
+/*
+ * Reads the next slice of the id index into the filter that spares ingest a
+ * read of it for each new id (the writer's loop, until it returns 0). 1: more to read.
+ */
+int timeline_fill_id_filter(struct timeline *tl);
 struct store *timeline_store(struct timeline *tl);
 
 #endif

@@ -56,6 +56,10 @@ static void format_ingest(const struct metrics_writer *m, struct wbuf *out)
 	metric_value(out, "hearth_ingest_events_total", "result=\"duplicate\"", (double)m->ts.events_duplicate);
 	metric_value(out, "hearth_ingest_events_total", "result=\"rejected\"",
 		     (double)(m->is.events_rejected + m->counters.ingest_rejected));
+	metric_family(out, "hearth_ingest_id_checks_total", "counter",
+		      "New event ids checked for duplicates: by the id filter alone, or read in the id index.");
+	metric_value(out, "hearth_ingest_id_checks_total", "by=\"filter\"", (double)m->ts.id_checks_filtered);
+	metric_value(out, "hearth_ingest_id_checks_total", "by=\"index\"", (double)m->ts.id_checks_read);
 	one(out, "hearth_ingest_too_large_total", "counter", "Ingest requests refused as too large.",
 	    (double)m->is.too_large);
 	one(out, "hearth_ingest_pauses_total", "counter",

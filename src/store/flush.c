@@ -175,8 +175,12 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 			wtxn_del(w, DB_DEADLINES, key, klen);
 	}
 	/* the key is all a duplicate check needs: no value, 8 bytes less per event (schema 2 wrote the seq) */
-	for (size_t i = ctx->id_from; i < ctx->id_to; i++)
-		wtxn_put(w, DB_IDS, idset_key_bytes(&job->ids, &job->id_order[i]), job->id_order[i].len, "", 0, 0);
+	for (size_t i = ctx->id_from; i < ctx->id_to; i++) {
+		const char *id = idset_key_bytes(&job->ids, &job->id_order[i]);
+		wtxn_put(w, DB_IDS, id, job->id_order[i].len, "", 0, 0);
+		/* before the commit: a retry adds it again, a failure leaves a harmless "maybe" */
+		idfilter_add(tl->id_filter, id, job->id_order[i].len);
+	}
 	if (ctx->last) {
 		wtxn_meta_u64(w, "indexed_seq", job->upto_seq);
 		alert_states_apply_end(tl->alerts, w);

@@ -13,6 +13,7 @@
 #include "hearth/limits.h"
 #include "hearth/strmap.h"
 #include "hearth/timeline.h"
+#include "idfilter.h"
 #include "idset.h"
 #include "store_impl.h"
 #include "tindex.h"
@@ -70,6 +71,10 @@ struct timeline {
 	struct strmap dirty;            /* customer id → struct dirty */
 	struct idset ids;               /* event ids not yet in DB_IDS nor in job.ids */
 	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
+	/* the ids DB_IDS may hold (NULL: read-only); filled from it after opening, slice by slice */
+	struct idfilter *id_filter;
+	char id_filter_after[HEARTH_ID_MAX];    /* the last id filled in (len 0: none yet) */
+	size_t id_filter_after_len;
 	uint64_t next_seq;
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */

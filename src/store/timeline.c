@@ -215,7 +215,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	idset_init(&tl->spare_ids);
 	wbuf_init(&tl->rec);
 	tl->pending_min_deadline = INT64_MIN;
-	if (!(tl->alerts = alert_states_new())) {
+	if (!(tl->alerts = alert_states_new()) || !(tl->id_filter = idfilter_new())) {
 		herr_set(err, HERR_NOMEM, "out of memory");
 		timeline_close(tl);
 		return NULL;
@@ -253,6 +253,7 @@ void timeline_close(struct timeline *tl)
 	timeline_watch_end(tl);
 	flush_job_free(&tl->job);
 	alert_states_free(tl->alerts);
+	idfilter_free(tl->id_filter);
 	wbuf_free(&tl->rec);
 	tindex_scratch_free(&tl->tindex);
 	free(tl->adding);
@@ -279,6 +280,56 @@ struct store *timeline_store(struct timeline *tl)
 }
 
 
+/* ---- the id filter ------------------------------------------------------- */
+
+#define ID_FILTER_SLICE 16384   /* ids of the index read into the filter per call: ~2 ms */
+
+struct fill_ctx {
+	struct timeline *tl;
+	size_t left;
+};
+
+static int fill_one(const void *key, size_t klen, const void *val, size_t vlen, void *vctx)
+{
+	struct fill_ctx *ctx = vctx;
+	struct timeline *tl = ctx->tl;
+
+	(void)val;
+	(void)vlen;
+	idfilter_add(tl->id_filter, key, klen);
+	if (klen <= sizeof(tl->id_filter_after)) {
+		memcpy(tl->id_filter_after, key, klen);
+		tl->id_filter_after_len = klen;
+	}
+	return --ctx->left == 0;
+}
+
+int timeline_fill_id_filter(struct timeline *tl)
+{
+	struct fill_ctx ctx = { tl, ID_FILTER_SLICE };
+	struct herr err = { 0 };
+	MDB_txn *txn;
+	int rc;
+
+	if (store_is_read_only(tl->st) || idfilter_ready(tl->id_filter) || idfilter_gave_up(tl->id_filter))
+		return 0;
+	if (store_read_begin(tl->st, &txn, &err) < 0) {
+		log_warning("store, reading the id index into its filter: %s (will retry)", err.msg);
+		return 0;
+	}
+	/* ids flushed meanwhile went into the filter as they were written, wherever the walk is */
+	rc = store_walk(txn, tl->st, DB_IDS, tl->id_filter_after, tl->id_filter_after_len, NULL, 0, fill_one, &ctx,
+			&err);
+	store_read_end(txn);
+	if (rc < 0) {
+		log_warning("store, reading the id index into its filter: %s (will retry)", err.msg);
+		return 0;
+	}
+	if (rc == 0)
+		idfilter_set_ready(tl->id_filter);
+	return rc == 1;
+}
+
 /* ---- append ---------------------------------------------------------------- */
 
 /*
@@ -294,12 +345,19 @@ static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev)
 
 	if (had != 0)
 		return had;
-	if ((tl->job.active && idset_has(&tl->job.ids, ev->id, ev->id_len)) ||
-	    wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0) {
-		idset_del(&tl->ids, ev->id, ev->id_len);
-		return 1;
+	if (tl->job.active && idset_has(&tl->job.ids, ev->id, ev->id_len))
+		goto taken;
+	if (!idfilter_may_have(tl->id_filter, ev->id, ev->id_len)) {
+		tl->stats.id_checks_filtered++;
+		return 0;
 	}
+	tl->stats.id_checks_read++;
+	if (wtxn_get(w, DB_IDS, ev->id, ev->id_len, &val, &vlen) == 0)
+		goto taken;
 	return 0;
+taken:
+	idset_del(&tl->ids, ev->id, ev->id_len);
+	return 1;
 }
 
 static int put_record(struct timeline *tl, struct wtxn *w, const struct event *ev, struct herr *err)

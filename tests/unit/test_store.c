@@ -735,6 +735,71 @@ static void test_dedup_by_id(void **state)
 	free(m.v);
 }
 
+/* Appends ids prefix0..prefix(n-1), 1000 to a batch; each must be accepted, or each a duplicate. */
+static void append_ids(struct timeline *tl, const char *prefix, int n, int duplicates)
+{
+	struct wbuf fr;
+
+	wbuf_init(&fr);
+	for (int i = 0; i < n; i += 1000) {
+		for (int k = i; k < n && k < i + 1000; k++) {
+			char id[32];
+			snprintf(id, sizeof(id), "%s%d", prefix, k);
+			frame_add(&fr, customers[k % NCUST], BASE + k, "call", id, NULL, NULL);
+		}
+		struct result r = append(tl, &fr, NULL);
+		assert_int_equal(r.fail, HERR_OK);
+		assert_int_equal(duplicates ? r.duplicates : r.accepted, (size_t)(n - i < 1000 ? n - i : 1000));
+	}
+	wbuf_free(&fr);
+}
+
+/*
+ * A reopened store's ids are read into the id filter in slices. Until it is
+ * full every new id is looked up in the index; after, new ids are not, and no
+ * duplicate gets through: not of an id stored before the reopen, nor of one
+ * flushed while the filter was still being filled (ahead of its reading).
+ */
+static void test_id_filter_spares_index_reads_without_missing_a_duplicate(void **state)
+{
+	struct fx *f = *state;
+	struct timeline_stats s;
+	int slices = 0;
+
+	append_ids(f->tl, "s", 40000, 0);
+	flush(f->tl);
+	fx_close(f);
+	fx_open(f, MAP_SIZE, MAX_SIZE);
+
+	/* not filled yet: a new id is read in the index */
+	append_ids(f->tl, "early", 10, 0);
+	timeline_get_stats(f->tl, &s);
+	assert_int_equal(s.id_checks_filtered, 0);
+	assert_int_equal(s.id_checks_read, 10);
+
+	/* one slice in, ids flushed behind where the filling is: it will not read them */
+	assert_int_equal(timeline_fill_id_filter(f->tl), 1);
+	append_ids(f->tl, "a-late", 100, 0);
+	flush(f->tl);
+	while (timeline_fill_id_filter(f->tl))
+		slices++;
+	assert_in_range(slices, 1, 3);  /* 40,110 ids, 16,384 a slice */
+	assert_int_equal(timeline_fill_id_filter(f->tl), 0);
+
+	timeline_get_stats(f->tl, &s);
+	uint64_t read_before = s.id_checks_read;
+	append_ids(f->tl, "fresh", 2000, 0);
+	timeline_get_stats(f->tl, &s);
+	assert_true(s.id_checks_filtered >= 1950);
+	assert_int_equal(s.id_checks_filtered + s.id_checks_read - read_before, 2000);
+
+	append_ids(f->tl, "s", 40000, 1);
+	append_ids(f->tl, "a-late", 100, 1);
+	append_ids(f->tl, "early", 10, 1);
+	flush(f->tl);
+	append_ids(f->tl, "fresh", 2000, 1);
+}
+
 static void forget_ok(struct timeline *tl, const char *id, uint64_t want_removed)
 {
 	struct herr err = { 0 };
@@ -2153,6 +2218,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_pending_stored_and_mixed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_query_returns_event_bodies, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_id, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_id_filter_spares_index_reads_without_missing_a_duplicate, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_forget, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_recovery, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth, fx_setup_dir, fx_teardown),
