@@ -46,7 +46,9 @@ static void apply_held(struct engine *eng, MDB_txn *txn, struct cust **custs, si
 				res[b->custs[k].index] = &b->custs[k];
 			}
 		if (b->failed)
-			log_error("ingest, a worker failed (%s); the writer evaluated its share", b->error);
+			log_error("ingest, %s failed (%s); the writer evaluated its share",
+				  w < reeval_pool_size(eng->pool) ? "a worker" : "the writer's share beside the workers",
+				  b->error);
 	}
 	const struct reeval_batch *seat = reeval_pool_batch(eng->pool, reeval_pool_size(eng->pool));
 	for (size_t i = 0; i < n; i++)

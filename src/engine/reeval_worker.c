@@ -717,8 +717,10 @@ static void evaluate_seated(struct reeval_pool *pool, MDB_txn *txn)
 
 	/* nothing taken yet: what the seat cannot do, the workers do */
 	if (!pool->seat_ready || !txn || size_alerts(w, w->cur->rs) < 0 ||
-	    !(ctx.ac = alert_cursor_open(pool->st, txn, &err)))
+	    !(ctx.ac = alert_cursor_open(pool->st, txn, &err))) {
+		log_debug("rules, the writer leaves the rest to the workers (%s)", err.msg[0] ? err.msg : "no memory");
 		return;
+	}
 	w->held = 1;
 	ctx.scan = (struct engine_scan){ .query = query_store, .qctx = w, .txn = txn, .tok = w->tok };
 	if (evaluate_lent(&ctx) < 0 && !w->cur->failed) {
