@@ -37,6 +37,15 @@ void strmap_init(struct strmap *m);
 /* Frees keys; values are the caller's (walk them first). */
 void strmap_clear(struct strmap *m);
 void *strmap_get(const struct strmap *m, const void *key, size_t len);
+/* The same with key's strmap_hash, computed once by a caller that needs it again. */
+void *strmap_get_hashed(const struct strmap *m, const void *key, size_t len, uint64_t hash);
+/*
+ * Cache hints for a loop that knows its next keys, a few lookups ahead: the
+ * slots a key of this hash starts at; later, once they are in, its key and
+ * value. Each lookup of a large map otherwise waits on memory three times.
+ */
+void strmap_prefetch(const struct strmap *m, uint64_t hash);
+void strmap_prefetch_entry(const struct strmap *m, uint64_t hash);
 /* Inserts or replaces; -1 on allocation failure. */
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value);
 /* Inserts key if absent: 0 when added, 1 when there already (its value kept), -1 on allocation failure. */

@@ -66,13 +66,38 @@ static struct strmap_slot *probe_old(const struct strmap *m, const void *key, si
 
 void *strmap_get(const struct strmap *m, const void *key, size_t len)
 {
+	return strmap_get_hashed(m, key, len, strmap_hash(key, len));
+}
+
+void *strmap_get_hashed(const struct strmap *m, const void *key, size_t len, uint64_t hash)
+{
 	if (m->count == 0)
 		return NULL;
-	uint64_t h = strmap_hash(key, len);
-	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
+	struct strmap_slot *s = probe(m->slots, m->cap, key, len, hash);
 	if (!s->key)
-		s = probe_old(m, key, len, h);
+		s = probe_old(m, key, len, hash);
 	return s && s->key ? s->value : NULL;
+}
+
+void strmap_prefetch(const struct strmap *m, uint64_t hash)
+{
+	if (m->count == 0)
+		return;
+	__builtin_prefetch(&m->slots[hash & (m->cap - 1)]);
+	if (m->old_count)
+		__builtin_prefetch(&m->old[hash & (m->old_cap - 1)]);
+}
+
+void strmap_prefetch_entry(const struct strmap *m, uint64_t hash)
+{
+	if (m->count == 0)
+		return;
+	/* the home slot only: at the load the map keeps, most keys are there */
+	const struct strmap_slot *s = &m->slots[hash & (m->cap - 1)];
+	if (s->key && s->hash == hash) {
+		__builtin_prefetch(s->key);
+		__builtin_prefetch(s->value);
+	}
 }
 
 static void old_done(struct strmap *m)

@@ -71,10 +71,11 @@ struct timeline {
 	struct strmap dirty;            /* customer id → struct dirty */
 	struct idset ids;               /* event ids not yet in DB_IDS nor in job.ids */
 	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
-	/* the ids DB_IDS may hold (NULL: read-only); filled from it after opening, slice by slice */
+	/* the ids DB_IDS may hold; filled from it after opening, slice by slice (not when read-only) */
 	struct idfilter *id_filter;
-	char id_filter_after[HEARTH_ID_MAX];    /* the last id filled in (len 0: none yet) */
+	char id_filter_after[511];      /* the last key filled in (len 0: none yet); LMDB's longest key */
 	size_t id_filter_after_len;
+	int id_filter_failed;           /* reading the index failed: every id is read there until a restart */
 	uint64_t next_seq;
 	size_t pending_events, new_customers;
 	int64_t pending_since_ms;       /* monotonic time of the oldest pending change */
@@ -94,6 +95,9 @@ struct timeline {
 	size_t ntouched, touched_cap;
 	uint32_t *fold_left;            /* events of the append still to fold, by a hash of their customer */
 	size_t fold_left_cap;
+	struct event **fold_ev;         /* the append's accepted events in order, and their customers' hashes */
+	uint64_t *fold_hash;
+	size_t fold_cap;
 	uint64_t append_from_seq;       /* the last append's first log seq */
 	uint64_t mark;
 	struct flush_job job;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <lmdb.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,10 +52,11 @@ static void pending_clear(struct timeline *tl)
 }
 
 /* The customer's pending entry, loaded from the store (or new) on first use. */
-static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
-			       int create, struct herr *err)
+/* hash: strmap_hash of id, which the fold computes once per event */
+static struct dirty *dirty_get_hashed(struct timeline *tl, MDB_txn *txn, const char *id, size_t len,
+				      uint64_t hash, int create, struct herr *err)
 {
-	struct dirty *d = strmap_get(&tl->dirty, id, len);
+	struct dirty *d = strmap_get_hashed(&tl->dirty, id, len, hash);
 	int found;
 
 	if (d)
@@ -82,6 +84,12 @@ static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id
 	if (tl->dirty.count == 1)
 		tl->pending_since_ms = mono_now_ms();
 	return d;
+}
+
+static struct dirty *dirty_get(struct timeline *tl, MDB_txn *txn, const char *id, size_t len, int create,
+			       struct herr *err)
+{
+	return dirty_get_hashed(tl, txn, id, len, strmap_hash(id, len), create, err);
 }
 
 static int touch(struct timeline *tl, struct dirty *d)
@@ -116,10 +124,10 @@ static int rebuild_cases(struct timeline *tl, MDB_txn *txn, struct dirty *d, str
 }
 
 /* Folds a stored event into the in-memory side: state and time index (its id is the caller's). */
-static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, struct dirty **dp,
-			struct herr *err)
+static int apply_stored(struct timeline *tl, MDB_txn *txn, const struct event *ev, uint64_t hash,
+			struct dirty **dp, struct herr *err)
 {
-	struct dirty *d = *dp = dirty_get(tl, txn, ev->customer, ev->customer_len, 1, err);
+	struct dirty *d = *dp = dirty_get_hashed(tl, txn, ev->customer, ev->customer_len, hash, 1, err);
 
 	if (!d || touch(tl, d) < 0)
 		return d ? herr_set(err, HERR_NOMEM, "out of memory") : -1;
@@ -179,7 +187,7 @@ static int recover(struct timeline *tl, struct herr *err)
 		}
 		ev.seq = be64_get(key.mv_data);
 		struct dirty *d;
-		if (apply_stored(tl, txn, &ev, &d, err) < 0)
+		if (apply_stored(tl, txn, &ev, strmap_hash(ev.customer, ev.customer_len), &d, err) < 0)
 			goto out;
 		if (ev.id && idset_add(&tl->ids, ev.id, ev.id_len) < 0) {
 			herr_set(err, HERR_NOMEM, "out of memory");
@@ -261,6 +269,8 @@ void timeline_close(struct timeline *tl)
 	free(tl->touched);
 	free(tl->touched_dirty);
 	free(tl->fold_left);
+	free(tl->fold_ev);
+	free(tl->fold_hash);
 	free(tl);
 }
 
@@ -297,10 +307,10 @@ static int fill_one(const void *key, size_t klen, const void *val, size_t vlen, 
 	(void)val;
 	(void)vlen;
 	idfilter_add(tl->id_filter, key, klen);
-	if (klen <= sizeof(tl->id_filter_after)) {
-		memcpy(tl->id_filter_after, key, klen);
-		tl->id_filter_after_len = klen;
-	}
+	if (klen > sizeof(tl->id_filter_after))
+		klen = sizeof(tl->id_filter_after); /* not an LMDB key: the next slice reads it again */
+	memcpy(tl->id_filter_after, key, klen);
+	tl->id_filter_after_len = klen;
 	return --ctx->left == 0;
 }
 
@@ -311,23 +321,26 @@ int timeline_fill_id_filter(struct timeline *tl)
 	MDB_txn *txn;
 	int rc;
 
-	if (store_is_read_only(tl->st) || idfilter_ready(tl->id_filter) || idfilter_gave_up(tl->id_filter))
+	if (store_is_read_only(tl->st) || idfilter_ready(tl->id_filter) || idfilter_gave_up(tl->id_filter) ||
+	    tl->id_filter_failed)
 		return 0;
-	if (store_read_begin(tl->st, &txn, &err) < 0) {
-		log_warning("store, reading the id index into its filter: %s (will retry)", err.msg);
-		return 0;
-	}
+	if (store_read_begin(tl->st, &txn, &err) < 0)
+		goto failed;
 	/* ids flushed meanwhile went into the filter as they were written, wherever the walk is */
 	rc = store_walk(txn, tl->st, DB_IDS, tl->id_filter_after, tl->id_filter_after_len, NULL, 0, fill_one, &ctx,
 			&err);
 	store_read_end(txn);
-	if (rc < 0) {
-		log_warning("store, reading the id index into its filter: %s (will retry)", err.msg);
-		return 0;
-	}
+	if (rc < 0)
+		goto failed;
 	if (rc == 0)
 		idfilter_set_ready(tl->id_filter);
 	return rc == 1;
+failed:
+	/* not retried every loop turn: ingest reads each new id in the index, as it would without */
+	log_warning("store, reading the id index into its filter failed (%s); new ids are read in the index",
+		    err.msg);
+	tl->id_filter_failed = 1;
+	return 0;
 }
 
 /* ---- append ---------------------------------------------------------------- */
@@ -454,8 +467,7 @@ static size_t accepted_events(struct batch **batches, size_t n)
  * share a count wait for each other). Returns the mask, 0 when out of memory;
  * *customers: the counts used, as many as the customers or fewer.
  */
-static size_t count_events(struct timeline *tl, struct batch **batches, size_t n, size_t events,
-			   size_t *customers)
+static size_t count_events(struct timeline *tl, size_t events, size_t *customers)
 {
 	size_t cap = 64;
 
@@ -469,14 +481,72 @@ static size_t count_events(struct timeline *tl, struct batch **batches, size_t n
 		tl->fold_left_cap = cap;
 	}
 	memset(tl->fold_left, 0, cap * sizeof(*tl->fold_left));
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
-			const struct event *ev = &batches[i]->events[j].ev;
-			if (batches[i]->events[j].status == BATCH_ACCEPTED &&
-			    tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & (cap - 1)]++ == 0)
-				++*customers;
-		}
+	for (size_t k = 0; k < events; k++)
+		if (tl->fold_left[tl->fold_hash[k] & (cap - 1)]++ == 0)
+			++*customers;
 	return cap - 1;
+}
+
+/* The append's accepted events in order, with their customers' hashes; -1 out of memory. */
+static int list_events(struct timeline *tl, struct batch **batches, size_t n, size_t events)
+{
+	size_t k = 0;
+
+	if (events > tl->fold_cap) {
+		struct event **ev = realloc(tl->fold_ev, events * sizeof(*ev));
+		if (!ev)
+			return -1;
+		tl->fold_ev = ev;
+		uint64_t *hash = realloc(tl->fold_hash, events * sizeof(*hash));
+		if (!hash)
+			return -1;
+		tl->fold_hash = hash;
+		tl->fold_cap = events;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++)
+			if (batches[i]->events[j].status == BATCH_ACCEPTED) {
+				struct event *ev = &batches[i]->events[j].ev;
+				tl->fold_ev[k] = ev;
+				tl->fold_hash[k++] = strmap_hash(ev->customer, ev->customer_len);
+			}
+	return 0;
+}
+
+/*
+ * An event's fold waits on memory some ten times in a large store: the map's
+ * slot, its key, the pending entry, its events' end, the customer's state, its
+ * type stats. Each is asked for FOLD_AHEAD events before it is needed, the
+ * next once the one before has had time to arrive.
+ */
+#define FOLD_AHEAD 8
+#define FOLD_RING  (2 * FOLD_AHEAD)
+
+static void prefetch_fold(struct timeline *tl, size_t k, size_t events, struct dirty **ring)
+{
+	const uint64_t *hash = tl->fold_hash;
+
+	if (k + 3 * FOLD_AHEAD < events)
+		strmap_prefetch(&tl->dirty, hash[k + 3 * FOLD_AHEAD]);
+	if (k + 2 * FOLD_AHEAD < events)
+		strmap_prefetch_entry(&tl->dirty, hash[k + 2 * FOLD_AHEAD]);
+	if (k + FOLD_AHEAD < events) {
+		const struct event *ev = tl->fold_ev[k + FOLD_AHEAD];
+		struct dirty *d = strmap_get_hashed(&tl->dirty, ev->customer, ev->customer_len, hash[k + FOLD_AHEAD]);
+		ring[(k + FOLD_AHEAD) % FOLD_RING] = d;
+		if (d) {
+			/* past the id: the fields a fold changes */
+			for (size_t off = offsetof(struct cust, id_len); off < sizeof(struct cust); off += 64)
+				__builtin_prefetch((const char *)d->c + off);
+			if (d->ev)
+				__builtin_prefetch(&d->ev[d->n < d->cap ? d->n : 0]);
+		}
+	}
+	if (k + FOLD_AHEAD / 2 < events) {
+		const struct dirty *d = ring[(k + FOLD_AHEAD / 2) % FOLD_RING];
+		for (size_t i = 0; d && i < d->c->ntypes && i < 8; i++)
+			__builtin_prefetch(&d->c->types[i].hash);
+	}
 }
 
 static void hand_over(struct timeline *tl, const struct fold_watch *watch, struct dirty *d)
@@ -496,36 +566,35 @@ static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size
 		 const struct fold_watch *watch)
 {
 	struct herr err = { 0 };
-	size_t mask = 0;
+	struct dirty *ring[FOLD_RING] = { 0 };
+	size_t mask = 0, events = accepted_events(batches, n);
 
 	tl->ntouched = 0;
 	tl->mark++;
 	tl->append_from_seq = tl->next_seq;
+	if (list_events(tl, batches, n, events) < 0) {
+		log_error("store, folding %zu events: out of memory (the log has them: a restart folds them)", events);
+		return;
+	}
 	if (watch) {
-		size_t events = accepted_events(batches, n), customers = 0;
-		if (!(mask = count_events(tl, batches, n, events, &customers)))
+		size_t customers = 0;
+		if (!(mask = count_events(tl, events, &customers)))
 			customers = events;
 		if (!watch->begin(watch->ctx, events, customers)) {
 			watch = NULL;
 			mask = 0;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct batch *b = batches[i];
-		for (size_t j = 0; b->fail.code == HERR_OK && j < b->nevents; j++) {
-			struct event *ev = &b->events[j].ev;
-			struct dirty *d;
-			if (b->events[j].status != BATCH_ACCEPTED)
-				continue;
-			if (ev->seq >= tl->next_seq)
-				tl->next_seq = ev->seq + 1;
-			if (apply_stored(tl, txn, ev, &d, &err) < 0)
-				log_error("store, indexing event %llu failed (%s)", (unsigned long long)ev->seq,
-					  err.msg);
-			if (mask && --tl->fold_left[strmap_hash(ev->customer, ev->customer_len) & mask] == 0 && d &&
-			    d->mark == tl->mark)
-				hand_over(tl, watch, d);
-		}
+	for (size_t k = 0; k < events; k++) {
+		struct event *ev = tl->fold_ev[k];
+		struct dirty *d;
+		prefetch_fold(tl, k, events, ring);
+		if (ev->seq >= tl->next_seq)
+			tl->next_seq = ev->seq + 1;
+		if (apply_stored(tl, txn, ev, tl->fold_hash[k], &d, &err) < 0)
+			log_error("store, indexing event %llu failed (%s)", (unsigned long long)ev->seq, err.msg);
+		if (mask && --tl->fold_left[tl->fold_hash[k] & mask] == 0 && d && d->mark == tl->mark)
+			hand_over(tl, watch, d);
 	}
 	/* those that shared a count with a later customer, or all when counting was out of memory */
 	for (size_t i = 0; watch && i < tl->ntouched; i++)
