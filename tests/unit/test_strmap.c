@@ -354,6 +354,43 @@ static void test_grows_a_little_at_each_insert(void **state)
 	strmap_clear(&m);
 }
 
+/*
+ * A lookup with the key's hash given finds what strmap_get finds, in both
+ * tables while the map grows; the cache hints read nothing they should not
+ * (an empty map, a growing one, hashes of absent keys).
+ */
+static void test_lookups_by_hash_and_hints_while_growing(void **state)
+{
+	enum { KEYS = 50000 };
+	struct strmap m;
+	char key[32];
+	size_t checked_growing = 0;
+
+	(void)state;
+	strmap_init(&m);
+	strmap_prefetch(&m, 12345);
+	strmap_prefetch_entry(&m, 12345);
+	assert_null(strmap_get_hashed(&m, "a", 1, strmap_hash("a", 1)));
+	for (size_t i = 0; i < KEYS; i++) {
+		size_t len = key_of(i, key, sizeof(key));
+		assert_int_equal(strmap_put(&m, key, len, value_of(i)), 0);
+		if (i % 499 || !m.old_count)
+			continue;
+		checked_growing++;
+		for (size_t k = 0; k <= i + 10; k++) {
+			uint64_t h;
+			len = key_of(k, key, sizeof(key));
+			h = strmap_hash(key, len);
+			strmap_prefetch(&m, h);
+			strmap_prefetch_entry(&m, h);
+			assert_ptr_equal(strmap_get_hashed(&m, key, len, h), k <= i ? value_of(k) : NULL);
+			assert_ptr_equal(strmap_get_hashed(&m, key, len, h), strmap_get(&m, key, len));
+		}
+	}
+	assert_true(checked_growing > 5);
+	strmap_clear(&m);
+}
+
 static int keep_unless_97th(const struct strmap_slot *slot, void *ctx)
 {
 	(void)ctx;
@@ -556,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_keeps_its_table_through_a_flush_cycle),
 		cmocka_unit_test(test_filter_in_place),
 		cmocka_unit_test(test_grows_a_little_at_each_insert),
+		cmocka_unit_test(test_lookups_by_hash_and_hints_while_growing),
 		cmocka_unit_test(test_changes_while_growing_match_model),
 		cmocka_unit_test(test_drain_shrink_and_clear_while_growing),
 		cmocka_unit_test(test_old_table_given_back_when_emptied),
