@@ -113,9 +113,22 @@ void idfilter_add(struct idfilter *f, const void *id, size_t len)
 
 int idfilter_may_have(const struct idfilter *f, const void *id, size_t len)
 {
+	return idfilter_may_have_hashed(f, strmap_hash(id, len));
+}
+
+void idfilter_prefetch(const struct idfilter *f, uint64_t hash)
+{
+	uint64_t h = mix(hash);
+
+	for (size_t i = 0; f->ready && i < f->nparts; i++)
+		__builtin_prefetch(block_of(&f->parts[i], h));
+}
+
+int idfilter_may_have_hashed(const struct idfilter *f, uint64_t hash)
+{
 	if (!f->ready || f->gave_up)
 		return 1;
-	uint64_t h = mix(strmap_hash(id, len)), probes = mix(h ^ 0x9e3779b97f4a7c15ULL);
+	uint64_t h = mix(hash), probes = mix(h ^ 0x9e3779b97f4a7c15ULL);
 
 	for (size_t i = 0; i < f->nparts; i++) {
 		const uint64_t *block = block_of(&f->parts[i], h);

@@ -30,6 +30,9 @@ void idfilter_free(struct idfilter *f);
 void idfilter_add(struct idfilter *f, const void *id, size_t len);
 /* 0: id is surely not among those added; 1: it may be (or the filter is not ready, or gave up). */
 int idfilter_may_have(const struct idfilter *f, const void *id, size_t len);
+/* The same from the id's strmap_hash; and a cache hint for it, some lookups ahead. */
+int idfilter_may_have_hashed(const struct idfilter *f, uint64_t hash);
+void idfilter_prefetch(const struct idfilter *f, uint64_t hash);
 /* Every id the index held is added: "surely not" can be said from here on. */
 void idfilter_set_ready(struct idfilter *f);
 int idfilter_ready(const struct idfilter *f);

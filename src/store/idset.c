@@ -29,10 +29,10 @@ void idset_empty(struct idset *s)
 	wbuf_reset(&s->bytes);
 }
 
-/* Never 0, which marks an empty slot. */
-static uint64_t key_hash(const void *id, size_t len)
+/* Never 0, which marks an empty slot; from the key's strmap_hash. */
+static uint64_t slot_hash(uint64_t hash)
 {
-	return strmap_hash(id, len) | (1ULL << 63);
+	return hash | (1ULL << 63);
 }
 
 static struct idset_slot *find(const struct idset *s, const void *id, size_t len, uint64_t h)
@@ -77,14 +77,30 @@ static int grow(struct idset *s)
 
 int idset_has(const struct idset *s, const void *id, size_t len)
 {
-	return s->count && find(s, id, len, key_hash(id, len))->hash != 0;
+	return idset_has_hashed(s, id, len, strmap_hash(id, len));
+}
+
+int idset_has_hashed(const struct idset *s, const void *id, size_t len, uint64_t hash)
+{
+	return s->count && find(s, id, len, slot_hash(hash))->hash != 0;
+}
+
+void idset_prefetch(const struct idset *s, uint64_t hash)
+{
+	if (s->cap)
+		__builtin_prefetch(&s->slots[slot_hash(hash) & (s->cap - 1)]);
 }
 
 int idset_add(struct idset *s, const void *id, size_t len)
 {
+	return idset_add_hashed(s, id, len, strmap_hash(id, len));
+}
+
+int idset_add_hashed(struct idset *s, const void *id, size_t len, uint64_t hash)
+{
 	if ((s->count + 1) * 10 > s->cap * 7 && grow(s) < 0)
 		return -1;
-	uint64_t h = key_hash(id, len);
+	uint64_t h = slot_hash(hash);
 	struct idset_slot *slot = find(s, id, len, h);
 	if (slot->hash)
 		return 1;
@@ -104,7 +120,7 @@ int idset_del(struct idset *s, const void *id, size_t len)
 	if (!s->count)
 		return 0;
 	size_t mask = s->cap - 1;
-	struct idset_slot *slot = find(s, id, len, key_hash(id, len));
+	struct idset_slot *slot = find(s, id, len, slot_hash(strmap_hash(id, len)));
 	if (!slot->hash)
 		return 0;
 	/* the key's bytes stay in the buffer until the set is emptied */

@@ -44,6 +44,11 @@ void idset_empty(struct idset *s);
 /* 1: present already; 0: added; -1: out of memory. */
 int idset_add(struct idset *s, const void *id, size_t len);
 int idset_has(const struct idset *s, const void *id, size_t len);
+/* The same with the id's strmap_hash, computed once for the other tables it is looked up in. */
+int idset_add_hashed(struct idset *s, const void *id, size_t len, uint64_t hash);
+int idset_has_hashed(const struct idset *s, const void *id, size_t len, uint64_t hash);
+/* A cache hint, some lookups ahead: the slot an id of this strmap_hash starts at. */
+void idset_prefetch(const struct idset *s, uint64_t hash);
 /* 1: removed; 0: it was not there. */
 int idset_del(struct idset *s, const void *id, size_t len);
 /* The keys in byte order, a new array of s->count (NULL when out of memory); valid until s changes. */

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "hearth/batch.h"
 #include "hearth/alert_states.h"
@@ -271,6 +272,7 @@ void timeline_close(struct timeline *tl)
 	free(tl->fold_left);
 	free(tl->fold_ev);
 	free(tl->fold_hash);
+	free(tl->id_hash);
 	free(tl);
 }
 
@@ -350,17 +352,17 @@ failed:
  * was not, and is now pending, so that a later event of the same group is its
  * duplicate; -1: out of memory.
  */
-static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev)
+static int take_id(struct timeline *tl, struct wtxn *w, const struct event *ev, uint64_t hash)
 {
 	const void *val;
 	size_t vlen;
-	int had = idset_add(&tl->ids, ev->id, ev->id_len);
+	int had = idset_add_hashed(&tl->ids, ev->id, ev->id_len, hash);
 
 	if (had != 0)
 		return had;
-	if (tl->job.active && idset_has(&tl->job.ids, ev->id, ev->id_len))
+	if (tl->job.active && idset_has_hashed(&tl->job.ids, ev->id, ev->id_len, hash))
 		goto taken;
-	if (!idfilter_may_have(tl->id_filter, ev->id, ev->id_len)) {
+	if (!idfilter_may_have_hashed(tl->id_filter, hash)) {
 		tl->stats.id_checks_filtered++;
 		return 0;
 	}
@@ -398,6 +400,44 @@ static void drop_ids_from(struct timeline *tl, struct batch **batches, size_t n,
 }
 
 /*
+ * The hashes of the append's event ids, in order, for lookups in three tables
+ * (pending ids, the flush's, the filter): each is asked for ID_AHEAD ids
+ * before its lookup, so that the lookups do not wait on memory one by one.
+ * The number of ids, or -1 when out of memory.
+ */
+#define ID_AHEAD 8
+
+static ssize_t hash_ids(struct timeline *tl, struct batch **batches, size_t n)
+{
+	size_t k = 0, ids = 0;
+
+	for (size_t i = 0; i < n; i++)
+		ids += batches[i]->fail.code == HERR_OK ? batches[i]->nevents : 0;
+	if (ids > tl->id_hash_cap) {
+		uint64_t *more = realloc(tl->id_hash, ids * sizeof(*more));
+		if (!more)
+			return -1;
+		tl->id_hash = more;
+		tl->id_hash_cap = ids;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
+			const struct event *ev = &batches[i]->events[j].ev;
+			if (ev->id)
+				tl->id_hash[k++] = strmap_hash(ev->id, ev->id_len);
+		}
+	return (ssize_t)k;
+}
+
+static void prefetch_id(struct timeline *tl, uint64_t hash)
+{
+	idset_prefetch(&tl->ids, hash);
+	if (tl->job.active)
+		idset_prefetch(&tl->job.ids, hash);
+	idfilter_prefetch(tl->id_filter, hash);
+}
+
+/*
  * Sorts out duplicates, gives the rest their log seqs and puts their records.
  * A failure takes the accepted ids back out of the pending ones.
  */
@@ -405,8 +445,16 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		       struct herr *err)
 {
 	uint64_t seq = tl->next_seq;
+	ssize_t ids = hash_ids(tl, batches, n);
+	size_t k = 0;
 	int rc = -1;
 
+	if (ids < 0) {
+		herr_set(err, HERR_NOMEM, "out of memory");
+		return -1;
+	}
+	for (size_t a = 0; a < ID_AHEAD && a < (size_t)ids; a++)
+		prefetch_id(tl, tl->id_hash[a]);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];
 		if (b->fail.code != HERR_OK)
@@ -414,7 +462,12 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		b->accepted = b->duplicates = 0;
 		for (size_t j = 0; j < b->nevents; j++) {
 			struct batch_event *be = &b->events[j];
-			int taken = be->ev.id ? take_id(tl, w, &be->ev) : 0;
+			int taken = 0;
+			if (be->ev.id) {
+				if (k + ID_AHEAD < (size_t)ids)
+					prefetch_id(tl, tl->id_hash[k + ID_AHEAD]);
+				taken = take_id(tl, w, &be->ev, tl->id_hash[k++]);
+			}
 			be->status = BATCH_PENDING;
 			if (taken < 0) {
 				herr_set(err, HERR_NOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "../../src/store/idfilter.h"
+#include "hearth/strmap.h"
 
 /* More than the first two parts hold (about 700k, then 1.4M): three parts. */
 #define NADDED  2200000
@@ -35,9 +36,12 @@ static void test_added_ids_always_answer_maybe(void **state)
 	assert_false(idfilter_gave_up(f));
 	/* 1 + 2 + 4 MiB */
 	assert_int_equal(idfilter_bytes(f), 7u << 20);
-	for (size_t i = 0; i < NADDED; i++)
-		if (!idfilter_may_have(f, id, id_of(i, id, sizeof(id))))
+	for (size_t i = 0; i < NADDED; i++) {
+		size_t len = id_of(i, id, sizeof(id));
+		idfilter_prefetch(f, strmap_hash(id, len));
+		if (!idfilter_may_have(f, id, len) || !idfilter_may_have_hashed(f, strmap_hash(id, len)))
 			fail_msg("id %zu was added but the filter says it was not", i);
+	}
 	idfilter_free(f);
 }
 
@@ -53,8 +57,11 @@ static void test_absent_ids_mostly_answer_surely_not(void **state)
 	/* not ready: the index may hold ids the filter has not read yet */
 	assert_true(idfilter_may_have(f, "never-added", 11));
 	idfilter_set_ready(f);
-	for (size_t i = NADDED; i < NADDED + NABSENT; i++)
-		maybe += (size_t)idfilter_may_have(f, id, id_of(i, id, sizeof(id)));
+	for (size_t i = NADDED; i < NADDED + NABSENT; i++) {
+		size_t len = id_of(i, id, sizeof(id));
+		assert_int_equal(idfilter_may_have(f, id, len), idfilter_may_have_hashed(f, strmap_hash(id, len)));
+		maybe += (size_t)idfilter_may_have(f, id, len);
+	}
 	/* about 0.6% per part asked, three parts: under 3% with room to spare */
 	if (maybe * 100 > NABSENT * 3)
 		fail_msg("%zu of %d absent ids answered maybe", maybe, NABSENT);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../src/store/idset.h"
+#include "hearth/strmap.h"
 
 #define NKEYS 5000
 
@@ -86,6 +87,37 @@ static void test_add_has_del(void **state)
 	idset_free(&s);
 }
 
+/* Adds and lookups by a given strmap_hash meet those that hash the key themselves; a hint reads nothing. */
+static void test_by_hash_meets_by_key(void **state)
+{
+	struct idset s;
+	char k[48];
+	(void)state;
+
+	idset_init(&s);
+	idset_prefetch(&s, 42);
+	assert_false(idset_has_hashed(&s, "x", 1, strmap_hash("x", 1)));
+	for (size_t i = 0; i < NKEYS; i++) {
+		size_t n = make_key(i, k, sizeof(k));
+		uint64_t h = strmap_hash(k, n);
+		idset_prefetch(&s, h);
+		if (i % 2)
+			assert_int_equal(idset_add_hashed(&s, k, n, h), 0);
+		else
+			assert_int_equal(idset_add(&s, k, n), 0);
+	}
+	for (size_t i = 0; i < NKEYS; i++) {
+		size_t n = make_key(i, k, sizeof(k));
+		uint64_t h = strmap_hash(k, n);
+		assert_true(idset_has(&s, k, n));
+		assert_true(idset_has_hashed(&s, k, n, h));
+		assert_int_equal(idset_add_hashed(&s, k, n, h), 1);
+	}
+	make_key(NKEYS, k, sizeof(k));
+	assert_false(idset_has_hashed(&s, k, strlen(k), strmap_hash(k, strlen(k))));
+	idset_free(&s);
+}
+
 static void test_sorted(void **state)
 {
 	struct idset s;
@@ -120,6 +152,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_has_del),
 		cmocka_unit_test(test_sorted),
+		cmocka_unit_test(test_by_hash_meets_by_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
