@@ -15,6 +15,7 @@
 #include "engine_impl.h"
 #include "hearth/config.h"
 #include "hearth/engine.h"
+#include "hearth/heap.h"
 #include "hearth/ingest_clock.h"
 #include "hearth/log.h"
 #include "hearth/loop.h"
@@ -296,6 +297,8 @@ static void reeval_finish(struct engine *eng)
 		record_cases_sig(eng);
 	log_info("rules, re-evaluated every customer%s", eng->rebuild_cases ? " (cases rebuilt)" : "");
 	eng->rebuild_cases = 0;
+	/* its windows' results, as large as the store, are freed: a quiet daemon should not keep their pages */
+	heap_release();
 }
 
 static size_t reeval_slice(struct engine *eng, int64_t now)

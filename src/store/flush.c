@@ -6,12 +6,12 @@
  */
 #include <errno.h>
 #include <lmdb.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hearth/alert_states.h"
 #include "hearth/codec.h"
+#include "hearth/heap.h"
 #include "hearth/state.h"
 #include "hearth/store.h"
 #include "hearth/strmap.h"
@@ -37,19 +37,6 @@
 /* Past twice the flush sizes ingest waits, so memory stays bounded when producers outrun the store. */
 #define BACKLOG_FACTOR      2
 #define TRIM_INTERVAL_MS    10000
-
-/* jemalloc's control call when the daemon is linked with it (weak: absent otherwise). */
-extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
-	__attribute__((weak));
-
-/* Hands freed heap pages back to the system, with whichever allocator is linked. */
-static void heap_release(void)
-{
-	if (mallctl)
-		mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: every arena */
-	else
-		malloc_trim(0);
-}
 /* A flush is written in slices, each its own transaction, so the loop keeps serving. */
 #define FLUSH_SLICE_CUSTOMERS 1000
 #define FLUSH_SLICE_BUDGET_US 5000  /* a slice also stops after this much work */
