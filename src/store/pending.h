@@ -97,7 +97,7 @@ struct timeline {
 	size_t fold_left_cap;
 	struct event **fold_ev;         /* the append's accepted events in order, and their customers' hashes */
 	uint64_t *fold_hash;
-	size_t fold_cap;
+	size_t fold_ev_cap, fold_hash_cap;
 	uint64_t *id_hash;              /* the strmap_hash of each event id of the append, in order */
 	size_t id_hash_cap;
 	uint64_t append_from_seq;       /* the last append's first log seq */

@@ -413,13 +413,8 @@ static ssize_t hash_ids(struct timeline *tl, struct batch **batches, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		ids += batches[i]->fail.code == HERR_OK ? batches[i]->nevents : 0;
-	if (ids > tl->id_hash_cap) {
-		uint64_t *more = realloc(tl->id_hash, ids * sizeof(*more));
-		if (!more)
-			return -1;
-		tl->id_hash = more;
-		tl->id_hash_cap = ids;
-	}
+	if (array_reserve((void **)&tl->id_hash, &tl->id_hash_cap, ids, sizeof(*tl->id_hash)) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
 			const struct event *ev = &batches[i]->events[j].ev;
@@ -545,17 +540,9 @@ static int list_events(struct timeline *tl, struct batch **batches, size_t n, si
 {
 	size_t k = 0;
 
-	if (events > tl->fold_cap) {
-		struct event **ev = realloc(tl->fold_ev, events * sizeof(*ev));
-		if (!ev)
-			return -1;
-		tl->fold_ev = ev;
-		uint64_t *hash = realloc(tl->fold_hash, events * sizeof(*hash));
-		if (!hash)
-			return -1;
-		tl->fold_hash = hash;
-		tl->fold_cap = events;
-	}
+	if (array_reserve((void **)&tl->fold_ev, &tl->fold_ev_cap, events, sizeof(*tl->fold_ev)) < 0 ||
+	    array_reserve((void **)&tl->fold_hash, &tl->fold_hash_cap, events, sizeof(*tl->fold_hash)) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++)
 			if (batches[i]->events[j].status == BATCH_ACCEPTED) {
