@@ -21,6 +21,7 @@
 struct config;
 
 #define TL_KEY_MAX (HEARTH_ID_MAX + 1 + 16)
+#define TL_LMDB_KEY_MAX 511     /* LMDB's longest key (MDB_MAXKEYSIZE as Debian builds it) */
 
 struct pending_ev {
 	int64_t ts;
@@ -73,7 +74,7 @@ struct timeline {
 	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
 	/* the ids DB_IDS may hold; filled from it after opening, slice by slice (not when read-only) */
 	struct idfilter *id_filter;
-	char id_filter_after[511];      /* the last key filled in (len 0: none yet); LMDB's longest key */
+	char id_filter_after[TL_LMDB_KEY_MAX];  /* the last key filled in (len 0: none yet) */
 	size_t id_filter_after_len;
 	int id_filter_failed;           /* reading the index failed: every id is read there until a restart */
 	uint64_t next_seq;

@@ -19,7 +19,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 
 #include "hearth/batch.h"
 #include "hearth/alert_states.h"
@@ -294,7 +293,7 @@ struct store *timeline_store(struct timeline *tl)
 
 /* ---- the id filter ------------------------------------------------------- */
 
-#define ID_FILTER_SLICE 16384   /* ids of the index read into the filter per call: ~2 ms */
+#define ID_FILTER_SLICE 16384   /* ids of the index read into the filter per turn of the writer's loop */
 
 struct fill_ctx {
 	struct timeline *tl;
@@ -310,7 +309,7 @@ static int fill_one(const void *key, size_t klen, const void *val, size_t vlen, 
 	(void)vlen;
 	idfilter_add(tl->id_filter, key, klen);
 	if (klen > sizeof(tl->id_filter_after))
-		klen = sizeof(tl->id_filter_after); /* not an LMDB key: the next slice reads it again */
+		klen = sizeof(tl->id_filter_after); /* longer than LMDB keys are: the next slice reads it again */
 	memcpy(tl->id_filter_after, key, klen);
 	tl->id_filter_after_len = klen;
 	return --ctx->left == 0;
@@ -400,28 +399,42 @@ static void drop_ids_from(struct timeline *tl, struct batch **batches, size_t n,
 }
 
 /*
+ * The append's arrays (hashed ids, the fold's list), room for every event of
+ * its batches made before anything is stored: an append that cannot have them
+ * fails whole, as one that cannot put its records does.
+ */
+static int reserve_append(struct timeline *tl, struct batch **batches, size_t n, struct herr *err)
+{
+	size_t events = 0;
+
+	for (size_t i = 0; i < n; i++)
+		events += batches[i]->fail.code == HERR_OK ? batches[i]->nevents : 0;
+	if (array_reserve((void **)&tl->id_hash, &tl->id_hash_cap, events, sizeof(*tl->id_hash)) < 0 ||
+	    array_reserve((void **)&tl->fold_ev, &tl->fold_ev_cap, events, sizeof(*tl->fold_ev)) < 0 ||
+	    array_reserve((void **)&tl->fold_hash, &tl->fold_hash_cap, events, sizeof(*tl->fold_hash)) < 0)
+		return herr_set(err, HERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/*
  * The hashes of the append's event ids, in order, for lookups in three tables
  * (pending ids, the flush's, the filter): each is asked for ID_AHEAD ids
  * before its lookup, so that the lookups do not wait on memory one by one.
- * The number of ids, or -1 when out of memory.
+ * Returns the number of ids.
  */
 #define ID_AHEAD 8
 
-static ssize_t hash_ids(struct timeline *tl, struct batch **batches, size_t n)
+static size_t hash_ids(struct timeline *tl, struct batch **batches, size_t n)
 {
-	size_t k = 0, ids = 0;
+	size_t k = 0;
 
-	for (size_t i = 0; i < n; i++)
-		ids += batches[i]->fail.code == HERR_OK ? batches[i]->nevents : 0;
-	if (array_reserve((void **)&tl->id_hash, &tl->id_hash_cap, ids, sizeof(*tl->id_hash)) < 0)
-		return -1;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++) {
 			const struct event *ev = &batches[i]->events[j].ev;
 			if (ev->id)
 				tl->id_hash[k++] = strmap_hash(ev->id, ev->id_len);
 		}
-	return (ssize_t)k;
+	return k;
 }
 
 static void prefetch_id(struct timeline *tl, uint64_t hash)
@@ -440,15 +453,10 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 		       struct herr *err)
 {
 	uint64_t seq = tl->next_seq;
-	ssize_t ids = hash_ids(tl, batches, n);
-	size_t k = 0;
+	size_t ids = hash_ids(tl, batches, n), k = 0;
 	int rc = -1;
 
-	if (ids < 0) {
-		herr_set(err, HERR_NOMEM, "out of memory");
-		return -1;
-	}
-	for (size_t a = 0; a < ID_AHEAD && a < (size_t)ids; a++)
+	for (size_t a = 0; a < ID_AHEAD && a < ids; a++)
 		prefetch_id(tl, tl->id_hash[a]);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = batches[i];
@@ -459,7 +467,7 @@ static int put_records(struct timeline *tl, struct wtxn *w, struct batch **batch
 			struct batch_event *be = &b->events[j];
 			int taken = 0;
 			if (be->ev.id) {
-				if (k + ID_AHEAD < (size_t)ids)
+				if (k + ID_AHEAD < ids)
 					prefetch_id(tl, tl->id_hash[k + ID_AHEAD]);
 				taken = take_id(tl, w, &be->ev, tl->id_hash[k++]);
 			}
@@ -535,14 +543,11 @@ static size_t count_events(struct timeline *tl, size_t events, size_t *customers
 	return cap - 1;
 }
 
-/* The append's accepted events in order, with their customers' hashes; -1 out of memory. */
-static int list_events(struct timeline *tl, struct batch **batches, size_t n, size_t events)
+/* The append's accepted events in order, with their customers' hashes (reserve_append made the room). */
+static void list_events(struct timeline *tl, struct batch **batches, size_t n)
 {
 	size_t k = 0;
 
-	if (array_reserve((void **)&tl->fold_ev, &tl->fold_ev_cap, events, sizeof(*tl->fold_ev)) < 0 ||
-	    array_reserve((void **)&tl->fold_hash, &tl->fold_hash_cap, events, sizeof(*tl->fold_hash)) < 0)
-		return -1;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; batches[i]->fail.code == HERR_OK && j < batches[i]->nevents; j++)
 			if (batches[i]->events[j].status == BATCH_ACCEPTED) {
@@ -550,7 +555,6 @@ static int list_events(struct timeline *tl, struct batch **batches, size_t n, si
 				tl->fold_ev[k] = ev;
 				tl->fold_hash[k++] = strmap_hash(ev->customer, ev->customer_len);
 			}
-	return 0;
 }
 
 /*
@@ -612,10 +616,7 @@ static void fold(struct timeline *tl, MDB_txn *txn, struct batch **batches, size
 	tl->ntouched = 0;
 	tl->mark++;
 	tl->append_from_seq = tl->next_seq;
-	if (list_events(tl, batches, n, events) < 0) {
-		log_error("store, folding %zu events: out of memory (the log has them: a restart folds them)", events);
-		return;
-	}
+	list_events(tl, batches, n);
 	if (watch) {
 		size_t customers = 0;
 		if (!(mask = count_events(tl, events, &customers)))
@@ -646,7 +647,7 @@ int timeline_append_in(struct timeline *tl, struct wtxn *w, struct batch **batch
 {
 	if (*folded)
 		return reput_records(tl, w, batches, n, err);
-	if (put_records(tl, w, batches, n, err) < 0)
+	if (reserve_append(tl, batches, n, err) < 0 || put_records(tl, w, batches, n, err) < 0)
 		return -1;
 	fold(tl, w->txn, batches, n, watch);
 	*folded = 1;
