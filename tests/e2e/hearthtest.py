@@ -62,6 +62,25 @@ def require_binary(path):
 # Configuration (PROTOCOL.md §6)
 # --------------------------------------------------------------------------------------
 
+def free_ports(n):
+    """n free loopback ports, all different: each socket stays bound until all are picked,
+    or the kernel may hand out a port just closed again (two nats-server ports collided)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port():
+    return free_ports(1)[0]
+
+
 def short_dir(tmp_path):
     """A directory whose socket paths fit in sun_path (~107 bytes).
 

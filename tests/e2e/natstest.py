@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from hearthtest import free_ports
+
 NATS_SERVER = shutil.which("nats-server")
 USER = "hearth"
 PASSWORD = "hearth-test-pw"
@@ -28,14 +30,6 @@ DEADLINE = 60.0
 def require_nats():
     if NATS_SERVER is None:
         pytest.skip("nats-server is not installed (tools/deps.sh installs it)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def fnv1a32(text):
@@ -120,7 +114,8 @@ class NatsCluster:
 
     def __init__(self, directory, size=3):
         require_nats()
-        ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
+        flat = free_ports(3 * size)
+        ports = [tuple(flat[3 * i:3 * i + 3]) for i in range(size)]
         self.nodes = []
         for i in range(size):
             routes = [ports[j][1] for j in range(size) if j != i]

@@ -442,7 +442,7 @@ def test_cluster_config_errors_name_their_place(new_config, old, new, needle):
 def test_shard_starts_and_stops_without_nats(make_daemon, new_config):
     """No NATS server reachable: the shard serves its control socket, retries in the
     background and stops promptly (no NATS needed for this test)."""
-    from natstest import free_port
+    from hearthtest import free_port
     cfg = new_config(extra_yaml=CLUSTER_OK.replace("4222", str(free_port())))
     d = make_daemon(cfg)
     assert ctl_at(cfg.control, {"cmd": "ping"})["ok"]
@@ -514,7 +514,7 @@ def test_relay_follows_the_alerts_stream(deployment, tmp_path):
 def test_store_keeps_its_partition_count(make_daemon, new_config):
     """Another cluster.partitions would move customers between partitions: a store
     filled with N refuses to start with another N (no NATS needed)."""
-    from natstest import free_port
+    from hearthtest import free_port
     cfg = new_config(extra_yaml=CLUSTER_OK.replace("4222", str(free_port())))
     d = make_daemon(cfg)
     d.stop()

@@ -4,24 +4,15 @@ the config says insecure: true."""
 
 import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 import zmq
 
-from hearthtest import HEARTHCTL, HEARTHD, assert_ok, ctl_at
+from hearthtest import HEARTHCTL, HEARTHD, assert_ok, ctl_at, free_ports
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def keygen(path):
@@ -46,8 +37,9 @@ def curve_config(new_config, with_curve=True, host="127.0.0.1", insecure=False):
     server_pub = keygen(os.path.join(keys, "server"))
     keygen(os.path.join(auth, "producer"))          # .key stays beside, only .pub matters
     os.rename(os.path.join(auth, "producer.key"), os.path.join(keys, "producer.key"))
-    cfg.ingest_tcp = "tcp://%s:%d" % (host, free_port())
-    cfg.publish_tcp = "tcp://%s:%d" % (host, free_port())
+    ingest_port, publish_port = free_ports(2)
+    cfg.ingest_tcp = "tcp://%s:%d" % (host, ingest_port)
+    cfg.publish_tcp = "tcp://%s:%d" % (host, publish_port)
     text = cfg.text.replace(cfg.ingest_ep, cfg.ingest_tcp).replace(cfg.alerts_ep, cfg.publish_tcp)
     if with_curve:
         text += ("curve:\n  secret_key_file: %s\n  public_key_file: %s\n  authorized_keys: %s\n"

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import zmq
 
-from hearthtest import (BUILD, SANITIZER_MARKERS, T0_MS, assert_ok, ev, now_ms, require_binary,
+from hearthtest import (BUILD, SANITIZER_MARKERS, T0_MS, assert_ok, ev, free_ports, now_ms, require_binary,
                         rfc3339, rule_yaml, rules_yaml)
 
 RELAY = os.path.join(BUILD, "hearth-relay")
@@ -949,14 +949,6 @@ def test_full_queue_catches_up_from_replay(relay_env, hooks):
 AM = shutil.which("prometheus-alertmanager")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def am_alerts(port, active=True):
     q = "active=%s&silenced=true&inhibited=true&unprocessed=true" % ("true" if active else "false")
     with urllib.request.urlopen("http://127.0.0.1:%d/api/v2/alerts?%s" % (port, q), timeout=5) as f:
@@ -965,7 +957,7 @@ def am_alerts(port, active=True):
 
 @pytest.mark.skipif(AM is None, reason="prometheus-alertmanager is not installed")
 def test_alertmanager_receives_and_resolves(relay_env, tmp_path):
-    port, cport = free_port(), free_port()
+    port, cport = free_ports(2)
     amdir = tempfile.mkdtemp(prefix="am")
     cfg = os.path.join(amdir, "am.yml")
     with open(cfg, "w") as f:

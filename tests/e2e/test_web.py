@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,8 @@ import urllib.request
 import pytest
 
 from hearthtest import (BUILD, REPO, SANITIZER_MARKERS, Config, Daemon, assert_ok, etc_priority,
-                        etc_section, ev, hearthctl, lifecycle, require_binary, short_dir, check_prometheus_text)
+                        etc_section, ev, free_port, hearthctl, lifecycle, require_binary, short_dir,
+                        check_prometheus_text)
 
 WEB = os.path.join(BUILD, "hearth-web")
 EXAMPLES = os.path.join(REPO, "examples", "studio.jsonl")
@@ -38,14 +38,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 need_examples = pytest.mark.skipif(not os.path.exists(EXAMPLES), reason="examples/studio.jsonl missing")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(what, fn, deadline=DEADLINE):

@@ -64,18 +64,29 @@ struct cluster_bench {
 	int nshards;
 };
 
-static int free_port(void)
+/*
+ * n free loopback ports, all different: each socket stays bound until all are
+ * picked, or the kernel may hand out a port just closed again (a node's
+ * client and route ports once came out the same). -1 when one cannot be had.
+ */
+static int free_ports(int *ports, int n)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int fds[2 * NODES], rc = 0;
 
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(a);
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ports[i] = -1;
+		if (fds[i] >= 0 && bind(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		    getsockname(fds[i], (struct sockaddr *)&a, &len) == 0)
+			ports[i] = ntohs(a.sin_port);
+		rc |= ports[i] < 0 ? -1 : 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return rc;
 }
 
 static char nats_server[512];
@@ -111,15 +122,17 @@ static void node_kill(struct node *n, int sig)
 
 static int nodes_write(struct cluster_bench *cb, struct herr *err)
 {
+	int ports[2 * NODES];
+
+	if (free_ports(ports, 2 * NODES) < 0)
+		return herr_set(err, HERR_IO, "bench, no free port");
 	for (int i = 0; i < NODES; i++) {
 		struct node *n = &cb->nodes[i];
-		n->port = free_port();
-		n->cport = free_port();
+		n->port = ports[2 * i];
+		n->cport = ports[2 * i + 1];
 		snprintf(n->name, sizeof(n->name), "n%d", i + 1);
 		snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
 		cb->servers[i] = n->url;
-		if (n->port < 0 || n->cport < 0)
-			return herr_set(err, HERR_IO, "bench, no free port");
 	}
 	for (int i = 0; i < NODES; i++) {
 		struct node *n = &cb->nodes[i];
