@@ -21,6 +21,7 @@
 
 /* A transaction, opaque outside the store: only src/store sees LMDB (store_impl.h). */
 typedef struct MDB_txn MDB_txn;
+typedef struct MDB_cursor MDB_cursor;
 
 enum store_db {
 	DB_META,        /* "schema" u32, "indexed_seq" u64, ... */
@@ -74,6 +75,12 @@ struct wtxn {
 	int rc;                 /* first MDB error, 0 if none */
 	const char *what;       /* the operation that failed */
 	uint64_t attempt;       /* differs on each try of store_write: what was staged for a failed try goes */
+	/*
+	 * One cursor per table, kept for the transaction (LMDB closes them with
+	 * it): a put next to the last one lands on the page the cursor is on,
+	 * without descending from the root, and appends skip to the last page.
+	 */
+	MDB_cursor *cur[DB__COUNT];
 };
 
 /* flags: LMDB's put flags, 0 outside the store (which appends with wtxn_append_seq). */

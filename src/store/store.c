@@ -57,7 +57,11 @@ void wtxn_put(struct wtxn *w, enum store_db db, const void *key, size_t klen,
 
 	if (w->rc)
 		return;
-	rc = mdb_put(w->txn, w->st->dbi[db], &k, &v, flags);
+	if (!w->cur[db] && (rc = mdb_cursor_open(w->txn, w->st->dbi[db], &w->cur[db]))) {
+		wtxn_fail(w, rc, store_db_names[db]);
+		return;
+	}
+	rc = mdb_cursor_put(w->cur[db], &k, &v, flags);
 	if (rc)
 		wtxn_fail(w, rc, store_db_names[db]);
 }
