@@ -5,6 +5,7 @@
 #ifndef HEARTH_STORE_PENDING_H
 #define HEARTH_STORE_PENDING_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,7 +58,10 @@ struct flush_job {
 	char **custs;                   /* sorted customer ids (copies) */
 	size_t *lens, ncusts, next_cust;
 	struct idset ids;               /* the event ids pending when it began */
-	struct idset_key *id_order;     /* ids in key order */
+	struct idset_key *id_order;     /* ids in key order (NULL until sorted) */
+	/* a large flush's ids are sorted on a thread of their own while the customers are written */
+	pthread_t id_sorter;
+	int id_sorting;                 /* id_sorter runs: joined before id_order is read */
 	size_t nids, next_id;
 	struct deadline_move *moves;    /* sorted once the customers are written */
 	size_t nmoves, moves_cap, next_move;

@@ -800,6 +800,35 @@ static void test_id_filter_spares_index_reads_without_missing_a_duplicate(void *
 	append_ids(f->tl, "fresh", 2000, 1);
 }
 
+/*
+ * A large flush's ids are sorted on a thread of their own while its
+ * customers are written: meanwhile the writer looks them up in the same set
+ * (a duplicate arriving during the flush), and every id reaches the index.
+ */
+static void test_ids_sorted_apart_during_the_flush(void **state)
+{
+	struct fx *f = *state;
+	struct herr err = { 0 };
+	struct timeline_stats st;
+
+	append_ids(f->tl, "p", 20000, 0);  /* past the 16,384 sorted inline */
+	int64_t give_up = mono_now_ms() + 30000;
+	while (timeline_flush_due_in(f->tl) > 0 && mono_now_ms() < give_up)
+		usleep(20000);
+	assert_int_equal(timeline_flush(f->tl, 0, &err), 0);
+	timeline_get_stats(f->tl, &st);
+	assert_int_equal(st.flushes, 0);  /* under way: the ids come last */
+	assert_int_equal(store_count(f->st, DB_IDS), 0);
+	append_ids(f->tl, "p", 20000, 1);
+	append_ids(f->tl, "q", 100, 0);
+	flush(f->tl);
+	assert_int_equal(store_count(f->st, DB_IDS), 20100);
+	fx_close(f);
+	fx_open(f, MAP_SIZE, MAX_SIZE);
+	append_ids(f->tl, "p", 20000, 1);
+	append_ids(f->tl, "q", 100, 1);
+}
+
 static void forget_ok(struct timeline *tl, const char *id, uint64_t want_removed)
 {
 	struct herr err = { 0 };
@@ -2220,6 +2249,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dedup_by_id, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_id_filter_spares_index_reads_without_missing_a_duplicate, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ids_sorted_apart_during_the_flush, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_forget, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_recovery, fx_setup_dir, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth, fx_setup_dir, fx_teardown),
