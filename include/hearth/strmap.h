@@ -82,4 +82,10 @@ int strmap_filter_some(struct strmap *m, int (*keep)(const struct strmap_slot *s
 /* Iteration, the map unchanged meanwhile: for (size_t i = 0; strmap_next(m, &i, &slot);) */
 int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **slot);
 
+/*
+ * The slots whose keys sort after `after` (NULL: all), in byte order of their
+ * keys: a new array of *n (NULL when out of memory), valid until the map changes.
+ */
+const struct strmap_slot **strmap_sorted(const struct strmap *m, const char *after, size_t after_len, size_t *n);
+
 #endif

@@ -353,3 +353,62 @@ int strmap_next(const struct strmap *m, size_t *pos, const struct strmap_slot **
 	}
 	return 0;
 }
+
+/*
+ * A slot being sorted, with its key's first 16 bytes as two big-endian
+ * numbers: most comparisons then read neither the slot nor its key (the
+ * pointers' cache misses were most of a sort of 200,000 customers).
+ */
+struct sorting {
+	uint64_t prefix[2];
+	const struct strmap_slot *slot;
+};
+
+static uint64_t key_word(const char *key, size_t len, size_t off)
+{
+	uint64_t w = 0;
+
+	for (size_t i = off; i < off + 8; i++)
+		w = w << 8 | (i < len ? (uint8_t)key[i] : 0);
+	return w;
+}
+
+static int key_order(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int sorting_cmp(const void *pa, const void *pb)
+{
+	const struct sorting *x = pa, *y = pb;
+
+	for (int i = 0; i < 2; i++)
+		if (x->prefix[i] != y->prefix[i])
+			return x->prefix[i] < y->prefix[i] ? -1 : 1;
+	/* zero padding sorts a short key first, as byte order does: equal prefixes leave the rest */
+	return key_order(x->slot->key, x->slot->len, y->slot->key, y->slot->len);
+}
+
+const struct strmap_slot **strmap_sorted(const struct strmap *m, const char *after, size_t after_len, size_t *n)
+{
+	struct sorting *sorting = malloc((m->count ? m->count : 1) * sizeof(*sorting));
+	const struct strmap_slot **list = malloc((m->count ? m->count : 1) * sizeof(*list));
+	const struct strmap_slot *slot;
+
+	*n = 0;
+	if (!sorting || !list) {
+		free(sorting);
+		free(list);
+		return NULL;
+	}
+	for (size_t i = 0; strmap_next(m, &i, &slot);)
+		if (!after || key_order(slot->key, slot->len, after, after_len) > 0)
+			sorting[(*n)++] = (struct sorting){ { key_word(slot->key, slot->len, 0),
+							      key_word(slot->key, slot->len, 8) }, slot };
+	qsort(sorting, *n, sizeof(*sorting), sorting_cmp);
+	for (size_t i = 0; i < *n; i++)
+		list[i] = sorting[i].slot;
+	free(sorting);
+	return list;
+}

@@ -857,27 +857,18 @@ void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *t
 	alert_cursor_close(ac);
 }
 
-static int slot_order(const void *a, const void *b)
-{
-	const struct strmap_slot *x = *(const struct strmap_slot *const *)a;
-	const struct strmap_slot *y = *(const struct strmap_slot *const *)b;
-	return key_cmp(x->key, x->len, y->key, y->len);
-}
-
 static int sort_customers(struct alert_states *as)
 {
-	const struct strmap_slot *slot;
+	size_t n;
 
 	if (!as->order_stale)
 		return 0;
-	const struct strmap_slot **order = realloc(as->order, (as->custs.count + 1) * sizeof(*order));
+	const struct strmap_slot **order = strmap_sorted(&as->custs, NULL, 0, &n);
 	if (!order)
 		return -1;
+	free(as->order);
 	as->order = order;
-	as->norder = 0;
-	for (size_t i = 0; strmap_next(&as->custs, &i, &slot);)
-		as->order[as->norder++] = slot;
-	qsort(as->order, as->norder, sizeof(*as->order), slot_order);
+	as->norder = n;
 	as->order_stale = 0;
 	return 0;
 }

@@ -63,16 +63,6 @@ struct flush_ctx {
 	int last;                       /* the final slice writes indexed_seq */
 };
 
-static int slot_cmp(const void *a, const void *b)
-{
-	const struct strmap_slot *x = *(const struct strmap_slot *const *)a;
-	const struct strmap_slot *y = *(const struct strmap_slot *const *)b;
-	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(x->key, y->key, n);
-
-	return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
 static int move_deadline(struct flush_job *job, int64_t when, size_t cust, int put)
 {
 	if (job->nmoves == job->moves_cap) {
@@ -242,36 +232,21 @@ void flush_job_free(struct flush_job *job)
 	memset(job, 0, sizeof(*job));
 }
 
-static const struct strmap_slot **sorted_slots(const struct strmap *m)
-{
-	const struct strmap_slot **list = malloc((m->count ? m->count : 1) * sizeof(*list));
-	const struct strmap_slot *slot;
-	size_t n = 0;
-
-	if (!list)
-		return NULL;
-	for (size_t i = 0; strmap_next(m, &i, &slot);)
-		list[n++] = slot;
-	qsort(list, n, sizeof(*list), slot_cmp);
-	return list;
-}
-
 /* Takes the list of what is pending now; later changes wait for the next flush. */
 static int flush_begin(struct timeline *tl, struct herr *err)
 {
 	struct flush_job *job = &tl->job;
 	const struct strmap_slot **slots;
+	size_t n;
 
 	memset(job, 0, sizeof(*job));
-	slots = sorted_slots(&tl->dirty);
+	slots = strmap_sorted(&tl->dirty, NULL, 0, &n);
 	job->custs = calloc(tl->dirty.count + 1, sizeof(*job->custs));
 	job->lens = calloc(tl->dirty.count + 1, sizeof(*job->lens));
 	if (!slots || !job->custs || !job->lens)
 		goto nomem;
 	for (size_t i = 0; i < tl->dirty.count; i++) {
-		struct dirty *d = slots[i]->value;
-		if (d->n)
-			qsort(d->ev, d->n, sizeof(*d->ev), pending_ev_cmp);
+		const struct dirty *d = slots[i]->value;
 		job->events += d->n;
 		if (!(job->custs[i] = malloc(slots[i]->len)))
 			goto nomem;

@@ -529,31 +529,6 @@ static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 	return c ? c : (alen > blen) - (alen < blen);
 }
 
-static int slot_cmp(const void *pa, const void *pb)
-{
-	const struct strmap_slot *a = *(const struct strmap_slot *const *)pa;
-	const struct strmap_slot *b = *(const struct strmap_slot *const *)pb;
-
-	return key_cmp(a->key, a->len, b->key, b->len);
-}
-
-/* The overlay's customers after `after`, in key order: a list the caller frees. */
-static const struct strmap_slot **held_after(struct overlay *ov, const char *after, size_t after_len,
-					     size_t *n)
-{
-	const struct strmap_slot **list = calloc(ov->custs.count ? ov->custs.count : 1, sizeof(*list));
-	const struct strmap_slot *slot;
-
-	*n = 0;
-	if (!list)
-		return NULL;
-	for (size_t i = 0; strmap_next(&ov->custs, &i, &slot);)
-		if (!after || key_cmp(slot->key, slot->len, after, after_len) > 0)
-			list[(*n)++] = slot;
-	qsort(list, *n, sizeof(*list), slot_cmp);
-	return list;
-}
-
 static int stored_first(MDB_cursor *cur, const char *after, size_t after_len, MDB_val *key, MDB_val *val)
 {
 	int rc;
@@ -580,7 +555,7 @@ int overlay_customers(struct overlay *ov, struct store *st, MDB_txn *txn, const 
 	int rc, ret = -1;
 
 	*more = 0;
-	if (overlay_fold(ov, SIZE_MAX) < 0 || !(held = held_after(ov, after, after_len, &nheld)))
+	if (overlay_fold(ov, SIZE_MAX) < 0 || !(held = strmap_sorted(&ov->custs, after, after_len, &nheld)))
 		return herr_set(err, HERR_NOMEM, "out of memory");
 	if ((rc = mdb_cursor_open(txn, store_dbi(st, DB_CUSTOMERS), &cur))) {
 		store_error(err, rc, "listing customers");

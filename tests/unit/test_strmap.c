@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hearth/strmap.h"
@@ -582,6 +583,54 @@ static void test_filter_in_stretches(void **state)
 	strmap_clear(&m);
 }
 
+static int byte_order(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+/*
+ * Sorted slots are in byte order of the keys, whatever the keys share:
+ * prefixes longer than the 16 bytes compared first, zero bytes inside a key,
+ * a key that is another's start. `after` leaves out what is not past it.
+ */
+static void test_sorted_in_byte_order(void **state)
+{
+	static const char *const fixed[] = { "", "a", "a\0", "a\0\0b", "ab", "b",
+		"the-same-long-prefix-1", "the-same-long-prefix-10", "the-same-long-prefix-2",
+		"the-same-long-prefix", "the-same-long-prefi\xff", "\xff\xfe" };
+	static const size_t fixed_len[] = { 0, 1, 2, 4, 2, 1, 22, 23, 22, 20, 20, 2 };
+	struct strmap m;
+	char key[64];
+	size_t n, total = 0, inside = 0;
+	int v = 1;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++, total++)
+		assert_int_equal(strmap_put(&m, fixed[i], fixed_len[i], &v), 0);
+	for (size_t i = 0; i < MANY; i++, total++)
+		assert_int_equal(strmap_put(&m, key, key_of(i * 7919 % MANY, key, sizeof(key)), &v), 0);
+
+	const struct strmap_slot **all = strmap_sorted(&m, NULL, 0, &n);
+	assert_non_null(all);
+	assert_int_equal(n, total);
+	for (size_t i = 1; i < n; i++)
+		assert_true(byte_order(all[i - 1]->key, all[i - 1]->len, all[i]->key, all[i]->len) < 0);
+	for (size_t i = 0; i < n; i++)
+		inside += byte_order(all[i]->key, all[i]->len, "customer-5", 10) > 0;
+	free(all);
+
+	const struct strmap_slot **past = strmap_sorted(&m, "customer-5", 10, &n);
+	assert_non_null(past);
+	assert_int_equal(n, inside);
+	assert_true(n > 0 && n < total);
+	for (size_t i = 0; i < n; i++)
+		assert_true(byte_order(past[i]->key, past[i]->len, "customer-5", 10) > 0);
+	free(past);
+	strmap_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_drain_shrink_and_clear_while_growing),
 		cmocka_unit_test(test_old_table_given_back_when_emptied),
 		cmocka_unit_test(test_filter_in_stretches),
+		cmocka_unit_test(test_sorted_in_byte_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
