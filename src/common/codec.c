@@ -25,8 +25,12 @@ int array_reserve(void **p, size_t *cap, size_t need, size_t size)
 {
 	if (need <= *cap)
 		return 0;
-	/* the first size is what is needed: many small arrays (a customer's types) stay small */
-	size_t n = *cap * 2 > need ? *cap * 2 : need;
+	/*
+	 * The first size is what is needed and growth is by half: many small
+	 * arrays (a customer's types, 168 bytes each) stay close to their size,
+	 * and their memory is most of what pending customers take.
+	 */
+	size_t n = *cap + *cap / 2 > need ? *cap + *cap / 2 : need;
 	if (size && n > SIZE_MAX / size)
 		return -1;
 	void *more = realloc(*p, n * size);

@@ -153,6 +153,8 @@ int daemon_rss(struct daemon *d, uint64_t *rss, uint64_t *map_rss, struct herr *
 int daemon_io(struct daemon *d, uint64_t *wchar, uint64_t *write_bytes);
 /* User + system CPU seconds the daemon has used so far. */
 double daemon_cpu_seconds(struct daemon *d);
+/* The daemon's minor page faults so far, all threads. */
+uint64_t daemon_minor_faults(struct daemon *d);
 /* The same for the daemon's threads of that name (hearthd's own: "hearthd", the writer). */
 double daemon_thread_cpu_seconds(struct daemon *d, const char *name);
 /* Allocated bytes of data.mdb (what du reports). */

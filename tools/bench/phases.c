@@ -58,12 +58,14 @@ static int ingest_all(struct bench *b, struct daemon *d, const struct frames *f,
 {
 	struct ingest_result res;
 	double cpu = daemon_cpu_seconds(d), cpu_all, t_acked;
+	uint64_t faults = daemon_minor_faults(d);
 
 	if (produce(b->zctx, d->ingest, f, 0, f->n, INFLIGHT, 0, 0, &res, err) < 0)
 		return -1;
 	t_acked = now_s();
 	cpu_all = daemon_cpu_seconds(d);
 	cpu = cpu_all - cpu;
+	faults = daemon_minor_faults(d) - faults;
 	if (daemon_wait_flushed(d, err) < 0)
 		return -1;
 	double tail = now_s() - t_acked;
@@ -73,8 +75,9 @@ static int ingest_all(struct bench *b, struct daemon *d, const struct frames *f,
 	double groups = daemon_metric(d, "hearth_ingest_groups_total", err);
 	say("hearthd: %.0f commits (groups) of %.0f events on average; %.0f flushes of derived state, "
 	    "hearth_store_flush_seconds_total %.1f s", groups, (double)res.events / groups, flushes, flush_s);
-	say("hearthd used %.1f s of CPU in %.1f s of ingest (%.0f%% of a core; %.1f µs per event)", cpu,
-	    res.seconds, 100 * cpu / res.seconds, 1e6 * cpu / (double)res.events);
+	say("hearthd used %.1f s of CPU in %.1f s of ingest (%.0f%% of a core; %.1f µs per event); "
+	    "%llu minor page faults", cpu, res.seconds, 100 * cpu / res.seconds, 1e6 * cpu / (double)res.events,
+	    (unsigned long long)faults);
 	say("everything flushed %.1f s after the last reply: %.0f events/s until indexed; %.1f µs of CPU "
 	    "per event, flush included", tail, (double)res.events / (res.seconds + tail),
 	    1e6 * cpu_all / (double)res.events);
