@@ -58,6 +58,7 @@ int strmap_add(struct strmap *m, const void *key, size_t len, void *value);
 void **strmap_ref(struct strmap *m, const void *key, size_t len);
 /* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
+void *strmap_del_hashed(struct strmap *m, const void *key, size_t len, uint64_t hash);
 /*
  * Gives back a table much larger than its entries (under 1/64 full), to a
  * quarter full at most. Its owner calls it where a burst has ended, not after

@@ -267,11 +267,15 @@ static void remove_slot(struct strmap_slot *slots, size_t cap, struct strmap_slo
 
 void *strmap_del(struct strmap *m, const void *key, size_t len)
 {
+	return strmap_del_hashed(m, key, len, strmap_hash(key, len));
+}
+
+void *strmap_del_hashed(struct strmap *m, const void *key, size_t len, uint64_t h)
+{
 	if (m->count == 0)
 		return NULL;
 	if (m->old)
 		move_some(m, MOVE_SLOTS); /* a map draining after a burst gives its old table back too */
-	uint64_t h = strmap_hash(key, len);
 	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
 	void *value;
 

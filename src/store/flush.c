@@ -53,6 +53,8 @@
  */
 #define SORT_APART_IDS 16384
 #define ID_SORTER_NICE 10
+/* How many customers ahead a slice asks for their pending entry: slot first, then key and value. */
+#define CUST_AHEAD 8
 
 struct flush_ctx {
 	struct timeline *tl;
@@ -148,7 +150,11 @@ static int flush_fn(struct wtxn *w, void *vctx, struct herr *err)
 			ctx->last = 0;
 			break;
 		}
-		const struct dirty *d = strmap_get(&tl->dirty, job->custs[i], job->lens[i]);
+		if (i + CUST_AHEAD < ctx->cust_to)
+			strmap_prefetch(&tl->dirty, job->hashes[i + CUST_AHEAD]);
+		if (i + CUST_AHEAD / 2 < ctx->cust_to)
+			strmap_prefetch_entry(&tl->dirty, job->hashes[i + CUST_AHEAD / 2]);
+		const struct dirty *d = strmap_get_hashed(&tl->dirty, job->custs[i], job->lens[i], job->hashes[i]);
 		if (d)
 			flush_customer(w, tl, d, i);
 	}
@@ -228,6 +234,7 @@ void flush_job_free(struct flush_job *job)
 	free(job->id_order);
 	free(job->custs);
 	free(job->lens);
+	free(job->hashes);
 	free(job->moves);
 	memset(job, 0, sizeof(*job));
 }
@@ -243,7 +250,8 @@ static int flush_begin(struct timeline *tl, struct herr *err)
 	slots = strmap_sorted(&tl->dirty, NULL, 0, &n);
 	job->custs = calloc(tl->dirty.count + 1, sizeof(*job->custs));
 	job->lens = calloc(tl->dirty.count + 1, sizeof(*job->lens));
-	if (!slots || !job->custs || !job->lens)
+	job->hashes = calloc(tl->dirty.count + 1, sizeof(*job->hashes));
+	if (!slots || !job->custs || !job->lens || !job->hashes)
 		goto nomem;
 	for (size_t i = 0; i < tl->dirty.count; i++) {
 		const struct dirty *d = slots[i]->value;
@@ -252,6 +260,7 @@ static int flush_begin(struct timeline *tl, struct herr *err)
 			goto nomem;
 		memcpy(job->custs[i], slots[i]->key, slots[i]->len);
 		job->lens[i] = slots[i]->len;
+		job->hashes[i] = slots[i]->hash;
 		job->ncusts++;
 	}
 	if (alert_states_apply_begin(tl->alerts) < 0)
@@ -344,7 +353,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 	timeline_publish_flushed(tl, ctx.cust_from, ctx.cust_to);
 	for (size_t i = ctx.cust_from; i < ctx.cust_to; i++) {
 		write_watch_note(&tl->watch, job->custs[i], job->lens[i]);
-		struct dirty *d = strmap_del(&tl->dirty, job->custs[i], job->lens[i]);
+		struct dirty *d = strmap_del_hashed(&tl->dirty, job->custs[i], job->lens[i], job->hashes[i]);
 		if (!d)
 			continue;
 		tl->pending_events -= d->n;

@@ -57,6 +57,7 @@ struct flush_job {
 	uint64_t upto_seq;              /* indexed_seq once every slice is written */
 	char **custs;                   /* sorted customer ids (copies) */
 	size_t *lens, ncusts, next_cust;
+	uint64_t *hashes;               /* their strmap_hash: each is looked up twice, a few ahead */
 	struct idset ids;               /* the event ids pending when it began */
 	struct idset_key *id_order;     /* ids in key order (NULL until sorted) */
 	/* a large flush's ids are sorted on a thread of their own while the customers are written */

@@ -389,6 +389,17 @@ static void test_lookups_by_hash_and_hints_while_growing(void **state)
 		}
 	}
 	assert_true(checked_growing > 5);
+	/* deleted by hash, every other key: the rest stay */
+	for (size_t k = 0; k < KEYS; k += 2) {
+		size_t len = key_of(k, key, sizeof(key));
+		assert_ptr_equal(strmap_del_hashed(&m, key, len, strmap_hash(key, len)), value_of(k));
+		assert_null(strmap_del_hashed(&m, key, len, strmap_hash(key, len)));
+	}
+	assert_int_equal(m.count, KEYS / 2);
+	for (size_t k = 0; k < KEYS; k++) {
+		size_t len = key_of(k, key, sizeof(key));
+		assert_ptr_equal(strmap_get(&m, key, len), k % 2 ? value_of(k) : NULL);
+	}
 	strmap_clear(&m);
 }
 
