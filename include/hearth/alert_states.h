@@ -81,6 +81,12 @@ struct alert_cursor *alert_cursor_open(struct store *st, MDB_txn *txn, struct he
 void alert_cursor_close(struct alert_cursor *ac);
 void alert_states_customer_at(struct alert_states *as, struct alert_cursor *ac, const char *id, size_t len,
 			      alert_state_fn fn, void *ctx);
+/*
+ * Cache hints for a loop that knows its next customers: the journal's slot
+ * of a customer some lookups ahead, then its entry a few ahead.
+ */
+void alert_states_prefetch(const struct alert_states *as, const char *id, size_t len);
+void alert_states_prefetch_entry(const struct alert_states *as, const char *id, size_t len);
 /* Every state in (customer, rule) order, from customer `from` on (NULL: the first); fn != 0 stops. */
 typedef int (*alert_walk_fn)(const char *id, size_t idlen, const char *rule, const void *rec,
 			     size_t len, void *ctx);

@@ -436,6 +436,23 @@ static int lent_range(struct reeval_pool *pool, size_t from, size_t *to)
 	return from < *to;
 }
 
+/*
+ * The journal entries of the next customers of the chunk, asked for ahead:
+ * a large journal's lookup otherwise waits on memory (8% of an evaluation).
+ */
+#define JOURNAL_AHEAD 4
+static void prefetch_lent(struct walk_ctx *ctx, size_t i, size_t to)
+{
+	struct reeval_pool *pool = ctx->w->pool;
+	const struct alert_states *as = ctx->w->held ? pool->held_as : ctx->w->as;
+
+	if (i + JOURNAL_AHEAD < to)
+		alert_states_prefetch(as, pool->held[i + JOURNAL_AHEAD]->id, pool->held[i + JOURNAL_AHEAD]->id_len);
+	if (i + JOURNAL_AHEAD / 2 < to)
+		alert_states_prefetch_entry(as, pool->held[i + JOURNAL_AHEAD / 2]->id,
+					    pool->held[i + JOURNAL_AHEAD / 2]->id_len);
+}
+
 /* The customers the writer lends, in chunks taken as they come. */
 static int evaluate_lent(struct walk_ctx *ctx)
 {
@@ -445,9 +462,11 @@ static int evaluate_lent(struct walk_ctx *ctx)
 		size_t from = atomic_fetch_add(&pool->list_next, LIST_CHUNK), to = from + LIST_CHUNK;
 		if (!lent_range(pool, from, &to))
 			return 0;
-		for (size_t i = from; i < to; i++)
+		for (size_t i = from; i < to; i++) {
+			prefetch_lent(ctx, i, to);
 			if (evaluate_held(ctx, pool->held[i], pool->held_index[i]) < 0)
 				return -1;
+		}
 	}
 }
 

@@ -845,6 +845,16 @@ void alert_states_customer_at(struct alert_states *as, struct alert_cursor *ac, 
 	merge_customer(as, ac, id, len, customer_state, &c);
 }
 
+void alert_states_prefetch(const struct alert_states *as, const char *id, size_t len)
+{
+	strmap_prefetch(&as->custs, strmap_hash(id, len));
+}
+
+void alert_states_prefetch_entry(const struct alert_states *as, const char *id, size_t len)
+{
+	strmap_prefetch_entry(&as->custs, strmap_hash(id, len));
+}
+
 void alert_states_customer(struct alert_states *as, struct store *st, MDB_txn *txn, const char *id,
 			   size_t len, alert_state_fn fn, void *ctx)
 {
