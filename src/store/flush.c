@@ -52,7 +52,8 @@
  * customers are written (they are written last). Fewer are sorted when needed.
  */
 #define SORT_APART_IDS 16384
-#define ID_SORTER_NICE 10
+/* at the writer's priority: the writer waits for it if it is not done when the ids come */
+#define ID_SORTER_NICE 0
 /* How many customers ahead a slice asks for their pending entry: slot first, then key and value. */
 #define CUST_AHEAD 8
 

@@ -516,6 +516,7 @@ double daemon_thread_cpu_seconds(struct daemon *d, const char *name)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%.200s/stat", (int)d->pid, e->d_name);
+		comm[0] = '\0'; /* a thread gone since readdir leaves it unread */
 		double s = stat_read(path, comm, sizeof(comm), NULL);
 		if (strcmp(comm, name) == 0)
 			total += s;

@@ -65,7 +65,8 @@ static int ingest_all(struct bench *b, struct daemon *d, const struct frames *f,
 	t_acked = now_s();
 	cpu_all = daemon_cpu_seconds(d);
 	cpu = cpu_all - cpu;
-	faults = daemon_minor_faults(d) - faults;
+	uint64_t faults_now = daemon_minor_faults(d);
+	faults = faults_now > faults ? faults_now - faults : 0; /* 0: the count could not be read */
 	if (daemon_wait_flushed(d, err) < 0)
 		return -1;
 	double tail = now_s() - t_acked;
