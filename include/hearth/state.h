@@ -84,12 +84,26 @@ struct cust {
 	 * cust_changed_bit()s; quiet_until[i]: rule i's condition did not hold at
 	 * quiet_at and cannot before that moment without such a change (TIME_NONE:
 	 * not known), under the ruleset of generation quiet_gen (0: none).
+	 * heads: under the same generation, the customer's alerts that are pending
+	 * or firing, as far as a step that changes nothing reads them; every other
+	 * rule's alert is inactive or resolved. A step that changes nothing then
+	 * skips reading the stored states.
 	 */
 	uint64_t changed;
 	int64_t *quiet_until;
 	size_t nquiet;
 	uint64_t quiet_gen;
 	int64_t quiet_at;
+	struct alert_head *heads;
+	size_t nheads, heads_cap;
+};
+
+/* A pending or firing alert as a customer's memo keeps it (engine/step.c). */
+struct alert_head {
+	uint32_t rule;                  /* its index in the ruleset */
+	uint8_t state;                  /* ALERT_PENDING or ALERT_FIRING */
+	uint8_t acked;
+	int64_t at;                     /* pending: since; firing: last_notified */
 };
 
 /* What a fold changes, as bits a rule's terms are tested against: a type's by its hash. */

@@ -41,9 +41,17 @@ struct change *engine_push_change(struct engine *eng)
 
 struct writer_step {
 	struct engine *eng;
+	MDB_txn *txn;
 	struct cust *c;
 	int64_t now;
+	int lost;                       /* a change could not be kept: the memo must not say it was made */
 };
+
+static void writer_load(void *ctx)
+{
+	struct writer_step *ws = ctx;
+	engine_load_alerts(ws->eng, ws->txn, ws->c);
+}
 
 static void writer_env(void *ctx, const struct cust *c, int64_t now, struct eval_env *env)
 {
@@ -87,18 +95,20 @@ static void writer_changed(void *ctx, size_t rule, struct alert *a, enum alert_s
 			   int64_t since_before, enum notify_kind kind)
 {
 	struct writer_step *ws = ctx;
-	engine_take_change(ws->eng, ws->c, rule, a, before, since_before, kind, ws->now);
+	if (!engine_take_change(ws->eng, ws->c, rule, a, before, since_before, kind, ws->now))
+		ws->lost = 1;
 }
 
 void engine_evaluate_one(struct engine *eng, MDB_txn *txn, struct cust *c, int64_t now)
 {
-	struct writer_step ws = { eng, c, now };
-	const struct step_env se = { writer_env, &ws, c, eng->rules_gen };
+	struct writer_step ws = { .eng = eng, .txn = txn, .c = c, .now = now };
+	const struct step_env se = { writer_env, writer_load, &ws, c, eng->memo_gen };
 	const struct step_sink sink = { writer_changed, writer_failed, &ws };
 
-	engine_load_alerts(eng, txn, c);
 	eng->txn = txn;
 	c->deadline = engine_step(eng->rs, eng->alerts, c, now, &se, &sink);
+	if (ws.lost)
+		c->quiet_gen = 0;
 	eng->stats.evaluations++;
 	timeline_deadline_set(eng->tl, c);
 }
@@ -120,6 +130,7 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
 		ch->body_len = 0;
+		engine_memo_alert(ch->c, ch->rule, &ch->a, !ch->drop);
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
 			(in_place ? alert_states_put_in_place : alert_states_put)(as, w, ch->c->id, ch->c->id_len,
 										  ch->a.rule, NULL, 0);
@@ -222,6 +233,7 @@ void engine_commit_changes(struct engine *eng, int64_t now, enum change_writes h
 		return;
 	if (store_write(eng->st, write_changes, &ctx, &err) < 0) {
 		alert_states_discard(timeline_alert_states(eng->tl));
+		engine_memos_stale(eng); /* they were told of changes now lost */
 		log_error("alerts, saving %zu change(s) failed (%s); retrying in %d ms", eng->nchanges,
 			  err.msg, RETRY_MS);
 		eng->stats.errors++;
@@ -261,6 +273,8 @@ void engine_apply_worker_result(struct engine *eng, struct cust *c, const struct
 		struct reeval_change *ch = &b->changes[rc->first_change + i];
 		struct change *taken = engine_take_change(eng, c, ch->rule, &ch->a, ch->before, ch->since_before,
 							  ch->kind, b->now);
+		if (!taken)
+			c->quiet_gen = 0; /* its memo may have been told of it by the worker's step */
 		/* the batch outlives the commit: its rests are reset with it */
 		if (taken && ch->rest_len) {
 			taken->rest = b->rests.data + ch->rest_off;

@@ -60,7 +60,7 @@ struct engine *engine_open(const struct config *cfg, struct store *st, struct ti
 	eng->loop = loop;
 	eng->clock = clock;
 	eng->rs = rs;
-	eng->rules_gen = 1;
+	eng->memo_gen = 1;
 	eng->stats.last_tick = TIME_NONE;
 	eng->errors_gen = eng->silences_gen = 1;        /* the board's first post differs (0) */
 	eng->due = calloc(DUE_MAX, sizeof(*eng->due));

@@ -51,7 +51,12 @@ struct engine {
 	struct loop *loop;
 	const struct ingest_clock *clock;
 	struct ruleset *rs;
-	uint64_t rules_gen;             /* rs's generation: what customers' memos hold (step.c) */
+	/*
+	 * What customers' memos hold (step.c) is true of this generation: a new
+	 * ruleset, or alert states changed or lost outside the memos' steps
+	 * (steering, forget, a failed commit), start a new one.
+	 */
+	uint64_t memo_gen;
 	struct outbox *ob;              /* the daemon's: written with the changes, published after */
 	struct alert *alerts;           /* one customer's alerts, by rule index */
 	struct change *changes;
@@ -109,11 +114,14 @@ struct ruleset;
 /* How a stepper builds an expression's environment for c at now (window scans included). */
 struct step_env {
 	void (*env)(void *ctx, const struct cust *c, int64_t now, struct eval_env *env);
+	/* Fills the step's alerts with the customer's stored states (inactive where none is stored). */
+	void (*load)(void *ctx);
 	void *ctx;
 	/*
 	 * The writer's: the customer it holds, whose memo (state.h) lets rules be
-	 * skipped that it proves unchanged, under the ruleset of generation gen;
-	 * the memo is brought up to date. NULL: every rule is evaluated.
+	 * skipped that it proves unchanged, and the stored states go unread when
+	 * nothing changes, under memo generation gen (engine.memo_gen); the memo is
+	 * brought up to date. NULL: every rule is evaluated.
 	 */
 	struct cust *memo;
 	uint64_t gen;
@@ -136,7 +144,15 @@ void engine_render_alert(const struct rule *r, struct eval_env *env, struct aler
  */
 void engine_render_resolution(struct engine *eng, MDB_txn *txn, const struct cust *c, size_t rule, int64_t now,
 			      struct alert *a);
-/* Steps each rule's alert (alerts[i]: the stored state, changed in place) for c at now; the next deadline. */
+/*
+ * A change of c's alert for rule, about to be stored (stored 0: its state is
+ * deleted), told to c's memo: the change may not have come from c's own step.
+ */
+void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a, int stored);
+/*
+ * Steps each rule's alert for c at now (alerts: filled by se->load, or from the
+ * memo, then changed in place); the next deadline.
+ */
 int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct cust *c, int64_t now,
 		    const struct step_env *se, const struct step_sink *sink);
 
@@ -145,6 +161,11 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 void engine_load_alerts(struct engine *eng, MDB_txn *txn, const struct cust *c);
 
 /* commit.c */
+/* What every customer's memo holds is no longer to be trusted (engine.memo_gen). */
+static inline void engine_memos_stale(struct engine *eng)
+{
+	eng->memo_gen++;
+}
 /* A fresh entry in the changes the next engine_commit_changes writes; NULL when out of memory. */
 struct change *engine_push_change(struct engine *eng);
 /* A change of c's alert for the next commit (a's values_json moved into it), silenced as the silences say. */

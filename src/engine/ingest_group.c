@@ -86,7 +86,7 @@ int engine_ingest_fold_begin(struct engine *eng, size_t events, size_t customers
 		return 0;
 	eng->ingest_now = ingest_clock_now(eng->clock);
 	if (reserve_results(eng, events) < 0 ||
-	    reeval_pool_lend_begin(eng->pool, eng->rs, eng->ingest_now, eng->rules_gen,
+	    reeval_pool_lend_begin(eng->pool, eng->rs, eng->ingest_now, eng->memo_gen,
 				   timeline_alert_states(eng->tl), events) < 0)
 		return 0;
 	eng->lending = 1;
@@ -136,6 +136,8 @@ void engine_ingest_end(struct engine *eng, int committed)
 		alert_states_commit(timeline_alert_states(eng->tl));
 	else
 		alert_states_discard(timeline_alert_states(eng->tl));
+	if (!committed)
+		engine_memos_stale(eng); /* they were told of changes now lost */
 	if (committed && eng->nchanges)
 		engine_publish_changes(eng, eng->ingest_seq);
 	engine_free_changes(eng);

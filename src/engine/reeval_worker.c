@@ -239,18 +239,25 @@ static struct reeval_cust *add_cust(struct walk_ctx *ctx, const char *id, size_t
 	return rc;
 }
 
+static void worker_load(void *vctx)
+{
+	struct walk_ctx *ctx = vctx;
+	struct reeval_worker *w = ctx->w;
+
+	reset_alerts(w);
+	alert_states_customer_at(w->held ? w->pool->held_as : w->as, ctx->ac, ctx->c->id, ctx->c->id_len, load_alert,
+				 w);
+}
+
 /* ctx->c's rules stepped into rc; memo: c itself when it is the writer's (held), else NULL. */
 static void step_customer(struct walk_ctx *ctx, struct reeval_cust *rc, struct cust *memo)
 {
 	struct reeval_worker *w = ctx->w;
 	struct reeval_batch *b = w->cur;
-	const struct step_env se = { worker_env, ctx, memo, memo ? b->gen : 0 };
+	const struct step_env se = { worker_env, worker_load, ctx, memo, memo ? b->gen : 0 };
 	const struct step_sink sink = { worker_changed, worker_failed, ctx };
 
 	rc->stored_deadline = ctx->c->deadline;
-	reset_alerts(w);
-	alert_states_customer_at(w->held ? w->pool->held_as : w->as, ctx->ac, ctx->c->id, ctx->c->id_len, load_alert,
-				 w);
 	rc->deadline = engine_step(b->rs, w->alerts, ctx->c, b->now, &se, &sink);
 }
 

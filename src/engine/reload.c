@@ -172,7 +172,7 @@ void engine_set_rules(struct engine *eng, const struct config *cfg, struct rules
 		alert_clear(&eng->alerts[i]);
 	ruleset_free(eng->rs);
 	eng->rs = rs;
-	eng->rules_gen++;       /* what customers' memos say was under the old rules */
+	eng->memo_gen++;        /* what customers' memos say was under the old rules */
 	eng->errors_gen++;
 	if (engine_size_rules(eng) < 0)
 		log_error("rules, out of memory sizing the rule table");

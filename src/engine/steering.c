@@ -225,6 +225,7 @@ int engine_ack(struct engine *eng, const char *rule, const char *customer, size_
 	if (clen > HEARTH_ID_MAX)
 		return herr_set(err, HERR_BAD_REQUEST, "customer: too long");
 	rc = store_write(eng->st, ack_fn, &ctx, err);
+	engine_memos_stale(eng); /* an acknowledged alert stops repeating: its customer's memo says otherwise */
 	alert_clear(&ctx.a);
 	if (rc < 0) {
 		alert_states_discard(ctx.as);
@@ -276,5 +277,6 @@ int engine_forget(struct engine *eng, const char *id, size_t len, struct herr *e
 	eng->txn = NULL;
 	store_read_end(txn);
 	engine_commit_changes(eng, now, WRITES_SCATTERED);
+	engine_memos_stale(eng); /* the customer's states are deleted next, outside any step */
 	return 0;
 }

@@ -88,6 +88,73 @@ static struct cust *memo_sized(struct cust *m, size_t nrules)
 	return m;
 }
 
+static struct alert_head head_of(size_t rule, const struct alert *a)
+{
+	return (struct alert_head){ .rule = (uint32_t)rule, .state = (uint8_t)a->state, .acked = (uint8_t)!!a->acked,
+				    .at = a->state == ALERT_PENDING ? a->since : a->last_notified };
+}
+
+static int is_active(enum alert_state s)
+{
+	return s == ALERT_PENDING || s == ALERT_FIRING;
+}
+
+/*
+ * The alerts as the memo knows them: its heads, every other rule's inactive
+ * (resolved ones too: a step that changes nothing treats both alike).
+ */
+static void alerts_from_heads(const struct cust *m, struct alert *alerts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		alert_reset(&alerts[i]);
+	for (size_t k = 0; k < m->nheads; k++) {
+		const struct alert_head *h = &m->heads[k];
+		if (h->rule >= n)
+			continue;
+		struct alert *a = &alerts[h->rule];
+		a->state = (enum alert_state)h->state;
+		a->acked = h->acked;
+		if (a->state == ALERT_PENDING)
+			a->since = h->at;
+		else
+			a->last_notified = h->at;
+	}
+}
+
+/* The memo's heads from alerts as they are now; -1 when out of memory. */
+static int heads_from_alerts(struct cust *m, const struct alert *alerts, size_t n)
+{
+	m->nheads = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_active(alerts[i].state))
+			continue;
+		if (array_reserve((void **)&m->heads, &m->heads_cap, m->nheads + 1, sizeof(*m->heads)) < 0)
+			return -1;
+		m->heads[m->nheads++] = head_of(i, &alerts[i]);
+	}
+	return 0;
+}
+
+void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a, int stored)
+{
+	int active = stored && is_active(a->state);
+	size_t k = 0;
+
+	while (k < c->nheads && c->heads[k].rule != rule)
+		k++;
+	if (k < c->nheads) {
+		c->heads[k] = active ? head_of(rule, a) : c->heads[--c->nheads];
+		return;
+	}
+	if (!active)
+		return;
+	if (array_reserve((void **)&c->heads, &c->heads_cap, c->nheads + 1, sizeof(*c->heads)) < 0) {
+		c->quiet_gen = 0;
+		return;
+	}
+	c->heads[c->nheads++] = head_of(rule, a);
+}
+
 /*
  * A rule whose alert is inactive or resolved stays so while its condition
  * does not hold: when the memo says it did not and cannot before quiet_until,
@@ -107,6 +174,13 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 	int64_t deadline = EVAL_NEVER;
 	int skip = memo_holds(se->memo, se->gen, rs->n, now);
 	struct cust *memo = memo_sized(se->memo, rs->n);
+	/* the stored states are read only for a change: most steps of a held customer change nothing */
+	int loaded = !skip;
+
+	if (loaded)
+		se->load(se->ctx);
+	else
+		alerts_from_heads(memo, alerts, rs->n);
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->rules[i];
@@ -133,6 +207,14 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 		int64_t since_before = a->since;
 		enum notify_kind kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms,
 						   r->cfg->repeat_ms, &wake);
+		if (!loaded && (kind != NOTIFY_NONE || a->state != before || a->since != since_before)) {
+			/* a change is made to the whole stored alert, not to what the memo keeps of it */
+			se->load(se->ctx);
+			loaded = 1;
+			before = a->state;
+			since_before = a->since;
+			kind = alert_step(a, value_truthy(&v), now, r->cfg->for_ms, r->cfg->repeat_ms, &wake);
+		}
 		if (next_change < deadline)
 			deadline = next_change;
 		if (wake < deadline)
@@ -152,7 +234,7 @@ int64_t engine_step(const struct ruleset *rs, struct alert *alerts, const struct
 	if (memo) {
 		memo->changed = 0;
 		memo->quiet_at = now;
-		memo->quiet_gen = se->gen;
+		memo->quiet_gen = loaded && heads_from_alerts(memo, alerts, rs->n) < 0 ? 0 : se->gen;
 	}
 	return deadline;
 }

@@ -51,6 +51,7 @@ void cust_free(struct cust *c)
 	free(c->types);
 	free(c->cases);
 	free(c->quiet_until);
+	free(c->heads);
 	free(c);
 }
 
