@@ -58,6 +58,7 @@ struct ruleset {
 	struct rule *rules;
 	size_t n;
 	struct expr *priority;          /* NULL if the config has none */
+	uint64_t id;                    /* this compilation's, never reused (a freed ruleset's address may be) */
 };
 
 /* Compiles every rule of cfg; errors as "file:line:col: message\n" lines. */

@@ -130,7 +130,10 @@ int engine_put_changes(struct engine *eng, struct wtxn *w, int64_t now, uint64_t
 	for (size_t i = 0; i < eng->nchanges && !w->rc; i++) {
 		struct change *ch = &eng->changes[i];
 		ch->body_len = 0;
-		engine_memo_alert(ch->c, ch->rule, &ch->a, !ch->drop);
+		if (ch->drop)
+			engine_memos_stale(eng); /* a rule's record gone with its rule: ch->rule may not name it */
+		else
+			engine_memo_alert(ch->c, ch->rule, &ch->a);
 		if (ch->a.state == ALERT_INACTIVE || ch->drop) {
 			(in_place ? alert_states_put_in_place : alert_states_put)(as, w, ch->c->id, ch->c->id_len,
 										  ch->a.rule, NULL, 0);

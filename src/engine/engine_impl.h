@@ -145,10 +145,10 @@ void engine_render_alert(const struct rule *r, struct eval_env *env, struct aler
 void engine_render_resolution(struct engine *eng, MDB_txn *txn, const struct cust *c, size_t rule, int64_t now,
 			      struct alert *a);
 /*
- * A change of c's alert for rule, about to be stored (stored 0: its state is
- * deleted), told to c's memo: the change may not have come from c's own step.
+ * A change of c's alert for rule (an inactive one: its state is deleted),
+ * about to be stored, told to c's memo: it may not come from c's own step.
  */
-void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a, int stored);
+void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a);
 /*
  * Steps each rule's alert for c at now (alerts: filled by se->load, or from the
  * memo, then changed in place); the next deadline.

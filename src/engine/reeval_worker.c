@@ -59,7 +59,7 @@ struct reeval_worker {
 	struct cust *read;              /* the stored customer in hand, decoded into the last one's room */
 	struct alert *alerts;           /* one customer's, by rule index */
 	size_t nalerts;
-	const struct ruleset *alerts_rs;
+	uint64_t alerts_rs;             /* the ruleset (its id) alerts are sized and named for */
 	int held;                       /* the customer in hand is the writer's: its pending events are too */
 	int needs_writer;               /* ... and a rule read the timeline: the writer evaluates it */
 };
@@ -205,16 +205,16 @@ static void reset_alerts(struct reeval_worker *w)
 
 static int size_alerts(struct reeval_worker *w, const struct ruleset *rs)
 {
-	if (w->alerts_rs == rs)
+	if (w->alerts_rs == rs->id)
 		return 0;
 	reset_alerts(w);
 	free(w->alerts);
 	w->nalerts = 0;
-	w->alerts_rs = NULL;
+	w->alerts_rs = 0;
 	if (!(w->alerts = calloc(rs->n ? rs->n : 1, sizeof(*w->alerts))))
 		return -1;
 	w->nalerts = rs->n;
-	w->alerts_rs = rs;
+	w->alerts_rs = rs->id;
 	for (size_t i = 0; i < rs->n; i++) {
 		w->alerts[i].state = ALERT_INACTIVE;
 		snprintf(w->alerts[i].rule, sizeof(w->alerts[i].rule), "%s", rs->rules[i].cfg->name);

@@ -5,6 +5,7 @@
  */
 #include <json-c/json.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,8 @@ static struct expr *compile_at(const char *src, const struct config *cfg, struct
 	return e;
 }
 
+static _Atomic uint64_t rulesets_compiled;
+
 struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t size)
 {
 	struct collector c = { .file = cfg->file, .errors = errors, .size = size };
@@ -154,6 +157,7 @@ struct ruleset *ruleset_compile(const struct config *cfg, char *errors, size_t s
 		return NULL;
 	}
 	rs->n = cfg->nrules;
+	rs->id = atomic_fetch_add(&rulesets_compiled, 1) + 1;
 	if (cfg->priority)
 		rs->priority = compile_at(cfg->priority, cfg, &c, &cfg->priority_pos, "priority");
 	for (size_t i = 0; i < cfg->nrules; i++) {

@@ -135,9 +135,9 @@ static int heads_from_alerts(struct cust *m, const struct alert *alerts, size_t 
 	return 0;
 }
 
-void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a, int stored)
+void engine_memo_alert(struct cust *c, size_t rule, const struct alert *a)
 {
-	int active = stored && is_active(a->state);
+	int active = is_active(a->state);
 	size_t k = 0;
 
 	while (k < c->nheads && c->heads[k].rule != rule)

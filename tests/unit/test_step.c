@@ -298,7 +298,7 @@ static void test_changes_told_to_the_memo(void **state)
 
 	/* the store loses the firing alert outside a step (forgotten, say) and the memo is told */
 	alert_reset(&f->a.stored[0]);
-	engine_memo_alert(f->a.c, 0, &f->a.stored[0], 0);
+	engine_memo_alert(f->a.c, 0, &f->a.stored[0]);
 	assert_int_equal(f->a.c->nheads, 0);
 	size_t loads = f->a.loads;
 	now += MS_PER_HOUR;
