@@ -33,8 +33,6 @@ struct batch_reject {
  * The events' strings, copied out of each parsed value so that the value is
  * freed at once: a request's JSON trees never pile up, and malloc hands the
  * same chunks to the next event. Blocks never move, so the pointers hold.
- * Only an event's attrs object is kept (ev.attrs, with the batch): the
- * writer's fold reads some of them, and would otherwise parse their text.
  */
 struct batch_block {
 	struct batch_block *next;
@@ -56,8 +54,6 @@ struct batch {
 
 struct batch *batch_new(void);
 void batch_free(struct batch *b);
-/* What the batch holds for an event it no longer lists. */
-void batch_event_release(struct batch_event *be);
 
 /*
  * Parses a frame; tok is reused across calls. Whole-frame problems go to b->fail.

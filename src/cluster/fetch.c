@@ -28,7 +28,6 @@ static void reject_strays(struct cluster *cl, struct part *p, struct batch *b)
 			b->events[keep++] = *be;
 			continue;
 		}
-		batch_event_release(be);
 		struct batch_reject *r = realloc(b->rejects, (b->nrejects + 1) * sizeof(*r));
 		char msg[160];
 		if (!r)

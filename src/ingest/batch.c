@@ -27,8 +27,6 @@ void batch_free(struct batch *b)
 		free(b->blocks);
 		b->blocks = next;
 	}
-	for (size_t i = 0; i < b->nevents; i++)
-		batch_event_release(&b->events[i]);
 	for (size_t i = 0; i < b->nrejects; i++)
 		free(b->rejects[i].message);
 	free(b->rejects);
@@ -59,29 +57,17 @@ static const char *keep_string(struct batch *b, const char *s, size_t len)
 	return out;
 }
 
-/*
- * Moves what ev borrows from its JSON value into the batch. The attrs object
- * is kept whole beside its text: the writer's fold reads some events' attrs
- * (a profile, a case with a due date), and would otherwise parse them again.
- */
+/* Moves what ev borrows from its JSON value into the batch. */
 static int keep_event(struct batch *b, struct event *ev)
 {
+	ev->attrs = NULL;
 	if (!(ev->customer = keep_string(b, ev->customer, ev->customer_len)) ||
 	    !(ev->type = keep_string(b, ev->type, ev->type_len)) ||
 	    (ev->id && !(ev->id = keep_string(b, ev->id, ev->id_len))) ||
 	    (ev->ref && !(ev->ref = keep_string(b, ev->ref, ev->ref_len))) ||
-	    (ev->attrs_json && !(ev->attrs_json = keep_string(b, ev->attrs_json, ev->attrs_len)))) {
-		ev->attrs = NULL;
+	    (ev->attrs_json && !(ev->attrs_json = keep_string(b, ev->attrs_json, ev->attrs_len))))
 		return herr_set(&b->fail, HERR_NOMEM, "out of memory");
-	}
-	ev->attrs = json_object_get(ev->attrs);
 	return 0;
-}
-
-void batch_event_release(struct batch_event *be)
-{
-	json_object_put(be->ev.attrs);
-	be->ev.attrs = NULL;
 }
 
 static int reject(struct batch *b, uint32_t index, enum herr_code code, const char *message)

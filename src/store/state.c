@@ -664,10 +664,9 @@ static int reads_attrs(const struct event *ev, const struct config *cfg, int ski
 }
 
 /*
- * Events from ingest come with their attrs parsed (the batch keeps them);
- * events from the log carry them as text. The tokener is not kept: the writer
- * and the control thread (what-if answers) both fold, and only profile events
- * and opens of cases with a due date get here (reads_attrs).
+ * Events from ingest and the log carry attrs as text. The tokener is not kept:
+ * the writer and the control thread (what-if answers) both fold, and only
+ * profile events and opens of cases with a due date get here (reads_attrs).
  */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
