@@ -444,20 +444,33 @@ static int lent_range(struct reeval_pool *pool, size_t from, size_t *to)
 }
 
 /*
- * The journal entries of the next customers of the chunk, asked for ahead:
- * a large journal's lookup otherwise waits on memory (8% of an evaluation).
+ * The next customers of the chunk, asked for ahead: their memos, and the
+ * journal entries of those whose memo will not spare them reading their
+ * alert states (a large journal's lookup otherwise waits on memory).
  */
+#define CUST_AHEAD    8
 #define JOURNAL_AHEAD 4
+static int reads_states(const struct cust *c, uint64_t gen)
+{
+	return c->quiet_gen != gen;
+}
+
 static void prefetch_lent(struct walk_ctx *ctx, size_t i, size_t to)
 {
 	struct reeval_pool *pool = ctx->w->pool;
 	const struct alert_states *as = ctx->w->held ? pool->held_as : ctx->w->as;
+	uint64_t gen = ctx->w->cur->gen;
+	const struct cust *c;
 
-	if (i + JOURNAL_AHEAD < to)
-		alert_states_prefetch(as, pool->held[i + JOURNAL_AHEAD]->id, pool->held[i + JOURNAL_AHEAD]->id_len);
-	if (i + JOURNAL_AHEAD / 2 < to)
-		alert_states_prefetch_entry(as, pool->held[i + JOURNAL_AHEAD / 2]->id,
-					    pool->held[i + JOURNAL_AHEAD / 2]->id_len);
+	if (i + CUST_AHEAD < to) {
+		c = pool->held[i + CUST_AHEAD];
+		__builtin_prefetch(c);
+		__builtin_prefetch(&c->quiet_gen);
+	}
+	if (i + JOURNAL_AHEAD < to && reads_states(c = pool->held[i + JOURNAL_AHEAD], gen))
+		alert_states_prefetch(as, c->id, c->id_len);
+	if (i + JOURNAL_AHEAD / 2 < to && reads_states(c = pool->held[i + JOURNAL_AHEAD / 2], gen))
+		alert_states_prefetch_entry(as, c->id, c->id_len);
 }
 
 /* The customers the writer lends, in chunks taken as they come. */
