@@ -101,12 +101,16 @@ static int is_active(enum alert_state s)
 
 /*
  * The alerts as the memo knows them: its heads, every other rule's inactive
- * (resolved ones too: a step that changes nothing treats both alike).
+ * (resolved ones too: a step that changes nothing treats both alike). Only
+ * what such a step reads is set: one that changes an alert loads them whole.
  */
 static void alerts_from_heads(const struct cust *m, struct alert *alerts, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		alert_reset(&alerts[i]);
+	for (size_t i = 0; i < n; i++) {
+		alerts[i].state = ALERT_INACTIVE;
+		alerts[i].since = alerts[i].last_notified = 0;
+		alerts[i].acked = 0;
+	}
 	for (size_t k = 0; k < m->nheads; k++) {
 		const struct alert_head *h = &m->heads[k];
 		if (h->rule >= n)
