@@ -56,6 +56,7 @@ int strmap_add(struct strmap *m, const void *key, size_t len, void *value);
  * del may move entries while the map grows, even one that finds nothing to do.
  */
 void **strmap_ref(struct strmap *m, const void *key, size_t len);
+void **strmap_ref_hashed(struct strmap *m, const void *key, size_t len, uint64_t hash);
 /* Removes key; returns its value or NULL. The table keeps its size (strmap_shrink). */
 void *strmap_del(struct strmap *m, const void *key, size_t len);
 void *strmap_del_hashed(struct strmap *m, const void *key, size_t len, uint64_t hash);

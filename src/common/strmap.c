@@ -180,13 +180,12 @@ static int rehash(struct strmap *m, size_t cap)
 }
 
 /* key's slot, made (with no value) if absent; *had: it was there. NULL on allocation failure. */
-static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t len, int *had)
+static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t len, uint64_t h, int *had)
 {
 	if (m->old)
 		move_some(m, MOVE_SLOTS);
 	if ((m->count + 1) * 10 > m->cap * 7 && grow(m) < 0)
 		return NULL;
-	uint64_t h = strmap_hash(key, len);
 	struct strmap_slot *s = probe(m->slots, m->cap, key, len, h);
 	struct strmap_slot *old = s->key ? NULL : probe_old(m, key, len, h);
 	if (old) {
@@ -210,7 +209,7 @@ static struct strmap_slot *slot_for(struct strmap *m, const void *key, size_t le
 int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
 {
 	int had;
-	struct strmap_slot *s = slot_for(m, key, len, &had);
+	struct strmap_slot *s = slot_for(m, key, len, strmap_hash(key, len), &had);
 
 	if (!s)
 		return -1;
@@ -220,8 +219,13 @@ int strmap_put(struct strmap *m, const void *key, size_t len, void *value)
 
 void **strmap_ref(struct strmap *m, const void *key, size_t len)
 {
+	return strmap_ref_hashed(m, key, len, strmap_hash(key, len));
+}
+
+void **strmap_ref_hashed(struct strmap *m, const void *key, size_t len, uint64_t hash)
+{
 	int had;
-	struct strmap_slot *s = slot_for(m, key, len, &had);
+	struct strmap_slot *s = slot_for(m, key, len, hash, &had);
 
 	if (!s)
 		return NULL;
@@ -233,7 +237,7 @@ void **strmap_ref(struct strmap *m, const void *key, size_t len)
 int strmap_add(struct strmap *m, const void *key, size_t len, void *value)
 {
 	int had;
-	struct strmap_slot *s = slot_for(m, key, len, &had);
+	struct strmap_slot *s = slot_for(m, key, len, strmap_hash(key, len), &had);
 
 	if (!s)
 		return -1;

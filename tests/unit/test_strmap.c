@@ -73,6 +73,8 @@ static void test_put_get_replace_del(void **state)
 	assert_null(*ref);
 	*ref = &b;
 	assert_ptr_equal(strmap_get(&m, "epsilon", 7), &b);
+	/* by a hash the caller computed: the same slot */
+	assert_ptr_equal(strmap_ref_hashed(&m, "epsilon", 7, strmap_hash("epsilon", 7)), strmap_ref(&m, "epsilon", 7));
 	assert_ptr_equal(strmap_del(&m, "epsilon", 7), &b);
 	/* replacing keeps the count */
 	assert_int_equal(strmap_put(&m, "alpha", 5, &c), 0);
