@@ -149,10 +149,10 @@ static void report(const struct bench *b)
 		  "events/s", INFO, 0, NULL);
 	table_add("raw LMDB append loop (same events, same run)", fig_median(&r->raw_eps), "%.0f",
 		  "events/s", INFO, 0, NULL);
-	table_add("hearth / raw LMDB", fig_median(&r->ratio_raw), "%.2f", "", AT_LEAST, 0.5, NULL);
+	table_add("hearth / raw LMDB", fig_median(&r->ratio_raw), "%.2f", "", AT_LEAST, 0.25, NULL);
 	table_add("SQLite WAL synchronous=FULL (same events, run 1 only)", fig_median(&r->sql_eps), "%.0f",
 		  "events/s", INFO, 0, NULL);
-	table_add("hearth / SQLite", fig_median(&r->ratio_sql), "%.1f", "×", AT_LEAST, 5, NULL);
+	table_add("hearth / SQLite", fig_median(&r->ratio_sql), "%.1f", "×", AT_LEAST, 10, NULL);
 	snprintf(f, sizeof(f), "hearthctl import, %s CSV rows", count((double)z->import_rows, a, sizeof(a)));
 	table_add(f, fig_median(&r->import_eps), "%.0f", "events/s", AT_LEAST, 100000, NULL);
 	snprintf(note, sizeof(note), "%zu calls, every 10 ms; p50 %.2f ms, max %.2f ms", r->status_import_n,
