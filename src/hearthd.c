@@ -24,6 +24,7 @@
 #include "hearth/ingest.h"
 #include "hearth/job.h"
 #include "hearth/log.h"
+#include "hearth/thread.h"
 #include "hearth/loop.h"
 #include "hearth/notify.h"
 #include "hearth/outbox.h"
@@ -352,6 +353,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_init("hearthd", LOG_LEVEL_INFO);
+	thread_use_c_locale(); /* the writer's own thread */
 	srv.cfg = server_load_config(srv.config_path, &rs, errors, sizeof(errors));
 	if (!srv.cfg) {
 		fputs(errors, stderr);

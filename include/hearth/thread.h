@@ -8,6 +8,11 @@
 /* Names the calling thread and sets its nice value; a failure is logged with who, never fatal. */
 void thread_setup(const char *name, int nice, const char *who);
 /*
+ * Puts the calling thread in the C locale (thread_setup does): the daemon
+ * never sets another, and JSON parsing is cheaper from there.
+ */
+void thread_use_c_locale(void);
+/*
  * Asks the scheduler for short time slices for the calling thread, which
  * answers requests: Linux's EEVDF scheduler (6.12 on) then runs it sooner
  * when it wakes among busy threads of the same priority; older kernels take
