@@ -21,7 +21,10 @@ struct json_tokener;
 struct json_object *json_parse_whole(struct json_tokener *tok, const char *text, size_t len,
 				     struct herr *err);
 
-/* The same with a tokener of its own, for a parse that is not in a loop; NULL if not JSON. */
+/*
+ * The same with the calling thread's own tokener (made on first use, freed
+ * when the thread ends), for a parse without one at hand; NULL if not JSON.
+ */
 struct json_object *json_parse_once(const char *text, size_t len);
 
 /* 1 when p[0..len) is only JSON white space (space, tab, CR, LF). */

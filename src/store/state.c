@@ -21,6 +21,7 @@
 #include "hearth/codec.h"
 #include "hearth/config.h"
 #include "hearth/event.h"
+#include "hearth/json.h"
 #include "hearth/state.h"
 #include "hearth/units.h"
 #include "type_names.h"
@@ -158,7 +159,6 @@ static uint8_t copy_str(char *dst, size_t size, const char *src, size_t len)
 /* An empty text is an empty profile, kept as NULL: no json-c table to build. */
 static int read_json(struct rbuf *r, struct json_object **out)
 {
-	struct json_tokener *tok;       /* not kept: records are decoded on several threads */
 	uint32_t len = rbuf_u32(r);
 	const char *text = rbuf_bytes(r, len);
 
@@ -167,10 +167,7 @@ static int read_json(struct rbuf *r, struct json_object **out)
 		return -1;
 	if (len == 0 || (len == 2 && text[0] == '{' && text[1] == '}'))
 		return 0;
-	if (!(tok = json_tokener_new()))
-		return -1;
-	*out = json_tokener_parse_ex(tok, text, (int)len);
-	json_tokener_free(tok);
+	*out = json_parse_once(text, len); /* records are decoded on several threads */
 	if (*out && !json_object_is_type(*out, json_type_object)) {
 		json_object_put(*out);
 		*out = NULL;
@@ -670,14 +667,9 @@ static int reads_attrs(const struct event *ev, const struct config *cfg, int ski
  */
 static struct json_object *event_attrs(const struct event *ev, struct json_object **parsed)
 {
-	struct json_tokener *tok;
-
 	*parsed = NULL;
 	if (!ev->attrs && ev->attrs_json) {
-		if (!(tok = json_tokener_new()))
-			return NULL;
-		*parsed = json_tokener_parse_ex(tok, ev->attrs_json, (int)ev->attrs_len);
-		json_tokener_free(tok);
+		*parsed = json_parse_once(ev->attrs_json, ev->attrs_len);
 		return *parsed;
 	}
 	return ev->attrs;
