@@ -29,6 +29,8 @@ struct timeline_stats {
 	uint64_t recovered_events;
 	/* new ids the id filter knew were not stored, and ids looked up in the id index */
 	uint64_t id_checks_filtered, id_checks_read;
+	/* customers a fold read from the store (or found new there), and took from those a flush kept */
+	uint64_t customers_read, customers_kept;
 	size_t dirty_customers, pending_events;
 };
 

@@ -359,7 +359,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 			continue;
 		tl->pending_events -= d->n;
 		tl->new_customers -= (size_t)d->is_new;
-		timeline_dirty_free(d);
+		timeline_dirty_retire(tl, d);
 	}
 	job->next_cust = ctx.cust_to;
 	job->next_id = ctx.id_to;
@@ -368,6 +368,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		tl->stats.flushes++;
 		tl->stats.flush_events += job->events;
 		tl->stats.flush_us_total += (uint64_t)(mono_now_us() - job->started_us);
+		timeline_clean_age(tl);
 		idset_empty(&job->ids);
 		tl->spare_ids = job->ids;
 		idset_init(&job->ids);
@@ -378,6 +379,7 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		 * would be grown back by doubling, every page faulted in anew.
 		 */
 		if (tl->dirty.count == 0) {
+			timeline_clean_drop(tl);
 			strmap_shrink(&tl->dirty);
 			idset_free(&tl->spare_ids);
 			if (tl->ids.count == 0)

@@ -159,6 +159,7 @@ int timeline_forget(struct timeline *tl, const char *id, size_t len, uint64_t *r
 	write_watch_note(&tl->watch, id, len);
 	if (timeline_flush(tl, 1, err) < 0)
 		return -1;
+	cust_free(timeline_clean_take(tl, id, len, strmap_hash(id, len)));
 	if (store_write(tl->st, forget_fn, &ctx, err) < 0) {
 		alert_states_discard(tl->alerts);
 		return -1;

@@ -38,6 +38,55 @@ void timeline_dirty_free(struct dirty *d)
 	free(d);
 }
 
+/* As many as a flush takes at most: a burst's working set, not the store. */
+#define CLEAN_MAX 100000
+
+void timeline_dirty_retire(struct timeline *tl, struct dirty *d)
+{
+	struct cust *c = d->c;
+
+	if (tl->clean.count + tl->clean_old.count < CLEAN_MAX) {
+		/* what a read of the record gives: no memo, nothing changed since an evaluation */
+		c->changed = 0;
+		c->quiet_gen = 0;
+		c->nheads = 0;
+		if (strmap_put(&tl->clean, c->id, c->id_len, c) == 0)
+			d->c = NULL;
+	}
+	timeline_dirty_free(d);
+}
+
+struct cust *timeline_clean_take(struct timeline *tl, const char *id, size_t len, uint64_t hash)
+{
+	struct cust *c = tl->clean.count ? strmap_del_hashed(&tl->clean, id, len, hash) : NULL;
+
+	if (!c && tl->clean_old.count)
+		c = strmap_del_hashed(&tl->clean_old, id, len, hash);
+	return c;
+}
+
+static void clean_free(struct strmap *m)
+{
+	const struct strmap_slot *slot;
+
+	for (size_t i = 0; strmap_next(m, &i, &slot);)
+		cust_free(slot->value);
+	strmap_clear(m);
+}
+
+void timeline_clean_age(struct timeline *tl)
+{
+	clean_free(&tl->clean_old);
+	tl->clean_old = tl->clean;
+	strmap_init(&tl->clean);
+}
+
+void timeline_clean_drop(struct timeline *tl)
+{
+	clean_free(&tl->clean);
+	clean_free(&tl->clean_old);
+}
+
 struct cust *timeline_load(struct store *st, MDB_txn *txn, const char *id, size_t len, int *found,
 			   struct herr *err)
 {

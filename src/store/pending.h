@@ -75,6 +75,15 @@ struct timeline {
 	struct store *st;
 	const struct config *cfg;
 	struct strmap dirty;            /* customer id → struct dirty */
+	/*
+	 * Customers a flush has written, as a read of their record would give
+	 * them (memo cleared): the next event of one takes it from here instead
+	 * of reading and decoding that record again, most of a burst's loads.
+	 * clean has the current flush's, clean_old the one before's; what no
+	 * event took by the end of the next flush leaves memory, all of it when
+	 * a flush leaves nothing pending. At most CLEAN_MAX in both.
+	 */
+	struct strmap clean, clean_old; /* customer id → struct cust */
 	struct idset ids;               /* event ids not yet in DB_IDS nor in job.ids */
 	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
 	/* the ids DB_IDS may hold; filled from it after opening, slice by slice (not when read-only) */
@@ -129,6 +138,14 @@ struct timeline {
 /* pending.c: the key of the deadline index, and a pending entry's end */
 size_t timeline_deadline_key(uint8_t *buf, int64_t when, const char *cust, size_t len);
 void timeline_dirty_free(struct dirty *d);
+/* Frees a written customer's entry, its state kept in tl->clean while there is room. */
+void timeline_dirty_retire(struct timeline *tl, struct dirty *d);
+/* The customer's state from tl->clean, taken out of it; NULL if not there. */
+struct cust *timeline_clean_take(struct timeline *tl, const char *id, size_t len, uint64_t hash);
+/* At the end of a flush: clean_old's customers leave memory, clean's become clean_old. */
+void timeline_clean_age(struct timeline *tl);
+/* Empties both, their memory given back. */
+void timeline_clean_drop(struct timeline *tl);
 /* qsort order of pending events: time, then log seq. */
 int pending_ev_cmp(const void *a, const void *b);
 /* The customer's state from the store, or a new one (*found = 0); NULL on failure. */

@@ -43,6 +43,7 @@ static void pending_clear(struct timeline *tl)
 	for (size_t i = 0; strmap_next(&tl->dirty, &i, &slot);)
 		timeline_dirty_free(slot->value);
 	strmap_clear(&tl->dirty);
+	timeline_clean_drop(tl);
 	idset_free(&tl->ids);
 	idset_free(&tl->spare_ids);
 	tl->pending_events = 0;
@@ -65,7 +66,13 @@ static struct dirty *dirty_get_hashed(struct timeline *tl, MDB_txn *txn, const c
 		herr_set(err, HERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	d->c = timeline_load(tl->st, txn, id, len, &found, err);
+	found = 1;
+	if ((d->c = timeline_clean_take(tl, id, len, hash))) {
+		tl->stats.customers_kept++;
+	} else {
+		tl->stats.customers_read++;
+		d->c = timeline_load(tl->st, txn, id, len, &found, err);
+	}
 	if (!d->c || (!found && !create)) {
 		if (d->c)
 			herr_set(err, HERR_NOT_FOUND, "no customer '%.*s'", (int)len, id);
@@ -217,6 +224,8 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	tl->st = st;
 	tl->cfg = cfg;
 	strmap_init(&tl->dirty);
+	strmap_init(&tl->clean);
+	strmap_init(&tl->clean_old);
 	strmap_init(&tl->restated);
 	strmap_init(&tl->watch_ids);
 	idset_init(&tl->ids);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -2068,6 +2069,194 @@ static void test_customer_listing(void **state)
 	free(m.v);
 }
 
+/* ---- customers a flush keeps in memory ----------------------------------------- */
+
+#define KEPT_CUSTOMERS 60
+#define KEPT_ROUNDS    4
+
+/* Round r's events: every type the fold keeps, profile values of each kind, cases by ref, late ones. */
+static void kept_round(struct wbuf *fr, int r)
+{
+	static const char *const types[] = { "call", "visit", "purchase", "web_visit", "profile",
+					     "complaint", "complaint_resolved", "promise", "promise_kept" };
+	char id[48], cust[16], ref[24], attrs[160];
+
+	for (int i = 0; i < KEPT_CUSTOMERS; i++) {
+		snprintf(cust, sizeof(cust), "k%03d", i);
+		for (int j = 0; j < 4 + (i + r) % 9; j++) {
+			const char *type = types[(i * 7 + j * 3 + r) % 9];
+			/* some events older than the customer's newest: folded out of order */
+			int64_t ts = BASE + ((int64_t)r * 400 + j * 13 - ((i + j) % 5 == 0 ? 350 : 0)) * MS_PER_HOUR + i;
+			snprintf(id, sizeof(id), "e-%d-%d-%d", r, i, j);
+			snprintf(ref, sizeof(ref), "c%d", (i + j + r) % 3);
+			const char *a = NULL;
+			if (strcmp(type, "profile") == 0) {
+				snprintf(attrs, sizeof(attrs),
+					 "{\"name\":\"客户 %d\",\"value\":%d.%d,\"vip\":%s,\"tier\":%s,\"n\":%d}", i,
+					 r * 1000 + j, i % 10, (i + r) % 2 ? "true" : "false",
+					 j % 4 == 0 ? "null" : "\"B\"", i * r - j);
+				a = attrs;
+			} else if (strcmp(type, "promise") == 0) {
+				snprintf(attrs, sizeof(attrs), "{\"due\":%lld}", (long long)(ts + (j + 1) * MS_PER_DAY));
+				a = attrs;
+			}
+			int with_ref = strncmp(type, "complaint", 9) == 0 || strncmp(type, "promise", 7) == 0;
+			frame_add(fr, cust, ts, type, id, with_ref && (i + j) % 4 ? ref : NULL, a);
+		}
+	}
+}
+
+static void assert_same_state(const struct cust *a, const struct cust *b)
+{
+	assert_memory_equal(a->id, b->id, a->id_len + 1);
+	assert_int_equal(a->first_seen, b->first_seen);
+	assert_int_equal(a->last_seen, b->last_seen);
+	assert_int_equal(a->events, b->events);
+	assert_int_equal(a->applied_seq, b->applied_seq);
+	assert_int_equal(a->deadline, b->deadline);
+	assert_int_equal(a->ntypes, b->ntypes);
+	for (size_t i = 0; i < a->ntypes; i++) {
+		const struct type_stat *x = &a->types[i], *y = &b->types[i];
+		assert_string_equal(x->type, y->type);
+		assert_int_equal(x->type_len, y->type_len);
+		assert_int_equal(x->hash, y->hash);
+		assert_int_equal(x->last, y->last);
+		assert_int_equal(x->count, y->count);
+		assert_int_equal(x->nrecent, y->nrecent);
+		assert_memory_equal(x->recent, y->recent, x->nrecent * sizeof(x->recent[0]));
+	}
+	assert_int_equal(a->ncases, b->ncases);
+	for (size_t i = 0; i < a->ncases; i++) {
+		const struct open_case *x = &a->cases[i], *y = &b->cases[i];
+		assert_string_equal(x->name, y->name);
+		assert_string_equal(x->ref, y->ref);
+		assert_int_equal(x->name_len, y->name_len);
+		assert_int_equal(x->ref_len, y->ref_len);
+		assert_int_equal(x->opened, y->opened);
+		assert_int_equal(x->due, y->due);
+		assert_int_equal(x->closed, y->closed);
+	}
+	assert_int_equal(a->nprofile, b->nprofile);
+	for (size_t i = 0; i < a->nprofile; i++) {
+		const struct profile_field *x = &a->profile[i], *y = &b->profile[i];
+		assert_string_equal(x->key, y->key);
+		assert_int_equal(x->key_len, y->key_len);
+		assert_int_equal(x->kind, y->kind);
+		assert_int_equal(x->ts, y->ts);
+		assert_int_equal(x->str_len, y->str_len);
+		if (x->kind == PROFILE_STRING)
+			assert_memory_equal(x->str, y->str, x->str_len + 1);
+		else if (x->kind == PROFILE_DOUBLE)
+			assert_memory_equal(&x->v.d, &y->v.d, sizeof(x->v.d));
+		else if (x->kind != PROFILE_ABSENT)
+			assert_int_equal(x->v.i, y->v.i);
+	}
+}
+
+/* Each customer kept after a flush's slice is what a read of its record gives, memo aside. */
+static void check_kept(struct fx *f)
+{
+	const struct strmap_slot *slot;
+	size_t checked = 0;
+
+	for (size_t i = 0; strmap_next(&f->tl->clean, &i, &slot); checked++) {
+		const struct cust *kept = slot->value;
+		MDB_txn *txn;
+		int owned;
+		struct cust *stored = get_cust(f, kept->id, &owned, &txn);
+		assert_true(owned);     /* read from the store: nothing of it is pending */
+		assert_same_state(kept, stored);
+		assert_int_equal(kept->changed, 0);
+		assert_int_equal(kept->quiet_gen, 0);
+		assert_int_equal(kept->nheads, 0);
+		put_cust(stored, owned, txn);
+	}
+	assert_int_equal(checked, KEPT_CUSTOMERS);
+}
+
+static int encode_cust_fn(const struct cust *c, void *ctx)
+{
+	struct wbuf *out = ctx;
+
+	wbuf_str8(out, c->id, c->id_len);
+	return cust_encode(c, NULL, out);
+}
+
+/*
+ * The same rounds of events, stored two ways: (a) each round arrives while
+ * the last one's flush is under way, after that flush wrote its customers,
+ * so that folds take them from memory; (b) each round is flushed whole and
+ * the store reopened, so that folds read every customer back. Every record
+ * must come out byte for byte the same.
+ */
+static void kept_story(struct fx *f, int keep, struct wbuf *records, struct timeline_stats *s)
+{
+	struct wbuf fr;
+	struct herr err = { 0 };
+	int more = -1;
+
+	wbuf_init(&fr);
+	for (int r = 0; r < KEPT_ROUNDS; r++) {
+		if (!keep && r > 0) {
+			fx_close(f);
+			fx_open(f, MAP_SIZE, MAX_SIZE);
+		}
+		kept_round(&fr, r);
+		append(f->tl, &fr, NULL);
+		if (keep) {
+			/* the last round's flush ends (its customers were all taken back) */
+			while (f->tl->job.active)
+				assert_int_equal(timeline_flush(f->tl, 0, &err), 0);
+			/* as an evaluation leaves them: a memo the store has no part of */
+			const struct strmap_slot *slot;
+			for (size_t i = 0; strmap_next(&f->tl->dirty, &i, &slot);) {
+				struct cust *c = ((struct dirty *)slot->value)->c;
+				c->quiet_gen = 99;
+				c->changed = CUST_CHANGED_ALL;
+			}
+			/* this round's, old enough to be due: one slice writes every customer, the ids are left */
+			f->tl->pending_since_ms -= 60 * 1000;
+			assert_int_equal(timeline_flush(f->tl, 0, &err), 0);
+			assert_true(f->tl->job.active);
+			check_kept(f);
+		} else {
+			flush(f->tl);
+		}
+	}
+	flush(f->tl);
+	timeline_get_stats(f->tl, s);
+	assert_int_equal(timeline_customers(f->tl, NULL, 0, 1000, encode_cust_fn, records, &more, &err), 0);
+	assert_int_equal(more, 0);
+	wbuf_free(&fr);
+}
+
+static void test_flushed_customers_kept_as_stored(void **state)
+{
+	struct fx *f = *state;
+	struct wbuf kept, read;
+	struct timeline_stats ks, rs;
+
+	wbuf_init(&kept);
+	wbuf_init(&read);
+	kept_story(f, 1, &kept, &ks);
+	fx_close(f);
+	rm_rf(f->dir);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	fx_open(f, MAP_SIZE, MAX_SIZE);
+	kept_story(f, 0, &read, &rs);
+	/* (a) took every customer after round 1 from memory, (b) read each back */
+	assert_int_equal(ks.customers_kept, (KEPT_ROUNDS - 1) * KEPT_CUSTOMERS);
+	assert_int_equal(ks.customers_read, KEPT_CUSTOMERS);
+	assert_int_equal(rs.customers_kept, 0);   /* the last round's timeline: it read them all */
+	assert_int_equal(rs.customers_read, KEPT_CUSTOMERS);
+	assert_int_equal(kept.len, read.len);
+	assert_memory_equal(kept.data, read.data, kept.len);
+	/* nothing pending after the last flush: the kept customers are given back */
+	assert_int_equal(f->tl->clean.count + f->tl->clean_old.count, 0);
+	wbuf_free(&kept);
+	wbuf_free(&read);
+}
+
 /* ---- deadlines ---------------------------------------------------------------- */
 
 #define DL_CUSTOMERS 2500               /* more than one flush slice of customers */
@@ -2247,6 +2436,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_pending_stored_and_mixed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_query_returns_event_bodies, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_id, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_flushed_customers_kept_as_stored, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_id_filter_spares_index_reads_without_missing_a_duplicate, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ids_sorted_apart_during_the_flush, fx_setup, fx_teardown),
