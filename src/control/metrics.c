@@ -74,7 +74,7 @@ static void format_store(const struct metrics_writer *m, struct wbuf *out)
 	one(out, "hearth_store_flushes_total", "counter", "Flushes of derived state to the store.",
 	    (double)m->ts.flushes);
 	metric_family(out, "hearth_store_customer_loads_total", "counter",
-		      "Customers ingest loaded: read from the store (or new), or kept in memory by a flush.");
+		      "Customers the writer loaded for ingest, ticks and re-evaluation: read from the store (or new), or kept in memory by a flush.");
 	metric_value(out, "hearth_store_customer_loads_total", "from=\"store\"", (double)m->ts.customers_read);
 	metric_value(out, "hearth_store_customer_loads_total", "from=\"memory\"", (double)m->ts.customers_kept);
 	one(out, "hearth_store_flush_seconds_total", "counter", "Time spent flushing derived state.",

@@ -379,23 +379,31 @@ static int flush_slice(struct timeline *tl, struct herr *err)
 		 * would be grown back by doubling, every page faulted in anew.
 		 */
 		if (tl->dirty.count == 0) {
-			timeline_clean_drop(tl);
 			strmap_shrink(&tl->dirty);
 			idset_free(&tl->spare_ids);
 			if (tl->ids.count == 0)
 				idset_free(&tl->ids);
+			tl->burst_ended = 1;
 		}
 		tl->pending_since_ms = tl->dirty.count ? mono_now_ms() : 0;
-		/*
-		 * A burst's pending state is gone: give its memory back rather than
-		 * keep the peak. Not after every flush: trimming costs page faults later.
-		 */
-		if (tl->dirty.count == 0 && mono_now_ms() - tl->trimmed_ms >= TRIM_INTERVAL_MS) {
-			heap_release();
-			tl->trimmed_ms = mono_now_ms();
-		}
 	}
 	return 0;
+}
+
+/*
+ * Nothing pending: a burst's kept customers leave a stretch per turn, then its
+ * memory goes back rather than stay at the peak. Not after every flush:
+ * trimming costs page faults later.
+ */
+static void wind_down(struct timeline *tl)
+{
+	if (timeline_clean_wind_down(tl) || !tl->burst_ended)
+		return;
+	tl->burst_ended = 0;
+	if (mono_now_ms() - tl->trimmed_ms >= TRIM_INTERVAL_MS) {
+		heap_release();
+		tl->trimmed_ms = mono_now_ms();
+	}
 }
 
 static int nothing_pending(const struct timeline *tl)
@@ -403,12 +411,18 @@ static int nothing_pending(const struct timeline *tl)
 	return tl->dirty.count == 0 && tl->ids.count == 0 && alert_states_pending(tl->alerts) == 0;
 }
 
+/* Kept customers still to give back (see wind_down): the loop turns on meanwhile. */
+static int winding_down(const struct timeline *tl)
+{
+	return tl->dying.count || tl->clean.count || tl->clean_old.count || tl->burst_ended;
+}
+
 int64_t timeline_flush_due_in(const struct timeline *tl)
 {
-	if (tl->job.active)
+	if (tl->job.active || tl->dying.count)
 		return 0;
 	if (nothing_pending(tl))
-		return -1;
+		return winding_down(tl) ? 0 : -1;
 	if (tl->pending_events >= FLUSH_MAX_EVENTS || tl->dirty.count >= FLUSH_MAX_CUSTOMERS ||
 	    alert_states_pending(tl->alerts) >= FLUSH_MAX_ALERTS)
 		return 0;
@@ -429,10 +443,13 @@ int timeline_backlogged(const struct timeline *tl)
 
 int timeline_flush(struct timeline *tl, int force, struct herr *err)
 {
+	timeline_clean_free_some(tl);
 	do {
 		if (!tl->job.active) {
-			if (nothing_pending(tl))
+			if (nothing_pending(tl)) {
+				wind_down(tl);
 				return 0;
+			}
 			if (!force && timeline_flush_due_in(tl) > 0)
 				return 0;
 			if (flush_begin(tl, err) < 0)

@@ -80,10 +80,15 @@ struct timeline {
 	 * them (memo cleared): the next event of one takes it from here instead
 	 * of reading and decoding that record again, most of a burst's loads.
 	 * clean has the current flush's, clean_old the one before's; what no
-	 * event took by the end of the next flush leaves memory, all of it when
-	 * a flush leaves nothing pending. At most CLEAN_MAX in both.
+	 * event took by the end of the next flush moves to dying, freed a stretch
+	 * per loop turn (100,000 customers freed at once held the loop for tens
+	 * of milliseconds). Once nothing is pending, all of them go the same
+	 * way and then the heap is given back. At most CLEAN_MAX in clean and
+	 * clean_old.
 	 */
-	struct strmap clean, clean_old; /* customer id → struct cust */
+	struct strmap clean, clean_old, dying;  /* customer id → struct cust */
+	size_t dying_pos;               /* where freeing dying goes on */
+	int burst_ended;                /* a flush left nothing pending: give the heap back once the kept are gone */
 	struct idset ids;               /* event ids not yet in DB_IDS nor in job.ids */
 	struct idset spare_ids;         /* the last flush's ids emptied, its table kept for the next */
 	/* the ids DB_IDS may hold; filled from it after opening, slice by slice (not when read-only) */
@@ -142,9 +147,13 @@ void timeline_dirty_free(struct dirty *d);
 void timeline_dirty_retire(struct timeline *tl, struct dirty *d);
 /* The customer's state from tl->clean, taken out of it; NULL if not there. */
 struct cust *timeline_clean_take(struct timeline *tl, const char *id, size_t len, uint64_t hash);
-/* At the end of a flush: clean_old's customers leave memory, clean's become clean_old. */
+/* At the end of a flush: clean_old's customers go to dying, clean's become clean_old. */
 void timeline_clean_age(struct timeline *tl);
-/* Empties both, their memory given back. */
+/* Frees a stretch of dying; 1 while some are left. */
+int timeline_clean_free_some(struct timeline *tl);
+/* With nothing pending: the next step of giving every kept customer back; 0 once done. */
+int timeline_clean_wind_down(struct timeline *tl);
+/* Frees every kept customer at once (rollback, close). */
 void timeline_clean_drop(struct timeline *tl);
 /* qsort order of pending events: time, then log seq. */
 int pending_ev_cmp(const void *a, const void *b);

@@ -226,6 +226,7 @@ struct timeline *timeline_open(struct store *st, const struct config *cfg, struc
 	strmap_init(&tl->dirty);
 	strmap_init(&tl->clean);
 	strmap_init(&tl->clean_old);
+	strmap_init(&tl->dying);
 	strmap_init(&tl->restated);
 	strmap_init(&tl->watch_ids);
 	idset_init(&tl->ids);

@@ -2251,10 +2251,45 @@ static void test_flushed_customers_kept_as_stored(void **state)
 	assert_int_equal(rs.customers_read, KEPT_CUSTOMERS);
 	assert_int_equal(kept.len, read.len);
 	assert_memory_equal(kept.data, read.data, kept.len);
-	/* nothing pending after the last flush: the kept customers are given back */
-	assert_int_equal(f->tl->clean.count + f->tl->clean_old.count, 0);
+	/* nothing pending after the last flush: the kept customers are given back, a stretch per turn */
+	size_t turns = 0;
+	struct herr err = { 0 };
+	while (timeline_flush_due_in(f->tl) == 0) {
+		assert_int_equal(timeline_flush(f->tl, 0, &err), 0);
+		assert_true(++turns < 1000);
+	}
+	assert_int_equal(timeline_flush_due_in(f->tl), -1);
+	assert_int_equal(f->tl->clean.count + f->tl->clean_old.count + f->tl->dying.count, 0);
+	assert_null(f->tl->clean.slots);
+	assert_null(f->tl->dying.slots);
 	wbuf_free(&kept);
 	wbuf_free(&read);
+}
+
+/* Kept customers that age out are freed a stretch per turn, not all in one. */
+static void test_kept_customers_freed_in_stretches(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+	size_t turns = 0, before;
+
+	for (int i = 0; i < 20000; i++) {
+		int n = snprintf(id, sizeof(id), "x%05d", i);
+		struct cust *c = cust_new(id, (size_t)n);
+		assert_non_null(c);
+		assert_int_equal(strmap_put(&f->tl->clean, id, (size_t)n, c), 0);
+	}
+	timeline_clean_age(f->tl);      /* clean_old now */
+	assert_int_equal(f->tl->clean_old.count, 20000);
+	timeline_clean_age(f->tl);      /* dying now: nothing freed yet */
+	assert_int_equal(f->tl->dying.count, 20000);
+	do {
+		before = f->tl->dying.count;
+		turns++;
+	} while (timeline_clean_free_some(f->tl) && before > f->tl->dying.count);
+	assert_int_equal(f->tl->dying.count, 0);
+	assert_null(f->tl->dying.slots);
+	assert_true(turns > 4);         /* 20,000 customers in a table of 32,768 slots or more */
 }
 
 /* ---- deadlines ---------------------------------------------------------------- */
@@ -2437,6 +2472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_returns_event_bodies, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_id, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_flushed_customers_kept_as_stored, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_kept_customers_freed_in_stretches, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_id_filter_spares_index_reads_without_missing_a_duplicate, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ids_sorted_apart_during_the_flush, fx_setup, fx_teardown),
