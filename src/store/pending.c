@@ -47,11 +47,11 @@ void timeline_dirty_retire(struct timeline *tl, struct dirty *d)
 {
 	struct cust *c = d->c;
 
+	/*
+	 * Its memo (engine/step.c) stays good: a customer's alerts change only
+	 * through the writer's held copy, and taking it back from here holds it.
+	 */
 	if (tl->clean.count + tl->clean_old.count < CLEAN_MAX) {
-		/* what a read of the record gives: no memo, nothing changed since an evaluation */
-		c->changed = 0;
-		c->quiet_gen = 0;
-		c->nheads = 0;
 		if (strmap_put(&tl->clean, c->id, c->id_len, c) == 0)
 			d->c = NULL;
 	}

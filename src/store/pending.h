@@ -76,8 +76,8 @@ struct timeline {
 	const struct config *cfg;
 	struct strmap dirty;            /* customer id → struct dirty */
 	/*
-	 * Customers a flush has written, as a read of their record would give
-	 * them (memo cleared): the next event of one takes it from here instead
+	 * Customers a flush has written, as the writer held them (the record's
+	 * state and the engine's memo): the next event of one takes it from here instead
 	 * of reading and decoding that record again, most of a burst's loads.
 	 * clean has the current flush's, clean_old the one before's; what no
 	 * event took by the end of the next flush moves to dying, freed a stretch
