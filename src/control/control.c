@@ -238,8 +238,8 @@ static struct json_object *answer_here(struct control *ctl, const struct command
 
 	drain(ctl);                     /* before the read transaction: read-your-writes */
 	struct reader rd = {
-		.st = ctl->srv->st, .ov = ctl->ov, .as = ctl->alerts, .board = ctl->board, .cfg = ctl->snap->cfg,
-		.rs = ctl->snap->rs, .started_mono_ms = ctl->srv->started_mono_ms, .tok = ctl->scan_tok,
+		.st = ctl->st, .ov = ctl->ov, .as = ctl->alerts, .board = ctl->board, .cfg = ctl->snap->cfg,
+		.rs = ctl->snap->rs, .started_mono_ms = ctl->started_mono_ms, .tok = ctl->scan_tok,
 	};
 	json_object_object_add(ans, "ok", json_object_new_boolean(1));
 	if (command->read(&rd, req, ans, &err) < 0) {
@@ -566,10 +566,10 @@ static int catch_up_alerts(struct control *ctl)
 	int more;
 
 	if (mono_now_us() - ctl->read_us > FOLLOW_JOURNAL_MS * 1000 ||
-	    store_shared_begin(ctl->srv->st, &txn, &err) < 0)
+	    store_shared_begin(ctl->st, &txn, &err) < 0)
 		return 0;
-	more = alert_states_catch_up(ctl->alerts, ctl->srv->st, txn, CATCH_UP_SLICE, &err);
-	store_shared_end(ctl->srv->st, txn);
+	more = alert_states_catch_up(ctl->alerts, ctl->st, txn, CATCH_UP_SLICE, &err);
+	store_shared_end(ctl->st, txn);
 	if (more < 0)
 		log_error("control, %s", err.msg); /* the next read reports it too */
 	return more > 0;
@@ -708,6 +708,8 @@ struct control *control_open(struct server *srv, int listen_fd, struct herr *err
 		return NULL;
 	}
 	ctl->srv = srv;
+	ctl->st = srv->st;
+	ctl->started_mono_ms = srv->started_mono_ms;
 	ctl->listen_fd = -1;
 	ctl->tok = json_tokener_new_ex(64);
 	ctl->scan_tok = json_tokener_new();

@@ -68,7 +68,9 @@ struct snapshot {
 
 struct control {
 	/* fixed from open to close */
-	struct server *srv;             /* the writer's: the control thread reads only st, started */
+	struct server *srv;             /* the writer's half (relay.c) only: the control thread never reads it */
+	struct store *st;               /* the control thread's read transactions open on it */
+	int64_t started_mono_ms;        /* when the daemon started, for `status` */
 	struct board *board;
 	atomic_uint_fast64_t handoffs;
 	pthread_t thread;
