@@ -272,6 +272,8 @@ static int flush_begin(struct timeline *tl, struct herr *err)
 	job->nids = job->ids.count;
 	tl->ids = tl->spare_ids;
 	idset_init(&tl->spare_ids);
+	/* the first flush of a burst has no emptied table: the next one is as large (best effort) */
+	idset_reserve_empty(&tl->ids, job->ids.cap);
 	job->upto_seq = tl->next_seq - 1;
 	job->started_us = mono_now_us();
 	job->active = 1;

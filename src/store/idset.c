@@ -75,6 +75,19 @@ static int grow(struct idset *s)
 	return 0;
 }
 
+int idset_reserve_empty(struct idset *s, size_t cap)
+{
+	if (s->count || cap <= s->cap)
+		return 0;
+	struct idset_slot *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	free(s->slots);
+	s->slots = slots;
+	s->cap = cap;
+	return 0;
+}
+
 int idset_has(const struct idset *s, const void *id, size_t len)
 {
 	return idset_has_hashed(s, id, len, strmap_hash(id, len));

@@ -41,6 +41,11 @@ void idset_init(struct idset *s);
 void idset_free(struct idset *s);
 /* No keys, the table's capacity kept. */
 void idset_empty(struct idset *s);
+/*
+ * An empty set's table made cap slots (a power of two) at once, when smaller:
+ * grown by doubling, it would rehash and fault in every size on the way.
+ */
+int idset_reserve_empty(struct idset *s, size_t cap);
 /* 1: present already; 0: added; -1: out of memory. */
 int idset_add(struct idset *s, const void *id, size_t len);
 int idset_has(const struct idset *s, const void *id, size_t len);

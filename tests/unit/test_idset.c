@@ -147,12 +147,42 @@ static void test_sorted(void **state)
 	idset_free(&s);
 }
 
+/* A table made large at once takes its keys without growing; a set with keys keeps its table. */
+static void test_reserve_empty(void **state)
+{
+	struct idset s;
+	char id[32];
+
+	(void)state;
+	idset_init(&s);
+	assert_int_equal(idset_reserve_empty(&s, 1 << 16), 0);
+	assert_int_equal(s.cap, 1 << 16);
+	struct idset_slot *table = s.slots;
+	for (int i = 0; i < 40000; i++) {
+		int n = snprintf(id, sizeof(id), "ev-%d", i);
+		assert_int_equal(idset_add(&s, id, (size_t)n), 0);
+	}
+	assert_ptr_equal(s.slots, table);       /* 40,000 under 0.7 of 65,536: never grown */
+	assert_int_equal(s.cap, 1 << 16);
+	assert_int_equal(idset_reserve_empty(&s, 1 << 18), 0);
+	assert_int_equal(s.cap, 1 << 16);       /* not empty: left alone */
+	for (int i = 0; i < 40000; i += 997) {
+		int n = snprintf(id, sizeof(id), "ev-%d", i);
+		assert_true(idset_has(&s, id, (size_t)n));
+	}
+	idset_empty(&s);
+	assert_int_equal(idset_reserve_empty(&s, 1 << 10), 0);
+	assert_int_equal(s.cap, 1 << 16);       /* smaller: kept */
+	idset_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_has_del),
 		cmocka_unit_test(test_sorted),
 		cmocka_unit_test(test_by_hash_meets_by_key),
+		cmocka_unit_test(test_reserve_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -820,6 +820,9 @@ static void test_ids_sorted_apart_during_the_flush(void **state)
 	timeline_get_stats(f->tl, &st);
 	assert_int_equal(st.flushes, 0);  /* under way: the ids come last */
 	assert_int_equal(store_count(f->st, DB_IDS), 0);
+	/* the burst's first flush: arrivals go to a table as large as the job's, not one grown anew */
+	assert_true(f->tl->job.ids.cap >= 32768);
+	assert_int_equal(f->tl->ids.cap, f->tl->job.ids.cap);
 	append_ids(f->tl, "p", 20000, 1);
 	append_ids(f->tl, "q", 100, 0);
 	flush(f->tl);
